@@ -1,0 +1,371 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ringkv/ringkv/compaction"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// Options configure an Engine. Every field documents its default.
+type Options struct {
+	// Dir is the Pebble directory. The default value is "ringkv-data".
+	Dir string
+	// FS is the filesystem; nil means the OS's. Tests pass vfs.NewMem().
+	FS vfs.FS
+	// Tuning is the compaction profile and knobs. The zero value means the
+	// balanced profile.
+	Tuning compaction.Tuning
+	// GC decides which tombstones and expired records compaction drops.
+	// The default grace period is 24h.
+	GC compaction.GC
+	// Logger receives the engine's and Pebble's logs. The default is slog.Default().
+	Logger *slog.Logger
+	// OnStall, if set, is called when Pebble begins a write stall, after it
+	// is logged. It runs on Pebble's commit path: it must not block.
+	OnStall func(Stall)
+	// GCInterval is how often the engine looks for tombstones and expired
+	// records to drop (see CollectGarbage). The default value is 1h; a
+	// negative value disables the background pass.
+	GCInterval time.Duration
+	// WALMinSyncInterval delays WAL fsyncs to group more commits into each.
+	// The default value is 0: Pebble already groups the commits that queue
+	// behind an fsync in flight.
+	WALMinSyncInterval time.Duration
+}
+
+// DefaultTombstoneGrace is how long a tombstone is kept by default.
+const DefaultTombstoneGrace = 24 * time.Hour
+
+// EnsureDefaults fills in the zero fields of o.
+func (o *Options) EnsureDefaults() error {
+	if o.Dir == "" && o.FS == nil {
+		o.Dir = "ringkv-data"
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Tuning.Profile == "" {
+		t, err := compaction.ProfileTuning(compaction.Balanced)
+		if err != nil {
+			return err
+		}
+		o.Tuning = t
+	}
+	if o.GC.TombstoneGrace == 0 {
+		o.GC.TombstoneGrace = DefaultTombstoneGrace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = time.Hour
+	}
+	return nil
+}
+
+// Engine is one node's durable store. It is safe for concurrent use.
+type Engine struct {
+	db      *pebble.DB
+	opts    Options
+	popts   *pebble.Options
+	stalls  *stallTracker
+	closed  atomic.Bool
+	keyPool sync.Pool // *[]byte scratch for storage keys and records
+	now     func() time.Time
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	// writeMu is held shared by every write and exclusively by the garbage
+	// collector while it deletes, so no write lands between its check of a
+	// key and its delete.
+	writeMu sync.RWMutex
+
+	// testHook, when set, adjusts Pebble's options after the tuning is
+	// applied, so tests can reach sizes the tuning rightly refuses.
+	testHook func(*pebble.Options)
+}
+
+// Open opens (creating if needed) the store in o.Dir.
+func Open(o Options) (*Engine, error) { return open(o, nil) }
+
+func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
+	if err := o.EnsureDefaults(); err != nil {
+		return nil, err
+	}
+	if err := o.Tuning.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: hook}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.keyPool.New = func() any { b := make([]byte, 0, 256); return &b }
+	e.stalls = newStallTracker(o.Logger, o.Tuning, o.OnStall)
+
+	po := &pebble.Options{
+		FS:                 o.FS,
+		Merger:             memtable.NewMerger(),
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{o.Logger},
+	}
+	o.Tuning.Apply(po)
+	el := e.stalls.listener()
+	po.EventListener = &el
+	if d := o.WALMinSyncInterval; d > 0 {
+		po.WALMinSyncInterval = func() time.Duration { return d }
+	}
+	// Dropped ranges (rebalancing) and GC compactions should give disk back
+	// promptly rather than wait for the memtable to fill.
+	po.FlushDelayDeleteRange = 10 * time.Second
+	if e.testHook != nil {
+		e.testHook(po)
+	}
+	po.EnsureDefaults()
+	if err := po.Validate(); err != nil {
+		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
+	}
+	db, err := pebble.Open(o.Dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
+	}
+	e.db = db
+	e.popts = po
+	if o.GCInterval > 0 {
+		e.wg.Go(func() { e.gcLoop(o.GCInterval, e.stop) })
+	}
+	return e, nil
+}
+
+// Close flushes nothing extra (the WAL already holds every acknowledged
+// write) and closes Pebble. Calls after Close return ErrClosed.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	close(e.stop)
+	e.wg.Wait()
+	return e.db.Close()
+}
+
+// Flush writes the memtable to an SSTable, so a restart replays no WAL.
+func (e *Engine) Flush() error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	return e.db.Flush()
+}
+
+func (e *Engine) scratch() *[]byte { return e.keyPool.Get().(*[]byte) }
+func (e *Engine) release(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		e.keyPool.Put(b)
+	}
+}
+
+// Get reads the newest record of key. It returns dst with the record's
+// value appended, and the record, whose Value is that appended part: the
+// result never aliases engine memory. Tombstones and expired records are
+// returned as they are; ErrNotFound means no record at all.
+func (e *Engine) Get(dst, key []byte) ([]byte, memtable.Record, error) {
+	if e.closed.Load() {
+		return dst, memtable.Record{}, ErrClosed
+	}
+	kb := e.scratch()
+	*kb = appendDataKey((*kb)[:0], key)
+	v, closer, err := e.db.Get(*kb)
+	e.release(kb)
+	if err != nil {
+		if errors.Is(err, pebble.ErrNotFound) {
+			return dst, memtable.Record{}, ErrNotFound
+		}
+		return dst, memtable.Record{}, fmt.Errorf("cannot read %q: %w", key, err)
+	}
+	rec, err := memtable.Decode(v)
+	if err == nil {
+		n := len(dst)
+		dst = append(dst, rec.Value...)
+		rec.Value = dst[n:]
+	} else {
+		err = fmt.Errorf("cannot decode record of %q: %w", key, err)
+	}
+	closer.Close()
+	return dst, rec, err
+}
+
+// Write merges record r into key: the newer of r and what is stored wins.
+// With sync, it returns only after the WAL is fsynced; concurrent synced
+// writes share fsyncs (Pebble's commit pipeline groups them).
+func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	kb, rb := e.scratch(), e.scratch()
+	*kb = appendDataKey((*kb)[:0], key)
+	*rb = r.Append((*rb)[:0])
+	e.writeMu.RLock()
+	err := e.db.Merge(*kb, *rb, writeOpts(sync))
+	e.writeMu.RUnlock()
+	e.release(kb)
+	e.release(rb)
+	if err != nil {
+		return fmt.Errorf("cannot write %q: %w", key, err)
+	}
+	return nil
+}
+
+func writeOpts(sync bool) *pebble.WriteOptions {
+	if sync {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
+
+// Batch collects writes that commit atomically. A Batch is not safe for
+// concurrent use.
+type Batch struct {
+	b   *pebble.Batch
+	buf []byte
+}
+
+// NewBatch returns an empty batch.
+func (e *Engine) NewBatch() *Batch { return &Batch{b: e.db.NewBatch()} }
+
+// Write adds a merge of r into key.
+func (b *Batch) Write(key []byte, r *memtable.Record) error {
+	b.buf = appendDataKey(b.buf[:0], key)
+	n := len(b.buf)
+	b.buf = r.Append(b.buf)
+	return b.b.Merge(b.buf[:n], b.buf[n:], nil)
+}
+
+// Len returns the number of writes in b.
+func (b *Batch) Len() int { return int(b.b.Count()) }
+
+// Commit applies b atomically and releases it.
+func (e *Engine) Commit(b *Batch, sync bool) error {
+	defer b.b.Close()
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	e.writeMu.RLock()
+	err := b.b.Commit(writeOpts(sync))
+	e.writeMu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("cannot commit batch of %d writes: %w", b.Len(), err)
+	}
+	return nil
+}
+
+// ScanFunc receives one record during a scan. key and r.Value alias engine
+// memory valid only until it returns. Returning false stops the scan.
+type ScanFunc func(key []byte, r memtable.Record) (more bool, err error)
+
+// Scan visits every data record in token order, starting just after the
+// user key after (from the beginning when after is nil), including
+// tombstones and expired records.
+func (e *Engine) Scan(ctx context.Context, after []byte, fn ScanFunc) error {
+	lo, hi := spanOf(spaceData)
+	if after != nil {
+		lo = appendDataKey(nil, after)
+		lo = append(lo, 0) // the smallest key greater than after's
+	}
+	return e.scan(ctx, lo, hi, fn)
+}
+
+// ScanTokens visits the data records whose token t is in [start, end), in
+// token order; end == 0 means through the largest token.
+func (e *Engine) ScanTokens(ctx context.Context, start, end uint64, fn ScanFunc) error {
+	lo := dataKeyAt(start)
+	_, hi := spanOf(spaceData)
+	if end != 0 {
+		hi = dataKeyAt(end)
+	}
+	return e.scan(ctx, lo, hi, fn)
+}
+
+func (e *Engine) scan(ctx context.Context, lo, hi []byte, fn ScanFunc) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				it.Close()
+				return err
+			}
+		}
+		k, ok := userKey(it.Key())
+		if !ok {
+			it.Close()
+			return fmt.Errorf("cannot scan: malformed storage key %x", it.Key())
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		rec, err := memtable.Decode(v)
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("cannot decode record of %q: %w", k, err)
+		}
+		more, err := fn(k, rec)
+		if err != nil || !more {
+			it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+// GetMeta reads a metadata value, or ErrNotFound.
+func (e *Engine) GetMeta(name string) ([]byte, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	v, closer, err := e.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// SetMeta durably stores a metadata value.
+func (e *Engine) SetMeta(name string, value []byte) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	return e.db.Set(metaKey(name), value, pebble.Sync)
+}
+
+// Compact collects garbage (see CollectGarbage), then compacts the whole
+// store into the bottom level, which drops overwritten versions and
+// reclaims the space of deleted keys.
+func (e *Engine) Compact(ctx context.Context) error {
+	if _, err := e.CollectGarbage(ctx); err != nil {
+		return err
+	}
+	lo, _ := spanOf(spaceData)
+	_, hi := spanOf(spaceMeta)
+	return e.compactSpan(ctx, lo, hi)
+}

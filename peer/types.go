@@ -1,0 +1,112 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// Consistency is how many of a key's replicas must answer a request.
+type Consistency uint8
+
+const (
+	// Quorum needs a majority of the replicas (the default).
+	Quorum Consistency = iota
+	// One needs any single replica.
+	One
+	// All needs every replica.
+	All
+)
+
+// ParseConsistency parses "one", "quorum" or "all"; "" means Quorum.
+func ParseConsistency(s string) (Consistency, error) {
+	switch s {
+	case "", "quorum":
+		return Quorum, nil
+	case "one":
+		return One, nil
+	case "all":
+		return All, nil
+	}
+	return Quorum, fmt.Errorf("invalid consistency %q: want one, quorum or all", s)
+}
+
+// String returns the name ParseConsistency accepts.
+func (c Consistency) String() string {
+	switch c {
+	case One:
+		return "one"
+	case All:
+		return "all"
+	}
+	return "quorum"
+}
+
+// Needed returns how many of n replicas must answer at consistency c.
+func (c Consistency) Needed(n int) int {
+	switch c {
+	case One:
+		return min(1, n)
+	case All:
+		return n
+	}
+	return n/2 + 1
+}
+
+// ErrNotFound is returned by reads of a key that is absent, deleted or expired.
+var ErrNotFound = engine.ErrNotFound
+
+// ErrUnavailable is matched (errors.Is) by errors of requests that fewer
+// replicas answered than their consistency level needs.
+var ErrUnavailable = errors.New("peer: not enough replicas answered")
+
+// UnavailableError says how many replicas answered a request and how many it needed.
+type UnavailableError struct {
+	Op       string
+	Needed   int
+	Answered int
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("%s needs %d replicas, %d answered", e.Op, e.Needed, e.Answered)
+}
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Version identifies one write; see memtable.Version.
+type Version = memtable.Version
+
+// WriteOptions qualify a Put or Delete.
+type WriteOptions struct {
+	Consistency Consistency
+	// TTL, when positive, makes a Put read as absent once it has passed.
+	TTL time.Duration
+}
+
+// KV is one key and its newest live value.
+type KV struct {
+	Key     []byte
+	Value   []byte
+	Version Version
+}
+
+// ScanQuery asks for live keys with a prefix, in token order (the order of
+// the keys' xxh3 hashes, which is how the cluster places and stores them),
+// starting after the key After.
+type ScanQuery struct {
+	Prefix      []byte
+	After       []byte // empty: from the start
+	Limit       int    // at most this many items; must be positive
+	Consistency Consistency
+}
+
+// ScanPage is one page of a scan. Next is the key to pass as After for the
+// following page, or nil when the scan is complete.
+type ScanPage struct {
+	Items []KV
+	Next  []byte
+}
