@@ -22,6 +22,8 @@ var ErrInvalidKey = errors.New("peer: invalid key")
 type Config struct {
 	// NodeID is this node's stable identity; required.
 	NodeID string
+	// HTTPAddr is the address clients and peers reach this node at.
+	HTTPAddr string
 	// Engine is the local store; required.
 	Engine *engine.Engine
 	// Clock stamps writes. The default is a Clock on time.Now.
@@ -29,6 +31,9 @@ type Config struct {
 	// Sync makes a write wait for its WAL fsync before it is acknowledged.
 	// The zero value is false; ringkv serve sets it from --sync (default true).
 	Sync bool
+	// RequestTimeout bounds a request's work: a scan, or (in a cluster) the
+	// wait for replicas. The default value is 5s.
+	RequestTimeout time.Duration
 	// Now reads wall time for TTLs and expiry. The default is time.Now.
 	Now func() time.Time
 	// Logger is the node's logger. The default is slog.Default().
@@ -58,6 +63,9 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
 	}
 	return &Node{cfg: cfg, tag: memtable.NodeTag(cfg.NodeID)}, nil
 }
@@ -131,6 +139,8 @@ func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	if len(q.After) > 0 {
 		after = q.After
 	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
 	now := n.cfg.Now().UnixMilli()
 	var page ScanPage
 	more := false
@@ -153,3 +163,12 @@ func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	}
 	return page, nil
 }
+
+// LSM returns the local engine's LSM report (GET /v1/lsm).
+func (n *Node) LSM() any { return n.cfg.Engine.LSM() }
+
+// Compact runs a manual compaction of the local engine.
+func (n *Node) Compact(ctx context.Context) error { return n.cfg.Engine.Compact(ctx) }
+
+// Members returns the HTTP addresses of the cluster's members.
+func (n *Node) Members() []string { return []string{n.cfg.HTTPAddr} }

@@ -1,0 +1,35 @@
+-- put.lua: PUT /v1/kv/key-<n> with a VALUE_SIZE-byte value, n uniform in
+-- [0, KEYS).
+--
+--   KEYS=100000 VALUE_SIZE=100 wrk -t1 -c64 -d10s -s bench/wrk/put.lua http://127.0.0.1:8080
+--
+-- done() prints one machine-readable line:
+--   RESULT requests=<n> duration_us=<n> rps=<f> p50_us=<n> p99_us=<n> errors=<n> non2xx=<n>
+-- errors = connect + read + write + timeout errors; non2xx = responses with a
+-- status of 400 or more (wrk's own count, which does not see 1xx/3xx).
+
+local keys = tonumber(os.getenv("KEYS") or "") or 100000
+local value = string.rep("x", tonumber(os.getenv("VALUE_SIZE") or "") or 100)
+
+local next_id = 0
+function setup(thread)
+   next_id = next_id + 1
+   thread:set("id", next_id)
+end
+
+function init(args)
+   math.randomseed(os.time() * 1000 + (id or 0) * 7919)
+end
+
+function request()
+   return wrk.format("PUT", "/v1/kv/key-" .. math.random(0, keys - 1), nil, value)
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      "RESULT requests=%d duration_us=%d rps=%.2f p50_us=%d p99_us=%d errors=%d non2xx=%d\n",
+      summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+      latency:percentile(50), latency:percentile(99),
+      e.connect + e.read + e.write + e.timeout, e.status))
+end

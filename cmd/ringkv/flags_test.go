@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ringkv/ringkv/compaction"
+)
+
+// TestServeFlagErrors: a bad value stops serve with one line naming the
+// flag (and the variable it came from) and exit code 2, before anything
+// is opened.
+func TestServeFlagErrors(t *testing.T) {
+	t.Chdir(t.TempDir()) // no stray .env, and no data dir left behind
+	f := func(env map[string]string, wantInMsg string, args ...string) {
+		t.Helper()
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		var out, errb bytes.Buffer
+		code := run(append([]string{"serve"}, args...), nil, &out, &errb)
+		msg := errb.String()
+		if code != exitUsage || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, wantInMsg) {
+			t.Fatalf("serve %v (env %v): exit %d, stderr %q; want exit 2 and one line containing %q", args, env, code, msg, wantInMsg)
+		}
+		for k := range env {
+			os.Unsetenv(k)
+		}
+		if _, err := os.Stat("ringkv-data"); err == nil {
+			t.Fatalf("serve %v created a data directory despite the bad flag", args)
+		}
+	}
+	f(nil, "--memtable-size", "--memtable-size", "lots")
+	f(nil, "--memtable-size", "--memtable-size", "-1MiB")
+	f(nil, "--memtable-size", "--memtable-size", "512KiB")
+	f(nil, "--l0-stop-writes-threshold", "--l0-compaction-threshold", "8", "--l0-stop-writes-threshold", "8")
+	f(nil, "--compaction-profile", "--compaction-profile", "fast")
+	f(nil, "--sync", "--sync=maybe")
+	f(nil, "--replicas", "--replicas", "0")
+	f(nil, "--http-addr", "--http-addr", "localhost")
+	f(nil, "--request-timeout", "--request-timeout", "0s")
+	f(nil, "--tombstone-grace", "--tombstone-grace", "soon")
+	f(nil, "--log-level", "--log-level", "loud")
+	f(nil, "--join", "--join", "127.0.0.1:7946")
+	f(nil, "nope", "--nope")
+	f(nil, "unexpected argument", "extra")
+	f(map[string]string{"RINGKV_MEMTABLE_SIZE": "huge"}, "RINGKV_MEMTABLE_SIZE")
+	f(map[string]string{"RINGKV_BLOOM_BITS_PER_KEY": "99"}, "--bloom-bits-per-key")
+	f(map[string]string{"NODE_ADDRESS": "not an address"}, "NODE_ADDRESS")
+}
+
+// TestServeConfigSources: flags beat RINGKV_* variables, which beat
+// NODE_ADDRESS, which beats .env, which beats the defaults; overrides change
+// exactly their knob of the profile.
+func TestServeConfigSources(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("NODE_ADDRESS=http://127.0.0.1:9999/\nRINGKV_VNODES=64\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(args ...string) (serveConfig, compaction.Tuning) {
+		t.Helper()
+		c, tu, err := parseServe(args, newEnviron(), &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, tu
+	}
+	c, tu := parse()
+	if c.httpAddr != "127.0.0.1:9999" || c.vnodes != 64 {
+		t.Fatalf(".env not applied: addr %q vnodes %d", c.httpAddr, c.vnodes)
+	}
+	want, _ := compaction.ProfileTuning(compaction.Balanced)
+	if tu != want {
+		t.Fatalf("default tuning %+v, want balanced %+v", tu, want)
+	}
+	t.Setenv("NODE_ADDRESS", ":7000")
+	if c, _ = parse(); c.httpAddr != "127.0.0.1:7000" {
+		t.Fatalf("NODE_ADDRESS from the environment: %q", c.httpAddr)
+	}
+	t.Setenv("RINGKV_HTTP_ADDR", "127.0.0.1:7001")
+	if c, _ = parse(); c.httpAddr != "127.0.0.1:7001" {
+		t.Fatalf("RINGKV_HTTP_ADDR: %q", c.httpAddr)
+	}
+	if c, _ = parse("--http-addr", "127.0.0.1:7002"); c.httpAddr != "127.0.0.1:7002" {
+		t.Fatalf("--http-addr: %q", c.httpAddr)
+	}
+	t.Setenv("RINGKV_COMPACTION_PROFILE", "write-heavy")
+	t.Setenv("RINGKV_MEMTABLE_SIZE", "256MiB")
+	_, tu = parse("--block-cache-size", "1GiB")
+	wh, _ := compaction.ProfileTuning(compaction.WriteHeavy)
+	wh.MemTableSize, wh.BlockCacheSize = 256<<20, 1<<30
+	if tu != wh {
+		t.Fatalf("tuning %+v, want %+v", tu, wh)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	f := func(in string, want int64, ok bool) {
+		t.Helper()
+		got, err := parseSize(in)
+		if (err == nil) != ok || (ok && got != want) {
+			t.Fatalf("parseSize(%q) = %d, %v; want %d ok=%v", in, got, err, want, ok)
+		}
+	}
+	f("64MiB", 64<<20, true)
+	f("1.5GiB", 3<<29, true)
+	f("100MB", 100_000_000, true)
+	f("4096", 4096, true)
+	f("4096B", 4096, true)
+	f("1K", 1024, true)
+	f(" 2 MiB ", 2<<20, true)
+	f("", 0, false)
+	f("MiB", 0, false)
+	f("-1", 0, false)
+	f("ten", 0, false)
+	f("99999999999TiB", 0, false)
+	f("NaN", 0, false)
+	if formatSize(64<<20) != "64MiB" || formatSize(1000) != "1000B" {
+		t.Fatal("formatSize")
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(nil, nil, &out, &errb); code != exitUsage {
+		t.Fatalf("no args: exit %d", code)
+	}
+	if code := run([]string{"frobnicate"}, nil, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("unknown command: exit %d %q", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"version"}, nil, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "ringkv ") {
+		t.Fatalf("version: exit %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"serve", "-h"}, nil, &out, &errb); code != exitOK || !strings.Contains(out.String(), "--memtable-size") && !strings.Contains(out.String(), "-memtable-size") {
+		t.Fatalf("serve -h: exit %d %q", code, out.String())
+	}
+}

@@ -1,0 +1,393 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/ringkv/ringkv/compaction"
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/httpd"
+	"github.com/ringkv/ringkv/peer"
+)
+
+// serveConfig is every serve flag, bound in addFlags.
+type serveConfig struct {
+	httpAddr, gossipAddr, join, dataDir, nodeID string
+	replicas, vnodes                            int
+	sync                                        bool
+	profile                                     string
+	memtableSize, lbaseMaxBytes, targetFileSize int64
+	blockCacheSize                              int64
+	l0Compaction, l0Stop, maxCompactions, bloom int
+	maxValueSize                                int64
+	requestTimeout, tombstoneGrace              time.Duration
+	transferRate, antiEntropyRate               int64
+	antiEntropyInterval                         time.Duration
+	drain                                       bool
+	profileOnStall, clusterSecret               string
+	pprof                                       bool
+	logLevel                                    string
+	shutdownTimeout                             time.Duration
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		httpAddr: "127.0.0.1:8080", gossipAddr: "127.0.0.1:7946", dataDir: "./ringkv-data",
+		replicas: 3, vnodes: 128, sync: true, profile: string(compaction.Balanced),
+		maxValueSize: 1 << 20, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
+		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
+		pprof: true, logLevel: "info", shutdownTimeout: 30 * time.Second,
+	}
+}
+
+// compactionFlags are the flags that override one knob of the profile.
+var compactionFlags = []string{"memtable-size", "l0-compaction-threshold", "l0-stop-writes-threshold",
+	"lbase-max-bytes", "target-file-size", "max-concurrent-compactions", "block-cache-size", "bloom-bits-per-key"}
+
+func (c *serveConfig) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "client and internode HTTP address (also NODE_ADDRESS, or NODE_ADDRESS in .env)")
+	fs.StringVar(&c.gossipAddr, "gossip-addr", c.gossipAddr, "memberlist gossip address (cluster; not active in this build)")
+	fs.StringVar(&c.join, "join", c.join, "comma-separated gossip addresses of members to join (cluster; not available in this build)")
+	fs.StringVar(&c.dataDir, "data-dir", c.dataDir, "Pebble data directory")
+	fs.StringVar(&c.nodeID, "node-id", c.nodeID, "stable node identity (default: the one stored in --data-dir, else HOST-PORT)")
+	fs.IntVar(&c.replicas, "replicas", c.replicas, "replicas per key N, capped at the nodes in the ring")
+	fs.IntVar(&c.vnodes, "vnodes", c.vnodes, "ring tokens per node")
+	fs.BoolVar(&c.sync, "sync", c.sync, "fsync the WAL before acknowledging a write (concurrent writes share fsyncs)")
+	fs.StringVar(&c.profile, "compaction-profile", c.profile, "compaction profile: balanced, write-heavy or read-heavy")
+	fs.Var(sizeFlag{&c.memtableSize}, "memtable-size", "override the profile's memtable size (e.g. 64MiB)")
+	fs.IntVar(&c.l0Compaction, "l0-compaction-threshold", 0, "override the profile's L0 sublevel count that starts a compaction")
+	fs.IntVar(&c.l0Stop, "l0-stop-writes-threshold", 0, "override the profile's L0 sublevel count that stops writes")
+	fs.Var(sizeFlag{&c.lbaseMaxBytes}, "lbase-max-bytes", "override the profile's size of the LSM's base level")
+	fs.Var(sizeFlag{&c.targetFileSize}, "target-file-size", "override the profile's SSTable target size at L0 and Lbase")
+	fs.IntVar(&c.maxCompactions, "max-concurrent-compactions", 0, "override the profile's most compactions run at once")
+	fs.Var(sizeFlag{&c.blockCacheSize}, "block-cache-size", "override the profile's block cache size")
+	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
+	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a request may take")
+	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped")
+	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when moving ranges (cluster; not active in this build)")
+	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
+	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "anti-entropy I/O budget in bytes per second (cluster; not active in this build)")
+	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM, hand ranges over before exiting (cluster; not active in this build)")
+	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory for profiles taken when Pebble stalls writes (not available in this build)")
+	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret for internode calls (cluster; not active in this build)")
+	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
+	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest a SIGTERM waits for requests in flight")
+}
+
+// validate checks what the flag types cannot. Errors name the flag.
+func (c *serveConfig) validate() error {
+	if err := checkHostPort("http-addr", c.httpAddr); err != nil {
+		return err
+	}
+	if err := checkHostPort("gossip-addr", c.gossipAddr); err != nil {
+		return err
+	}
+	switch {
+	case c.join != "":
+		return errors.New("--join: joining a cluster is not available in this build (single node only)")
+	case c.profileOnStall != "":
+		return errors.New("--profile-on-stall: not available in this build")
+	case c.dataDir == "":
+		return errors.New("--data-dir must not be empty")
+	case c.replicas < 1 || c.replicas > 16:
+		return fmt.Errorf("--replicas (%d) must be 1 to 16", c.replicas)
+	case c.vnodes < 1 || c.vnodes > 4096:
+		return fmt.Errorf("--vnodes (%d) must be 1 to 4096", c.vnodes)
+	case c.maxValueSize < 1 || c.maxValueSize > 512<<20:
+		return fmt.Errorf("--max-value-size (%s) must be 1B to 512MiB", formatSize(c.maxValueSize))
+	case c.requestTimeout <= 0:
+		return fmt.Errorf("--request-timeout (%s) must be positive", c.requestTimeout)
+	case c.tombstoneGrace < 0:
+		return fmt.Errorf("--tombstone-grace (%s) must not be negative", c.tombstoneGrace)
+	case c.transferRate < 1:
+		return errors.New("--transfer-rate must be positive")
+	case c.antiEntropyRate < 1:
+		return errors.New("--anti-entropy-rate must be positive")
+	case c.antiEntropyInterval <= 0:
+		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
+	case c.shutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout (%s) must be positive", c.shutdownTimeout)
+	}
+	if strings.ContainsAny(c.nodeID, " \t\r\n") {
+		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+func checkHostPort(name, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--%s %q: want HOST:PORT", name, addr)
+	}
+	_ = host
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("--%s %q: port must be 0 to 65535", name, addr)
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// tuning resolves the profile and the override flags that were given.
+func (c *serveConfig) tuning(given map[string]bool) (compaction.Tuning, error) {
+	p, err := compaction.ParseProfile(c.profile)
+	if err != nil {
+		return compaction.Tuning{}, fmt.Errorf("--compaction-profile: %v", err)
+	}
+	var o compaction.Overrides
+	if given["memtable-size"] {
+		o.MemTableSize = &c.memtableSize
+	}
+	if given["l0-compaction-threshold"] {
+		o.L0CompactionThreshold = &c.l0Compaction
+	}
+	if given["l0-stop-writes-threshold"] {
+		o.L0StopWritesThreshold = &c.l0Stop
+	}
+	if given["lbase-max-bytes"] {
+		o.LBaseMaxBytes = &c.lbaseMaxBytes
+	}
+	if given["target-file-size"] {
+		o.TargetFileSize = &c.targetFileSize
+	}
+	if given["max-concurrent-compactions"] {
+		o.MaxConcurrentCompactions = &c.maxCompactions
+	}
+	if given["block-cache-size"] {
+		o.BlockCacheSize = &c.blockCacheSize
+	}
+	if given["bloom-bits-per-key"] {
+		o.BloomBitsPerKey = &c.bloom
+	}
+	return compaction.Resolve(p, o)
+}
+
+// parseServe parses serve's command line and environment into a config.
+// It returns flag.ErrHelp for -h.
+func parseServe(args []string, env *environ, stdout io.Writer) (serveConfig, compaction.Tuning, error) {
+	c := defaultServeConfig()
+	fs := flag.NewFlagSet("ringkv serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.addFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "usage: ringkv serve [flags]\n\nEvery flag can also be set as RINGKV_<FLAG> (dashes as underscores).\n\nflags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return c, compaction.Tuning{}, err
+	}
+	if err != nil {
+		return c, compaction.Tuning{}, err
+	}
+	if len(pos) > 0 {
+		return c, compaction.Tuning{}, fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	if env.err != nil {
+		return c, compaction.Tuning{}, env.err
+	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	// go-kvstore compatibility: NODE_ADDRESS names the HTTP address when
+	// neither the flag nor RINGKV_HTTP_ADDR does.
+	if !explicit["http-addr"] {
+		if _, _, ok := env.lookup(envName("http-addr")); !ok {
+			if v, src, ok := env.lookup("NODE_ADDRESS"); ok {
+				addr := normalizeNodeAddress(v)
+				if err := checkHostPort("http-addr", addr); err != nil {
+					return c, compaction.Tuning{}, fmt.Errorf("%v (from %s)", err, src)
+				}
+				fs.Set("http-addr", addr)
+			}
+		}
+	}
+	if err := applyEnv(fs, env); err != nil {
+		return c, compaction.Tuning{}, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := c.validate(); err != nil {
+		return c, compaction.Tuning{}, err
+	}
+	t, err := c.tuning(given)
+	if err != nil {
+		return c, compaction.Tuning{}, err
+	}
+	return c, t, nil
+}
+
+// normalizeNodeAddress accepts go-kvstore's NODE_ADDRESS forms: a full URL
+// ("http://localhost:8080"), HOST:PORT, or ":PORT".
+func normalizeNodeAddress(v string) string {
+	v = strings.TrimSpace(v)
+	v = strings.TrimPrefix(v, "http://")
+	v = strings.TrimSuffix(v, "/")
+	if strings.HasPrefix(v, ":") {
+		v = "127.0.0.1" + v
+	}
+	return v
+}
+
+// serve runs a node until SIGTERM or SIGINT.
+func serve(args []string, env *environ, stdout, stderr io.Writer) int {
+	c, tuning, err := parseServe(args, env, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitUsage
+	}
+	level, _ := parseLevel(c.logLevel)
+	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	// Listen first: a taken port should fail fast, before Pebble opens.
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ringkv serve: cannot listen on --http-addr %s: %v\n", c.httpAddr, err)
+		return exitUsage
+	}
+
+	start := time.Now()
+	eng, err := engine.Open(engine.Options{
+		Dir:    c.dataDir,
+		Tuning: tuning,
+		GC:     compaction.GC{TombstoneGrace: c.tombstoneGrace},
+		Logger: lg.With("component", "engine"),
+	})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitFailure
+	}
+	nodeID, err := resolveNodeID(eng, c.nodeID, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		eng.Close()
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitUsage
+	}
+	lg = lg.With("node", nodeID)
+	lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(start))
+
+	node, err := peer.NewNode(peer.Config{
+		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Sync: c.sync, Logger: lg,
+		RequestTimeout: c.requestTimeout,
+	})
+	if err != nil {
+		ln.Close()
+		eng.Close()
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitFailure
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(eng.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := httpd.New(httpd.Config{
+		Addr:         ln.Addr().String(),
+		MaxValueSize: int(c.maxValueSize),
+		Pprof:        c.pprof,
+		Registry:     reg,
+		Logger:       lg.With("component", "httpd"),
+		NodeID:       nodeID,
+	}, node, node)
+	if err != nil {
+		ln.Close()
+		eng.Close()
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitUsage
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	lg.Info("serving", "http_addr", ln.Addr().String(), "sync", c.sync, "startup", time.Since(start))
+
+	code := exitOK
+	select {
+	case sig := <-sigs:
+		lg.Info("shutting down", "signal", sig.String())
+	case err := <-served:
+		lg.Error("http server stopped", "err", err)
+		code = exitFailure
+	}
+	// Stop in reverse order of start, logging how long each step took.
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	if err := srv.Shutdown(ctx); err != nil {
+		lg.Error("http shutdown", "err", err)
+		code = exitFailure
+	}
+	cancel()
+	lg.Info("http stopped", "duration", time.Since(t0))
+	t0 = time.Now()
+	if err := eng.Flush(); err != nil {
+		lg.Error("flush", "err", err)
+		code = exitFailure
+	}
+	if err := eng.Close(); err != nil {
+		lg.Error("close engine", "err", err)
+		code = exitFailure
+	}
+	lg.Info("engine closed", "duration", time.Since(t0))
+	return code
+}
+
+// resolveNodeID returns the node's identity: the --node-id flag, else the
+// one stored in the data directory, else HOST-PORT. It stores the result,
+// and refuses a flag that contradicts the stored identity, because a node
+// that changes identity would look like a new node to the cluster.
+func resolveNodeID(eng *engine.Engine, flagID, addr string) (string, error) {
+	stored, err := eng.GetMeta("node-id")
+	if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return "", err
+	}
+	id := flagID
+	switch {
+	case id != "" && stored != nil && string(stored) != id:
+		return "", fmt.Errorf("--node-id %q differs from %q stored in the data directory; a node keeps its identity", id, stored)
+	case id == "" && stored != nil:
+		return string(stored), nil
+	case id == "":
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "ringkv"
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		id = host + "-" + port
+	}
+	if stored == nil {
+		if err := eng.SetMeta("node-id", []byte(id)); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
+}

@@ -1,0 +1,164 @@
+package httpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
+)
+
+// TestAPI replays the HTTP transcripts under testdata/ against a Server on
+// an in-memory listener, serving a fake store. Rewrite them with
+// `go test ./httpd -run TestAPI -rewrite` and review the diff.
+//
+// Commands:
+//
+//	server [pprof] [max-value-size=N] [max-key-size=N]
+//	    start a new server with an empty store (each file starts with one)
+//	request [body-repeat=C:N] [repeat=C:N] [grep=S] [brief] [header=(H: V,...)]
+//	METHOD TARGET
+//	body...
+//	    send one request on a new connection; $REPEAT in the target and
+//	    body is replaced by C repeated N times, body-repeat makes the body
+//	    C repeated N times. Prints the status, the Content-Type,
+//	    X-Ringkv-Version and Allow headers, Content-Length for a HEAD, and
+//	    the body (only its lines containing S with grep, none with brief).
+//	store-len | store-dump
+//	    print the fake store's size or content
+//	fail err=notfound|unavailable|deadline|canceled|internal|panic|none
+//	    make every store call fail so (or not)
+//	compact-fail err=internal|none
+func TestAPI(t *testing.T) {
+	datadriven.Walk(t, "testdata/api", func(t *testing.T, path string) {
+		ts := newTestServer(t, Config{})
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			switch d.Cmd {
+			case "server":
+				cfg := Config{Pprof: d.HasArg("pprof")}
+				d.MaybeScanArgs(t, "max-value-size", &cfg.MaxValueSize)
+				d.MaybeScanArgs(t, "max-key-size", &cfg.MaxKeySize)
+				ts.stop(t)
+				ts = newTestServer(t, cfg)
+				return "ok\n"
+			case "request":
+				return runRequest(t, ts, d)
+			case "store-len":
+				return strconv.Itoa(ts.st.len()) + "\n"
+			case "store-dump":
+				return ts.st.dump()
+			case "fail":
+				var name string
+				d.ScanArgs(t, "err", &name)
+				ts.st.setErr(namedError(t, name))
+				return "ok\n"
+			case "compact-fail":
+				var name string
+				d.ScanArgs(t, "err", &name)
+				ts.ops.setCompactErr(namedError(t, name))
+				return "ok\n"
+			}
+			d.Fatalf(t, "unknown command %q", d.Cmd)
+			return ""
+		})
+	})
+}
+
+func namedError(t *testing.T, name string) error {
+	switch name {
+	case "none":
+		return nil
+	case "notfound":
+		return fmt.Errorf("wrapped: %w", peer.ErrNotFound)
+	case "unavailable":
+		return fmt.Errorf("cannot put: %w", &peer.UnavailableError{Op: "put", Needed: 2, Answered: 1})
+	case "deadline":
+		return fmt.Errorf("cannot get: %w", context.DeadlineExceeded)
+	case "canceled":
+		return context.Canceled
+	case "internal":
+		return errors.New("disk on fire")
+	case "panic":
+		return errPanic
+	}
+	t.Fatalf("unknown error %q", name)
+	return nil
+}
+
+var durationRE = regexp.MustCompile(`"duration":"[^"]*"`)
+
+func runRequest(t *testing.T, ts *testServer, d *datadriven.TestData) string {
+	line, body, _ := strings.Cut(d.Input, "\n")
+	method, target, ok := strings.Cut(line, " ")
+	if !ok {
+		d.Fatalf(t, "want METHOD TARGET, got %q", line)
+	}
+	if arg, ok := d.Arg("repeat"); ok {
+		r := repeatArg(t, arg.SingleVal(t))
+		target = strings.ReplaceAll(target, "$REPEAT", r)
+		body = strings.ReplaceAll(body, "$REPEAT", r)
+	}
+	if arg, ok := d.Arg("body-repeat"); ok {
+		body = repeatArg(t, arg.SingleVal(t))
+	}
+	var headers []string
+	if arg, ok := d.Arg("header"); ok {
+		headers = arg.Vals
+	}
+	head := method == fasthttp.MethodHead
+	resp := ts.roundTrip(t, rawRequest(method, target, []byte(body), headers...), head)
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "%d\n", resp.StatusCode())
+	for _, h := range []string{fasthttp.HeaderContentType, "X-Ringkv-Version", fasthttp.HeaderAllow} {
+		if v := resp.Header.Peek(h); len(v) > 0 {
+			fmt.Fprintf(&out, "%s: %s\n", h, v)
+		}
+	}
+	if head {
+		fmt.Fprintf(&out, "Content-Length: %d\n", resp.Header.ContentLength())
+	}
+	if d.HasArg("brief") {
+		return out.String()
+	}
+	b := string(resp.Body())
+	b = durationRE.ReplaceAllString(b, `"duration":"<d>"`)
+	if arg, ok := d.Arg("grep"); ok {
+		var kept []string
+		for l := range strings.Lines(b) {
+			if strings.Contains(l, arg.SingleVal(t)) {
+				kept = append(kept, strings.TrimSuffix(l, "\n"))
+			}
+		}
+		b = strings.Join(kept, "\n")
+	}
+	switch {
+	case b == "":
+	case len(b) > 1000 || !utf8.ValidString(b):
+		fmt.Fprintf(&out, "<%d bytes>\n", len(b))
+	default:
+		out.WriteString(b)
+		if !strings.HasSuffix(b, "\n") {
+			out.WriteString("\n")
+		}
+	}
+	return out.String()
+}
+
+// repeatArg turns "C:N" into C repeated N times.
+func repeatArg(t *testing.T, s string) string {
+	c, n, ok := strings.Cut(s, ":")
+	count, err := strconv.Atoi(n)
+	if !ok || err != nil {
+		t.Fatalf("want C:N, got %q", s)
+	}
+	return strings.Repeat(c, count)
+}

@@ -1,0 +1,116 @@
+package httpd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures the HTTP server. The zero value of every field but
+// Registry means its default; EnsureDefaults fills them in.
+type Config struct {
+	// Addr is the TCP address ListenAndServe listens on.
+	// The default is "127.0.0.1:8080".
+	Addr string
+	// MaxValueSize is the largest value, in bytes, that a write accepts;
+	// larger ones get 413 and nothing is written. The default is 1 MiB.
+	MaxValueSize int
+	// MaxKeySize is the longest key, in bytes after percent-decoding, that
+	// any request accepts; longer ones get 400. The default is 4096.
+	MaxKeySize int
+	// ReadTimeout bounds reading one whole request, body included, so that
+	// a slow client cannot hold a connection forever. The default is 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response. The default is 30s.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. The default is 2m.
+	IdleTimeout time.Duration
+	// Pprof serves /debug/pprof/ (fasthttp's pprofhandler) when true;
+	// otherwise those paths answer 404. The default is false: the flag
+	// default of --pprof lives in cmd/.
+	Pprof bool
+	// Registry is required. httpd registers its request metrics on it and
+	// serves it at /metrics; the caller registers the engine's collectors on
+	// the same registry. Each Server needs its own registry, since the
+	// metric names would collide.
+	Registry *prometheus.Registry
+	// Logger receives server errors (5xx causes, panics, fasthttp's own
+	// messages). nil means slog.Default().
+	Logger *slog.Logger
+	// NodeID names this node on the status page and in /healthz.
+	// The default is "" (shown as is).
+	NodeID string
+}
+
+// Defaults of Config, as documented on its fields.
+const (
+	DefaultAddr         = "127.0.0.1:8080"
+	DefaultMaxValueSize = 1 << 20
+	DefaultMaxKeySize   = 4096
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultIdleTimeout  = 2 * time.Minute
+)
+
+// EnsureDefaults replaces every zero (or negative) field but Registry with
+// its default.
+func (c *Config) EnsureDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxValueSize <= 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.MaxKeySize <= 0 {
+		c.MaxKeySize = DefaultMaxKeySize
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// maxBodySizeLimit keeps maxRequestBodySize within an int32-sized buffer,
+// whatever MaxValueSize says.
+const maxBodySizeLimit = 1 << 30
+
+// Validate reports a Config that New cannot serve with. It expects
+// EnsureDefaults to have run.
+func (c *Config) Validate() error {
+	if c.Registry == nil {
+		return errors.New("httpd: Config.Registry is required")
+	}
+	if c.MaxValueSize > maxBodySizeLimit/4 {
+		return fmt.Errorf("httpd: MaxValueSize %d is above the limit of %d", c.MaxValueSize, maxBodySizeLimit/4)
+	}
+	if c.MaxKeySize > 1<<20 {
+		return fmt.Errorf("httpd: MaxKeySize %d is above the limit of %d", c.MaxKeySize, 1<<20)
+	}
+	return nil
+}
+
+// maxRequestBodySize is the body limit given to fasthttp: room for a
+// MaxValueSize value sent to /v1/kv, or JSON-escaped to /kvstore. The
+// routes then enforce MaxValueSize exactly, answering 413 with a JSON body.
+func (c *Config) maxRequestBodySize() int {
+	return 2*c.MaxValueSize + 64<<10
+}
+
+// readBufferSize bounds a request's header, and so its request line:
+// a MaxKeySize key, percent-encoded (3 bytes a byte), must fit beside
+// ordinary headers.
+func (c *Config) readBufferSize() int {
+	return max(4096, 3*c.MaxKeySize+8192)
+}

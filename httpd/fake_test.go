@@ -1,0 +1,354 @@
+package httpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/ringkv/ringkv/peer"
+)
+
+// fakeRec is one key of fakeStore.
+type fakeRec struct {
+	val []byte
+	ver peer.Version
+	ttl time.Duration
+	c   peer.Consistency
+}
+
+// fakeStore is an in-memory Store: a map with versions from a counter. It
+// records the consistency and TTL of each write so that transcripts can
+// show them. It is safe for concurrent use.
+type fakeStore struct {
+	mu struct {
+		sync.Mutex
+		m     map[string]fakeRec
+		clock uint64
+		err   error // returned by every call while set
+	}
+	// block, when non-nil, makes Put signal entered and then wait for
+	// block to be closed (or ctx to be done): an in-flight request.
+	block   chan struct{}
+	entered chan struct{}
+}
+
+var _ Store = (*fakeStore)(nil)
+
+func newFakeStore() *fakeStore {
+	st := &fakeStore{}
+	st.mu.m = map[string]fakeRec{}
+	return st
+}
+
+// errPanic, set with setErr, makes every call panic: a Store bug.
+var errPanic = errors.New("panic")
+
+// errLocked returns the injected error, or panics for errPanic.
+// REQUIRES: st.mu.
+func (st *fakeStore) errLocked() error {
+	if st.mu.err == errPanic {
+		panic("fake store: injected panic")
+	}
+	return st.mu.err
+}
+
+func (st *fakeStore) setErr(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.mu.err = err
+}
+
+func (st *fakeStore) Get(ctx context.Context, dst, key []byte, c peer.Consistency) ([]byte, peer.Version, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.errLocked(); err != nil {
+		return dst, peer.Version{}, err
+	}
+	r, ok := st.mu.m[string(key)]
+	if !ok {
+		return dst, peer.Version{}, fmt.Errorf("cannot get %q: %w", key, peer.ErrNotFound)
+	}
+	return append(dst, r.val...), r.ver, nil
+}
+
+func (st *fakeStore) Put(ctx context.Context, key, value []byte, o peer.WriteOptions) (peer.Version, error) {
+	if st.block != nil {
+		st.entered <- struct{}{}
+		select {
+		case <-st.block:
+		case <-ctx.Done():
+			return peer.Version{}, ctx.Err()
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.errLocked(); err != nil {
+		return peer.Version{}, err
+	}
+	st.mu.clock++
+	v := peer.Version{TS: st.mu.clock, Node: 1}
+	st.mu.m[string(key)] = fakeRec{val: bytes.Clone(value), ver: v, ttl: o.TTL, c: o.Consistency}
+	return v, nil
+}
+
+func (st *fakeStore) Delete(ctx context.Context, key []byte, o peer.WriteOptions) (peer.Version, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.errLocked(); err != nil {
+		return peer.Version{}, err
+	}
+	st.mu.clock++
+	delete(st.mu.m, string(key))
+	return peer.Version{TS: st.mu.clock, Node: 1}, nil
+}
+
+// Scan pages through the keys in byte order (the real store uses token
+// order; httpd does not care).
+func (st *fakeStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.errLocked(); err != nil {
+		return peer.ScanPage{}, err
+	}
+	if q.Limit <= 0 {
+		return peer.ScanPage{}, errors.New("BUG: scan limit must be positive")
+	}
+	keys := slices.Sorted(maps.Keys(st.mu.m))
+	var page peer.ScanPage
+	for _, k := range keys {
+		if !strings.HasPrefix(k, string(q.Prefix)) || (len(q.After) > 0 && k <= string(q.After)) {
+			continue
+		}
+		if len(page.Items) == q.Limit {
+			page.Next = bytes.Clone(page.Items[len(page.Items)-1].Key)
+			break
+		}
+		r := st.mu.m[k]
+		page.Items = append(page.Items, peer.KV{Key: []byte(k), Value: bytes.Clone(r.val), Version: r.ver})
+	}
+	return page, nil
+}
+
+// snapshot returns the store's content, to compare before and after a
+// rejected write.
+func (st *fakeStore) snapshot() map[string]fakeRec {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return maps.Clone(st.mu.m)
+}
+
+func sameContent(a, b map[string]fakeRec) bool {
+	return maps.EqualFunc(a, b, func(x, y fakeRec) bool {
+		return bytes.Equal(x.val, y.val) && x.ver == y.ver && x.ttl == y.ttl && x.c == y.c
+	})
+}
+
+// dump prints the store one key a line: key, value, version, options.
+func (st *fakeStore) dump() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var b strings.Builder
+	keys := make([]string, 0, len(st.mu.m))
+	for k := range st.mu.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r := st.mu.m[k]
+		if len(k) > 40 {
+			k = fmt.Sprintf("<%d bytes>", len(k))
+		}
+		v := string(r.val)
+		if len(v) > 40 {
+			v = fmt.Sprintf("<%d bytes>", len(r.val))
+		} else {
+			v = fmt.Sprintf("%q", v)
+		}
+		if !strings.HasPrefix(k, "<") {
+			k = strconv.Quote(k)
+		}
+		fmt.Fprintf(&b, "%s %s %s consistency=%s", k, v, r.ver, r.c)
+		if r.ttl > 0 {
+			fmt.Fprintf(&b, " ttl=%s", r.ttl)
+		}
+		b.WriteByte('\n')
+	}
+	if b.Len() == 0 {
+		return "empty\n"
+	}
+	return b.String()
+}
+
+func (st *fakeStore) len() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.mu.m)
+}
+
+// fakeOps is an Ops with a fixed LSM report and member list.
+type fakeOps struct {
+	mu         sync.Mutex
+	compactErr error
+	compacts   int
+}
+
+var _ Ops = (*fakeOps)(nil)
+
+type fakeLevel struct {
+	Level int    `json:"level"`
+	Files int    `json:"files"`
+	Bytes uint64 `json:"bytes"`
+}
+
+type fakeLSM struct {
+	Profile  string      `json:"profile"`
+	Levels   []fakeLevel `json:"levels"`
+	WriteAmp float64     `json:"write_amp"`
+	Stalls   int         `json:"stalls"`
+	Note     string      `json:"note"`
+}
+
+func (o *fakeOps) LSM() any {
+	return fakeLSM{
+		Profile:  "balanced",
+		Levels:   []fakeLevel{{0, 2, 4096}, {6, 1, 1 << 20}},
+		WriteAmp: 1.5,
+		Note:     "<b>escaped</b>",
+	}
+}
+
+func (o *fakeOps) setCompactErr(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.compactErr = err
+}
+
+func (o *fakeOps) Compact(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.compacts++
+	return o.compactErr
+}
+
+func (o *fakeOps) Members() []string {
+	return []string{"127.0.0.1:8080", "127.0.0.1:8081"}
+}
+
+// testServer is a Server on an in-memory listener, serving a fakeStore.
+type testServer struct {
+	*Server
+	st    *fakeStore
+	ops   *fakeOps
+	reg   *prometheus.Registry
+	ln    *fasthttputil.InmemoryListener
+	serve chan error
+}
+
+func newTestServer(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	ts := &testServer{
+		st:    newFakeStore(),
+		ops:   &fakeOps{},
+		reg:   prometheus.NewRegistry(),
+		ln:    fasthttputil.NewInmemoryListener(),
+		serve: make(chan error, 1),
+	}
+	cfg.Registry = ts.reg
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "node-1"
+	}
+	var err error
+	if ts.Server, err = New(cfg, ts.st, ts.ops); err != nil {
+		t.Fatal(err)
+	}
+	go func() { ts.serve <- ts.Serve(ts.ln) }()
+	t.Cleanup(func() { ts.stop(t) })
+	return ts
+}
+
+// stop shuts the server down (if not yet) and checks that Serve returned.
+func (ts *testServer) stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	select {
+	case err := <-ts.serve:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		ts.serve <- nil // for a second stop
+	case <-ctx.Done():
+		t.Errorf("Serve did not return after Shutdown")
+	}
+}
+
+// roundTrip writes raw to a new connection and reads one response. head
+// says whether the request was a HEAD (whose response has no body).
+func (ts *testServer) roundTrip(t testing.TB, raw []byte, head bool) *fasthttp.Response {
+	t.Helper()
+	c, err := ts.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return roundTripConn(t, c, raw, head)
+}
+
+func roundTripConn(t testing.TB, c net.Conn, raw []byte, head bool) *fasthttp.Response {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// Write concurrently: the server may answer (413) before reading the
+	// whole of a large body, and an in-memory pipe blocks the writer.
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(raw)
+		werr <- err
+	}()
+	resp := &fasthttp.Response{}
+	resp.SkipBody = head
+	// Show the Content-Type the server sent, not fasthttp's default.
+	resp.Header.SetNoDefaultContentType(true)
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	_ = c.Close()
+	<-werr // a write cut short by the server's close is fine
+	return resp
+}
+
+// rawRequest builds an HTTP/1.1 request with a Content-Length.
+func rawRequest(method, target string, body []byte, headers ...string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: ringkv.test\r\n", method, target)
+	for _, h := range headers {
+		b.WriteString(h)
+		b.WriteString("\r\n")
+	}
+	if len(body) > 0 || method == "PUT" || method == "POST" {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+	}
+	b.WriteString("\r\n")
+	b.Write(body)
+	return b.Bytes()
+}

@@ -1,0 +1,227 @@
+package httpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe once Shutdown has
+// been called.
+var ErrServerClosed = errors.New("httpd: server closed")
+
+// Server serves ringkv's HTTP API over fasthttp: the client API, the
+// go-kvstore compatibility routes, and the operations endpoints. It is safe
+// for concurrent use. Several Servers may run in one process, each with its
+// own Registry.
+type Server struct {
+	cfg   Config
+	store Store
+	ops   Ops
+	lg    *slog.Logger
+	m     *metrics
+	srv   *fasthttp.Server
+
+	handler        fasthttp.RequestHandler
+	metricsHandler fasthttp.RequestHandler
+	statusPage     *template.Template
+	healthOK       []byte // the /healthz body, built once
+	started        time.Time
+
+	// storeCtx is the context of every Store and Ops call. It is not the
+	// request's RequestCtx: fasthttp closes that one's Done channel as soon
+	// as Shutdown begins, which would abort the very in-flight requests a
+	// graceful shutdown means to let finish. Shutdown cancels storeCtx only
+	// once it has stopped waiting for them.
+	storeCtx    context.Context
+	cancelStore context.CancelFunc
+
+	// closing is set when Shutdown begins; /healthz then answers 503 so
+	// that load balancers stop sending traffic.
+	closing atomic.Bool
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		lns    []net.Listener // listeners passed to Serve
+	}
+
+	// keyBufs holds *[]byte buffers for keys that need percent-decoding:
+	// a Store call makes its arguments escape, so a stack buffer would be
+	// a heap allocation per request.
+	keyBufs sync.Pool
+}
+
+// New returns a Server for cfg (defaults filled in) that serves store and
+// ops. It registers the request metrics on cfg.Registry. Both store and ops
+// are required.
+func New(cfg Config, store Store, ops Ops) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || ops == nil {
+		return nil, errors.New("httpd: New needs a Store and an Ops")
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("httpd: %w", err)
+	}
+	page, err := template.New("status").Parse(statusHTML)
+	if err != nil {
+		return nil, fmt.Errorf("BUG: httpd: status page template: %w", err)
+	}
+	s := &Server{
+		cfg:        cfg,
+		store:      store,
+		ops:        ops,
+		lg:         cfg.Logger,
+		m:          m,
+		statusPage: page,
+		started:    time.Now(),
+		metricsHandler: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		})),
+	}
+	s.storeCtx, s.cancelStore = context.WithCancel(context.Background())
+	s.keyBufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	s.healthOK = appendJSONString([]byte(`{"status":"ok","node":`), cfg.NodeID)
+	s.healthOK = append(s.healthOK, "}\n"...)
+	s.handler = s.serveHTTP
+	s.srv = &fasthttp.Server{
+		Handler:      s.handler,
+		ErrorHandler: s.serveParseError,
+		Name:         "ringkv",
+		// A MaxValueSize value, raw or JSON-escaped; the routes enforce
+		// MaxValueSize exactly and answer 413 themselves.
+		MaxRequestBodySize:           cfg.maxRequestBodySize(),
+		ReadBufferSize:               cfg.readBufferSize(),
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		// Keeping per-connection buffers costs memory per idle connection
+		// but saves a pool round trip per request.
+		ReduceMemoryUsage: false,
+		CloseOnShutdown:   true,
+		Logger:            fasthttpLogger{cfg.Logger},
+	}
+	return s, nil
+}
+
+// Handler returns the request handler of s, for tests and fuzzing that
+// drive it without a listener.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
+
+// Serve serves HTTP on ln until Shutdown, which closes ln, then returns
+// nil. It returns ErrServerClosed (and closes ln) if Shutdown was called
+// before.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.mu.lns = append(s.mu.lns, ln)
+	s.mu.Unlock()
+	return s.srv.Serve(ln)
+}
+
+// ListenAndServe listens on cfg.Addr and serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting connections, closes idle ones, and waits until
+// the requests in flight have been answered or ctx is done, whichever is
+// first; /healthz answers 503 from the moment it is called. When it
+// returns, the Store calls of any request still running are cancelled
+// (they answer 503). It returns ctx.Err() if it stopped waiting early.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	s.mu.closed = true
+	lns := s.mu.lns
+	s.mu.lns = nil
+	s.mu.Unlock()
+
+	err := s.srv.ShutdownWithContext(ctx)
+	// NB: a listener whose Serve call had not yet reached fasthttp when
+	// Shutdown began is unknown to fasthttp; close it here. Closing one
+	// that fasthttp closed already fails harmlessly.
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	s.cancelStore()
+	return err
+}
+
+// serveParseError answers a request that fasthttp could not read or parse
+// (the ErrorHandler): 413 for a body over the limit, 431 for a header that
+// does not fit the read buffer, 408 for a read timeout, 400 otherwise.
+// fasthttp closes the connection afterwards.
+func (s *Server) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	code := fasthttp.StatusBadRequest
+	msg := "cannot parse request: " + err.Error()
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code = fasthttp.StatusRequestEntityTooLarge
+		msg = fmt.Sprintf("request body larger than %d bytes", s.cfg.maxRequestBodySize())
+	case errors.As(err, &small):
+		code = fasthttp.StatusRequestHeaderFieldsTooLarge
+		msg = "request header too large"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		code = fasthttp.StatusRequestTimeout
+		msg = "timed out reading the request"
+	}
+	// fasthttp's messages go on to quote its whole read buffer; the
+	// client sent it, so keep only the diagnosis.
+	if i := strings.Index(msg, ": buffer size="); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 256 {
+		msg = msg[:256] + "..."
+	}
+	ctx.Response.ResetBody()
+	writeError(ctx, code, msg)
+	s.m.observe(opInvalid, code, 0)
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog. Most are about a
+// client's broken request, already answered (4xx) and counted under
+// op="invalid"; they go to Debug, so that a client sending garbage cannot
+// flood the log. The rest (accept errors, ...) stay warnings.
+type fasthttpLogger struct{ lg *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	// fasthttp quotes up to its whole read buffer.
+	if len(msg) > 512 {
+		msg = msg[:512] + "..."
+	}
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "error when serving connection") {
+		level = slog.LevelDebug
+	}
+	l.lg.Log(context.Background(), level, msg, "component", "fasthttp")
+}

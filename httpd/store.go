@@ -1,0 +1,33 @@
+package httpd
+
+import (
+	"context"
+
+	"github.com/ringkv/ringkv/peer"
+)
+
+// Store is what the client API needs from the node. peer.Node, the
+// coordinator, satisfies it; tests use an in-memory fake. Implementations
+// must not retain ctx, key, value or dst after returning: they belong to the
+// request, which fasthttp recycles.
+type Store interface {
+	// Get appends the newest live value of key to dst and returns it with
+	// its version, or peer.ErrNotFound.
+	Get(ctx context.Context, dst, key []byte, c peer.Consistency) ([]byte, peer.Version, error)
+	// Put stores value under key and returns the version it was written at.
+	Put(ctx context.Context, key, value []byte, o peer.WriteOptions) (peer.Version, error)
+	// Delete writes a tombstone for key (also when it is absent).
+	Delete(ctx context.Context, key []byte, o peer.WriteOptions) (peer.Version, error)
+	// Scan returns one page of live keys with a prefix, in token order.
+	Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error)
+}
+
+// Ops is what the operations endpoints need from the node.
+type Ops interface {
+	// LSM returns the JSON-marshalable LSM report served at GET /v1/lsm.
+	LSM() any
+	// Compact runs a manual compaction of the whole keyspace.
+	Compact(ctx context.Context) error
+	// Members returns the HTTP addresses of the cluster's members, this node included.
+	Members() []string
+}
