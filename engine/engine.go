@@ -84,10 +84,12 @@ type Engine struct {
 	now     func() time.Time
 	stop    chan struct{}
 	wg      sync.WaitGroup
-	// writeMu is held shared by every write and exclusively by the garbage
-	// collector while it deletes, so no write lands between its check of a
-	// key and its delete.
-	writeMu sync.RWMutex
+	// stripes order the writes of each key (see write.go).
+	stripes [numStripes]stripe
+	// ceiling is a durable upper bound on every timestamp in the store
+	// (see write.go); ceilMu serializes raising it.
+	ceiling atomic.Uint64
+	ceilMu  sync.Mutex
 
 	// testHook, when set, adjusts Pebble's options after the tuning is
 	// applied, so tests can reach sizes the tuning rightly refuses.
@@ -139,6 +141,10 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 	}
 	e.db = db
 	e.popts = po
+	if err := e.loadCeiling(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
+	}
 	if o.GCInterval > 0 {
 		e.wg.Go(func() { e.gcLoop(o.GCInterval, e.stop) })
 	}
@@ -200,70 +206,6 @@ func (e *Engine) Get(dst, key []byte) ([]byte, memtable.Record, error) {
 	}
 	closer.Close()
 	return dst, rec, err
-}
-
-// Write merges record r into key: the newer of r and what is stored wins.
-// With sync, it returns only after the WAL is fsynced; concurrent synced
-// writes share fsyncs (Pebble's commit pipeline groups them).
-func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
-	if e.closed.Load() {
-		return ErrClosed
-	}
-	kb, rb := e.scratch(), e.scratch()
-	*kb = appendDataKey((*kb)[:0], key)
-	*rb = r.Append((*rb)[:0])
-	e.writeMu.RLock()
-	err := e.db.Merge(*kb, *rb, writeOpts(sync))
-	e.writeMu.RUnlock()
-	e.release(kb)
-	e.release(rb)
-	if err != nil {
-		return fmt.Errorf("cannot write %q: %w", key, err)
-	}
-	return nil
-}
-
-func writeOpts(sync bool) *pebble.WriteOptions {
-	if sync {
-		return pebble.Sync
-	}
-	return pebble.NoSync
-}
-
-// Batch collects writes that commit atomically. A Batch is not safe for
-// concurrent use.
-type Batch struct {
-	b   *pebble.Batch
-	buf []byte
-}
-
-// NewBatch returns an empty batch.
-func (e *Engine) NewBatch() *Batch { return &Batch{b: e.db.NewBatch()} }
-
-// Write adds a merge of r into key.
-func (b *Batch) Write(key []byte, r *memtable.Record) error {
-	b.buf = appendDataKey(b.buf[:0], key)
-	n := len(b.buf)
-	b.buf = r.Append(b.buf)
-	return b.b.Merge(b.buf[:n], b.buf[n:], nil)
-}
-
-// Len returns the number of writes in b.
-func (b *Batch) Len() int { return int(b.b.Count()) }
-
-// Commit applies b atomically and releases it.
-func (e *Engine) Commit(b *Batch, sync bool) error {
-	defer b.b.Close()
-	if e.closed.Load() {
-		return ErrClosed
-	}
-	e.writeMu.RLock()
-	err := b.b.Commit(writeOpts(sync))
-	e.writeMu.RUnlock()
-	if err != nil {
-		return fmt.Errorf("cannot commit batch of %d writes: %w", b.Len(), err)
-	}
-	return nil
 }
 
 // ScanFunc receives one record during a scan. key and r.Value alias engine

@@ -23,7 +23,7 @@ type GCStats struct {
 // and compacts the span that held them, so their space returns to the disk.
 //
 // Deleting is a read-then-write, so it holds off writers briefly: for each
-// chunk of candidates it takes the write lock, re-reads each key, and
+// chunk of candidates it locks their stripes, re-reads each key, and
 // deletes it only if the record is still the droppable one it saw. A write
 // that raced in keeps its key.
 func (e *Engine) CollectGarbage(ctx context.Context) (GCStats, error) {
@@ -72,13 +72,18 @@ func (e *Engine) CollectGarbage(ctx context.Context) (GCStats, error) {
 }
 
 // deleteIfUnchanged deletes each storage key whose record still encodes to
-// want, under the write lock, and returns how many it deleted.
+// want, holding the keys' stripes so no write lands between the check and
+// the delete, and returns how many it deleted.
 func (e *Engine) deleteIfUnchanged(keys, want [][]byte) (int, error) {
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
 	if e.closed.Load() {
 		return 0, ErrClosed
 	}
+	users := make([][]byte, len(keys))
+	for i, k := range keys {
+		users[i], _ = userKey(k)
+	}
+	unlock := e.lockStripes(users)
+	defer unlock()
 	b := e.db.NewBatch()
 	defer b.Close()
 	for i, k := range keys {

@@ -67,6 +67,13 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 5 * time.Second
 	}
+	// Write above everything already stored, so writes take the engine's
+	// fast path at once after a restart. A stored bound far ahead of the
+	// wall clock (the clock stepped back) is refused; writes then stay
+	// correct through the merge operator until wall time catches up.
+	if err := cfg.Clock.Update(cfg.Engine.MaxTimestamp()); err != nil {
+		cfg.Logger.Warn("stored timestamps are ahead of the wall clock", "err", err)
+	}
 	return &Node{cfg: cfg, tag: memtable.NodeTag(cfg.NodeID)}, nil
 }
 

@@ -24,6 +24,7 @@ type clientConfig struct {
 	prefix      string
 	after       string
 	limit       int
+	pageSize    int
 	json        bool
 }
 
@@ -61,6 +62,7 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 		fs.StringVar(&c.prefix, "prefix", "", "only keys with this prefix")
 		fs.StringVar(&c.after, "after", "", "start after this key")
 		fs.IntVar(&c.limit, "limit", c.limit, "most keys to list")
+		fs.IntVar(&c.pageSize, "page-size", 1000, "keys asked for per request (1 to 10000)")
 		fs.BoolVar(&c.json, "json", false, "print one JSON object per key")
 	}
 	fail := func(format string, a ...any) int {
@@ -82,8 +84,11 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 		u, _, _ := strings.Cut(clientUsage(cmd), "\n")
 		return fail("want %d argument(s), got %d (%s)", want, len(pos), u)
 	}
-	if cmd == "scan" && (c.limit < 1) {
+	if cmd == "scan" && c.limit < 1 {
 		return fail("--limit (%d) must be positive", c.limit)
+	}
+	if cmd == "scan" && (c.pageSize < 1 || c.pageSize > 10000) {
+		return fail("--page-size (%d) must be 1 to 10000", c.pageSize)
 	}
 	if c.consistency != "" && c.consistency != "one" && c.consistency != "quorum" && c.consistency != "all" {
 		return fail("--consistency %q: want one, quorum or all", c.consistency)
@@ -175,13 +180,15 @@ type scanItem struct {
 }
 
 func scanCmd(hc *http.Client, base string, c clientConfig, stdout, stderr io.Writer) int {
-	after := c.after
+	// With encoding=base64 the node reads after= as base64 and answers next
+	// in base64, so next passes back unchanged.
+	after := base64.StdEncoding.EncodeToString([]byte(c.after))
 	left := c.limit
 	enc := json.NewEncoder(stdout)
 	for left > 0 {
 		q := url.Values{}
 		q.Set("prefix", c.prefix)
-		q.Set("limit", strconv.Itoa(min(left, 1000)))
+		q.Set("limit", strconv.Itoa(min(left, c.pageSize)))
 		q.Set("encoding", "base64")
 		if after != "" {
 			q.Set("after", after)
@@ -222,12 +229,7 @@ func scanCmd(hc *http.Client, base string, c clientConfig, stdout, stderr io.Wri
 		if page.Next == nil || len(page.Items) == 0 {
 			break
 		}
-		n, err := base64.StdEncoding.DecodeString(*page.Next)
-		if err != nil {
-			fmt.Fprintf(stderr, "ringkv scan: malformed next key in answer\n")
-			return exitUsage
-		}
-		after = string(n)
+		after = *page.Next
 	}
 	return exitOK
 }

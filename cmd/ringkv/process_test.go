@@ -316,6 +316,18 @@ func TestCLI(t *testing.T) {
 		!sameLines(out, "user/1\talice\nuser/2\tbinary\x00value\n") {
 		t.Fatalf("scan: exit %d, %q", code, out)
 	}
+	// Paging: every key once, across pages, and --limit stops early.
+	for i := 0; i < 30; i++ {
+		f("", "", 0, "put", fmt.Sprint("page/", i), fmt.Sprint(i))
+	}
+	out, _, code := cli("", "scan", "--prefix", "page/", "--page-size", "7", "--limit", "1000")
+	if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); code != 0 || len(lines) != 30 || len(uniq(lines)) != 30 {
+		t.Fatalf("paged scan: exit %d, %d lines", code, len(lines))
+	}
+	out, _, _ = cli("", "scan", "--prefix", "page/", "--page-size", "7", "--limit", "10")
+	if n := strings.Count(out, "\n"); n != 10 {
+		t.Fatalf("scan --limit 10 printed %d lines", n)
+	}
 	f("", "", 0, "delete", "user/1")
 	f("", "", 1, "get", "user/1")
 	f("", "", 0, "delete", "never-existed")
@@ -338,4 +350,12 @@ func sameLines(a, b string) bool {
 	slices.Sort(la)
 	slices.Sort(lb)
 	return slices.Equal(la, lb)
+}
+
+func uniq(s []string) map[string]bool {
+	m := map[string]bool{}
+	for _, x := range s {
+		m[x] = true
+	}
+	return m
 }

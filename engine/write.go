@@ -1,0 +1,218 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// The write path stores each record as a Pebble SET when it is provably
+// newer than every record of its key in the store, and as a MERGE (resolved
+// by the last-writer-wins merge operator) otherwise. Either way no write
+// reads first, and the result is what LWW would give. The SETs matter for
+// reads: a read that meets a SET stops there, while a read that meets a
+// MERGE must visit every older memtable and level to find the key's base,
+// which made point reads of freshly written keys cost 1.6x a plain SET store.
+//
+// "Provably newer" is tracked per stripe of keys: each stripe remembers the
+// highest timestamp written to any of its keys (its watermark), and a
+// record above the watermark is newer than everything of its key. The
+// stripe's lock is held from that decision until Pebble has sequenced the
+// batch, so a SET is never ordered before an older write of the same key;
+// the WAL fsync is awaited after the lock is released, so concurrent writes
+// still share fsyncs.
+//
+// After a restart the watermarks start at the ceiling: a timestamp stored
+// durably with the writes, always at or above every timestamp in the store.
+//
+// NB: anything that adds records without this path (SSTable ingestion, in
+// the data-movement milestone) must raise the watermarks of what it adds.
+
+// numStripes is the number of key stripes; a power of two.
+const numStripes = 4096
+
+type stripe struct {
+	mu sync.Mutex
+	wm uint64 // REQUIRES mu: the highest timestamp written to the stripe
+	_  [48]byte
+}
+
+// ceilingMargin is how far above a new timestamp the ceiling is raised, so
+// that it is rewritten about every quarter second of writes rather than on
+// each one. It stays under memtable.DefaultMaxOffset, so the coordinator's
+// clock can adopt the ceiling after a restart.
+const ceilingMargin = 250 << 16 // 250ms in HLC units
+
+const ceilingMeta = "hlc-ceiling"
+
+func (e *Engine) stripeOf(key []byte) *stripe { return &e.stripes[Token(key)%numStripes] }
+
+func (e *Engine) loadCeiling() error {
+	v, closer, err := e.db.Get(metaKey(ceilingMeta))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return fmt.Errorf("corrupt %s: %d bytes", ceilingMeta, len(v))
+	}
+	c := binary.BigEndian.Uint64(v)
+	e.ceiling.Store(c)
+	for i := range e.stripes {
+		e.stripes[i].wm = c
+	}
+	return nil
+}
+
+// MaxTimestamp returns an upper bound on every timestamp stored. A
+// coordinator that folds it into its clock after a restart writes above it.
+func (e *Engine) MaxTimestamp() uint64 { return e.ceiling.Load() }
+
+// Write stores record r under key: the newer of r and what is stored wins.
+// With sync, it returns only after the WAL is fsynced; concurrent synced
+// writes share fsyncs (Pebble's commit pipeline groups them).
+func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	kb, rb := e.scratch(), e.scratch()
+	defer e.release(kb)
+	defer e.release(rb)
+	*kb = appendDataKey((*kb)[:0], key)
+	*rb = r.Append((*rb)[:0])
+
+	s := e.stripeOf(key)
+	s.mu.Lock()
+	var err error
+	if r.TS > s.wm {
+		s.wm = r.TS
+		err = b.Set(*kb, *rb, nil)
+	} else {
+		err = b.Merge(*kb, *rb, nil)
+	}
+	if err == nil {
+		err = e.sequence(b, r.TS, sync)
+	}
+	s.mu.Unlock()
+	if err == nil && sync {
+		err = b.SyncWait()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %q: %w", key, err)
+	}
+	return nil
+}
+
+// sequence hands b to Pebble's commit pipeline and returns once it is
+// ordered and visible; with sync the caller must then call b.SyncWait. It
+// first adds a raise of the ceiling to b if maxTS is above it: in the same
+// batch, so the ceiling is durable whenever the record is.
+func (e *Engine) sequence(b *pebble.Batch, maxTS uint64, sync bool) error {
+	if maxTS > e.ceiling.Load() {
+		e.ceilMu.Lock()
+		defer e.ceilMu.Unlock()
+		if c := maxTS + ceilingMargin; maxTS > e.ceiling.Load() {
+			if err := b.Set(metaKey(ceilingMeta), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
+				return err
+			}
+			// The ceiling rises only once the batch carrying it is
+			// sequenced: a write that relies on it comes later in the WAL.
+			defer func() { e.ceiling.Store(c) }()
+		}
+	}
+	if sync {
+		return e.db.ApplyNoSyncWait(b, pebble.Sync)
+	}
+	return e.db.Apply(b, pebble.NoSync)
+}
+
+// Batch collects writes that commit atomically. A Batch is not safe for
+// concurrent use.
+type Batch struct {
+	keys [][]byte // user keys
+	recs [][]byte // encoded records
+	ts   []uint64
+}
+
+// NewBatch returns an empty batch.
+func (e *Engine) NewBatch() *Batch { return &Batch{} }
+
+// Write adds r for key to b.
+func (b *Batch) Write(key []byte, r *memtable.Record) error {
+	b.keys = append(b.keys, append([]byte(nil), key...))
+	b.recs = append(b.recs, r.Append(nil))
+	b.ts = append(b.ts, r.TS)
+	return nil
+}
+
+// Len returns the number of writes in b.
+func (b *Batch) Len() int { return len(b.keys) }
+
+// Commit applies b atomically, as Write applies one record.
+func (e *Engine) Commit(b *Batch, sync bool) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	unlock := e.lockStripes(b.keys)
+	pb := e.db.NewBatch()
+	defer pb.Close()
+	var maxTS uint64
+	var err error
+	for i, k := range b.keys {
+		sk := appendDataKey(nil, k)
+		s := e.stripeOf(k)
+		if b.ts[i] > s.wm {
+			s.wm = b.ts[i]
+			err = pb.Set(sk, b.recs[i], nil)
+		} else {
+			err = pb.Merge(sk, b.recs[i], nil)
+		}
+		if err != nil {
+			break
+		}
+		maxTS = max(maxTS, b.ts[i])
+	}
+	if err == nil {
+		err = e.sequence(pb, maxTS, sync)
+	}
+	unlock()
+	if err == nil && sync {
+		err = pb.SyncWait()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot commit batch of %d writes: %w", b.Len(), err)
+	}
+	return nil
+}
+
+// lockStripes locks the stripes of keys in index order (so two callers
+// never deadlock) and returns the unlock.
+func (e *Engine) lockStripes(keys [][]byte) func() {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, int(Token(k)%numStripes))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		e.stripes[i].mu.Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			e.stripes[i].mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+type clock struct{ ms atomic.Int64 }
+
+func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+func newNode(t *testing.T) (*Node, *clock) {
+	t.Helper()
+	c := &clock{}
+	c.ms.Store(time.Now().UnixMilli())
+	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := engine.Open(engine.Options{FS: vfs.NewMem(), Logger: lg, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	n, err := NewNode(Config{NodeID: "n1", HTTPAddr: "127.0.0.1:1", Engine: e, Now: c.now, Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, c
+}
+
+func TestNodeReadYourWrites(t *testing.T) {
+	n, c := newNode(t)
+	ctx := context.Background()
+	get := func(k string) (string, Version, error) {
+		v, ver, err := n.Get(ctx, []byte("pre:"), []byte(k), Quorum)
+		if err == nil {
+			if string(v[:4]) != "pre:" {
+				t.Fatalf("Get did not append to dst: %q", v)
+			}
+			v = v[4:]
+		}
+		return string(v), ver, err
+	}
+	v1, err := n.Put(ctx, []byte("k"), []byte("one"), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ver, err := get("k"); err != nil || got != "one" || ver != v1 {
+		t.Fatalf("Get = %q %v %v", got, ver, err)
+	}
+	v2, _ := n.Put(ctx, []byte("k"), []byte(""), WriteOptions{Consistency: All})
+	if !v1.Less(v2) || v2.Node != memtable.NodeTag("n1") {
+		t.Fatalf("versions not increasing: %v then %v", v1, v2)
+	}
+	if got, _, err := get("k"); err != nil || got != "" {
+		t.Fatalf("empty value: %q %v", got, err)
+	}
+	if _, err := n.Delete(ctx, []byte("k"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := get("k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key: %v", err)
+	}
+	if _, err := n.Delete(ctx, []byte("never"), WriteOptions{}); err != nil {
+		t.Fatalf("delete of an absent key: %v", err)
+	}
+
+	// TTL: present until it expires, then absent.
+	if _, err := n.Put(ctx, []byte("ttl"), []byte("v"), WriteOptions{TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := get("ttl"); err != nil {
+		t.Fatal(err)
+	}
+	c.add(61 * time.Second)
+	if _, _, err := get("ttl"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired key: %v", err)
+	}
+
+	for _, k := range [][]byte{nil, {}, make([]byte, MaxKeySize+1)} {
+		if _, err := n.Put(ctx, k, []byte("v"), WriteOptions{}); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("Put with a %d-byte key: %v", len(k), err)
+		}
+		if _, _, err := n.Get(ctx, nil, k, One); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("Get with a %d-byte key: %v", len(k), err)
+		}
+	}
+	if _, err := n.Put(ctx, make([]byte, MaxKeySize), nil, WriteOptions{}); err != nil {
+		t.Fatalf("a key of exactly MaxKeySize: %v", err)
+	}
+}
+
+func TestNodeScan(t *testing.T) {
+	n, _ := newNode(t)
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		n.Put(ctx, []byte(fmt.Sprint("a/", i)), []byte(fmt.Sprint(i)), WriteOptions{})
+		n.Put(ctx, []byte(fmt.Sprint("b/", i)), []byte(fmt.Sprint(i)), WriteOptions{})
+	}
+	n.Delete(ctx, []byte("a/7"), WriteOptions{})
+	seen := map[string]bool{}
+	var after []byte
+	pages := 0
+	for {
+		p, err := n.Scan(ctx, ScanQuery{Prefix: []byte("a/"), After: after, Limit: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, it := range p.Items {
+			if seen[string(it.Key)] {
+				t.Fatalf("%s returned twice", it.Key)
+			}
+			seen[string(it.Key)] = true
+			if string(it.Key[:2]) != "a/" || it.Version.IsZero() {
+				t.Fatalf("bad item %+v", it)
+			}
+		}
+		if p.Next == nil {
+			break
+		}
+		if len(p.Items) != 8 {
+			t.Fatalf("non-final page of %d items", len(p.Items))
+		}
+		after = p.Next
+	}
+	if len(seen) != 49 || seen["a/7"] || pages != 7 {
+		t.Fatalf("scan saw %d keys in %d pages (deleted key seen: %v)", len(seen), pages, seen["a/7"])
+	}
+	for _, lim := range []int{0, -1, MaxScanLimit + 1} {
+		if _, err := n.Scan(ctx, ScanQuery{Limit: lim}); err == nil {
+			t.Fatalf("limit %d accepted", lim)
+		}
+	}
+}
+
+func TestConsistency(t *testing.T) {
+	f := func(s string, want Consistency, needed3 int) {
+		t.Helper()
+		c, err := ParseConsistency(s)
+		if err != nil || c != want || c.Needed(3) != needed3 || (s != "" && c.String() != s) {
+			t.Fatalf("%q: %v %v needed(3)=%d", s, c, err, c.Needed(3))
+		}
+	}
+	f("", Quorum, 2)
+	f("quorum", Quorum, 2)
+	f("one", One, 1)
+	f("all", All, 3)
+	for _, bad := range []string{"ONE", "two", " all"} {
+		if _, err := ParseConsistency(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+	if Quorum.Needed(1) != 1 || Quorum.Needed(5) != 3 || All.Needed(1) != 1 {
+		t.Fatal("Needed")
+	}
+	err := fmt.Errorf("wrapped: %w", &UnavailableError{Op: "write", Needed: 2, Answered: 1})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatal("UnavailableError does not match ErrUnavailable")
+	}
+}
