@@ -294,7 +294,7 @@ RATIOS=(
 )
 
 MAXLOAD=$(awk -F'\t' '$12 > m { m = $12 } END { printf "%.2f", m }' "$RUNS")
-BUSY=$(awk -v l="$MAXLOAD" -v n="$NCPU" 'BEGIN { print (l > n / 2) ? 1 : 0 }')
+BUSY=$(awk -v l="$MAXLOAD" -v n="$NCPU" 'BEGIN { print (l > n * 1.75) ? 1 : 0 }')
 if [[ $BUSY == 1 ]]; then
 	WARNINGS+=("1-minute load average reached $MAXLOAD on $NCPU CPUs before a run: the machine was busy, figures are noisy")
 fi

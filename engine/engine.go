@@ -183,29 +183,7 @@ func (e *Engine) release(b *[]byte) {
 // result never aliases engine memory. Tombstones and expired records are
 // returned as they are; ErrNotFound means no record at all.
 func (e *Engine) Get(dst, key []byte) ([]byte, memtable.Record, error) {
-	if e.closed.Load() {
-		return dst, memtable.Record{}, ErrClosed
-	}
-	kb := e.scratch()
-	*kb = appendDataKey((*kb)[:0], key)
-	v, closer, err := e.db.Get(*kb)
-	e.release(kb)
-	if err != nil {
-		if errors.Is(err, pebble.ErrNotFound) {
-			return dst, memtable.Record{}, ErrNotFound
-		}
-		return dst, memtable.Record{}, fmt.Errorf("cannot read %q: %w", key, err)
-	}
-	rec, err := memtable.Decode(v)
-	if err == nil {
-		n := len(dst)
-		dst = append(dst, rec.Value...)
-		rec.Value = dst[n:]
-	} else {
-		err = fmt.Errorf("cannot decode record of %q: %w", key, err)
-	}
-	closer.Close()
-	return dst, rec, err
+	return e.get(e.db, dst, key)
 }
 
 // ScanFunc receives one record during a scan. key and r.Value alias engine
@@ -221,25 +199,32 @@ func (e *Engine) Scan(ctx context.Context, after []byte, fn ScanFunc) error {
 		lo = appendDataKey(nil, after)
 		lo = append(lo, 0) // the smallest key greater than after's
 	}
-	return e.scan(ctx, lo, hi, fn)
+	return e.scan(ctx, e.db, lo, hi, fn)
 }
 
 // ScanTokens visits the data records whose token t is in [start, end), in
 // token order; end == 0 means through the largest token.
 func (e *Engine) ScanTokens(ctx context.Context, start, end uint64, fn ScanFunc) error {
-	lo := dataKeyAt(start)
-	_, hi := spanOf(spaceData)
+	lo, hi := tokenSpan(start, end)
+	return e.scan(ctx, e.db, lo, hi, fn)
+}
+
+// tokenSpan returns the storage-key span of tokens [start, end), end == 0
+// meaning through the largest token.
+func tokenSpan(start, end uint64) (lo, hi []byte) {
+	lo = dataKeyAt(start)
+	_, hi = spanOf(spaceData)
 	if end != 0 {
 		hi = dataKeyAt(end)
 	}
-	return e.scan(ctx, lo, hi, fn)
+	return lo, hi
 }
 
-func (e *Engine) scan(ctx context.Context, lo, hi []byte, fn ScanFunc) error {
+func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn ScanFunc) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}

@@ -553,3 +553,29 @@ func TestConcurrentWritesOneKey(t *testing.T) {
 		t.Fatalf("winner %v %q, want %v", r.Version, r.Value, best)
 	}
 }
+
+func TestSnapshot(t *testing.T) {
+	e := openMem(t, vfs.NewMem(), nil, nil)
+	defer e.Close()
+	ts := memtable.TimestampAt(time.Now())
+	must(t, e.Write([]byte("a"), rec(ts, 1, "before"), false))
+	s, err := e.NewSnapshot()
+	must(t, err)
+	must(t, e.Write([]byte("a"), rec(ts+1, 1, "after"), false))
+	must(t, e.Write([]byte("b"), rec(ts+1, 1, "after"), false))
+	if _, r, err := s.Get(nil, []byte("a")); err != nil || string(r.Value) != "before" {
+		t.Fatalf("snapshot Get = %q %v", r.Value, err)
+	}
+	if _, _, err := s.Get(nil, []byte("b")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("snapshot sees a later write: %v", err)
+	}
+	n := 0
+	must(t, s.ScanTokens(context.Background(), 0, 0, func([]byte, memtable.Record) (bool, error) { n++; return true, nil }))
+	if n != 1 {
+		t.Fatalf("snapshot scan saw %d keys, want 1", n)
+	}
+	must(t, s.Close())
+	if _, r, err := e.Get(nil, []byte("a")); err != nil || string(r.Value) != "after" {
+		t.Fatalf("Get = %q %v", r.Value, err)
+	}
+}

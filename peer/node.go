@@ -98,7 +98,8 @@ func (n *Node) Get(ctx context.Context, dst, key []byte, c Consistency) ([]byte,
 	if err != nil {
 		return dst, Version{}, err
 	}
-	if !rec.Live(n.cfg.Now().UnixMilli()) {
+	// Read the clock only for records that can expire.
+	if rec.Tombstone || (rec.ExpiresAt != 0 && rec.Expired(n.cfg.Now().UnixMilli())) {
 		return out[:orig], Version{}, ErrNotFound
 	}
 	return out, rec.Version, nil
