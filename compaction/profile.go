@@ -338,8 +338,8 @@ func (t Tuning) Apply(o *pebble.Options) {
 
 // Knob is one resolved setting, for display.
 type Knob struct {
-	Name  string // the flag name without dashes, e.g. "memtable-size"
-	Value string // human form; sizes as "64MiB"
+	Name  string `json:"name"`  // the flag name without leading dashes, e.g. "memtable-size"
+	Value string `json:"value"` // human form; sizes as "64MiB"
 }
 
 // Knobs returns t's settings in a fixed order for display: the profile, then
