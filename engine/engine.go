@@ -33,6 +33,10 @@ type Options struct {
 	// OnStall, if set, is called when Pebble begins a write stall, after it
 	// is logged. It runs on Pebble's commit path: it must not block.
 	OnStall func(Stall)
+	// ProfileOnStall, if set, is a directory where each write stall (at most
+	// one a minute) leaves a CPU profile, a goroutine profile, the LSM
+	// report and the stall with its advice. The default is none.
+	ProfileOnStall string
 	// GCInterval is how often the engine looks for tombstones and expired
 	// records to drop (see CollectGarbage). The default value is 1h; a
 	// negative value disables the background pass.
@@ -91,6 +95,10 @@ type Engine struct {
 	ceiling atomic.Uint64
 	ceilMu  sync.Mutex
 
+	profiling       atomic.Bool  // a stall capture is running
+	lastProfile     atomic.Int64 // unix nanos of the last stall capture
+	stallCPUProfile time.Duration
+
 	// testHook, when set, adjusts Pebble's options after the tuning is
 	// applied, so tests can reach sizes the tuning rightly refuses.
 	testHook func(*pebble.Options)
@@ -111,7 +119,13 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 		e.now = time.Now
 	}
 	e.keyPool.New = func() any { b := make([]byte, 0, 256); return &b }
-	e.stalls = newStallTracker(o.Logger, o.Tuning, o.OnStall)
+	onStall := func(st Stall) {
+		e.maybeProfileStall(st)
+		if o.OnStall != nil {
+			o.OnStall(st)
+		}
+	}
+	e.stalls = newStallTracker(o.Logger, o.Tuning, onStall)
 
 	po := &pebble.Options{
 		FS:                 o.FS,

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -577,5 +579,39 @@ func TestSnapshot(t *testing.T) {
 	must(t, s.Close())
 	if _, r, err := e.Get(nil, []byte("a")); err != nil || string(r.Value) != "after" {
 		t.Fatalf("Get = %q %v", r.Value, err)
+	}
+}
+
+// TestProfileOnStall: a write stall leaves profiles an operator can open
+// with go tool pprof, and a second stall within a minute does not.
+func TestProfileOnStall(t *testing.T) {
+	dir := t.TempDir()
+	e := openMem(t, vfs.NewMem(), func(o *Options) { o.ProfileOnStall = dir }, nil)
+	e.stallCPUProfile = 50 * time.Millisecond
+	l := e.stalls.listener()
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
+	l.WriteStallEnd()
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "L0 file count limit exceeded"})
+	l.WriteStallEnd()
+	deadline := time.Now().Add(20 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) && e.profiling.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, e.Close()) // waits for the capture
+	entries, err := os.ReadDir(dir)
+	must(t, err)
+	if len(entries) != 1 || !strings.HasSuffix(entries[0].Name(), "-memtable-count-limit-reached") {
+		t.Fatalf("capture dirs: %v", entries)
+	}
+	files, err := os.ReadDir(filepath.Join(dir, entries[0].Name()))
+	must(t, err)
+	for _, f := range files {
+		got = append(got, f.Name())
+	}
+	for _, want := range []string{"stall.json", "lsm.json", "goroutine.pb.gz"} {
+		if !slices.Contains(got, want) {
+			t.Fatalf("capture lacks %s: %v", want, got)
+		}
 	}
 }

@@ -82,7 +82,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "anti-entropy I/O budget in bytes per second (cluster; not active in this build)")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM, hand ranges over before exiting (cluster; not active in this build)")
-	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory for profiles taken when Pebble stalls writes (not available in this build)")
+	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret for internode calls (cluster; not active in this build)")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
@@ -100,8 +100,6 @@ func (c *serveConfig) validate() error {
 	switch {
 	case c.join != "":
 		return errors.New("--join: joining a cluster is not available in this build (single node only)")
-	case c.profileOnStall != "":
-		return errors.New("--profile-on-stall: not available in this build")
 	case c.dataDir == "":
 		return errors.New("--data-dir must not be empty")
 	case c.replicas < 1 || c.replicas > 16:
@@ -128,6 +126,11 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err
+	}
+	if c.profileOnStall != "" {
+		if err := os.MkdirAll(c.profileOnStall, 0o755); err != nil {
+			return fmt.Errorf("--profile-on-stall: %v", err)
+		}
 	}
 	return nil
 }
@@ -281,6 +284,8 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Tuning: tuning,
 		GC:     compaction.GC{TombstoneGrace: c.tombstoneGrace},
 		Logger: lg.With("component", "engine"),
+
+		ProfileOnStall: c.profileOnStall,
 	})
 	if err != nil {
 		ln.Close()
