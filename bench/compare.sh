@@ -51,7 +51,8 @@ CONST_ADDR=${CONST_ADDR:-127.0.0.1:18091}
 RINGKV_GOSSIP_ADDR=${RINGKV_GOSSIP_ADDR:-127.0.0.1:17946}
 RINGKV_ARGS=${RINGKV_ARGS:-}
 KEEP=${KEEP:-0}
-export KEYS VALUE_SIZE # read by the wrk scripts
+SHUFFLE=${SHUFFLE:-0}
+export KEYS VALUE_SIZE SHUFFLE # read by the wrk scripts and preload
 
 die() {
 	echo "compare.sh: $*" >&2
@@ -242,7 +243,7 @@ bench() {
 }
 
 # --- rounds ------------------------------------------------------------------
-log "KEYS=$KEYS VALUE_SIZE=$VALUE_SIZE DURATION=$DURATION ROUNDS=$ROUNDS wrk -t$THREADS -c$CONNS; pinning: $PINNING"
+log "KEYS=$KEYS VALUE_SIZE=$VALUE_SIZE SHUFFLE=$SHUFFLE DURATION=$DURATION ROUNDS=$ROUNDS wrk -t$THREADS -c$CONNS; pinning: $PINNING"
 n=${#TARGET_LIST[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
 	for ((i = 0; i < n; i++)); do
@@ -301,7 +302,7 @@ fi
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ $COMMIT != unknown && -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]]; then COMMIT+="-dirty"; fi
-SETUP="KEYS=$KEYS VALUE_SIZE=$VALUE_SIZE DURATION=$DURATION ROUNDS=$ROUNDS wrk -t$THREADS -c$CONNS, PUT with fsync (--sync=true), $NCPU CPUs, $(go env GOVERSION), commit $COMMIT, highest 1-min load average before a run $MAXLOAD"
+SETUP="KEYS=$KEYS VALUE_SIZE=$VALUE_SIZE SHUFFLE=$SHUFFLE DURATION=$DURATION ROUNDS=$ROUNDS wrk -t$THREADS -c$CONNS, PUT with fsync (--sync=true), $NCPU CPUs, $(go env GOVERSION), commit $COMMIT, highest 1-min load average before a run $MAXLOAD"
 
 table() {
 	echo "| target | workload | req/s | CPU us/req | p50 us | p99 us |"

@@ -37,6 +37,10 @@ type Options struct {
 	// one a minute) leaves a CPU profile, a goroutine profile, the LSM
 	// report and the stall with its advice. The default is none.
 	ProfileOnStall string
+	// RowCacheSize bounds the row cache, which keeps the newest record of
+	// recently written and read keys so their reads skip the LSM. The
+	// default value is DefaultRowCacheSize; a negative value disables it.
+	RowCacheSize int64
 	// GCInterval is how often the engine looks for tombstones and expired
 	// records to drop (see CollectGarbage). The default value is 1h; a
 	// negative value disables the background pass.
@@ -46,6 +50,9 @@ type Options struct {
 	// behind an fsync in flight.
 	WALMinSyncInterval time.Duration
 }
+
+// DefaultRowCacheSize is the row cache's default bound.
+const DefaultRowCacheSize = 32 << 20
 
 // DefaultTombstoneGrace is how long a tombstone is kept by default.
 const DefaultTombstoneGrace = 24 * time.Hour
@@ -74,6 +81,9 @@ func (o *Options) EnsureDefaults() error {
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Hour
 	}
+	if o.RowCacheSize == 0 {
+		o.RowCacheSize = DefaultRowCacheSize
+	}
 	return nil
 }
 
@@ -94,6 +104,8 @@ type Engine struct {
 	// (see write.go); ceilMu serializes raising it.
 	ceiling atomic.Uint64
 	ceilMu  sync.Mutex
+	// rows is the row cache, nil when disabled.
+	rows *rowCache
 
 	profiling       atomic.Bool  // a stall capture is running
 	lastProfile     atomic.Int64 // unix nanos of the last stall capture
@@ -114,7 +126,7 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 	if err := o.Tuning.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: hook}
+	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: hook, rows: newRowCache(o.RowCacheSize)}
 	if e.now == nil {
 		e.now = time.Now
 	}

@@ -343,37 +343,43 @@ func TestRandomized(t *testing.T) {
 	}
 	t.Logf("seed %d (replay with go test ./engine -run TestRandomized -seed %d)", seed, seed)
 	configs := []struct {
-		name string
-		sync bool
-		hook func(*pebble.Options)
+		name     string
+		sync     bool
+		hook     func(*pebble.Options)
+		rowCache int64
 	}{
-		{"defaults-sync", true, nil},
+		{"defaults-sync", true, nil, 0},
+		{"no-row-cache", false, nil, -1},
+		{"tiny-row-cache", false, nil, 64 << 10},
 		{"tiny-memtable-nosync", false, func(o *pebble.Options) {
 			o.MemTableSize = 64 << 10
 			o.L0CompactionThreshold = 1
 			o.L0StopWritesThreshold = 1000
 			o.LBaseMaxBytes = 256 << 10
 			o.TargetFileSizes[0] = 32 << 10
-		}},
+		}, 0},
 		{"tiny-l0-sync", true, func(o *pebble.Options) {
 			o.MemTableSize = 256 << 10
 			o.L0CompactionThreshold = 2
 			o.L0StopWritesThreshold = 1000
-		}},
+		}, 0},
 	}
 	for i, cfg := range configs {
 		t.Run(cfg.name, func(t *testing.T) {
-			runRandomized(t, seed+uint64(i), cfg.sync, cfg.hook)
+			runRandomized(t, seed+uint64(i), cfg.sync, cfg.hook, cfg.rowCache)
 		})
 	}
 }
 
-func runRandomized(t *testing.T, seed uint64, sync bool, hook func(*pebble.Options)) {
+func runRandomized(t *testing.T, seed uint64, sync bool, hook func(*pebble.Options), rowCache int64) {
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	clock := newFakeClock(time.UnixMilli(1_800_000_000_000))
 	now := clock.Now()
 	fs := vfs.NewCrashableMem()
-	mut := func(o *Options) { o.GC = compaction.GC{TombstoneGrace: time.Hour, Now: clock.Now} }
+	mut := func(o *Options) {
+		o.GC = compaction.GC{TombstoneGrace: time.Hour, Now: clock.Now}
+		o.RowCacheSize = rowCache
+	}
 	e := openMem(t, fs, mut, hook)
 	defer func() { e.Close() }()
 
@@ -614,4 +620,91 @@ func TestProfileOnStall(t *testing.T) {
 			t.Fatalf("capture lacks %s: %v", want, got)
 		}
 	}
+}
+
+// TestRowCacheCoherent: with writers racing readers and the garbage
+// collector on a few hot keys, in and out of timestamp order, every cached
+// read afterwards equals what Pebble holds.
+func TestRowCacheCoherent(t *testing.T) {
+	clock := newFakeClock(time.Now())
+	e := openMem(t, vfs.NewMem(), func(o *Options) {
+		o.RowCacheSize = 1 << 20
+		o.GC = compaction.GC{TombstoneGrace: time.Millisecond, Now: clock.Now}
+	}, nil)
+	defer e.Close()
+	keys := benchKeysT(64)
+	base := memtable.TimestampAt(clock.Now().Add(-time.Hour))
+	var writers, others sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		writers.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := 0; i < 3000; i++ {
+				r := memtable.Record{Version: memtable.Version{TS: base + uint64(rng.IntN(1<<20)), Node: uint64(w)}, Tombstone: rng.IntN(5) == 0}
+				if !r.Tombstone {
+					r.Value = []byte(fmt.Sprint(w, "-", i))
+				}
+				if rng.IntN(8) == 0 {
+					b := e.NewBatch()
+					must(t, b.Write(keys[rng.IntN(len(keys))], &r))
+					r.TS++
+					must(t, b.Write(keys[rng.IntN(len(keys))], &r))
+					must(t, e.Commit(b, false))
+				} else {
+					must(t, e.Write(keys[rng.IntN(len(keys))], &r, false))
+				}
+			}
+		})
+	}
+	for rd := 0; rd < 2; rd++ {
+		others.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(rd), 2))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e.Get(nil, keys[rng.IntN(len(keys))])
+			}
+		})
+	}
+	others.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := e.CollectGarbage(context.Background()); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	// Readers and the collector run until the writers are done.
+	writers.Wait()
+	close(stop)
+	others.Wait()
+	snap, err := e.NewSnapshot()
+	must(t, err)
+	defer snap.Close()
+	for _, k := range keys {
+		_, cached, err1 := e.Get(nil, k)
+		_, stored, err2 := snap.Get(nil, k)
+		if (err1 == nil) != (err2 == nil) || (err1 == nil && !bytes.Equal(cached.Append(nil), stored.Append(nil))) {
+			t.Fatalf("%s: cache says %+v (%v), Pebble %+v (%v)", k, cached, err1, stored, err2)
+		}
+	}
+	if st := e.rows.stats(); st.Bytes > st.Capacity || st.Hits == 0 {
+		t.Fatalf("row cache stats %+v", st)
+	}
+}
+
+func benchKeysT(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("key-%d", i))
+	}
+	return keys
 }

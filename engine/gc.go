@@ -104,7 +104,12 @@ func (e *Engine) deleteIfUnchanged(keys, want [][]byte) (int, error) {
 	}
 	n := int(b.Count())
 	// NoSync: a delete lost in a crash only leaves garbage for the next pass.
-	return n, b.Commit(pebble.NoSync)
+	err := b.Commit(pebble.NoSync)
+	for _, u := range users {
+		tok := Token(u)
+		e.failed(e.stripeAt(tok), tok, u) // drop any cached copy either way
+	}
+	return n, err
 }
 
 func (e *Engine) compactSpan(ctx context.Context, lo, hi []byte) error {

@@ -25,9 +25,12 @@ const dataPrefixLen = 1 + tokenLen
 func Token(key []byte) uint64 { return xxh3.Hash(key) }
 
 // appendDataKey appends the storage key of user key k to dst.
-func appendDataKey(dst, k []byte) []byte {
+func appendDataKey(dst, k []byte) []byte { return appendDataKeyTok(dst, Token(k), k) }
+
+// appendDataKeyTok is appendDataKey for a key whose token is known.
+func appendDataKeyTok(dst []byte, tok uint64, k []byte) []byte {
 	dst = append(dst, spaceData)
-	dst = binary.BigEndian.AppendUint64(dst, Token(k))
+	dst = binary.BigEndian.AppendUint64(dst, tok)
 	return append(dst, k...)
 }
 

@@ -121,7 +121,7 @@ func (s *stallTracker) snapshot() (st StallStats, bgErrors int64) {
 		st.Count += n
 		st.Duration += d
 	}
-	st.Recent = append([]Stall(nil), s.mu.recent...)
+	st.Recent = append([]Stall{}, s.mu.recent...)
 	if s.mu.open != nil {
 		o := *s.mu.open
 		o.Duration = time.Since(o.Start)

@@ -43,6 +43,7 @@ type LSMReport struct {
 	WALBytesWritten uint64             `json:"wal_bytes_written"`
 	DiskUsage       uint64             `json:"disk_usage_bytes"`
 	Tombstones      uint64             `json:"pebble_tombstones"`
+	RowCache        RowCacheStats      `json:"row_cache"`
 	Stalls          StallStats         `json:"stalls"`
 	BackgroundErrs  int64              `json:"background_errors"`
 	Uptime          time.Duration      `json:"uptime_ns"`
@@ -84,6 +85,7 @@ func (e *Engine) LSM() LSMReport {
 			BytesIngest: l.TableBytesIngested, WriteAmp: l.WriteAmp(),
 		})
 	}
+	r.RowCache = e.rows.stats()
 	r.Stalls, r.BackgroundErrs = e.stalls.snapshot()
 	r.Flushes = m.Flush.Count
 	return r
@@ -120,12 +122,16 @@ var (
 	dDiskBytes      = prometheus.NewDesc("ringkv_pebble_disk_usage_bytes", "Bytes of disk the store uses (tables, WAL, manifest).", nil, nil)
 	dTombstones     = prometheus.NewDesc("ringkv_pebble_tombstones", "Pebble point and range tombstones in tables (ringkv deletes are records, counted as keys).", nil, nil)
 	dBGErrors       = prometheus.NewDesc("ringkv_pebble_background_errors_total", "Errors in flushes and compactions.", nil, nil)
+	dRowBytes       = prometheus.NewDesc("ringkv_row_cache_bytes", "Bytes held by the row cache.", nil, nil)
+	dRowHits        = prometheus.NewDesc("ringkv_row_cache_hits_total", "Point reads answered by the row cache.", nil, nil)
+	dRowMisses      = prometheus.NewDesc("ringkv_row_cache_misses_total", "Point reads that missed the row cache and read the LSM.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dLevelFiles, dLevelBytes, dLevelScore, dLevelCompacted, dLevelFlushed,
 		dL0Sublevels, dCompactions, dCompactionsNow, dDebt, dFlushes, dStalls, dStallSeconds, dWriteAmp, dReadAmp,
-		dMemBytes, dMemCount, dCacheBytes, dCacheHits, dCacheMisses, dWALBytes, dDiskBytes, dTombstones, dBGErrors} {
+		dMemBytes, dMemCount, dCacheBytes, dCacheHits, dCacheMisses, dWALBytes, dDiskBytes, dTombstones, dBGErrors,
+		dRowBytes, dRowHits, dRowMisses} {
 		ch <- d
 	}
 }
@@ -165,6 +171,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(dWALBytes, float64(m.WAL.BytesWritten))
 	g(dDiskBytes, float64(m.DiskSpaceUsage()))
 	g(dTombstones, float64(m.Keys.TombstoneCount))
+	rs := c.e.rows.stats()
+	g(dRowBytes, float64(rs.Bytes))
+	cnt(dRowHits, float64(rs.Hits))
+	cnt(dRowMisses, float64(rs.Misses))
 	st, bgErrs := c.e.stalls.snapshot()
 	cnt(dFlushes, float64(m.Flush.Count))
 	cnt(dBGErrors, float64(bgErrs))

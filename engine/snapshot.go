@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,29 +42,53 @@ func (s *Snapshot) ScanTokens(ctx context.Context, start, end uint64, fn ScanFun
 // Close releases the snapshot.
 func (s *Snapshot) Close() error { return s.snap.Close() }
 
-// get reads key through r (the DB or a snapshot).
+// get reads key through r (the DB or a snapshot). Reads of the DB go
+// through the row cache.
 func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record, error) {
 	if e.closed.Load() {
 		return dst, memtable.Record{}, ErrClosed
 	}
+	tok := Token(key)
+	var s *stripe
+	var seq uint64
+	if e.rows != nil && r == pebble.Reader(e.db) {
+		if rec := e.rows.get(tok, key); rec != nil {
+			return appendRecord(dst, key, rec)
+		}
+		s = e.stripeAt(tok)
+		seq = s.seq.Load()
+	}
 	kb := e.scratch()
-	*kb = appendDataKey((*kb)[:0], key)
+	*kb = appendDataKeyTok((*kb)[:0], tok, key)
 	v, closer, err := r.Get(*kb)
 	e.release(kb)
+	if err == nil && s != nil && s.mu.TryLock() {
+		// Fill the cache only if no write of the stripe came between the
+		// sequence number read above and now (a busy stripe is skipped).
+		if s.seq.Load() == seq {
+			e.rows.put(tok, key, bytes.Clone(v))
+		}
+		s.mu.Unlock()
+	}
 	if err != nil {
 		if errors.Is(err, pebble.ErrNotFound) {
 			return dst, memtable.Record{}, ErrNotFound
 		}
 		return dst, memtable.Record{}, fmt.Errorf("cannot read %q: %w", key, err)
 	}
-	rec, err := memtable.Decode(v)
-	if err == nil {
-		n := len(dst)
-		dst = append(dst, rec.Value...)
-		rec.Value = dst[n:]
-	} else {
-		err = fmt.Errorf("cannot decode record of %q: %w", key, err)
-	}
+	dst, rec, err := appendRecord(dst, key, v)
 	closer.Close()
 	return dst, rec, err
+}
+
+// appendRecord decodes the encoded record v of key and appends its value to dst.
+func appendRecord(dst, key, v []byte) ([]byte, memtable.Record, error) {
+	rec, err := memtable.Decode(v)
+	if err != nil {
+		return dst, rec, fmt.Errorf("cannot decode record of %q: %w", key, err)
+	}
+	n := len(dst)
+	dst = append(dst, rec.Value...)
+	rec.Value = dst[n:]
+	return dst, rec, nil
 }

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ringkv/ringkv/memtable"
@@ -39,7 +41,10 @@ const numStripes = 4096
 type stripe struct {
 	mu sync.Mutex
 	wm uint64 // REQUIRES mu: the highest timestamp written to the stripe
-	_  [48]byte
+	// seq counts the stripe's writes and deletes (written under mu); a
+	// reader compares it across its read before filling the row cache.
+	seq atomic.Uint64
+	_   [40]byte
 }
 
 // ceilingMargin is how far above a new timestamp the ceiling is raised, so
@@ -50,7 +55,43 @@ const ceilingMargin = 250 << 16 // 250ms in HLC units
 
 const ceilingMeta = "hlc-ceiling"
 
-func (e *Engine) stripeOf(key []byte) *stripe { return &e.stripes[Token(key)%numStripes] }
+func (e *Engine) stripeOf(key []byte) *stripe { return e.stripeAt(Token(key)) }
+
+func (e *Engine) stripeAt(tok uint64) *stripe { return &e.stripes[tok%numStripes] }
+
+// wrote records, under the key's stripe lock, that rec (encoded) was
+// sequenced for key as a SET or as a MERGE, keeping the row cache coherent.
+// REQUIRES: the stripe lock of key.
+func (e *Engine) wrote(s *stripe, tok uint64, key, rec []byte, set bool) {
+	s.seq.Add(1)
+	if e.rows == nil {
+		return
+	}
+	if set {
+		e.rows.put(tok, key, bytes.Clone(rec))
+		return
+	}
+	// A merge: the stored winner is the newer of rec and the cached record,
+	// if the key is cached; otherwise leave it uncached.
+	if cur := e.rows.peek(tok, key); cur != nil {
+		if newer, err := memtable.Newer(rec, cur); err != nil || newer {
+			if err != nil {
+				e.rows.remove(tok, key)
+				return
+			}
+			e.rows.put(tok, key, bytes.Clone(rec))
+		}
+	}
+}
+
+// failed records, under the key's stripe lock, that a write of key may or
+// may not have been applied. REQUIRES: the stripe lock of key.
+func (e *Engine) failed(s *stripe, tok uint64, key []byte) {
+	s.seq.Add(1)
+	if e.rows != nil {
+		e.rows.remove(tok, key)
+	}
+}
 
 func (e *Engine) loadCeiling() error {
 	v, closer, err := e.db.Get(metaKey(ceilingMeta))
@@ -88,13 +129,15 @@ func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
 	kb, rb := e.scratch(), e.scratch()
 	defer e.release(kb)
 	defer e.release(rb)
-	*kb = appendDataKey((*kb)[:0], key)
+	tok := Token(key)
+	*kb = appendDataKeyTok((*kb)[:0], tok, key)
 	*rb = r.Append((*rb)[:0])
 
-	s := e.stripeOf(key)
+	s := e.stripeAt(tok)
 	s.mu.Lock()
 	var err error
-	if r.TS > s.wm {
+	set := r.TS > s.wm
+	if set {
 		s.wm = r.TS
 		err = b.Set(*kb, *rb, nil)
 	} else {
@@ -102,6 +145,11 @@ func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
 	}
 	if err == nil {
 		err = e.sequence(b, r.TS, sync)
+	}
+	if err == nil {
+		e.wrote(s, tok, key, *rb, set)
+	} else {
+		e.failed(s, tok, key)
 	}
 	s.mu.Unlock()
 	if err == nil && sync {
@@ -171,10 +219,12 @@ func (e *Engine) Commit(b *Batch, sync bool) error {
 	defer pb.Close()
 	var maxTS uint64
 	var err error
+	sets := make([]bool, len(b.keys))
 	for i, k := range b.keys {
-		sk := appendDataKey(nil, k)
-		s := e.stripeOf(k)
-		if b.ts[i] > s.wm {
+		tok := Token(k)
+		sk := appendDataKeyTok(nil, tok, k)
+		s := e.stripeAt(tok)
+		if sets[i] = b.ts[i] > s.wm; sets[i] {
 			s.wm = b.ts[i]
 			err = pb.Set(sk, b.recs[i], nil)
 		} else {
@@ -187,6 +237,15 @@ func (e *Engine) Commit(b *Batch, sync bool) error {
 	}
 	if err == nil {
 		err = e.sequence(pb, maxTS, sync)
+	}
+	// In batch order, so a key written twice caches its later record.
+	for i, k := range b.keys {
+		tok := Token(k)
+		if err == nil {
+			e.wrote(e.stripeAt(tok), tok, k, b.recs[i], sets[i])
+		} else {
+			e.failed(e.stripeAt(tok), tok, k)
+		}
 	}
 	unlock()
 	if err == nil && sync {

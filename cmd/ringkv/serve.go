@@ -32,7 +32,7 @@ type serveConfig struct {
 	memtableSize, lbaseMaxBytes, targetFileSize int64
 	blockCacheSize                              int64
 	l0Compaction, l0Stop, maxCompactions, bloom int
-	maxValueSize                                int64
+	maxValueSize, rowCacheSize                  int64
 	requestTimeout, tombstoneGrace              time.Duration
 	transferRate, antiEntropyRate               int64
 	antiEntropyInterval                         time.Duration
@@ -47,7 +47,7 @@ func defaultServeConfig() serveConfig {
 	return serveConfig{
 		httpAddr: "127.0.0.1:8080", gossipAddr: "127.0.0.1:7946", dataDir: "./ringkv-data",
 		replicas: 3, vnodes: 128, sync: true, profile: string(compaction.Balanced),
-		maxValueSize: 1 << 20, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
+		maxValueSize: 1 << 20, rowCacheSize: 32 << 20, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
 		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
 		pprof: true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 	}
@@ -76,6 +76,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.Var(sizeFlag{&c.blockCacheSize}, "block-cache-size", "override the profile's block cache size")
 	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
 	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
+	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a request may take")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when moving ranges (cluster; not active in this build)")
@@ -286,6 +287,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Logger: lg.With("component", "engine"),
 
 		ProfileOnStall: c.profileOnStall,
+		RowCacheSize:   rowCache(c.rowCacheSize),
 	})
 	if err != nil {
 		ln.Close()
@@ -395,4 +397,13 @@ func resolveNodeID(eng *engine.Engine, flagID, addr string) (string, error) {
 		}
 	}
 	return id, nil
+}
+
+// rowCache maps --row-cache-size to engine.Options.RowCacheSize, where 0
+// means the default and a negative value disables the cache.
+func rowCache(flagSize int64) int64 {
+	if flagSize == 0 {
+		return -1
+	}
+	return flagSize
 }

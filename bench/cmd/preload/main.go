@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -34,6 +35,7 @@ func main() {
 	prefix := flag.String("prefix", "key-", "key prefix")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
 	wait := flag.Duration("wait", 0, "first wait up to this long for --addr to accept connections")
+	shuffle := flag.Bool("shuffle", envBool("SHUFFLE"), "write the keys in a random order (default $SHUFFLE) rather than key-0, key-1, ...")
 	flag.Parse()
 	if flag.NArg() != 0 || *keys < 0 || *valueSize < 0 || *conc < 1 {
 		fmt.Fprintln(os.Stderr, "preload: bad arguments (see -h)")
@@ -58,6 +60,15 @@ func main() {
 		errOnce.Do(func() { firstErr = err })
 		failed.Store(true)
 	}
+	// order maps the n-th write to its key number: identity, or a seeded
+	// permutation. Sequential writes of key-0, key-1, ... land next to their
+	// neighbours in a store ordered by key (like the baseline's), which
+	// flatters its memtable reads; real clients write in no such order.
+	order := func(n int64) int64 { return n }
+	if *shuffle {
+		perm := rand.New(rand.NewPCG(1, 2)).Perm(*keys)
+		order = func(n int64) int64 { return int64(perm[n]) }
+	}
 	start := time.Now()
 	for range *conc {
 		wg.Add(1)
@@ -73,7 +84,7 @@ func main() {
 				if n >= int64(*keys) {
 					return
 				}
-				uri = strconv.AppendInt(append(uri[:0], path...), n, 10)
+				uri = strconv.AppendInt(append(uri[:0], path...), order(n), 10)
 				req.Reset()
 				req.Header.SetMethod(fasthttp.MethodPut)
 				req.SetRequestURIBytes(uri)
@@ -120,4 +131,9 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
 }
