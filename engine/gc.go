@@ -106,8 +106,7 @@ func (e *Engine) deleteIfUnchanged(keys, want [][]byte) (int, error) {
 	// NoSync: a delete lost in a crash only leaves garbage for the next pass.
 	err := b.Commit(pebble.NoSync)
 	for _, u := range users {
-		tok := Token(u)
-		e.failed(e.stripeAt(tok), tok, u) // drop any cached copy either way
+		e.failed(e.stripeOf(u), u) // drop any cached copy either way
 	}
 	return n, err
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,9 +51,15 @@ func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record,
 	var s *stripe
 	var seq uint64
 	if e.rows != nil && r == pebble.Reader(e.db) {
-		if rec := e.rows.get(tok, key); rec != nil {
-			return appendRecord(dst, key, rec)
+		buf := e.scratch()
+		rec, ok := e.rows.get((*buf)[:0], key)
+		*buf = rec
+		if ok {
+			dst, r, err := appendRecord(dst, key, rec)
+			e.release(buf)
+			return dst, r, err
 		}
+		e.release(buf)
 		s = e.stripeAt(tok)
 		seq = s.seq.Load()
 	}
@@ -66,7 +71,7 @@ func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record,
 		// Fill the cache only if no write of the stripe came between the
 		// sequence number read above and now (a busy stripe is skipped).
 		if s.seq.Load() == seq {
-			e.rows.put(tok, key, bytes.Clone(v))
+			e.rows.put(key, v)
 		}
 		s.mu.Unlock()
 	}

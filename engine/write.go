@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,34 +61,37 @@ func (e *Engine) stripeAt(tok uint64) *stripe { return &e.stripes[tok%numStripes
 // wrote records, under the key's stripe lock, that rec (encoded) was
 // sequenced for key as a SET or as a MERGE, keeping the row cache coherent.
 // REQUIRES: the stripe lock of key.
-func (e *Engine) wrote(s *stripe, tok uint64, key, rec []byte, set bool) {
+func (e *Engine) wrote(s *stripe, key, rec []byte, set bool) {
 	s.seq.Add(1)
 	if e.rows == nil {
 		return
 	}
 	if set {
-		e.rows.put(tok, key, bytes.Clone(rec))
+		e.rows.put(key, rec)
 		return
 	}
 	// A merge: the stored winner is the newer of rec and the cached record,
 	// if the key is cached; otherwise leave it uncached.
-	if cur := e.rows.peek(tok, key); cur != nil {
-		if newer, err := memtable.Newer(rec, cur); err != nil || newer {
-			if err != nil {
-				e.rows.remove(tok, key)
-				return
-			}
-			e.rows.put(tok, key, bytes.Clone(rec))
-		}
+	buf := e.scratch()
+	defer e.release(buf)
+	cur, ok := e.rows.get((*buf)[:0], key)
+	*buf = cur
+	if !ok {
+		return
+	}
+	if newer, err := memtable.Newer(rec, cur); err != nil {
+		e.rows.remove(key)
+	} else if newer {
+		e.rows.put(key, rec)
 	}
 }
 
 // failed records, under the key's stripe lock, that a write of key may or
 // may not have been applied. REQUIRES: the stripe lock of key.
-func (e *Engine) failed(s *stripe, tok uint64, key []byte) {
+func (e *Engine) failed(s *stripe, key []byte) {
 	s.seq.Add(1)
 	if e.rows != nil {
-		e.rows.remove(tok, key)
+		e.rows.remove(key)
 	}
 }
 
@@ -147,9 +149,9 @@ func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
 		err = e.sequence(b, r.TS, sync)
 	}
 	if err == nil {
-		e.wrote(s, tok, key, *rb, set)
+		e.wrote(s, key, *rb, set)
 	} else {
-		e.failed(s, tok, key)
+		e.failed(s, key)
 	}
 	s.mu.Unlock()
 	if err == nil && sync {
@@ -242,9 +244,9 @@ func (e *Engine) Commit(b *Batch, sync bool) error {
 	for i, k := range b.keys {
 		tok := Token(k)
 		if err == nil {
-			e.wrote(e.stripeAt(tok), tok, k, b.recs[i], sets[i])
+			e.wrote(e.stripeAt(tok), k, b.recs[i], sets[i])
 		} else {
-			e.failed(e.stripeAt(tok), tok, k)
+			e.failed(e.stripeAt(tok), k)
 		}
 	}
 	unlock()

@@ -45,6 +45,7 @@ func TestServeFlagErrors(t *testing.T) {
 	f(nil, "--tombstone-grace", "--tombstone-grace", "soon")
 	f(nil, "--log-level", "--log-level", "loud")
 	f(nil, "--join", "--join", "127.0.0.1:7946")
+	f(nil, "--row-cache-size", "--row-cache-size", "1MiB")
 	f(nil, "--profile-on-stall", "--profile-on-stall", "/proc/no/such/dir")
 	f(nil, "nope", "--nope")
 	f(nil, "unexpected argument", "extra")

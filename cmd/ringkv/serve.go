@@ -119,6 +119,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--anti-entropy-rate must be positive")
 	case c.antiEntropyInterval <= 0:
 		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
+	case c.rowCacheSize != 0 && c.rowCacheSize < 32<<20:
+		return fmt.Errorf("--row-cache-size (%s) must be 0 (off) or at least 32MiB", formatSize(c.rowCacheSize))
 	case c.shutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout (%s) must be positive", c.shutdownTimeout)
 	}
