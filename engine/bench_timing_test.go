@@ -13,9 +13,16 @@ import (
 
 var sink atomic.Uint64
 
+// benchEngine opens an engine without the row cache, to measure the LSM
+// paths; BenchmarkGet/rowcache measures the cache.
 func benchEngine(b *testing.B, fs vfs.FS, dir string) *Engine {
 	b.Helper()
-	e, err := open(Options{FS: fs, Dir: dir, Logger: quiet(), GCInterval: -1}, nil)
+	return benchEngineCache(b, fs, dir, -1)
+}
+
+func benchEngineCache(b *testing.B, fs vfs.FS, dir string, rowCache int64) *Engine {
+	b.Helper()
+	e, err := open(Options{FS: fs, Dir: dir, Logger: quiet(), GCInterval: -1, RowCacheSize: rowCache}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,12 +78,16 @@ func BenchmarkWriteSyncParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkGet reads random keys from memtables and, after a flush and a
-// compaction, from SSTables through the block cache.
+// BenchmarkGet reads random keys from memtables, after a compaction from
+// SSTables through the block cache, and from the row cache.
 func BenchmarkGet(b *testing.B) {
-	for _, where := range []string{"memtable", "sstables"} {
+	for _, where := range []string{"memtable", "sstables", "rowcache"} {
 		b.Run(where, func(b *testing.B) {
-			e := benchEngine(b, vfs.NewMem(), "db")
+			cache := int64(-1)
+			if where == "rowcache" {
+				cache = DefaultRowCacheSize
+			}
+			e := benchEngineCache(b, vfs.NewMem(), "db", cache)
 			keys := benchKeys(100_000)
 			clock := memtable.NewClock(nil)
 			val := make([]byte, 100)
