@@ -207,8 +207,7 @@ func parseServe(args []string, env *environ, stdout io.Writer) (serveConfig, com
 	}
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-		return c, compaction.Tuning{}, err
+		return c, compaction.Tuning{}, err // the flag package printed the usage
 	}
 	if err != nil {
 		return c, compaction.Tuning{}, err

@@ -71,8 +71,8 @@ func formatSize(n int64) string {
 type sizeFlag struct{ v *int64 }
 
 func (f sizeFlag) String() string {
-	if f.v == nil {
-		return ""
+	if f.v == nil || *f.v == 0 {
+		return "" // unset overrides print no default
 	}
 	return formatSize(*f.v)
 }
