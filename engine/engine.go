@@ -185,6 +185,9 @@ func (e *Engine) Close() error {
 	}
 	close(e.stop)
 	e.wg.Wait()
+	if e.rows != nil {
+		e.rows.c.Reset() // hand its chunks back for reuse
+	}
 	return e.db.Close()
 }
 
