@@ -25,7 +25,8 @@ type Options struct {
 	// Tuning is the compaction profile and knobs. The zero value means the
 	// balanced profile.
 	Tuning compaction.Tuning
-	// GC decides which tombstones and expired records compaction drops.
+	// GC decides which tombstones and expired records garbage collection
+	// deletes (see CollectGarbage).
 	// The default grace period is 24h.
 	GC compaction.GC
 	// Logger receives the engine's and Pebble's logs. The default is slog.Default().

@@ -4,9 +4,11 @@
 //
 // Every value ringkv stores is a Record: an HLC timestamp, the tag of the node
 // that wrote it, a tombstone flag, an optional expiry and the value bytes.
-// Writes are Pebble merges of a Record, and the merge operator keeps the
-// newest by (timestamp, node), so a write never reads first and an old write
-// replayed late can never overwrite a newer one or resurrect a delete.
+// A Record is stored as a Pebble SET when the engine can prove it is the
+// newest of its key, and as a Pebble MERGE otherwise; the merge operator
+// keeps the newest by (timestamp, node). Either way a write never reads
+// first, and an old write replayed late can never overwrite a newer one or
+// resurrect a delete.
 package memtable
 
 import (
