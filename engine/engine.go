@@ -46,10 +46,6 @@ type Options struct {
 	// records to drop (see CollectGarbage). The default value is 1h; a
 	// negative value disables the background pass.
 	GCInterval time.Duration
-	// WALMinSyncInterval delays WAL fsyncs to group more commits into each.
-	// The default value is 0: Pebble already groups the commits that queue
-	// behind an fsync in flight.
-	WALMinSyncInterval time.Duration
 }
 
 // DefaultRowCacheSize is the row cache's default bound.
@@ -149,9 +145,6 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 	o.Tuning.Apply(po)
 	el := e.stalls.listener()
 	po.EventListener = &el
-	if d := o.WALMinSyncInterval; d > 0 {
-		po.WALMinSyncInterval = func() time.Duration { return d }
-	}
 	// Dropped ranges (rebalancing) and GC compactions should give disk back
 	// promptly rather than wait for the memtable to fill.
 	po.FlushDelayDeleteRange = 10 * time.Second

@@ -27,7 +27,3 @@ func (s Sizing) Validate() error {
 	}
 	return nil
 }
-
-// Budget returns the most memory the memtables can hold: StopWrites full
-// memtables queued behind the one being written.
-func (s Sizing) Budget() int64 { return s.Size * int64(s.StopWrites) }

@@ -77,9 +77,6 @@ func NewNode(cfg Config) (*Node, error) {
 	return &Node{cfg: cfg, tag: memtable.NodeTag(cfg.NodeID)}, nil
 }
 
-// ID returns the node's id.
-func (n *Node) ID() string { return n.cfg.NodeID }
-
 func checkKey(key []byte) error {
 	if len(key) == 0 || len(key) > MaxKeySize {
 		return fmt.Errorf("%w: length %d, want 1 to %d bytes", ErrInvalidKey, len(key), MaxKeySize)

@@ -53,10 +53,6 @@ func defaultServeConfig() serveConfig {
 	}
 }
 
-// compactionFlags are the flags that override one knob of the profile.
-var compactionFlags = []string{"memtable-size", "l0-compaction-threshold", "l0-stop-writes-threshold",
-	"lbase-max-bytes", "target-file-size", "max-concurrent-compactions", "block-cache-size", "bloom-bits-per-key"}
-
 func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "client and internode HTTP address (also NODE_ADDRESS, or NODE_ADDRESS in .env)")
 	fs.StringVar(&c.gossipAddr, "gossip-addr", c.gossipAddr, "memberlist gossip address (cluster; not active in this build)")
@@ -77,7 +73,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
 	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
-	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a request may take")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a scan may take (in a cluster, also the wait for replicas)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when moving ranges (cluster; not active in this build)")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
