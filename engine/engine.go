@@ -103,6 +103,8 @@ type Engine struct {
 	ceilMu  sync.Mutex
 	// rows is the row cache, nil when disabled.
 	rows *rowCache
+	// hints counts the hinted-handoff queue per target.
+	hints hintCounts
 
 	profiling       atomic.Bool  // a stall capture is running
 	lastProfile     atomic.Int64 // unix nanos of the last stall capture
@@ -161,7 +163,11 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 	}
 	e.db = db
 	e.popts = po
-	if err := e.loadCeiling(); err != nil {
+	err = e.loadCeiling()
+	if err == nil {
+		err = e.countHints()
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
 	}

@@ -277,3 +277,16 @@ func (e *Engine) lockStripes(keys [][]byte) func() {
 		}
 	}
 }
+
+// WriteEncoded adds the encoded record rec for key to b, as received from
+// another node; it is checked before it is accepted.
+func (b *Batch) WriteEncoded(key, rec []byte) error {
+	r, err := memtable.Decode(rec)
+	if err != nil {
+		return fmt.Errorf("bad record for %q: %w", key, err)
+	}
+	b.keys = append(b.keys, append([]byte(nil), key...))
+	b.recs = append(b.recs, append([]byte(nil), rec...))
+	b.ts = append(b.ts, r.TS)
+	return nil
+}

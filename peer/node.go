@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // MaxKeySize is the longest key ringkv stores.
@@ -18,9 +21,13 @@ const MaxKeySize = 4096
 // ErrInvalidKey is matched by errors for keys that are empty or longer than MaxKeySize.
 var ErrInvalidKey = errors.New("peer: invalid key")
 
+// ErrNoMembership is returned by cluster changes on a node run without
+// membership (a single node).
+var ErrNoMembership = errors.New("peer: this node runs without membership (no --gossip-addr)")
+
 // Config configures a Node. Every field documents its default.
 type Config struct {
-	// NodeID is this node's stable identity; required.
+	// NodeID is this node's stable identity; required, at most 255 bytes.
 	NodeID string
 	// HTTPAddr is the address clients and peers reach this node at.
 	HTTPAddr string
@@ -31,26 +38,62 @@ type Config struct {
 	// Sync makes a write wait for its WAL fsync before it is acknowledged.
 	// The zero value is false; ringkv serve sets it from --sync (default true).
 	Sync bool
-	// RequestTimeout bounds a request's work: a scan, or (in a cluster) the
-	// wait for replicas. The default value is 5s.
+	// RequestTimeout bounds a request's work: the wait for replicas, and a
+	// scan. The default value is 5s.
 	RequestTimeout time.Duration
+	// Replicas is N, the number of nodes that hold each key (capped at the
+	// number of nodes in the ring). The default value is 3.
+	Replicas int
+	// VNodes is the number of ring tokens per node. The default value is
+	// ring.DefaultVNodes.
+	VNodes int
+	// Transport reaches the other nodes. nil means this node never talks to
+	// another: it must then stay the only member of its ring.
+	Transport Transport
+	// HedgeAfter is how long a read waits for its replicas before it also
+	// asks the next owner. The default value is 100ms.
+	HedgeAfter time.Duration
+	// HintInterval is how often queued hints are retried for members that
+	// are alive. The default value is 2s.
+	HintInterval time.Duration
 	// Now reads wall time for TTLs and expiry. The default is time.Now.
 	Now func() time.Time
 	// Logger is the node's logger. The default is slog.Default().
 	Logger *slog.Logger
 }
 
-// Node coordinates client requests for the keys of a cluster. It is safe
+// Node coordinates client requests for the keys of a cluster: it finds each
+// key's owners on the ring, writes to and reads from them, keeps hints for
+// owners that miss writes and repairs stale replicas it reads. It is safe
 // for concurrent use.
 type Node struct {
-	cfg Config
-	tag uint64
+	cfg        Config
+	tag        uint64
+	view       atomic.Pointer[View]
+	membership atomic.Pointer[membershipRef]
+
+	wake      chan struct{} // nudges the hint loop
+	stop      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	// bg tracks replica writes and repairs still running after their
+	// request was answered, so Close can wait for them.
+	bg sync.WaitGroup
+
+	readRepairs  atomic.Int64 // stale replicas a read rewrote
+	hintsReplayd atomic.Int64 // hints delivered
 }
 
-// NewNode returns the coordinator for cfg.
+type membershipRef struct{ m Membership }
+
+// NewNode returns the coordinator for cfg, alone in its ring until SetView
+// says otherwise. Close stops its background work.
 func NewNode(cfg Config) (*Node, error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("peer: node id is required")
+	}
+	if len(cfg.NodeID) > engine.MaxHintTarget {
+		return nil, fmt.Errorf("peer: node id is %d bytes, the limit is %d", len(cfg.NodeID), engine.MaxHintTarget)
 	}
 	if cfg.Engine == nil {
 		return nil, errors.New("peer: engine is required")
@@ -67,6 +110,18 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 5 * time.Second
 	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 3
+	}
+	if cfg.VNodes <= 0 {
+		cfg.VNodes = ring.DefaultVNodes
+	}
+	if cfg.HedgeAfter <= 0 {
+		cfg.HedgeAfter = 100 * time.Millisecond
+	}
+	if cfg.HintInterval <= 0 {
+		cfg.HintInterval = 2 * time.Second
+	}
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay
@@ -74,7 +129,62 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.Clock.Update(cfg.Engine.MaxTimestamp()); err != nil {
 		cfg.Logger.Warn("stored timestamps are ahead of the wall clock", "err", err)
 	}
-	return &Node{cfg: cfg, tag: memtable.NodeTag(cfg.NodeID)}, nil
+	n := &Node{
+		cfg:  cfg,
+		tag:  memtable.NodeTag(cfg.NodeID),
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+	}
+	n.view.Store(&View{
+		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
+		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
+	})
+	if cfg.Transport != nil {
+		n.wg.Go(n.hintLoop)
+	}
+	return n, nil
+}
+
+// Close stops the node's background work (hint replay) and waits for
+// replica writes still in flight. It does not close the engine.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { close(n.stop) })
+	n.wg.Wait()
+	n.bg.Wait()
+	return nil
+}
+
+// WaitBackground waits for the replica writes, hints and read repairs that
+// requests left running. Call it when no requests are in flight.
+func (n *Node) WaitBackground() { n.bg.Wait() }
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// View returns the view requests are coordinated with now.
+func (n *Node) View() *View { return n.view.Load() }
+
+// SetView installs a new view of the cluster. The membership layer calls
+// it on every change; a member that comes back alive has its hints replayed.
+func (n *Node) SetView(v *View) {
+	old := n.view.Swap(v)
+	for id, m := range v.Members {
+		if m.State == Alive && (old == nil || old.Members[id].State != Alive) {
+			n.nudge()
+			break
+		}
+	}
+}
+
+// UseMembership connects the node to its membership layer, for AddNode,
+// RemoveNode and the gossip address shown in status.
+func (n *Node) UseMembership(m Membership) { n.membership.Store(&membershipRef{m}) }
+
+func (n *Node) nudge() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
 }
 
 func checkKey(key []byte) error {
@@ -84,11 +194,21 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-// Get appends the newest live value of key to dst. Tombstones and expired
-// records read as ErrNotFound.
+// solo reports whether this node alone owns every key of view v, so
+// requests need no coordination.
+func (n *Node) solo(v *View) bool {
+	nodes := v.Ring.Nodes()
+	return len(nodes) == 1 && nodes[0] == n.cfg.NodeID
+}
+
+// Get appends the newest live value of key to dst, asking as many replicas
+// as c needs. Tombstones and expired records read as ErrNotFound.
 func (n *Node) Get(ctx context.Context, dst, key []byte, c Consistency) ([]byte, Version, error) {
 	if err := checkKey(key); err != nil {
 		return dst, Version{}, err
+	}
+	if v := n.view.Load(); !n.solo(v) {
+		return n.clusterGet(ctx, v, dst, key, c)
 	}
 	orig := len(dst)
 	out, rec, err := n.cfg.Engine.Get(dst, key)
@@ -102,7 +222,8 @@ func (n *Node) Get(ctx context.Context, dst, key []byte, c Consistency) ([]byte,
 	return out, rec.Version, nil
 }
 
-// Put writes value under key, stamped with a new timestamp.
+// Put writes value under key, stamped with a new timestamp, to the key's
+// replicas; it returns once c's share of them have it durably.
 func (n *Node) Put(ctx context.Context, key, value []byte, o WriteOptions) (Version, error) {
 	if err := checkKey(key); err != nil {
 		return Version{}, err
@@ -111,10 +232,7 @@ func (n *Node) Put(ctx context.Context, key, value []byte, o WriteOptions) (Vers
 	if o.TTL > 0 {
 		rec.ExpiresAt = n.cfg.Now().Add(o.TTL).UnixMilli()
 	}
-	if err := n.cfg.Engine.Write(key, &rec, n.cfg.Sync); err != nil {
-		return Version{}, err
-	}
-	return rec.Version, nil
+	return n.write(ctx, "put", key, &rec, o.Consistency)
 }
 
 // Delete writes a tombstone for key, so older writes that arrive later
@@ -124,7 +242,14 @@ func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version,
 		return Version{}, err
 	}
 	rec := memtable.Record{Version: Version{TS: n.cfg.Clock.Now(), Node: n.tag}, Tombstone: true}
-	if err := n.cfg.Engine.Write(key, &rec, n.cfg.Sync); err != nil {
+	return n.write(ctx, "delete", key, &rec, o.Consistency)
+}
+
+func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
+	if v := n.view.Load(); !n.solo(v) {
+		return n.clusterWrite(ctx, v, op, key, rec, c)
+	}
+	if err := n.cfg.Engine.Write(key, rec, n.cfg.Sync); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
@@ -134,31 +259,31 @@ func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version,
 const MaxScanLimit = 10000
 
 // Scan returns up to q.Limit live keys with prefix q.Prefix in token order,
-// after q.After. Keys are hash-ordered, so a scan reads every key after
-// q.After to find the matches: a sparse prefix costs a full pass.
+// after q.After, from the whole cluster. Keys are hash-ordered, so a scan
+// reads every key after q.After to find the matches: a sparse prefix costs
+// a full pass.
 func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	if q.Limit <= 0 || q.Limit > MaxScanLimit {
 		return ScanPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)
 	}
-	var after []byte
-	if len(q.After) > 0 {
-		after = q.After
-	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
+	if v := n.view.Load(); !n.solo(v) {
+		return n.clusterScan(ctx, v, q)
+	}
 	now := n.cfg.Now().UnixMilli()
 	var page ScanPage
 	more := false
-	err := n.cfg.Engine.Scan(ctx, after, func(key []byte, r memtable.Record) (bool, error) {
-		if !bytes.HasPrefix(key, q.Prefix) || !r.Live(now) {
-			return true, nil
+	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
+		if !r.Live(now) {
+			return true
 		}
 		if len(page.Items) == q.Limit {
 			more = true
-			return false, nil
+			return false
 		}
 		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: r.Version})
-		return true, nil
+		return true
 	})
 	if err != nil {
 		return ScanPage{}, err
@@ -169,11 +294,34 @@ func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	return page, nil
 }
 
+// scanLocal visits this node's records with prefix after the key after, in
+// token order, tombstones and expired records included.
+func (n *Node) scanLocal(ctx context.Context, prefix, after []byte, fn func([]byte, memtable.Record) bool) error {
+	if len(after) == 0 {
+		after = nil
+	}
+	return n.cfg.Engine.Scan(ctx, after, func(key []byte, r memtable.Record) (bool, error) {
+		if !bytes.HasPrefix(key, prefix) {
+			return true, nil
+		}
+		return fn(key, r), nil
+	})
+}
+
 // LSM returns the local engine's LSM report (GET /v1/lsm).
 func (n *Node) LSM() any { return n.cfg.Engine.LSM() }
 
 // Compact runs a manual compaction of the local engine.
 func (n *Node) Compact(ctx context.Context) error { return n.cfg.Engine.Compact(ctx) }
 
-// Members returns the HTTP addresses of the cluster's members.
-func (n *Node) Members() []string { return []string{n.cfg.HTTPAddr} }
+// Members returns the HTTP addresses of the ring's members, ordered by id.
+func (n *Node) Members() []string {
+	v := n.view.Load()
+	var out []string
+	for _, m := range v.sortedMembers() {
+		if v.Ring.Has(m.ID) {
+			out = append(out, m.HTTPAddr)
+		}
+	}
+	return out
+}

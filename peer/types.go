@@ -68,9 +68,13 @@ type UnavailableError struct {
 	Op       string
 	Needed   int
 	Answered int
+	TimedOut bool // the others did not answer within the request timeout
 }
 
 func (e *UnavailableError) Error() string {
+	if e.TimedOut {
+		return fmt.Sprintf("%s needs %d replicas, %d answered before the request timeout", e.Op, e.Needed, e.Answered)
+	}
 	return fmt.Sprintf("%s needs %d replicas, %d answered", e.Op, e.Needed, e.Answered)
 }
 

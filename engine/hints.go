@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// Hints are records a coordinator owes a replica that did not take them:
+// the hinted-handoff queue. Each lives under
+//
+//	'h' | len(target) | target | TS (8, BE) | node tag (8, BE) | user key
+//
+// so one target's hints are a contiguous span in write order, and a hint
+// is never overwritten: replay deletes exactly the hints it delivered.
+
+// MaxHintTarget is the longest node id hints can be kept for.
+const MaxHintTarget = 255
+
+// hintCounts tracks pending hints per target, for ringkv_hints_pending.
+type hintCounts struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func hintPrefix(target string) []byte {
+	b := make([]byte, 0, 2+len(target))
+	b = append(b, spaceHint, byte(len(target)))
+	return append(b, target...)
+}
+
+func appendHintKey(dst []byte, target string, v memtable.Version, key []byte) []byte {
+	dst = append(dst, spaceHint, byte(len(target)))
+	dst = append(dst, target...)
+	dst = binary.BigEndian.AppendUint64(dst, v.TS)
+	dst = binary.BigEndian.AppendUint64(dst, v.Node)
+	return append(dst, key...)
+}
+
+// AddHint durably queues the encoded record rec of key for the node target.
+func (e *Engine) AddHint(target string, key, rec []byte) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if len(target) == 0 || len(target) > MaxHintTarget {
+		return fmt.Errorf("cannot keep a hint for node id of %d bytes", len(target))
+	}
+	v, err := memtable.DecodeVersion(rec)
+	if err != nil {
+		return fmt.Errorf("cannot keep hint for %q: %w", key, err)
+	}
+	if err := e.db.Set(appendHintKey(nil, target, v, key), rec, pebble.Sync); err != nil {
+		return fmt.Errorf("cannot keep hint for %q: %w", key, err)
+	}
+	e.hints.mu.Lock()
+	e.hints.n[target]++
+	e.hints.mu.Unlock()
+	return nil
+}
+
+// Hint is one queued record. ID names it for DeleteHints.
+type Hint struct {
+	ID     []byte
+	Key    []byte
+	Record []byte // encoded memtable.Record
+}
+
+// Hints returns up to max of target's oldest hints. The slices are the
+// caller's.
+func (e *Engine) Hints(ctx context.Context, target string, max int) ([]Hint, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	lo := hintPrefix(target)
+	hi := append(bytes.Clone(lo), 0xff)
+	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	var out []Hint
+	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+		k := it.Key()
+		if len(k) <= len(lo)+16 {
+			it.Close()
+			return nil, fmt.Errorf("malformed hint key %x", k)
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		id := bytes.Clone(k)
+		out = append(out, Hint{ID: id, Key: id[len(lo)+16:], Record: bytes.Clone(v)})
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		// The queue is empty: resynchronize the count, which repeated
+		// hints of one write can inflate.
+		e.hints.mu.Lock()
+		delete(e.hints.n, target)
+		e.hints.mu.Unlock()
+	}
+	return out, nil
+}
+
+// DeleteHints removes delivered hints of target.
+func (e *Engine) DeleteHints(target string, hs []Hint) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	for _, h := range hs {
+		if err := b.Delete(h.ID, nil); err != nil {
+			return err
+		}
+	}
+	if err := e.db.Apply(b, pebble.NoSync); err != nil {
+		return err
+	}
+	e.hints.mu.Lock()
+	if e.hints.n[target] -= int64(len(hs)); e.hints.n[target] <= 0 {
+		delete(e.hints.n, target)
+	}
+	e.hints.mu.Unlock()
+	return nil
+}
+
+// DropHints deletes every hint for target (a node removed for good).
+func (e *Engine) DropHints(target string) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	lo := hintPrefix(target)
+	hi := append(bytes.Clone(lo), 0xff)
+	if err := e.db.DeleteRange(lo, hi, pebble.Sync); err != nil {
+		return err
+	}
+	e.hints.mu.Lock()
+	delete(e.hints.n, target)
+	e.hints.mu.Unlock()
+	return nil
+}
+
+// PendingHints returns the number of queued hints per target node.
+func (e *Engine) PendingHints() map[string]int64 {
+	e.hints.mu.Lock()
+	defer e.hints.mu.Unlock()
+	out := make(map[string]int64, len(e.hints.n))
+	for k, v := range e.hints.n {
+		out[k] = v
+	}
+	return out
+}
+
+// countHints fills the pending counts from the store at open.
+func (e *Engine) countHints() error {
+	lo, hi := spanOf(spaceHint)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	e.hints.n = map[string]int64{}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 2 || len(k) < 2+int(k[1]) {
+			it.Close()
+			return errors.New("malformed hint key")
+		}
+		e.hints.n[string(k[2:2+int(k[1])])]++
+	}
+	return it.Close()
+}

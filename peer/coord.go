@@ -1,0 +1,324 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// errDown stands for a replica the view says is dead: it is not asked, and
+// its share of a write becomes a hint at once.
+var errDown = errors.New("replica is down")
+
+// clusterWrite sends rec to every owner of key and returns once c's share
+// of them applied it durably. Owners that fail, are down or answer late
+// get a hint; the request never waits on them once enough have answered.
+func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
+	owners := v.Ring.KeyOwners(key)
+	if len(owners) == 0 {
+		return Version{}, &UnavailableError{Op: op, Needed: 1}
+	}
+	need := c.Needed(len(owners))
+	// The replica calls outlive the request (its buffers are recycled), so
+	// they get their own copy of the key and record, in one allocation.
+	buf := make([]byte, 0, len(key)+rec.EncodedLen())
+	buf = append(buf, key...)
+	buf = rec.Append(buf)
+	m := Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]}
+
+	done := make(chan error, len(owners))
+	local := false
+	for _, id := range owners {
+		if id == n.cfg.NodeID {
+			local = true
+			continue
+		}
+		mem, ok := v.reachable(id)
+		if !ok || n.cfg.Transport == nil {
+			n.bg.Go(func() { n.hint(id, m) })
+			done <- errDown
+			continue
+		}
+		n.bg.Go(func() {
+			err := n.sendApply(mem.HTTPAddr, []Mutation{m})
+			if err != nil {
+				n.cfg.Logger.Debug("replica write failed; keeping a hint", "node", id, "err", err)
+				n.hint(id, m)
+			}
+			done <- err
+		})
+	}
+	if local {
+		done <- n.cfg.Engine.Write(key, rec, n.cfg.Sync)
+	}
+	acks, fails := 0, 0
+	timer := time.NewTimer(n.cfg.RequestTimeout)
+	defer timer.Stop()
+	for acks < need {
+		select {
+		case err := <-done:
+			if err != nil {
+				fails++
+				if len(owners)-fails < need {
+					return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks}
+				}
+				continue
+			}
+			acks++
+		case <-timer.C:
+			return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks, TimedOut: true}
+		case <-ctx.Done():
+			return Version{}, ctx.Err()
+		}
+	}
+	return rec.Version, nil
+}
+
+// sendApply delivers ms to the node at addr, bounded by the request
+// timeout but not by any client request.
+func (n *Node) sendApply(addr string, ms []Mutation) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+	defer cancel()
+	return n.cfg.Transport.Apply(ctx, addr, ms)
+}
+
+// hint durably queues m for the owner id, to be replayed when it is alive.
+func (n *Node) hint(id string, m Mutation) {
+	if err := n.cfg.Engine.AddHint(id, m.Key, m.Record); err != nil {
+		n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err)
+	}
+}
+
+// reply is one replica's answer to a read.
+type reply struct {
+	id  string
+	rec []byte // encoded record; nil when the replica has none
+	err error
+}
+
+// clusterGet reads key from c's share of its owners, this node first when
+// it is one, and returns the newest record. A replica that fails is
+// replaced by the next owner; replicas that answered with an older record,
+// or none, are repaired in the background.
+func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consistency) ([]byte, Version, error) {
+	owners := v.Ring.KeyOwners(key)
+	if len(owners) == 0 {
+		return dst, Version{}, &UnavailableError{Op: "get", Needed: 1}
+	}
+	need := c.Needed(len(owners))
+	// Ask this node first, then live owners in ring order; dead ones only
+	// as a last resort.
+	order := make([]string, 0, len(owners))
+	for _, id := range owners {
+		if id == n.cfg.NodeID {
+			order = append(order, id)
+		}
+	}
+	for _, id := range owners {
+		if _, ok := v.reachable(id); ok && id != n.cfg.NodeID {
+			order = append(order, id)
+		}
+	}
+	for _, id := range owners {
+		if _, ok := v.reachable(id); !ok && id != n.cfg.NodeID {
+			order = append(order, id)
+		}
+	}
+	kc := append([]byte(nil), key...)
+	replies := make(chan reply, len(order))
+	next, pending := 0, 0
+	askID := func(id string) {
+		pending++
+		if id == n.cfg.NodeID {
+			replies <- n.readLocalReply(id, kc)
+			return
+		}
+		mem, ok := v.reachable(id)
+		if !ok || n.cfg.Transport == nil {
+			replies <- reply{id: id, err: errDown}
+			return
+		}
+		go func() {
+			rctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+			defer cancel()
+			rec, err := n.cfg.Transport.Read(rctx, mem.HTTPAddr, kc)
+			if errors.Is(err, ErrNotFound) {
+				rec, err = nil, nil
+			}
+			replies <- reply{id: id, rec: rec, err: err}
+		}()
+	}
+	ask := func() { next++; askID(order[next-1]) }
+	// The first round: remote replicas first, so they run while this node
+	// reads its own copy.
+	first := order[:min(need, len(order))]
+	next = len(first)
+	for i := len(first) - 1; i >= 0; i-- {
+		askID(first[i])
+	}
+	var got []reply
+	timer := time.NewTimer(n.cfg.RequestTimeout)
+	defer timer.Stop()
+	// A replica that hangs (paused, or cut off before failure detection
+	// notices) must not hold the read: after HedgeAfter, ask one more.
+	hedge := time.NewTimer(n.cfg.HedgeAfter)
+	defer hedge.Stop()
+	for len(got) < need {
+		select {
+		case <-hedge.C:
+			if next < len(order) {
+				ask()
+				hedge.Reset(n.cfg.HedgeAfter)
+			}
+		case r := <-replies:
+			pending--
+			if r.err != nil {
+				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
+				if next < len(order) {
+					ask()
+				} else if len(got)+pending < need {
+					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
+				}
+				continue
+			}
+			got = append(got, r)
+		case <-timer.C:
+			return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got), TimedOut: true}
+		case <-ctx.Done():
+			return dst, Version{}, ctx.Err()
+		}
+	}
+	newest := newestReply(got)
+	if newest == nil {
+		return dst, Version{}, ErrNotFound
+	}
+	n.repair(v, kc, newest, got)
+	rec, err := memtable.Decode(newest)
+	if err != nil {
+		return dst, Version{}, fmt.Errorf("cannot decode record of %q: %w", key, err)
+	}
+	if !rec.Live(n.cfg.Now().UnixMilli()) {
+		return dst, Version{}, ErrNotFound
+	}
+	return append(dst, rec.Value...), rec.Version, nil
+}
+
+// readLocalReply reads this node's own record of key as a reply.
+func (n *Node) readLocalReply(id string, key []byte) reply {
+	rec, err := n.ReadLocal(nil, key)
+	if errors.Is(err, ErrNotFound) {
+		return reply{id: id}
+	}
+	return reply{id: id, rec: rec, err: err}
+}
+
+// newestReply returns the newest record among replies, or nil if none has one.
+func newestReply(rs []reply) []byte {
+	var best []byte
+	for _, r := range rs {
+		if r.rec == nil {
+			continue
+		}
+		if best == nil {
+			best = r.rec
+			continue
+		}
+		if newer, err := memtable.Newer(r.rec, best); err == nil && newer {
+			best = r.rec
+		}
+	}
+	return best
+}
+
+// repair writes newest to every replica in rs that answered with an older
+// record or none, in the background.
+func (n *Node) repair(v *View, key, newest []byte, rs []reply) {
+	for _, r := range rs {
+		if r.rec != nil {
+			if same, err := memtable.Newer(newest, r.rec); err != nil || !same {
+				continue // already has newest (or something newer)
+			}
+		}
+		m := Mutation{Key: key, Record: newest}
+		id := r.id
+		n.readRepairs.Add(1)
+		if id == n.cfg.NodeID {
+			if err := n.ApplyLocal([]Mutation{m}); err != nil {
+				n.cfg.Logger.Warn("read repair failed", "node", id, "err", err)
+			}
+			continue
+		}
+		mem, ok := v.reachable(id)
+		if !ok {
+			continue
+		}
+		n.bg.Go(func() {
+			if err := n.sendApply(mem.HTTPAddr, []Mutation{m}); err != nil {
+				n.cfg.Logger.Debug("read repair failed; keeping a hint", "node", id, "err", err)
+				n.hint(id, m)
+			}
+		})
+	}
+}
+
+// ApplyLocal stores records sent by a coordinator (a replica write, read
+// repair or hint replay) in one durable batch; the newest version of each
+// key wins.
+func (n *Node) ApplyLocal(ms []Mutation) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	b := n.cfg.Engine.NewBatch()
+	for _, m := range ms {
+		if err := checkKey(m.Key); err != nil {
+			return err
+		}
+		if err := b.WriteEncoded(m.Key, m.Record); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+		if v, err := memtable.DecodeVersion(m.Record); err == nil {
+			// Keep this node's clock ahead of what it stores; a timestamp
+			// too far ahead is stored (LWW needs it) but not followed.
+			_ = n.cfg.Clock.Update(v.TS)
+		}
+	}
+	return n.cfg.Engine.Commit(b, n.cfg.Sync)
+}
+
+// ReadLocal appends this node's stored record of key (encoded, tombstones
+// and expired records included) to dst, or returns ErrNotFound.
+func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return dst, err
+	}
+	val, rec, err := n.cfg.Engine.Get(nil, key)
+	if err != nil {
+		return dst, err
+	}
+	rec.Value = val
+	return rec.Append(dst), nil
+}
+
+// ScanLocal answers another node's scan with this node's own records.
+func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
+	if q.Limit <= 0 || q.Limit > MaxScanLimit {
+		return LocalPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	var p LocalPage
+	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
+		if len(p.Items) == q.Limit {
+			p.More = true
+			return false
+		}
+		buf := append([]byte(nil), key...)
+		buf = r.Append(buf)
+		p.Items = append(p.Items, Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]})
+		return true
+	})
+	return p, err
+}

@@ -1,0 +1,481 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/ring"
+)
+
+// rosterMeta is the engine metadata key of the durable member list.
+const rosterMeta = "ring-roster"
+
+// rosterEntry is one node of the durable member list that defines the
+// ring. Entries merge by Stamp (an HLC timestamp): the later change of a
+// member wins, and on a tie its removal.
+type rosterEntry struct {
+	ID         string `json:"id"`
+	HTTPAddr   string `json:"http_addr"`
+	GossipAddr string `json:"gossip_addr"`
+	Stamp      uint64 `json:"stamp"`
+	Removed    bool   `json:"removed,omitempty"`
+}
+
+func (a rosterEntry) beats(b rosterEntry) bool {
+	if a.Stamp != b.Stamp {
+		return a.Stamp > b.Stamp
+	}
+	return a.Removed && !b.Removed
+}
+
+// nodeMeta is what a node gossips about itself (memberlist node metadata).
+type nodeMeta struct {
+	HTTPAddr string `json:"h"`
+	Stamp    uint64 `json:"s"`
+}
+
+// GossipConfig configures Gossip.
+type GossipConfig struct {
+	// NodeID, HTTPAddr: this node's identity and client address; required.
+	NodeID   string
+	HTTPAddr string
+	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
+	BindAddr string
+	// Secret, when set, encrypts gossip with a key derived from it.
+	Secret string
+	// Replicas and VNodes shape the ring (see Config).
+	Replicas, VNodes int
+	// Engine keeps the member list durably; required.
+	Engine *engine.Engine
+	// Clock stamps member-list changes; required.
+	Clock *memtable.Clock
+	// OnView receives every new view, from one goroutine; required.
+	OnView func(*View)
+	// Logger is the default slog.Default().
+	Logger *slog.Logger
+	// Tune, if set, adjusts memberlist's configuration (tests shorten its
+	// intervals).
+	Tune func(*memberlist.Config)
+}
+
+// Gossip is the membership layer: hashicorp/memberlist for failure
+// detection, plus the durable member list that defines the ring, kept on
+// disk and spread by memberlist's push/pull exchange and broadcasts. The
+// ring changes only when a node joins for the first time or is removed; a
+// node that fails or restarts stays in it. Gossip implements Membership.
+type Gossip struct {
+	cfg   GossipConfig
+	ml    *memberlist.Memberlist
+	queue *memberlist.TransmitLimitedQueue
+	self  rosterEntry
+
+	mu     sync.Mutex
+	roster map[string]rosterEntry
+	live   map[string]MemberState // memberlist's word on each node
+	dirty  bool                   // roster changed since last persisted
+
+	changed chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// GossipKey derives the 32-byte memberlist encryption key from a cluster
+// secret.
+func GossipKey(secret string) []byte {
+	k := sha256.Sum256([]byte("ringkv gossip key\x00" + secret))
+	return k[:]
+}
+
+// StartGossip loads the durable member list, starts memberlist and the
+// goroutine that turns membership events into views. It does not join
+// anyone: call Join.
+func StartGossip(cfg GossipConfig) (*Gossip, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	host, portStr, err := net.SplitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("bad gossip address %q: %w", cfg.BindAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("bad gossip port in %q", cfg.BindAddr)
+	}
+	g := &Gossip{
+		cfg:     cfg,
+		roster:  map[string]rosterEntry{},
+		live:    map[string]MemberState{cfg.NodeID: Alive},
+		changed: make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if b, err := cfg.Engine.GetMeta(rosterMeta); err == nil {
+		if err := json.Unmarshal(b, &g.roster); err != nil {
+			return nil, fmt.Errorf("cannot read the stored member list: %w", err)
+		}
+	} else if !errors.Is(err, engine.ErrNotFound) {
+		return nil, err
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeID
+	mc.BindAddr, mc.BindPort = host, port
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	}
+	mc.Delegate = g
+	mc.Events = g
+	mc.LogOutput = &memberlistLog{lg: cfg.Logger}
+	if cfg.Secret != "" {
+		mc.SecretKey = GossipKey(cfg.Secret)
+	}
+	if cfg.Tune != nil {
+		cfg.Tune(mc)
+	}
+	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return g.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start gossip on %s: %w", cfg.BindAddr, err)
+	}
+	g.ml = ml
+	if port == 0 {
+		// memberlist picked a free port: advertise that one.
+		g.cfg.BindAddr = net.JoinHostPort(host, strconv.Itoa(int(ml.LocalNode().Port)))
+	}
+	g.mu.Lock()
+	// A node keeps its place (its stamp) across restarts; a new node, or
+	// one whose addresses changed, announces itself with a new stamp. A
+	// node removed while it was down stays removed once it hears so.
+	self, ok := g.roster[cfg.NodeID]
+	if !ok || self.HTTPAddr != cfg.HTTPAddr || self.GossipAddr != g.cfg.BindAddr {
+		self = rosterEntry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.cfg.BindAddr, Stamp: cfg.Clock.Now()}
+		g.roster[cfg.NodeID] = self
+		g.dirty = true
+	}
+	g.self = self
+	g.mu.Unlock()
+
+	if err := ml.UpdateNode(time.Second); err != nil {
+		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
+	}
+	g.publish()
+	go g.loop()
+	return g, nil
+}
+
+// GossipAddr returns the address memberlist listens on.
+func (g *Gossip) GossipAddr() string { return g.cfg.BindAddr }
+
+// Join contacts members at addrs and exchanges member lists with them.
+func (g *Gossip) Join(addrs []string) error {
+	n, err := g.ml.Join(addrs)
+	if n == 0 {
+		if err == nil {
+			err = errors.New("no member answered")
+		}
+		return fmt.Errorf("cannot join %v: %w", addrs, err)
+	}
+	g.broadcast()
+	return nil
+}
+
+// Remove marks id removed from the ring, on every node in time.
+func (g *Gossip) Remove(id string) error {
+	g.mu.Lock()
+	e, ok := g.roster[id]
+	if !ok || e.Removed {
+		g.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	}
+	e.Removed = true
+	e.Stamp = max(g.cfg.Clock.Now(), e.Stamp+1)
+	g.roster[id] = e
+	g.dirty = true
+	g.mu.Unlock()
+	g.signal()
+	g.broadcast()
+	return nil
+}
+
+// Close tells the other members this node is going away (they mark it
+// down at once and keep hints for it; it stays in the ring), then stops.
+func (g *Gossip) Close() error {
+	err := g.ml.Leave(2 * time.Second)
+	close(g.stop)
+	<-g.done
+	if serr := g.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (g *Gossip) signal() {
+	select {
+	case g.changed <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the one goroutine that turns membership changes into views: it
+// persists the member list when it changed and publishes a new View. A
+// ticker also catches suspect states, which memberlist does not announce.
+func (g *Gossip) loop() {
+	defer close(g.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-g.changed:
+		case <-t.C:
+			g.refreshLiveness()
+		}
+		g.publish()
+	}
+}
+
+// refreshLiveness reads suspect/alive states from memberlist.
+func (g *Gossip) refreshLiveness() {
+	ms := g.ml.Members()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, m := range ms {
+		if m.Name != g.cfg.NodeID {
+			g.live[m.Name] = stateOf(m.State)
+		}
+	}
+}
+
+func stateOf(s memberlist.NodeStateType) MemberState {
+	switch s {
+	case memberlist.StateAlive:
+		return Alive
+	case memberlist.StateSuspect:
+		return Suspect
+	}
+	// Left means the node shut down, not that it left the ring.
+	return Dead
+}
+
+// publish persists the member list if it changed and hands out a new view.
+func (g *Gossip) publish() {
+	g.mu.Lock()
+	var persist []byte
+	if g.dirty {
+		persist, _ = json.Marshal(g.roster)
+		g.dirty = false
+	}
+	v := g.viewLocked()
+	g.mu.Unlock()
+	if persist != nil {
+		if err := g.cfg.Engine.SetMeta(rosterMeta, persist); err != nil {
+			g.cfg.Logger.Error("cannot store the member list", "err", err)
+		}
+	}
+	g.cfg.OnView(v)
+}
+
+func (g *Gossip) viewLocked() *View {
+	ids := make([]string, 0, len(g.roster))
+	members := make(map[string]Member, len(g.roster))
+	for id, e := range g.roster {
+		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left}
+		if !e.Removed {
+			ids = append(ids, id)
+			m.State = g.live[id]
+			if m.State == "" {
+				m.State = Dead // not heard from since this node started
+			}
+		}
+		members[id] = m
+	}
+	return &View{Ring: ring.New(ids, g.cfg.VNodes, g.cfg.Replicas), Members: members}
+}
+
+// merge folds a remote member list into ours; it reports a change.
+func (g *Gossip) merge(remote map[string]rosterEntry) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	changed := false
+	for id, e := range remote {
+		if e.ID != id || id == "" {
+			continue
+		}
+		if cur, ok := g.roster[id]; !ok || e.beats(cur) {
+			if id == g.cfg.NodeID && !e.Removed && ok {
+				continue // only this node announces itself
+			}
+			g.roster[id] = e
+			changed = true
+			g.cfg.Clock.Update(e.Stamp) //nolint:errcheck // a stamp from the future is still merged
+		}
+	}
+	if changed {
+		g.dirty = true
+	}
+	return changed
+}
+
+// broadcast queues the whole member list for gossip; it is small.
+func (g *Gossip) broadcast() {
+	g.mu.Lock()
+	b, _ := json.Marshal(g.roster)
+	g.mu.Unlock()
+	g.queue.QueueBroadcast(rosterBroadcast(b))
+}
+
+type rosterBroadcast []byte
+
+func (b rosterBroadcast) Invalidates(memberlist.Broadcast) bool { return true }
+func (b rosterBroadcast) Message() []byte                       { return b }
+func (b rosterBroadcast) Finished()                             {}
+
+// memberlist.Delegate
+
+// NodeMeta is this node's HTTP address and roster stamp.
+func (g *Gossip) NodeMeta(limit int) []byte {
+	g.mu.Lock()
+	stamp := g.self.Stamp
+	g.mu.Unlock()
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, Stamp: stamp})
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+// NotifyMsg merges a broadcast member list.
+func (g *Gossip) NotifyMsg(b []byte) {
+	var remote map[string]rosterEntry
+	if err := json.Unmarshal(b, &remote); err != nil {
+		g.cfg.Logger.Warn("ignoring a malformed member list from gossip", "err", err)
+		return
+	}
+	if g.merge(remote) {
+		g.signal()
+		g.queue.QueueBroadcast(rosterBroadcast(bytes.Clone(b)))
+	}
+}
+
+// GetBroadcasts hands memberlist the queued member lists.
+func (g *Gossip) GetBroadcasts(overhead, limit int) [][]byte {
+	return g.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState is the member list, for push/pull exchanges.
+func (g *Gossip) LocalState(join bool) []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, _ := json.Marshal(g.roster)
+	return b
+}
+
+// MergeRemoteState merges a peer's member list from a push/pull exchange.
+func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
+	var remote map[string]rosterEntry
+	if err := json.Unmarshal(buf, &remote); err != nil {
+		g.cfg.Logger.Warn("ignoring a malformed member list from a peer", "err", err)
+		return
+	}
+	if g.merge(remote) {
+		g.signal()
+	}
+}
+
+// memberlist.EventDelegate
+
+// NotifyJoin marks a node alive, and adds it to the ring if it is new.
+func (g *Gossip) NotifyJoin(n *memberlist.Node) { g.noteNode(n, Alive) }
+
+// NotifyUpdate notes changed metadata.
+func (g *Gossip) NotifyUpdate(n *memberlist.Node) { g.noteNode(n, stateOf(n.State)) }
+
+// NotifyLeave marks a node dead; it stays in the ring.
+func (g *Gossip) NotifyLeave(n *memberlist.Node) {
+	g.mu.Lock()
+	g.live[n.Name] = Dead
+	g.mu.Unlock()
+	g.signal()
+}
+
+func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
+	var meta nodeMeta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.HTTPAddr == "" {
+		g.cfg.Logger.Warn("ignoring a gossip member without ringkv metadata", "node", n.Name, "addr", n.Address())
+		return
+	}
+	g.mu.Lock()
+	g.live[n.Name] = st
+	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp}
+	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
+		g.roster[n.Name] = e
+		g.dirty = true
+	}
+	g.mu.Unlock()
+	g.signal()
+}
+
+// memberlistLog routes memberlist's "[LEVEL] memberlist: ..." lines to slog.
+type memberlistLog struct{ lg *slog.Logger }
+
+func (w *memberlistLog) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	level := slog.LevelDebug
+	switch {
+	case bytes.Contains(p, []byte("[ERR]")):
+		level = slog.LevelWarn // peers failing is routine for a failure detector
+	case bytes.Contains(p, []byte("[WARN]")):
+		level = slog.LevelInfo
+	}
+	w.lg.Log(nil, level, "gossip", "msg", line) //nolint:staticcheck // memberlist gives no context
+	return len(p), nil
+}
+
+var _ Membership = (*Gossip)(nil)
+
+// JoinUntil joins the cluster through addrs and the members of the stored
+// member list, retrying with backoff until one answers or ctx ends. A
+// restarted node finds its cluster this way even without --join.
+func (g *Gossip) JoinUntil(ctx context.Context, addrs []string) {
+	targets := slices.Clone(addrs)
+	g.mu.Lock()
+	for id, e := range g.roster {
+		if id != g.cfg.NodeID && !e.Removed && e.GossipAddr != "" && !slices.Contains(targets, e.GossipAddr) {
+			targets = append(targets, e.GossipAddr)
+		}
+	}
+	g.mu.Unlock()
+	if len(targets) == 0 {
+		return
+	}
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := g.Join(targets)
+		if err == nil {
+			g.cfg.Logger.Info("joined the cluster", "via", targets)
+			return
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			g.cfg.Logger.Warn("cannot join the cluster yet; retrying", "err", err, "attempt", attempt)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}

@@ -1,0 +1,97 @@
+package peer
+
+import (
+	"context"
+	"time"
+)
+
+// hintBatch is how many hints one replay message carries.
+const hintBatch = 256
+
+// hintLoop replays queued hints to their owners once they are alive: when
+// the view says a member came back, and every HintInterval for owners whose
+// earlier replay failed.
+func (n *Node) hintLoop() {
+	t := time.NewTicker(n.cfg.HintInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.wake:
+		case <-t.C:
+		}
+		n.ReplayHints()
+	}
+}
+
+// ReplayHints delivers every queued hint whose owner the view says is
+// alive, and drops hints for nodes no longer in the ring. It returns how
+// many hints were delivered.
+func (n *Node) ReplayHints() int {
+	v := n.view.Load()
+	delivered := 0
+	for target := range n.cfg.Engine.PendingHints() {
+		if !v.Ring.Has(target) {
+			if v.Members[target].State == Left {
+				// Removed for good: nobody will take these.
+				if err := n.cfg.Engine.DropHints(target); err != nil {
+					n.cfg.Logger.Warn("cannot drop hints of a removed node", "node", target, "err", err)
+				}
+			}
+			continue
+		}
+		mem, ok := v.Members[target]
+		if !ok || mem.State != Alive || n.cfg.Transport == nil {
+			continue
+		}
+		delivered += n.replayTo(target, mem.HTTPAddr)
+	}
+	return delivered
+}
+
+// replayTo sends target's hints in batches until none are left or a batch
+// fails.
+func (n *Node) replayTo(target, addr string) int {
+	delivered := 0
+	for {
+		select {
+		case <-n.stop:
+			return delivered
+		default:
+		}
+		hs, err := n.cfg.Engine.Hints(context.Background(), target, hintBatch)
+		if err != nil || len(hs) == 0 {
+			if err != nil {
+				n.cfg.Logger.Warn("cannot read hints", "node", target, "err", err)
+			}
+			return delivered
+		}
+		ms := make([]Mutation, len(hs))
+		for i, h := range hs {
+			ms[i] = Mutation{Key: h.Key, Record: h.Record}
+		}
+		if err := n.sendApply(addr, ms); err != nil {
+			n.cfg.Logger.Debug("hint replay failed; will retry", "node", target, "err", err)
+			return delivered
+		}
+		if err := n.cfg.Engine.DeleteHints(target, hs); err != nil {
+			n.cfg.Logger.Warn("cannot delete delivered hints", "node", target, "err", err)
+			return delivered
+		}
+		delivered += len(hs)
+		n.hintsReplayd.Add(int64(len(hs)))
+	}
+}
+
+// HintsPending returns the number of hints queued on this node.
+func (n *Node) HintsPending() int64 {
+	var total int64
+	for _, c := range n.cfg.Engine.PendingHints() {
+		total += c
+	}
+	return total
+}
+
+// DropHintsFor deletes every hint this node holds for the node id.
+func (n *Node) DropHintsFor(id string) error { return n.cfg.Engine.DropHints(id) }

@@ -1,0 +1,372 @@
+// Package peertest runs ringkv clusters inside one test process: each node
+// a real peer.Node on an in-memory Pebble, connected by an in-memory
+// transport that can partition, hang and drop messages. Failure detection
+// is the test's to drive (MarkDown, MarkUp), so cluster tests are
+// deterministic up to goroutine scheduling, and need no sleeps.
+package peertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
+)
+
+// ErrPartitioned is what a call across a cut link fails with.
+var ErrPartitioned = errors.New("peertest: partitioned")
+
+// ErrDropped is what a dropped call fails with.
+var ErrDropped = errors.New("peertest: message dropped")
+
+// Network connects in-memory nodes by address.
+type Network struct {
+	mu    sync.Mutex
+	nodes map[string]*peer.Node
+	cut   map[[2]string]bool // from, to
+	hung  map[string]chan struct{}
+	drop  float64
+	rng   *rand.Rand
+	calls map[string]int // by kind: apply, read, scan
+}
+
+// NewNetwork returns an empty network; seed drives message drops.
+func NewNetwork(seed uint64) *Network {
+	return &Network{
+		nodes: map[string]*peer.Node{},
+		cut:   map[[2]string]bool{},
+		hung:  map[string]chan struct{}{},
+		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		calls: map[string]int{},
+	}
+}
+
+// Isolate cuts addr off from every other address, both ways.
+func (n *Network) Isolate(addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for other := range n.nodes {
+		if other != addr {
+			n.cut[[2]string{addr, other}] = true
+			n.cut[[2]string{other, addr}] = true
+		}
+	}
+}
+
+// Hang makes calls to addr block until Heal or their context ends, as a
+// paused process would.
+func (n *Network) Hang(addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hung[addr] == nil {
+		n.hung[addr] = make(chan struct{})
+	}
+}
+
+// SetDrop makes each call fail with probability p (0 stops dropping).
+func (n *Network) SetDrop(p float64) {
+	n.mu.Lock()
+	n.drop = p
+	n.mu.Unlock()
+}
+
+// Heal removes every partition, hang and drop.
+func (n *Network) Heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut = map[[2]string]bool{}
+	for _, c := range n.hung {
+		close(c)
+	}
+	n.hung = map[string]chan struct{}{}
+	n.drop = 0
+}
+
+// Calls returns how many calls of a kind ("apply", "read", "scan") were made.
+func (n *Network) Calls(kind string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls[kind]
+}
+
+// route finds the node at addr for a call from from, or why it fails.
+func (n *Network) route(ctx context.Context, from, to, kind string) (*peer.Node, error) {
+	n.mu.Lock()
+	n.calls[kind]++
+	node := n.nodes[to]
+	cut := n.cut[[2]string{from, to}]
+	hang := n.hung[to]
+	dropped := n.drop > 0 && n.rng.Float64() < n.drop
+	n.mu.Unlock()
+	switch {
+	case node == nil:
+		return nil, fmt.Errorf("peertest: no node at %s", to)
+	case cut:
+		return nil, ErrPartitioned
+	case dropped:
+		return nil, ErrDropped
+	case hang != nil:
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return node, nil
+}
+
+// transport is one node's view of the network.
+type transport struct {
+	net  *Network
+	from string
+}
+
+func (t *transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) error {
+	node, err := t.net.route(ctx, t.from, addr, "apply")
+	if err != nil {
+		return err
+	}
+	cp := make([]peer.Mutation, len(ms))
+	for i, m := range ms {
+		cp[i] = peer.Mutation{Key: bytes.Clone(m.Key), Record: bytes.Clone(m.Record)}
+	}
+	return node.ApplyLocal(cp)
+}
+
+func (t *transport) Read(ctx context.Context, addr string, key []byte) ([]byte, error) {
+	node, err := t.net.route(ctx, t.from, addr, "read")
+	if err != nil {
+		return nil, err
+	}
+	return node.ReadLocal(nil, key)
+}
+
+func (t *transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (peer.LocalPage, error) {
+	node, err := t.net.route(ctx, t.from, addr, "scan")
+	if err != nil {
+		return peer.LocalPage{}, err
+	}
+	return node.ScanLocal(ctx, q)
+}
+
+func (t *transport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
+	return nil, errors.New("peertest: no gossip")
+}
+
+// Cluster is n nodes on one Network, all in one ring.
+type Cluster struct {
+	t     testing.TB
+	Net   *Network
+	Nodes []*peer.Node
+	Addrs []string
+	IDs   []string
+	FS    []vfs.FS
+	engs  []*engine.Engine
+	cfg   Options
+
+	mu   sync.Mutex
+	down map[string]bool // ids failure detection reports dead
+}
+
+// Options shape a test cluster.
+type Options struct {
+	Nodes    int
+	Replicas int    // default 3
+	VNodes   int    // default 16: small rings keep tests fast
+	Seed     uint64 // drives drops
+	// RequestTimeout bounds replica waits; default 2s.
+	RequestTimeout time.Duration
+}
+
+// NewCluster starts opts.Nodes nodes, every one alive in every view. The
+// cluster stops when the test ends.
+func NewCluster(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Replicas == 0 {
+		opts.Replicas = 3
+	}
+	if opts.VNodes == 0 {
+		opts.VNodes = 16
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 2 * time.Second
+	}
+	c := &Cluster{t: t, Net: NewNetwork(opts.Seed), cfg: opts, down: map[string]bool{}}
+	for i := range opts.Nodes {
+		c.IDs = append(c.IDs, fmt.Sprintf("n%d", i+1))
+		c.Addrs = append(c.Addrs, fmt.Sprintf("mem-%d:80", i+1))
+		c.FS = append(c.FS, vfs.NewMem())
+	}
+	c.Nodes = make([]*peer.Node, opts.Nodes)
+	c.engs = make([]*engine.Engine, opts.Nodes)
+	for i := range opts.Nodes {
+		c.start(i)
+	}
+	c.publish()
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *Cluster) start(i int) {
+	c.t.Helper()
+	eng, err := engine.Open(engine.Options{FS: c.FS[i], GCInterval: -1, RowCacheSize: -1})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	node, err := peer.NewNode(peer.Config{
+		NodeID: c.IDs[i], HTTPAddr: c.Addrs[i], Engine: eng, Sync: true,
+		Clock:          memtable.NewClock(time.Now),
+		RequestTimeout: c.cfg.RequestTimeout, Replicas: c.cfg.Replicas, VNodes: c.cfg.VNodes,
+		Transport:    &transport{net: c.Net, from: c.Addrs[i]},
+		HintInterval: time.Hour, // tests replay hints themselves
+		HedgeAfter:   20 * time.Millisecond,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.engs[i], c.Nodes[i] = eng, node
+	c.Net.mu.Lock()
+	c.Net.nodes[c.Addrs[i]] = node
+	c.Net.mu.Unlock()
+}
+
+// View returns the view every node has: the full ring, with the nodes
+// marked down dead.
+func (c *Cluster) View() *peer.View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ms := map[string]peer.Member{}
+	for i, id := range c.IDs {
+		st := peer.Alive
+		if c.down[id] {
+			st = peer.Dead
+		}
+		ms[id] = peer.Member{ID: id, HTTPAddr: c.Addrs[i], State: st}
+	}
+	return &peer.View{Ring: ring.New(c.IDs, c.cfg.VNodes, c.cfg.Replicas), Members: ms}
+}
+
+func (c *Cluster) publish() {
+	v := c.View()
+	for _, n := range c.Nodes {
+		if n != nil {
+			n.SetView(v)
+		}
+	}
+}
+
+// MarkDown makes every node's failure detector report node i dead.
+func (c *Cluster) MarkDown(i int) {
+	c.mu.Lock()
+	c.down[c.IDs[i]] = true
+	c.mu.Unlock()
+	c.publish()
+}
+
+// MarkUp reports node i alive again.
+func (c *Cluster) MarkUp(i int) {
+	c.mu.Lock()
+	delete(c.down, c.IDs[i])
+	c.mu.Unlock()
+	c.publish()
+}
+
+// Restart stops node i (its engine closes cleanly) and starts it again on
+// the same in-memory filesystem.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.stop(i)
+	c.start(i)
+	c.Nodes[i].SetView(c.View())
+}
+
+func (c *Cluster) stop(i int) {
+	if c.Nodes[i] == nil {
+		return
+	}
+	c.Nodes[i].Close()
+	if err := c.engs[i].Close(); err != nil {
+		c.t.Errorf("close engine of %s: %v", c.IDs[i], err)
+	}
+	c.Nodes[i], c.engs[i] = nil, nil
+}
+
+// Settle waits for every node's background replica writes and repairs.
+func (c *Cluster) Settle() {
+	for _, n := range c.Nodes {
+		if n != nil {
+			n.WaitBackground()
+		}
+	}
+}
+
+// ReplayHints replays every node's hints until none are left that can be
+// delivered, and returns how many were delivered.
+func (c *Cluster) ReplayHints() int {
+	total := 0
+	for {
+		c.Settle()
+		d := 0
+		for _, n := range c.Nodes {
+			if n != nil {
+				d += n.ReplayHints()
+			}
+		}
+		total += d
+		if d == 0 {
+			return total
+		}
+	}
+}
+
+// HintsPending sums the hints every node holds.
+func (c *Cluster) HintsPending() int64 {
+	var total int64
+	for _, n := range c.Nodes {
+		if n != nil {
+			total += n.HintsPending()
+		}
+	}
+	return total
+}
+
+// Local returns node i's own record of key, or nil.
+func (c *Cluster) Local(i int, key []byte) []byte {
+	rec, err := c.Nodes[i].ReadLocal(nil, key)
+	if errors.Is(err, peer.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		c.t.Fatalf("read %q on %s: %v", key, c.IDs[i], err)
+	}
+	return rec
+}
+
+// Index returns the position of the node with id.
+func (c *Cluster) Index(id string) int {
+	for i, x := range c.IDs {
+		if x == id {
+			return i
+		}
+	}
+	c.t.Fatalf("no node %q", id)
+	return -1
+}
+
+// Close stops every node.
+func (c *Cluster) Close() {
+	c.Net.Heal()
+	for i := range c.Nodes {
+		c.stop(i)
+	}
+}

@@ -1,0 +1,128 @@
+package peer
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// clusterScan scatters q to every member of the ring, merges their pages in
+// token order, keeps the newest record of each key (replicas repeat keys)
+// and drops deleted and expired ones. It answers as long as every key still
+// has enough live owners for q's consistency: at most N - needed members
+// may fail to answer.
+func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage, error) {
+	nodes := v.Ring.Nodes()
+	replicas := v.Ring.Replicas()
+	need := q.Consistency.Needed(replicas)
+	allowed := replicas - need
+	local := LocalScan{Prefix: q.Prefix, After: q.After, Limit: q.Limit}
+
+	type answer struct {
+		page LocalPage
+		err  error
+	}
+	answers := make(chan answer, len(nodes))
+	for _, id := range nodes {
+		if id == n.cfg.NodeID {
+			continue
+		}
+		mem, ok := v.reachable(id)
+		if !ok || n.cfg.Transport == nil {
+			answers <- answer{err: errDown}
+			continue
+		}
+		go func() {
+			p, err := n.cfg.Transport.Scan(ctx, mem.HTTPAddr, local)
+			answers <- answer{page: p, err: err}
+		}()
+	}
+	if v.Ring.Has(n.cfg.NodeID) {
+		p, err := n.ScanLocal(ctx, local)
+		answers <- answer{page: p, err: err}
+	}
+	var pages []LocalPage
+	failed := 0
+	for range len(nodes) {
+		select {
+		case a := <-answers:
+			if a.err != nil {
+				n.cfg.Logger.Debug("scan: a member did not answer", "err", a.err)
+				failed++
+				continue
+			}
+			pages = append(pages, a.page)
+		case <-ctx.Done():
+			return ScanPage{}, &UnavailableError{Op: "scan", Needed: len(nodes) - allowed, Answered: len(pages), TimedOut: true}
+		}
+	}
+	if failed > allowed {
+		return ScanPage{}, &UnavailableError{Op: "scan", Needed: len(nodes) - allowed, Answered: len(pages)}
+	}
+	return mergePages(pages, q.Limit, n.cfg.Now().UnixMilli()), nil
+}
+
+// scanItem is one record in a merge, with its token for ordering.
+type scanItem struct {
+	tok uint64
+	Mutation
+}
+
+func compareItems(a, b scanItem) int {
+	if c := cmp.Compare(a.tok, b.tok); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Key, b.Key)
+}
+
+// mergePages merges members' pages into one page of at most limit live
+// keys. A member that had more records than it sent bounds the merge: past
+// its last key, another member's records may not be the whole story, so
+// the page ends there and Next resumes from it.
+func mergePages(pages []LocalPage, limit int, nowMillis int64) ScanPage {
+	var items []scanItem
+	var bound *scanItem
+	for _, p := range pages {
+		for _, m := range p.Items {
+			items = append(items, scanItem{tok: engine.Token(m.Key), Mutation: m})
+		}
+		if p.More && len(p.Items) > 0 {
+			last := scanItem{tok: engine.Token(p.Items[len(p.Items)-1].Key), Mutation: p.Items[len(p.Items)-1]}
+			if bound == nil || compareItems(last, *bound) < 0 {
+				bound = &last
+			}
+		}
+	}
+	slices.SortFunc(items, compareItems)
+	var page ScanPage
+	for i := 0; i < len(items); {
+		j := i + 1
+		newest := items[i]
+		for ; j < len(items) && compareItems(items[j], items[i]) == 0; j++ {
+			if newer, err := memtable.Newer(items[j].Record, newest.Record); err == nil && newer {
+				newest = items[j]
+			}
+		}
+		i = j
+		if bound != nil && compareItems(newest, *bound) > 0 {
+			break
+		}
+		rec, err := memtable.Decode(newest.Record)
+		if err != nil || !rec.Live(nowMillis) {
+			continue
+		}
+		if len(page.Items) == limit {
+			page.Next = page.Items[limit-1].Key
+			return page
+		}
+		page.Items = append(page.Items, KV{Key: newest.Key, Value: rec.Value, Version: rec.Version})
+	}
+	if bound != nil {
+		page.Next = bound.Key
+	}
+	return page
+}

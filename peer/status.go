@@ -1,0 +1,137 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/ringkv/ringkv/ring"
+)
+
+// ClusterStatus is the JSON of GET /v1/cluster.
+type ClusterStatus struct {
+	Self     string   `json:"self"`
+	Replicas int      `json:"replicas"`
+	VNodes   int      `json:"vnodes"`
+	Members  []Member `json:"members"`
+	// Transfers lists range moves in flight; ringkv does not move ranges
+	// yet, so it is always empty.
+	Transfers []any `json:"transfers"`
+	// HintsPending counts the hints this node holds, per owner.
+	HintsPending map[string]int64 `json:"hints_pending"`
+	// Ownership is each member's share of the token space as primary.
+	Ownership map[string]float64 `json:"ownership"`
+}
+
+// ClusterStatus returns the node's view of the cluster.
+func (n *Node) ClusterStatus() ClusterStatus {
+	v := n.view.Load()
+	st := ClusterStatus{
+		Self:         n.cfg.NodeID,
+		Replicas:     v.Ring.Replicas(),
+		VNodes:       v.Ring.VNodes(),
+		Members:      v.sortedMembers(),
+		Transfers:    []any{},
+		HintsPending: n.cfg.Engine.PendingHints(),
+		Ownership:    v.Ring.Ownership(),
+	}
+	if ref := n.membership.Load(); ref != nil {
+		for i := range st.Members {
+			if st.Members[i].ID == n.cfg.NodeID && st.Members[i].GossipAddr == "" {
+				st.Members[i].GossipAddr = ref.m.GossipAddr()
+			}
+		}
+	}
+	return st
+}
+
+// RingOwners is the JSON of GET /v1/ring?key=K.
+type RingOwners struct {
+	Key    string   `json:"key"`
+	Token  string   `json:"token"`
+	Owners []string `json:"owners"`
+	Addrs  []string `json:"http_addrs"`
+}
+
+// Owners returns the owners of key, the primary first.
+func (n *Node) Owners(key []byte) (RingOwners, error) {
+	if err := checkKey(key); err != nil {
+		return RingOwners{}, err
+	}
+	v := n.view.Load()
+	ids := v.Ring.KeyOwners(key)
+	out := RingOwners{
+		Key:    string(key),
+		Token:  fmt.Sprintf("%016x", ring.Token(key)),
+		Owners: slices.Clone(ids),
+		Addrs:  make([]string, 0, len(ids)),
+	}
+	for _, id := range ids {
+		out.Addrs = append(out.Addrs, v.Members[id].HTTPAddr)
+	}
+	return out, nil
+}
+
+// GossipAddrs returns the gossip addresses of the members this node knows
+// alive, itself first, for a node that asks to join.
+func (n *Node) GossipAddrs() []string {
+	ref := n.membership.Load()
+	if ref == nil {
+		return nil
+	}
+	out := []string{ref.m.GossipAddr()}
+	v := n.view.Load()
+	for _, m := range v.sortedMembers() {
+		if m.ID != n.cfg.NodeID && m.State == Alive && m.GossipAddr != "" {
+			out = append(out, m.GossipAddr)
+		}
+	}
+	return out
+}
+
+// AddNode joins the cluster that the node at httpAddr belongs to, as
+// go-kvstore's /add-node did: it asks that node for its members' gossip
+// addresses and joins them.
+func (n *Node) AddNode(ctx context.Context, httpAddr string) error {
+	ref := n.membership.Load()
+	if ref == nil {
+		return ErrNoMembership
+	}
+	if n.cfg.Transport == nil {
+		return errors.New("peer: no transport")
+	}
+	addrs, err := n.cfg.Transport.GossipAddrs(ctx, httpAddr)
+	if err != nil {
+		return fmt.Errorf("cannot reach %s: %w", httpAddr, err)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("the node at %s runs without membership", httpAddr)
+	}
+	return ref.m.Join(addrs)
+}
+
+// ErrMemberAlive is returned when removing a member that is still alive.
+var ErrMemberAlive = errors.New("peer: member is alive")
+
+// ErrUnknownMember is returned when removing a member the ring does not have.
+var ErrUnknownMember = errors.New("peer: no such member")
+
+// RemoveNode takes a member that is gone for good out of the ring. Its
+// hints are dropped; its ranges fall to the next nodes on the ring.
+func (n *Node) RemoveNode(id string) error {
+	ref := n.membership.Load()
+	if ref == nil {
+		return ErrNoMembership
+	}
+	v := n.view.Load()
+	m, ok := v.Members[id]
+	if !ok || !v.Ring.Has(id) {
+		return fmt.Errorf("%w: %s", ErrUnknownMember, strconv.Quote(id))
+	}
+	if m.State == Alive || id == n.cfg.NodeID {
+		return fmt.Errorf("%w: %s is %s; remove only a node that is gone for good", ErrMemberAlive, id, m.State)
+	}
+	return ref.m.Remove(id)
+}

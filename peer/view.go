@@ -1,0 +1,90 @@
+package peer
+
+import (
+	"context"
+	"slices"
+
+	"github.com/ringkv/ringkv/ring"
+)
+
+// MemberState is what failure detection last said of a member.
+type MemberState string
+
+// Member states, as GET /v1/cluster shows them.
+const (
+	Alive   MemberState = "alive"
+	Suspect MemberState = "suspect"
+	Dead    MemberState = "dead"
+	Left    MemberState = "left"
+)
+
+// Member is one node of the cluster.
+type Member struct {
+	ID         string      `json:"id"`
+	HTTPAddr   string      `json:"http_addr"`
+	GossipAddr string      `json:"gossip_addr"`
+	State      MemberState `json:"state"`
+}
+
+// View is one immutable picture of the cluster: the ring, built from the
+// durable member list, and every member's liveness. A node coordinates each
+// request with the View current when the request began.
+type View struct {
+	Ring    *ring.Ring
+	Members map[string]Member // by id: the ring's members, and any that left
+}
+
+// reachable reports whether requests should be sent to member id: it is
+// in the view and not known dead or gone.
+func (v *View) reachable(id string) (Member, bool) {
+	m, ok := v.Members[id]
+	return m, ok && (m.State == Alive || m.State == Suspect)
+}
+
+// sortedMembers returns the members ordered by id.
+func (v *View) sortedMembers() []Member {
+	out := make([]Member, 0, len(v.Members))
+	for _, m := range v.Members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Transport carries a coordinator's calls to other nodes, addressed by
+// their HTTP address. Implementations must be safe for concurrent use and
+// must not retain the slices they are given after returning.
+type Transport interface {
+	// Apply makes the node at addr store ms durably (as its --sync says),
+	// newest version winning; all or nothing.
+	Apply(ctx context.Context, addr string, ms []Mutation) error
+	// Read returns the node's stored record of key, tombstones and expired
+	// records included, or ErrNotFound when it has none.
+	Read(ctx context.Context, addr string, key []byte) ([]byte, error)
+	// Scan returns one page of the node's own records.
+	Scan(ctx context.Context, addr string, q LocalScan) (LocalPage, error)
+	// GossipAddrs returns the gossip addresses of the members the node at
+	// addr knows, for joining its cluster.
+	GossipAddrs(ctx context.Context, addr string) ([]string, error)
+}
+
+// Membership is the failure detector and durable member list a Node
+// defers to for joining and removing members. peer.Gossip implements it
+// with hashicorp/memberlist.
+type Membership interface {
+	// Join contacts the members at these gossip addresses and joins their
+	// cluster.
+	Join(addrs []string) error
+	// Remove takes a member that is gone for good out of the ring.
+	Remove(id string) error
+	// GossipAddr is this node's own gossip address.
+	GossipAddr() string
+}

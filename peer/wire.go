@@ -1,0 +1,216 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// Internode messages are small binary frames: a kind byte, a format
+// version byte, then uvarint-length-prefixed fields. Records travel in
+// their storage encoding (memtable.Record), so a replica stores exactly the
+// bytes the coordinator stamped, and every record is checked on arrival.
+//
+//	apply:     'A' 1 | n | n × (len key | key | len rec | rec)
+//	scan:      'S' 1 | limit | len prefix | prefix | len after | after
+//	scan page: 'P' 1 | more (0/1) | n | n × (len key | key | len rec | rec)
+//
+// A read request is the bare key; its answer is the bare record (404 when
+// there is none).
+const (
+	kindApply    = 'A'
+	kindScan     = 'S'
+	kindScanPage = 'P'
+	wireV1       = 1
+
+	// MaxBatch is the most mutations one apply message carries.
+	MaxBatch = 4096
+)
+
+// ErrBadMessage is matched by errors decoding a malformed internode message.
+var ErrBadMessage = errors.New("peer: malformed internode message")
+
+// Mutation is one record for a replica: a user key and its encoded record.
+type Mutation struct {
+	Key    []byte
+	Record []byte
+}
+
+// LocalScan asks one node for its own records (tombstones included) whose
+// keys have Prefix, in token order after After.
+type LocalScan struct {
+	Prefix []byte
+	After  []byte
+	Limit  int
+}
+
+// LocalPage is one node's answer to a LocalScan. More says the node has
+// further matching records after the last one.
+type LocalPage struct {
+	Items []Mutation
+	More  bool
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+func appendMutations(dst []byte, ms []Mutation) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ms)))
+	for _, m := range ms {
+		dst = appendBytes(dst, m.Key)
+		dst = appendBytes(dst, m.Record)
+	}
+	return dst
+}
+
+// AppendApply appends the apply message carrying ms to dst.
+func AppendApply(dst []byte, ms []Mutation) []byte {
+	return appendMutations(append(dst, kindApply, wireV1), ms)
+}
+
+// AppendScan appends the scan message for q to dst.
+func AppendScan(dst []byte, q LocalScan) []byte {
+	dst = append(dst, kindScan, wireV1)
+	dst = binary.AppendUvarint(dst, uint64(q.Limit))
+	dst = appendBytes(dst, q.Prefix)
+	return appendBytes(dst, q.After)
+}
+
+// AppendScanPage appends the scan answer p to dst.
+func AppendScanPage(dst []byte, p LocalPage) []byte {
+	more := byte(0)
+	if p.More {
+		more = 1
+	}
+	return appendMutations(append(dst, kindScanPage, wireV1, more), p.Items)
+}
+
+// reader decodes one message; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", ErrBadMessage, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *reader) header(kind byte) {
+	if len(r.b) < 2 || r.b[0] != kind || r.b[1] != wireV1 {
+		r.fail("want a %q v%d message", kind, wireV1)
+		return
+	}
+	r.b = r.b[2:]
+}
+
+func (r *reader) uvarint(max uint64, what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > max {
+		r.fail("bad %s", what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns the next length-prefixed field, aliasing the message.
+func (r *reader) bytes(max int, what string) []byte {
+	n := r.uvarint(uint64(max), what+" length")
+	if r.err != nil {
+		return nil
+	}
+	if uint64(len(r.b)) < n {
+		r.fail("%s truncated", what)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) end() {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("%d trailing bytes", len(r.b))
+	}
+}
+
+// maxRecord bounds one encoded record: the largest value ringkv accepts
+// (--max-value-size is capped at 1GiB) plus the header.
+const maxRecord = 1<<30 + 64
+
+func (r *reader) mutations(max uint64) []Mutation {
+	n := r.uvarint(max, "count")
+	if r.err != nil {
+		return nil
+	}
+	// Each mutation needs at least 2 bytes: don't trust n for the allocation.
+	ms := make([]Mutation, 0, min(n, uint64(len(r.b)/2)))
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k := r.bytes(MaxKeySize, "key")
+		rec := r.bytes(maxRecord, "record")
+		if r.err != nil {
+			break
+		}
+		if len(k) == 0 {
+			r.fail("empty key")
+			break
+		}
+		if _, err := memtable.Decode(rec); err != nil {
+			r.fail("record of %q: %v", k, err)
+			break
+		}
+		ms = append(ms, Mutation{Key: k, Record: rec})
+	}
+	return ms
+}
+
+// DecodeApply parses an apply message. The mutations alias b; every record
+// has been checked to decode.
+func DecodeApply(b []byte) ([]Mutation, error) {
+	r := reader{b: b}
+	r.header(kindApply)
+	ms := r.mutations(MaxBatch)
+	r.end()
+	return ms, r.err
+}
+
+// DecodeScan parses a scan message; its slices alias b.
+func DecodeScan(b []byte) (LocalScan, error) {
+	r := reader{b: b}
+	r.header(kindScan)
+	q := LocalScan{Limit: int(r.uvarint(MaxScanLimit, "limit"))}
+	q.Prefix = r.bytes(MaxKeySize, "prefix")
+	q.After = r.bytes(MaxKeySize, "after")
+	r.end()
+	if r.err == nil && q.Limit == 0 {
+		r.fail("zero limit")
+	}
+	return q, r.err
+}
+
+// DecodeScanPage parses a scan answer; its slices alias b.
+func DecodeScanPage(b []byte) (LocalPage, error) {
+	r := reader{b: b}
+	r.header(kindScanPage)
+	var p LocalPage
+	if r.err == nil {
+		if len(r.b) == 0 || r.b[0] > 1 {
+			r.fail("bad more flag")
+		} else {
+			p.More = r.b[0] == 1
+			r.b = r.b[1:]
+		}
+	}
+	p.Items = r.mutations(MaxScanLimit)
+	r.end()
+	return p, r.err
+}
