@@ -64,7 +64,8 @@ func (v *View) sortedMembers() []Member {
 // must not retain the slices they are given after returning.
 type Transport interface {
 	// Apply makes the node at addr store ms durably (as its --sync says),
-	// newest version winning; all or nothing.
+	// newest version winning. On an error some of ms may be stored: the
+	// caller keeps them as hints and sends them again, which is harmless.
 	Apply(ctx context.Context, addr string, ms []Mutation) error
 	// Read returns the node's stored record of key, tombstones and expired
 	// records included, or ErrNotFound when it has none.
