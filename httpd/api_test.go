@@ -22,8 +22,9 @@ import (
 //
 // Commands:
 //
-//	server [pprof] [max-value-size=N] [max-key-size=N]
-//	    start a new server with an empty store (each file starts with one)
+//	server [pprof] [max-value-size=N] [max-key-size=N] [cluster] [secret=S]
+//	    start a new server with an empty store (each file starts with one);
+//	    with cluster, its Ops also implements Cluster (a fakeCluster)
 //	request [body-repeat=C:N] [repeat=C:N] [grep=S] [brief] [header=(H: V,...)]
 //	METHOD TARGET
 //	body...
@@ -37,6 +38,8 @@ import (
 //	fail err=notfound|unavailable|deadline|canceled|internal|panic|none
 //	    make every store call fail so (or not)
 //	compact-fail err=internal|none
+//	cluster-log
+//	    print the nodes the fakeCluster was asked to add and remove
 func TestAPI(t *testing.T) {
 	datadriven.Walk(t, "testdata/api", func(t *testing.T, path string) {
 		ts := newTestServer(t, Config{})
@@ -46,9 +49,19 @@ func TestAPI(t *testing.T) {
 				cfg := Config{Pprof: d.HasArg("pprof")}
 				d.MaybeScanArgs(t, "max-value-size", &cfg.MaxValueSize)
 				d.MaybeScanArgs(t, "max-key-size", &cfg.MaxKeySize)
+				d.MaybeScanArgs(t, "secret", &cfg.ClusterSecret)
 				ts.stop(t)
-				ts = newTestServer(t, cfg)
+				if d.HasArg("cluster") {
+					ts = newClusterTestServer(t, cfg)
+				} else {
+					ts = newTestServer(t, cfg)
+				}
 				return "ok\n"
+			case "cluster-log":
+				if ts.cl == nil {
+					d.Fatalf(t, "cluster-log needs a server started with cluster")
+				}
+				return ts.cl.log()
 			case "request":
 				return runRequest(t, ts, d)
 			case "store-len":

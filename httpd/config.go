@@ -44,6 +44,9 @@ type Config struct {
 	// NodeID names this node on the status page and in /healthz.
 	// The default is "" (shown as is).
 	NodeID string
+	// ClusterSecret, when set, must come with every /internal/ call (the
+	// SecretHeader); calls without it get 401. The default is none.
+	ClusterSecret string
 }
 
 // Defaults of Config, as documented on its fields.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 )
 
@@ -250,24 +252,295 @@ func (o *fakeOps) Members() []string {
 	return []string{"127.0.0.1:8080", "127.0.0.1:8081"}
 }
 
+// fakeCluster is a fakeOps that also implements Cluster: a fixed status
+// and ring, membership changes that it records, and an in-memory record
+// store (last writer wins, as a replica's) for the /internal/ endpoints.
+// It is safe for concurrent use.
+type fakeCluster struct {
+	*fakeOps
+	mu struct {
+		sync.Mutex
+		recs     map[string][]byte // key -> encoded record
+		applies  int               // ApplyLocal calls
+		applied  int               // mutations ApplyLocal received
+		added    []string          // AddNode addresses
+		removed  []string          // RemoveNode ids that succeeded
+		applyErr error             // returned by ApplyLocal while set
+		// apply and read, when set, make ApplyLocal and ReadLocal wait:
+		// a slow fsync or disk (see blockApply).
+		apply, read *fakeBlock
+	}
+}
+
+// fakeBlock holds calls until released.
+type fakeBlock struct {
+	entered chan int // each held call sends its size (mutations, or 1)
+	release chan struct{}
+}
+
+func (b *fakeBlock) wait(n int) {
+	if b != nil {
+		b.entered <- n
+		<-b.release
+	}
+}
+
+func newFakeBlock() (*fakeBlock, func()) {
+	b := &fakeBlock{entered: make(chan int, 100000), release: make(chan struct{})}
+	var once sync.Once
+	return b, func() { once.Do(func() { close(b.release) }) }
+}
+
+// blockApply makes ApplyLocal calls wait until release is called (which
+// the test's cleanup also does). Each call sends the number of its
+// mutations on entered first.
+func (c *fakeCluster) blockApply(t testing.TB) (entered <-chan int, release func()) {
+	b, release := newFakeBlock()
+	t.Cleanup(release)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.apply = b
+	return b.entered, release
+}
+
+// blockRead is blockApply for ReadLocal; each call sends 1.
+func (c *fakeCluster) blockRead(t testing.TB) (entered <-chan int, release func()) {
+	b, release := newFakeBlock()
+	t.Cleanup(release)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.read = b
+	return b.entered, release
+}
+
+var _ Cluster = (*fakeCluster)(nil)
+
+func newFakeCluster(ops *fakeOps) *fakeCluster {
+	c := &fakeCluster{fakeOps: ops}
+	c.mu.recs = map[string][]byte{}
+	return c
+}
+
+// fakeMembers are the members of fakeCluster's ring: node-1 (this node)
+// and node-2 are alive, node-3 is dead.
+var fakeMembers = []peer.Member{
+	{ID: "node-1", HTTPAddr: "127.0.0.1:8080", GossipAddr: "127.0.0.1:7946", State: peer.Alive},
+	{ID: "node-2", HTTPAddr: "127.0.0.1:8081", GossipAddr: "127.0.0.1:7947", State: peer.Alive},
+	{ID: "node-3", HTTPAddr: "127.0.0.1:8082", GossipAddr: "127.0.0.1:7948", State: peer.Dead},
+}
+
+func (c *fakeCluster) ClusterStatus() peer.ClusterStatus {
+	return peer.ClusterStatus{
+		Self:         "node-1",
+		Replicas:     3,
+		VNodes:       128,
+		Members:      slices.Clone(fakeMembers),
+		Transfers:    []any{},
+		HintsPending: map[string]int64{"node-3": 12},
+		Ownership:    map[string]float64{"node-1": 0.25, "node-2": 0.5, "node-3": 0.25},
+	}
+}
+
+// Owners places key by an FNV hash (the real ring uses xxh3; httpd does
+// not care).
+func (c *fakeCluster) Owners(key []byte) (peer.RingOwners, error) {
+	if len(key) == 0 || len(key) > peer.MaxKeySize {
+		return peer.RingOwners{}, fmt.Errorf("%w: length %d", peer.ErrInvalidKey, len(key))
+	}
+	h := fnv.New64a()
+	h.Write(key)
+	tok := h.Sum64()
+	o := peer.RingOwners{Key: string(key), Token: fmt.Sprintf("%016x", tok)}
+	for i := range 2 {
+		m := fakeMembers[(int(tok%3)+i)%3]
+		o.Owners = append(o.Owners, m.ID)
+		o.Addrs = append(o.Addrs, m.HTTPAddr)
+	}
+	return o, nil
+}
+
+// AddNode records httpAddr. "unreachable:1" fails as an unreachable node
+// does, "nomembership:1" as a node without --gossip-addr.
+func (c *fakeCluster) AddNode(ctx context.Context, httpAddr string) error {
+	switch httpAddr {
+	case "unreachable:1":
+		return fmt.Errorf("cannot reach %s: connection refused", httpAddr)
+	case "nomembership:1":
+		return peer.ErrNoMembership
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.added = append(c.mu.added, httpAddr)
+	return nil
+}
+
+func (c *fakeCluster) RemoveNode(id string) error {
+	i := slices.IndexFunc(fakeMembers, func(m peer.Member) bool { return m.ID == id })
+	if i < 0 {
+		return fmt.Errorf("%w: %q", peer.ErrUnknownMember, id)
+	}
+	if fakeMembers[i].State == peer.Alive {
+		return fmt.Errorf("%w: %q", peer.ErrMemberAlive, id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.removed = append(c.mu.removed, id)
+	return nil
+}
+
+func (c *fakeCluster) setApplyErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.applyErr = err
+}
+
+// ApplyLocal stores copies of ms (they alias the request), the newest
+// version of each key winning.
+func (c *fakeCluster) ApplyLocal(ms []peer.Mutation) error {
+	c.mu.Lock()
+	b := c.mu.apply
+	c.mu.Unlock()
+	b.wait(len(ms))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.applies++
+	if c.mu.applyErr != nil {
+		return c.mu.applyErr
+	}
+	for _, m := range ms {
+		if len(m.Key) == 0 || len(m.Key) > peer.MaxKeySize {
+			return fmt.Errorf("%w: length %d", peer.ErrInvalidKey, len(m.Key))
+		}
+		if _, err := memtable.Decode(m.Record); err != nil {
+			return fmt.Errorf("BUG: httpd passed on an undecodable record: %w", err)
+		}
+	}
+	for _, m := range ms {
+		c.mu.applied++
+		if old, ok := c.mu.recs[string(m.Key)]; ok {
+			if newer, _ := memtable.Newer(old, m.Record); newer {
+				continue
+			}
+		}
+		c.mu.recs[string(m.Key)] = bytes.Clone(m.Record)
+	}
+	return nil
+}
+
+func (c *fakeCluster) ReadLocal(dst, key []byte) ([]byte, error) {
+	c.mu.Lock()
+	b := c.mu.read
+	c.mu.Unlock()
+	b.wait(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mu.recs[string(key)]
+	if !ok {
+		return dst, peer.ErrNotFound
+	}
+	return append(dst, r...), nil
+}
+
+// ScanLocal pages through the records in key order (the real store uses
+// token order).
+func (c *fakeCluster) ScanLocal(ctx context.Context, q peer.LocalScan) (peer.LocalPage, error) {
+	if q.Limit <= 0 {
+		return peer.LocalPage{}, errors.New("BUG: scan limit must be positive")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var p peer.LocalPage
+	for _, k := range slices.Sorted(maps.Keys(c.mu.recs)) {
+		if !strings.HasPrefix(k, string(q.Prefix)) || (len(q.After) > 0 && k <= string(q.After)) {
+			continue
+		}
+		if len(p.Items) == q.Limit {
+			p.More = true
+			break
+		}
+		p.Items = append(p.Items, peer.Mutation{Key: []byte(k), Record: bytes.Clone(c.mu.recs[k])})
+	}
+	return p, nil
+}
+
+func (c *fakeCluster) GossipAddrs() []string {
+	return []string{"127.0.0.1:7946", "127.0.0.1:7947"}
+}
+
+// record returns the stored record of key, or nil.
+func (c *fakeCluster) record(key string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.recs[key]
+}
+
+// counts returns the number of ApplyLocal calls and of mutations received.
+func (c *fakeCluster) counts() (applies, applied int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.applies, c.mu.applied
+}
+
+// log prints the membership changes the cluster was asked for.
+func (c *fakeCluster) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("added: %q\nremoved: %q\n", c.mu.added, c.mu.removed)
+}
+
 // testServer is a Server on an in-memory listener, serving a fakeStore.
 type testServer struct {
 	*Server
 	st    *fakeStore
 	ops   *fakeOps
+	cl    *fakeCluster // nil unless the server runs clustering
 	reg   *prometheus.Registry
 	ln    *fasthttputil.InmemoryListener
 	serve chan error
 }
 
+// newTestServer starts a server whose Ops is a fakeOps, which does not
+// implement Cluster: the cluster endpoints answer 501.
 func newTestServer(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	ts := startTestServer(t, cfg, ln, false)
+	ts.ln = ln
+	return ts
+}
+
+// newClusterTestServer starts a server whose Ops is a fakeCluster.
+func newClusterTestServer(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	ts := startTestServer(t, cfg, ln, true)
+	ts.ln = ln
+	return ts
+}
+
+// newTCPClusterTestServer starts a server with a fakeCluster on a loopback
+// TCP port and returns it with its address.
+func newTCPClusterTestServer(t testing.TB, cfg Config) (*testServer, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip("no loopback:", err)
+	}
+	return startTestServer(t, cfg, ln, true), ln.Addr().String()
+}
+
+func startTestServer(t testing.TB, cfg Config, ln net.Listener, cluster bool) *testServer {
 	t.Helper()
 	ts := &testServer{
 		st:    newFakeStore(),
 		ops:   &fakeOps{},
 		reg:   prometheus.NewRegistry(),
-		ln:    fasthttputil.NewInmemoryListener(),
 		serve: make(chan error, 1),
+	}
+	var ops Ops = ts.ops
+	if cluster {
+		ts.cl = newFakeCluster(ts.ops)
+		ops = ts.cl
 	}
 	cfg.Registry = ts.reg
 	if cfg.Logger == nil {
@@ -277,10 +550,11 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 		cfg.NodeID = "node-1"
 	}
 	var err error
-	if ts.Server, err = New(cfg, ts.st, ts.ops); err != nil {
+	if ts.Server, err = New(cfg, ts.st, ops); err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
-	go func() { ts.serve <- ts.Serve(ts.ln) }()
+	go func() { ts.serve <- ts.Serve(ln) }()
 	t.Cleanup(func() { ts.stop(t) })
 	return ts
 }

@@ -20,7 +20,7 @@ import (
 //	DELETE /kvstore?key=K   204 (also when absent); 400 without a key
 //	other methods           405
 //	GET    /list-nodes      "node: ADDR\n" per member (text/plain)
-//	GET    /add-node?address=A  501 for now (see addNode); 400 without address
+//	GET    /add-node?address=A  join the cluster of the node at A (cluster.go); 400 without address
 //
 // Where ringkv departs from go-kvstore, on purpose:
 //   - errors are JSON {"error":"..."} (go-kvstore sends text/plain), with
@@ -157,22 +157,4 @@ func (s *Server) listNodes(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetContentTypeBytes(ctText)
 	ctx.SetBodyString(b.String())
-}
-
-// addNode serves /add-node?address=A. In go-kvstore it added A to the
-// node's own list; in ringkv it will make this node join the cluster that
-// A belongs to.
-//
-// TODO(issue 3): wire joining through peer once membership lands; until
-// then the endpoint validates its argument and answers 501.
-func (s *Server) addNode(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() && !ctx.IsPost() {
-		methodNotAllowed(ctx, "GET, POST")
-		return
-	}
-	if len(ctx.QueryArgs().Peek("address")) == 0 {
-		writeError(ctx, fasthttp.StatusBadRequest, "missing address")
-		return
-	}
-	writeError(ctx, fasthttp.StatusNotImplemented, "joining a cluster is not available on this build yet")
 }

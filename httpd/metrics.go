@@ -15,50 +15,66 @@ import (
 type op uint8
 
 const (
-	opGet           op = iota // GET /v1/kv/{key}
-	opHead                    // HEAD /v1/kv/{key}
-	opPut                     // PUT /v1/kv/{key}
-	opDelete                  // DELETE /v1/kv/{key}
-	opKV                      // /v1/kv/{key} with another method
-	opScan                    // /v1/kv
-	opKVStoreGet              // GET /kvstore
-	opKVStorePut              // POST or PUT /kvstore
-	opKVStoreDelete           // DELETE /kvstore
-	opKVStore                 // /kvstore with another method
-	opListNodes               // /list-nodes
-	opAddNode                 // /add-node
-	opHealthz                 // /healthz
-	opMetrics                 // /metrics
-	opPprof                   // /debug/pprof/...
-	opLSM                     // /v1/lsm
-	opCompact                 // /v1/admin/compact
-	opStatus                  // /
-	opUnknown                 // any other path
-	opInvalid                 // a request fasthttp could not parse
+	opGet            op = iota // GET /v1/kv/{key}
+	opHead                     // HEAD /v1/kv/{key}
+	opPut                      // PUT /v1/kv/{key}
+	opDelete                   // DELETE /v1/kv/{key}
+	opKV                       // /v1/kv/{key} with another method
+	opScan                     // /v1/kv
+	opKVStoreGet               // GET /kvstore
+	opKVStorePut               // POST or PUT /kvstore
+	opKVStoreDelete            // DELETE /kvstore
+	opKVStore                  // /kvstore with another method
+	opListNodes                // /list-nodes
+	opAddNode                  // /add-node
+	opHealthz                  // /healthz
+	opMetrics                  // /metrics
+	opPprof                    // /debug/pprof/...
+	opLSM                      // /v1/lsm
+	opCompact                  // /v1/admin/compact
+	opStatus                   // /
+	opCluster                  // GET /v1/cluster
+	opRing                     // GET /v1/ring
+	opClusterRemove            // POST /v1/cluster/remove
+	opClusterLeave             // POST /v1/cluster/leave
+	opInternalApply            // POST /internal/apply
+	opInternalRead             // POST /internal/read
+	opInternalScan             // POST /internal/scan
+	opInternalGossip           // GET /internal/gossip
+	opUnknown                  // any other path
+	opInvalid                  // a request fasthttp could not parse
 	numOps
 )
 
 var opNames = [numOps]string{
-	opGet:           "get",
-	opHead:          "head",
-	opPut:           "put",
-	opDelete:        "delete",
-	opKV:            "kv",
-	opScan:          "scan",
-	opKVStoreGet:    "kvstore_get",
-	opKVStorePut:    "kvstore_put",
-	opKVStoreDelete: "kvstore_delete",
-	opKVStore:       "kvstore",
-	opListNodes:     "list_nodes",
-	opAddNode:       "add_node",
-	opHealthz:       "healthz",
-	opMetrics:       "metrics",
-	opPprof:         "pprof",
-	opLSM:           "lsm",
-	opCompact:       "compact",
-	opStatus:        "status",
-	opUnknown:       "unknown",
-	opInvalid:       "invalid",
+	opGet:            "get",
+	opHead:           "head",
+	opPut:            "put",
+	opDelete:         "delete",
+	opKV:             "kv",
+	opScan:           "scan",
+	opKVStoreGet:     "kvstore_get",
+	opKVStorePut:     "kvstore_put",
+	opKVStoreDelete:  "kvstore_delete",
+	opKVStore:        "kvstore",
+	opListNodes:      "list_nodes",
+	opAddNode:        "add_node",
+	opHealthz:        "healthz",
+	opMetrics:        "metrics",
+	opPprof:          "pprof",
+	opLSM:            "lsm",
+	opCompact:        "compact",
+	opStatus:         "status",
+	opCluster:        "cluster",
+	opRing:           "ring",
+	opClusterRemove:  "cluster_remove",
+	opClusterLeave:   "cluster_leave",
+	opInternalApply:  "internal_apply",
+	opInternalRead:   "internal_read",
+	opInternalScan:   "internal_scan",
+	opInternalGossip: "internal_gossip",
+	opUnknown:        "unknown",
+	opInvalid:        "invalid",
 }
 
 func (o op) String() string { return opNames[o] }

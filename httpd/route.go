@@ -70,6 +70,16 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.compact(ctx)
 	case opStatus:
 		s.status(ctx)
+	case opCluster:
+		s.clusterStatus(ctx)
+	case opRing:
+		s.ringOwners(ctx)
+	case opClusterRemove:
+		s.clusterRemove(ctx)
+	case opClusterLeave:
+		s.clusterLeave(ctx)
+	case opInternalApply, opInternalRead, opInternalScan, opInternalGossip:
+		s.internal(ctx, o)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint")
 	}
@@ -117,6 +127,22 @@ func (s *Server) classify(ctx *fasthttp.RequestCtx, path []byte) op {
 		return opCompact
 	case "/":
 		return opStatus
+	case "/v1/cluster":
+		return opCluster
+	case "/v1/ring":
+		return opRing
+	case "/v1/cluster/remove":
+		return opClusterRemove
+	case "/v1/cluster/leave":
+		return opClusterLeave
+	case "/internal/apply":
+		return opInternalApply
+	case "/internal/read":
+		return opInternalRead
+	case "/internal/scan":
+		return opInternalScan
+	case "/internal/gossip":
+		return opInternalGossip
 	}
 	if s.cfg.Pprof && bytes.HasPrefix(path, []byte(pprofPrefix)) {
 		return opPprof

@@ -29,9 +29,11 @@ type Server struct {
 	cfg   Config
 	store Store
 	ops   Ops
-	lg    *slog.Logger
-	m     *metrics
-	srv   *fasthttp.Server
+	// cluster is ops as a Cluster, or nil.
+	cluster Cluster
+	lg      *slog.Logger
+	m       *metrics
+	srv     *fasthttp.Server
 
 	handler        fasthttp.RequestHandler
 	metricsHandler fasthttp.RequestHandler
@@ -86,6 +88,7 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 		cfg:        cfg,
 		store:      store,
 		ops:        ops,
+		cluster:    clusterOf(ops),
 		lg:         cfg.Logger,
 		m:          m,
 		statusPage: page,
@@ -224,4 +227,9 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 		level = slog.LevelDebug
 	}
 	l.lg.Log(context.Background(), level, msg, "component", "fasthttp")
+}
+
+func clusterOf(ops Ops) Cluster {
+	c, _ := ops.(Cluster)
+	return c
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // status serves GET /: a self-contained HTML page (no external assets)
@@ -24,6 +27,13 @@ func (s *Server) status(ctx *fasthttp.RequestCtx) {
 		Started: s.started.UTC().Format(time.RFC3339),
 		Uptime:  time.Since(s.started).Round(time.Second).String(),
 		Members: s.ops.Members(),
+	}
+	if s.cluster != nil {
+		st := s.cluster.ClusterStatus()
+		for _, m := range st.Members {
+			d.Cluster = append(d.Cluster, statusMember{Member: m, Ownership: fmt.Sprintf("%.1f%%", 100*st.Ownership[m.ID]), Hints: st.HintsPending[m.ID]})
+		}
+		d.Replicas = st.Replicas
 	}
 	d.Requests, d.RequestsErr = s.requestCounts()
 	if b, err := json.Marshal(s.ops.LSM()); err != nil {
@@ -50,10 +60,18 @@ type statusData struct {
 	Started     string
 	Uptime      string
 	Members     []string
+	Cluster     []statusMember
+	Replicas    int
 	Requests    []requestCount
 	RequestsErr string
 	LSM         template.HTML
 	LSMErr      string
+}
+
+type statusMember struct {
+	peer.Member
+	Ownership string
+	Hints     int64
 }
 
 type requestCount struct {
@@ -236,7 +254,11 @@ th{background:#f3f3f3;font-weight:600}
 <h1>ringkv node {{.NodeID}}</h1>
 <p>Up {{.Uptime}}, since {{.Started}}.</p>
 <h2>Members</h2>
-<ul>{{range .Members}}<li>{{.}}</li>{{else}}<li class="note">none</li>{{end}}</ul>
+{{if .Cluster}}<p>N = {{.Replicas}} replicas per key.</p>
+<table><tr><th>id</th><th>http</th><th>gossip</th><th>state</th><th>ring share (primary)</th><th>hints held here</th></tr>
+{{range .Cluster}}<tr><td>{{.ID}}</td><td>{{.HTTPAddr}}</td><td>{{.GossipAddr}}</td><td>{{.State}}</td><td>{{.Ownership}}</td><td>{{.Hints}}</td></tr>
+{{end}}</table>
+{{else}}<ul>{{range .Members}}<li>{{.}}</li>{{else}}<li class="note">none</li>{{end}}</ul>{{end}}
 <h2>Requests</h2>
 {{if .RequestsErr}}<p class="note">{{.RequestsErr}}</p>{{end}}
 <table><tr><th>op</th><th>code</th><th>count</th></tr>

@@ -31,3 +31,24 @@ type Ops interface {
 	// Members returns the HTTP addresses of the cluster's members, this node included.
 	Members() []string
 }
+
+// Cluster is what the cluster and internode endpoints need from the node.
+// peer.Node satisfies it; when the Ops given to New does not, those
+// endpoints answer 501.
+type Cluster interface {
+	// ClusterStatus is the JSON served at GET /v1/cluster.
+	ClusterStatus() peer.ClusterStatus
+	// Owners returns the owners of key, the primary first.
+	Owners(key []byte) (peer.RingOwners, error)
+	// AddNode joins the cluster of the node at an HTTP address.
+	AddNode(ctx context.Context, httpAddr string) error
+	// RemoveNode takes a member that is gone for good out of the ring.
+	RemoveNode(id string) error
+
+	// ApplyLocal, ReadLocal, ScanLocal and GossipAddrs answer other nodes
+	// (the /internal/ endpoints).
+	ApplyLocal(ms []peer.Mutation) error
+	ReadLocal(dst, key []byte) ([]byte, error)
+	ScanLocal(ctx context.Context, q peer.LocalScan) (peer.LocalPage, error)
+	GossipAddrs() []string
+}

@@ -1,0 +1,232 @@
+package httpd
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
+)
+
+// Cluster and internode endpoints:
+//
+//	GET  /v1/cluster             members, states, replicas, hints (Cluster.ClusterStatus)
+//	GET  /v1/ring?key=K          the owners of K, primary first
+//	POST /v1/cluster/remove?id=ID  take a dead node out of the ring
+//	POST /v1/cluster/leave       graceful decommission (not available yet)
+//	POST /internal/apply         store a batch of records (peer wire format)
+//	POST /internal/read          this node's record of the key in the body
+//	POST /internal/scan          one page of this node's records
+//	GET  /internal/gossip        gossip addresses, for /add-node
+//
+// With Config.ClusterSecret set, /internal/ refuses calls without it (401).
+
+// SecretHeader carries the cluster secret on internode calls.
+const SecretHeader = "X-Ringkv-Secret"
+
+func (s *Server) needCluster(ctx *fasthttp.RequestCtx) bool {
+	if s.cluster == nil {
+		writeError(ctx, fasthttp.StatusNotImplemented, "this node does not run clustering")
+		return false
+	}
+	return true
+}
+
+func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, op string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.writeStoreError(ctx, op, err)
+		return
+	}
+	ctx.SetContentTypeBytes(ctJSON)
+	ctx.SetBody(append(b, '\n'))
+}
+
+// clusterStatus serves GET /v1/cluster.
+func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx) {
+	if onlyGet(ctx) && s.needCluster(ctx) {
+		s.writeJSON(ctx, "cluster", s.cluster.ClusterStatus())
+	}
+}
+
+// ringOwners serves GET /v1/ring?key=K.
+func (s *Server) ringOwners(ctx *fasthttp.RequestCtx) {
+	if !onlyGet(ctx) || !s.needCluster(ctx) {
+		return
+	}
+	key := ctx.QueryArgs().Peek("key")
+	if len(key) == 0 {
+		writeError(ctx, fasthttp.StatusBadRequest, "missing key")
+		return
+	}
+	if len(key) > s.cfg.MaxKeySize {
+		writeError(ctx, fasthttp.StatusBadRequest, "key too long")
+		return
+	}
+	o, err := s.cluster.Owners(key)
+	if err != nil {
+		s.writeClusterError(ctx, "ring", err)
+		return
+	}
+	s.writeJSON(ctx, "ring", o)
+}
+
+// clusterRemove serves POST /v1/cluster/remove?id=ID.
+func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx, "POST")
+		return
+	}
+	if !s.needCluster(ctx) {
+		return
+	}
+	id := string(ctx.QueryArgs().Peek("id"))
+	if id == "" {
+		writeError(ctx, fasthttp.StatusBadRequest, "missing id")
+		return
+	}
+	if err := s.cluster.RemoveNode(id); err != nil {
+		s.writeClusterError(ctx, "cluster_remove", err)
+		return
+	}
+	s.writeJSON(ctx, "cluster_remove", map[string]string{"status": "removed", "id": id})
+}
+
+// clusterLeave serves POST /v1/cluster/leave. Handing ranges over comes
+// with data movement; until then a node cannot leave the ring gracefully.
+func (s *Server) clusterLeave(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx, "POST")
+		return
+	}
+	writeError(ctx, fasthttp.StatusNotImplemented, "graceful leave (range handoff) is not available in this build; stop the node and run 'ringkv cluster remove ID' on another")
+}
+
+// writeClusterError maps errors of cluster changes to statuses.
+func (s *Server) writeClusterError(ctx *fasthttp.RequestCtx, op string, err error) {
+	switch {
+	case errors.Is(err, peer.ErrUnknownMember):
+		writeError(ctx, fasthttp.StatusNotFound, err.Error())
+	case errors.Is(err, peer.ErrMemberAlive):
+		writeError(ctx, fasthttp.StatusConflict, err.Error())
+	case errors.Is(err, peer.ErrNoMembership), errors.Is(err, peer.ErrInvalidKey):
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+	default:
+		s.writeStoreError(ctx, op, err)
+	}
+}
+
+// addNode serves /add-node?address=A, as go-kvstore did: in ringkv this
+// node joins the cluster that the node at A belongs to.
+func (s *Server) addNode(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsPost() {
+		methodNotAllowed(ctx, "GET, POST")
+		return
+	}
+	addr := string(ctx.QueryArgs().Peek("address"))
+	if addr == "" {
+		writeError(ctx, fasthttp.StatusBadRequest, "missing address")
+		return
+	}
+	if !s.needCluster(ctx) {
+		return
+	}
+	if err := s.cluster.AddNode(s.storeCtx, normalizeAddr(addr)); err != nil {
+		if errors.Is(err, peer.ErrNoMembership) {
+			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		writeError(ctx, fasthttp.StatusBadGateway, err.Error())
+		return
+	}
+	ctx.SetContentTypeBytes(ctText)
+	ctx.SetBodyString("node added: " + addr + "\n")
+}
+
+// normalizeAddr accepts go-kvstore's "http://host:port" as well as host:port.
+func normalizeAddr(a string) string {
+	for _, p := range []string{"http://", "https://"} {
+		if len(a) > len(p) && a[:len(p)] == p {
+			a = a[len(p):]
+		}
+	}
+	for len(a) > 0 && a[len(a)-1] == '/' {
+		a = a[:len(a)-1]
+	}
+	return a
+}
+
+// internal serves the internode endpoints.
+func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
+	if s.cfg.ClusterSecret != "" {
+		got := ctx.Request.Header.Peek(SecretHeader)
+		if subtle.ConstantTimeCompare(got, []byte(s.cfg.ClusterSecret)) != 1 {
+			writeError(ctx, fasthttp.StatusUnauthorized, "internode call without the cluster secret")
+			return
+		}
+	}
+	if !s.needCluster(ctx) {
+		return
+	}
+	if o == opInternalGossip {
+		if onlyGet(ctx) {
+			s.writeJSON(ctx, "internal_gossip", s.cluster.GossipAddrs())
+		}
+		return
+	}
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx, "POST")
+		return
+	}
+	body := ctx.PostBody()
+	switch o {
+	case opInternalApply:
+		ms, err := peer.DecodeApply(body)
+		if err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		if err := s.cluster.ApplyLocal(ms); err != nil {
+			if errors.Is(err, peer.ErrBadMessage) || errors.Is(err, peer.ErrInvalidKey) {
+				writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+				return
+			}
+			s.writeStoreError(ctx, "internal_apply", err)
+			return
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	case opInternalRead:
+		if len(body) == 0 || len(body) > s.cfg.MaxKeySize {
+			writeError(ctx, fasthttp.StatusBadRequest, "bad key")
+			return
+		}
+		b := ctx.Response.SwapBody(nil)[:0]
+		b, err := s.cluster.ReadLocal(b, body)
+		ctx.Response.SwapBody(b)
+		if err != nil {
+			if errors.Is(err, peer.ErrNotFound) {
+				ctx.ResetBody()
+				ctx.SetStatusCode(fasthttp.StatusNotFound)
+				return
+			}
+			s.writeStoreError(ctx, "internal_read", err)
+			return
+		}
+		ctx.SetContentTypeBytes(ctOctet)
+	case opInternalScan:
+		q, err := peer.DecodeScan(body)
+		if err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		p, err := s.cluster.ScanLocal(s.storeCtx, q)
+		if err != nil {
+			s.writeStoreError(ctx, "internal_scan", err)
+			return
+		}
+		ctx.SetContentTypeBytes(ctOctet)
+		ctx.SetBody(peer.AppendScanPage(nil, p))
+	}
+}

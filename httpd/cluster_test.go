@@ -1,0 +1,302 @@
+package httpd
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer"
+)
+
+// The JSON cluster endpoints are pinned by testdata/api/cluster; these
+// tests cover the binary /internal/ ones and check every route of a kind.
+
+// testRecord returns a valid encoded record.
+func testRecord(ts uint64, value string) []byte {
+	r := memtable.Record{Version: memtable.Version{TS: ts, Node: 3}, Value: []byte(value)}
+	return r.Append(nil)
+}
+
+func testMutations(prefix string, n int, ts uint64) []peer.Mutation {
+	ms := make([]peer.Mutation, n)
+	for i := range ms {
+		ms[i] = peer.Mutation{Key: fmt.Appendf(nil, "%s%04d", prefix, i), Record: testRecord(ts, fmt.Sprint("v", i))}
+	}
+	return ms
+}
+
+// post sends one POST with a binary body.
+func (ts *testServer) post(t testing.TB, target string, body []byte, headers ...string) *fasthttp.Response {
+	t.Helper()
+	return ts.roundTrip(t, rawRequest("POST", target, body, headers...), false)
+}
+
+func wantStatus(t testing.TB, what string, resp *fasthttp.Response, code int) {
+	t.Helper()
+	if resp.StatusCode() != code {
+		t.Fatalf("%s: status %d, want %d; body %q", what, resp.StatusCode(), code, resp.Body())
+	}
+}
+
+func TestClusterStatusJSON(t *testing.T) {
+	ts := newClusterTestServer(t, Config{})
+	resp := ts.roundTrip(t, rawRequest("GET", "/v1/cluster", nil), false)
+	wantStatus(t, "GET /v1/cluster", resp, 200)
+	var got peer.ClusterStatus
+	if err := json.Unmarshal(resp.Body(), &got); err != nil {
+		t.Fatalf("GET /v1/cluster: %v in %q", err, resp.Body())
+	}
+	want := ts.cl.ClusterStatus()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GET /v1/cluster = %+v, want %+v", got, want)
+	}
+
+	resp = ts.roundTrip(t, rawRequest("GET", "/v1/ring?key=a%2Fb", nil), false)
+	wantStatus(t, "GET /v1/ring", resp, 200)
+	var owners peer.RingOwners
+	if err := json.Unmarshal(resp.Body(), &owners); err != nil {
+		t.Fatal(err)
+	}
+	wantOwners, _ := ts.cl.Owners([]byte("a/b"))
+	if !reflect.DeepEqual(owners, wantOwners) {
+		t.Errorf("GET /v1/ring = %+v, want %+v", owners, wantOwners)
+	}
+}
+
+func TestClusterInternalApply(t *testing.T) {
+	ts := newClusterTestServer(t, Config{})
+	ms := testMutations("k", 10, 5)
+	ms = append(ms, peer.Mutation{Key: []byte{0, 0xff, '/'}, Record: (&memtable.Record{Version: memtable.Version{TS: 5}, Tombstone: true}).Append(nil)})
+	resp := ts.post(t, "/internal/apply", peer.AppendApply(nil, ms))
+	wantStatus(t, "apply", resp, fasthttp.StatusNoContent)
+	if len(resp.Body()) != 0 {
+		t.Errorf("apply answered a body: %q", resp.Body())
+	}
+	for _, m := range ms {
+		if got := ts.cl.record(string(m.Key)); !bytes.Equal(got, m.Record) {
+			t.Errorf("record of %q = %x, want %x", m.Key, got, m.Record)
+		}
+	}
+	if applies, applied := ts.cl.counts(); applies != 1 || applied != len(ms) {
+		t.Errorf("ApplyLocal: %d calls, %d mutations; want 1, %d", applies, applied, len(ms))
+	}
+
+	// An empty batch is valid.
+	wantStatus(t, "empty apply", ts.post(t, "/internal/apply", peer.AppendApply(nil, nil)), fasthttp.StatusNoContent)
+
+	// Garbage and near misses are 400 with a JSON error, and nothing is
+	// applied.
+	bad := testMutations("bad", 3, 9)
+	bad[2].Record = []byte("not a record")
+	for name, body := range map[string][]byte{
+		"empty":          nil,
+		"garbage":        []byte("garbage"),
+		"scan message":   peer.AppendScan(nil, peer.LocalScan{Limit: 1}),
+		"bad record":     peer.AppendApply(nil, bad),
+		"trailing bytes": append(peer.AppendApply(nil, testMutations("t", 1, 1)), 0),
+		"too many":       peer.AppendApply(nil, testMutations("m", peer.MaxBatch+1, 1)),
+	} {
+		resp := ts.post(t, "/internal/apply", body)
+		wantStatus(t, name, resp, fasthttp.StatusBadRequest)
+		checkJSONError(t, resp.Header.ContentType(), resp.Body())
+	}
+	if applies, _ := ts.cl.counts(); applies != 2 {
+		t.Errorf("rejected bodies reached ApplyLocal: %d calls, want 2", applies)
+	}
+	if ts.cl.record("bad0000") != nil {
+		t.Error("a rejected batch was partly applied")
+	}
+
+	// Errors of ApplyLocal.
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("wrapped: %w", peer.ErrInvalidKey), 400},
+		{fmt.Errorf("wrapped: %w", peer.ErrBadMessage), 400},
+		{errors.New("disk on fire"), 500},
+	} {
+		ts.cl.setApplyErr(tc.err)
+		resp := ts.post(t, "/internal/apply", peer.AppendApply(nil, testMutations("e", 1, 1)))
+		wantStatus(t, tc.err.Error(), resp, tc.code)
+		checkJSONError(t, resp.Header.ContentType(), resp.Body())
+	}
+}
+
+func TestClusterInternalRead(t *testing.T) {
+	ts := newClusterTestServer(t, Config{})
+	big := testRecord(7, string(bytes.Repeat([]byte{'v'}, 64<<10)))
+	if err := ts.cl.ApplyLocal([]peer.Mutation{
+		{Key: []byte("k"), Record: testRecord(7, "value")},
+		{Key: []byte("big"), Record: big},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string][]byte{"k": testRecord(7, "value"), "big": big} {
+		resp := ts.post(t, "/internal/read", []byte(key))
+		wantStatus(t, "read "+key, resp, 200)
+		if !bytes.Equal(resp.Body(), want) {
+			t.Errorf("read %q = %x, want %x", key, clipB(resp.Body()), clipB(want))
+		}
+		if ct := string(resp.Header.ContentType()); ct != "application/octet-stream" {
+			t.Errorf("read %q: Content-Type %q", key, ct)
+		}
+	}
+	resp := ts.post(t, "/internal/read", []byte("missing"))
+	wantStatus(t, "read missing", resp, 404)
+	if len(resp.Body()) != 0 {
+		t.Errorf("read missing: body %q", resp.Body())
+	}
+	for name, key := range map[string][]byte{"empty": nil, "too long": bytes.Repeat([]byte{'k'}, 4097)} {
+		resp := ts.post(t, "/internal/read", key)
+		wantStatus(t, name, resp, 400)
+		checkJSONError(t, resp.Header.ContentType(), resp.Body())
+	}
+}
+
+func clipB(b []byte) []byte {
+	if len(b) > 32 {
+		return b[:32]
+	}
+	return b
+}
+
+func TestClusterInternalScan(t *testing.T) {
+	ts := newClusterTestServer(t, Config{})
+	all := append(testMutations("a/", 5, 1), testMutations("b/", 3, 2)...)
+	if err := ts.cl.ApplyLocal(all); err != nil {
+		t.Fatal(err)
+	}
+	scan := func(q peer.LocalScan) peer.LocalPage {
+		t.Helper()
+		resp := ts.post(t, "/internal/scan", peer.AppendScan(nil, q))
+		wantStatus(t, fmt.Sprintf("scan %+v", q), resp, 200)
+		p, err := peer.DecodeScanPage(resp.Body())
+		if err != nil {
+			t.Fatalf("scan %+v: %v", q, err)
+		}
+		return p
+	}
+	// Page through a/ two at a time.
+	var got []peer.Mutation
+	q := peer.LocalScan{Prefix: []byte("a/"), Limit: 2}
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("scan does not end")
+		}
+		p := scan(q)
+		got = append(got, p.Items...)
+		if !p.More {
+			break
+		}
+		q.After = p.Items[len(p.Items)-1].Key
+	}
+	if len(got) != 5 {
+		t.Fatalf("scan a/ gave %d records, want 5", len(got))
+	}
+	for i, m := range got {
+		if !bytes.Equal(m.Key, all[i].Key) || !bytes.Equal(m.Record, all[i].Record) {
+			t.Errorf("item %d = %q %x, want %q %x", i, m.Key, m.Record, all[i].Key, all[i].Record)
+		}
+	}
+	if p := scan(peer.LocalScan{Limit: peer.MaxScanLimit}); len(p.Items) != len(all) || p.More {
+		t.Errorf("scan everything: %d items, more=%v", len(p.Items), p.More)
+	}
+	if p := scan(peer.LocalScan{Prefix: []byte("zzz"), Limit: 1}); len(p.Items) != 0 || p.More {
+		t.Errorf("scan zzz: %d items, more=%v", len(p.Items), p.More)
+	}
+	for name, body := range map[string][]byte{
+		"zero limit": peer.AppendScan(nil, peer.LocalScan{}),
+		"over limit": peer.AppendScan(nil, peer.LocalScan{Limit: peer.MaxScanLimit + 1}),
+		"apply":      peer.AppendApply(nil, nil),
+		"empty":      nil,
+	} {
+		resp := ts.post(t, "/internal/scan", body)
+		wantStatus(t, name, resp, 400)
+		checkJSONError(t, resp.Header.ContentType(), resp.Body())
+	}
+}
+
+// internalCalls are one valid call of each /internal/ endpoint, with the
+// status it gets when the secret is right.
+var internalCalls = []struct {
+	method, target string
+	body           []byte
+	code           int
+}{
+	{"POST", "/internal/apply", peer.AppendApply(nil, testMutations("s", 2, 1)), 204},
+	{"POST", "/internal/read", []byte("missing"), 404},
+	{"POST", "/internal/read", []byte("s0000"), 200},
+	{"POST", "/internal/scan", peer.AppendScan(nil, peer.LocalScan{Limit: 10}), 200},
+	{"GET", "/internal/gossip", nil, 200},
+	{"GET", "/internal/apply", nil, 405},
+}
+
+func TestClusterSecret(t *testing.T) {
+	const secret = "correct horse"
+	ts := newClusterTestServer(t, Config{ClusterSecret: secret})
+	for _, c := range internalCalls {
+		for _, hdr := range [][]string{
+			nil,
+			{SecretHeader + ": "},
+			{SecretHeader + ": wrong"},
+			{SecretHeader + ": correct"},        // a prefix
+			{SecretHeader + ": correct horse!"}, // longer
+			{SecretHeader + ": Correct horse"},
+			{"X-Ringkv-Secrets: " + secret}, // another header
+		} {
+			resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, hdr...), false)
+			what := fmt.Sprintf("%s %s with %q", c.method, c.target, hdr)
+			wantStatus(t, what, resp, 401)
+			checkJSONError(t, resp.Header.ContentType(), resp.Body())
+		}
+		if applies, _ := ts.cl.counts(); applies != 0 {
+			t.Fatalf("a call without the secret reached ApplyLocal")
+		}
+	}
+	for _, c := range internalCalls {
+		resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, SecretHeader+": "+secret), false)
+		wantStatus(t, c.method+" "+c.target+" with the secret", resp, c.code)
+		// Header names are case-insensitive.
+		resp = ts.roundTrip(t, rawRequest(c.method, c.target, c.body, "x-ringkv-secret: "+secret), false)
+		wantStatus(t, c.method+" "+c.target+" with a lower-case header", resp, c.code)
+	}
+	// The client and admin routes do not need it.
+	for _, target := range []string{"/v1/cluster", "/v1/ring?key=k", "/healthz"} {
+		wantStatus(t, target, ts.roundTrip(t, rawRequest("GET", target, nil), false), 200)
+	}
+}
+
+// TestClusterNotImplemented: when the Ops given to New is not a Cluster,
+// every cluster endpoint answers 501 with a JSON error.
+func TestClusterNotImplemented(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	calls := []struct{ method, target string }{
+		{"GET", "/v1/cluster"},
+		{"HEAD", "/v1/cluster"},
+		{"GET", "/v1/ring?key=k"},
+		{"POST", "/v1/cluster/remove?id=node-3"},
+		{"POST", "/v1/cluster/leave"},
+		{"GET", "/add-node?address=127.0.0.1:8081"},
+		{"POST", "/add-node?address=http://127.0.0.1:8081/"},
+	}
+	for _, c := range internalCalls {
+		if c.code != 405 {
+			calls = append(calls, struct{ method, target string }{c.method, c.target})
+		}
+	}
+	for _, c := range calls {
+		head := c.method == "HEAD"
+		resp := ts.roundTrip(t, rawRequest(c.method, c.target, []byte("x")), head)
+		wantStatus(t, c.method+" "+c.target, resp, 501)
+		if !head {
+			checkJSONError(t, resp.Header.ContentType(), resp.Body())
+		}
+	}
+}
