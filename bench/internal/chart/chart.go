@@ -1,0 +1,260 @@
+// Package chart draws the small inline SVG charts of the bench reports:
+// line charts over a shared time axis and horizontal bar charts. The
+// output is self-contained markup (no scripts, fonts or links) ready to be
+// placed in an html/template as template.HTML.
+package chart
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Palette holds the colors series and bars get by default, in order.
+var Palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
+
+// Point is one sample of a series.
+type Point struct{ X, Y float64 }
+
+// Series is one line. A NaN Y leaves a gap.
+type Series struct {
+	Name   string
+	Color  string // "" takes the next Palette color
+	Points []Point
+}
+
+// Line is a line chart whose x axis runs from 0 to XMax, so that charts
+// with the same XMax and Width line up one above the other.
+type Line struct {
+	Title  string
+	YUnit  string // appended to the y labels, e.g. "ms"
+	XLabel string // e.g. "seconds"
+	XMax   float64
+	Width  int // default 560
+	Height int // default 190
+	Series []Series
+}
+
+// charWidth is the assumed width of one character of the 11-12px labels.
+const charWidth = 6.5
+
+func legendWidth(name string) float64 { return charWidth*float64(len([]rune(name))) + 20 }
+
+const (
+	padLeft   = 58
+	padRight  = 14
+	padTop    = 26
+	padBottom = 30
+)
+
+// SVG renders the chart.
+func (c Line) SVG() template.HTML {
+	w, h := c.Width, c.Height
+	if w <= 0 {
+		w = 560
+	}
+	if h <= 0 {
+		h = 190
+	}
+	xmax := c.XMax
+	if !(xmax > 0) {
+		xmax = 1
+	}
+	ymax := 0.0
+	for _, s := range c.Series {
+		for _, p := range s.Points {
+			if !math.IsNaN(p.Y) && !math.IsInf(p.Y, 0) && p.Y > ymax {
+				ymax = p.Y
+			}
+		}
+	}
+	ymax = NiceCeil(ymax)
+	// The legend goes right of the title, or on a line of its own below
+	// it when they would overlap.
+	legendW := 0.0
+	for _, s := range c.Series {
+		legendW += legendWidth(s.Name)
+	}
+	top, legendY := padTop, 7.0
+	if padLeft+charWidth*float64(len([]rune(c.Title)))+12+legendW > float64(w-padRight) {
+		top, legendY = padTop+14, 21
+		h += 14
+	}
+	pw, ph := float64(w-padLeft-padRight), float64(h-top-padBottom)
+	px := func(x float64) float64 { return padLeft + x/xmax*pw }
+	py := func(y float64) float64 { return float64(top) + ph - y/ymax*ph }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img">`, w, h, w, h)
+	fmt.Fprintf(&b, `<title>%s</title>`, esc(c.Title))
+	fmt.Fprintf(&b, `<text x="%d" y="15" class="t">%s</text>`, padLeft, esc(c.Title))
+	// Horizontal grid and y labels.
+	for i := 0; i <= 4; i++ {
+		y := ymax * float64(i) / 4
+		yy := py(y)
+		fmt.Fprintf(&b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" class="g"/>`, padLeft, px(xmax), yy, yy)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="yl">%s</text>`, padLeft-4, yy+4, esc(FormatNum(y)+c.YUnit))
+	}
+	// X ticks.
+	step := NiceCeil(xmax / 8)
+	for x := 0.0; x <= xmax+step/1e6; x += step {
+		xx := px(x)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" class="g"/>`, xx, xx, top, float64(top)+ph)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="xl">%s</text>`, xx, float64(top)+ph+14, esc(FormatNum(x)))
+	}
+	if c.XLabel != "" {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="xl">%s</text>`, px(xmax)-4, h-2, esc(c.XLabel))
+	}
+	// Series and legend.
+	lx := float64(w - padRight)
+	for i := len(c.Series) - 1; i >= 0; i-- {
+		s := c.Series[i]
+		color := s.Color
+		if color == "" {
+			color = Palette[i%len(Palette)]
+		}
+		var d strings.Builder
+		pen := false
+		for _, p := range s.Points {
+			if math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
+				pen = false
+				continue
+			}
+			op := "L"
+			if !pen {
+				op = "M"
+				pen = true
+			}
+			fmt.Fprintf(&d, "%s%.1f %.1f ", op, px(math.Min(math.Max(p.X, 0), xmax)), py(p.Y))
+		}
+		if d.Len() > 0 {
+			fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="1.6"><title>%s</title></path>`,
+				strings.TrimSpace(d.String()), esc(color), esc(s.Name))
+			if len(s.Points) == 1 {
+				p := s.Points[0]
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, px(p.X), py(p.Y), esc(color))
+			}
+		}
+		lx -= legendWidth(s.Name)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.1f" y="%.0f" class="lg">%s</text>`,
+			lx, legendY, esc(color), lx+13, legendY+9, esc(s.Name))
+	}
+	if len(c.Series) == 0 || ymax == 0 {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="xl">no data</text>`, px(xmax/2), py(ymax/2))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// Bar is one bar of a bar chart.
+type Bar struct {
+	Label string
+	Value float64
+	Text  string // shown after the bar; default FormatNum(Value)
+	Color string // default Palette[0]
+}
+
+// Bars is a horizontal bar chart, one row per bar, labels on the left.
+type Bars struct {
+	Title string
+	Width int // default 420
+	Bars  []Bar
+}
+
+// SVG renders the chart.
+func (c Bars) SVG() template.HTML {
+	w := c.Width
+	if w <= 0 {
+		w = 420
+	}
+	const row, top, labelW, textW = 18, 26, 110, 90
+	h := top + row*len(c.Bars) + 8
+	vmax := 0.0
+	for _, bar := range c.Bars {
+		if bar.Value > vmax {
+			vmax = bar.Value
+		}
+	}
+	if vmax <= 0 {
+		vmax = 1
+	}
+	bw := float64(w - labelW - textW)
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img">`, w, h, w, h)
+	fmt.Fprintf(&b, `<title>%s</title><text x="4" y="15" class="t">%s</text>`, esc(c.Title), esc(c.Title))
+	for i, bar := range c.Bars {
+		y := float64(top + i*row)
+		color := bar.Color
+		if color == "" {
+			color = Palette[0]
+		}
+		text := bar.Text
+		if text == "" {
+			text = FormatNum(bar.Value)
+		}
+		l := math.Max(0, bar.Value) / vmax * bw
+		if bar.Value > 0 && l < 1 {
+			l = 1
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="yl">%s</text>`, labelW-6, y+12, esc(bar.Label))
+		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="%s"><title>%s: %s</title></rect>`,
+			labelW, y+2, l, row-5, esc(color), esc(bar.Label), esc(text))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="bl">%s</text>`, float64(labelW)+l+4, y+12, esc(text))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// CSS is the style the charts expect; include it once per page.
+const CSS = `svg.chart{background:#fff;border:1px solid #ddd;margin:4px}
+svg.chart text{font:11px sans-serif;fill:#333}
+svg.chart .t{font-weight:bold;font-size:12px}
+svg.chart .yl{text-anchor:end}
+svg.chart .xl{text-anchor:middle}
+svg.chart .bl{text-anchor:start}
+svg.chart .lg{text-anchor:start}
+svg.chart .g{stroke:#eee;stroke-width:1}`
+
+// NiceCeil rounds v up to 1, 2 or 5 times a power of ten (0 stays 0,
+// and anything not positive gives 1 so that axes never collapse).
+func NiceCeil(v float64) float64 {
+	if !(v > 0) || math.IsInf(v, 0) {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if v <= m*p*(1+1e-9) {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// FormatNum writes v compactly: 950, 1.2k, 3.4M, 0.25.
+func FormatNum(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1e9:
+		return trim(strconv.FormatFloat(v/1e9, 'f', 1, 64)) + "G"
+	case a >= 1e6:
+		return trim(strconv.FormatFloat(v/1e6, 'f', 1, 64)) + "M"
+	case a >= 1e4:
+		return trim(strconv.FormatFloat(v/1e3, 'f', 1, 64)) + "k"
+	case a >= 100 || a == 0:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 1:
+		return trim(strconv.FormatFloat(v, 'f', 2, 64))
+	}
+	return trim(strconv.FormatFloat(v, 'g', 2, 64))
+}
+
+func trim(s string) string {
+	if strings.Contains(s, ".") && !strings.ContainsAny(s, "eE") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+func esc(s string) string { return template.HTMLEscapeString(s) }

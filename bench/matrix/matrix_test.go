@@ -1,0 +1,177 @@
+package matrix
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringkv/ringkv/compaction"
+)
+
+// TestRunMatrix runs the four cases for a few hundred milliseconds each
+// and checks the files and their shape.
+func TestRunMatrix(t *testing.T) {
+	c := DefaultConfig()
+	c.Out = filepath.Join(t.TempDir(), "out")
+	c.Duration = 300 * time.Millisecond
+	c.Keys = 5000
+	c.ValueSize = 64
+	c.Concurrency = 2
+	c.Seed = 1
+	var progress bytes.Buffer
+	c.Progress = &progress
+	res, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(c.Out, "compaction.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Reference string           `json:"reference"`
+		Rows      []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Rows) != 4 || got.Reference != PebbleDefaultsName {
+		t.Fatalf("compaction.json: %d rows, reference %q; want 4 and %s", len(got.Rows), got.Reference, PebbleDefaultsName)
+	}
+	var names []string
+	for _, r := range got.Rows {
+		names = append(names, r["name"].(string))
+		for _, k := range []string{"write_ops_per_second", "write_p99_ms", "read_ops_per_second", "read_p99_ms", "write_amp",
+			"read_amp", "stalls", "stall_seconds", "disk_bytes", "write_amp_vs_reference"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("row %s lacks %q", r["name"], k)
+			}
+		}
+	}
+	if want := []string{"pebble-defaults", "balanced", "write-heavy", "read-heavy"}; !slices.Equal(names, want) {
+		t.Errorf("rows %v, want %v", names, want)
+	}
+	for _, r := range res.Rows {
+		if r.WriteOps == 0 || r.ReadOps == 0 || r.DiskBytes == 0 || r.WALBytes == 0 || len(r.LevelBytes) != 7 {
+			t.Errorf("row %s: %+v", r.Name, r)
+		}
+		// Sequence writes then reads of written keys: every read hits.
+		if r.ReadHitRatio != 1 {
+			t.Errorf("row %s: read hit ratio %v", r.Name, r.ReadHitRatio)
+		}
+		if r.WriteAmp > 0 && res.Rows[0].WriteAmp > 0 && r.WriteAmpVsReference <= 0 {
+			t.Errorf("row %s: no ratio to the reference", r.Name)
+		}
+	}
+	// The engine directories are gone.
+	if m, _ := filepath.Glob(filepath.Join(c.Out, "engine-*")); len(m) != 0 {
+		t.Errorf("left behind: %v", m)
+	}
+	html, err := os.ReadFile(filepath.Join(c.Out, "compaction.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?\s*(https?:)?//|<script|<link`).Match(html) {
+		t.Error("compaction.html is not self-contained")
+	}
+	for _, want := range []string{"<svg", "write amplification", "write-heavy", "memtable-size"} {
+		if !bytes.Contains(html, []byte(want)) {
+			t.Errorf("compaction.html lacks %q", want)
+		}
+	}
+	var table bytes.Buffer
+	res.WriteTable(&table)
+	if n := strings.Count(table.String(), "\n| "); n != 6 { // header, separator, 4 rows
+		t.Errorf("table has %d rows:\n%s", n, table.String())
+	}
+	if !strings.Contains(progress.String(), "write-heavy") {
+		t.Errorf("progress:\n%s", progress.String())
+	}
+}
+
+func TestPebbleDefaults(t *testing.T) {
+	d := PebbleDefaults()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if d.MemTableSize != 4<<20 || d.BloomBitsPerKey != 0 || d.MaxConcurrentCompactions != 1 || d.BlockCacheSize != 8<<20 {
+		t.Errorf("%+v", d)
+	}
+	cs, err := SelectCases("write-heavy, pebble-defaults")
+	if err != nil || len(cs) != 2 || cs[0].Name != PebbleDefaultsName || cs[1].Tuning.Profile != compaction.WriteHeavy {
+		t.Errorf("SelectCases: %+v, %v", cs, err)
+	}
+	if _, err := SelectCases("fast"); err == nil || !strings.Contains(err.Error(), "--profiles") {
+		t.Errorf("unknown profile: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Out = "" }, "--out"},
+		{func(c *Config) { c.Duration = 0 }, "--duration"},
+		{func(c *Config) { c.Keys = 0 }, "--keys"},
+		{func(c *Config) { c.ValueSize = -1 }, "--value-size"},
+		{func(c *Config) { c.Concurrency = 0 }, "--concurrency"},
+		{func(c *Config) { c.Order = "latest" }, "--distribution"},
+		{func(c *Config) { c.Cases = nil }, "--profiles"},
+	} {
+		c := DefaultConfig()
+		tc.mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want an error naming %s, got %v", tc.want, err)
+		}
+	}
+}
+
+// TestHist: quantiles within the bucket error of the exact ones.
+func TestHist(t *testing.T) {
+	var h, a, b hist
+	r := rand.New(rand.NewPCG(1, 1))
+	var vals []time.Duration
+	for i := range 20000 {
+		v := time.Duration(r.ExpFloat64() * float64(200*time.Microsecond))
+		vals = append(vals, v)
+		h.add(v)
+		if i%2 == 0 {
+			a.add(v)
+		} else {
+			b.add(v)
+		}
+	}
+	a.merge(&b)
+	slices.Sort(vals)
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		exact := vals[int(q*float64(len(vals)))-1]
+		for _, x := range []*hist{&h, &a} {
+			got := x.quantile(q)
+			if d := float64(got-exact) / float64(exact); d > 0.07 || d < -0.07 {
+				t.Errorf("q%v: %v, exact %v", q, got, exact)
+			}
+		}
+	}
+	if h.quantile(1) != vals[len(vals)-1] || h.n != 20000 {
+		t.Errorf("max %v, want %v", h.quantile(1), vals[len(vals)-1])
+	}
+	// Every bucket a Duration can reach (below 2^63).
+	for i := range 64 * 16 {
+		lo, hi := histBounds(i)
+		if lo >= 1<<63 {
+			break
+		}
+		if lo >= hi || histIndex(lo) != i || histIndex(hi-1) != i {
+			t.Fatalf("bucket %d: [%d, %d)", i, lo, hi)
+		}
+	}
+}

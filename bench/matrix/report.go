@@ -1,0 +1,138 @@
+package matrix
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+
+	"github.com/ringkv/ringkv/bench/internal/chart"
+)
+
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n'), err
+}
+
+// WriteTable prints the matrix as a Markdown table, one row per case.
+func (res *Result) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "%s per profile (half writes, half reads), %d keys (%s), %d-byte values, %d writers then readers, %d CPUs\n\n",
+		fmtSeconds(res.Duration), res.Keys, res.Order, res.ValueSize, res.Concurrency, res.CPUs)
+	fmt.Fprintln(w, "| profile | write ops/s | write p99 ms | read ops/s | read p99 ms | WAL | write amp | vs "+res.refName()+" | read amp | max L0 sublevels | stalls | stalled s | debt left | disk |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range res.Rows {
+		vs := "-"
+		if r.WriteAmpVsReference > 0 {
+			vs = fmt.Sprintf("%.2f", r.WriteAmpVsReference)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.0f | %.3f | %s | %.2f | %s | %.1f | %d | %d | %.2f | %s | %s |\n",
+			r.Name, r.WriteOpsPerSec, r.WriteP99, r.ReadOpsPerSec, r.ReadP99, fmtBytes(r.WALBytes), r.WriteAmp, vs, r.ReadAmp,
+			r.MaxL0Sublevels, r.Stalls, r.StallSeconds, fmtBytes(r.CompactionDebtEnd), fmtBytes(r.DiskBytes))
+	}
+}
+
+func (res *Result) refName() string {
+	if res.Reference == "" {
+		return "reference"
+	}
+	return res.Reference
+}
+
+func fmtSeconds(s float64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f", s), ".0") + "s" }
+
+var pageTmpl = template.Must(template.New("compaction").Funcs(template.FuncMap{
+	"f0":    func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"f1":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"f2":    func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"f3":    func(f float64) string { return fmt.Sprintf("%.3f", f) },
+	"bytes": fmtBytes,
+	"ibytes": func(n int64) string {
+		if n <= 0 {
+			return "0"
+		}
+		return fmtBytes(uint64(n))
+	},
+	"secs": fmtSeconds,
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>ringkv bench compaction</title>
+<style>
+body{font:14px sans-serif;margin:16px;color:#222}
+table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f4f4f4}
+td.l,th.l{text-align:left}
+tr.ref td{background:#fafae8}
+.note{color:#666;font-size:12px}
+{{.CSS}}
+</style></head><body>
+<h1>ringkv bench compaction</h1>
+<p>Each profile on a fresh engine: {{secs .R.Duration}} ({{secs .Half}} of writes without fsync, a flush, then {{secs .Half}} of point reads of written keys),
+{{.R.Keys}} keys ({{.R.Order}}), {{.R.ValueSize}}-byte values, {{.R.Concurrency}} writers then readers, {{.R.CPUs}} CPUs, {{.R.GoVersion}}.
+Started {{.R.Started.Format "2006-01-02 15:04:05 UTC"}}.</p>
+<table>
+<tr><th class="l">profile</th><th>write ops/s</th><th>write p50 ms</th><th>write p99 ms</th><th>write max ms</th><th>flush s</th>
+<th>read ops/s</th><th>read p50 ms</th><th>read p99 ms</th><th>read hits</th>
+<th>WAL bytes</th><th>write amp</th><th>vs {{.Ref}}</th><th>read amp (mean, max)</th><th>max L0 sublevels</th><th>max debt</th><th>debt left</th>
+<th>stalls</th><th>stalled s</th><th>flushes</th><th>compactions</th><th>disk</th><th>load avg before</th></tr>
+{{range .R.Rows}}<tr{{if .Reference}} class="ref"{{end}}><td class="l">{{.Name}}</td><td>{{f0 .WriteOpsPerSec}}</td><td>{{f3 .WriteP50}}</td><td>{{f3 .WriteP99}}</td><td>{{f1 .WriteMax}}</td><td>{{f2 .FlushSeconds}}</td>
+<td>{{f0 .ReadOpsPerSec}}</td><td>{{f3 .ReadP50}}</td><td>{{f3 .ReadP99}}</td><td>{{f3 .ReadHitRatio}}</td>
+<td>{{bytes .WALBytes}}</td><td>{{f2 .WriteAmp}}</td><td>{{if .WriteAmpVsReference}}{{f2 .WriteAmpVsReference}}{{else}}-{{end}}</td><td>{{f1 .ReadAmp}}, {{.ReadAmpMax}}</td><td>{{.MaxL0Sublevels}}</td><td>{{bytes .MaxCompactionDebt}}</td><td>{{bytes .CompactionDebtEnd}}</td>
+<td>{{.Stalls}}</td><td>{{f2 .StallSeconds}}</td><td>{{.Flushes}}</td><td>{{.Compactions}}</td><td>{{bytes .DiskBytes}}</td><td>{{f2 .LoadAvg}}</td></tr>
+{{end}}</table>
+<div>{{range .Charts}}{{.}}{{end}}</div>
+<h2>Knobs</h2>
+<table><tr><th class="l">knob</th>{{range .R.Rows}}<th>{{.Name}}</th>{{end}}</tr>
+{{range $i, $k := .KnobNames}}<tr><td class="l">{{$k}}</td>{{range $.R.Rows}}<td>{{(index .Knobs $i).Value}}</td>{{end}}</tr>
+{{end}}</table>
+<h2>Level sizes at the end</h2>
+<table><tr><th class="l">profile</th><th>L0</th><th>L1</th><th>L2</th><th>L3</th><th>L4</th><th>L5</th><th>L6</th></tr>
+{{range .R.Rows}}<tr><td class="l">{{.Name}}</td>{{range .LevelBytes}}<td>{{ibytes .}}</td>{{end}}</tr>
+{{end}}</table>
+<p class="note">Write amplification is the bytes flushed and compacted per byte written to the WAL, at the end of the read phase
+(so it includes the compactions that ran during the reads); "debt left" is Pebble's estimate of the compaction still owed then.
+Read amplification is L0 sublevels plus non-empty levels, sampled every 250ms during the read phase. The reference row uses Pebble's
+default knobs (4MB memtables, no bloom filters, one compaction at a time, 8MB cache). The row cache is off.</p>
+</body></html>
+`))
+
+type pageData struct {
+	R         *Result
+	CSS       template.CSS
+	Half      float64
+	Ref       string
+	Charts    []template.HTML
+	KnobNames []string
+}
+
+func writeHTML(w io.Writer, res *Result) error {
+	d := pageData{R: res, CSS: template.CSS(chart.CSS), Half: res.Duration / 2, Ref: res.refName()}
+	if len(res.Rows) > 0 {
+		for _, k := range res.Rows[0].Knobs {
+			d.KnobNames = append(d.KnobNames, k.Name)
+		}
+	}
+	bars := func(title string, val func(r Row) float64, text func(v float64) string) template.HTML {
+		var bs []chart.Bar
+		for i, r := range res.Rows {
+			v := val(r)
+			bs = append(bs, chart.Bar{Label: r.Name, Value: v, Text: text(v), Color: chart.Palette[i%len(chart.Palette)]})
+		}
+		return chart.Bars{Title: title, Width: 380, Bars: bs}.SVG()
+	}
+	num := func(v float64) string { return chart.FormatNum(v) }
+	fix := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+	msec := func(v float64) string { return fmt.Sprintf("%.3fms", v) }
+	d.Charts = []template.HTML{
+		bars("write ops/s", func(r Row) float64 { return r.WriteOpsPerSec }, num),
+		bars("write p99", func(r Row) float64 { return r.WriteP99 }, msec),
+		bars("read ops/s", func(r Row) float64 { return r.ReadOpsPerSec }, num),
+		bars("read p99", func(r Row) float64 { return r.ReadP99 }, msec),
+		bars("write amplification", func(r Row) float64 { return r.WriteAmp }, fix),
+		bars("read amplification (mean)", func(r Row) float64 { return r.ReadAmp }, fix),
+		bars("write stalls (seconds stalled)", func(r Row) float64 { return r.StallSeconds }, fix),
+		bars("disk bytes", func(r Row) float64 { return float64(r.DiskBytes) }, func(v float64) string { return fmtBytes(uint64(v)) }),
+	}
+	return pageTmpl.Execute(w, d)
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/ringkv/ringkv/bench/load"
+	"github.com/ringkv/ringkv/bench/matrix"
+	"github.com/ringkv/ringkv/bench/workload"
+)
+
+// exitBenchErrors is the exit code of a bench run that completed with
+// errors (non-2xx answers other than a GET's 404, or transport errors):
+// the report is written all the same.
+const exitBenchErrors = 3
+
+const benchUsage = `usage: ringkv bench [flags]              load test nodes over HTTP (vegeta), with live progress and a report
+       ringkv bench compaction [flags]   every compaction profile on one write-heavy load (embedded engine)
+
+Writes DIR/report.json and DIR/report.html (--out DIR). Exit 0, 3 when the
+run had errors (the report is still written), 2 on a bad flag or an
+unreachable node, 1 on another failure.`
+
+const benchCompactionUsage = `usage: ringkv bench compaction [flags]
+
+Runs the same load on a fresh engine in --out under Pebble's default knobs
+and under each compaction profile: --duration/2 of writes (no fsync), a
+flush, --duration/2 of point reads. Prints a table and writes
+DIR/compaction.json and DIR/compaction.html.`
+
+// bench runs 'ringkv bench' and 'ringkv bench compaction'.
+func bench(args []string, env *environ, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "compaction" {
+		return benchCompaction(args[1:], stdout, stderr)
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ringkv bench: %s\n", fmt.Sprintf(format, a...))
+		return exitUsage
+	}
+	c := load.DefaultConfig()
+	addrs := strings.Join(c.Addrs, ",")
+	if v, _, ok := env.lookup("RINGKV_ADDR"); ok {
+		addrs = v
+	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
+		addrs = normalizeNodeAddress(v)
+	}
+	wl, dist, pre := string(c.Workload), string(c.Distribution), string(c.Preload)
+	valueSize := int64(c.ValueSize)
+	fs := flag.NewFlagSet("ringkv bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&addrs, "addr", addrs, "node HTTP addresses, comma-separated; requests go round-robin (also RINGKV_ADDR)")
+	fs.StringVar(&wl, "workload", wl, "put, get, a (50% get, 50% put), b (95/5), c (get only) or scan")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to send requests")
+	fs.IntVar(&c.Rate, "rate", c.Rate, "requests per second in all; 0 is as fast as --concurrency clients go")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight at most (vegeta workers)")
+	fs.IntVar(&c.Keys, "keys", c.Keys, "key space: key-0 .. key-(N-1)")
+	fs.Var(sizeFlag{&valueSize}, "value-size", "bytes per PUT value, e.g. 100 or 4KiB")
+	fs.StringVar(&dist, "distribution", dist, "key choice: zipf (YCSB's, key-0 hottest) or uniform")
+	fs.Float64Var(&c.ZipfTheta, "zipf-theta", c.ZipfTheta, "zipf constant, between 0 and 1")
+	fs.IntVar(&c.ScanLimit, "scan-limit", c.ScanLimit, "scan workload: keys per request (limit=)")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "key name prefix")
+	fs.StringVar(&pre, "preload", pre, "write every key before the run: auto (for reading workloads, unless a sample of keys exists), always or never")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "per-request timeout")
+	fs.Uint64Var(&c.Seed, "seed", 0, "random seed of the request sequence (0: from the clock)")
+	fs.StringVar(&c.Out, "out", c.Out, "directory for report.json and report.html")
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, benchUsage)
+		fmt.Fprintln(stdout, "\nflags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(pos) != 0 {
+		return fail("unexpected argument %q (the only subcommand is 'compaction')", pos[0])
+	}
+	if c.Workload, err = workload.ParseWorkload(wl); err != nil {
+		return fail("%v", err)
+	}
+	if c.Distribution, err = workload.ParseDistribution(dist); err != nil {
+		return fail("%v", err)
+	}
+	if c.Preload, err = load.ParsePreload(pre); err != nil {
+		return fail("%v", err)
+	}
+	if valueSize > math.MaxInt32 {
+		return fail("--value-size (%d) is too large", valueSize)
+	}
+	c.ValueSize = int(valueSize)
+	c.Addrs = nil
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.Addrs = append(c.Addrs, a)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	c.Progress = stderr
+	c.ProgressTTY = load.IsTerminal(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := load.Run(ctx, c)
+	var unreachable *load.UnreachableError
+	switch {
+	case errors.As(err, &unreachable):
+		return fail("%v", err)
+	case err != nil && r == nil:
+		fmt.Fprintf(stderr, "ringkv bench: %v\n", err)
+		return exitFailure
+	}
+	r.WriteSummary(stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "ringkv bench: cannot write the report: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "report     %s, %s\n", filepath.Join(c.Out, "report.json"), filepath.Join(c.Out, "report.html"))
+	if r.Summary.Errors > 0 {
+		return exitBenchErrors
+	}
+	return exitOK
+}
+
+// benchCompaction runs 'ringkv bench compaction'.
+func benchCompaction(args []string, stdout, stderr io.Writer) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ringkv bench compaction: %s\n", fmt.Sprintf(format, a...))
+		return exitUsage
+	}
+	c := matrix.DefaultConfig()
+	order, profiles := string(c.Order), "all"
+	valueSize := int64(c.ValueSize)
+	fs := flag.NewFlagSet("ringkv bench compaction", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "per profile: half writing, half reading")
+	fs.StringVar(&c.Out, "out", c.Out, "directory for compaction.json, compaction.html and the engines' data")
+	fs.IntVar(&c.Keys, "keys", c.Keys, "key space: key-0 .. key-(N-1)")
+	fs.Var(sizeFlag{&valueSize}, "value-size", "bytes per value, e.g. 100 or 1KiB")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "writers in the write phase, readers in the read phase")
+	fs.StringVar(&order, "distribution", order, "write keys: sequence (each write a new key until --keys, then overwrites), uniform or zipf")
+	fs.StringVar(&profiles, "profiles", profiles, "comma-separated: pebble-defaults, balanced, write-heavy, read-heavy, or all")
+	fs.BoolVar(&c.Keep, "keep", false, "keep each engine's directory under --out")
+	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, benchCompactionUsage)
+		fmt.Fprintln(stdout, "\nflags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(pos) != 0 {
+		return fail("unexpected argument %q", pos[0])
+	}
+	if valueSize > math.MaxInt32 {
+		return fail("--value-size (%d) is too large", valueSize)
+	}
+	c.ValueSize = int(valueSize)
+	c.Order = matrix.KeyOrder(strings.ToLower(strings.TrimSpace(order)))
+	if c.Cases, err = matrix.SelectCases(profiles); err != nil {
+		return fail("%v", err)
+	}
+	if err := c.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	c.Progress = stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := matrix.Run(ctx, c)
+	if err != nil {
+		fmt.Fprintf(stderr, "ringkv bench compaction: %v\n", err)
+		return exitFailure
+	}
+	res.WriteTable(stdout)
+	fmt.Fprintf(stdout, "\nreport: %s, %s\n", filepath.Join(c.Out, "compaction.json"), filepath.Join(c.Out, "compaction.html"))
+	return exitOK
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestBenchFlagErrors: a bad value stops bench with one line naming the
+// flag and exit code 2, before any request or directory.
+func TestBenchFlagErrors(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("RINGKV_ADDR", "")
+	os.Unsetenv("RINGKV_ADDR")
+	f := func(wantInMsg string, args ...string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(append([]string{"bench"}, args...), nil, &out, &errb)
+		msg := errb.String()
+		if code != exitUsage || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, wantInMsg) {
+			t.Fatalf("bench %v: exit %d, stderr %q; want exit 2 and one line containing %q", args, code, msg, wantInMsg)
+		}
+		if !strings.HasPrefix(msg, "ringkv bench") {
+			t.Fatalf("bench %v: stderr %q does not start with the command", args, msg)
+		}
+		if m, _ := filepath.Glob("*"); len(m) != 0 {
+			t.Fatalf("bench %v created %v", args, m)
+		}
+	}
+	f("--workload", "--workload", "d")
+	f("--distribution", "--distribution", "latest")
+	f("--preload", "--preload", "maybe")
+	f("--duration", "--duration", "soon")
+	f("--duration", "--duration", "0s")
+	f("--rate", "--rate", "-5")
+	f("--concurrency", "--concurrency", "0")
+	f("--keys", "--keys", "0")
+	f("--value-size", "--value-size", "lots")
+	f("--zipf-theta", "--zipf-theta", "1.5")
+	f("--scan-limit", "--scan-limit", "0")
+	f("--addr", "--addr", "nohost")
+	f("--addr", "--addr", ",")
+	f("--timeout", "--timeout", "0s")
+	f("--key-prefix", "--key-prefix", "")
+	f("unknown flag --nope", "--nope")
+	f("unexpected argument", "extra")
+	f("--duration", "compaction", "--duration", "0s")
+	f("--profiles", "compaction", "--profiles", "fast")
+	f("--distribution", "compaction", "--distribution", "latest")
+	f("--keys", "compaction", "--keys", "0")
+	f("--concurrency", "compaction", "--concurrency", "0")
+	f("--value-size", "compaction", "--value-size", "big")
+	f("unexpected argument", "compaction", "now")
+
+	// A node that is not there is exit 2 too, before anything is written.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	f("cannot reach "+addr, "--addr", addr, "--duration", "1s")
+}
+
+func TestBenchHelp(t *testing.T) {
+	for _, args := range [][]string{{"bench", "-h"}, {"bench", "compaction", "--help"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, nil, &out, &errb); code != exitOK || !strings.Contains(out.String(), "-duration") || errb.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}
+
+// TestBenchRun runs 'ringkv bench' for a second against a fake node: exit
+// 0, the summary on stdout, progress on stderr, both report files; then
+// the same with a node that fails every PUT: exit 3, report still written.
+func TestBenchRun(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var failPuts atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1/lsm":
+			w.Write([]byte(`{"l0_sublevels":1,"flushes":2,"stalls":{"count":0,"duration_ns":0}}`))
+		case r.Method == http.MethodPut && failPuts.Load():
+			w.WriteHeader(503)
+			w.Write([]byte(`{"error":"too few replicas"}`))
+		case r.Method == http.MethodPut:
+			w.WriteHeader(204)
+		default:
+			w.Write([]byte("value"))
+		}
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "--addr", addr, "--workload", "c", "--duration", "1s", "--concurrency", "2",
+		"--keys", "10", "--out", "r1"}, nil, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"requests ", "p99.9", "report     r1/report.json"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "req/s") || !strings.Contains(errb.String(), "preload: skipped") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+	var rep map[string]any
+	raw, err := os.ReadFile("r1/report.json")
+	if err != nil || json.Unmarshal(raw, &rep) != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	if _, err := os.Stat("r1/report.html"); err != nil {
+		t.Fatal(err)
+	}
+
+	failPuts.Store(true)
+	out.Reset()
+	errb.Reset()
+	code = run([]string{"bench", "--addr", "http://" + addr, "--workload", "put", "--duration", "500ms", "--rate", "50",
+		"--out", "r2"}, nil, &out, &errb)
+	if code != exitBenchErrors || !strings.Contains(out.String(), "503: ") || !strings.Contains(out.String(), "too few replicas") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat("r2/report.html"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBenchCompactionRun: one profile, briefly, through the command line.
+func TestBenchCompactionRun(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "compaction", "--duration", "200ms", "--keys", "1000", "--concurrency", "1",
+		"--profiles", "pebble-defaults,write-heavy", "--out", "m"}, nil, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "| pebble-defaults |") || !strings.Contains(out.String(), "| write-heavy |") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	var res struct {
+		Rows []struct{ Name string } `json:"rows"`
+	}
+	raw, err := os.ReadFile("m/compaction.json")
+	if err != nil || json.Unmarshal(raw, &res) != nil || len(res.Rows) != 2 {
+		t.Fatalf("compaction.json: %v %s", err, raw)
+	}
+}
