@@ -44,7 +44,7 @@ func TestServeFlagErrors(t *testing.T) {
 	f(nil, "--request-timeout", "--request-timeout", "0s")
 	f(nil, "--tombstone-grace", "--tombstone-grace", "soon")
 	f(nil, "--log-level", "--log-level", "loud")
-	f(nil, "--join", "--join", "127.0.0.1:7946")
+	f(nil, "--join", "--join", "127.0.0.1:7946,nohost")
 	f(nil, "--row-cache-size", "--row-cache-size", "1MiB")
 	f(nil, "--profile-on-stall", "--profile-on-stall", "/proc/no/such/dir")
 	f(nil, "nope", "--nope")

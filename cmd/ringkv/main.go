@@ -23,6 +23,9 @@ usage:
   ringkv serve [flags]                          run a node
   ringkv get KEY | put KEY VALUE | delete KEY   client calls against --addr
   ringkv scan [--prefix P] [--limit N]          list keys
+  ringkv cluster status | ring KEY | remove ID  inspect and change the cluster
+  ringkv bench [flags]                          load test with live progress and a report
+  ringkv bench compaction [flags]               every compaction profile on one write-heavy load
   ringkv version                                print the version
 
 Run 'ringkv COMMAND -h' for a command's flags.
@@ -50,7 +53,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	case "cluster", "backup", "restore", "bench":
+	case "bench":
+		return bench(rest, env, stdout, stderr)
+	case "cluster":
+		return cluster(rest, env, stdout, stderr)
+	case "backup", "restore":
 		fmt.Fprintf(stderr, "ringkv: %q is not available in this build yet\n", cmd)
 		return exitUsage
 	default:

@@ -107,7 +107,9 @@ func startProc(t *testing.T, cwd string, env []string, args ...string) *proc {
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = cwd
-	p.cmd.Env = append(os.Environ(), env...)
+	// Gossip on a free port unless the test says otherwise, so nodes of
+	// parallel tests do not collide on the default 7946.
+	p.cmd.Env = append(append(os.Environ(), "RINGKV_GOSSIP_ADDR=127.0.0.1:0"), env...)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {

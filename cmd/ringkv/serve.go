@@ -20,6 +20,7 @@ import (
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/httpd"
+	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 )
 
@@ -55,8 +56,8 @@ func defaultServeConfig() serveConfig {
 
 func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "client and internode HTTP address (also NODE_ADDRESS, or NODE_ADDRESS in .env)")
-	fs.StringVar(&c.gossipAddr, "gossip-addr", c.gossipAddr, "memberlist gossip address (cluster; not active in this build)")
-	fs.StringVar(&c.join, "join", c.join, "comma-separated gossip addresses of members to join (cluster; not available in this build)")
+	fs.StringVar(&c.gossipAddr, "gossip-addr", c.gossipAddr, "memberlist gossip address, UDP and TCP (port 0 picks a free one)")
+	fs.StringVar(&c.join, "join", c.join, "comma-separated gossip addresses of members to join")
 	fs.StringVar(&c.dataDir, "data-dir", c.dataDir, "Pebble data directory")
 	fs.StringVar(&c.nodeID, "node-id", c.nodeID, "stable node identity (default: the one stored in --data-dir, else HOST-PORT)")
 	fs.IntVar(&c.replicas, "replicas", c.replicas, "replicas per key N, capped at the nodes in the ring")
@@ -73,14 +74,14 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
 	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
-	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a scan may take (in a cluster, also the wait for replicas)")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when moving ranges (cluster; not active in this build)")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "anti-entropy I/O budget in bytes per second (cluster; not active in this build)")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM, hand ranges over before exiting (cluster; not active in this build)")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
-	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret for internode calls (cluster; not active in this build)")
+	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest a SIGTERM waits for requests in flight")
@@ -94,9 +95,12 @@ func (c *serveConfig) validate() error {
 	if err := checkHostPort("gossip-addr", c.gossipAddr); err != nil {
 		return err
 	}
+	for _, a := range c.joinAddrs() {
+		if err := checkHostPort("join", a); err != nil {
+			return err
+		}
+	}
 	switch {
-	case c.join != "":
-		return errors.New("--join: joining a cluster is not available in this build (single node only)")
 	case c.dataDir == "":
 		return errors.New("--data-dir must not be empty")
 	case c.replicas < 1 || c.replicas > 16:
@@ -152,6 +156,17 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
 	}
 	return l, nil
+}
+
+// joinAddrs splits --join.
+func (c *serveConfig) joinAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // tuning resolves the profile and the override flags that were given.
@@ -301,9 +316,11 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	lg = lg.With("node", nodeID)
 	lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(start))
 
+	clock := memtable.NewClock(time.Now)
+	transport := httpd.NewTransport(httpd.TransportConfig{Secret: c.clusterSecret})
 	node, err := peer.NewNode(peer.Config{
-		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Sync: c.sync, Logger: lg,
-		RequestTimeout: c.requestTimeout,
+		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
+		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,
 	})
 	if err != nil {
 		ln.Close()
@@ -311,17 +328,40 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
 		return exitFailure
 	}
+	gossip, err := peer.StartGossip(peer.GossipConfig{
+		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secret: c.clusterSecret,
+		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: node.SetView,
+		Logger: lg.With("component", "gossip"),
+	})
+	if err != nil {
+		node.Close()
+		ln.Close()
+		eng.Close()
+		fmt.Fprintf(stderr, "ringkv serve: --gossip-addr: %v\n", err)
+		return exitUsage
+	}
+	node.UseMembership(gossip)
+	joinCtx, stopJoining := context.WithCancel(context.Background())
+	joined := make(chan struct{})
+	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
+
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(eng.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := httpd.New(httpd.Config{
-		Addr:         ln.Addr().String(),
-		MaxValueSize: int(c.maxValueSize),
-		Pprof:        c.pprof,
-		Registry:     reg,
-		Logger:       lg.With("component", "httpd"),
-		NodeID:       nodeID,
+		Addr:          ln.Addr().String(),
+		MaxValueSize:  int(c.maxValueSize),
+		Pprof:         c.pprof,
+		Registry:      reg,
+		Logger:        lg.With("component", "httpd"),
+		NodeID:        nodeID,
+		ClusterSecret: c.clusterSecret,
 	}, node, node)
 	if err != nil {
+		stopJoining()
+		<-joined
+		gossip.Close()
+		node.Close()
+		transport.Close()
 		ln.Close()
 		eng.Close()
 		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
@@ -333,7 +373,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	lg.Info("serving", "http_addr", ln.Addr().String(), "sync", c.sync, "startup", time.Since(start))
+	lg.Info("serving", "http_addr", ln.Addr().String(), "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(start))
 
 	code := exitOK
 	select {
@@ -352,6 +392,15 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	cancel()
 	lg.Info("http stopped", "duration", time.Since(t0))
+	t0 = time.Now()
+	stopJoining()
+	<-joined
+	if err := gossip.Close(); err != nil {
+		lg.Warn("gossip leave", "err", err)
+	}
+	node.Close() // waits for replica writes in flight
+	transport.Close()
+	lg.Info("cluster stopped", "duration", time.Since(t0))
 	t0 = time.Now()
 	if err := eng.Flush(); err != nil {
 		lg.Error("flush", "err", err)

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+const clusterUsage = `usage: ringkv cluster COMMAND [--addr HOST:PORT] [--timeout D] [--json]
+
+commands:
+  status       the members as the node at --addr sees them: addresses, state,
+               share of the ring, hints it holds for each; replicas, vnodes
+  ring KEY     the owners of KEY in order, the primary first, and its token
+  remove ID    take a node that is gone for good out of the ring
+  leave        hand this node's ranges over and leave (not in this build)
+
+--addr defaults to RINGKV_ADDR, else NODE_ADDRESS, else 127.0.0.1:8080.
+--json prints the node's JSON answer.
+Exit 0 on success, 1 when the node refuses (unknown or alive member),
+2 for bad usage, a node that cannot be reached, or a command it lacks.`
+
+// clusterConfig holds the flags of 'ringkv cluster'.
+type clusterConfig struct {
+	addr    string
+	timeout time.Duration
+	json    bool
+}
+
+// cluster runs 'ringkv cluster'.
+func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
+	c := clusterConfig{addr: "127.0.0.1:8080", timeout: 10 * time.Second}
+	if v, _, ok := env.lookup("RINGKV_ADDR"); ok {
+		c.addr = v
+	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
+		c.addr = normalizeNodeAddress(v)
+	}
+	fs := flag.NewFlagSet("ringkv cluster", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
+	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
+	fs.BoolVar(&c.json, "json", false, "print the node's JSON answer")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ringkv cluster: %s\n", fmt.Sprintf(format, a...))
+		return exitUsage
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) || (err == nil && len(pos) > 0 && pos[0] == "help") {
+		fmt.Fprintln(stdout, clusterUsage)
+		fmt.Fprintln(stdout, "\nflags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(pos) == 0 {
+		return fail("want a command: status, ring KEY, remove ID or leave (run 'ringkv cluster -h')")
+	}
+	if c.timeout <= 0 {
+		return fail("--timeout (%s) must be positive", c.timeout)
+	}
+	sub, rest := pos[0], pos[1:]
+	want := map[string]int{"status": 0, "ring": 1, "remove": 1, "leave": 0}
+	n, ok := want[sub]
+	if !ok {
+		return fail("unknown command %q: want status, ring, remove or leave", sub)
+	}
+	if len(rest) != n {
+		return fail("%s wants %d argument(s), got %d", sub, n, len(rest))
+	}
+	if n == 1 && rest[0] == "" {
+		return fail("%s: the argument must not be empty", sub)
+	}
+	cc := &clusterClient{c: c, hc: &http.Client{Timeout: c.timeout}, stderr: stderr}
+	base := c.addr
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	cc.base = strings.TrimSuffix(base, "/")
+
+	switch sub {
+	case "status":
+		body, code := cc.call(sub, http.MethodGet, "/v1/cluster")
+		if code != exitOK {
+			return code
+		}
+		if c.json {
+			return writeJSON(stdout, body)
+		}
+		var st clusterStatus
+		if err := json.Unmarshal(body, &st); err != nil {
+			return cc.malformed(sub, err)
+		}
+		printStatus(stdout, &st)
+	case "ring":
+		body, code := cc.call(sub, http.MethodGet, "/v1/ring?"+url.Values{"key": {rest[0]}}.Encode())
+		if code != exitOK {
+			return code
+		}
+		if c.json {
+			return writeJSON(stdout, body)
+		}
+		var o ringOwners
+		if err := json.Unmarshal(body, &o); err != nil {
+			return cc.malformed(sub, err)
+		}
+		printRing(stdout, &o)
+	case "remove":
+		body, code := cc.call(sub, http.MethodPost, "/v1/cluster/remove?"+url.Values{"id": {rest[0]}}.Encode())
+		if code != exitOK {
+			return code
+		}
+		if c.json {
+			return writeJSON(stdout, body)
+		}
+		fmt.Fprintf(stdout, "removed %s from the ring; its ranges fall to the next nodes on the ring\n", rest[0])
+	case "leave":
+		body, code := cc.call(sub, http.MethodPost, "/v1/cluster/leave")
+		if code != exitOK {
+			return code
+		}
+		if c.json {
+			return writeJSON(stdout, body)
+		}
+		fmt.Fprintf(stdout, "%s is leaving the cluster\n", c.addr)
+	}
+	return exitOK
+}
+
+// clusterClient makes the HTTP calls of 'ringkv cluster'.
+type clusterClient struct {
+	c      clusterConfig
+	hc     *http.Client
+	base   string
+	stderr io.Writer
+}
+
+// call sends one request and returns the body of a 2xx answer and
+// exitOK, or prints a one-line error and returns the exit code: 2 when the
+// node cannot be reached or lacks the command (501), 1 when it refuses.
+func (cc *clusterClient) call(sub, method, path string) ([]byte, int) {
+	req, err := http.NewRequest(method, cc.base+path, nil)
+	if err != nil {
+		fmt.Fprintf(cc.stderr, "ringkv cluster: %s: %v\n", sub, err)
+		return nil, exitUsage
+	}
+	resp, err := cc.hc.Do(req)
+	if err != nil {
+		if u := errors.Unwrap(err); u != nil {
+			err = u
+		}
+		fmt.Fprintf(cc.stderr, "ringkv cluster: %s: cannot reach %s: %v\n", sub, cc.c.addr, err)
+		return nil, exitUsage
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		fmt.Fprintf(cc.stderr, "ringkv cluster: %s: cannot read the answer from %s: %v\n", sub, cc.c.addr, err)
+		return nil, exitUsage
+	}
+	if resp.StatusCode/100 == 2 {
+		return data, exitOK
+	}
+	msg := oneLine(errorText(data))
+	if msg == "" {
+		msg = "(no message)"
+	}
+	fmt.Fprintf(cc.stderr, "ringkv cluster: %s: %s: %s\n", sub, resp.Status, msg)
+	if resp.StatusCode == http.StatusNotImplemented {
+		return nil, exitUsage
+	}
+	return nil, exitFailure
+}
+
+func (cc *clusterClient) malformed(sub string, err error) int {
+	fmt.Fprintf(cc.stderr, "ringkv cluster: %s: malformed answer from %s: %v\n", sub, cc.c.addr, err)
+	return exitUsage
+}
+
+// oneLine keeps an error message to one line, so scripts can rely on one.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = strings.TrimSpace(s[:i]) + " ..."
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// writeJSON prints a JSON answer indented, as it came otherwise.
+func writeJSON(w io.Writer, body []byte) int {
+	var b bytes.Buffer
+	if err := json.Indent(&b, bytes.TrimSpace(body), "", "  "); err != nil {
+		w.Write(body)
+		return exitOK
+	}
+	b.WriteByte('\n')
+	w.Write(b.Bytes())
+	return exitOK
+}
+
+// clusterStatus is the JSON of GET /v1/cluster.
+type clusterStatus struct {
+	Self     string `json:"self"`
+	Replicas int    `json:"replicas"`
+	VNodes   int    `json:"vnodes"`
+	Members  []struct {
+		ID         string `json:"id"`
+		HTTPAddr   string `json:"http_addr"`
+		GossipAddr string `json:"gossip_addr"`
+		State      string `json:"state"`
+	} `json:"members"`
+	Transfers    []json.RawMessage  `json:"transfers"`
+	HintsPending map[string]int64   `json:"hints_pending"`
+	Ownership    map[string]float64 `json:"ownership"`
+}
+
+// ringOwners is the JSON of GET /v1/ring?key=K.
+type ringOwners struct {
+	Key    string   `json:"key"`
+	Token  string   `json:"token"`
+	Owners []string `json:"owners"`
+	Addrs  []string `json:"http_addrs"`
+}
+
+func printStatus(w io.Writer, st *clusterStatus) {
+	states := map[string]int{}
+	for _, m := range st.Members {
+		states[m.State]++
+	}
+	var counts []string
+	for _, s := range []string{"alive", "suspect", "dead", "left"} {
+		if states[s] > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", states[s], s))
+		}
+	}
+	fmt.Fprintf(w, "cluster seen by %s: %d members (%s); replicas %d, vnodes %d\n\n",
+		st.Self, len(st.Members), strings.Join(counts, ", "), st.Replicas, st.VNodes)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHTTP ADDR\tGOSSIP ADDR\tSTATE\tOWNERSHIP\tHINTS PENDING")
+	seen := map[string]bool{}
+	for _, m := range st.Members {
+		seen[m.ID] = true
+		id := m.ID
+		if id == st.Self {
+			id += " *"
+		}
+		own := "-"
+		if f, ok := st.Ownership[m.ID]; ok {
+			own = fmt.Sprintf("%.1f%%", 100*f)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", id, dash(m.HTTPAddr), dash(m.GossipAddr), m.State, own, st.HintsPending[m.ID])
+	}
+	// Hints for an id the node no longer lists (should not happen, but a
+	// count must not go unseen).
+	var extra []string
+	for id, n := range st.HintsPending {
+		if !seen[id] && n > 0 {
+			extra = append(extra, id)
+		}
+	}
+	slices.Sort(extra)
+	for _, id := range extra {
+		fmt.Fprintf(tw, "%s\t-\t-\tunknown\t-\t%d\n", id, st.HintsPending[id])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n* the node that answered; HINTS PENDING are writes it holds for that member\n")
+	if len(st.Transfers) == 0 {
+		fmt.Fprintln(w, "transfers: none")
+		return
+	}
+	fmt.Fprintf(w, "transfers in flight: %d\n", len(st.Transfers))
+	for _, t := range st.Transfers {
+		fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(t))
+	}
+}
+
+func printRing(w io.Writer, o *ringOwners) {
+	fmt.Fprintf(w, "key    %q\ntoken  %s\n\n", o.Key, o.Token)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tOWNER\tHTTP ADDR\tROLE")
+	for i, id := range o.Owners {
+		addr := ""
+		if i < len(o.Addrs) {
+			addr = o.Addrs[i]
+		}
+		role := "replica"
+		if i == 0 {
+			role = "primary"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", i+1, id, dash(addr), role)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
