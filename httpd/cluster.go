@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 
@@ -198,19 +199,32 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 		}
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	case opInternalRead:
-		if len(body) == 0 || len(body) > s.cfg.MaxKeySize {
-			writeError(ctx, fasthttp.StatusBadRequest, "bad key")
+		keys, err := peer.DecodeRead(body)
+		if err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
 		}
-		b := ctx.Response.SwapBody(nil)[:0]
-		b, err := s.cluster.ReadLocal(b, body)
+		// Each record is read into the body after its length prefix's
+		// worst case, then moved down over the unused prefix bytes.
+		b := peer.AppendRecordsHeader(ctx.Response.SwapBody(nil)[:0], len(keys))
+		for _, k := range keys {
+			at := len(b)
+			b = append(b, make([]byte, binary.MaxVarintLen64)...)
+			b, err = s.cluster.ReadLocal(b, k)
+			if errors.Is(err, peer.ErrNotFound) {
+				b, err = peer.AppendRecord(b[:at], nil), nil
+				continue
+			}
+			if err != nil {
+				break
+			}
+			rec := b[at+binary.MaxVarintLen64:]
+			n := binary.PutUvarint(b[at:], uint64(len(rec)))
+			b = append(b[:at+n], rec...) // memmove: the ranges overlap
+		}
 		ctx.Response.SwapBody(b)
 		if err != nil {
-			if errors.Is(err, peer.ErrNotFound) {
-				ctx.ResetBody()
-				ctx.SetStatusCode(fasthttp.StatusNotFound)
-				return
-			}
+			ctx.ResetBody()
 			s.writeStoreError(ctx, "internal_read", err)
 			return
 		}

@@ -131,30 +131,38 @@ func TestClusterInternalApply(t *testing.T) {
 
 func TestClusterInternalRead(t *testing.T) {
 	ts := newClusterTestServer(t, Config{})
-	big := testRecord(7, string(bytes.Repeat([]byte{'v'}, 64<<10)))
-	if err := ts.cl.ApplyLocal([]peer.Mutation{
-		{Key: []byte("k"), Record: testRecord(7, "value")},
-		{Key: []byte("big"), Record: big},
-	}); err != nil {
+	small, big := testRecord(7, "value"), testRecord(7, string(bytes.Repeat([]byte{'v'}, 64<<10)))
+	if err := ts.cl.ApplyLocal([]peer.Mutation{{Key: []byte("k"), Record: small}, {Key: []byte("big"), Record: big}}); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string][]byte{"k": testRecord(7, "value"), "big": big} {
-		resp := ts.post(t, "/internal/read", []byte(key))
-		wantStatus(t, "read "+key, resp, 200)
-		if !bytes.Equal(resp.Body(), want) {
-			t.Errorf("read %q = %x, want %x", key, clipB(resp.Body()), clipB(want))
-		}
-		if ct := string(resp.Header.ContentType()); ct != "application/octet-stream" {
-			t.Errorf("read %q: Content-Type %q", key, ct)
+	keys := [][]byte{[]byte("k"), []byte("missing"), []byte("big"), []byte("k")}
+	resp := ts.post(t, "/internal/read", peer.AppendRead(nil, keys))
+	wantStatus(t, "read", resp, 200)
+	if ct := string(resp.Header.ContentType()); ct != "application/octet-stream" {
+		t.Errorf("read: Content-Type %q", ct)
+	}
+	recs, err := peer.DecodeRecords(resp.Body(), len(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]byte{small, nil, big, small} {
+		if !bytes.Equal(recs[i], want) || (want == nil) != (recs[i] == nil) {
+			t.Errorf("record of %q = %x, want %x", keys[i], clipB(recs[i]), clipB(want))
 		}
 	}
-	resp := ts.post(t, "/internal/read", []byte("missing"))
-	wantStatus(t, "read missing", resp, 404)
-	if len(resp.Body()) != 0 {
-		t.Errorf("read missing: body %q", resp.Body())
+	tooMany := make([][]byte, peer.MaxReadBatch+1)
+	for i := range tooMany {
+		tooMany[i] = []byte("k")
 	}
-	for name, key := range map[string][]byte{"empty": nil, "too long": bytes.Repeat([]byte{'k'}, 4097)} {
-		resp := ts.post(t, "/internal/read", key)
+	for name, body := range map[string][]byte{
+		"empty":     nil,
+		"bare key":  []byte("k"),
+		"no keys":   peer.AppendRead(nil, nil),
+		"empty key": peer.AppendRead(nil, [][]byte{nil}),
+		"too long":  peer.AppendRead(nil, [][]byte{bytes.Repeat([]byte{'k'}, 4097)}),
+		"too many":  peer.AppendRead(nil, tooMany),
+	} {
+		resp := ts.post(t, "/internal/read", body)
 		wantStatus(t, name, resp, 400)
 		checkJSONError(t, resp.Header.ContentType(), resp.Body())
 	}
@@ -231,8 +239,8 @@ var internalCalls = []struct {
 	code           int
 }{
 	{"POST", "/internal/apply", peer.AppendApply(nil, testMutations("s", 2, 1)), 204},
-	{"POST", "/internal/read", []byte("missing"), 404},
-	{"POST", "/internal/read", []byte("s0000"), 200},
+	{"POST", "/internal/read", peer.AppendRead(nil, [][]byte{[]byte("missing")}), 200},
+	{"POST", "/internal/read", []byte("not a read message"), 400},
 	{"POST", "/internal/scan", peer.AppendScan(nil, peer.LocalScan{Limit: 10}), 200},
 	{"GET", "/internal/gossip", nil, 200},
 	{"GET", "/internal/apply", nil, 405},

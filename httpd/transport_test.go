@@ -36,11 +36,11 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 func (tr *Transport) queued(addr string) int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	q := tr.queues[addr]
-	if q == nil {
+	l := tr.lanes[laneKey{addr, laneApply}]
+	if l == nil {
 		return 0
 	}
-	return len(q.calls)
+	return len(l.calls)
 }
 
 // waitHeld waits until the requests held by a fakeBlock carry want
@@ -230,48 +230,57 @@ func TestTransportRead(t *testing.T) {
 	_ = ts
 }
 
-// TestTransportConcurrentReads: more concurrent Reads to one peer than
-// MaxConnsPerHost must wait for a connection, not fail.
+// TestTransportConcurrentReads: reads of one peer that arrive while a
+// read is in flight queue and go out together, past MaxReadBatch too;
+// each gets its own key's record, or none.
 func TestTransportConcurrentReads(t *testing.T) {
-	const conns, reads = 4, 12
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{MaxConnsPerHost: conns})
+	const reads = 150 // more than two batches of peer.MaxReadBatch
+	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
 	ctx := testCtx(t, 30*time.Second)
-	rec := testRecord(1, "v")
-	if err := tr.Apply(ctx, addr, []peer.Mutation{{Key: []byte("k"), Record: rec}}); err != nil {
+	ms := testMutations("k", reads, 1)
+	if err := tr.Apply(ctx, addr, ms[:reads/2]); err != nil { // the other half stays absent
 		t.Fatal(err)
 	}
 	entered, release := ts.cl.blockRead(t)
 	errs := make(chan error, reads)
 	var wg sync.WaitGroup
-	for range reads {
+	for i, m := range ms {
 		wg.Go(func() {
-			got, err := tr.Read(ctx, addr, []byte("k"))
-			if err == nil && !bytes.Equal(got, rec) {
-				err = fmt.Errorf("read %x", got)
+			got, err := tr.Read(ctx, addr, m.Key)
+			switch {
+			case i < reads/2 && err == nil && !bytes.Equal(got, m.Record):
+				err = fmt.Errorf("read %s: got %x, want %x", m.Key, got, m.Record)
+			case i >= reads/2 && !errors.Is(err, peer.ErrNotFound):
+				err = fmt.Errorf("read of absent %s: %x, %v; want ErrNotFound", m.Key, got, err)
+			case i >= reads/2:
+				err = nil
 			}
 			errs <- err
 		})
 	}
-	for range conns {
-		<-entered
+	<-entered // the first batch is held; the rest queue behind it
+	waitQueuedReads := time.Now().Add(10 * time.Second)
+	for queuedReads(tr, addr) == 0 && time.Now().Before(waitQueuedReads) {
+		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // let the others try
 	release()
 	wg.Wait()
 	close(errs)
-	failed := 0
-	var first error
 	for err := range errs {
 		if err != nil {
-			failed++
-			if first == nil {
-				first = err
-			}
+			t.Error(err)
 		}
 	}
-	if failed > 0 {
-		t.Errorf("%d of %d concurrent Reads failed (MaxConnsPerHost %d); first: %v", failed, reads, conns, first)
+}
+
+// queuedReads returns the number of reads waiting in tr's queue for addr.
+func queuedReads(tr *Transport, addr string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if l := tr.lanes[laneKey{addr, laneRead}]; l != nil {
+		return len(l.calls)
 	}
+	return 0
 }
 
 func TestTransportScan(t *testing.T) {
@@ -489,7 +498,7 @@ func TestTransportCloseAnswersQueuedCalls(t *testing.T) {
 		entered, release := ts.cl.blockApply(t)
 		first := make(chan error, 1)
 		go func() { first <- tr.Apply(testCtx(t, 10*time.Second), addr, testMutations("first", 1, 1)) }()
-		waitHeld(t, entered, tr, addr, 1)
+		<-entered // the server holds it
 		queued := make(chan error, 1)
 		go func() { queued <- tr.Apply(testCtx(t, 10*time.Second), addr, testMutations("queued", 1, 1)) }()
 		waitQueued(t, tr, addr, 1)
@@ -508,5 +517,43 @@ func TestTransportCloseAnswersQueuedCalls(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			t.Fatalf("round %d: an Apply queued at Close has not returned 2s after Close (it waits for its ctx)", round)
 		}
+	}
+}
+
+// TestTransportQueueFullFailsFast: when a peer hangs and its queue is
+// full, further calls fail at once (the coordinator keeps hints) instead
+// of holding the client requests that made them.
+func TestTransportQueueFullFailsFast(t *testing.T) {
+	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{Senders: 1, MaxQueued: 2})
+	entered, release := ts.cl.blockApply(t)
+	defer release()
+	deadline := time.Now().Add(30 * time.Second)
+	results := make(chan error, 4)
+	cb := func(err error) { results <- err }
+	tr.ApplyAsync(addr, testMutations("inflight", 1, 1), deadline, cb)
+	<-entered // the server holds it: the queue is empty
+	tr.ApplyAsync(addr, testMutations("q1", 1, 1), deadline, cb)
+	tr.ApplyAsync(addr, testMutations("q2", 1, 1), deadline, cb)
+	start := time.Now()
+	tr.ApplyAsync(addr, testMutations("over", 1, 1), deadline, cb)
+	select {
+	case err := <-results:
+		if err == nil {
+			t.Fatal("a call past MaxQueued succeeded")
+		}
+		if time.Since(start) > time.Second {
+			t.Errorf("a call past MaxQueued took %v to fail", time.Since(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a call past MaxQueued neither failed nor returned")
+	}
+	release()
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Errorf("a queued call failed: %v", err)
+		}
+	}
+	if _, applied := ts.cl.counts(); applied != 3 {
+		t.Errorf("the server got %d mutations, want 3", applied)
 	}
 }

@@ -29,8 +29,11 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 	buf = rec.Append(buf)
 	m := Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]}
 
+	ms := []Mutation{m}
+
 	done := make(chan error, len(owners))
 	local := false
+	var deadline time.Time
 	for _, id := range owners {
 		if id == n.cfg.NodeID {
 			local = true
@@ -42,13 +45,19 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 			done <- errDown
 			continue
 		}
-		n.bg.Go(func() {
-			err := n.sendApply(mem.HTTPAddr, []Mutation{m})
+		if deadline.IsZero() {
+			deadline = time.Now().Add(n.cfg.RequestTimeout)
+		}
+		// Asynchronous, with no goroutine of its own: the transport
+		// batches it with other writes to the same replica.
+		n.bg.Add(1)
+		n.cfg.Transport.ApplyAsync(mem.HTTPAddr, ms, deadline, func(err error) {
 			if err != nil {
 				n.cfg.Logger.Debug("replica write failed; keeping a hint", "node", id, "err", err)
-				n.hint(id, m)
+				n.bg.Go(func() { n.hint(id, m) })
 			}
 			done <- err
+			n.bg.Done()
 		})
 	}
 	if local {
@@ -128,6 +137,7 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 		}
 	}
 	kc := append([]byte(nil), key...)
+	deadline := time.Now().Add(n.cfg.RequestTimeout)
 	replies := make(chan reply, len(order))
 	next, pending := 0, 0
 	askID := func(id string) {
@@ -141,15 +151,10 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			replies <- reply{id: id, err: errDown}
 			return
 		}
-		go func() {
-			rctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
-			defer cancel()
-			rec, err := n.cfg.Transport.Read(rctx, mem.HTTPAddr, kc)
-			if errors.Is(err, ErrNotFound) {
-				rec, err = nil, nil
-			}
+		// replies has room for every owner, so got never blocks.
+		n.cfg.Transport.ReadAsync(mem.HTTPAddr, kc, deadline, func(rec []byte, err error) {
 			replies <- reply{id: id, rec: rec, err: err}
-		}()
+		})
 	}
 	ask := func() { next++; askID(order[next-1]) }
 	// The first round: remote replicas first, so they run while this node

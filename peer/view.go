@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/ringkv/ringkv/ring"
 )
@@ -67,9 +68,17 @@ type Transport interface {
 	// newest version winning. On an error some of ms may be stored: the
 	// caller keeps them as hints and sends them again, which is harmless.
 	Apply(ctx context.Context, addr string, ms []Mutation) error
-	// Read returns the node's stored record of key, tombstones and expired
-	// records included, or ErrNotFound when it has none.
-	Read(ctx context.Context, addr string, key []byte) ([]byte, error)
+	// ApplyAsync is Apply without the wait: done is called once with
+	// Apply's outcome, possibly on the transport's own goroutine (so it
+	// must not block) or before ApplyAsync returns. ApplyAsync itself must
+	// not wait on a slow or dead peer. ms must not change until done.
+	ApplyAsync(addr string, ms []Mutation, deadline time.Time, done func(error))
+	// ReadAsync asks the node at addr for its stored record of key,
+	// tombstones and expired records included, and calls got once with
+	// it (nil when the node has none, the caller may keep it) or an
+	// error, under the same rules as ApplyAsync's done. key must not
+	// change until got.
+	ReadAsync(addr string, key []byte, deadline time.Time, got func(rec []byte, err error))
 	// Scan returns one page of the node's own records.
 	Scan(ctx context.Context, addr string, q LocalScan) (LocalPage, error)
 	// GossipAddrs returns the gossip addresses of the members the node at

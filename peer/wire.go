@@ -16,17 +16,21 @@ import (
 //	apply:     'A' 1 | n | n × (len key | key | len rec | rec)
 //	scan:      'S' 1 | limit | len prefix | prefix | len after | after
 //	scan page: 'P' 1 | more (0/1) | n | n × (len key | key | len rec | rec)
-//
-// A read request is the bare key; its answer is the bare record (404 when
-// there is none).
+//	read:      'R' 1 | n | n × (len key | key)
+//	records:   'V' 1 | n | n × (len rec | rec)    (len 0: the node has none)
 const (
 	kindApply    = 'A'
 	kindScan     = 'S'
 	kindScanPage = 'P'
+	kindRead     = 'R'
+	kindRecords  = 'V'
 	wireV1       = 1
 
 	// MaxBatch is the most mutations one apply message carries.
 	MaxBatch = 4096
+	// MaxReadBatch is the most keys one read message asks for: with
+	// values up to --max-value-size, it bounds the answer too.
+	MaxReadBatch = 64
 )
 
 // ErrBadMessage is matched by errors decoding a malformed internode message.
@@ -87,6 +91,68 @@ func AppendScanPage(dst []byte, p LocalPage) []byte {
 		more = 1
 	}
 	return appendMutations(append(dst, kindScanPage, wireV1, more), p.Items)
+}
+
+// AppendRead appends the read message asking for keys to dst.
+func AppendRead(dst []byte, keys [][]byte) []byte {
+	dst = binary.AppendUvarint(append(dst, kindRead, wireV1), uint64(len(keys)))
+	for _, k := range keys {
+		dst = appendBytes(dst, k)
+	}
+	return dst
+}
+
+// AppendRecordsHeader starts the answer to a read of n keys; append each
+// record, in the order of the keys, with AppendRecord.
+func AppendRecordsHeader(dst []byte, n int) []byte {
+	return binary.AppendUvarint(append(dst, kindRecords, wireV1), uint64(n))
+}
+
+// AppendRecord appends one encoded record of a read answer to dst; nil or
+// empty says the node has none.
+func AppendRecord(dst, rec []byte) []byte { return appendBytes(dst, rec) }
+
+// DecodeRead parses a read message; the keys alias b.
+func DecodeRead(b []byte) ([][]byte, error) {
+	r := reader{b: b}
+	r.header(kindRead)
+	n := r.uvarint(MaxReadBatch, "count")
+	var keys [][]byte
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k := r.bytes(MaxKeySize, "key")
+		if r.err == nil && len(k) == 0 {
+			r.fail("empty key")
+		}
+		keys = append(keys, k)
+	}
+	r.end()
+	if r.err == nil && len(keys) == 0 {
+		r.fail("no keys")
+	}
+	return keys, r.err
+}
+
+// DecodeRecords parses the answer to a read of n keys: one record per key,
+// nil where the node has none. The records alias b; each has been checked
+// to decode.
+func DecodeRecords(b []byte, n int) ([][]byte, error) {
+	r := reader{b: b}
+	r.header(kindRecords)
+	if got := r.uvarint(MaxReadBatch, "count"); r.err == nil && got != uint64(n) {
+		r.fail("%d records for %d keys", got, n)
+	}
+	recs := make([][]byte, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		rec := r.bytes(maxRecord, "record")
+		if len(rec) == 0 {
+			rec = nil
+		} else if _, err := memtable.Decode(rec); err != nil {
+			r.fail("record %d: %v", i, err)
+		}
+		recs = append(recs, rec)
+	}
+	r.end()
+	return recs, r.err
 }
 
 // reader decodes one message; the first error sticks.

@@ -462,3 +462,128 @@ func FuzzDecodeScanPage(f *testing.F) {
 		}
 	})
 }
+
+func appendRecords(recs [][]byte) []byte {
+	b := AppendRecordsHeader(nil, len(recs))
+	for _, r := range recs {
+		b = AppendRecord(b, r)
+	}
+	return b
+}
+
+func TestReadRoundTrip(t *testing.T) {
+	ms := wireMuts(3)
+	keys := [][]byte{ms[0].Key, []byte("absent"), ms[2].Key}
+	got, err := DecodeRead(AppendRead(nil, keys))
+	if err != nil || len(got) != len(keys) {
+		t.Fatalf("DecodeRead: %d keys, %v", len(got), err)
+	}
+	for i := range keys {
+		if !bytes.Equal(got[i], keys[i]) {
+			t.Errorf("key %d = %q, want %q", i, got[i], keys[i])
+		}
+	}
+	recs := [][]byte{ms[0].Record, nil, ms[2].Record}
+	out, err := DecodeRecords(appendRecords(recs), len(recs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		if !bytes.Equal(out[i], recs[i]) || (out[i] == nil) != (recs[i] == nil) {
+			t.Errorf("record %d = %x, want %x", i, out[i], recs[i])
+		}
+	}
+	for name, c := range map[string]struct {
+		msg []byte
+		n   int
+	}{
+		"count mismatch": {appendRecords(recs), 2},
+		"bad record":     {appendRecords([][]byte{{1, 2, 3}}), 1},
+		"truncated":      {appendRecords(recs)[:10], 3},
+		"trailing":       {append(appendRecords(recs), 0), 3},
+		"wrong kind":     {AppendRead(nil, keys), 3},
+	} {
+		if _, err := DecodeRecords(c.msg, c.n); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: err = %v, want ErrBadMessage", name, err)
+		}
+	}
+}
+
+func FuzzDecodeRead(f *testing.F) {
+	f.Add(AppendRead(nil, [][]byte{[]byte("k")}))
+	f.Add(AppendRead(nil, [][]byte{[]byte("a"), {0xff, 0}, bytes.Repeat([]byte{'x'}, MaxKeySize)}))
+	f.Add([]byte{'R', 1, 0})
+	f.Add([]byte{'R', 1, 65})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		orig := bytes.Clone(msg)
+		keys, err := DecodeRead(msg)
+		if !bytes.Equal(msg, orig) {
+			t.Fatal("DecodeRead modified its input")
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("error %v does not match ErrBadMessage", err)
+			}
+			return
+		}
+		if len(keys) < 1 || len(keys) > MaxReadBatch {
+			t.Fatalf("decoded %d keys", len(keys))
+		}
+		for _, k := range keys {
+			if len(k) < 1 || len(k) > MaxKeySize {
+				t.Fatalf("decoded a key of %d bytes", len(k))
+			}
+		}
+		keys2, err := DecodeRead(AppendRead(nil, keys))
+		if err != nil || len(keys2) != len(keys) {
+			t.Fatalf("re-encoded read decodes as %d keys, %v", len(keys2), err)
+		}
+		for i := range keys {
+			if !bytes.Equal(keys[i], keys2[i]) {
+				t.Fatal("re-encoded read decodes differently")
+			}
+		}
+	})
+}
+
+func FuzzDecodeRecords(f *testing.F) {
+	ms := wireMuts(4)
+	f.Add(appendRecords([][]byte{ms[0].Record}), 1)
+	f.Add(appendRecords([][]byte{ms[1].Record, nil, ms[3].Record}), 3)
+	f.Add([]byte{'V', 1, 1, 0}, 1)
+	f.Fuzz(func(t *testing.T, msg []byte, n int) {
+		if n < 0 || n > MaxReadBatch {
+			return
+		}
+		orig := bytes.Clone(msg)
+		recs, err := DecodeRecords(msg, n)
+		if !bytes.Equal(msg, orig) {
+			t.Fatal("DecodeRecords modified its input")
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("error %v does not match ErrBadMessage", err)
+			}
+			return
+		}
+		if len(recs) != n {
+			t.Fatalf("%d records for %d keys", len(recs), n)
+		}
+		for _, r := range recs {
+			if r != nil {
+				if _, err := memtable.Decode(r); err != nil {
+					t.Fatalf("a record that does not decode got through: %v", err)
+				}
+			}
+		}
+		recs2, err := DecodeRecords(appendRecords(recs), n)
+		if err != nil {
+			t.Fatalf("re-encoded records do not decode: %v", err)
+		}
+		for i := range recs {
+			if !bytes.Equal(recs[i], recs2[i]) || (recs[i] == nil) != (recs2[i] == nil) {
+				t.Fatal("re-encoded records decode differently")
+			}
+		}
+	})
+}

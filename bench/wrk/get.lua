@@ -11,6 +11,9 @@
 -- status of 400 or more (wrk's own count, which does not see 1xx/3xx).
 
 local keys = tonumber(os.getenv("KEYS") or "") or 100000
+-- QUERY, e.g. "consistency=one", is appended to every path after a "?".
+local query = os.getenv("QUERY") or ""
+if query ~= "" then query = "?" .. query end
 
 local next_id = 0
 function setup(thread)
@@ -23,7 +26,7 @@ function init(args)
 end
 
 function request()
-   return wrk.format("GET", "/v1/kv/key-" .. math.random(0, keys - 1))
+   return wrk.format("GET", "/v1/kv/key-" .. math.random(0, keys - 1) .. query)
 end
 
 function done(summary, latency, requests)

@@ -12,6 +12,9 @@
 -- status of 400 or more (wrk's own count, which does not see 1xx/3xx).
 
 local keys = tonumber(os.getenv("KEYS") or "") or 100000
+-- QUERY, e.g. "consistency=one", is appended to every path after a "?".
+local query = os.getenv("QUERY") or ""
+if query ~= "" then query = "?" .. query end
 local value = string.rep("x", tonumber(os.getenv("VALUE_SIZE") or "") or 100)
 local read_pct = tonumber(os.getenv("READ_PCT") or "") or 90
 
@@ -26,7 +29,7 @@ function init(args)
 end
 
 function request()
-   local path = "/v1/kv/key-" .. math.random(0, keys - 1)
+   local path = "/v1/kv/key-" .. math.random(0, keys - 1) .. query
    if math.random() * 100 < read_pct then
       return wrk.format("GET", path)
    end

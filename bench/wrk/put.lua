@@ -9,6 +9,9 @@
 -- status of 400 or more (wrk's own count, which does not see 1xx/3xx).
 
 local keys = tonumber(os.getenv("KEYS") or "") or 100000
+-- QUERY, e.g. "consistency=one", is appended to every path after a "?".
+local query = os.getenv("QUERY") or ""
+if query ~= "" then query = "?" .. query end
 local value = string.rep("x", tonumber(os.getenv("VALUE_SIZE") or "") or 100)
 
 local next_id = 0
@@ -22,7 +25,7 @@ function init(args)
 end
 
 function request()
-   return wrk.format("PUT", "/v1/kv/key-" .. math.random(0, keys - 1), nil, value)
+   return wrk.format("PUT", "/v1/kv/key-" .. math.random(0, keys - 1) .. query, nil, value)
 end
 
 function done(summary, latency, requests)

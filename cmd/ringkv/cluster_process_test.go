@@ -541,6 +541,7 @@ func TestClusterAddNodeCompat(t *testing.T) {
 		t.Fatalf("GET /add-node: %d %q %v", code, body, err)
 	}
 	want := []string{"node: " + a.http, "node: " + b.http}
+	slices.Sort(want)
 	poll(t, 20*time.Second, "A and B list each other", func() (bool, string) {
 		for _, c := range nodes {
 			got := listNodes(c)

@@ -317,7 +317,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(start))
 
 	clock := memtable.NewClock(time.Now)
-	transport := httpd.NewTransport(httpd.TransportConfig{Secret: c.clusterSecret})
+	// Nodes of one cluster share --max-value-size, so a peer takes bodies
+	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
+	transport := httpd.NewTransport(httpd.TransportConfig{Secret: c.clusterSecret, MaxBatchBytes: int(c.maxValueSize) + 64<<10})
 	node, err := peer.NewNode(peer.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
 		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,

@@ -143,12 +143,29 @@ func (t *transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) 
 	return node.ApplyLocal(cp)
 }
 
-func (t *transport) Read(ctx context.Context, addr string, key []byte) ([]byte, error) {
-	node, err := t.net.route(ctx, t.from, addr, "read")
-	if err != nil {
-		return nil, err
-	}
-	return node.ReadLocal(nil, key)
+func (t *transport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		done(t.Apply(ctx, addr, ms))
+	}()
+}
+
+func (t *transport) ReadAsync(addr string, key []byte, deadline time.Time, got func([]byte, error)) {
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		node, err := t.net.route(ctx, t.from, addr, "read")
+		if err != nil {
+			got(nil, err)
+			return
+		}
+		rec, err := node.ReadLocal(nil, key)
+		if errors.Is(err, peer.ErrNotFound) {
+			rec, err = nil, nil
+		}
+		got(rec, err)
+	}()
 }
 
 func (t *transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (peer.LocalPage, error) {
