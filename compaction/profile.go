@@ -307,8 +307,8 @@ func (t Tuning) Validate() error {
 // Apply sets t's knobs on o: MemTableSize, MemTableStopWritesThreshold,
 // L0CompactionThreshold, L0StopWritesThreshold, LBaseMaxBytes,
 // TargetFileSizes, CompactionConcurrencyRange (1 to
-// MaxConcurrentCompactions), CacheSize, and every level's FilterPolicy
-// (NoFilterPolicy when BloomBitsPerKey is 0) and IndexBlockSize. It touches nothing else (FS,
+// MaxConcurrentCompactions), CacheSize and every level's FilterPolicy
+// (NoFilterPolicy when BloomBitsPerKey is 0). It touches nothing else (FS,
 // Merger, EventListener, FormatMajorVersion and the rest stay the caller's).
 // NB: Pebble ignores CacheSize when o.Cache is set. Apply assumes t is valid.
 func (t Tuning) Apply(o *pebble.Options) {
@@ -333,16 +333,8 @@ func (t Tuning) Apply(o *pebble.Options) {
 	}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = fp
-		o.Levels[i].IndexBlockSize = IndexBlockSize
 	}
 }
-
-// IndexBlockSize is the index block size of every level. Pebble's default
-// (the 4KiB block size) gives a table of a few MiB a two-level index, so a
-// point read looks up two index blocks in the cache; one 256KiB block
-// indexes a 64MiB table of 100-byte records in one level. In-process,
-// cached point reads of 1M keys took 10.4µs instead of 13.1µs.
-const IndexBlockSize = 256 << 10
 
 // Knob is one resolved setting, for display.
 type Knob struct {

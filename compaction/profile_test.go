@@ -194,7 +194,6 @@ func TestApply(t *testing.T) {
 			check("CompactionConcurrencyRange lower", lo, 1)
 			check("CompactionConcurrencyRange upper", hi, tu.MaxConcurrentCompactions)
 			for i := range o.Levels {
-				check(fmt.Sprintf("Levels[%d].IndexBlockSize", i), o.Levels[i].IndexBlockSize, IndexBlockSize)
 				fp := o.Levels[i].FilterPolicy
 				if tu.BloomBitsPerKey == 0 {
 					check(fmt.Sprintf("Levels[%d].FilterPolicy", i), fp, pebble.NoFilterPolicy)

@@ -6,11 +6,13 @@
 // disk bytes.
 //
 // Each case gets a new engine directory under the output directory. The
-// write phase (the first half of --duration) has --concurrency writers
-// calling engine.Write without fsync, as fast as they go; the engine's
+// write phase has --concurrency writers calling engine.Write without
+// fsync, as fast as they go, until they have made --writes writes between
+// them (or, with --writes 0, for half of --duration); every case writes
+// the same data, so the read phase compares like with like. The engine's
 // memtable is then flushed, so that every case pays for what it wrote; the
-// read phase (the second half) has as many readers doing point reads of
-// keys written in the first half, while compactions catch up. Write
+// read phase (half of --duration) has as many readers doing point reads of
+// keys written in the first phase, while compactions catch up. Write
 // amplification is measured at the end, so it includes the compactions
 // that ran during the reads; the compaction debt left is reported beside
 // it. The row cache is off so that reads see the LSM the profile built.
@@ -136,7 +138,8 @@ const (
 // Config is one run of the matrix. The comment on each field names its flag.
 type Config struct {
 	Out         string        // --out: compaction.json, compaction.html and the engine directories go here
-	Duration    time.Duration // --duration: per case, half writing and half reading
+	Duration    time.Duration // --duration: per case, the read phase is half of it (and so is the write phase with Writes 0)
+	Writes      int           // --writes: writes per case (0: write for half of Duration)
 	Keys        int           // --keys: the key space
 	ValueSize   int           // --value-size
 	Concurrency int           // --concurrency: writers, then readers
@@ -152,6 +155,7 @@ func DefaultConfig() Config {
 	return Config{
 		Out:         "ringkv-bench",
 		Duration:    30 * time.Second,
+		Writes:      4_000_000,
 		Keys:        50_000_000,
 		ValueSize:   100,
 		Concurrency: 4,
@@ -167,6 +171,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--out must name a directory")
 	case c.Duration <= 0:
 		return fmt.Errorf("--duration (%s) must be positive", c.Duration)
+	case c.Writes < 0:
+		return fmt.Errorf("--writes (%d) must not be negative", c.Writes)
 	case c.Keys < 1:
 		return fmt.Errorf("--keys (%d) must be at least 1", c.Keys)
 	case c.ValueSize < 0 || c.ValueSize > 1<<20:
@@ -194,6 +200,7 @@ type Result struct {
 	Tool        string    `json:"tool"` // "ringkv bench compaction"
 	Started     time.Time `json:"started"`
 	Duration    float64   `json:"duration_seconds"` // per case
+	Writes      int       `json:"writes"`           // per case; 0: for half of Duration
 	Keys        int       `json:"keys"`
 	ValueSize   int       `json:"value_size"`
 	Concurrency int       `json:"concurrency"`
@@ -260,7 +267,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	res := &Result{
 		Tool: "ringkv bench compaction", Started: time.Now().UTC(), Duration: c.Duration.Seconds(),
-		Keys: c.Keys, ValueSize: c.ValueSize, Concurrency: c.Concurrency, Order: string(c.Order),
+		Writes: c.Writes, Keys: c.Keys, ValueSize: c.ValueSize, Concurrency: c.Concurrency, Order: string(c.Order),
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Rows: []Row{},
 	}
 	for _, cs := range c.Cases {
@@ -317,7 +324,11 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 	mon := startMonitor(e, 250*time.Millisecond)
 
 	// Write phase.
-	fmt.Fprintf(progress, "%-16s writing for %s with %d writers (load average %.2f)...\n", cs.Name, half, c.Concurrency, row.LoadAvg)
+	if c.Writes > 0 {
+		fmt.Fprintf(progress, "%-16s writing %d keys with %d writers (load average %.2f)...\n", cs.Name, c.Writes, c.Concurrency, row.LoadAvg)
+	} else {
+		fmt.Fprintf(progress, "%-16s writing for %s with %d writers (load average %.2f)...\n", cs.Name, half, c.Concurrency, row.LoadAvg)
+	}
 	w, err := writePhase(ctx, e, c, half)
 	if err != nil {
 		mon.stop()
@@ -414,11 +425,21 @@ func writePhase(ctx context.Context, e *engine.Engine, c *Config, d time.Duratio
 		value[i] = byte('a' + vr.IntN(26))
 	}
 	clock := memtable.NewClock(nil)
+	// With a write count, the phase ends when the writers have made it
+	// between them, bounded only by ctx (Ctrl-C).
+	var left atomic.Int64
+	left.Store(int64(c.Writes))
+	if c.Writes > 0 {
+		d = 365 * 24 * time.Hour
+	}
 	return workers(ctx, c, d, func(i int, deadline time.Time, p *phase) error {
 		r := rand.New(rand.NewPCG(c.Seed, uint64(i)+10))
 		key := make([]byte, 0, 32)
 		rec := memtable.Record{Version: memtable.Version{Node: 1}, Value: value}
 		for p.n%256 != 0 || ctx.Err() == nil {
+			if c.Writes > 0 && left.Add(-1) < 0 {
+				break
+			}
 			key = workload.AppendKey(key[:0], workload.DefaultKeyPrefix, ks.key(r))
 			rec.TS = clock.Now()
 			t := time.Now()

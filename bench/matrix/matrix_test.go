@@ -22,6 +22,7 @@ func TestRunMatrix(t *testing.T) {
 	c := DefaultConfig()
 	c.Out = filepath.Join(t.TempDir(), "out")
 	c.Duration = 300 * time.Millisecond
+	c.Writes = 20000
 	c.Keys = 5000
 	c.ValueSize = 64
 	c.Concurrency = 2
@@ -60,6 +61,10 @@ func TestRunMatrix(t *testing.T) {
 		t.Errorf("rows %v, want %v", names, want)
 	}
 	for _, r := range res.Rows {
+		// Every case writes the same data.
+		if r.WriteOps != uint64(c.Writes) {
+			t.Errorf("row %s: %d writes, want %d", r.Name, r.WriteOps, c.Writes)
+		}
 		if r.WriteOps == 0 || r.ReadOps == 0 || r.DiskBytes == 0 || r.WALBytes == 0 || len(r.LevelBytes) != 7 {
 			t.Errorf("row %s: %+v", r.Name, r)
 		}

@@ -15,10 +15,22 @@ func jsonIndent(v any) ([]byte, error) {
 	return append(b, '\n'), err
 }
 
+// Phases describes a case's phases, e.g. "4000000 writes without fsync, a
+// flush, then 15s of point reads".
+func (res *Result) Phases() string { return res.phases() }
+
+func (res *Result) phases() string {
+	w := fmt.Sprintf("%d writes", res.Writes)
+	if res.Writes == 0 {
+		w = fmtSeconds(res.Duration/2) + " of writes"
+	}
+	return w + " without fsync, a flush, then " + fmtSeconds(res.Duration/2) + " of point reads"
+}
+
 // WriteTable prints the matrix as a Markdown table, one row per case.
 func (res *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "%s per profile (half writes, half reads), %d keys (%s), %d-byte values, %d writers then readers, %d CPUs\n\n",
-		fmtSeconds(res.Duration), res.Keys, res.Order, res.ValueSize, res.Concurrency, res.CPUs)
+	fmt.Fprintf(w, "%s, %d keys (%s), %d-byte values, %d writers then readers, %d CPUs\n\n",
+		res.phases(), res.Keys, res.Order, res.ValueSize, res.Concurrency, res.CPUs)
 	fmt.Fprintln(w, "| profile | write ops/s | write p99 ms | read ops/s | read p99 ms | WAL | write amp | vs "+res.refName()+" | read amp | max L0 sublevels | stalls | stalled s | debt left | disk |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range res.Rows {
@@ -68,7 +80,7 @@ tr.ref td{background:#fafae8}
 {{.CSS}}
 </style></head><body>
 <h1>ringkv bench compaction</h1>
-<p>Each profile on a fresh engine: {{secs .R.Duration}} ({{secs .Half}} of writes without fsync, a flush, then {{secs .Half}} of point reads of written keys),
+<p>Each profile on a fresh engine: {{.R.Phases}} of written keys,
 {{.R.Keys}} keys ({{.R.Order}}), {{.R.ValueSize}}-byte values, {{.R.Concurrency}} writers then readers, {{.R.CPUs}} CPUs, {{.R.GoVersion}}.
 Started {{.R.Started.Format "2006-01-02 15:04:05 UTC"}}.</p>
 <table>
@@ -100,14 +112,13 @@ default knobs (4MB memtables, no bloom filters, one compaction at a time, 8MB ca
 type pageData struct {
 	R         *Result
 	CSS       template.CSS
-	Half      float64
 	Ref       string
 	Charts    []template.HTML
 	KnobNames []string
 }
 
 func writeHTML(w io.Writer, res *Result) error {
-	d := pageData{R: res, CSS: template.CSS(chart.CSS), Half: res.Duration / 2, Ref: res.refName()}
+	d := pageData{R: res, CSS: template.CSS(chart.CSS), Ref: res.refName()}
 	if len(res.Rows) > 0 {
 		for _, k := range res.Rows[0].Knobs {
 			d.KnobNames = append(d.KnobNames, k.Name)

@@ -33,9 +33,10 @@ unreachable node, 1 on another failure.`
 const benchCompactionUsage = `usage: ringkv bench compaction [flags]
 
 Runs the same load on a fresh engine in --out under Pebble's default knobs
-and under each compaction profile: --duration/2 of writes (no fsync), a
-flush, --duration/2 of point reads. Prints a table and writes
-DIR/compaction.json and DIR/compaction.html.`
+and under each compaction profile: --writes writes (no fsync; with
+--writes 0, --duration/2 of them), a flush, then --duration/2 of point
+reads of the written keys. Prints a table and writes DIR/compaction.json
+and DIR/compaction.html.`
 
 // bench runs 'ringkv bench' and 'ringkv bench compaction'.
 func bench(args []string, env *environ, stdout, stderr io.Writer) int {
@@ -145,7 +146,8 @@ func benchCompaction(args []string, stdout, stderr io.Writer) int {
 	valueSize := int64(c.ValueSize)
 	fs := flag.NewFlagSet("ringkv bench compaction", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "per profile: half writing, half reading")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "per profile: the read phase is half of it (the write phase too, with --writes 0)")
+	fs.IntVar(&c.Writes, "writes", c.Writes, "writes per profile, the same for each (0: write for --duration/2)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for compaction.json, compaction.html and the engines' data")
 	fs.IntVar(&c.Keys, "keys", c.Keys, "key space: key-0 .. key-(N-1)")
 	fs.Var(sizeFlag{&valueSize}, "value-size", "bytes per value, e.g. 100 or 1KiB")

@@ -54,6 +54,7 @@ func TestBenchFlagErrors(t *testing.T) {
 	f("--profiles", "compaction", "--profiles", "fast")
 	f("--distribution", "compaction", "--distribution", "latest")
 	f("--keys", "compaction", "--keys", "0")
+	f("--writes", "compaction", "--writes", "-1")
 	f("--concurrency", "compaction", "--concurrency", "0")
 	f("--value-size", "compaction", "--value-size", "big")
 	f("unexpected argument", "compaction", "now")
@@ -135,7 +136,7 @@ func TestBenchRun(t *testing.T) {
 func TestBenchCompactionRun(t *testing.T) {
 	t.Chdir(t.TempDir())
 	var out, errb bytes.Buffer
-	code := run([]string{"bench", "compaction", "--duration", "200ms", "--keys", "1000", "--concurrency", "1",
+	code := run([]string{"bench", "compaction", "--duration", "200ms", "--writes", "3000", "--keys", "1000", "--concurrency", "1",
 		"--profiles", "pebble-defaults,write-heavy", "--out", "m"}, nil, &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
