@@ -44,7 +44,7 @@ func Example() {
 	// l0-stop-writes-threshold=40
 	// lbase-max-bytes=256MiB
 	// target-file-size=16MiB
-	// max-concurrent-compactions=3
+	// max-concurrent-compactions=2
 	// block-cache-size=128MiB
 	// bloom-bits-per-key=10
 	// drop a 2-day-old tombstone: true
