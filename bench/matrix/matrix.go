@@ -145,6 +145,7 @@ type Config struct {
 	Concurrency int           // --concurrency: writers, then readers
 	Order       KeyOrder      // --distribution
 	Cases       []Case        // --profiles
+	Runs        int           // --runs: rounds over the cases; each row is the per-figure median
 	Keep        bool          // --keep: keep each engine's directory
 	Seed        uint64        // --seed
 	Progress    io.Writer     // one line per phase (nil: none)
@@ -161,6 +162,7 @@ func DefaultConfig() Config {
 		Concurrency: 4,
 		Order:       Sequence,
 		Cases:       Cases(),
+		Runs:        1,
 	}
 }
 
@@ -183,6 +185,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--distribution %q: want sequence, uniform or zipf", c.Order)
 	case len(c.Cases) == 0:
 		return fmt.Errorf("--profiles selects no profile")
+	case c.Runs < 1 || c.Runs > 99:
+		return fmt.Errorf("--runs (%d) must be between 1 and 99", c.Runs)
 	}
 	if fi, err := os.Stat(c.Out); err == nil && !fi.IsDir() {
 		return fmt.Errorf("--out %q is a file, not a directory", c.Out)
@@ -208,6 +212,7 @@ type Result struct {
 	CPUs        int       `json:"cpus"`
 	GoVersion   string    `json:"go_version"`
 	Reference   string    `json:"reference"`
+	Runs        int       `json:"runs"` // rounds over the cases; with more than one, each row holds medians
 	Rows        []Row     `json:"rows"`
 }
 
@@ -247,6 +252,10 @@ type Row struct {
 	// LoadAvg is the host's 1-minute load average before the case
 	// started (Linux; 0 elsewhere): other work on the host skews ops/s.
 	LoadAvg float64 `json:"load_avg_1m"`
+
+	// Runs holds each round's row when there was more than one; the
+	// figures above are then the median of each figure on its own.
+	Runs []Row `json:"runs,omitempty"`
 }
 
 // Run runs every case in turn and writes compaction.json and
@@ -270,15 +279,27 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		Writes: c.Writes, Keys: c.Keys, ValueSize: c.ValueSize, Concurrency: c.Concurrency, Order: string(c.Order),
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Rows: []Row{},
 	}
-	for _, cs := range c.Cases {
-		if err := ctx.Err(); err != nil {
-			return res, err
+	// Rounds alternate over the cases, so that a slow minute on a shared
+	// host lands on one run of every case rather than on all runs of one.
+	runs := make([][]Row, len(c.Cases))
+	for round := 0; round < c.Runs; round++ {
+		if c.Runs > 1 {
+			fmt.Fprintf(progress, "round %d of %d\n", round+1, c.Runs)
 		}
-		row, err := runCase(ctx, &c, cs, progress)
-		if err != nil {
-			return res, fmt.Errorf("profile %s: %w", cs.Name, err)
+		for i, cs := range c.Cases {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			row, err := runCase(ctx, &c, cs, progress)
+			if err != nil {
+				return res, fmt.Errorf("profile %s: %w", cs.Name, err)
+			}
+			runs[i] = append(runs[i], row)
 		}
-		res.Rows = append(res.Rows, row)
+	}
+	res.Runs = c.Runs
+	for _, rs := range runs {
+		res.Rows = append(res.Rows, medianRow(rs))
 	}
 	for _, r := range res.Rows {
 		if r.Reference {

@@ -131,6 +131,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.Concurrency = 0 }, "--concurrency"},
 		{func(c *Config) { c.Order = "latest" }, "--distribution"},
 		{func(c *Config) { c.Cases = nil }, "--profiles"},
+		{func(c *Config) { c.Runs = 0 }, "--runs"},
 	} {
 		c := DefaultConfig()
 		tc.mod(&c)
@@ -178,5 +179,69 @@ func TestHist(t *testing.T) {
 		if lo >= hi || histIndex(lo) != i || histIndex(hi-1) != i {
 			t.Fatalf("bucket %d: [%d, %d)", i, lo, hi)
 		}
+	}
+}
+
+// TestMedianRow: each figure is its own median, the runs are kept, and
+// one run is returned as it is.
+func TestMedianRow(t *testing.T) {
+	runs := []Row{
+		{Name: "write-heavy", ReadP99: 1.5, WriteAmp: 1.4, Stalls: 0, DiskBytes: 700, LevelBytes: []int64{7}},
+		{Name: "write-heavy", ReadP99: 0.7, WriteAmp: 1.5, Stalls: 2, DiskBytes: 500, LevelBytes: []int64{5}},
+		{Name: "write-heavy", ReadP99: 0.9, WriteAmp: 1.3, Stalls: 1, DiskBytes: 600, LevelBytes: []int64{6}},
+	}
+	m := medianRow(runs)
+	if m.Name != "write-heavy" || m.ReadP99 != 0.9 || m.WriteAmp != 1.4 || m.Stalls != 1 || m.DiskBytes != 600 ||
+		!slices.Equal(m.LevelBytes, []int64{6}) || len(m.Runs) != 3 {
+		t.Errorf("median: %+v", m)
+	}
+	// Even count: the lower middle, a figure that was measured.
+	if m := medianRow(runs[:2]); m.ReadP99 != 0.7 || m.Stalls != 0 {
+		t.Errorf("median of two: %+v", m)
+	}
+	if m := medianRow(runs[:1]); m.ReadP99 != 1.5 || m.Runs != nil {
+		t.Errorf("one run: %+v", m)
+	}
+}
+
+// TestRunMatrixRuns: with --runs 2 each case runs twice, alternating,
+// and its row carries both runs.
+func TestRunMatrixRuns(t *testing.T) {
+	c := DefaultConfig()
+	c.Out = t.TempDir()
+	c.Duration = 200 * time.Millisecond
+	c.Writes = 5000
+	c.Keys = 2000
+	c.Concurrency = 1
+	c.Runs = 2
+	c.Seed = 1
+	var err error
+	if c.Cases, err = SelectCases("pebble-defaults,write-heavy"); err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	c.Progress = &progress
+	res, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Runs != 2 || len(res.Rows) != 2 || len(res.Rows[0].Runs) != 2 || len(res.Rows[1].Runs) != 2 {
+		t.Fatalf("runs %d, rows %+v", res.Runs, res.Rows)
+	}
+	if res.Rows[1].WriteAmpVsReference <= 0 {
+		t.Errorf("no ratio to the reference: %+v", res.Rows[1])
+	}
+	// Alternating: defaults, write-heavy, defaults, write-heavy.
+	var order []string
+	for _, l := range strings.Split(progress.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == "writing" {
+			order = append(order, f[0])
+		}
+	}
+	if want := []string{"pebble-defaults", "write-heavy", "pebble-defaults", "write-heavy"}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	if !strings.Contains(res.Phases(), "medians of 2") {
+		t.Errorf("phases: %s", res.Phases())
 	}
 }

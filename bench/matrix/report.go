@@ -24,7 +24,11 @@ func (res *Result) phases() string {
 	if res.Writes == 0 {
 		w = fmtSeconds(res.Duration/2) + " of writes"
 	}
-	return w + " without fsync, a flush, then " + fmtSeconds(res.Duration/2) + " of point reads"
+	s := w + " without fsync, a flush, then " + fmtSeconds(res.Duration/2) + " of point reads"
+	if res.Runs > 1 {
+		s += fmt.Sprintf("; medians of %d alternating runs", res.Runs)
+	}
+	return s
 }
 
 // WriteTable prints the matrix as a Markdown table, one row per case.

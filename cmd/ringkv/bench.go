@@ -154,6 +154,7 @@ func benchCompaction(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "writers in the write phase, readers in the read phase")
 	fs.StringVar(&order, "distribution", order, "write keys: sequence (each write a new key until --keys, then overwrites), uniform or zipf")
 	fs.StringVar(&profiles, "profiles", profiles, "comma-separated: pebble-defaults, balanced, write-heavy, read-heavy, or all")
+	fs.IntVar(&c.Runs, "runs", c.Runs, "rounds over the profiles, alternating; each figure is then the median of its runs")
 	fs.BoolVar(&c.Keep, "keep", false, "keep each engine's directory under --out")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	pos, err := parseFlags(fs, args)
