@@ -20,7 +20,7 @@
 # Environment (defaults): SIZES="100000 1000000 10000000" DURATION=20s
 #   WARMUP=10s ROUNDS=3 VALUE_SIZE=100 CONNS=64 THREADS=1 OUT=bench/results
 #   BASE_PORT=19400 DATA=<temp dir> (reuse DATA with KEEP=1 to skip loading)
-#   KEEP=0 RINGKV_ARGS=""
+#   KEEP=0 RINGKV_ARGS="" DISTRIBUTION=uniform (or zipf, read by get.lua)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,7 +35,8 @@ OUT=${OUT:-bench/results}
 BASE_PORT=${BASE_PORT:-19400}
 KEEP=${KEEP:-0}
 RINGKV_ARGS=${RINGKV_ARGS:-}
-export VALUE_SIZE
+DISTRIBUTION=${DISTRIBUTION:-uniform}
+export VALUE_SIZE DISTRIBUTION
 
 die() { echo "scale.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -149,7 +150,7 @@ base=$(median "${RESULTS[$first]}" 1)
 {
 	echo "# GET and memory by store size ($stamp)"
 	echo
-	echo "\`SIZES=\"$SIZES\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS VALUE_SIZE=$VALUE_SIZE CONNS=$CONNS THREADS=$THREADS bench/scale.sh\`, $(nproc) CPUs, commit $(git rev-parse --short HEAD), medians of $ROUNDS; loaded with --sync=false, measured with default flags${RINGKV_ARGS:+ plus $RINGKV_ARGS}; wrk get.lua, keys uniform."
+	echo "\`DISTRIBUTION=$DISTRIBUTION SIZES=\"$SIZES\" DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS VALUE_SIZE=$VALUE_SIZE CONNS=$CONNS THREADS=$THREADS bench/scale.sh\`, $(nproc) CPUs, commit $(git rev-parse --short HEAD), medians of $ROUNDS; loaded with --sync=false, measured with default flags${RINGKV_ARGS:+ plus $RINGKV_ARGS}; wrk get.lua, keys $DISTRIBUTION."
 	echo
 	echo "| keys | GET req/s | vs $first | CPU µs/req | p99 | RSS MiB (max over rounds) | peak RSS MiB | block cache MiB | memtables MiB | budget MiB (cache + memtables + 150) | within |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
