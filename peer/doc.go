@@ -1,9 +1,20 @@
 // Package peer is everything between nodes: the coordinator that serves
-// client reads and writes, and (as the cluster grows) membership, the
-// internode transport, hinted handoff, read repair and data movement.
+// client reads and writes, membership, the internode wire format, hinted
+// handoff and read repair.
 //
-// The coordinator is Node. With one node it stamps each write with the
-// node's hybrid logical clock and applies it to the local engine; the
-// consistency level of a request is validated and then trivially met, since
-// the one node is every replica.
+// The coordinator is Node. It stamps each write with the node's hybrid
+// logical clock, finds the key's N owners on the ring of its current View,
+// writes to all of them at once (itself directly, the others through a
+// Transport) and answers once the consistency level's share of them has
+// the record durably; owners that are down or fail get a durable hint,
+// replayed when membership sees them alive. A read asks as many owners as
+// its consistency needs, returns the newest record and rewrites stale
+// replicas. A node alone in its ring skips all of that and uses its engine
+// directly.
+//
+// Gossip is the membership layer: hashicorp/memberlist for failure
+// detection, and a durable member list, spread by memberlist's push/pull
+// exchange, from which every node builds the same ring. Transport is
+// implemented over HTTP in package httpd, and in memory, with partitions
+// and drops, in peer/peertest.
 package peer

@@ -1,6 +1,7 @@
 // Command ringkv is the one ringkv binary: it runs a node (serve), talks to
-// one (get, put, delete, scan), and prints its version. It only parses
-// flags and wires packages together; the logic lives in the packages.
+// one (get, put, delete, scan, cluster), load-tests nodes and compaction
+// profiles (bench), and prints its version. It only parses flags and wires
+// packages together; the logic lives in the packages.
 package main
 
 import (
