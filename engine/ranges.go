@@ -1,0 +1,418 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// This file holds the storage side of data movement: reading a token span
+// raw (for export), replacing a span with SSTables built elsewhere,
+// dropping a span, and checkpoints for backup. Spans follow the convention
+// of ScanTokens and ring.Span: [lo, hi) with hi == 0 meaning 2^64, so
+// {0, 0} is every token. A span that wraps past the largest token must be
+// split first (ring.Range.Spans does).
+
+// ErrWrappingSpan is returned for a span with lo > hi != 0.
+var ErrWrappingSpan = errors.New("engine: span wraps past the largest token; split it")
+
+// ErrInvalidTable reports a file given to IngestSpan that is corrupt or
+// breaks its rules; nothing was ingested.
+var ErrInvalidTable = errors.New("engine: invalid table")
+
+// ingestAsWriteBytes is the size below which IngestSpan applies the records
+// as one batch (a range deletion of the span, then the records) instead of
+// ingesting files: a tiny ingest costs a forced memtable flush whenever the
+// memtable holds keys of the span, and leaves tiny tables behind.
+// CockroachDB applies snapshots below 100 KiB the same way
+// (kv.snapshot.ingest_as_write_threshold).
+const ingestAsWriteBytes = 100 << 10
+
+// spanKeys returns the storage-key bounds of the token span [lo, hi), and
+// whether it is empty.
+func spanKeys(lo, hi uint64) (start, end []byte, empty bool, err error) {
+	if hi != 0 && lo > hi {
+		return nil, nil, false, fmt.Errorf("%w: [%016x, %016x)", ErrWrappingSpan, lo, hi)
+	}
+	start, end = tokenSpan(lo, hi)
+	return start, end, hi != 0 && lo == hi, nil
+}
+
+// ExportSpan calls fn with the storage key and encoded record of every data
+// record whose token is in [lo, hi), in storage-key order, as of the
+// snapshot. The values are whole records (merge operands resolved), fit to
+// be written to an SSTable as SETs. Both slices alias iterator memory valid
+// only until fn returns; an error from fn stops the export and is returned.
+func (s *Snapshot) ExportSpan(ctx context.Context, lo, hi uint64, fn func(storageKey, value []byte) error) error {
+	return s.e.exportSpan(ctx, s.snap, lo, hi, fn)
+}
+
+// ExportSpan is Snapshot.ExportSpan over the live store: not a point in
+// time, for callers that only need each key's state at some moment of the
+// call (a digest of a span nobody writes, say).
+func (e *Engine) ExportSpan(ctx context.Context, lo, hi uint64, fn func(storageKey, value []byte) error) error {
+	return e.exportSpan(ctx, e.db, lo, hi, fn)
+}
+
+func (e *Engine) exportSpan(ctx context.Context, r pebble.Reader, lo, hi uint64, fn func(k, v []byte) error) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	start, end, empty, err := spanKeys(lo, hi)
+	if err != nil || empty {
+		return err
+	}
+	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n%1024 == 0 {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+		}
+		var v []byte
+		if v, err = it.ValueAndErr(); err != nil {
+			break
+		}
+		if err = fn(it.Key(), v); err != nil {
+			break
+		}
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr // the iterator's own error, if any
+	}
+	return err
+}
+
+// TableWriterOptions returns the options an SSTable must be written with to
+// be ingestible by this engine: its comparer, merger name, table format and
+// the bottom level's block settings (an ingested span usually lands there).
+// It is for the storage layer's sstable package.
+func (e *Engine) TableWriterOptions() sstable.WriterOptions {
+	return e.popts.MakeWriterOptions(len(e.popts.Levels)-1, e.db.TableFormat())
+}
+
+// FS returns the filesystem the engine lives on. Files to ingest must be
+// on it (Pebble hard-links them in).
+func (e *Engine) FS() vfs.FS { return e.opts.FS }
+
+// Engine returns the engine s was taken from.
+func (s *Snapshot) Engine() *Engine { return s.e }
+
+// A SpanCheck verifies the records of the files IngestSpan is given before
+// any of them is applied: a digest against what the donor sent, say.
+type SpanCheck interface {
+	// Add sees one record, in storage-key order. key and value are valid
+	// only until it returns. An error aborts the ingest.
+	Add(storageKey, value []byte) error
+	// Verify is called after the last record; an error aborts the ingest.
+	Verify() error
+}
+
+// IngestSpan atomically replaces every record whose token is in [lo, hi)
+// with the records of the SSTable files at paths: afterwards the span holds
+// exactly those records, and no reader sees a mix. The files must be on
+// FS(), written with TableWriterOptions, hold only SETs of whole records at
+// sequence number 0 with keys inside the span, and be given in key order
+// (as sstable.Export writes them). On success they are consumed (moved into
+// the store, or applied and removed); on error they are left as they were
+// and the span is unchanged.
+//
+// Every file is read once before anything is applied: to check the
+// above, to run check (if not nil) over every record, and to find the
+// newest timestamp, which is made durable in the ceiling and raised into
+// the key stripes' watermarks so that a later write never stores a SET over
+// a newer ingested record. Spans below ingestAsWriteBytes are applied as
+// one batch (range deletion plus records) rather than ingested.
+//
+// Writes to the span that Pebble sequences before the ingest are replaced
+// with the rest of the span: the caller arranges for the span to receive
+// no writes it must keep while the files are in flight, or repairs them
+// afterwards.
+//
+// NB: Pebble's excise breaks the point-in-time view of the Snapshots open
+// across it: their reads that start after the ingest see the span's new
+// records (see pebble.DB.NewSnapshot). Reads of other spans are unaffected.
+func (e *Engine) IngestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	err := e.ingestSpan(ctx, lo, hi, paths, check)
+	if err != nil {
+		return fmt.Errorf("cannot ingest span [%016x, %016x): %w", lo, hi, err)
+	}
+	return nil
+}
+
+func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
+	start, end, empty, err := spanKeys(lo, hi)
+	if err != nil {
+		return err
+	}
+	in := spanInput{start: start, end: end, check: check, batch: e.db.NewBatch()}
+	defer func() {
+		if in.batch != nil {
+			in.batch.Close()
+		}
+	}()
+	// The range deletion comes first: later entries of a batch shadow it.
+	if err := in.batch.DeleteRange(start, end, nil); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := e.readTable(ctx, p, &in); err != nil {
+			if pebble.IsCorruptionError(err) {
+				// To a caller, a corrupt file is one more invalid table.
+				err = fmt.Errorf("%w: %w", ErrInvalidTable, err)
+			}
+			return fmt.Errorf("cannot read %s: %w", p, err)
+		}
+	}
+	if check != nil {
+		if err := check.Verify(); err != nil {
+			return err
+		}
+	}
+	if empty {
+		return nil // nothing is in an empty span, and nothing was read
+	}
+	if err := e.raiseCeiling(in.maxTS); err != nil {
+		return err
+	}
+	e.raiseWatermarks(&in.stripeTS)
+	// Whatever happens now, cached rows of the span may be stale.
+	defer e.invalidateRows()
+	if in.batch != nil {
+		if err := in.batch.Commit(pebble.Sync); err != nil {
+			return err
+		}
+		for _, p := range paths {
+			// The records are durable: a file left behind is only litter.
+			if err := e.opts.FS.Remove(p); err != nil {
+				e.opts.Logger.Warn("cannot remove applied table", "path", p, "err", err)
+			}
+		}
+		return nil
+	}
+	_, err = e.db.IngestAndExcise(ctx, paths, nil, nil, pebble.KeyRange{Start: start, End: end})
+	return err
+}
+
+// spanInput accumulates what IngestSpan learns while reading its files.
+type spanInput struct {
+	start, end []byte
+	check      SpanCheck
+	prev       []byte // the last key read, for the order check
+	maxTS      uint64
+	stripeTS   [numStripes]uint64 // the newest timestamp read per stripe
+	// batch holds the records while they total under ingestAsWriteBytes;
+	// nil once they do not.
+	batch *pebble.Batch
+	bytes int64
+}
+
+// readTable reads the SSTable at path into in, checking what IngestSpan
+// requires of it.
+func (e *Engine) readTable(ctx context.Context, path string, in *spanInput) error {
+	f, err := e.opts.FS.Open(path)
+	if err != nil {
+		return err
+	}
+	readable, err := sstable.NewSimpleReadable(f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r, err := sstable.NewReader(ctx, readable, e.popts.MakeReaderOptions())
+	if err != nil {
+		readable.Close()
+		return err
+	}
+	// NB: the file must be closed before it is ingested (MemFS, like
+	// Windows, refuses to remove an open file).
+	defer r.Close()
+	props, err := r.ReadPropertiesBlock(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if props.NumRangeDeletions != 0 || props.NumRangeKeys() != 0 {
+		return fmt.Errorf("%w: it holds range deletions or range keys", ErrInvalidTable)
+	}
+	it, err := r.NewIter(sstable.NoTransforms, nil, nil, sstable.AssertNoBlobHandles)
+	if err != nil {
+		return err
+	}
+	n := 0
+	var buf []byte
+	for kv := it.First(); kv != nil; kv = it.Next() {
+		if n++; n%1024 == 0 {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+		}
+		if kv.K.Kind() != pebble.InternalKeyKindSet || kv.K.SeqNum() != 0 {
+			err = fmt.Errorf("%w: key %x is a %s at sequence number %d, not a SET at 0", ErrInvalidTable, kv.K.UserKey, kv.K.Kind(), kv.K.SeqNum())
+			break
+		}
+		v, owned, verr := kv.V.Value(buf)
+		if err = verr; err != nil {
+			break
+		}
+		if owned {
+			buf = v[:0] // reuse only memory that is ours, never the block's
+		}
+		if err = in.add(kv.K.UserKey, v); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = it.Error()
+	}
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// add takes one record read from a file.
+func (in *spanInput) add(k, v []byte) error {
+	if bytes.Compare(k, in.start) < 0 || bytes.Compare(k, in.end) >= 0 {
+		return fmt.Errorf("%w: key %x is outside the span", ErrInvalidTable, k)
+	}
+	if in.prev != nil && bytes.Compare(k, in.prev) <= 0 {
+		return fmt.Errorf("%w: key %x is not after %x: files overlap or are out of order", ErrInvalidTable, k, in.prev)
+	}
+	in.prev = append(in.prev[:0], k...)
+	u, ok := userKey(k)
+	var tok uint64
+	if ok {
+		tok = binary.BigEndian.Uint64(k[1:dataPrefixLen])
+	}
+	if !ok || Token(u) != tok {
+		return fmt.Errorf("%w: malformed data key %x", ErrInvalidTable, k)
+	}
+	rec, err := memtable.Decode(v)
+	if err != nil {
+		return fmt.Errorf("%w: record of %q: %w", ErrInvalidTable, u, err)
+	}
+	in.maxTS = max(in.maxTS, rec.TS)
+	s := &in.stripeTS[tok%numStripes]
+	*s = max(*s, rec.TS)
+	if in.check != nil {
+		if err := in.check.Add(k, v); err != nil {
+			return err
+		}
+	}
+	if in.batch != nil {
+		if in.bytes += int64(len(k) + len(v)); in.bytes >= ingestAsWriteBytes {
+			in.batch.Close()
+			in.batch = nil
+		} else if err := in.batch.Set(k, v, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// raiseCeiling durably raises the ceiling to cover ts, before records
+// carrying ts are added outside the write path.
+func (e *Engine) raiseCeiling(ts uint64) error {
+	if ts <= e.ceiling.Load() {
+		return nil
+	}
+	e.ceilMu.Lock()
+	defer e.ceilMu.Unlock()
+	if ts <= e.ceiling.Load() {
+		return nil
+	}
+	c := ts + ceilingMargin
+	if err := e.db.Set(metaKey(ceilingMeta), binary.BigEndian.AppendUint64(nil, c), pebble.Sync); err != nil {
+		return err
+	}
+	e.ceiling.Store(c)
+	return nil
+}
+
+// raiseWatermarks raises each stripe's watermark to the newest timestamp
+// about to be added to it. It runs before the records are added: a write
+// that decided on the old watermark holds its stripe lock until Pebble has
+// sequenced it, so it is ordered before them, and a write deciding after
+// sees the new one. Raising a watermark is always safe (it only turns
+// SETs into MERGEs).
+func (e *Engine) raiseWatermarks(ts *[numStripes]uint64) {
+	for i, t := range ts {
+		if t == 0 {
+			continue
+		}
+		s := &e.stripes[i]
+		s.mu.Lock()
+		s.wm = max(s.wm, t)
+		s.mu.Unlock()
+	}
+}
+
+// invalidateRows forgets the row cache after records changed outside the
+// write path (a span ingested or dropped). It runs after the change is
+// visible. Bumping every stripe's sequence number, under its lock, stops a
+// read that began before the change from caching what it read; a write
+// sequenced before the change finishes its cache update before its stripe
+// is bumped; and the reset then drops whatever either left behind.
+func (e *Engine) invalidateRows() {
+	if e.rows == nil {
+		return
+	}
+	for i := range e.stripes {
+		s := &e.stripes[i]
+		s.mu.Lock()
+		s.seq.Add(1)
+		s.mu.Unlock()
+	}
+	e.rows.c.Reset()
+}
+
+// DropSpan deletes every record whose token is in [lo, hi) with one range
+// deletion, durably. Pebble flushes a memtable holding a range deletion
+// within FlushDelayDeleteRange, so the space returns to the disk soon after.
+func (e *Engine) DropSpan(ctx context.Context, lo, hi uint64) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start, end, empty, err := spanKeys(lo, hi)
+	if err != nil || empty {
+		return err
+	}
+	err = e.db.DeleteRange(start, end, pebble.Sync)
+	e.invalidateRows()
+	if err != nil {
+		return fmt.Errorf("cannot drop span [%016x, %016x): %w", lo, hi, err)
+	}
+	return nil
+}
+
+// Checkpoint writes a consistent copy of the whole store (data, hints and
+// metadata) to dir, which must not exist, on FS(). Tables are hard-linked
+// where the filesystem allows, so it is cheap; the WAL is flushed and
+// synced first, so every write acknowledged before the call is in it. The
+// copy opens as an Engine.
+func (e *Engine) Checkpoint(dir string) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if err := e.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("cannot checkpoint to %q: %w", dir, err)
+	}
+	return nil
+}

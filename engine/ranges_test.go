@@ -1,0 +1,593 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// upper is the span of the upper half of the ring, [2^63, 2^64).
+const upper = uint64(1) << 63
+
+func inSpan(tok, lo, hi uint64) bool { return tok >= lo && (hi == 0 || tok < hi) }
+
+// keyIn returns a fresh user key whose token is in [lo, hi) (or outside it,
+// with in false), with the given name prefix.
+func keyIn(prefix string, lo, hi uint64, in bool) []byte {
+	for i := 0; ; i++ {
+		k := []byte(fmt.Sprintf("%s-%d", prefix, i))
+		if inSpan(Token(k), lo, hi) == in {
+			return k
+		}
+	}
+}
+
+// writeTable writes one SSTable at path on e's filesystem, filled by fill.
+func writeTable(t *testing.T, e *Engine, path string, fill func(w *sstable.Writer) error) string {
+	t.Helper()
+	f, err := e.FS().Create(path, vfs.WriteCategoryUnspecified)
+	must(t, err)
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), e.TableWriterOptions())
+	must(t, fill(w))
+	must(t, w.Close())
+	return path
+}
+
+// exportTables writes src's records in [lo, hi) to SSTables of at most
+// perFile records each under dir on dst's filesystem, as sstable.Export
+// does (which this package's tests cannot import), and returns the paths.
+func exportTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, perFile int) []string {
+	t.Helper()
+	snap, err := src.NewSnapshot()
+	must(t, err)
+	defer snap.Close()
+	type kv struct{ k, v []byte }
+	var all []kv
+	must(t, snap.ExportSpan(context.Background(), lo, hi, func(k, v []byte) error {
+		all = append(all, kv{bytes.Clone(k), bytes.Clone(v)})
+		return nil
+	}))
+	must(t, dst.FS().MkdirAll(dir, 0o755))
+	var paths []string
+	for i := 0; i < len(all); i += perFile {
+		chunk := all[i:min(i+perFile, len(all))]
+		paths = append(paths, writeTable(t, dst, dst.FS().PathJoin(dir, fmt.Sprintf("%d.sst", i)), func(w *sstable.Writer) error {
+			for _, r := range chunk {
+				if err := w.Set(r.k, r.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	return paths
+}
+
+// spanRecords returns the records of e in [lo, hi) as "key=record" lines.
+func spanRecords(t *testing.T, e *Engine, lo, hi uint64) []string {
+	t.Helper()
+	var out []string
+	must(t, e.ExportSpan(context.Background(), lo, hi, func(k, v []byte) error {
+		out = append(out, fmt.Sprintf("%x=%x", k, v))
+		return nil
+	}))
+	return out
+}
+
+// ingested reports how many tables Pebble has ingested, to tell the file
+// path of IngestSpan from the batch path. It flushes first: a table
+// ingested over the memtable waits in the flush queue, and is counted when
+// it leaves.
+func ingested(t *testing.T, e *Engine) uint64 {
+	t.Helper()
+	must(t, e.Flush())
+	m := e.db.Metrics()
+	n := m.Flush.AsIngestTableCount
+	for i := range m.Levels {
+		n += m.Levels[i].TablesIngested
+	}
+	return n
+}
+
+// ingestPaths are the two ways IngestSpan applies files: filler records
+// push the span above ingestAsWriteBytes, or not.
+var ingestPaths = []struct {
+	name   string
+	filler int // records of 100 bytes added to the span on the donor
+	files  bool
+}{
+	{"batch", 10, false},
+	{"files", 2000, true},
+}
+
+func addFiller(t *testing.T, e *Engine, n int, lo, hi uint64, ts uint64) {
+	t.Helper()
+	b := e.NewBatch()
+	for i := 0; len(b.keys) < n; i++ {
+		k := []byte(fmt.Sprintf("filler-%d", i))
+		if inSpan(Token(k), lo, hi) {
+			must(t, b.Write(k, rec(ts, 9, string(bytes.Repeat([]byte{'f'}, 100)))))
+		}
+	}
+	must(t, e.Commit(b, false))
+}
+
+// TestIngestSpanWatermark: records ingested under a key must raise its
+// stripe's watermark and the durable ceiling, or a later, older write is
+// stored as a SET over them and wins.
+func TestIngestSpanWatermark(t *testing.T) {
+	for _, p := range ingestPaths {
+		t.Run(p.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+			defer a.Close()
+			b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+			now := time.Now()
+			old, late, newest := memtable.TimestampAt(now), memtable.TimestampAt(now.Add(5*time.Second)), memtable.TimestampAt(now.Add(10*time.Second))
+			k := []byte("k")
+			must(t, b.Write(k, rec(old, 2, "old"), true)) // the stripe's watermark is now old
+			must(t, a.Write(k, rec(newest, 1, "new"), true))
+			addFiller(t, a, p.filler, 0, 0, old)
+
+			before := ingested(t, b)
+			must(t, b.IngestSpan(context.Background(), 0, 0, exportTables(t, a, b, 0, 0, "x", 500), nil))
+			if got := ingested(t, b) > before; got != p.files {
+				t.Fatalf("ingested as files: %v, want %v", got, p.files)
+			}
+			expect := func(when string) {
+				t.Helper()
+				_, r, err := b.Get(nil, k)
+				must(t, err)
+				if string(r.Value) != "new" || r.TS != newest {
+					t.Fatalf("%s: Get = %q@%d, want the ingested record", when, r.Value, r.TS)
+				}
+			}
+			expect("after ingest")
+			must(t, b.Write(k, rec(late, 2, "late"), true))
+			expect("after an older write")
+			if b.MaxTimestamp() < newest {
+				t.Fatalf("ceiling %d below the ingested %d", b.MaxTimestamp(), newest)
+			}
+			must(t, b.Close())
+
+			b = openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+			defer b.Close()
+			must(t, b.Write(k, rec(late+1, 2, "late again"), true))
+			expect("after a restart and an older write")
+		})
+	}
+}
+
+// TestIngestSpanReplaces: the span of the receiver ends up equal to the
+// donor's, stale and extra keys included; the rest is untouched; cached
+// rows never outlive an ingest or a drop.
+func TestIngestSpanReplaces(t *testing.T) {
+	for _, p := range ingestPaths {
+		t.Run(p.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+			defer a.Close()
+			b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+			defer b.Close()
+			ts := memtable.TimestampAt(time.Now())
+			stale, extra, dead, out := keyIn("stale", upper, 0, true), keyIn("extra", upper, 0, true), keyIn("dead", upper, 0, true), keyIn("out", upper, 0, false)
+			// The receiver's stale copy is even newer than the donor's:
+			// ingest replaces, it does not merge.
+			must(t, a.Write(stale, rec(ts+1, 1, "donor"), true))
+			must(t, b.Write(stale, rec(ts+2, 2, "receiver"), true))
+			must(t, a.Write(dead, &memtable.Record{Version: memtable.Version{TS: ts + 3, Node: 1}, Tombstone: true}, true))
+			must(t, b.Write(dead, rec(ts, 2, "alive"), true))
+			must(t, b.Write(extra, rec(ts, 2, "extra"), true))
+			must(t, b.Write(out, rec(ts, 2, "outside"), true))
+			must(t, a.Write(out, rec(ts+5, 1, "donor outside"), true))
+			addFiller(t, a, p.filler, upper, 0, ts)
+			must(t, b.Flush()) // some of the receiver's span in tables, some in the memtable
+			must(t, b.Write(stale, rec(ts+2, 2, "receiver"), true))
+			for _, k := range [][]byte{stale, extra, dead, out} {
+				if _, ok := b.rows.get(nil, k); !ok {
+					t.Fatalf("%s not cached: the test tests nothing", k)
+				}
+			}
+
+			must(t, b.IngestSpan(context.Background(), upper, 0, exportTables(t, a, b, upper, 0, "x", 700), nil))
+			if got, want := spanRecords(t, b, upper, 0), spanRecords(t, a, upper, 0); !slices.Equal(got, want) {
+				t.Fatalf("span differs from the donor's: %d records, want %d", len(got), len(want))
+			}
+			for _, k := range [][]byte{stale, dead} {
+				_, want, err := a.Get(nil, k)
+				must(t, err)
+				_, got, err := b.Get(nil, k)
+				must(t, err)
+				if !bytes.Equal(got.Append(nil), want.Append(nil)) {
+					t.Fatalf("%s: Get = %+v, want %+v", k, got, want)
+				}
+			}
+			if _, _, err := b.Get(nil, extra); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("extra key survived the ingest: %v", err)
+			}
+			if _, r, err := b.Get(nil, out); err != nil || string(r.Value) != "outside" {
+				t.Fatalf("key outside the span: %q, %v", r.Value, err)
+			}
+			if files, _ := fs.List("x"); len(files) != 0 {
+				t.Fatalf("files left after ingest: %v", files)
+			}
+
+			must(t, b.DropSpan(context.Background(), upper, 0))
+			for _, k := range [][]byte{stale, dead} {
+				if _, _, err := b.Get(nil, k); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("%s survived the drop: %v", k, err)
+				}
+			}
+			if n := len(spanRecords(t, b, upper, 0)); n != 0 {
+				t.Fatalf("%d records left in a dropped span", n)
+			}
+			if _, r, err := b.Get(nil, out); err != nil || string(r.Value) != "outside" {
+				t.Fatalf("key outside the span: %q, %v", r.Value, err)
+			}
+		})
+	}
+}
+
+// TestInvalidateRowsStopsFill: a read that missed the cache and read
+// Pebble before an ingest must not cache what it read after the ingest
+// (Engine.get's fill, replayed step by step).
+func TestInvalidateRowsStopsFill(t *testing.T) {
+	fs := vfs.NewMem()
+	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+	defer a.Close()
+	b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+	defer b.Close()
+	ts := memtable.TimestampAt(time.Now())
+	k := []byte("k")
+	must(t, a.Write(k, rec(ts+1, 1, "new"), true))
+	must(t, b.Write(k, rec(ts, 2, "old"), true))
+	b.rows.c.Reset()
+
+	s := b.stripeOf(k)
+	seq := s.seq.Load()
+	stale, closer, err := b.db.Get(appendDataKey(nil, k))
+	must(t, err)
+	stale = bytes.Clone(stale)
+	closer.Close()
+	must(t, b.IngestSpan(context.Background(), 0, 0, exportTables(t, a, b, 0, 0, "x", 10), nil))
+	if s.mu.TryLock() {
+		if s.seq.Load() == seq {
+			b.rows.put(k, stale)
+		}
+		s.mu.Unlock()
+	}
+	if _, r, err := b.Get(nil, k); err != nil || string(r.Value) != "new" {
+		t.Fatalf("Get = %q, %v: a read from before the ingest was cached", r.Value, err)
+	}
+}
+
+// TestIngestSpanRejects: a bad file, a failed check or a wrapping span
+// aborts the ingest with the store and the files unchanged.
+func TestIngestSpanRejects(t *testing.T) {
+	ts := memtable.TimestampAt(time.Now())
+	good := rec(ts, 1, "v").Append(nil)
+	in1, in2 := keyIn("in", upper, 0, true), keyIn("in2", upper, 0, true)
+	sk := func(k []byte) []byte { return appendDataKey(nil, k) }
+	if bytes.Compare(sk(in1), sk(in2)) > 0 {
+		in1, in2 = in2, in1
+	}
+	set := func(keys ...[]byte) func(w *sstable.Writer) error {
+		return func(w *sstable.Writer) error {
+			for _, k := range keys {
+				if err := w.Set(sk(k), good); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	errCheck := errors.New("check says no")
+	for _, c := range []struct {
+		name   string
+		lo, hi uint64
+		files  []func(w *sstable.Writer) error
+		mangle func(data []byte) []byte // applied to the first file
+		check  SpanCheck
+		want   error
+	}{
+		{name: "outside", lo: upper, files: []func(*sstable.Writer) error{set(keyIn("out", upper, 0, false))}, want: ErrInvalidTable},
+		{name: "out of order", lo: upper, files: []func(*sstable.Writer) error{set(in2), set(in1)}, want: ErrInvalidTable},
+		{name: "overlap", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2), set(in2)}, want: ErrInvalidTable},
+		{name: "merge", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error { return w.Merge(sk(in1), good) }}, want: ErrInvalidTable},
+		{name: "range deletion", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error {
+			if err := w.Set(sk(in1), good); err != nil {
+				return err
+			}
+			return w.DeleteRange([]byte{spaceMeta}, []byte{spaceMeta + 1})
+		}}, want: ErrInvalidTable},
+		{name: "bad record", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error { return w.Set(sk(in1), []byte("junk")) }}, want: ErrInvalidTable},
+		{name: "bad token", lo: 0, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error {
+			return w.Set(appendDataKeyTok(nil, Token(in1)+1, in1), good)
+		}}, want: ErrInvalidTable},
+		{name: "bit flip", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2)}, mangle: func(d []byte) []byte { d[20] ^= 0x40; return d }, want: ErrInvalidTable},
+		{name: "truncated", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2)}, mangle: func(d []byte) []byte { return d[:len(d)/2] }, want: ErrInvalidTable},
+		{name: "check", lo: upper, files: []func(*sstable.Writer) error{set(in1)}, check: failCheck{errCheck}, want: errCheck},
+		{name: "wrapping", lo: upper, hi: 5, files: nil, want: ErrWrappingSpan},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			e := openMem(t, fs, nil, nil)
+			defer e.Close()
+			must(t, e.Write(keyIn("there", upper, 0, true), rec(ts, 2, "there"), true))
+			must(t, e.SetMeta("name", []byte("me")))
+			before := spanRecords(t, e, 0, 0)
+			var paths []string
+			for i, fill := range c.files {
+				paths = append(paths, writeTable(t, e, fmt.Sprintf("f%d.sst", i), fill))
+			}
+			if c.mangle != nil {
+				data := readAll(t, fs, paths[0])
+				f, err := fs.Create(paths[0], vfs.WriteCategoryUnspecified)
+				must(t, err)
+				_, err = f.Write(c.mangle(data))
+				must(t, err)
+				must(t, f.Close())
+			}
+			err := e.IngestSpan(context.Background(), c.lo, c.hi, paths, c.check)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("IngestSpan = %v, want %v", err, c.want)
+			}
+			t.Log(err)
+			if after := spanRecords(t, e, 0, 0); !slices.Equal(after, before) {
+				t.Fatalf("store changed by a failed ingest")
+			}
+			if v, err := e.GetMeta("name"); err != nil || string(v) != "me" {
+				t.Fatalf("metadata: %q, %v", v, err)
+			}
+			for _, p := range paths {
+				if _, err := fs.Stat(p); err != nil {
+					t.Fatalf("file of a failed ingest gone: %v", err)
+				}
+			}
+		})
+	}
+}
+
+type failCheck struct{ err error }
+
+func (failCheck) Add(k, v []byte) error { return nil }
+func (c failCheck) Verify() error       { return c.err }
+
+func readAll(t *testing.T, fs vfs.FS, path string) []byte {
+	t.Helper()
+	f, err := fs.Open(path)
+	must(t, err)
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	must(t, err)
+	return data
+}
+
+// TestIngestSpanConcurrent: writers and readers race ingests and drops of
+// their keys' span; afterwards every cached read equals what Pebble holds.
+func TestIngestSpanConcurrent(t *testing.T) {
+	fs := vfs.NewMem()
+	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+	defer a.Close()
+	b := openMem(t, fs, func(o *Options) { o.Dir = "b"; o.RowCacheSize = 1 << 20 }, nil)
+	defer b.Close()
+	keys := benchKeysT(64)
+	base := memtable.TimestampAt(time.Now())
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 2; w++ {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 3))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := rec(base+uint64(rng.IntN(1<<24)), uint64(w), fmt.Sprint("b", w, "-", i))
+				if err := b.Write(keys[rng.IntN(len(keys))], r, false); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 4))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				b.Get(nil, keys[rng.IntN(len(keys))])
+			}
+		})
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for i := 0; i < 24; i++ {
+		for _, k := range keys {
+			if rng.IntN(2) == 0 {
+				must(t, a.Write(k, rec(base+uint64(rng.IntN(1<<24)), 1, fmt.Sprint("a", i)), false))
+			}
+		}
+		if i == 12 {
+			addFiller(t, a, 1500, 0, 0, base) // from here on, ingests use files
+		}
+		if i%5 == 4 {
+			must(t, b.DropSpan(context.Background(), 0, 0))
+			continue
+		}
+		must(t, b.IngestSpan(context.Background(), 0, 0, exportTables(t, a, b, 0, 0, fmt.Sprint("x", i), 400), nil))
+	}
+	close(stop)
+	wg.Wait()
+	snap, err := b.NewSnapshot()
+	must(t, err)
+	defer snap.Close()
+	for _, k := range keys {
+		_, cached, err1 := b.Get(nil, k)
+		_, stored, err2 := snap.Get(nil, k)
+		if (err1 == nil) != (err2 == nil) || (err1 == nil && !bytes.Equal(cached.Append(nil), stored.Append(nil))) {
+			t.Fatalf("%s: cache says %+v (%v), Pebble %+v (%v)", k, cached, err1, stored, err2)
+		}
+	}
+	if ingested(t, b) == 0 {
+		t.Fatal("no ingest used files")
+	}
+}
+
+// TestExportSpan: an export is the snapshot's view, in storage-key order,
+// with merge operands resolved into whole records.
+func TestExportSpan(t *testing.T) {
+	e := openMem(t, vfs.NewMem(), nil, nil)
+	defer e.Close()
+	ts := memtable.TimestampAt(time.Now())
+	keys := benchKeysT(200)
+	for i, k := range keys {
+		must(t, e.Write(k, rec(ts+10, 1, fmt.Sprint("v", i)), false))
+		must(t, e.Write(k, rec(ts+5, 1, "older"), false)) // a MERGE that loses
+	}
+	snap, err := e.NewSnapshot()
+	must(t, err)
+	defer snap.Close()
+	must(t, e.Write(keyIn("later", upper, 0, true), rec(ts+20, 1, "later"), false))
+	for _, c := range []struct {
+		name   string
+		lo, hi uint64
+		err    error
+	}{
+		{"all", 0, 0, nil},
+		{"upper", upper, 0, nil},
+		{"lower", 0, upper, nil},
+		{"empty", upper, upper, nil},
+		{"wrapping", upper, 1, ErrWrappingSpan},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var prev []byte
+			n := 0
+			err := snap.ExportSpan(context.Background(), c.lo, c.hi, func(k, v []byte) error {
+				if prev != nil && bytes.Compare(prev, k) >= 0 {
+					t.Fatalf("keys out of order: %x then %x", prev, k)
+				}
+				prev = bytes.Clone(k)
+				u, _ := userKey(k)
+				if !inSpan(Token(u), c.lo, c.hi) {
+					t.Fatalf("%s outside the span", u)
+				}
+				r, err := memtable.Decode(v)
+				must(t, err)
+				if r.TS != ts+10 {
+					t.Fatalf("%s: exported %+v, want the newest record", u, r)
+				}
+				n++
+				return nil
+			})
+			if !errors.Is(err, c.err) {
+				t.Fatalf("ExportSpan = %v, want %v", err, c.err)
+			}
+			want := 0
+			for _, k := range keys {
+				if c.err == nil && !(c.hi != 0 && c.lo == c.hi) && inSpan(Token(k), c.lo, c.hi) {
+					want++
+				}
+			}
+			if n != want {
+				t.Fatalf("exported %d records, want %d", n, want)
+			}
+		})
+	}
+}
+
+// TestDropSpan: a drop removes exactly the span's records, and nothing of
+// the other keyspaces.
+func TestDropSpan(t *testing.T) {
+	ts := memtable.TimestampAt(time.Now())
+	keys := benchKeysT(500)
+	for _, c := range []struct {
+		name   string
+		lo, hi uint64
+		err    error
+	}{
+		{"all", 0, 0, nil},
+		{"upper", upper, 0, nil},
+		{"middle", 1 << 62, 3 << 62, nil},
+		{"empty", 1 << 62, 1 << 62, nil},
+		{"wrapping", 3 << 62, 1 << 62, ErrWrappingSpan},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := openMem(t, vfs.NewMem(), nil, nil)
+			defer e.Close()
+			for i, k := range keys {
+				must(t, e.Write(k, rec(ts, 1, fmt.Sprint(i)), false))
+				if i == len(keys)/2 {
+					must(t, e.Flush())
+				}
+				e.Get(nil, k) // cache it
+			}
+			must(t, e.SetMeta("name", []byte("me")))
+			must(t, e.AddHint("peer", []byte("hinted"), rec(ts, 1, "h").Append(nil)))
+			if err := e.DropSpan(context.Background(), c.lo, c.hi); !errors.Is(err, c.err) {
+				t.Fatalf("DropSpan = %v, want %v", err, c.err)
+			}
+			for _, k := range keys {
+				_, _, err := e.Get(nil, k)
+				gone := c.err == nil && !(c.hi != 0 && c.lo == c.hi) && inSpan(Token(k), c.lo, c.hi)
+				if gone != errors.Is(err, ErrNotFound) {
+					t.Fatalf("%s: Get = %v, want gone=%v", k, err, gone)
+				}
+			}
+			if v, err := e.GetMeta("name"); err != nil || string(v) != "me" {
+				t.Fatalf("metadata: %q, %v", v, err)
+			}
+			if hs, err := e.Hints(context.Background(), "peer", 10); err != nil || len(hs) != 1 {
+				t.Fatalf("hints: %v, %v", hs, err)
+			}
+		})
+	}
+}
+
+// TestCheckpoint: a checkpoint opens as an engine with the same records,
+// unflushed writes included, and refuses an existing directory.
+func TestCheckpoint(t *testing.T) {
+	fs := vfs.NewMem()
+	e := openMem(t, fs, nil, nil)
+	defer e.Close()
+	ts := memtable.TimestampAt(time.Now())
+	for i, k := range benchKeysT(300) {
+		must(t, e.Write(k, rec(ts+uint64(i), 1, fmt.Sprint(i)), false))
+		if i == 100 {
+			must(t, e.Flush())
+		}
+	}
+	must(t, e.SetMeta("name", []byte("me")))
+	want := spanRecords(t, e, 0, 0)
+	must(t, e.Checkpoint("backup"))
+	if err := e.Checkpoint("backup"); err == nil {
+		t.Fatal("Checkpoint into an existing directory succeeded")
+	}
+	must(t, e.Write([]byte("after"), rec(ts, 1, "after"), false))
+
+	c := openMem(t, fs, func(o *Options) { o.Dir = "backup" }, nil)
+	defer c.Close()
+	if got := spanRecords(t, c, 0, 0); !slices.Equal(got, want) {
+		t.Fatalf("checkpoint holds %d records, want %d", len(got), len(want))
+	}
+	if v, err := c.GetMeta("name"); err != nil || string(v) != "me" {
+		t.Fatalf("metadata: %q, %v", v, err)
+	}
+	if c.MaxTimestamp() != e.MaxTimestamp() {
+		t.Fatalf("ceiling %d, want %d", c.MaxTimestamp(), e.MaxTimestamp())
+	}
+}
