@@ -1,8 +1,10 @@
 package httpd
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -47,6 +49,13 @@ type Config struct {
 	// ClusterSecret, when set, must come with every /internal/ call (the
 	// SecretHeader); calls without it get 401. The default is none.
 	ClusterSecret string
+	// Backup, when set, serves GET /v1/admin/backup: it takes a consistent
+	// copy of the node's store and returns the function that streams it
+	// (called once, then done with the copy). An error from Backup itself
+	// is answered 500; once streaming has begun, an error can only cut
+	// the stream short, which the archive's trailing manifest reveals.
+	// nil answers 501.
+	Backup func(ctx context.Context) (stream func(w io.Writer) error, err error)
 }
 
 // Defaults of Config, as documented on its fields.

@@ -32,6 +32,7 @@ const (
 	opPprof                    // /debug/pprof/...
 	opLSM                      // /v1/lsm
 	opCompact                  // /v1/admin/compact
+	opBackup                   // GET /v1/admin/backup
 	opStatus                   // /
 	opCluster                  // GET /v1/cluster
 	opRing                     // GET /v1/ring
@@ -64,6 +65,7 @@ var opNames = [numOps]string{
 	opPprof:          "pprof",
 	opLSM:            "lsm",
 	opCompact:        "compact",
+	opBackup:         "backup",
 	opStatus:         "status",
 	opCluster:        "cluster",
 	opRing:           "ring",

@@ -68,6 +68,8 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.lsm(ctx)
 	case opCompact:
 		s.compact(ctx)
+	case opBackup:
+		s.backup(ctx)
 	case opStatus:
 		s.status(ctx)
 	case opCluster:
@@ -125,6 +127,8 @@ func (s *Server) classify(ctx *fasthttp.RequestCtx, path []byte) op {
 		return opLSM
 	case "/v1/admin/compact":
 		return opCompact
+	case "/v1/admin/backup":
+		return opBackup
 	case "/":
 		return opStatus
 	case "/v1/cluster":

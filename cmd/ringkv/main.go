@@ -25,6 +25,7 @@ usage:
   ringkv get KEY | put KEY VALUE | delete KEY   client calls against --addr
   ringkv scan [--prefix P] [--limit N]          list keys
   ringkv cluster status | ring KEY | remove ID  inspect and change the cluster
+  ringkv backup --to DIR | restore --from DIR   copy every node's store out, bring one back
   ringkv bench [flags]                          load test with live progress and a report
   ringkv bench compaction [flags]               every compaction profile on one write-heavy load
   ringkv version                                print the version
@@ -58,9 +59,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return bench(rest, env, stdout, stderr)
 	case "cluster":
 		return cluster(rest, env, stdout, stderr)
-	case "backup", "restore":
-		fmt.Fprintf(stderr, "ringkv: %q is not available in this build yet\n", cmd)
-		return exitUsage
+	case "backup":
+		return backupCmd(rest, env, stdout, stderr)
+	case "restore":
+		return restoreCmd(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "ringkv: unknown command %q (run 'ringkv help')\n", cmd)
 		return exitUsage

@@ -314,6 +314,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	lg = lg.With("node", nodeID)
+	removeStaleBackups(c.dataDir, lg)
 	lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(start))
 
 	clock := memtable.NewClock(time.Now)
@@ -357,6 +358,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Logger:        lg.With("component", "httpd"),
 		NodeID:        nodeID,
 		ClusterSecret: c.clusterSecret,
+		Backup:        backupFunc(eng, c.dataDir),
 	}, node, node)
 	if err != nil {
 		stopJoining()

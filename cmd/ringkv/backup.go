@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/sstable"
+)
+
+// backupScratch is the suffix of the checkpoint directories a node makes
+// beside its data directory while it streams a backup.
+const backupScratch = ".backup-"
+
+// backupFunc is httpd.Config.Backup for a node: each backup checkpoints
+// the store beside the data directory (same filesystem: hard links) and
+// streams it.
+func backupFunc(eng *engine.Engine, dataDir string) func(ctx context.Context) (func(io.Writer) error, error) {
+	return func(ctx context.Context) (func(io.Writer) error, error) {
+		scratch := fmt.Sprintf("%s%s%d-%08x", filepath.Clean(dataDir), backupScratch, time.Now().UnixNano(), rand.Uint32())
+		cp, err := sstable.TakeCheckpoint(eng, scratch)
+		if err != nil {
+			return nil, err
+		}
+		return func(w io.Writer) error {
+			defer cp.Close()
+			_, err := cp.WriteTo(ctx, w)
+			return err
+		}, nil
+	}
+}
+
+// removeStaleBackups deletes checkpoints left by backups that a crash cut
+// short: they hold hard links to tables the store may since have dropped.
+func removeStaleBackups(dataDir string, lg *slog.Logger) {
+	stale, _ := filepath.Glob(filepath.Clean(dataDir) + backupScratch + "*")
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			lg.Warn("cannot remove a stale backup checkpoint", "dir", d, "err", err)
+		}
+	}
+}
+
+const backupUsage = `usage: ringkv backup --to DIR [--addr HOST:PORT] [--nodes ID,...]
+
+Takes a consistent copy of every member's store (a Pebble checkpoint, taken
+with the WAL flushed, so every write acknowledged before it is in it) over
+HTTP and writes it to DIR/ID/, one directory per node, with DIR/backup.json
+describing the cluster. Each node's copy is verified against its manifest
+(file sizes and hashes) before it is kept. DIR must not exist.
+
+Restore a node with 'ringkv restore --from DIR/ID --data-dir D', then start
+it with its old --http-addr and --gossip-addr: it comes back with its
+identity and member list. See README.md, "Backup and restore".
+
+Exit 0 when every selected node was backed up; 1 when any failed (the
+others are kept); 2 for bad usage or a node that cannot be reached.`
+
+// backupManifest is DIR/backup.json.
+type backupManifest struct {
+	TakenAt  time.Time    `json:"taken_at"`
+	From     string       `json:"from"`
+	Replicas int          `json:"replicas"`
+	VNodes   int          `json:"vnodes"`
+	Nodes    []backupNode `json:"nodes"`
+}
+
+type backupNode struct {
+	ID         string  `json:"id"`
+	HTTPAddr   string  `json:"http_addr"`
+	GossipAddr string  `json:"gossip_addr"`
+	Dir        string  `json:"dir"`
+	Files      int     `json:"files"`
+	Bytes      int64   `json:"bytes"`
+	Seconds    float64 `json:"seconds"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// backupCmd runs 'ringkv backup'.
+func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
+	addr := "127.0.0.1:8080"
+	if v, _, ok := env.lookup("RINGKV_ADDR"); ok {
+		addr = v
+	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
+		addr = normalizeNodeAddress(v)
+	}
+	var to, nodes string
+	timeout := 10 * time.Second
+	fs := flag.NewFlagSet("ringkv backup", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&addr, "addr", addr, "any member's HTTP address (also RINGKV_ADDR)")
+	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
+	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member)")
+	fs.DurationVar(&timeout, "timeout", timeout, "longest wait for a node's answer to start, and between two parts of it")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ringkv backup: %s\n", fmt.Sprintf(format, a...))
+		return exitUsage
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, backupUsage)
+		fmt.Fprintln(stdout, "\nflags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	switch {
+	case err != nil:
+		return fail("%v", err)
+	case len(pos) != 0:
+		return fail("unexpected argument %q", pos[0])
+	case to == "":
+		return fail("--to DIR is required")
+	case timeout <= 0:
+		return fail("--timeout (%s) must be positive", timeout)
+	}
+	if _, err := os.Stat(to); err == nil {
+		return fail("--to %s already exists; a backup goes to a new directory", to)
+	}
+	cc := &clusterClient{c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout}, stderr: stderr, base: baseURL(addr)}
+	body, code := cc.call("backup", http.MethodGet, "/v1/cluster")
+	if code != exitOK {
+		return code
+	}
+	var st clusterStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		return cc.malformed("backup", err)
+	}
+	want := map[string]bool{}
+	for _, id := range strings.Split(nodes, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			want[id] = true
+		}
+	}
+	m := backupManifest{TakenAt: time.Now().UTC(), From: addr, Replicas: st.Replicas, VNodes: st.VNodes}
+	for _, mb := range st.Members {
+		if len(want) > 0 && !want[mb.ID] {
+			continue
+		}
+		delete(want, mb.ID)
+		m.Nodes = append(m.Nodes, backupNode{ID: mb.ID, HTTPAddr: mb.HTTPAddr, GossipAddr: mb.GossipAddr, Dir: safeDirName(mb.ID)})
+	}
+	for id := range want {
+		return fail("--nodes: %s is not a member (see 'ringkv cluster status')", id)
+	}
+	if len(m.Nodes) == 0 {
+		return fail("no members to back up")
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return fail("--to: %v", err)
+	}
+	// Streams have no overall timeout (a big store takes a while); the
+	// transport bounds the wait for each answer to start.
+	hc := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: timeout}}
+	code = exitOK
+	for i := range m.Nodes {
+		n := &m.Nodes[i]
+		start := time.Now()
+		mf, err := backupNodeTo(hc, n.HTTPAddr, filepath.Join(to, n.Dir), timeout)
+		n.Seconds = time.Since(start).Round(time.Millisecond).Seconds()
+		if err != nil {
+			n.Error = err.Error()
+			fmt.Fprintf(stderr, "ringkv backup: %s (%s): %s\n", n.ID, n.HTTPAddr, oneLine(err.Error()))
+			code = exitFailure
+			continue
+		}
+		n.Files, n.Bytes = len(mf.Files), mf.Bytes
+		fmt.Fprintf(stdout, "%s (%s): %d files, %s in %.1fs -> %s\n", n.ID, n.HTTPAddr, n.Files, fmtBytes(n.Bytes), n.Seconds, filepath.Join(to, n.Dir))
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(to, "backup.json"), append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintf(stderr, "ringkv backup: %v\n", err)
+		return exitFailure
+	}
+	return code
+}
+
+// backupNodeTo streams one node's backup into dir.
+func backupNodeTo(hc *http.Client, addr, dir string, idle time.Duration) (sstable.Manifest, error) {
+	resp, err := hc.Get(baseURL(addr) + "/v1/admin/backup")
+	if err != nil {
+		if u := errors.Unwrap(err); u != nil {
+			err = u
+		}
+		return sstable.Manifest{}, fmt.Errorf("cannot reach %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return sstable.Manifest{}, fmt.Errorf("%s: %s", resp.Status, oneLine(errorText(data)))
+	}
+	return sstable.Extract(&idleReader{r: resp.Body, idle: idle, close: resp.Body.Close}, dir)
+}
+
+// idleReader fails a read that waits longer than idle for data, so that a
+// node that stops sending does not hang the backup.
+type idleReader struct {
+	r     io.Reader
+	idle  time.Duration
+	close func() error
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	t := time.AfterFunc(r.idle, func() { r.close() })
+	n, err := r.r.Read(p)
+	if !t.Stop() && err != nil {
+		err = fmt.Errorf("no data for %s: %w", r.idle, err)
+	}
+	return n, err
+}
+
+// safeDirName makes a node id usable as a directory name.
+func safeDirName(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if s := string(b); s != "" && s != "." && s != ".." {
+		return s
+	}
+	return "node"
+}
+
+func baseURL(addr string) string {
+	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimSuffix(addr, "/")
+}
+
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+const restoreUsage = `usage: ringkv restore --from DIR --data-dir D
+
+Restores one node's backup (DIR is a node's directory of 'ringkv backup',
+e.g. BACKUP/ID) into the data directory D, which must not exist or be
+empty. The files are checked against the backup's manifest, copied, and
+opened as a store before D is put in place. Then start the node on D with
+its old addresses; to restore a cluster, restore and start every node.
+
+Exit 0 on success; 1 when the backup is damaged or does not open; 2 for bad
+usage.`
+
+// restoreCmd runs 'ringkv restore'.
+func restoreCmd(args []string, stdout, stderr io.Writer) int {
+	var from, dataDir string
+	fs := flag.NewFlagSet("ringkv restore", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&from, "from", "", "a node's backup directory (required)")
+	fs.StringVar(&dataDir, "data-dir", "", "the data directory to create (required)")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ringkv restore: %s\n", fmt.Sprintf(format, a...))
+		return exitUsage
+	}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, restoreUsage)
+		fmt.Fprintln(stdout, "\nflags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return exitOK
+	}
+	switch {
+	case err != nil:
+		return fail("%v", err)
+	case len(pos) != 0:
+		return fail("unexpected argument %q", pos[0])
+	case from == "" || dataDir == "":
+		return fail("--from DIR and --data-dir D are required")
+	}
+	if _, err := os.Stat(filepath.Join(from, "backup.json")); err == nil {
+		return fail("%s is a whole cluster's backup; name one node's directory in it, e.g. --from %s", from, filepath.Join(from, "ID"))
+	}
+	m, err := sstable.Restore(from, dataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "ringkv restore: %s\n", oneLine(err.Error()))
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "restored %d files, %s (backup of %s) into %s\n", len(m.Files), fmtBytes(m.Bytes), m.TakenAt.Format(time.RFC3339), dataDir)
+	return exitOK
+}

@@ -1,0 +1,67 @@
+package httpd
+
+import (
+	"bufio"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// backupChunk is how much of a backup is written between deadline
+// extensions.
+const backupChunk = 1 << 20
+
+// backup serves GET /v1/admin/backup: a tar archive of a consistent copy
+// of this node's store (see sstable.Checkpoint), streamed as it is read.
+// The copy is taken before the answer starts, so its failure is a 500
+// with a JSON body.
+func (s *Server) backup(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() {
+		methodNotAllowed(ctx, "GET")
+		return
+	}
+	if s.cfg.Backup == nil {
+		writeError(ctx, fasthttp.StatusNotImplemented, "this node cannot take backups")
+		return
+	}
+	stream, err := s.cfg.Backup(s.storeCtx)
+	if err != nil {
+		s.writeStoreError(ctx, "backup", err)
+		return
+	}
+	// WriteTimeout bounds one response; a backup of a big store takes
+	// longer than that, so the deadline is instead pushed out every
+	// backupChunk bytes: a client that stops reading is still dropped.
+	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
+	ctx.SetWriteDeadline(time.Now().Add(timeout))
+	ctx.SetContentType("application/x-tar")
+	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="ringkv-backup.tar"`)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout}
+		if err := stream(dw); err != nil {
+			s.lg.Error("backup stream cut short", "err", err)
+			return
+		}
+		if err := w.Flush(); err != nil {
+			s.lg.Error("backup stream cut short", "err", err)
+		}
+	})
+}
+
+// deadlineWriter extends conn's write deadline as bytes go through.
+type deadlineWriter struct {
+	w       *bufio.Writer
+	conn    net.Conn
+	timeout time.Duration
+	since   int
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.since += len(p)
+	if d.since >= backupChunk {
+		d.since = 0
+		d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	}
+	return d.w.Write(p)
+}
