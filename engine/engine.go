@@ -177,6 +177,9 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 	return e, nil
 }
 
+// Dir returns the engine's directory (Options.Dir).
+func (e *Engine) Dir() string { return e.opts.Dir }
+
 // Close flushes nothing extra (the WAL already holds every acknowledged
 // write) and closes Pebble. Calls after Close return ErrClosed.
 func (e *Engine) Close() error {

@@ -14,25 +14,25 @@ import (
 )
 
 // This file holds the storage side of data movement: reading a token span
-// raw (for export), replacing a span with SSTables built elsewhere,
-// dropping a span, and checkpoints for backup. Spans follow the convention
-// of ScanTokens and ring.Span: [lo, hi) with hi == 0 meaning 2^64, so
-// {0, 0} is every token. A span that wraps past the largest token must be
-// split first (ring.Range.Spans does).
+// raw (for export), replacing a span with SSTables built elsewhere or
+// merging such SSTables into it, dropping a span, and checkpoints for
+// backup. Spans follow the convention of ScanTokens and ring.Span: [lo, hi)
+// with hi == 0 meaning 2^64, so {0, 0} is every token. A span that wraps
+// past the largest token must be split first (ring.Range.Spans does).
 
 // ErrWrappingSpan is returned for a span with lo > hi != 0.
 var ErrWrappingSpan = errors.New("engine: span wraps past the largest token; split it")
 
-// ErrInvalidTable reports a file given to IngestSpan that is corrupt or
-// breaks its rules; nothing was ingested.
+// ErrInvalidTable reports a file given to IngestSpan or MergeSpan that is
+// corrupt or breaks its rules; nothing was ingested.
 var ErrInvalidTable = errors.New("engine: invalid table")
 
-// ingestAsWriteBytes is the size below which IngestSpan applies the records
-// as one batch (a range deletion of the span, then the records) instead of
-// ingesting files: a tiny ingest costs a forced memtable flush whenever the
-// memtable holds keys of the span, and leaves tiny tables behind.
-// CockroachDB applies snapshots below 100 KiB the same way
-// (kv.snapshot.ingest_as_write_threshold).
+// ingestAsWriteBytes is the size below which IngestSpan and MergeSpan apply
+// the records as one batch (for IngestSpan a range deletion of the span,
+// then the records) instead of ingesting files: a tiny ingest costs a
+// forced memtable flush whenever the memtable holds keys of the span, and
+// leaves tiny tables behind. CockroachDB applies snapshots below 100 KiB
+// the same way (kv.snapshot.ingest_as_write_threshold).
 const ingestAsWriteBytes = 100 << 10
 
 // spanKeys returns the storage-key bounds of the token span [lo, hi), and
@@ -109,14 +109,33 @@ func (e *Engine) FS() vfs.FS { return e.opts.FS }
 // Engine returns the engine s was taken from.
 func (s *Snapshot) Engine() *Engine { return s.e }
 
-// A SpanCheck verifies the records of the files IngestSpan is given before
-// any of them is applied: a digest against what the donor sent, say.
+// A SpanCheck verifies the records of the files IngestSpan or MergeSpan is
+// given before any of them is applied: a digest against what the donor
+// sent, say.
 type SpanCheck interface {
 	// Add sees one record, in storage-key order. key and value are valid
 	// only until it returns. An error aborts the ingest.
 	Add(storageKey, value []byte) error
 	// Verify is called after the last record; an error aborts the ingest.
 	Verify() error
+}
+
+// spanMode is how the records of a span's files join the store.
+type spanMode uint8
+
+const (
+	// spanReplace: SETs that replace the span (IngestSpan).
+	spanReplace spanMode = iota
+	// spanMerge: LWW merge operands added to the span (MergeSpan).
+	spanMerge
+)
+
+// kind is the one key kind the files of m may hold.
+func (m spanMode) kind() pebble.InternalKeyKind {
+	if m == spanMerge {
+		return pebble.InternalKeyKindMerge
+	}
+	return pebble.InternalKeyKindSet
 }
 
 // IngestSpan atomically replaces every record whose token is in [lo, hi)
@@ -138,7 +157,7 @@ type SpanCheck interface {
 // Writes to the span that Pebble sequences before the ingest are replaced
 // with the rest of the span: the caller arranges for the span to receive
 // no writes it must keep while the files are in flight, or repairs them
-// afterwards.
+// afterwards. MergeSpan has no such caveat.
 //
 // NB: Pebble's excise breaks the point-in-time view of the Snapshots open
 // across it: their reads that start after the ingest see the span's new
@@ -147,27 +166,58 @@ func (e *Engine) IngestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	err := e.ingestSpan(ctx, lo, hi, paths, check)
+	err := e.ingestSpan(ctx, lo, hi, paths, check, spanReplace)
 	if err != nil {
 		return fmt.Errorf("cannot ingest span [%016x, %016x): %w", lo, hi, err)
 	}
 	return nil
 }
 
-func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
+// MergeSpan atomically adds the records of the SSTable files at paths to
+// the span [lo, hi) as last-writer-wins merge operands: afterwards each key
+// holds the newer (by timestamp, then node) of its own record and the
+// files' one, and nothing of the span is deleted, so writes that land
+// while the files are in flight (a range moving to a node that already
+// takes writes for it) are never lost. The files must be as IngestSpan
+// wants them, except that they hold MERGEs (sstable.Receive writes them),
+// and are checked in the same way, check included, before anything is
+// applied; on success they are consumed, on error left as they were with
+// the store unchanged. All files are ingested at once (Pebble ingests a set
+// of files atomically), so no reader sees some of them without the others;
+// below ingestAsWriteBytes they are applied as one batch of merges instead.
+// The ceiling and watermarks are raised as IngestSpan raises them, so a
+// later write older than a merged record cannot overwrite it. As with
+// IngestSpan, writes and garbage collection wait while the records are
+// applied.
+//
+// Unlike IngestSpan it excises nothing: open Snapshots keep their view.
+func (e *Engine) MergeSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	err := e.ingestSpan(ctx, lo, hi, paths, check, spanMerge)
+	if err != nil {
+		return fmt.Errorf("cannot merge into span [%016x, %016x): %w", lo, hi, err)
+	}
+	return nil
+}
+
+func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck, mode spanMode) error {
 	start, end, empty, err := spanKeys(lo, hi)
 	if err != nil {
 		return err
 	}
-	in := spanInput{start: start, end: end, check: check, batch: e.db.NewBatch()}
+	in := spanInput{start: start, end: end, check: check, mode: mode, batch: e.db.NewBatch()}
 	defer func() {
 		if in.batch != nil {
 			in.batch.Close()
 		}
 	}()
-	// The range deletion comes first: later entries of a batch shadow it.
-	if err := in.batch.DeleteRange(start, end, nil); err != nil {
-		return err
+	if mode == spanReplace {
+		// The range deletion comes first: later entries of a batch shadow it.
+		if err := in.batch.DeleteRange(start, end, nil); err != nil {
+			return err
+		}
 	}
 	for _, p := range paths {
 		if err := e.readTable(ctx, p, &in); err != nil {
@@ -186,32 +236,71 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 	if empty {
 		return nil // nothing is in an empty span, and nothing was read
 	}
+	if mode == spanMerge && in.prev == nil {
+		// Merging no records changes nothing: spare the row cache.
+		e.removeApplied(paths)
+		return nil
+	}
 	if err := e.raiseCeiling(in.maxTS); err != nil {
 		return err
 	}
 	e.raiseWatermarks(&in.stripeTS)
 	// Whatever happens now, cached rows of the span may be stale.
 	defer e.invalidateRows()
+	// Garbage collection reads a droppable record and deletes its key
+	// under the key's stripe lock: holding every stripe keeps the records
+	// from landing between the two, where the delete would take them too.
+	// Writers lose little: Pebble queues the writes sequenced after an
+	// ingest behind it anyway, and the fsync is awaited unlocked.
+	unlock := e.lockAllStripes()
 	if in.batch != nil {
-		if err := in.batch.Commit(pebble.Sync); err != nil {
+		err := e.db.ApplyNoSyncWait(in.batch, pebble.Sync)
+		unlock()
+		if err == nil {
+			err = in.batch.SyncWait()
+		}
+		if err != nil {
 			return err
 		}
-		for _, p := range paths {
-			// The records are durable: a file left behind is only litter.
-			if err := e.opts.FS.Remove(p); err != nil {
-				e.opts.Logger.Warn("cannot remove applied table", "path", p, "err", err)
-			}
-		}
+		e.removeApplied(paths)
 		return nil
+	}
+	defer unlock()
+	if mode == spanMerge {
+		return e.db.Ingest(ctx, paths)
 	}
 	_, err = e.db.IngestAndExcise(ctx, paths, nil, nil, pebble.KeyRange{Start: start, End: end})
 	return err
 }
 
-// spanInput accumulates what IngestSpan learns while reading its files.
+// lockAllStripes locks every stripe, in index order as lockStripes does
+// (so neither deadlocks the other), and returns the unlock.
+func (e *Engine) lockAllStripes() func() {
+	for i := range e.stripes {
+		e.stripes[i].mu.Lock()
+	}
+	return func() {
+		for i := range e.stripes {
+			e.stripes[i].mu.Unlock()
+		}
+	}
+}
+
+// removeApplied removes the files whose records are durable in the
+// store: a file left behind is only litter.
+func (e *Engine) removeApplied(paths []string) {
+	for _, p := range paths {
+		if err := e.opts.FS.Remove(p); err != nil {
+			e.opts.Logger.Warn("cannot remove applied table", "path", p, "err", err)
+		}
+	}
+}
+
+// spanInput accumulates what ingestSpan learns while reading its files.
 type spanInput struct {
 	start, end []byte
 	check      SpanCheck
+	mode       spanMode
 	prev       []byte // the last key read, for the order check
 	maxTS      uint64
 	stripeTS   [numStripes]uint64 // the newest timestamp read per stripe
@@ -221,7 +310,7 @@ type spanInput struct {
 	bytes int64
 }
 
-// readTable reads the SSTable at path into in, checking what IngestSpan
+// readTable reads the SSTable at path into in, checking what ingestSpan
 // requires of it.
 func (e *Engine) readTable(ctx context.Context, path string, in *spanInput) error {
 	f, err := e.opts.FS.Open(path)
@@ -252,6 +341,7 @@ func (e *Engine) readTable(ctx context.Context, path string, in *spanInput) erro
 	if err != nil {
 		return err
 	}
+	kind := in.mode.kind()
 	n := 0
 	var buf []byte
 	for kv := it.First(); kv != nil; kv = it.Next() {
@@ -260,8 +350,8 @@ func (e *Engine) readTable(ctx context.Context, path string, in *spanInput) erro
 				break
 			}
 		}
-		if kv.K.Kind() != pebble.InternalKeyKindSet || kv.K.SeqNum() != 0 {
-			err = fmt.Errorf("%w: key %x is a %s at sequence number %d, not a SET at 0", ErrInvalidTable, kv.K.UserKey, kv.K.Kind(), kv.K.SeqNum())
+		if kv.K.Kind() != kind || kv.K.SeqNum() != 0 {
+			err = fmt.Errorf("%w: key %x is a %s at sequence number %d, not a %s at 0", ErrInvalidTable, kv.K.UserKey, kv.K.Kind(), kv.K.SeqNum(), kind)
 			break
 		}
 		v, owned, verr := kv.V.Value(buf)
@@ -317,8 +407,10 @@ func (in *spanInput) add(k, v []byte) error {
 		if in.bytes += int64(len(k) + len(v)); in.bytes >= ingestAsWriteBytes {
 			in.batch.Close()
 			in.batch = nil
-		} else if err := in.batch.Set(k, v, nil); err != nil {
-			return err
+		} else if in.mode == spanMerge {
+			return in.batch.Merge(k, v, nil)
+		} else {
+			return in.batch.Set(k, v, nil)
 		}
 	}
 	return nil

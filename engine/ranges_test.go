@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/memtable"
 )
 
@@ -50,6 +52,18 @@ func writeTable(t *testing.T, e *Engine, path string, fill func(w *sstable.Write
 // does (which this package's tests cannot import), and returns the paths.
 func exportTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, perFile int) []string {
 	t.Helper()
+	return writeSpanTables(t, src, dst, lo, hi, dir, perFile, (*sstable.Writer).Set)
+}
+
+// mergeTables is exportTables with the records written as MERGEs, as
+// sstable.Receive writes them for MergeSpan.
+func mergeTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, perFile int) []string {
+	t.Helper()
+	return writeSpanTables(t, src, dst, lo, hi, dir, perFile, (*sstable.Writer).Merge)
+}
+
+func writeSpanTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, perFile int, add func(w *sstable.Writer, k, v []byte) error) []string {
+	t.Helper()
 	snap, err := src.NewSnapshot()
 	must(t, err)
 	defer snap.Close()
@@ -65,7 +79,7 @@ func exportTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, per
 		chunk := all[i:min(i+perFile, len(all))]
 		paths = append(paths, writeTable(t, dst, dst.FS().PathJoin(dir, fmt.Sprintf("%d.sst", i)), func(w *sstable.Writer) error {
 			for _, r := range chunk {
-				if err := w.Set(r.k, r.v); err != nil {
+				if err := add(w, r.k, r.v); err != nil {
 					return err
 				}
 			}
@@ -240,6 +254,231 @@ func TestIngestSpanReplaces(t *testing.T) {
 	}
 }
 
+// TestMergeSpan: merging a donor's span keeps, for every key, the newest
+// record by (timestamp, node) of the donor's, the receiver's and every
+// write that lands while the merge runs; it deletes nothing, leaves open
+// snapshots and keys outside the span alone, keeps the row cache coherent,
+// and raises the watermarks so that a later, older write (before or after
+// a restart) does not override a merged record.
+func TestMergeSpan(t *testing.T) {
+	for _, p := range ingestPaths {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := context.Background()
+			fs := vfs.NewMem()
+			a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+			defer a.Close()
+			b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+			base := memtable.TimestampAt(time.Now())
+			rng := rand.New(rand.NewPCG(1, 2))
+			keys := benchKeysT(300) // both halves of the ring; the upper one moves
+			for i, k := range keys {
+				if i%3 != 0 { // on the donor
+					r := rec(base+uint64(rng.IntN(1<<20)), 1, fmt.Sprint("a", i))
+					if i%7 == 0 {
+						r = &memtable.Record{Version: r.Version, Tombstone: true}
+					}
+					must(t, a.Write(k, r, false))
+				}
+				if i%3 != 1 { // on the receiver
+					must(t, b.Write(k, rec(base+uint64(rng.IntN(1<<20)), 2, fmt.Sprint("b", i)), false))
+				}
+				if i == 150 {
+					must(t, b.Flush()) // some of the receiver in tables, some in the memtable
+				}
+			}
+			// wm: the donor's record is far newer than any other write.
+			wm := keyIn("wm", upper, 0, true)
+			newest, late := base+1<<30, base+1<<29
+			must(t, b.Write(wm, rec(base, 2, "old"), true))
+			must(t, a.Write(wm, rec(newest, 1, "newest"), true))
+			addFiller(t, a, p.filler, upper, 0, base)
+
+			// want: storage key → the record the receiver must end with.
+			want := map[string][]byte{}
+			fold := func(k, v []byte) {
+				if cur, ok := want[string(k)]; !ok || mustNewer(t, v, cur) {
+					want[string(k)] = bytes.Clone(v)
+				}
+			}
+			must(t, b.ExportSpan(ctx, 0, 0, func(k, v []byte) error { fold(k, v); return nil }))
+			must(t, a.ExportSpan(ctx, upper, 0, func(k, v []byte) error { fold(k, v); return nil }))
+			for _, k := range append(keys, wm) {
+				b.Get(nil, k) // cache the receiver's records
+			}
+			snap, err := b.NewSnapshot() // closed before b is
+			must(t, err)
+			var snapBefore []string
+			must(t, snap.ExportSpan(ctx, 0, 0, func(k, v []byte) error {
+				snapBefore = append(snapBefore, fmt.Sprintf("%x=%x", k, v))
+				return nil
+			}))
+			paths := mergeTables(t, a, b, upper, 0, "x", 700)
+			before := ingested(t, b)
+
+			// A writer and a reader race the merge; the writer's records
+			// straddle the donor's timestamps.
+			var mu sync.Mutex
+			var written []func()
+			var wg sync.WaitGroup
+			stop, started := make(chan struct{}), make(chan struct{})
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(3, 4))
+				for i := 0; ; i++ {
+					if i == 50 {
+						close(started)
+					}
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					k := keys[rng.IntN(len(keys))]
+					r := rec(base+uint64(rng.IntN(1<<20)), 3, fmt.Sprint("c", i))
+					if err := b.Write(k, r, false); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					written = append(written, func() { fold(appendDataKey(nil, k), r.Append(nil)) })
+					mu.Unlock()
+				}
+			})
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(5, 6))
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					b.Get(nil, keys[rng.IntN(len(keys))])
+				}
+			})
+			<-started
+			must(t, b.MergeSpan(ctx, upper, 0, paths, nil))
+			mu.Lock()
+			n := len(written)
+			mu.Unlock()
+			for { // let the writer land some writes after the merge too
+				mu.Lock()
+				m := len(written)
+				mu.Unlock()
+				if m >= n+50 {
+					break
+				}
+				runtime.Gosched()
+			}
+			close(stop)
+			wg.Wait()
+			for _, f := range written {
+				f()
+			}
+			if got := ingested(t, b) > before; got != p.files {
+				t.Fatalf("ingested as files: %v, want %v", got, p.files)
+			}
+			if files, _ := fs.List("x"); len(files) != 0 {
+				t.Fatalf("files left after merge: %v", files)
+			}
+
+			expect := func(when string) {
+				t.Helper()
+				got := map[string][]byte{}
+				must(t, b.ExportSpan(ctx, 0, 0, func(k, v []byte) error { got[string(k)] = bytes.Clone(v); return nil }))
+				if len(got) != len(want) {
+					t.Fatalf("%s: %d records, want %d", when, len(got), len(want))
+				}
+				for k, v := range want {
+					if !bytes.Equal(got[k], v) {
+						t.Fatalf("%s: %x holds %x, want %x", when, k, got[k], v)
+					}
+					// Through the row cache, too.
+					u, _ := userKey([]byte(k))
+					_, r, err := b.Get(nil, u)
+					must(t, err)
+					if !bytes.Equal(r.Append(nil), v) {
+						t.Fatalf("%s: Get(%s) = %+v, want %x", when, u, r, v)
+					}
+				}
+			}
+			expect("after the merge")
+			var snapAfter []string
+			must(t, snap.ExportSpan(ctx, 0, 0, func(k, v []byte) error {
+				snapAfter = append(snapAfter, fmt.Sprintf("%x=%x", k, v))
+				return nil
+			}))
+			if !slices.Equal(snapAfter, snapBefore) {
+				t.Fatal("a snapshot taken before the merge sees it")
+			}
+			must(t, snap.Close())
+
+			must(t, b.Write(wm, rec(late, 2, "late"), true))
+			expect("after an older write")
+			if b.MaxTimestamp() < newest {
+				t.Fatalf("ceiling %d below the merged %d", b.MaxTimestamp(), newest)
+			}
+			must(t, b.Close())
+			b = openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+			defer b.Close()
+			must(t, b.Write(wm, rec(late+1, 2, "late again"), true))
+			expect("after a restart and an older write")
+		})
+	}
+}
+
+// TestMergeSpanRacesGC: garbage collection checks a droppable record and
+// deletes its key under the key's stripe; a merge that lands between the
+// two must not be deleted with it.
+func TestMergeSpanRacesGC(t *testing.T) {
+	clock := newFakeClock(time.Now())
+	fs := vfs.NewMem()
+	gc := compaction.GC{TombstoneGrace: time.Millisecond, Now: clock.Now}
+	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+	defer a.Close()
+	b := openMem(t, fs, func(o *Options) { o.Dir = "b"; o.GC = gc }, nil)
+	defer b.Close()
+	dead, alive := memtable.TimestampAt(clock.Now().Add(-time.Hour)), memtable.TimestampAt(clock.Now())
+	ctx := context.Background()
+	for round := range 8 {
+		keys := make([][]byte, 1500)
+		ba, bb := a.NewBatch(), b.NewBatch()
+		for i := range keys {
+			keys[i] = fmt.Appendf(nil, "r%d-%d", round, i)
+			// The receiver's old tombstones are droppable; the donor's
+			// newer values are not.
+			must(t, bb.Write(keys[i], &memtable.Record{Version: memtable.Version{TS: dead, Node: 2}, Tombstone: true}))
+			must(t, ba.Write(keys[i], rec(alive, 1, "alive")))
+		}
+		must(t, a.Commit(ba, false))
+		must(t, b.Commit(bb, false))
+		paths := mergeTables(t, a, b, 0, 0, fmt.Sprint("x", round), 1000)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := b.CollectGarbage(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+		must(t, b.MergeSpan(ctx, 0, 0, paths, nil))
+		close(stop)
+		wg.Wait()
+		for _, k := range keys {
+			if _, r, err := b.Get(nil, k); err != nil || string(r.Value) != "alive" {
+				t.Fatalf("round %d: %s = %+v, %v: a merged record was collected", round, k, r, err)
+			}
+		}
+		must(t, a.DropSpan(ctx, 0, 0))
+		must(t, b.DropSpan(ctx, 0, 0))
+	}
+}
+
 // TestInvalidateRowsStopsFill: a read that missed the cache and read
 // Pebble before an ingest must not cache what it read after the ingest
 // (Engine.get's fill, replayed step by step).
@@ -274,7 +513,8 @@ func TestInvalidateRowsStopsFill(t *testing.T) {
 }
 
 // TestIngestSpanRejects: a bad file, a failed check or a wrapping span
-// aborts the ingest with the store and the files unchanged.
+// aborts IngestSpan or MergeSpan with the store and the files unchanged;
+// each refuses the other's kind of table.
 func TestIngestSpanRejects(t *testing.T) {
 	ts := memtable.TimestampAt(time.Now())
 	good := rec(ts, 1, "v").Append(nil)
@@ -283,80 +523,92 @@ func TestIngestSpanRejects(t *testing.T) {
 	if bytes.Compare(sk(in1), sk(in2)) > 0 {
 		in1, in2 = in2, in1
 	}
-	set := func(keys ...[]byte) func(w *sstable.Writer) error {
-		return func(w *sstable.Writer) error {
-			for _, k := range keys {
-				if err := w.Set(sk(k), good); err != nil {
+	type writeFn func(w *sstable.Writer, k, v []byte) error
+	for _, m := range []struct {
+		name       string
+		put, other writeFn // the kind the call takes, and the one it refuses
+		call       func(e *Engine, ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error
+	}{
+		{"IngestSpan", (*sstable.Writer).Set, (*sstable.Writer).Merge, (*Engine).IngestSpan},
+		{"MergeSpan", (*sstable.Writer).Merge, (*sstable.Writer).Set, (*Engine).MergeSpan},
+	} {
+		with := func(put writeFn, keys ...[]byte) func(w *sstable.Writer) error {
+			return func(w *sstable.Writer) error {
+				for _, k := range keys {
+					if err := put(w, sk(k), good); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+		}
+		set := func(keys ...[]byte) func(w *sstable.Writer) error { return with(m.put, keys...) }
+		errCheck := errors.New("check says no")
+		for _, c := range []struct {
+			name   string
+			lo, hi uint64
+			files  []func(w *sstable.Writer) error
+			mangle func(data []byte) []byte // applied to the first file
+			check  SpanCheck
+			want   error
+		}{
+			{name: "outside", lo: upper, files: []func(*sstable.Writer) error{set(keyIn("out", upper, 0, false))}, want: ErrInvalidTable},
+			{name: "out of order", lo: upper, files: []func(*sstable.Writer) error{set(in2), set(in1)}, want: ErrInvalidTable},
+			{name: "overlap", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2), set(in2)}, want: ErrInvalidTable},
+			{name: "wrong kind", lo: upper, files: []func(*sstable.Writer) error{with(m.other, in1)}, want: ErrInvalidTable},
+			{name: "wrong kind in a later file", lo: upper, files: []func(*sstable.Writer) error{set(in1), with(m.other, in2)}, want: ErrInvalidTable},
+			{name: "range deletion", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error {
+				if err := m.put(w, sk(in1), good); err != nil {
 					return err
 				}
-			}
-			return nil
-		}
-	}
-	errCheck := errors.New("check says no")
-	for _, c := range []struct {
-		name   string
-		lo, hi uint64
-		files  []func(w *sstable.Writer) error
-		mangle func(data []byte) []byte // applied to the first file
-		check  SpanCheck
-		want   error
-	}{
-		{name: "outside", lo: upper, files: []func(*sstable.Writer) error{set(keyIn("out", upper, 0, false))}, want: ErrInvalidTable},
-		{name: "out of order", lo: upper, files: []func(*sstable.Writer) error{set(in2), set(in1)}, want: ErrInvalidTable},
-		{name: "overlap", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2), set(in2)}, want: ErrInvalidTable},
-		{name: "merge", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error { return w.Merge(sk(in1), good) }}, want: ErrInvalidTable},
-		{name: "range deletion", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error {
-			if err := w.Set(sk(in1), good); err != nil {
-				return err
-			}
-			return w.DeleteRange([]byte{spaceMeta}, []byte{spaceMeta + 1})
-		}}, want: ErrInvalidTable},
-		{name: "bad record", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error { return w.Set(sk(in1), []byte("junk")) }}, want: ErrInvalidTable},
-		{name: "bad token", lo: 0, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error {
-			return w.Set(appendDataKeyTok(nil, Token(in1)+1, in1), good)
-		}}, want: ErrInvalidTable},
-		{name: "bit flip", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2)}, mangle: func(d []byte) []byte { d[20] ^= 0x40; return d }, want: ErrInvalidTable},
-		{name: "truncated", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2)}, mangle: func(d []byte) []byte { return d[:len(d)/2] }, want: ErrInvalidTable},
-		{name: "check", lo: upper, files: []func(*sstable.Writer) error{set(in1)}, check: failCheck{errCheck}, want: errCheck},
-		{name: "wrapping", lo: upper, hi: 5, files: nil, want: ErrWrappingSpan},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			fs := vfs.NewMem()
-			e := openMem(t, fs, nil, nil)
-			defer e.Close()
-			must(t, e.Write(keyIn("there", upper, 0, true), rec(ts, 2, "there"), true))
-			must(t, e.SetMeta("name", []byte("me")))
-			before := spanRecords(t, e, 0, 0)
-			var paths []string
-			for i, fill := range c.files {
-				paths = append(paths, writeTable(t, e, fmt.Sprintf("f%d.sst", i), fill))
-			}
-			if c.mangle != nil {
-				data := readAll(t, fs, paths[0])
-				f, err := fs.Create(paths[0], vfs.WriteCategoryUnspecified)
-				must(t, err)
-				_, err = f.Write(c.mangle(data))
-				must(t, err)
-				must(t, f.Close())
-			}
-			err := e.IngestSpan(context.Background(), c.lo, c.hi, paths, c.check)
-			if !errors.Is(err, c.want) {
-				t.Fatalf("IngestSpan = %v, want %v", err, c.want)
-			}
-			t.Log(err)
-			if after := spanRecords(t, e, 0, 0); !slices.Equal(after, before) {
-				t.Fatalf("store changed by a failed ingest")
-			}
-			if v, err := e.GetMeta("name"); err != nil || string(v) != "me" {
-				t.Fatalf("metadata: %q, %v", v, err)
-			}
-			for _, p := range paths {
-				if _, err := fs.Stat(p); err != nil {
-					t.Fatalf("file of a failed ingest gone: %v", err)
+				return w.DeleteRange([]byte{spaceMeta}, []byte{spaceMeta + 1})
+			}}, want: ErrInvalidTable},
+			{name: "bad record", lo: upper, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error { return m.put(w, sk(in1), []byte("junk")) }}, want: ErrInvalidTable},
+			{name: "bad token", lo: 0, files: []func(*sstable.Writer) error{func(w *sstable.Writer) error {
+				return m.put(w, appendDataKeyTok(nil, Token(in1)+1, in1), good)
+			}}, want: ErrInvalidTable},
+			{name: "bit flip", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2)}, mangle: func(d []byte) []byte { d[20] ^= 0x40; return d }, want: ErrInvalidTable},
+			{name: "truncated", lo: upper, files: []func(*sstable.Writer) error{set(in1, in2)}, mangle: func(d []byte) []byte { return d[:len(d)/2] }, want: ErrInvalidTable},
+			{name: "check", lo: upper, files: []func(*sstable.Writer) error{set(in1)}, check: failCheck{errCheck}, want: errCheck},
+			{name: "wrapping", lo: upper, hi: 5, files: nil, want: ErrWrappingSpan},
+		} {
+			t.Run(m.name+"/"+c.name, func(t *testing.T) {
+				fs := vfs.NewMem()
+				e := openMem(t, fs, nil, nil)
+				defer e.Close()
+				must(t, e.Write(keyIn("there", upper, 0, true), rec(ts, 2, "there"), true))
+				must(t, e.SetMeta("name", []byte("me")))
+				before := spanRecords(t, e, 0, 0)
+				var paths []string
+				for i, fill := range c.files {
+					paths = append(paths, writeTable(t, e, fmt.Sprintf("f%d.sst", i), fill))
 				}
-			}
-		})
+				if c.mangle != nil {
+					data := readAll(t, fs, paths[0])
+					f, err := fs.Create(paths[0], vfs.WriteCategoryUnspecified)
+					must(t, err)
+					_, err = f.Write(c.mangle(data))
+					must(t, err)
+					must(t, f.Close())
+				}
+				err := m.call(e, context.Background(), c.lo, c.hi, paths, c.check)
+				if !errors.Is(err, c.want) {
+					t.Fatalf("%s = %v, want %v", m.name, err, c.want)
+				}
+				t.Log(err)
+				if after := spanRecords(t, e, 0, 0); !slices.Equal(after, before) {
+					t.Fatalf("store changed by a failed ingest")
+				}
+				if v, err := e.GetMeta("name"); err != nil || string(v) != "me" {
+					t.Fatalf("metadata: %q, %v", v, err)
+				}
+				for _, p := range paths {
+					if _, err := fs.Stat(p); err != nil {
+						t.Fatalf("file of a failed ingest gone: %v", err)
+					}
+				}
+			})
+		}
 	}
 }
 
