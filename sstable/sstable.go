@@ -28,7 +28,7 @@ import (
 
 // ErrMismatch reports files that do not hold what their sender described:
 // truncated, altered, or missing some. Nothing is ingested.
-var ErrMismatch = errors.New("sstable: files do not match their digest")
+var ErrMismatch = errors.New("sstable: data does not match its digest")
 
 // DefaultTargetFileSize is the size at which Export starts a new file when
 // its caller passes no size.
@@ -150,6 +150,9 @@ type exporter struct {
 	files  []File
 	w      *sst.Writer // the file being written, or nil
 	cur    File
+	// merge writes records as MERGE operands (a transfer, merged into the
+	// receiver's newer writes) rather than SETs (an export that replaces).
+	merge bool
 }
 
 func (x *exporter) add(k, v []byte) error {
@@ -162,7 +165,11 @@ func (x *exporter) add(k, v []byte) error {
 		x.w = sst.NewWriter(objstorageprovider.NewFileWritable(f), x.opts)
 		x.cur = File{Path: path}
 	}
-	if err := x.w.Set(k, v); err != nil {
+	put := x.w.Set
+	if x.merge {
+		put = x.w.Merge
+	}
+	if err := put(k, v); err != nil {
 		return err
 	}
 	x.cur.Keys++
