@@ -394,3 +394,47 @@ func TestDiff(t *testing.T) {
 		}
 	}
 }
+
+// TestSuccessors: the first N successors are the owners, in order, and
+// after a node joins, the N+1 first successors of every token hold all of
+// its old owners: the displaced owner comes right after the new ones.
+func TestSuccessors(t *testing.T) {
+	for _, n := range []int{2, 3, 5, 8} {
+		for _, replicas := range []int{1, 2, 3} {
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("node-%d", i)
+			}
+			old := New(ids, 16, replicas)
+			grown := New(append(slices.Clone(ids), "joiner"), 16, replicas)
+			r := rand.New(rand.NewPCG(uint64(n), uint64(replicas)))
+			for range 2000 {
+				tok := r.Uint64()
+				if got := old.Successors(tok, old.Replicas()); !slices.Equal(got, old.Owners(tok)) {
+					t.Fatalf("Successors(%x, N) = %v, Owners = %v", tok, got, old.Owners(tok))
+				}
+				all := old.Successors(tok, n+5)
+				if len(all) != n || len(uniqueIDs(all)) != n {
+					t.Fatalf("Successors(%x, %d) = %v: want every node once", tok, n+5, all)
+				}
+				next := grown.Successors(tok, grown.Replicas()+1)
+				for _, id := range old.Owners(tok) {
+					if !slices.Contains(next, id) {
+						t.Fatalf("n=%d N=%d token %x: old owner %s not among the first N+1 successors %v after a join", n, replicas, tok, id, next)
+					}
+				}
+			}
+		}
+	}
+	if got := New(nil, 4, 3).Successors(1, 2); got != nil {
+		t.Errorf("empty ring: %v", got)
+	}
+}
+
+func uniqueIDs(ids []string) map[string]bool {
+	m := map[string]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}

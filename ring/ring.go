@@ -125,6 +125,31 @@ func (r *Ring) Owners(t uint64) []string {
 	return r.ownersAt(r.vnodeOf(t))
 }
 
+// Successors returns the first k distinct nodes clockwise from t (k capped
+// at the number of nodes): Owners(t) when k is N, then the nodes that would
+// own t next. After a node joins, the node in place N+1 is the owner it
+// displaced, which still holds t's records until the newcomer has pulled
+// them; a coordinator reads from it meanwhile. It allocates.
+func (r *Ring) Successors(t uint64, k int) []string {
+	k = min(k, len(r.nodes))
+	if len(r.tokens) == 0 || k <= 0 {
+		return nil
+	}
+	out := make([]string, 0, k)
+	out = append(out, r.Owners(t)[:min(k, r.replicas)]...)
+	// Each vnode's first owner is the node of that token; walk them on
+	// from t's vnode until k distinct nodes are found.
+	for i, start := r.vnodeOf(t), r.vnodeOf(t); len(out) < k; {
+		if id := r.ownersAt(i)[0]; !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+		if i = (i + 1) % len(r.tokens); i == start {
+			break
+		}
+	}
+	return out
+}
+
 // KeyOwners returns Owners(Token(key)).
 func (r *Ring) KeyOwners(key []byte) []string { return r.Owners(Token(key)) }
 
