@@ -3,6 +3,7 @@ package httpd
 import (
 	"bufio"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -64,4 +65,35 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
 	}
 	return d.w.Write(p)
+}
+
+// internalSpan serves GET /internal/span?lo=HEX&hi=HEX: the node's records
+// of the token span [lo, hi) (hi 0 meaning 2^64) as a stream that a node
+// pulling the range merges in (peer.Node.ServeSpan, sstable.Send's format).
+// An error after the answer began cuts the stream short; the receiver
+// notices the missing trailer and merges nothing.
+func (s *Server) internalSpan(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() {
+		methodNotAllowed(ctx, "GET")
+		return
+	}
+	args := ctx.QueryArgs()
+	lo, err1 := strconv.ParseUint(string(args.Peek("lo")), 16, 64)
+	hi, err2 := strconv.ParseUint(string(args.Peek("hi")), 16, 64)
+	if err1 != nil || err2 != nil || (hi != 0 && lo >= hi) {
+		writeError(ctx, fasthttp.StatusBadRequest, "want lo and hi as hex tokens, lo < hi or hi = 0")
+		return
+	}
+	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
+	ctx.SetWriteDeadline(time.Now().Add(timeout))
+	ctx.SetContentTypeBytes(ctOctet)
+	sctx := s.storeCtx
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout}
+		if err := s.cluster.ServeSpan(sctx, lo, hi, dw); err != nil {
+			s.lg.Warn("span stream cut short", "lo", lo, "hi", hi, "err", err)
+			return
+		}
+		w.Flush()
+	})
 }

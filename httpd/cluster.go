@@ -177,6 +177,10 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 		}
 		return
 	}
+	if o == opInternalSpan {
+		s.internalSpan(ctx)
+		return
+	}
 	if !ctx.IsPost() {
 		methodNotAllowed(ctx, "POST")
 		return
@@ -213,6 +217,10 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 			b, err = s.cluster.ReadLocal(b, k)
 			if errors.Is(err, peer.ErrNotFound) {
 				b, err = peer.AppendRecord(b[:at], nil), nil
+				continue
+			}
+			if errors.Is(err, peer.ErrRangePending) {
+				b, err = peer.AppendPending(b[:at]), nil
 				continue
 			}
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -269,6 +270,13 @@ type fakeCluster struct {
 		// apply and read, when set, make ApplyLocal and ReadLocal wait:
 		// a slow fsync or disk (see blockApply).
 		apply, read *fakeBlock
+		// spanBody and spanErr are what ServeSpan streams and returns;
+		// spanReqs the spans it was asked for.
+		spanBody []byte
+		spanErr  error
+		spanReqs [][2]uint64
+		// pendingKeys are keys ReadLocal answers ErrRangePending for.
+		pendingKeys map[string]bool
 	}
 }
 
@@ -335,7 +343,8 @@ func (c *fakeCluster) ClusterStatus() peer.ClusterStatus {
 		Replicas:     3,
 		VNodes:       128,
 		Members:      slices.Clone(fakeMembers),
-		Transfers:    []any{},
+		Transfers:    []peer.Transfer{},
+		Settled:      true,
 		HintsPending: map[string]int64{"node-3": 12},
 		Ownership:    map[string]float64{"node-1": 0.25, "node-2": 0.5, "node-3": 0.25},
 	}
@@ -434,6 +443,9 @@ func (c *fakeCluster) ReadLocal(dst, key []byte) ([]byte, error) {
 	b.wait(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.mu.pendingKeys[string(key)] {
+		return dst, peer.ErrRangePending
+	}
 	r, ok := c.mu.recs[string(key)]
 	if !ok {
 		return dst, peer.ErrNotFound
@@ -461,6 +473,18 @@ func (c *fakeCluster) ScanLocal(ctx context.Context, q peer.LocalScan) (peer.Loc
 		p.Items = append(p.Items, peer.Mutation{Key: []byte(k), Record: bytes.Clone(c.mu.recs[k])})
 	}
 	return p, nil
+}
+
+// ServeSpan streams the span's bytes as the fake's spanBody, or fails.
+func (c *fakeCluster) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
+	c.mu.Lock()
+	body, err := c.mu.spanBody, c.mu.spanErr
+	c.mu.spanReqs = append(c.mu.spanReqs, [2]uint64{lo, hi})
+	c.mu.Unlock()
+	if _, werr := w.Write(body); werr != nil {
+		return werr
+	}
+	return err
 }
 
 func (c *fakeCluster) GossipAddrs() []string {

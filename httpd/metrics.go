@@ -42,6 +42,7 @@ const (
 	opInternalRead             // POST /internal/read
 	opInternalScan             // POST /internal/scan
 	opInternalGossip           // GET /internal/gossip
+	opInternalSpan             // GET /internal/span
 	opUnknown                  // any other path
 	opInvalid                  // a request fasthttp could not parse
 	numOps
@@ -75,6 +76,7 @@ var opNames = [numOps]string{
 	opInternalRead:   "internal_read",
 	opInternalScan:   "internal_scan",
 	opInternalGossip: "internal_gossip",
+	opInternalSpan:   "internal_span",
 	opUnknown:        "unknown",
 	opInvalid:        "invalid",
 }

@@ -80,7 +80,7 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.clusterRemove(ctx)
 	case opClusterLeave:
 		s.clusterLeave(ctx)
-	case opInternalApply, opInternalRead, opInternalScan, opInternalGossip:
+	case opInternalApply, opInternalRead, opInternalScan, opInternalGossip, opInternalSpan:
 		s.internal(ctx, o)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint")
@@ -147,6 +147,8 @@ func (s *Server) classify(ctx *fasthttp.RequestCtx, path []byte) op {
 		return opInternalScan
 	case "/internal/gossip":
 		return opInternalGossip
+	case "/internal/span":
+		return opInternalSpan
 	}
 	if s.cfg.Pprof && bytes.HasPrefix(path, []byte(pprofPrefix)) {
 		return opPprof

@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"io"
 
 	"github.com/ringkv/ringkv/peer"
 )
@@ -51,4 +52,7 @@ type Cluster interface {
 	ReadLocal(dst, key []byte) ([]byte, error)
 	ScanLocal(ctx context.Context, q peer.LocalScan) (peer.LocalPage, error)
 	GossipAddrs() []string
+	// ServeSpan streams the node's records of the token span [lo, hi) to
+	// w, for a node pulling the range (GET /internal/span).
+	ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -49,6 +50,7 @@ type TransportConfig struct {
 type Transport struct {
 	cfg    TransportConfig
 	client *fasthttp.Client
+	span   *http.Client // range streams (span.go)
 
 	// mu guards lanes and closed; calls hold it shared while they queue,
 	// so once Close has set closed nothing more is queued.
@@ -88,6 +90,7 @@ func NewTransport(cfg TransportConfig) *Transport {
 			DisablePathNormalizing:        true,
 			MaxResponseBodySize:           2<<30 - 1,
 		},
+		span:  newSpanClient(),
 		lanes: map[laneKey]*lane{},
 		stop:  make(chan struct{}),
 	}
@@ -108,6 +111,7 @@ func (t *Transport) Close() {
 			}
 		}
 		t.client.CloseIdleConnections()
+		t.span.CloseIdleConnections()
 	})
 }
 
@@ -383,9 +387,12 @@ func (t *Transport) send(l *lane) {
 					recs, err = peer.DecodeRecords(out, len(keys))
 				}
 				for i, c := range live {
-					if err != nil {
+					switch {
+					case err != nil:
 						c.got(nil, err)
-					} else {
+					case peer.IsPending(recs[i]):
+						c.got(nil, peer.ErrRangePending)
+					default:
 						c.got(recs[i], nil)
 					}
 				}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // errDown stands for a replica the view says is dead: it is not asked, and
@@ -138,12 +139,14 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	}
 	kc := append([]byte(nil), key...)
 	deadline := time.Now().Add(n.cfg.RequestTimeout)
-	replies := make(chan reply, len(order))
+	replies := make(chan reply, len(order)+3) // owners, 2 successors, a forced local read
 	next, pending := 0, 0
+	extended := false    // order holds successors beyond the owners
+	selfPending := false // this node is still pulling key's range
 	askID := func(id string) {
 		pending++
 		if id == n.cfg.NodeID {
-			replies <- n.readLocalReply(id, kc)
+			replies <- n.readLocalReply(id, kc, false)
 			return
 		}
 		mem, ok := v.reachable(id)
@@ -182,9 +185,30 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			pending--
 			if r.err != nil {
 				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
-				if next < len(order) {
+				if errors.Is(r.err, ErrRangePending) && r.id == n.cfg.NodeID {
+					selfPending = true
+				}
+				if errors.Is(r.err, ErrRangePending) && !extended {
+					// A new owner still pulling: ask the owners after the
+					// N, the one it displaced among them, instead.
+					extended = true
+					for _, id := range v.Ring.Successors(ring.Token(kc), len(owners)+2)[len(owners):] {
+						if _, ok := v.reachable(id); ok || id == n.cfg.NodeID {
+							order = append(order, id)
+						}
+					}
+				}
+				switch {
+				case next < len(order):
 					ask()
-				} else if len(got)+pending < need {
+				case len(got)+pending < need && selfPending:
+					// No old owner can answer: this node's own copy, which
+					// has every write made since it joined and what it
+					// pulled so far, is the best there is.
+					selfPending = false
+					pending++
+					replies <- n.readLocalReply(n.cfg.NodeID, kc, true)
+				case len(got)+pending < need:
 					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
 				}
 				continue
@@ -211,9 +235,16 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	return append(dst, rec.Value...), rec.Version, nil
 }
 
-// readLocalReply reads this node's own record of key as a reply.
-func (n *Node) readLocalReply(id string, key []byte) reply {
-	rec, err := n.ReadLocal(nil, key)
+// readLocalReply reads this node's own record of key as a reply; with
+// anyway, also from a range it is still pulling.
+func (n *Node) readLocalReply(id string, key []byte, anyway bool) reply {
+	var rec []byte
+	var err error
+	if anyway {
+		rec, err = n.readLocal(nil, key)
+	} else {
+		rec, err = n.ReadLocal(nil, key)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return reply{id: id}
 	}
@@ -299,6 +330,14 @@ func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return dst, err
 	}
+	if n.rangePending(ring.Token(key)) {
+		return dst, ErrRangePending
+	}
+	return n.readLocal(dst, key)
+}
+
+// readLocal is ReadLocal without the pending-range check.
+func (n *Node) readLocal(dst, key []byte) ([]byte, error) {
 	val, rec, err := n.cfg.Engine.Get(nil, key)
 	if err != nil {
 		return dst, err

@@ -292,7 +292,7 @@ func (g *Gossip) viewLocked() *View {
 	ids := make([]string, 0, len(g.roster))
 	members := make(map[string]Member, len(g.roster))
 	for id, e := range g.roster {
-		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left}
+		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left, Joined: e.Stamp}
 		if !e.Removed {
 			ids = append(ids, id)
 			m.State = g.live[id]

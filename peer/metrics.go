@@ -3,7 +3,8 @@ package peer
 import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exports the coordinator's metrics: ringkv_hints_pending (per
-// owner), ringkv_hints_replayed_total and ringkv_read_repairs_total.
+// owner), ringkv_hints_replayed_total, ringkv_read_repairs_total and
+// ringkv_transfer_bytes_total.
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
 
 type collector struct{ n *Node }
@@ -15,12 +16,15 @@ var (
 		"Hints delivered to their owners since start.", nil, nil)
 	descReadRepairs = prometheus.NewDesc("ringkv_read_repairs_total",
 		"Stale replicas a read rewrote with the newest record since start.", nil, nil)
+	descTransferBytes = prometheus.NewDesc("ringkv_transfer_bytes_total",
+		"Bytes of ranges this node pulled from other nodes since start.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHintsPending
 	ch <- descHintsReplayed
 	ch <- descReadRepairs
+	ch <- descTransferBytes
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -34,4 +38,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descHintsReplayed, prometheus.CounterValue, float64(c.n.hintsReplayd.Load()))
 	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.readRepairs.Load()))
+	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 }

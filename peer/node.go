@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,14 @@ type Config struct {
 	// HintInterval is how often queued hints are retried for members that
 	// are alive. The default value is 2s.
 	HintInterval time.Duration
+	// TransferRate bounds the bytes a second this node sends when another
+	// pulls a range from it. The default value is 32MiB; negative means
+	// no bound.
+	TransferRate int64
+	// TransferDir is where pulled ranges are staged as SSTables before
+	// they are merged in; it must be on the engine's filesystem. The
+	// default is the engine's directory with ".transfers" appended.
+	TransferDir string
 	// Now reads wall time for TTLs and expiry. The default is time.Now.
 	Now func() time.Time
 	// Logger is the node's logger. The default is slog.Default().
@@ -82,6 +91,11 @@ type Node struct {
 
 	readRepairs  atomic.Int64 // stale replicas a read rewrote
 	hintsReplayd atomic.Int64 // hints delivered
+
+	reb rebalancer // range transfers (transfer.go)
+	// pending lists the ranges of the current ring this node is still
+	// pulling (nil: none); reads of their keys answer ErrRangePending.
+	pending atomic.Pointer[[]ring.Range]
 }
 
 type membershipRef struct{ m Membership }
@@ -122,6 +136,15 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.HintInterval <= 0 {
 		cfg.HintInterval = 2 * time.Second
 	}
+	switch {
+	case cfg.TransferRate == 0:
+		cfg.TransferRate = 32 << 20
+	case cfg.TransferRate < 0:
+		cfg.TransferRate = 0 // sstable.Send: unlimited
+	}
+	if cfg.TransferDir == "" {
+		cfg.TransferDir = cfg.Engine.Dir() + ".transfers"
+	}
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay
@@ -134,13 +157,20 @@ func NewNode(cfg Config) (*Node, error) {
 		tag:  memtable.NodeTag(cfg.NodeID),
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
+		reb:  rebalancer{kick: make(chan struct{}, 1)},
 	}
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
 	})
 	if cfg.Transport != nil {
+		// Tables staged by a pull that a crash cut short: the pull starts
+		// the range again.
+		if err := cfg.Engine.FS().RemoveAll(cfg.TransferDir); err != nil {
+			cfg.Logger.Warn("cannot clear the transfer directory", "dir", cfg.TransferDir, "err", err)
+		}
 		n.wg.Go(n.hintLoop)
+		n.wg.Go(n.rebalanceLoop)
 	}
 	return n, nil
 }
@@ -167,7 +197,21 @@ func (n *Node) View() *View { return n.view.Load() }
 // SetView installs a new view of the cluster. The membership layer calls
 // it on every change; a member that comes back alive has its hints replayed.
 func (n *Node) SetView(v *View) {
+	ringChanged := false
+	if old := n.view.Load(); old == nil || !slices.Equal(old.Ring.Nodes(), v.Ring.Nodes()) {
+		// Before the new ring is used, mark what it gives this node that
+		// it has yet to pull, so no read is answered from a partial copy.
+		if mine, done, _, err := n.plan(v); err == nil {
+			n.setPending(mine, done)
+		} else {
+			n.cfg.Logger.Error("cannot plan range transfers", "err", err)
+		}
+		ringChanged = true
+	}
 	old := n.view.Swap(v)
+	if ringChanged {
+		n.kickRebalance() // after the swap: the pull must see the new ring
+	}
 	for id, m := range v.Members {
 		if m.State == Alive && (old == nil || old.Members[id].State != Alive) {
 			n.nudge()

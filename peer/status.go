@@ -16,9 +16,11 @@ type ClusterStatus struct {
 	Replicas int      `json:"replicas"`
 	VNodes   int      `json:"vnodes"`
 	Members  []Member `json:"members"`
-	// Transfers lists range moves in flight; ringkv does not move ranges
-	// yet, so it is always empty.
-	Transfers []any `json:"transfers"`
+	// Transfers lists the range pulls in flight on this node; empty when
+	// it holds every range of the ring.
+	Transfers []Transfer `json:"transfers"`
+	// Settled says this node holds every range the current ring gives it.
+	Settled bool `json:"settled"`
 	// HintsPending counts the hints this node holds, per owner.
 	HintsPending map[string]int64 `json:"hints_pending"`
 	// Ownership is each member's share of the token space as primary.
@@ -33,7 +35,8 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		Replicas:     v.Ring.Replicas(),
 		VNodes:       v.Ring.VNodes(),
 		Members:      v.sortedMembers(),
-		Transfers:    []any{},
+		Transfers:    n.Transfers(),
+		Settled:      n.Settled(),
 		HintsPending: n.cfg.Engine.PendingHints(),
 		Ownership:    v.Ring.Ownership(),
 	}

@@ -63,6 +63,11 @@ var ErrNotFound = engine.ErrNotFound
 // replicas answered than their consistency level needs.
 var ErrUnavailable = errors.New("peer: not enough replicas answered")
 
+// ErrRangePending is a replica's answer for a key of a range it has just
+// been given and is still pulling from the range's old owners: its copy
+// may lack writes, so the coordinator asks an old owner instead.
+var ErrRangePending = errors.New("peer: the key's range is still being transferred to this node")
+
 // UnavailableError says how many replicas answered a request and how many it needed.
 type UnavailableError struct {
 	Op       string

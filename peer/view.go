@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"io"
 	"slices"
 	"time"
 
@@ -25,6 +26,10 @@ type Member struct {
 	HTTPAddr   string      `json:"http_addr"`
 	GossipAddr string      `json:"gossip_addr"`
 	State      MemberState `json:"state"`
+	// Joined orders the members' joins (the stamp of the member-list
+	// entry that added it): a node that has never held its ranges pulls
+	// them from the members that joined before it.
+	Joined uint64 `json:"-"`
 }
 
 // View is one immutable picture of the cluster: the ring, built from the
@@ -81,6 +86,10 @@ type Transport interface {
 	ReadAsync(addr string, key []byte, deadline time.Time, got func(rec []byte, err error))
 	// Scan returns one page of the node's own records.
 	Scan(ctx context.Context, addr string, q LocalScan) (LocalPage, error)
+	// OpenSpan asks the node at addr for its records of the token span
+	// [lo, hi) and returns the stream (sstable.Send's format) to read them
+	// from. Closing it, or ctx ending, stops the transfer.
+	OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error)
 	// GossipAddrs returns the gossip addresses of the members the node at
 	// addr knows, for joining its cluster.
 	GossipAddrs(ctx context.Context, addr string) ([]string, error)

@@ -112,6 +112,17 @@ func AppendRecordsHeader(dst []byte, n int) []byte {
 // empty says the node has none.
 func AppendRecord(dst, rec []byte) []byte { return appendBytes(dst, rec) }
 
+// pendingMark stands in a read answer for a key whose range the node is
+// still pulling: one byte that no encoded record is.
+const pendingMark = 0xff
+
+// AppendPending appends, in place of a record, the mark that says the node
+// is still pulling the key's range and cannot answer for it yet.
+func AppendPending(dst []byte) []byte { return appendBytes(dst, []byte{pendingMark}) }
+
+// IsPending reports whether a record of DecodeRecords is the pending mark.
+func IsPending(rec []byte) bool { return len(rec) == 1 && rec[0] == pendingMark }
+
 // DecodeRead parses a read message; the keys alias b.
 func DecodeRead(b []byte) ([][]byte, error) {
 	r := reader{b: b}
@@ -133,8 +144,8 @@ func DecodeRead(b []byte) ([][]byte, error) {
 }
 
 // DecodeRecords parses the answer to a read of n keys: one record per key,
-// nil where the node has none. The records alias b; each has been checked
-// to decode.
+// nil where the node has none, or the pending mark (IsPending). The
+// records alias b; each other one has been checked to decode.
 func DecodeRecords(b []byte, n int) ([][]byte, error) {
 	r := reader{b: b}
 	r.header(kindRecords)
@@ -146,6 +157,8 @@ func DecodeRecords(b []byte, n int) ([][]byte, error) {
 		rec := r.bytes(maxRecord, "record")
 		if len(rec) == 0 {
 			rec = nil
+		} else if IsPending(rec) {
+			// kept as is: the caller maps it to ErrRangePending
 		} else if _, err := memtable.Decode(rec); err != nil {
 			r.fail("record %d: %v", i, err)
 		}

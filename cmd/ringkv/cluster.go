@@ -13,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 const clusterUsage = `usage: ringkv cluster COMMAND [--addr HOST:PORT] [--timeout D] [--json]
@@ -283,9 +285,32 @@ func printStatus(w io.Writer, st *clusterStatus) {
 		return
 	}
 	fmt.Fprintf(w, "transfers in flight: %d\n", len(st.Transfers))
-	for _, t := range st.Transfers {
-		fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(t))
+	for _, raw := range st.Transfers {
+		var t peer.Transfer
+		if err := json.Unmarshal(raw, &t); err != nil || t.RangesTotal <= 0 {
+			fmt.Fprintf(w, "  %s\n", bytes.TrimSpace(raw)) // a shape this build does not know
+			continue
+		}
+		fmt.Fprintf(w, "  %s\n", transferLine(t))
 	}
+}
+
+// transferLine renders one move with a progress bar, e.g.
+// "n4 <- n1 [#####---------------] 12/48 ranges, 3.1MiB at 1.2MiB/s, ETA 36s, now (00f3.., 01a2..]".
+func transferLine(t peer.Transfer) string {
+	const width = 20
+	filled := min(width, t.RangesDone*width/t.RangesTotal)
+	bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
+	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s at %s/s", t.To, t.From, bar, t.RangesDone, t.RangesTotal,
+		fmtBytes(t.BytesDone), fmtBytes(int64(t.Rate)))
+	if t.ETASeconds > 0 {
+		s += fmt.Sprintf(", ETA %s", (time.Duration(t.ETASeconds) * time.Second).String())
+	}
+	s += ", now " + t.Range
+	if t.LastError != "" {
+		s += fmt.Sprintf("; %d failed attempts, last: %s", t.Attempts, oneLine(t.LastError))
+	}
+	return s
 }
 
 func printRing(w io.Writer, o *ringOwners) {

@@ -34,7 +34,7 @@ func newFakeCluster(t *testing.T) (*fakeCluster, string) {
 				{ID: "node-c", HTTPAddr: "127.0.0.1:8003", GossipAddr: "127.0.0.1:7003", State: peer.Dead},
 				{ID: "node-d", HTTPAddr: "127.0.0.1:8004", GossipAddr: "127.0.0.1:7004", State: peer.Left},
 			},
-			Transfers:    []any{},
+			Transfers:    []peer.Transfer{},
 			HintsPending: map[string]int64{"node-c": 42},
 			Ownership:    map[string]float64{"node-a": 0.3125, "node-b": 0.34375, "node-c": 0.34375},
 		},
@@ -185,10 +185,12 @@ func TestClusterStatusTable(t *testing.T) {
 	}
 
 	// Transfers in flight and hints for an id no longer listed still show.
-	f.status.Transfers = []any{map[string]any{"range": "00-7f", "bytes_done": 10, "bytes_total": 100}}
+	f.status.Transfers = []peer.Transfer{{Range: "(00, 7f]", From: "node-a", To: "node-b", RangesDone: 5, RangesTotal: 20,
+		BytesDone: 3 << 20, Rate: 1 << 20, ETASeconds: 15, Attempts: 2, LastError: "node-a is down"}}
 	f.status.HintsPending["node-z"] = 7
 	out, _, code = runCluster(t, "status", "--addr", addr)
-	if code != exitOK || !strings.Contains(out, "transfers in flight: 1") || !strings.Contains(out, `"bytes_total":100`) {
+	if code != exitOK || !strings.Contains(out, "transfers in flight: 1") ||
+		!strings.Contains(out, "node-b <- node-a [#####---------------] 5/20 ranges, 3.0MiB at 1.0MiB/s, ETA 15s, now (00, 7f]; 2 failed attempts, last: node-a is down") {
 		t.Fatalf("status with a transfer: exit %d\n%s", code, out)
 	}
 	if !regexpLine(out, "node-z", "unknown", "7") {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,7 +77,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped")
-	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when moving ranges (cluster; not active in this build)")
+	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when another pulls a range from it")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "anti-entropy I/O budget in bytes per second (cluster; not active in this build)")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM, hand ranges over before exiting (cluster; not active in this build)")
@@ -324,6 +325,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	node, err := peer.NewNode(peer.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
 		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,
+		TransferRate: c.transferRate, TransferDir: filepath.Clean(c.dataDir) + ".transfers",
 	})
 	if err != nil {
 		ln.Close()

@@ -7,9 +7,11 @@ package peertest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -176,6 +178,16 @@ func (t *transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (pe
 	return node.ScanLocal(ctx, q)
 }
 
+func (t *transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error) {
+	node, err := t.net.route(ctx, t.from, addr, "span")
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(node.ServeSpan(ctx, lo, hi, pw)) }()
+	return pr, nil
+}
+
 func (t *transport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
 	return nil, errors.New("peertest: no gossip")
 }
@@ -203,6 +215,9 @@ type Options struct {
 	Seed     uint64 // drives drops
 	// RequestTimeout bounds replica waits; default 2s.
 	RequestTimeout time.Duration
+	// TransferRate bounds the bytes a second a node sends to one that
+	// pulls a range; default unlimited.
+	TransferRate int64
 }
 
 // NewCluster starts opts.Nodes nodes, every one alive in every view. The
@@ -231,7 +246,32 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	}
 	c.publish()
 	t.Cleanup(c.Close)
+	// Founding members each take themselves to be joining the others and
+	// pull their (empty) ranges; that takes milliseconds, and until then
+	// they answer reads of those ranges with ErrRangePending.
+	c.WaitSettled(10 * time.Second)
 	return c
+}
+
+// WaitSettled waits until every node holds every range its ring gives it.
+func (c *Cluster) WaitSettled(within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var left []string
+		for i, n := range c.Nodes {
+			if n != nil && !n.Settled() {
+				left = append(left, fmt.Sprint(c.IDs[i], n.Transfers()))
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodes not settled within %s: %v", within, left)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (c *Cluster) start(i int) {
@@ -247,6 +287,7 @@ func (c *Cluster) start(i int) {
 		Transport:    &transport{net: c.Net, from: c.Addrs[i]},
 		HintInterval: time.Hour, // tests replay hints themselves
 		HedgeAfter:   20 * time.Millisecond,
+		TransferRate: cmp.Or(c.cfg.TransferRate, -1),
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -268,7 +309,9 @@ func (c *Cluster) View() *peer.View {
 		if c.down[id] {
 			st = peer.Dead
 		}
-		ms[id] = peer.Member{ID: id, HTTPAddr: c.Addrs[i], State: st}
+		// Founders joined together; AddNode's nodes after them, in order.
+		joined := uint64(max(0, i-c.cfg.Nodes+1))
+		ms[id] = peer.Member{ID: id, HTTPAddr: c.Addrs[i], State: st, Joined: joined}
 	}
 	return &peer.View{Ring: ring.New(c.IDs, c.cfg.VNodes, c.cfg.Replicas), Members: ms}
 }
@@ -280,6 +323,23 @@ func (c *Cluster) publish() {
 			n.SetView(v)
 		}
 	}
+}
+
+// AddNode starts one more node, empty, and puts it in every node's ring,
+// as a join does; it returns its index.
+func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	i := len(c.IDs)
+	c.mu.Lock()
+	c.IDs = append(c.IDs, fmt.Sprintf("n%d", i+1))
+	c.Addrs = append(c.Addrs, fmt.Sprintf("mem-%d:80", i+1))
+	c.FS = append(c.FS, vfs.NewMem())
+	c.Nodes = append(c.Nodes, nil)
+	c.engs = append(c.engs, nil)
+	c.mu.Unlock()
+	c.start(i)
+	c.publish()
+	return i
 }
 
 // MarkDown makes every node's failure detector report node i dead.

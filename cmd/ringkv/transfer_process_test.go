@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJoinMovesData: a node loaded alone is joined by two empty ones; they
+// pull the ranges the ring gives them over HTTP, so that with the first
+// node killed, the other two serve every key at quorum. The transfers show
+// in /v1/cluster while they run and are gone once settled, and
+// ringkv_transfer_bytes_total counts them.
+func TestJoinMovesData(t *testing.T) {
+	ringkvBinary(t)
+	nodes := newCluster(t, 3, "--replicas", "3")
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	n1.start()
+	const keys = 1500
+	for i := range keys {
+		code, b, err := call(http.MethodPut, kvURL(n1.http, fmt.Sprintf("mv/%04d", i), ""), fmt.Sprint("v", i))
+		if err != nil || code/100 != 2 {
+			t.Fatalf("PUT: %d %s %v", code, b, err)
+		}
+	}
+	n2.start("--join", n1.gossip)
+	n3.start("--join", n1.gossip)
+	waitAllAlive(t, 30*time.Second, nodes)
+	poll(t, 60*time.Second, "every node holds its ranges", func() (bool, string) {
+		var why []string
+		for _, c := range nodes {
+			st, err := status(c.http)
+			if err != nil {
+				return false, err.Error()
+			}
+			if !st.Settled || len(st.Transfers) != 0 || len(st.Members) != 3 {
+				why = append(why, fmt.Sprintf("%s: settled %v, transfers %+v, members %d", c.id, st.Settled, st.Transfers, len(st.Members)))
+			}
+		}
+		return len(why) == 0, strings.Join(why, "; ")
+	})
+	moved := transferBytes(t, n2.http) + transferBytes(t, n3.http)
+	if moved == 0 {
+		t.Fatal("ringkv_transfer_bytes_total is 0 on both joiners")
+	}
+	t.Logf("joiners pulled %.0f bytes", moved)
+	n1.kill9()
+	for i := range keys {
+		k := fmt.Sprintf("mv/%04d", i)
+		code, b, err := call(http.MethodGet, kvURL(n2.http, k, "quorum"), "")
+		if err != nil || code != http.StatusOK || string(b) != fmt.Sprint("v", i) {
+			t.Fatalf("GET %s from the joiners alone: %d %q %v", k, code, b, err)
+		}
+	}
+}
+
+// transferBytes reads ringkv_transfer_bytes_total from addr's /metrics.
+func transferBytes(t *testing.T, addr string) float64 {
+	t.Helper()
+	code, b, err := call(http.MethodGet, "http://"+addr+"/metrics", "")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "ringkv_transfer_bytes_total "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	t.Fatalf("no ringkv_transfer_bytes_total at %s", addr)
+	return 0
+}

@@ -1,0 +1,70 @@
+package httpd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// spanIdle is how long a range stream may go without a byte before the
+// puller gives up on it (and retries later).
+const spanIdle = 30 * time.Second
+
+// newSpanClient returns the client of range streams: net/http's, which
+// hands a response body over as it arrives (fasthttp's reads it whole
+// first), and range streams are long.
+func newSpanClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: spanIdle, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
+}
+
+// OpenSpan asks addr for its records of the token span [lo, hi) and returns
+// the stream. A stream that stalls for 30s fails.
+func (t *Transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error) {
+	u := "http://" + addr + "/internal/span?lo=" + strconv.FormatUint(lo, 16) + "&hi=" + strconv.FormatUint(hi, 16)
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if t.cfg.Secret != "" {
+		req.Header.Set(SecretHeader, t.cfg.Secret)
+	}
+	resp, err := t.span.Do(req)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%s/internal/span: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("%s/internal/span: status %d: %s", addr, resp.StatusCode, clip(b))
+	}
+	return &idleBody{rc: resp.Body, cancel: cancel, idle: spanIdle}, nil
+}
+
+// idleBody cancels its request when a read waits longer than idle.
+type idleBody struct {
+	rc     io.ReadCloser
+	cancel context.CancelFunc
+	idle   time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	t := time.AfterFunc(b.idle, b.cancel)
+	n, err := b.rc.Read(p)
+	if !t.Stop() && err != nil {
+		err = fmt.Errorf("no data for %s: %w", b.idle, err)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}

@@ -1,0 +1,80 @@
+package httpd
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringkv/ringkv/peer"
+)
+
+// TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
+// for the span asked; bad bounds are a 400 and a missing secret a 401.
+func TestTransportOpenSpan(t *testing.T) {
+	ts, addr, tr := newTransportPair(t, Config{ClusterSecret: "s"}, TransportConfig{Secret: "s"})
+	ctx := testCtx(t, 10*time.Second)
+	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
+	ts.cl.mu.Lock()
+	ts.cl.mu.spanBody = body
+	ts.cl.mu.Unlock()
+	rc, err := tr.OpenSpan(ctx, addr, 0x10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("stream: %d bytes of %d, %v", len(got), len(body), err)
+	}
+	ts.cl.mu.Lock()
+	reqs := ts.cl.mu.spanReqs
+	ts.cl.mu.Unlock()
+	if len(reqs) != 1 || reqs[0] != [2]uint64{0x10, 0} {
+		t.Errorf("ServeSpan asked for %x", reqs)
+	}
+	if _, err := tr.OpenSpan(ctx, addr, 0x20, 0x10); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("lo > hi: %v", err)
+	}
+	bad := NewTransport(TransportConfig{})
+	defer bad.Close()
+	if _, err := bad.OpenSpan(ctx, addr, 0, 0); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the secret: %v", err)
+	}
+	// A donor that fails mid-stream cuts it short: the reader sees the
+	// bytes so far and then the end (the format's trailer is missing).
+	ts.cl.mu.Lock()
+	ts.cl.mu.spanErr = errors.New("disk gone")
+	ts.cl.mu.Unlock()
+	rc, err = tr.OpenSpan(ctx, addr, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(rc)
+	rc.Close()
+	if len(got) > len(body) {
+		t.Errorf("cut stream: %d bytes", len(got))
+	}
+}
+
+// TestTransportReadPending: a key whose range the node is still pulling
+// comes back as ErrRangePending, without failing the other keys batched
+// with it.
+func TestTransportReadPending(t *testing.T) {
+	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ctx := testCtx(t, 10*time.Second)
+	if err := tr.Apply(ctx, addr, testMutations("k", 2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	ts.cl.mu.Lock()
+	ts.cl.mu.pendingKeys = map[string]bool{"k0001": true}
+	ts.cl.mu.Unlock()
+	if _, err := tr.Read(ctx, addr, []byte("k0001")); !errors.Is(err, peer.ErrRangePending) {
+		t.Errorf("pending key: %v, want ErrRangePending", err)
+	}
+	if rec, err := tr.Read(ctx, addr, []byte("k0000")); err != nil || rec == nil {
+		t.Errorf("other key: %x, %v", rec, err)
+	}
+}
