@@ -32,6 +32,9 @@ type rosterEntry struct {
 	GossipAddr string `json:"gossip_addr"`
 	Stamp      uint64 `json:"stamp"`
 	Removed    bool   `json:"removed,omitempty"`
+	// Leaving: the node is handing its ranges over; it is out of the ring
+	// but still serves them to the nodes that pull them.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 func (a rosterEntry) beats(b rosterEntry) bool {
@@ -45,6 +48,7 @@ func (a rosterEntry) beats(b rosterEntry) bool {
 type nodeMeta struct {
 	HTTPAddr string `json:"h"`
 	Stamp    uint64 `json:"s"`
+	Leaving  bool   `json:"l,omitempty"`
 }
 
 // GossipConfig configures Gossip.
@@ -209,6 +213,31 @@ func (g *Gossip) Remove(id string) error {
 	return nil
 }
 
+// Leave takes this node out of the ring while it stays a member that
+// serves its data: the others pull its ranges, then Remove(self) ends it.
+func (g *Gossip) Leave() error {
+	g.mu.Lock()
+	e := g.roster[g.cfg.NodeID]
+	if e.Removed {
+		g.mu.Unlock()
+		return fmt.Errorf("%w: %q has left", ErrUnknownMember, g.cfg.NodeID)
+	}
+	if !e.Leaving {
+		e.Leaving = true
+		e.Stamp = max(g.cfg.Clock.Now(), e.Stamp+1)
+		g.roster[g.cfg.NodeID] = e
+		g.self = e
+		g.dirty = true
+	}
+	g.mu.Unlock()
+	if err := g.ml.UpdateNode(time.Second); err != nil {
+		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
+	}
+	g.signal()
+	g.broadcast()
+	return nil
+}
+
 // Close tells the other members this node is going away (they mark it
 // down at once and keep hints for it; it stays in the ring), then stops.
 func (g *Gossip) Close() error {
@@ -292,9 +321,11 @@ func (g *Gossip) viewLocked() *View {
 	ids := make([]string, 0, len(g.roster))
 	members := make(map[string]Member, len(g.roster))
 	for id, e := range g.roster {
-		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left, Joined: e.Stamp}
+		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left, Joined: e.Stamp, Leaving: e.Leaving && !e.Removed}
 		if !e.Removed {
-			ids = append(ids, id)
+			if !e.Leaving {
+				ids = append(ids, id)
+			}
 			m.State = g.live[id]
 			if m.State == "" {
 				m.State = Dead // not heard from since this node started
@@ -348,9 +379,9 @@ func (b rosterBroadcast) Finished()                             {}
 // NodeMeta is this node's HTTP address and roster stamp.
 func (g *Gossip) NodeMeta(limit int) []byte {
 	g.mu.Lock()
-	stamp := g.self.Stamp
+	stamp, leaving := g.self.Stamp, g.self.Leaving
 	g.mu.Unlock()
-	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, Stamp: stamp})
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, Stamp: stamp, Leaving: leaving})
 	if len(b) > limit {
 		return nil
 	}
@@ -419,7 +450,7 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	}
 	g.mu.Lock()
 	g.live[n.Name] = st
-	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp}
+	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp, Leaving: meta.Leaving}
 	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
 		g.roster[n.Name] = e
 		g.dirty = true

@@ -96,6 +96,9 @@ type Node struct {
 	// pending lists the ranges of the current ring this node is still
 	// pulling (nil: none); reads of their keys answer ErrRangePending.
 	pending atomic.Pointer[[]ring.Range]
+
+	leaveRunning atomic.Bool            // StartLeave's goroutine runs
+	leaveState   atomic.Pointer[string] // ClusterStatus.Leave
 }
 
 type membershipRef struct{ m Membership }

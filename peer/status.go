@@ -21,6 +21,9 @@ type ClusterStatus struct {
 	Transfers []Transfer `json:"transfers"`
 	// Settled says this node holds every range the current ring gives it.
 	Settled bool `json:"settled"`
+	// Leave is the progress of this node's graceful leave, if one began:
+	// "handing ranges over: ...", "left", or why it stopped.
+	Leave string `json:"leave,omitempty"`
 	// HintsPending counts the hints this node holds, per owner.
 	HintsPending map[string]int64 `json:"hints_pending"`
 	// Ownership is each member's share of the token space as primary.
@@ -37,6 +40,7 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		Members:      v.sortedMembers(),
 		Transfers:    n.Transfers(),
 		Settled:      n.Settled(),
+		Leave:        n.leaveStatus(),
 		HintsPending: n.cfg.Engine.PendingHints(),
 		Ownership:    v.Ring.Ownership(),
 	}

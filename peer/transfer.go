@@ -439,6 +439,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // gives it: no pull is pending.
 func (n *Node) Settled() bool {
 	cur := sortedNodes(n.view.Load().Ring)
+	if !slices.Contains(cur, n.cfg.NodeID) {
+		return true // out of the ring (leaving or left): nothing to hold
+	}
 	st, err := n.loadRebalance()
 	return err == nil && (slices.Equal(st.Settled, cur) || (st.Settled == nil && len(cur) == 1))
 }

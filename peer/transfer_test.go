@@ -172,3 +172,57 @@ func TestReadsDuringMove(t *testing.T) {
 	t.Logf("%d reads in %d rounds during the move, all found", reads, during)
 	waitSettled(t, c, 30*time.Second)
 }
+
+// TestLeaveHandsOver: a node that leaves a loaded cluster goes only once
+// the remaining nodes hold the ranges it gave up; then, with it gone,
+// every acknowledged write is readable at quorum, and each key's new
+// owners hold it themselves. Reads during the handover find every key.
+func TestLeaveHandsOver(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 4, Replicas: 2, TransferRate: 512 << 10})
+	const keys = 1500
+	for i := range keys {
+		if err := put(t, c.Nodes[i%4], string(key(i)), fmt.Sprint("v", i), peer.Quorum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	const l = 3
+	done := make(chan error, 1)
+	go func() { done <- c.Nodes[l].Leave(bg) }()
+	reads := 0
+	for left := false; !left; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Leave: %v", err)
+			}
+			left = true
+		default:
+			for i := reads % 5; i < keys; i += 5 {
+				if got, err := get(t, c.Nodes[i%3], key(i), peer.Quorum); err != nil || got != fmt.Sprint("v", i) {
+					t.Fatalf("get %s during the handover = %q, %v", key(i), got, err)
+				}
+			}
+			reads++
+		}
+	}
+	if st := c.Nodes[l].ClusterStatus(); st.Leave != "left" {
+		t.Errorf("leave status %q, want left", st.Leave)
+	}
+	c.Net.Isolate(c.Addrs[l]) // gone
+	ring := c.Nodes[0].View().Ring
+	if ring.Has(c.IDs[l]) {
+		t.Fatal("the node that left is still in the ring")
+	}
+	for i := range keys {
+		for _, id := range ring.KeyOwners(key(i)) {
+			if c.Local(c.Index(id), key(i)) == nil {
+				t.Fatalf("%s owns %s after the leave but does not hold it", id, key(i))
+			}
+		}
+		if got, err := get(t, c.Nodes[i%3], key(i), peer.All); err != nil || got != fmt.Sprint("v", i) {
+			t.Fatalf("get %s at all after the leave = %q, %v", key(i), got, err)
+		}
+	}
+	t.Logf("%d read rounds during the handover", reads)
+}

@@ -30,6 +30,8 @@ type Member struct {
 	// entry that added it): a node that has never held its ranges pulls
 	// them from the members that joined before it.
 	Joined uint64 `json:"-"`
+	// Leaving: out of the ring, handing its ranges over (see Node.Leave).
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // View is one immutable picture of the cluster: the ring, built from the
@@ -90,6 +92,10 @@ type Transport interface {
 	// [lo, hi) and returns the stream (sstable.Send's format) to read them
 	// from. Closing it, or ctx ending, stops the transfer.
 	OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error)
+	// Status returns the node at addr's view of the cluster (GET
+	// /v1/cluster), for a leaving node that waits for the others to hold
+	// its ranges.
+	Status(ctx context.Context, addr string) (ClusterStatus, error)
 	// GossipAddrs returns the gossip addresses of the members the node at
 	// addr knows, for joining its cluster.
 	GossipAddrs(ctx context.Context, addr string) ([]string, error)
@@ -104,6 +110,9 @@ type Membership interface {
 	Join(addrs []string) error
 	// Remove takes a member that is gone for good out of the ring.
 	Remove(id string) error
+	// Leave takes this node out of the ring while it keeps serving its
+	// data to the nodes that pull its ranges.
+	Leave() error
 	// GossipAddr is this node's own gossip address.
 	GossipAddr() string
 }

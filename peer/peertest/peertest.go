@@ -188,6 +188,14 @@ func (t *transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 	return pr, nil
 }
 
+func (t *transport) Status(ctx context.Context, addr string) (peer.ClusterStatus, error) {
+	node, err := t.net.route(ctx, t.from, addr, "status")
+	if err != nil {
+		return peer.ClusterStatus{}, err
+	}
+	return node.ClusterStatus(), nil
+}
+
 func (t *transport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
 	return nil, errors.New("peertest: no gossip")
 }
@@ -203,8 +211,36 @@ type Cluster struct {
 	engs  []*engine.Engine
 	cfg   Options
 
-	mu   sync.Mutex
-	down map[string]bool // ids failure detection reports dead
+	mu      sync.Mutex
+	down    map[string]bool // ids failure detection reports dead
+	leaving map[string]bool // ids out of the ring, handing over (Node.Leave)
+	removed map[string]bool // ids out of the cluster
+}
+
+// membership is one node's Membership on the test cluster: Leave and
+// Remove change every node's view at once.
+type membership struct {
+	c  *Cluster
+	id string
+}
+
+func (m membership) Join([]string) error { return errors.New("peertest: no gossip") }
+func (m membership) GossipAddr() string  { return "" }
+
+func (m membership) Leave() error {
+	m.c.mu.Lock()
+	m.c.leaving[m.id] = true
+	m.c.mu.Unlock()
+	m.c.publish()
+	return nil
+}
+
+func (m membership) Remove(id string) error {
+	m.c.mu.Lock()
+	m.c.removed[id] = true
+	m.c.mu.Unlock()
+	m.c.publish()
+	return nil
 }
 
 // Options shape a test cluster.
@@ -233,7 +269,7 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 2 * time.Second
 	}
-	c := &Cluster{t: t, Net: NewNetwork(opts.Seed), cfg: opts, down: map[string]bool{}}
+	c := &Cluster{t: t, Net: NewNetwork(opts.Seed), cfg: opts, down: map[string]bool{}, leaving: map[string]bool{}, removed: map[string]bool{}}
 	for i := range opts.Nodes {
 		c.IDs = append(c.IDs, fmt.Sprintf("n%d", i+1))
 		c.Addrs = append(c.Addrs, fmt.Sprintf("mem-%d:80", i+1))
@@ -292,6 +328,7 @@ func (c *Cluster) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	node.UseMembership(membership{c: c, id: c.IDs[i]})
 	c.engs[i], c.Nodes[i] = eng, node
 	c.Net.mu.Lock()
 	c.Net.nodes[c.Addrs[i]] = node
@@ -304,16 +341,22 @@ func (c *Cluster) View() *peer.View {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ms := map[string]peer.Member{}
+	var ringIDs []string
 	for i, id := range c.IDs {
 		st := peer.Alive
 		if c.down[id] {
 			st = peer.Dead
 		}
+		if c.removed[id] {
+			st = peer.Left
+		} else if !c.leaving[id] {
+			ringIDs = append(ringIDs, id)
+		}
 		// Founders joined together; AddNode's nodes after them, in order.
 		joined := uint64(max(0, i-c.cfg.Nodes+1))
-		ms[id] = peer.Member{ID: id, HTTPAddr: c.Addrs[i], State: st, Joined: joined}
+		ms[id] = peer.Member{ID: id, HTTPAddr: c.Addrs[i], State: st, Joined: joined, Leaving: c.leaving[id] && !c.removed[id]}
 	}
-	return &peer.View{Ring: ring.New(c.IDs, c.cfg.VNodes, c.cfg.Replicas), Members: ms}
+	return &peer.View{Ring: ring.New(ringIDs, c.cfg.VNodes, c.cfg.Replicas), Members: ms}
 }
 
 func (c *Cluster) publish() {

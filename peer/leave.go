@@ -1,0 +1,170 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// This file is graceful leave: a node takes itself out of the ring but
+// keeps serving, the nodes that the smaller ring gives its ranges pull
+// them (from it and the other old owners), and once every remaining member
+// reports that it holds all of its ranges, the node marks itself removed.
+// Until then it is listed as leaving; it never goes while a member could
+// still need its copy.
+
+// ErrOnlyMember is returned for a leave of the only member of a ring:
+// nobody would hold its data.
+var ErrOnlyMember = errors.New("peer: the only member of the ring cannot leave it")
+
+// leaveStatus is what ClusterStatus.Leave shows.
+func (n *Node) leaveStatus() string {
+	if s := n.leaveState.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+func (n *Node) setLeave(format string, a ...any) {
+	s := fmt.Sprintf(format, a...)
+	if old := n.leaveState.Load(); old == nil || *old != s {
+		n.cfg.Logger.Info("leave: " + s)
+	}
+	n.leaveState.Store(&s)
+}
+
+// StartLeave begins Leave in the background and returns at once; the
+// progress shows in ClusterStatus.Leave. Calling it again while a leave
+// runs does nothing.
+func (n *Node) StartLeave() error {
+	if err := n.canLeave(); err != nil {
+		return err
+	}
+	if !n.leaveRunning.CompareAndSwap(false, true) {
+		return nil
+	}
+	n.wg.Go(func() {
+		defer n.leaveRunning.Store(false)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-n.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := n.leave(ctx); err != nil {
+			n.setLeave("failed: %v", err)
+		}
+	})
+	return nil
+}
+
+// Leave hands this node's ranges over and takes it out of the cluster; it
+// returns once every remaining member holds the ranges it gained, or when
+// ctx ends (the node then stays out of the ring, listed as leaving, and a
+// later Leave picks up where this one stopped).
+func (n *Node) Leave(ctx context.Context) error {
+	if err := n.canLeave(); err != nil {
+		return err
+	}
+	err := n.leave(ctx)
+	if err != nil {
+		n.setLeave("stopped: %v", err)
+	}
+	return err
+}
+
+func (n *Node) canLeave() error {
+	if n.membership.Load() == nil {
+		return ErrNoMembership
+	}
+	if n.cfg.Transport == nil {
+		return errors.New("peer: no transport")
+	}
+	if v := n.view.Load(); v.Ring.Has(n.cfg.NodeID) && len(v.Ring.Nodes()) == 1 {
+		return ErrOnlyMember
+	}
+	return nil
+}
+
+func (n *Node) leave(ctx context.Context) error {
+	ref := n.membership.Load()
+	self := n.cfg.NodeID
+	if v := n.view.Load(); v.Members[self].State == Left {
+		n.setLeave("left")
+		return nil
+	}
+	if err := ref.m.Leave(); err != nil {
+		return err
+	}
+	n.setLeave("handing ranges over")
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		v := n.view.Load()
+		why := ""
+		switch {
+		case v.Ring.Has(self):
+			why = "waiting for this node's leave to reach its own ring"
+		case len(v.Ring.Nodes()) == 0:
+			return errors.New("no other member would hold the data")
+		default:
+			why = n.othersHoldRanges(ctx, v)
+		}
+		if why == "" {
+			break
+		}
+		n.setLeave("handing ranges over: %s", why)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	if err := ref.m.Remove(self); err != nil {
+		return err
+	}
+	n.setLeave("left")
+	return nil
+}
+
+// othersHoldRanges asks every member of v's ring whether it holds all of
+// its ranges of that ring; it returns why not, or "" when all do.
+func (n *Node) othersHoldRanges(ctx context.Context, v *View) string {
+	want := sortedNodes(v.Ring)
+	for _, id := range want {
+		m, ok := v.reachable(id)
+		if !ok {
+			return fmt.Sprintf("%s is down", id)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := n.cfg.Transport.Status(cctx, m.HTTPAddr)
+		cancel()
+		if err != nil {
+			return fmt.Sprintf("%s does not answer: %v", id, err)
+		}
+		var ring []string
+		for _, mm := range st.Members {
+			if mm.State != Left && !mm.Leaving {
+				ring = append(ring, mm.ID)
+			}
+		}
+		slices.Sort(ring)
+		if !slices.Equal(ring, want) {
+			return fmt.Sprintf("%s does not see this node's leave yet", id)
+		}
+		if !st.Settled {
+			left := ""
+			if len(st.Transfers) > 0 {
+				t := st.Transfers[0]
+				left = fmt.Sprintf(" (%d of %d ranges)", t.RangesDone, t.RangesTotal)
+			}
+			return fmt.Sprintf("%s is pulling its new ranges%s", id, left)
+		}
+	}
+	return ""
+}
