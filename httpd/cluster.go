@@ -95,14 +95,24 @@ func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx) {
 	s.writeJSON(ctx, "cluster_remove", map[string]string{"status": "removed", "id": id})
 }
 
-// clusterLeave serves POST /v1/cluster/leave. Handing ranges over comes
-// with data movement; until then a node cannot leave the ring gracefully.
+// clusterLeave serves POST /v1/cluster/leave: the node takes itself out of
+// the ring and hands its ranges over in the background; 202 at once, and
+// GET /v1/cluster shows the progress ("leave").
 func (s *Server) clusterLeave(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
 		methodNotAllowed(ctx, "POST")
 		return
 	}
-	writeError(ctx, fasthttp.StatusNotImplemented, "graceful leave (range handoff) is not available in this build; stop the node and run 'ringkv cluster remove ID' on another")
+	if !s.needCluster(ctx) {
+		return
+	}
+	if err := s.cluster.StartLeave(); err != nil {
+		s.writeClusterError(ctx, "cluster_leave", err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentTypeBytes(ctJSON)
+	ctx.SetBody(append(append([]byte(`{"status":"leaving","node":`), appendJSONString(nil, s.cfg.NodeID)...), "}\n"...))
 }
 
 // writeClusterError maps errors of cluster changes to statuses.
@@ -110,7 +120,7 @@ func (s *Server) writeClusterError(ctx *fasthttp.RequestCtx, op string, err erro
 	switch {
 	case errors.Is(err, peer.ErrUnknownMember):
 		writeError(ctx, fasthttp.StatusNotFound, err.Error())
-	case errors.Is(err, peer.ErrMemberAlive):
+	case errors.Is(err, peer.ErrMemberAlive), errors.Is(err, peer.ErrOnlyMember):
 		writeError(ctx, fasthttp.StatusConflict, err.Error())
 	case errors.Is(err, peer.ErrNoMembership), errors.Is(err, peer.ErrInvalidKey):
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())

@@ -277,6 +277,7 @@ type fakeCluster struct {
 		spanReqs [][2]uint64
 		// pendingKeys are keys ReadLocal answers ErrRangePending for.
 		pendingKeys map[string]bool
+		leaves      int // StartLeave calls
 	}
 }
 
@@ -473,6 +474,14 @@ func (c *fakeCluster) ScanLocal(ctx context.Context, q peer.LocalScan) (peer.Loc
 		p.Items = append(p.Items, peer.Mutation{Key: []byte(k), Record: bytes.Clone(c.mu.recs[k])})
 	}
 	return p, nil
+}
+
+// StartLeave records the call.
+func (c *fakeCluster) StartLeave() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.leaves++
+	return nil
 }
 
 // ServeSpan streams the span's bytes as the fake's spanBody, or fails.

@@ -45,6 +45,8 @@ type Cluster interface {
 	AddNode(ctx context.Context, httpAddr string) error
 	// RemoveNode takes a member that is gone for good out of the ring.
 	RemoveNode(id string) error
+	// StartLeave begins this node's graceful leave in the background.
+	StartLeave() error
 
 	// ApplyLocal, ReadLocal, ScanLocal and GossipAddrs answer other nodes
 	// (the /internal/ endpoints).

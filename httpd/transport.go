@@ -474,6 +474,26 @@ func (t *Transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (pe
 	return peer.DecodeScanPage(out)
 }
 
+// Status asks addr for its view of the cluster (GET /v1/cluster).
+func (t *Transport) Status(ctx context.Context, addr string) (peer.ClusterStatus, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/v1/cluster")
+	var st peer.ClusterStatus
+	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
+		return st, err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return st, fmt.Errorf("status %d: %s", resp.StatusCode(), clip(resp.Body()))
+	}
+	if err := json.Unmarshal(resp.Body(), &st); err != nil {
+		return st, fmt.Errorf("bad answer: %w", err)
+	}
+	return st, nil
+}
+
 // GossipAddrs asks addr for its members' gossip addresses.
 func (t *Transport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
 	req := fasthttp.AcquireRequest()
