@@ -24,7 +24,9 @@ commands:
                share of the ring, hints it holds for each; replicas, vnodes
   ring KEY     the owners of KEY in order, the primary first, and its token
   remove ID    take a node that is gone for good out of the ring
-  leave        hand this node's ranges over and leave (not in this build)
+  leave        take the node at --addr out of the ring: the others pull its
+               ranges, then it is removed; prints the progress until then
+               (--wait) and exits 0 once it has left
 
 --addr defaults to RINGKV_ADDR, else NODE_ADDRESS, else 127.0.0.1:8080.
 --json prints the node's JSON answer.
@@ -35,6 +37,7 @@ Exit 0 on success, 1 when the node refuses (unknown or alive member),
 type clusterConfig struct {
 	addr    string
 	timeout time.Duration
+	wait    time.Duration // leave: how long to follow the handover
 	json    bool
 }
 
@@ -51,6 +54,8 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
 	fs.BoolVar(&c.json, "json", false, "print the node's JSON answer")
+	c.wait = 30 * time.Minute
+	fs.DurationVar(&c.wait, "wait", c.wait, "leave: follow the handover this long (0: start it and return)")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "ringkv cluster: %s\n", fmt.Sprintf(format, a...))
 		return exitUsage
@@ -135,9 +140,47 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 		if c.json {
 			return writeJSON(stdout, body)
 		}
-		fmt.Fprintf(stdout, "%s is leaving the cluster\n", c.addr)
+		return cc.waitLeft(stdout, c.wait)
 	}
 	return exitOK
+}
+
+// waitLeft follows a leave on GET /v1/cluster, printing each change of
+// its progress, until the node says it has left (exit 0), the leave failed
+// (1), or wait is over (1).
+func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
+	fmt.Fprintf(stdout, "%s is leaving the cluster\n", cc.c.addr)
+	if wait <= 0 {
+		return exitOK
+	}
+	deadline := time.Now().Add(wait)
+	last := ""
+	for {
+		body, code := cc.call("leave", http.MethodGet, "/v1/cluster")
+		if code != exitOK {
+			return code
+		}
+		var st clusterStatus
+		if err := json.Unmarshal(body, &st); err != nil {
+			return cc.malformed("leave", err)
+		}
+		if st.Leave != last && st.Leave != "" {
+			fmt.Fprintf(stdout, "  %s\n", st.Leave)
+			last = st.Leave
+		}
+		switch {
+		case st.Leave == "left":
+			fmt.Fprintf(stdout, "%s has left: its ranges are held by the other members; stop it now\n", cc.c.addr)
+			return exitOK
+		case strings.HasPrefix(st.Leave, "failed"):
+			fmt.Fprintf(cc.stderr, "ringkv cluster: leave: %s\n", oneLine(st.Leave))
+			return exitFailure
+		case time.Now().After(deadline):
+			fmt.Fprintf(cc.stderr, "ringkv cluster: leave: not done after %s (%s); it goes on in the background\n", wait, oneLine(st.Leave))
+			return exitFailure
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // clusterClient makes the HTTP calls of 'ringkv cluster'.
@@ -224,8 +267,10 @@ type clusterStatus struct {
 		HTTPAddr   string `json:"http_addr"`
 		GossipAddr string `json:"gossip_addr"`
 		State      string `json:"state"`
+		Leaving    bool   `json:"leaving"`
 	} `json:"members"`
 	Transfers    []json.RawMessage  `json:"transfers"`
+	Leave        string             `json:"leave"`
 	HintsPending map[string]int64   `json:"hints_pending"`
 	Ownership    map[string]float64 `json:"ownership"`
 }
@@ -264,7 +309,11 @@ func printStatus(w io.Writer, st *clusterStatus) {
 		if f, ok := st.Ownership[m.ID]; ok {
 			own = fmt.Sprintf("%.1f%%", 100*f)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", id, dash(m.HTTPAddr), dash(m.GossipAddr), m.State, own, st.HintsPending[m.ID])
+		state := m.State
+		if m.Leaving {
+			state += ",leaving"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", id, dash(m.HTTPAddr), dash(m.GossipAddr), state, own, st.HintsPending[m.ID])
 	}
 	// Hints for an id the node no longer lists (should not happen, but a
 	// count must not go unseen).
@@ -280,6 +329,9 @@ func printStatus(w io.Writer, st *clusterStatus) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n* the node that answered; HINTS PENDING are writes it holds for that member\n")
+	if st.Leave != "" {
+		fmt.Fprintf(w, "leave of %s: %s\n", st.Self, st.Leave)
+	}
 	if len(st.Transfers) == 0 {
 		fmt.Fprintln(w, "transfers: none")
 		return

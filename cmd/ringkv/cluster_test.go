@@ -85,7 +85,7 @@ func newFakeCluster(t *testing.T) (*fakeCluster, string) {
 		}
 	})
 	mux.HandleFunc("/v1/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, 501, "graceful leave (range handoff) is not available in this build; stop the node and run 'ringkv cluster remove ID' on another")
+		writeErr(w, 501, "this node does not run clustering")
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -296,13 +296,14 @@ func TestClusterRemoveAndLeave(t *testing.T) {
 		oneLineErr(t, args, errs, tc.want)
 	}
 
-	// leave is not in this build: the server says so, exit 2.
+	// A node that cannot leave says so: exit 2 (the process test
+	// TestClusterLeave follows a real leave).
 	args := []string{"leave", "--addr", addr}
 	out, errs, code = runCluster(t, args...)
 	if code != exitUsage || out != "" {
 		t.Fatalf("leave: exit %d stdout %q, want exit 2", code, out)
 	}
-	oneLineErr(t, args, errs, "leave: 501 Not Implemented: graceful leave (range handoff) is not available in this build")
+	oneLineErr(t, args, errs, "leave: 501 Not Implemented: this node does not run clustering")
 	if f.last() != "POST /v1/cluster/leave" {
 		t.Fatalf("leave sent %q", f.last())
 	}

@@ -80,7 +80,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when another pulls a range from it")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "anti-entropy I/O budget in bytes per second (cluster; not active in this build)")
-	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM, hand ranges over before exiting (cluster; not active in this build)")
+	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
@@ -384,6 +384,27 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	code := exitOK
 	select {
 	case sig := <-sigs:
+		if c.drain {
+			// Hand the ranges over while still serving; a second signal
+			// stops waiting (the node then stays out of the ring, leaving).
+			lg.Info("draining: handing this node's ranges over before exiting", "signal", sig.String())
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-sigs:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			switch err := node.Leave(ctx); {
+			case errors.Is(err, peer.ErrOnlyMember):
+				lg.Info("nothing to hand over: this node is the only member")
+			case err != nil:
+				lg.Error("drain stopped before every range was handed over", "err", err)
+				code = exitFailure
+			}
+			cancel()
+		}
 		lg.Info("shutting down", "signal", sig.String())
 	case err := <-served:
 		lg.Error("http server stopped", "err", err)
