@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ringkv/ringkv/memtable"
@@ -141,8 +142,9 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	deadline := time.Now().Add(n.cfg.RequestTimeout)
 	replies := make(chan reply, len(order)+3) // owners, 2 successors, a forced local read
 	next, pending := 0, 0
-	extended := false    // order holds successors beyond the owners
-	selfPending := false // this node is still pulling key's range
+	extended := false       // order holds successors beyond the owners
+	selfPending := false    // this node is still pulling key's range
+	var pendingIDs []string // owners that answered ErrRangePending
 	askID := func(id string) {
 		pending++
 		if id == n.cfg.NodeID {
@@ -185,8 +187,11 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			pending--
 			if r.err != nil {
 				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
-				if errors.Is(r.err, ErrRangePending) && r.id == n.cfg.NodeID {
-					selfPending = true
+				if errors.Is(r.err, ErrRangePending) {
+					pendingIDs = append(pendingIDs, r.id)
+					if r.id == n.cfg.NodeID {
+						selfPending = true
+					}
 				}
 				if errors.Is(r.err, ErrRangePending) && !extended {
 					// A new owner still pulling: ask the owners after the
@@ -201,19 +206,40 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 				switch {
 				case next < len(order):
 					ask()
-				case len(got)+pending < need && selfPending:
-					// No old owner can answer: this node's own copy, which
-					// has every write made since it joined and what it
-					// pulled so far, is the best there is.
-					selfPending = false
-					pending++
-					replies <- n.readLocalReply(n.cfg.NodeID, kc, true)
-				case len(got)+pending < need:
+				case len(got)+pending < need && pending == 0:
+					// decided below, with the fallbacks
+				case len(got)+pending < need && !selfPending && len(pendingIDs) == 0:
 					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
 				}
+			} else {
+				got = append(got, r)
+			}
+			if len(got) >= need || pending > 0 || next < len(order) {
 				continue
 			}
-			got = append(got, r)
+			// Nobody left to ask and too few answers: what a move in
+			// progress still allows.
+			if selfPending {
+				// No old owner can answer: this node's own copy, which
+				// has every write made since it joined and what it
+				// pulled so far, is the best there is.
+				selfPending = false
+				pending++
+				replies <- n.readLocalReply(n.cfg.NodeID, kc, true)
+				continue
+			}
+			if len(pendingIDs) > 0 && len(v.Ring.Nodes()) <= n.cfg.Replicas && coversOwners(owners, got, pendingIDs) {
+				// Every node is an owner, so the ring grew from fewer
+				// than N nodes and the owners that answered are all the
+				// old owners there are: every earlier write is among the
+				// answers, and the new ones count as holding nothing.
+				for _, id := range pendingIDs[:min(len(pendingIDs), need-len(got))] {
+					got = append(got, reply{id: id})
+				}
+			}
+			if len(got) < need {
+				return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
+			}
 		case <-timer.C:
 			return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got), TimedOut: true}
 		case <-ctx.Done():
@@ -233,6 +259,19 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 		return dst, Version{}, ErrNotFound
 	}
 	return append(dst, rec.Value...), rec.Version, nil
+}
+
+// coversOwners reports whether every owner not in pendingIDs answered.
+func coversOwners(owners []string, got []reply, pendingIDs []string) bool {
+	for _, id := range owners {
+		if slices.Contains(pendingIDs, id) {
+			continue
+		}
+		if !slices.ContainsFunc(got, func(r reply) bool { return r.id == id }) {
+			return false
+		}
+	}
+	return true
 }
 
 // readLocalReply reads this node's own record of key as a reply; with

@@ -226,3 +226,31 @@ func TestLeaveHandsOver(t *testing.T) {
 	}
 	t.Logf("%d read rounds during the handover", reads)
 }
+
+// TestReadsWhileRingGrows: a node joining a ring smaller than N (one
+// node, N=2) owns every key with the old node; until it has pulled them,
+// quorum reads are answered by the old node alone, and find every key.
+func TestReadsWhileRingGrows(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 1, Replicas: 2, TransferRate: 128 << 10})
+	const keys = 1000
+	for i := range keys {
+		if err := put(t, c.Nodes[0], string(key(i)), fmt.Sprint("v", i), peer.Quorum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n2 := c.AddNode()
+	if c.Nodes[n2].Settled() {
+		t.Fatal("settled at once: nothing to test")
+	}
+	rounds := 0
+	for ; !c.Nodes[n2].Settled(); rounds++ {
+		for i := rounds % 5; i < keys; i += 5 {
+			for j := range 2 {
+				if got, err := get(t, c.Nodes[j], key(i), peer.Quorum); err != nil || got != fmt.Sprint("v", i) {
+					t.Fatalf("round %d: get %s via %s = %q, %v", rounds, key(i), c.IDs[j], got, err)
+				}
+			}
+		}
+	}
+	t.Logf("%d read rounds during the move", rounds)
+}
