@@ -47,16 +47,7 @@ func (n *Node) StartLeave() error {
 	}
 	n.wg.Go(func() {
 		defer n.leaveRunning.Store(false)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-n.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		if err := n.leave(ctx); err != nil {
+		if err := n.leave(n.bgCtx); err != nil {
 			n.setLeave("failed: %v", err)
 		}
 	})

@@ -97,6 +97,13 @@ type Node struct {
 	// pulling (nil: none); reads of their keys answer ErrRangePending.
 	pending atomic.Pointer[[]ring.Range]
 
+	// bgCtx ends when Close begins: background pulls and leaves stop.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	// viewMu serializes SetView with the deletion of given-away ranges.
+	viewMu sync.Mutex
+
 	leaveRunning atomic.Bool            // StartLeave's goroutine runs
 	leaveState   atomic.Pointer[string] // ClusterStatus.Leave
 }
@@ -162,6 +169,7 @@ func NewNode(cfg Config) (*Node, error) {
 		stop: make(chan struct{}),
 		reb:  rebalancer{kick: make(chan struct{}, 1)},
 	}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
@@ -181,7 +189,10 @@ func NewNode(cfg Config) (*Node, error) {
 // Close stops the node's background work (hint replay) and waits for
 // replica writes still in flight. It does not close the engine.
 func (n *Node) Close() error {
-	n.closeOnce.Do(func() { close(n.stop) })
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.bgCancel()
+	})
 	n.wg.Wait()
 	n.bg.Wait()
 	return nil
@@ -200,6 +211,8 @@ func (n *Node) View() *View { return n.view.Load() }
 // SetView installs a new view of the cluster. The membership layer calls
 // it on every change; a member that comes back alive has its hints replayed.
 func (n *Node) SetView(v *View) {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
 	ringChanged := false
 	if old := n.view.Load(); old == nil || !slices.Equal(old.Ring.Nodes(), v.Ring.Nodes()) {
 		// Before the new ring is used, mark what it gives this node that

@@ -44,6 +44,11 @@ type rebalanceState struct {
 	// already pulled (Range.String()).
 	Target []string `json:"target,omitempty"`
 	Done   []string `json:"done,omitempty"`
+	// Drop lists the ranges of ring DropRing that this node gave away
+	// when it settled on it; it deletes them once every member of that
+	// ring holds its ranges.
+	Drop     []ring.Range `json:"drop,omitempty"`
+	DropRing []string     `json:"drop_ring,omitempty"`
 }
 
 // Transfer is this node's pulling of the ranges a new ring gave it, as
@@ -186,6 +191,9 @@ func (n *Node) rebalanceLoop() {
 		case <-timer.C:
 		}
 		err := n.rebalance()
+		if err == nil {
+			err = n.dropGivenAway(n.bgCtx)
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -197,7 +205,7 @@ func (n *Node) rebalanceLoop() {
 			timer.Reset(time.Minute) // a safety net; kicks do the work
 			continue
 		}
-		if !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errNotYet) {
 			n.cfg.Logger.Warn("range transfer failed; will retry", "err", err, "retry_in", backoff)
 		}
 		timer.Reset(backoff)
@@ -318,7 +326,7 @@ func (n *Node) rebalance() error {
 		// first gossip exchange: settling then would skip its pulls.
 		alone := len(cur) == 1 && st.Settled == nil
 		if slices.Contains(cur, n.cfg.NodeID) && !slices.Equal(st.Settled, cur) && !alone {
-			return n.storeRebalance(rebalanceState{Settled: cur})
+			return n.settle(v, st)
 		}
 		return nil
 	}
@@ -357,12 +365,72 @@ func (n *Node) rebalance() error {
 		return nil
 	}
 	n.cfg.Logger.Info("holds every range of the ring", "ring", cur, "ranges_pulled", len(mine))
-	if err := n.storeRebalance(rebalanceState{Settled: cur}); err != nil {
+	if err := n.settle(v, st); err != nil {
 		return err
 	}
 	n.setPending(nil, nil)
 	n.reb.moveEnded()
 	return nil
+}
+
+// settle records that this node holds every range of v's ring, and which
+// ranges of its former ring it gave away, to drop once the new owners
+// hold them.
+func (n *Node) settle(v *View, st rebalanceState) error {
+	next := rebalanceState{Settled: sortedNodes(v.Ring)}
+	if st.Settled != nil {
+		prev := ring.New(st.Settled, v.Ring.VNodes(), v.Ring.Replicas())
+		for _, m := range ring.Diff(prev, v.Ring) {
+			if slices.Contains(m.From, n.cfg.NodeID) && !slices.Contains(m.To, n.cfg.NodeID) {
+				next.Drop = append(next.Drop, m.Range)
+			}
+		}
+		if len(next.Drop) > 0 {
+			next.DropRing = next.Settled
+		}
+	}
+	return n.storeRebalance(next)
+}
+
+// errNotYet is dropGivenAway's "the new owners do not all hold their
+// ranges yet": retried, and not worth a warning.
+var errNotYet = errors.New("peer: not yet")
+
+// dropGivenAway deletes the ranges this node gave away, once every member
+// of the ring it gave them away in holds all of its ranges. If the ring
+// changed since, the ranges stay (a later move may give them back; an
+// old copy is merged, never trusted).
+func (n *Node) dropGivenAway(ctx context.Context) error {
+	st, err := n.loadRebalance()
+	if err != nil || len(st.Drop) == 0 {
+		return err
+	}
+	v := n.view.Load()
+	if !slices.Equal(sortedNodes(v.Ring), st.DropRing) {
+		st.Drop, st.DropRing = nil, nil
+		return n.storeRebalance(st)
+	}
+	if why := n.othersHoldRanges(ctx, v); why != "" {
+		n.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
+		return errNotYet
+	}
+	// The ring must not change between the check and the deletion: a
+	// range given back would lose the writes it took meanwhile.
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
+	if !slices.Equal(sortedNodes(n.view.Load().Ring), st.DropRing) {
+		return errNotYet
+	}
+	for _, rg := range st.Drop {
+		for _, sp := range rg.Spans() {
+			if err := n.cfg.Engine.DropSpan(ctx, sp.Lo, sp.Hi); err != nil {
+				return err
+			}
+		}
+	}
+	n.cfg.Logger.Info("dropped the ranges given away", "ranges", len(st.Drop), "ring", st.DropRing)
+	st.Drop, st.DropRing = nil, nil
+	return n.storeRebalance(st)
 }
 
 func sortedNodes(r *ring.Ring) []string {
@@ -395,15 +463,7 @@ func (n *Node) pullRange(v *View, m ring.Move) error {
 }
 
 func (n *Node) pullSpans(rg ring.Range, addr string) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { // Close stops a pull at once
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := n.bgCtx // Close stops a pull at once
 	cr := &countingReader{reb: &n.reb}
 	for _, sp := range rg.Spans() {
 		body, err := n.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)

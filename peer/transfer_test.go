@@ -254,3 +254,51 @@ func TestReadsWhileRingGrows(t *testing.T) {
 	}
 	t.Logf("%d read rounds during the move", rounds)
 }
+
+// TestJoinDropsGivenAwayRanges: once every node holds its ranges of the
+// grown ring, the old owners delete the ranges they gave away (one range
+// deletion each), and keep every key they still own.
+func TestJoinDropsGivenAwayRanges(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 2})
+	const keys = 900
+	for i := range keys {
+		if err := put(t, c.Nodes[i%3], string(key(i)), fmt.Sprint("v", i), peer.Quorum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	c.AddNode()
+	waitSettled(t, c, 20*time.Second)
+	ring := c.Nodes[0].View().Ring
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		stale, missing := 0, 0
+		for i := range keys {
+			owners := ring.KeyOwners(key(i))
+			for j := range c.Nodes {
+				has, owns := c.Local(j, key(i)) != nil, slices.Contains(owners, c.IDs[j])
+				switch {
+				case has && !owns:
+					stale++
+				case owns && !has:
+					missing++
+				}
+			}
+		}
+		if missing > 0 {
+			t.Fatalf("%d owned copies missing", missing)
+		}
+		if stale == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d copies of given-away ranges still held after 20s", stale)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range keys {
+		if got, err := get(t, c.Nodes[i%4], key(i), peer.All); err != nil || got != fmt.Sprint("v", i) {
+			t.Fatalf("get %s at all = %q, %v", key(i), got, err)
+		}
+	}
+}
