@@ -3,8 +3,8 @@ package peer
 import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exports the coordinator's metrics: ringkv_hints_pending (per
-// owner), ringkv_hints_replayed_total, ringkv_read_repairs_total and
-// ringkv_transfer_bytes_total.
+// owner), ringkv_hints_replayed_total, ringkv_read_repairs_total,
+// ringkv_transfer_bytes_total and the anti-entropy counters.
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
 
 type collector struct{ n *Node }
@@ -18,6 +18,10 @@ var (
 		"Stale replicas a read rewrote with the newest record since start.", nil, nil)
 	descTransferBytes = prometheus.NewDesc("ringkv_transfer_bytes_total",
 		"Bytes of ranges this node pulled from other nodes since start.", nil, nil)
+	descAEPasses = prometheus.NewDesc("ringkv_anti_entropy_passes_total",
+		"Anti-entropy passes over every range this node owns, completed since start.", nil, nil)
+	descAESpans = prometheus.NewDesc("ringkv_anti_entropy_spans_repaired_total",
+		"Token spans anti-entropy found different from another owner's and pulled, since start.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -25,6 +29,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHintsReplayed
 	ch <- descReadRepairs
 	ch <- descTransferBytes
+	ch <- descAEPasses
+	ch <- descAESpans
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -39,4 +45,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHintsReplayed, prometheus.CounterValue, float64(c.n.hintsReplayd.Load()))
 	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.readRepairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
+	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))
+	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.aeSpans.Load()))
 }

@@ -65,6 +65,17 @@ type Config struct {
 	// they are merged in; it must be on the engine's filesystem. The
 	// default is the engine's directory with ".transfers" appended.
 	TransferDir string
+	// AntiEntropyInterval is how often the node compares Merkle trees of
+	// its ranges with their other owners and pulls what differs. The
+	// default value is 10m; negative disables it.
+	AntiEntropyInterval time.Duration
+	// AntiEntropyRate bounds the bytes a second anti-entropy reads from
+	// peers. The default value is 8MiB; negative means no bound.
+	AntiEntropyRate int64
+	// TombstoneGrace is the age past which garbage collection may delete a
+	// tombstone (or expired record); anti-entropy leaves such records out
+	// of its comparisons. The default value is 24h.
+	TombstoneGrace time.Duration
 	// Now reads wall time for TTLs and expiry. The default is time.Now.
 	Now func() time.Time
 	// Logger is the node's logger. The default is slog.Default().
@@ -93,6 +104,9 @@ type Node struct {
 	hintsReplayd atomic.Int64 // hints delivered
 
 	reb rebalancer // range transfers (transfer.go)
+
+	aePasses atomic.Int64 // anti-entropy passes completed
+	aeSpans  atomic.Int64 // spans anti-entropy found different and pulled
 	// pending lists the ranges of the current ring this node is still
 	// pulling (nil: none); reads of their keys answer ErrRangePending.
 	pending atomic.Pointer[[]ring.Range]
@@ -152,6 +166,21 @@ func NewNode(cfg Config) (*Node, error) {
 	case cfg.TransferRate < 0:
 		cfg.TransferRate = 0 // sstable.Send: unlimited
 	}
+	switch {
+	case cfg.AntiEntropyInterval == 0:
+		cfg.AntiEntropyInterval = 10 * time.Minute
+	case cfg.AntiEntropyInterval < 0:
+		cfg.AntiEntropyInterval = 0
+	}
+	switch {
+	case cfg.AntiEntropyRate == 0:
+		cfg.AntiEntropyRate = 8 << 20
+	case cfg.AntiEntropyRate < 0:
+		cfg.AntiEntropyRate = 0
+	}
+	if cfg.TombstoneGrace <= 0 {
+		cfg.TombstoneGrace = 24 * time.Hour
+	}
 	if cfg.TransferDir == "" {
 		cfg.TransferDir = cfg.Engine.Dir() + ".transfers"
 	}
@@ -182,6 +211,9 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 		n.wg.Go(n.hintLoop)
 		n.wg.Go(n.rebalanceLoop)
+		if cfg.AntiEntropyInterval > 0 {
+			n.wg.Go(n.antiEntropyLoop)
+		}
 	}
 	return n, nil
 }

@@ -92,6 +92,8 @@ type Transport interface {
 	// [lo, hi) and returns the stream (sstable.Send's format) to read them
 	// from. Closing it, or ctx ending, stops the transfer.
 	OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error)
+	// Merkle returns the node at addr's Merkle tree of rg (anti-entropy).
+	Merkle(ctx context.Context, addr string, rg ring.Range, depth int) (*Merkle, error)
 	// Status returns the node at addr's view of the cluster (GET
 	// /v1/cluster), for a leaving node that waits for the others to hold
 	// its ranges.

@@ -40,6 +40,9 @@ type Network struct {
 	drop  float64
 	rng   *rand.Rand
 	calls map[string]int // by kind: apply, read, scan
+	// streams tracks the goroutines serving range streams, which run on
+	// the donor's engine after the call that opened them returned.
+	streams sync.WaitGroup
 }
 
 // NewNetwork returns an empty network; seed drives message drops.
@@ -184,8 +187,20 @@ func (t *transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(node.ServeSpan(ctx, lo, hi, pw)) }()
+	t.net.streams.Go(func() { pw.CloseWithError(node.ServeSpan(ctx, lo, hi, pw)) })
 	return pr, nil
+}
+
+func (t *transport) Merkle(ctx context.Context, addr string, rg ring.Range, depth int) (*peer.Merkle, error) {
+	node, err := t.net.route(ctx, t.from, addr, "merkle")
+	if err != nil {
+		return nil, err
+	}
+	m, err := node.LocalMerkle(ctx, rg, depth)
+	if err != nil {
+		return nil, err
+	}
+	return peer.DecodeMerkle(peer.AppendMerkle(nil, m)) // as over the wire
 }
 
 func (t *transport) Status(ctx context.Context, addr string) (peer.ClusterStatus, error) {
@@ -254,6 +269,9 @@ type Options struct {
 	// TransferRate bounds the bytes a second a node sends to one that
 	// pulls a range; default unlimited.
 	TransferRate int64
+	// AntiEntropyInterval, if set, runs anti-entropy that often; by
+	// default it is off, and tests call Node.AntiEntropyPass.
+	AntiEntropyInterval time.Duration
 }
 
 // NewCluster starts opts.Nodes nodes, every one alive in every view. The
@@ -320,10 +338,12 @@ func (c *Cluster) start(i int) {
 		NodeID: c.IDs[i], HTTPAddr: c.Addrs[i], Engine: eng, Sync: true,
 		Clock:          memtable.NewClock(time.Now),
 		RequestTimeout: c.cfg.RequestTimeout, Replicas: c.cfg.Replicas, VNodes: c.cfg.VNodes,
-		Transport:    &transport{net: c.Net, from: c.Addrs[i]},
-		HintInterval: time.Hour, // tests replay hints themselves
-		HedgeAfter:   20 * time.Millisecond,
-		TransferRate: cmp.Or(c.cfg.TransferRate, -1),
+		Transport:           &transport{net: c.Net, from: c.Addrs[i]},
+		HintInterval:        time.Hour, // tests replay hints themselves
+		HedgeAfter:          20 * time.Millisecond,
+		TransferRate:        cmp.Or(c.cfg.TransferRate, -1),
+		AntiEntropyInterval: cmp.Or(c.cfg.AntiEntropyInterval, -1),
+		AntiEntropyRate:     -1,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -486,6 +506,14 @@ func (c *Cluster) Index(id string) int {
 // Close stops every node.
 func (c *Cluster) Close() {
 	c.Net.Heal()
+	// Every node's background work first: one node's anti-entropy or pull
+	// reads another's engine, which must still be open.
+	for _, n := range c.Nodes {
+		if n != nil {
+			n.Close()
+		}
+	}
+	c.Net.streams.Wait()
 	for i := range c.Nodes {
 		c.stop(i)
 	}

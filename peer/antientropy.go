@@ -1,0 +1,155 @@
+package peer
+
+import (
+	"context"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/ringkv/ringkv/compaction"
+	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/ring"
+	"github.com/ringkv/ringkv/sstable"
+)
+
+// Anti-entropy: every AntiEntropyInterval, a node compares a Merkle tree of
+// each vnode range it owns with each other owner's tree of the same range,
+// and pulls the leaves that differ from that owner (the same verified
+// stream and atomic merge as a range transfer). Each replica does the same,
+// so after a pass on every node the replicas hold the same records, also
+// for keys no one reads. Records that garbage collection may already have
+// deleted on some replica (tombstones and expired records past
+// TombstoneGrace) are left out of the trees, so they do not read as
+// differences forever.
+
+// antiEntropyDepth is the depth of the trees compared: 1024 leaves a range.
+const antiEntropyDepth = DefaultMerkleDepth
+
+// LocalMerkle builds this node's Merkle tree of rg, as of one snapshot.
+func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
+	snap, err := n.cfg.Engine.NewSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	gc := compaction.GC{TombstoneGrace: n.cfg.TombstoneGrace, Now: n.cfg.Now}
+	t := NewMerkle(rg, depth)
+	for _, sp := range rg.Spans() {
+		err := snap.ScanTokens(ctx, sp.Lo, sp.Hi, func(key []byte, r memtable.Record) (bool, error) {
+			if gc.Drop(&r) {
+				return true, nil
+			}
+			return t.Add(key, r)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// antiEntropyLoop runs a pass every AntiEntropyInterval until Close.
+func (n *Node) antiEntropyLoop() {
+	t := time.NewTicker(n.cfg.AntiEntropyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if err := n.AntiEntropyPass(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
+			n.cfg.Logger.Warn("anti-entropy pass incomplete", "err", err)
+		}
+	}
+}
+
+// AntiEntropyPass compares every range this node owns with its other
+// owners once, and pulls what differs. It skips the pass while the node
+// is still pulling ranges of a new ring. It returns the first error; the
+// ranges before it were repaired.
+func (n *Node) AntiEntropyPass(ctx context.Context) error {
+	v := n.view.Load()
+	if n.solo(v) || n.pending.Load() != nil || !n.Settled() {
+		return nil
+	}
+	self := n.cfg.NodeID
+	for _, or := range v.Ring.Ranges() {
+		if !slices.Contains(or.Owners, self) {
+			continue
+		}
+		var local *Merkle
+		for _, id := range or.Owners {
+			m, ok := v.reachable(id)
+			if id == self || !ok {
+				continue
+			}
+			if local == nil {
+				var err error
+				if local, err = n.LocalMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
+					return err
+				}
+			}
+			remote, err := n.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, antiEntropyDepth)
+			if err != nil {
+				return err
+			}
+			spans, err := local.Diff(remote)
+			if err != nil {
+				return err
+			}
+			for _, sp := range spans {
+				if err := n.pullAntiEntropy(ctx, m.HTTPAddr, sp); err != nil {
+					return err
+				}
+				n.aeSpans.Add(1)
+			}
+			if len(spans) > 0 {
+				local = nil // rebuilt for the next owner: it has changed
+			}
+		}
+	}
+	n.aePasses.Add(1)
+	return nil
+}
+
+// pullAntiEntropy merges a peer's records of one span, reading at most
+// AntiEntropyRate bytes a second.
+func (n *Node) pullAntiEntropy(ctx context.Context, addr string, sp ring.Span) error {
+	body, err := n.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	r := io.Reader(body)
+	if n.cfg.AntiEntropyRate > 0 {
+		r = &paced{ctx: ctx, r: body, rate: n.cfg.AntiEntropyRate, start: time.Now()}
+	}
+	_, err = sstable.Receive(ctx, n.cfg.Engine, sp.Lo, sp.Hi, r, n.cfg.TransferDir, transferTableSize, nil)
+	return err
+}
+
+// paced reads no faster than rate bytes a second on average; the sender
+// waits behind TCP's window.
+type paced struct {
+	ctx   context.Context
+	r     io.Reader
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (p *paced) Read(b []byte) (int, error) {
+	if ahead := time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+		t := time.NewTimer(ahead)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return 0, p.ctx.Err()
+		}
+	}
+	k, err := p.r.Read(b)
+	p.n += int64(k)
+	return k, err
+}
