@@ -2,11 +2,15 @@ package httpd
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // backupChunk is how much of a backup is written between deadline
@@ -96,4 +100,28 @@ func (s *Server) internalSpan(ctx *fasthttp.RequestCtx) {
 		}
 		w.Flush()
 	})
+}
+
+// internalMerkle serves GET /internal/merkle?start=HEX&end=HEX&depth=N:
+// the node's Merkle tree of the ring range (start, end] (peer's wire
+// encoding), for another owner's anti-entropy.
+func (s *Server) internalMerkle(ctx *fasthttp.RequestCtx) {
+	if !onlyGet(ctx) {
+		return
+	}
+	args := ctx.QueryArgs()
+	start, err1 := strconv.ParseUint(string(args.Peek("start")), 16, 64)
+	end, err2 := strconv.ParseUint(string(args.Peek("end")), 16, 64)
+	depth, err3 := strconv.Atoi(string(args.Peek("depth")))
+	if err1 != nil || err2 != nil || err3 != nil || depth < 0 || depth > peer.MaxMerkleDepth {
+		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("want start and end as hex tokens and depth 0 to %d", peer.MaxMerkleDepth))
+		return
+	}
+	t, err := s.cluster.LocalMerkle(s.storeCtx, ring.Range{Start: start, End: end}, depth)
+	if err != nil {
+		s.writeStoreError(ctx, "internal_merkle", err)
+		return
+	}
+	ctx.SetContentTypeBytes(ctOctet)
+	ctx.SetBody(peer.AppendMerkle(nil, t))
 }

@@ -191,6 +191,10 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 		s.internalSpan(ctx)
 		return
 	}
+	if o == opInternalMerkle {
+		s.internalMerkle(ctx)
+		return
+	}
 	if !ctx.IsPost() {
 		methodNotAllowed(ctx, "POST")
 		return

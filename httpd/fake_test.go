@@ -25,6 +25,7 @@ import (
 
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // fakeRec is one key of fakeStore.
@@ -474,6 +475,26 @@ func (c *fakeCluster) ScanLocal(ctx context.Context, q peer.LocalScan) (peer.Loc
 		p.Items = append(p.Items, peer.Mutation{Key: []byte(k), Record: bytes.Clone(c.mu.recs[k])})
 	}
 	return p, nil
+}
+
+// LocalMerkle builds the tree of the fake's records that fall in rg.
+func (c *fakeCluster) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*peer.Merkle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := peer.NewMerkle(rg, depth)
+	for k, b := range c.mu.recs {
+		if !rg.Contains(ring.Token([]byte(k))) {
+			continue
+		}
+		r, err := memtable.Decode(b)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := t.Add([]byte(k), r); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // StartLeave records the call.

@@ -43,6 +43,7 @@ const (
 	opInternalScan             // POST /internal/scan
 	opInternalGossip           // GET /internal/gossip
 	opInternalSpan             // GET /internal/span
+	opInternalMerkle           // GET /internal/merkle
 	opUnknown                  // any other path
 	opInvalid                  // a request fasthttp could not parse
 	numOps
@@ -77,6 +78,7 @@ var opNames = [numOps]string{
 	opInternalScan:   "internal_scan",
 	opInternalGossip: "internal_gossip",
 	opInternalSpan:   "internal_span",
+	opInternalMerkle: "internal_merkle",
 	opUnknown:        "unknown",
 	opInvalid:        "invalid",
 }

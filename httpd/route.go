@@ -80,7 +80,7 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.clusterRemove(ctx)
 	case opClusterLeave:
 		s.clusterLeave(ctx)
-	case opInternalApply, opInternalRead, opInternalScan, opInternalGossip, opInternalSpan:
+	case opInternalApply, opInternalRead, opInternalScan, opInternalGossip, opInternalSpan, opInternalMerkle:
 		s.internal(ctx, o)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint")
@@ -149,6 +149,8 @@ func (s *Server) classify(ctx *fasthttp.RequestCtx, path []byte) op {
 		return opInternalGossip
 	case "/internal/span":
 		return opInternalSpan
+	case "/internal/merkle":
+		return opInternalMerkle
 	}
 	if s.cfg.Pprof && bytes.HasPrefix(path, []byte(pprofPrefix)) {
 		return opPprof

@@ -7,6 +7,11 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // spanIdle is how long a range stream may go without a byte before the
@@ -67,4 +72,24 @@ func (b *idleBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
 	return err
+}
+
+// Merkle asks addr for its Merkle tree of rg at depth.
+func (t *Transport) Merkle(ctx context.Context, addr string, rg ring.Range, depth int) (*peer.Merkle, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/internal/merkle?start=" + strconv.FormatUint(rg.Start, 16) +
+		"&end=" + strconv.FormatUint(rg.End, 16) + "&depth=" + strconv.Itoa(depth))
+	if t.cfg.Secret != "" {
+		req.Header.Set(SecretHeader, t.cfg.Secret)
+	}
+	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
+		return nil, fmt.Errorf("%s/internal/merkle: %w", addr, err)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return nil, fmt.Errorf("%s/internal/merkle: status %d: %s", addr, resp.StatusCode(), clip(resp.Body()))
+	}
+	return peer.DecodeMerkle(resp.Body())
 }

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
@@ -76,5 +79,30 @@ func TestTransportReadPending(t *testing.T) {
 	}
 	if rec, err := tr.Read(ctx, addr, []byte("k0000")); err != nil || rec == nil {
 		t.Errorf("other key: %x, %v", rec, err)
+	}
+}
+
+// TestTransportMerkle: Merkle fetches the node's tree of a range as the
+// node builds it; bad parameters are a 400.
+func TestTransportMerkle(t *testing.T) {
+	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ctx := testCtx(t, 10*time.Second)
+	if err := tr.Apply(ctx, addr, testMutations("k", 50, 1)); err != nil {
+		t.Fatal(err)
+	}
+	rg := ring.Range{Start: 1 << 62, End: 3 << 62}
+	got, err := tr.Merkle(ctx, addr, rg, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ts.cl.LocalMerkle(ctx, rg, 6)
+	if got.Root() != want.Root() || got.Root().Count == 0 || got.Depth() != want.Depth() {
+		t.Errorf("tree root %+v depth %d, want %+v depth %d", got.Root(), got.Depth(), want.Root(), want.Depth())
+	}
+	for _, q := range []string{"start=x&end=1&depth=3", "start=1&end=2&depth=99", "start=1&end=2"} {
+		code, body, err := fasthttp.Get(nil, "http://"+addr+"/internal/merkle?"+q)
+		if err != nil || code != 400 {
+			t.Errorf("%s: %d %s %v", q, code, body, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // Store is what the client API needs from the node. peer.Node, the
@@ -57,4 +58,7 @@ type Cluster interface {
 	// ServeSpan streams the node's records of the token span [lo, hi) to
 	// w, for a node pulling the range (GET /internal/span).
 	ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error
+	// LocalMerkle builds the node's Merkle tree of a range, for another
+	// owner comparing it (GET /internal/merkle).
+	LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*peer.Merkle, error)
 }
