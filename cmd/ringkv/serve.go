@@ -78,8 +78,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when another pulls a range from it")
-	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often replicas compare Merkle trees (cluster; not active in this build)")
-	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "anti-entropy I/O budget in bytes per second (cluster; not active in this build)")
+	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often this node compares Merkle trees of its ranges with their other owners and pulls what differs")
+	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "bytes per second anti-entropy may read from other nodes")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
@@ -326,6 +326,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
 		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,
 		TransferRate: c.transferRate, TransferDir: filepath.Clean(c.dataDir) + ".transfers",
+		AntiEntropyInterval: c.antiEntropyInterval, AntiEntropyRate: c.antiEntropyRate,
+		// peer reads 0 as its default; a grace of 0 here means none.
+		TombstoneGrace: max(c.tombstoneGrace, time.Nanosecond),
 	})
 	if err != nil {
 		ln.Close()

@@ -15,7 +15,7 @@ import (
 // ringkv_transfer_bytes_total counts them.
 func TestJoinMovesData(t *testing.T) {
 	ringkvBinary(t)
-	nodes := newCluster(t, 3, "--replicas", "3")
+	nodes := newCluster(t, 3, "--replicas", "3", "--anti-entropy-interval", "300ms")
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	n1.start()
 	const keys = 1500
@@ -46,6 +46,15 @@ func TestJoinMovesData(t *testing.T) {
 		t.Fatal("ringkv_transfer_bytes_total is 0 on both joiners")
 	}
 	t.Logf("joiners pulled %.0f bytes", moved)
+	// Anti-entropy runs on real processes too: passes complete, and with
+	// every replica equal they find nothing to pull.
+	poll(t, 30*time.Second, "an anti-entropy pass on n2", func() (bool, string) {
+		p := metric(t, n2.http, "ringkv_anti_entropy_passes_total")
+		return p > 0, fmt.Sprint("passes ", p)
+	})
+	if s := metric(t, n2.http, "ringkv_anti_entropy_spans_repaired_total"); s != 0 {
+		t.Logf("anti-entropy repaired %v spans on n2 (writes raced the snapshots)", s)
+	}
 	n1.kill9()
 	for i := range keys {
 		k := fmt.Sprintf("mv/%04d", i)
@@ -59,17 +68,23 @@ func TestJoinMovesData(t *testing.T) {
 // transferBytes reads ringkv_transfer_bytes_total from addr's /metrics.
 func transferBytes(t *testing.T, addr string) float64 {
 	t.Helper()
+	return metric(t, addr, "ringkv_transfer_bytes_total")
+}
+
+// metric reads an unlabelled metric from addr's /metrics.
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
 	code, b, err := call(http.MethodGet, "http://"+addr+"/metrics", "")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %v", code, err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "ringkv_transfer_bytes_total "); ok {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			var f float64
 			fmt.Sscan(v, &f)
 			return f
 		}
 	}
-	t.Fatalf("no ringkv_transfer_bytes_total at %s", addr)
+	t.Fatalf("no %s at %s", name, addr)
 	return 0
 }
