@@ -88,3 +88,73 @@ func metric(t *testing.T, addr, name string) float64 {
 	t.Fatalf("no %s at %s", name, addr)
 	return 0
 }
+
+// TestTransferSurvivesKills: a move interrupted by SIGKILL of either side
+// recovers. The receiver, killed mid-move and restarted, resumes with the
+// ranges it had already merged (the rest are pulled again, never half);
+// the donor, killed mid-move, holds the move until it is back, and then
+// it completes. In the end the joiner alone serves every key.
+func TestTransferSurvivesKills(t *testing.T) {
+	ringkvBinary(t)
+	nodes := newCluster(t, 2, "--replicas", "2", "--transfer-rate", "256KiB")
+	n1, n2 := nodes[0], nodes[1]
+	n1.start()
+	const keys = 3000
+	val := strings.Repeat("x", 200)
+	for i := range keys {
+		code, b, err := call(http.MethodPut, kvURL(n1.http, fmt.Sprintf("tk/%04d", i), ""), fmt.Sprint(val, i))
+		if err != nil || code/100 != 2 {
+			t.Fatalf("PUT: %d %s %v", code, b, err)
+		}
+	}
+	n2.start("--join", n1.gossip)
+	progress := func(min int) func() (bool, string) {
+		return func() (bool, string) {
+			st, err := status(n2.http)
+			if err != nil || len(st.Transfers) == 0 {
+				return false, fmt.Sprint(err)
+			}
+			return st.Transfers[0].RangesDone >= min, fmt.Sprintf("%+v", st.Transfers[0])
+		}
+	}
+	poll(t, 60*time.Second, "the move under way", progress(10))
+	n2.kill9()
+	n2.start()
+	if !strings.Contains(n2.p.logs.String(), "pulling ranges") {
+		poll(t, 10*time.Second, "the restarted joiner pulls", func() (bool, string) {
+			return strings.Contains(n2.p.logs.String(), "pulling ranges"), ""
+		})
+	}
+	st, err := status(n2.http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Transfers) == 1 && st.Transfers[0].RangesDone < 10 {
+		t.Errorf("the restarted joiner starts over: %+v", st.Transfers[0])
+	}
+	poll(t, 60*time.Second, "the move goes on", progress(20))
+	n1.kill9()
+	poll(t, 30*time.Second, "the joiner's pulls fail without the donor", func() (bool, string) {
+		st, err := status(n2.http)
+		if err != nil || len(st.Transfers) == 0 {
+			return false, fmt.Sprint(err)
+		}
+		return st.Transfers[0].LastError != "" && !st.Settled, fmt.Sprintf("%+v", st.Transfers[0])
+	})
+	n1.start()
+	poll(t, 120*time.Second, "the joiner holds every range", func() (bool, string) {
+		st, err := status(n2.http)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Settled, fmt.Sprintf("%+v", st.Transfers)
+	})
+	n1.kill9()
+	for i := range keys {
+		k := fmt.Sprintf("tk/%04d", i)
+		code, b, err := call(http.MethodGet, kvURL(n2.http, k, "one"), "")
+		if err != nil || code != http.StatusOK || string(b) != fmt.Sprint(val, i) {
+			t.Fatalf("GET %s from the joiner alone: %d %q %v", k, code, b, err)
+		}
+	}
+}
