@@ -88,6 +88,7 @@ func (o *Options) EnsureDefaults() error {
 type Engine struct {
 	db      *pebble.DB
 	opts    Options
+	horizon atomic.Pointer[func() uint64] // SetGCHorizon
 	popts   *pebble.Options
 	stalls  *stallTracker
 	closed  atomic.Bool

@@ -41,9 +41,13 @@ func (e *Engine) CollectGarbage(ctx context.Context) (GCStats, error) {
 		cand, candRec = cand[:0], candRec[:0]
 		return err
 	}
+	gc := e.opts.GC
+	if h := e.horizon.Load(); h != nil {
+		gc.Horizon = *h
+	}
 	err := e.Scan(ctx, nil, func(key []byte, r memtable.Record) (bool, error) {
 		st.Scanned++
-		if !e.opts.GC.Drop(&r) {
+		if !gc.Drop(&r) {
 			return true, nil
 		}
 		sk := appendDataKey(nil, key)
@@ -145,3 +149,10 @@ func (e *Engine) gcLoop(interval time.Duration, stop <-chan struct{}) {
 		}
 	}
 }
+
+// SetGCHorizon caps, from now on, the timestamps of the records garbage
+// collection may delete: only those at or below h() (see
+// compaction.GC.Horizon). A cluster node sets it to the time by which
+// every replica is known to hold the same records, so that no replica
+// that missed a delete can bring the key back. It replaces Options.GC's.
+func (e *Engine) SetGCHorizon(h func() uint64) { e.horizon.Store(&h) }
