@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -32,7 +33,7 @@ func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merk
 		return nil, err
 	}
 	defer snap.Close()
-	gc := compaction.GC{TombstoneGrace: n.cfg.TombstoneGrace, Now: n.cfg.Now}
+	gc := n.gcRule()
 	t := NewMerkle(rg, depth)
 	for _, sp := range rg.Spans() {
 		err := snap.ScanTokens(ctx, sp.Lo, sp.Hi, func(key []byte, r memtable.Record) (bool, error) {
@@ -48,6 +49,51 @@ func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merk
 	return t, nil
 }
 
+// gcRule is what garbage collection may delete on this node: records
+// past TombstoneGrace and, in a cluster, at or below the GC horizon.
+func (n *Node) gcRule() compaction.GC {
+	return compaction.GC{TombstoneGrace: n.cfg.TombstoneGrace, Now: n.cfg.Now, Horizon: n.GCHorizon}
+}
+
+// GCHorizon is the timestamp at or below which garbage collection may
+// delete a tombstone or expired record: alone in its ring, any; in a
+// cluster, only up to the earliest of the members' last complete
+// anti-entropy passes, by which every replica held every such record (a
+// replica that missed a delete would otherwise bring the key back). The
+// engine calls it through Engine.SetGCHorizon.
+func (n *Node) GCHorizon() uint64 {
+	if n.solo(n.view.Load()) {
+		return math.MaxUint64
+	}
+	return n.horizon.Load()
+}
+
+// UpdateHorizon sets the GC horizon to the earliest clean pass of the
+// ring's members; if one cannot be asked, the horizon stays. The
+// anti-entropy loop calls it after each pass.
+func (n *Node) UpdateHorizon(ctx context.Context) {
+	v := n.view.Load()
+	low := uint64(math.MaxUint64)
+	for _, id := range v.Ring.Nodes() {
+		if id == n.cfg.NodeID {
+			low = min(low, n.aeClean.Load())
+			continue
+		}
+		m, ok := v.reachable(id)
+		if !ok {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := n.cfg.Transport.Status(cctx, m.HTTPAddr)
+		cancel()
+		if err != nil {
+			return
+		}
+		low = min(low, st.AntiEntropyClean)
+	}
+	n.horizon.Store(low)
+}
+
 // antiEntropyLoop runs a pass every AntiEntropyInterval until Close.
 func (n *Node) antiEntropyLoop() {
 	t := time.NewTicker(n.cfg.AntiEntropyInterval)
@@ -61,6 +107,7 @@ func (n *Node) antiEntropyLoop() {
 		if err := n.AntiEntropyPass(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
 			n.cfg.Logger.Warn("anti-entropy pass incomplete", "err", err)
 		}
+		n.UpdateHorizon(n.bgCtx)
 	}
 }
 
@@ -74,14 +121,22 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		return nil
 	}
 	self := n.cfg.NodeID
+	// Every record written before start that any owner held, this node
+	// holds after a complete pass (it pulled what it lacked).
+	start := n.cfg.Clock.Now()
+	complete := true
 	for _, or := range v.Ring.Ranges() {
 		if !slices.Contains(or.Owners, self) {
 			continue
 		}
 		var local *Merkle
 		for _, id := range or.Owners {
+			if id == self {
+				continue
+			}
 			m, ok := v.reachable(id)
-			if id == self || !ok {
+			if !ok {
+				complete = false
 				continue
 			}
 			if local == nil {
@@ -110,6 +165,9 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		}
 	}
 	n.aePasses.Add(1)
+	if complete && n.view.Load() == v {
+		n.aeClean.Store(start)
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -73,5 +74,64 @@ func TestAntiEntropyHealsPartition(t *testing.T) {
 	}
 	if c.HintsPending() == 0 {
 		t.Error("no hints pending: they, not anti-entropy, may have repaired the node")
+	}
+}
+
+// TestTombstonesOutliveAPartition: a delete that a partitioned replica
+// missed is not garbage-collected on the others, however old, until a
+// complete anti-entropy pass on every replica has spread it; then it is
+// dropped everywhere and the key stays deleted. Without the horizon the
+// others would drop it, and anti-entropy would bring back the old value
+// the partitioned replica still holds.
+func TestTombstonesOutliveAPartition(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 3, TombstoneGrace: time.Nanosecond})
+	k := []byte("doomed")
+	if err := put(t, c.Nodes[0], string(k), "old", peer.All); err != nil {
+		t.Fatal(err)
+	}
+	passAll := func() {
+		t.Helper()
+		for _, n := range c.Nodes {
+			if err := n.AntiEntropyPass(bg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gcAll := func() (dropped int64) {
+		t.Helper()
+		for i := range c.Nodes {
+			c.Nodes[i].UpdateHorizon(bg)
+			st, err := c.Engine(i).CollectGarbage(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropped += st.Dropped
+		}
+		return dropped
+	}
+	passAll() // every replica clean before the delete
+	c.Net.Isolate(c.Addrs[2])
+	if _, err := c.Nodes[0].Delete(bg, k, peer.WriteOptions{Consistency: peer.Quorum}); err != nil {
+		t.Fatal(err)
+	}
+	c.Settle()
+	time.Sleep(time.Millisecond) // past the 1ns grace: only the horizon holds the tombstone
+	if d := gcAll(); d != 0 {
+		t.Fatalf("garbage collection dropped %d records while a replica lacks the delete", d)
+	}
+	c.Net.Heal()
+	passAll()
+	passAll() // every node's pass now starts after the delete
+	if d := gcAll(); d != 3 {
+		t.Fatalf("dropped %d tombstones once every replica had the delete, want 3", d)
+	}
+	passAll()
+	for j := range c.Nodes {
+		if b := c.Local(j, k); b != nil {
+			t.Fatalf("%s holds %x after the tombstone was dropped everywhere", c.IDs[j], b)
+		}
+		if _, err := get(t, c.Nodes[j], k, peer.All); !errors.Is(err, peer.ErrNotFound) {
+			t.Fatalf("the deleted key reads %v via %s", err, c.IDs[j])
+		}
 	}
 }

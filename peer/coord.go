@@ -142,9 +142,10 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	deadline := time.Now().Add(n.cfg.RequestTimeout)
 	replies := make(chan reply, len(order)+3) // owners, 2 successors, a forced local read
 	next, pending := 0, 0
-	extended := false       // order holds successors beyond the owners
-	selfPending := false    // this node is still pulling key's range
-	var pendingIDs []string // owners that answered ErrRangePending
+	extended := false              // order holds successors beyond the owners
+	selfPending := false           // this node is still pulling key's range
+	var pendingIDs []string        // owners that answered ErrRangePending
+	partial := map[string][]byte{} // and what they hold
 	askID := func(id string) {
 		pending++
 		if id == n.cfg.NodeID {
@@ -189,6 +190,7 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
 				if errors.Is(r.err, ErrRangePending) {
 					pendingIDs = append(pendingIDs, r.id)
+					partial[r.id] = r.rec
 					if r.id == n.cfg.NodeID {
 						selfPending = true
 					}
@@ -232,9 +234,12 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 				// Every node is an owner, so the ring grew from fewer
 				// than N nodes and the owners that answered are all the
 				// old owners there are: every earlier write is among the
-				// answers, and the new ones count as holding nothing.
-				for _, id := range pendingIDs[:min(len(pendingIDs), need-len(got))] {
-					got = append(got, reply{id: id})
+				// answers.
+				// The new ones' partial copies count too: they may hold
+				// writes made since the move began that an old owner
+				// which was down lacks.
+				for _, id := range pendingIDs {
+					got = append(got, reply{id: id, rec: partial[id]})
 				}
 			}
 			if len(got) < need {
@@ -364,13 +369,21 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 }
 
 // ReadLocal appends this node's stored record of key (encoded, tombstones
-// and expired records included) to dst, or returns ErrNotFound.
+// and expired records included) to dst, or returns ErrNotFound. For a key
+// of a range the node is still pulling it returns ErrRangePending, with
+// the record it holds (if any) appended all the same.
 func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return dst, err
 	}
 	if n.rangePending(ring.Token(key)) {
-		return dst, ErrRangePending
+		// What it holds may lack older writes, but has every write made
+		// since the range became its: the coordinator may still use it.
+		out, err := n.readLocal(dst, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return dst, err
+		}
+		return out, ErrRangePending
 	}
 	return n.readLocal(dst, key)
 }

@@ -105,8 +105,10 @@ type Node struct {
 
 	reb rebalancer // range transfers (transfer.go)
 
-	aePasses atomic.Int64 // anti-entropy passes completed
-	aeSpans  atomic.Int64 // spans anti-entropy found different and pulled
+	aeClean  atomic.Uint64 // HLC start of the last complete anti-entropy pass
+	horizon  atomic.Uint64 // GCHorizon in a cluster
+	aePasses atomic.Int64  // anti-entropy passes completed
+	aeSpans  atomic.Int64  // spans anti-entropy found different and pulled
 	// pending lists the ranges of the current ring this node is still
 	// pulling (nil: none); reads of their keys answer ErrRangePending.
 	pending atomic.Pointer[[]ring.Range]

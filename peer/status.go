@@ -21,6 +21,10 @@ type ClusterStatus struct {
 	Transfers []Transfer `json:"transfers"`
 	// Settled says this node holds every range the current ring gives it.
 	Settled bool `json:"settled"`
+	// AntiEntropyClean is the HLC timestamp at which this node's last
+	// complete anti-entropy pass began (0: none yet): every record older
+	// than it that another owner held, this node holds.
+	AntiEntropyClean uint64 `json:"anti_entropy_clean"`
 	// Leave is the progress of this node's graceful leave, if one began:
 	// "handing ranges over: ...", "left", or why it stopped.
 	Leave string `json:"leave,omitempty"`
@@ -34,15 +38,16 @@ type ClusterStatus struct {
 func (n *Node) ClusterStatus() ClusterStatus {
 	v := n.view.Load()
 	st := ClusterStatus{
-		Self:         n.cfg.NodeID,
-		Replicas:     v.Ring.Replicas(),
-		VNodes:       v.Ring.VNodes(),
-		Members:      v.sortedMembers(),
-		Transfers:    n.Transfers(),
-		Settled:      n.Settled(),
-		Leave:        n.leaveStatus(),
-		HintsPending: n.cfg.Engine.PendingHints(),
-		Ownership:    v.Ring.Ownership(),
+		Self:             n.cfg.NodeID,
+		Replicas:         v.Ring.Replicas(),
+		VNodes:           v.Ring.VNodes(),
+		Members:          v.sortedMembers(),
+		Transfers:        n.Transfers(),
+		Settled:          n.Settled(),
+		Leave:            n.leaveStatus(),
+		AntiEntropyClean: n.aeClean.Load(),
+		HintsPending:     n.cfg.Engine.PendingHints(),
+		Ownership:        v.Ring.Ownership(),
 	}
 	if ref := n.membership.Load(); ref != nil {
 		for i := range st.Members {

@@ -112,16 +112,29 @@ func AppendRecordsHeader(dst []byte, n int) []byte {
 // empty says the node has none.
 func AppendRecord(dst, rec []byte) []byte { return appendBytes(dst, rec) }
 
-// pendingMark stands in a read answer for a key whose range the node is
-// still pulling: one byte that no encoded record is.
+// pendingMark leads a read answer for a key whose range the node is still
+// pulling: the byte, then the node's record of the key if it has one. No
+// encoded record starts with it (they start with their format, 1).
 const pendingMark = 0xff
 
-// AppendPending appends, in place of a record, the mark that says the node
-// is still pulling the key's range and cannot answer for it yet.
-func AppendPending(dst []byte) []byte { return appendBytes(dst, []byte{pendingMark}) }
+// AppendPending appends, in place of a record, the answer of a node still
+// pulling the key's range: what it holds of the key (rec, possibly
+// empty), marked as possibly incomplete.
+func AppendPending(dst, rec []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(1+len(rec)))
+	return append(append(dst, pendingMark), rec...)
+}
 
-// IsPending reports whether a record of DecodeRecords is the pending mark.
-func IsPending(rec []byte) bool { return len(rec) == 1 && rec[0] == pendingMark }
+// IsPending reports whether a record of DecodeRecords is a pending answer.
+func IsPending(rec []byte) bool { return len(rec) >= 1 && rec[0] == pendingMark }
+
+// PendingRecord returns the record inside a pending answer, or nil.
+func PendingRecord(rec []byte) []byte {
+	if len(rec) <= 1 {
+		return nil
+	}
+	return rec[1:]
+}
 
 // DecodeRead parses a read message; the keys alias b.
 func DecodeRead(b []byte) ([][]byte, error) {
@@ -158,7 +171,12 @@ func DecodeRecords(b []byte, n int) ([][]byte, error) {
 		if len(rec) == 0 {
 			rec = nil
 		} else if IsPending(rec) {
-			// kept as is: the caller maps it to ErrRangePending
+			// Kept as is, for the caller to map to ErrRangePending.
+			if inner := PendingRecord(rec); inner != nil {
+				if _, err := memtable.Decode(inner); err != nil {
+					r.fail("record %d: %v", i, err)
+				}
+			}
 		} else if _, err := memtable.Decode(rec); err != nil {
 			r.fail("record %d: %v", i, err)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
@@ -40,9 +41,10 @@ type Network struct {
 	drop  float64
 	rng   *rand.Rand
 	calls map[string]int // by kind: apply, read, scan
-	// streams tracks the goroutines serving range streams, which run on
-	// the donor's engine after the call that opened them returned.
-	streams sync.WaitGroup
+	// inflight tracks the goroutines of asynchronous calls and range
+	// streams, which run on another node's engine after the call that
+	// started them returned; Cluster.Close waits for them.
+	inflight sync.WaitGroup
 }
 
 // NewNetwork returns an empty network; seed drives message drops.
@@ -149,15 +151,15 @@ func (t *transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) 
 }
 
 func (t *transport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
-	go func() {
+	t.net.inflight.Go(func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		done(t.Apply(ctx, addr, ms))
-	}()
+	})
 }
 
 func (t *transport) ReadAsync(addr string, key []byte, deadline time.Time, got func([]byte, error)) {
-	go func() {
+	t.net.inflight.Go(func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		node, err := t.net.route(ctx, t.from, addr, "read")
@@ -170,7 +172,7 @@ func (t *transport) ReadAsync(addr string, key []byte, deadline time.Time, got f
 			rec, err = nil, nil
 		}
 		got(rec, err)
-	}()
+	})
 }
 
 func (t *transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (peer.LocalPage, error) {
@@ -187,7 +189,7 @@ func (t *transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	t.net.streams.Go(func() { pw.CloseWithError(node.ServeSpan(ctx, lo, hi, pw)) })
+	t.net.inflight.Go(func() { pw.CloseWithError(node.ServeSpan(ctx, lo, hi, pw)) })
 	return pr, nil
 }
 
@@ -269,6 +271,9 @@ type Options struct {
 	// TransferRate bounds the bytes a second a node sends to one that
 	// pulls a range; default unlimited.
 	TransferRate int64
+	// TombstoneGrace is the engines' and nodes' --tombstone-grace;
+	// default 24h.
+	TombstoneGrace time.Duration
 	// AntiEntropyInterval, if set, runs anti-entropy that often; by
 	// default it is off, and tests call Node.AntiEntropyPass.
 	AntiEntropyInterval time.Duration
@@ -330,7 +335,8 @@ func (c *Cluster) WaitSettled(within time.Duration) {
 
 func (c *Cluster) start(i int) {
 	c.t.Helper()
-	eng, err := engine.Open(engine.Options{FS: c.FS[i], GCInterval: -1, RowCacheSize: -1})
+	eng, err := engine.Open(engine.Options{FS: c.FS[i], GCInterval: -1, RowCacheSize: -1,
+		GC: compaction.GC{TombstoneGrace: c.cfg.TombstoneGrace}})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -344,11 +350,13 @@ func (c *Cluster) start(i int) {
 		TransferRate:        cmp.Or(c.cfg.TransferRate, -1),
 		AntiEntropyInterval: cmp.Or(c.cfg.AntiEntropyInterval, -1),
 		AntiEntropyRate:     -1,
+		TombstoneGrace:      c.cfg.TombstoneGrace,
 	})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	node.UseMembership(membership{c: c, id: c.IDs[i]})
+	eng.SetGCHorizon(node.GCHorizon)
 	c.engs[i], c.Nodes[i] = eng, node
 	c.Net.mu.Lock()
 	c.Net.nodes[c.Addrs[i]] = node
@@ -493,6 +501,9 @@ func (c *Cluster) Local(i int, key []byte) []byte {
 }
 
 // Index returns the position of the node with id.
+// Engine returns node i's engine, for tests that run its garbage collection.
+func (c *Cluster) Engine(i int) *engine.Engine { return c.engs[i] }
+
 func (c *Cluster) Index(id string) int {
 	for i, x := range c.IDs {
 		if x == id {
@@ -513,7 +524,7 @@ func (c *Cluster) Close() {
 			n.Close()
 		}
 	}
-	c.Net.streams.Wait()
+	c.Net.inflight.Wait()
 	for i := range c.Nodes {
 		c.stop(i)
 	}
