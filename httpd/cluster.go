@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
@@ -234,7 +235,10 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 				continue
 			}
 			if errors.Is(err, peer.ErrRangePending) {
-				b, err = peer.AppendPending(b[:at]), nil
+				// Rare (a range being moved): copy what the node holds
+				// out of the way of the answer being built over it.
+				rec := bytes.Clone(b[at+binary.MaxVarintLen64:])
+				b, err = peer.AppendPending(b[:at], rec), nil
 				continue
 			}
 			if err != nil {

@@ -391,7 +391,7 @@ func (t *Transport) send(l *lane) {
 					case err != nil:
 						c.got(nil, err)
 					case peer.IsPending(recs[i]):
-						c.got(nil, peer.ErrRangePending)
+						c.got(peer.PendingRecord(recs[i]), peer.ErrRangePending)
 					default:
 						c.got(recs[i], nil)
 					}

@@ -349,6 +349,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	node.UseMembership(gossip)
+	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
 	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
