@@ -149,18 +149,15 @@ func Extract(r io.Reader, dir string) (Manifest, error) {
 		return m, fmt.Errorf("%s already exists", dir)
 	}
 	tmp := dir + ".partial"
-	if err := os.RemoveAll(tmp); err != nil {
-		return m, err
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return m, err
-	}
 	ok := false
 	defer func() {
 		if !ok {
 			os.RemoveAll(tmp)
 		}
 	}()
+	if err := freshDir(tmp); err != nil {
+		return m, err
+	}
 	got := map[string]ManifestFile{}
 	var manifest []byte
 	tr := tar.NewReader(r)
@@ -304,18 +301,15 @@ func Restore(dir, dataDir string) (Manifest, error) {
 		return m, fmt.Errorf("%s is not empty: restore needs a new data directory", dataDir)
 	}
 	tmp := dataDir + ".restoring"
-	if err := os.RemoveAll(tmp); err != nil {
-		return m, err
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return m, err
-	}
 	ok := false
 	defer func() {
 		if !ok {
 			os.RemoveAll(tmp)
 		}
 	}()
+	if err := freshDir(tmp); err != nil {
+		return m, err
+	}
 	for _, f := range m.Files {
 		src, err := os.Open(filepath.Join(dir, f.Name))
 		if err != nil {
@@ -348,6 +342,14 @@ func Restore(dir, dataDir string) (Manifest, error) {
 	}
 	ok = true
 	return m, syncOSDir(filepath.Dir(dataDir))
+}
+
+// freshDir makes path an empty directory, removing what a crash left there.
+func freshDir(path string) error {
+	if err := os.RemoveAll(path); err != nil {
+		return err
+	}
+	return os.MkdirAll(path, 0o755)
 }
 
 func syncOSDir(dir string) error {

@@ -109,11 +109,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, backupUsage)
-		fmt.Fprintln(stdout, "\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return exitOK
+		return printUsage(stdout, backupUsage, fs)
 	}
 	switch {
 	case err != nil:
@@ -277,11 +273,7 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, restoreUsage)
-		fmt.Fprintln(stdout, "\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return exitOK
+		return printUsage(stdout, restoreUsage, fs)
 	}
 	switch {
 	case err != nil:

@@ -75,11 +75,7 @@ func bench(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Out, "out", c.Out, "directory for report.json and report.html")
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, benchUsage)
-		fmt.Fprintln(stdout, "\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return exitOK
+		return printUsage(stdout, benchUsage, fs)
 	}
 	if err != nil {
 		return fail("%v", err)
@@ -159,11 +155,7 @@ func benchCompaction(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, benchCompactionUsage)
-		fmt.Fprintln(stdout, "\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return exitOK
+		return printUsage(stdout, benchCompactionUsage, fs)
 	}
 	if err != nil {
 		return fail("%v", err)

@@ -62,11 +62,7 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) || (err == nil && len(pos) > 0 && pos[0] == "help") {
-		fmt.Fprintln(stdout, clusterUsage)
-		fmt.Fprintln(stdout, "\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return exitOK
+		return printUsage(stdout, clusterUsage, fs)
 	}
 	if err != nil {
 		return fail("%v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -80,6 +81,15 @@ func unwrapFlagErr(err error) error {
 		return u
 	}
 	return err
+}
+
+// printUsage prints a command's usage text and its flags, for -h.
+func printUsage(w io.Writer, usage string, fs *flag.FlagSet) int {
+	fmt.Fprintln(w, usage)
+	fmt.Fprintln(w, "\nflags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	return exitOK
 }
 
 // parseFlags parses args with flags and positional arguments in any order
