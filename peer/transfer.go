@@ -64,7 +64,11 @@ type Transfer struct {
 	// BytesDone counts the bytes received in this move; Rate is them
 	// over its time so far, and ETA the time left at the pace of the
 	// ranges done (0 until one is).
-	BytesDone  int64   `json:"bytes_done"`
+	BytesDone int64 `json:"bytes_done"`
+	// BytesTotal estimates the move's size from the ranges done so far
+	// (0 until one is): a donor's range size is known only once it has
+	// streamed it.
+	BytesTotal int64   `json:"bytes_total_estimate"`
 	Rate       float64 `json:"bytes_per_second"`
 	ETASeconds float64 `json:"eta_seconds"`
 	Started    string  `json:"started"`
@@ -117,6 +121,7 @@ func (n *Node) Transfers() []Transfer {
 		t.Rate = float64(t.BytesDone) / el
 		if t.RangesDone > 0 {
 			t.ETASeconds = el / float64(t.RangesDone) * float64(t.RangesTotal-t.RangesDone)
+			t.BytesTotal = max(t.BytesDone, t.BytesDone*int64(t.RangesTotal)/int64(t.RangesDone))
 		}
 	}
 	return []Transfer{t}

@@ -349,8 +349,11 @@ func transferLine(t peer.Transfer) string {
 	const width = 20
 	filled := min(width, t.RangesDone*width/t.RangesTotal)
 	bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
-	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s at %s/s", t.To, t.From, bar, t.RangesDone, t.RangesTotal,
-		fmtBytes(t.BytesDone), fmtBytes(int64(t.Rate)))
+	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s", t.To, t.From, bar, t.RangesDone, t.RangesTotal, fmtBytes(t.BytesDone))
+	if t.BytesTotal > 0 {
+		s += " of ~" + fmtBytes(t.BytesTotal)
+	}
+	s += " at " + fmtBytes(int64(t.Rate)) + "/s"
 	if t.ETASeconds > 0 {
 		s += fmt.Sprintf(", ETA %s", (time.Duration(t.ETASeconds) * time.Second).String())
 	}

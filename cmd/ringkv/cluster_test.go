@@ -186,11 +186,11 @@ func TestClusterStatusTable(t *testing.T) {
 
 	// Transfers in flight and hints for an id no longer listed still show.
 	f.status.Transfers = []peer.Transfer{{Range: "(00, 7f]", From: "node-a", To: "node-b", RangesDone: 5, RangesTotal: 20,
-		BytesDone: 3 << 20, Rate: 1 << 20, ETASeconds: 15, Attempts: 2, LastError: "node-a is down"}}
+		BytesDone: 3 << 20, BytesTotal: 12 << 20, Rate: 1 << 20, ETASeconds: 15, Attempts: 2, LastError: "node-a is down"}}
 	f.status.HintsPending["node-z"] = 7
 	out, _, code = runCluster(t, "status", "--addr", addr)
 	if code != exitOK || !strings.Contains(out, "transfers in flight: 1") ||
-		!strings.Contains(out, "node-b <- node-a [#####---------------] 5/20 ranges, 3.0MiB at 1.0MiB/s, ETA 15s, now (00, 7f]; 2 failed attempts, last: node-a is down") {
+		!strings.Contains(out, "node-b <- node-a [#####---------------] 5/20 ranges, 3.0MiB of ~12.0MiB at 1.0MiB/s, ETA 15s, now (00, 7f]; 2 failed attempts, last: node-a is down") {
 		t.Fatalf("status with a transfer: exit %d\n%s", code, out)
 	}
 	if !regexpLine(out, "node-z", "unknown", "7") {
