@@ -269,7 +269,7 @@ func (n *Node) plan(v *View) (mine []ring.Move, done map[string]bool, st rebalan
 	}
 	var prev *ring.Ring
 	if len(settled) > 0 {
-		prev = ring.New(settled, v.Ring.VNodes(), v.Ring.Replicas())
+		prev = ring.New(settled, v.Ring.VNodes(), n.cfg.Replicas)
 	}
 	for _, m := range ring.Diff(prev, v.Ring) {
 		if slices.Contains(m.To, n.cfg.NodeID) && !slices.Contains(m.From, n.cfg.NodeID) && len(m.From) > 0 {
@@ -384,7 +384,7 @@ func (n *Node) rebalance() error {
 func (n *Node) settle(v *View, st rebalanceState) error {
 	next := rebalanceState{Settled: sortedNodes(v.Ring)}
 	if st.Settled != nil {
-		prev := ring.New(st.Settled, v.Ring.VNodes(), v.Ring.Replicas())
+		prev := ring.New(st.Settled, v.Ring.VNodes(), n.cfg.Replicas)
 		for _, m := range ring.Diff(prev, v.Ring) {
 			if slices.Contains(m.From, n.cfg.NodeID) && !slices.Contains(m.To, n.cfg.NodeID) {
 				next.Drop = append(next.Drop, m.Range)

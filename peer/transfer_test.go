@@ -329,3 +329,35 @@ func TestPendingOwnerWritesCount(t *testing.T) {
 		t.Fatalf("quorum read via the old owner during the move = %q, %v; want the write only the new owner has", got, err)
 	}
 }
+
+// TestLeaveShrinkingBelowN: with N=3 on three nodes every node holds every
+// key; when one leaves, the other two already hold all of its ranges, so
+// the leave ends without moving data, and they give nothing away.
+func TestLeaveShrinkingBelowN(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 3})
+	for i := range 200 {
+		if err := put(t, c.Nodes[i%3], string(key(i)), fmt.Sprint("v", i), peer.All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	if err := c.Nodes[2].Leave(bg); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.Isolate(c.Addrs[2])
+	for j := range 2 {
+		if tr := c.Nodes[j].Transfers(); len(tr) != 0 {
+			t.Errorf("%s moved data: %+v", c.IDs[j], tr)
+		}
+	}
+	for i := range 200 {
+		for j := range 2 {
+			if c.Local(j, key(i)) == nil {
+				t.Fatalf("%s lost %s", c.IDs[j], key(i))
+			}
+		}
+		if got, err := get(t, c.Nodes[i%2], key(i), peer.All); err != nil || got != fmt.Sprint("v", i) {
+			t.Fatalf("get %s at all = %q, %v", key(i), got, err)
+		}
+	}
+}
