@@ -140,16 +140,14 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	}
 	kc := append([]byte(nil), key...)
 	deadline := time.Now().Add(n.cfg.RequestTimeout)
-	replies := make(chan reply, len(order)+3) // owners, 2 successors, a forced local read
+	replies := make(chan reply, len(order)+2) // the owners, and 2 successors
 	next, pending := 0, 0
-	extended := false              // order holds successors beyond the owners
-	selfPending := false           // this node is still pulling key's range
-	var pendingIDs []string        // owners that answered ErrRangePending
-	partial := map[string][]byte{} // and what they hold
+	extended := false       // order holds successors beyond the owners
+	var pendingRepl []reply // answers of owners still pulling key's range
 	askID := func(id string) {
 		pending++
 		if id == n.cfg.NodeID {
-			replies <- n.readLocalReply(id, kc, false)
+			replies <- n.readLocalReply(id, kc)
 			return
 		}
 		mem, ok := v.reachable(id)
@@ -189,11 +187,7 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			if r.err != nil {
 				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
 				if errors.Is(r.err, ErrRangePending) {
-					pendingIDs = append(pendingIDs, r.id)
-					partial[r.id] = r.rec
-					if r.id == n.cfg.NodeID {
-						selfPending = true
-					}
+					pendingRepl = append(pendingRepl, reply{id: r.id, rec: r.rec})
 				}
 				if errors.Is(r.err, ErrRangePending) && !extended {
 					// A new owner still pulling: ask the owners after the
@@ -210,7 +204,7 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 					ask()
 				case len(got)+pending < need && pending == 0:
 					// decided below, with the fallbacks
-				case len(got)+pending < need && !selfPending && len(pendingIDs) == 0:
+				case len(got)+pending < need && len(pendingRepl) == 0:
 					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
 				}
 			} else {
@@ -219,27 +213,24 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			if len(got) >= need || pending > 0 || next < len(order) {
 				continue
 			}
-			// Nobody left to ask and too few answers: what a move in
-			// progress still allows.
-			if selfPending {
-				// No old owner can answer: this node's own copy, which
-				// has every write made since it joined and what it
-				// pulled so far, is the best there is.
-				selfPending = false
-				pending++
-				replies <- n.readLocalReply(n.cfg.NodeID, kc, true)
-				continue
-			}
-			if len(pendingIDs) > 0 && len(v.Ring.Nodes()) <= n.cfg.Replicas && coversOwners(owners, got, pendingIDs) {
-				// Every node is an owner, so the ring grew from fewer
-				// than N nodes and the owners that answered are all the
-				// old owners there are: every earlier write is among the
-				// answers.
-				// The new ones' partial copies count too: they may hold
-				// writes made since the move began that an old owner
-				// which was down lacks.
-				for _, id := range pendingIDs {
-					got = append(got, reply{id: id, rec: partial[id]})
+			// Nobody left to ask and too few answers: what the copies of
+			// owners still pulling the key's range allow. They may lack
+			// older writes, but hold every write made since the move began.
+			switch {
+			case len(pendingRepl) > 0 && len(v.Ring.Nodes()) <= n.cfg.Replicas && coversOwners(owners, got, pendingRepl):
+				// Every node is an owner, so the ring grew from fewer than
+				// N nodes and the owners that answered are all the old
+				// owners there are: every earlier write is among the
+				// answers, and the new ones' copies add the later ones
+				// (which an old owner that was down may lack).
+				got = append(got, pendingRepl...)
+			default:
+				// No old owner can answer: this node's own copy, if it is
+				// an owner still pulling, is the best there is.
+				for _, r := range pendingRepl {
+					if r.id == n.cfg.NodeID {
+						got = append(got, r)
+					}
 				}
 			}
 			if len(got) < need {
@@ -266,29 +257,21 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	return append(dst, rec.Value...), rec.Version, nil
 }
 
-// coversOwners reports whether every owner not in pendingIDs answered.
-func coversOwners(owners []string, got []reply, pendingIDs []string) bool {
+// coversOwners reports whether every owner but those still pulling
+// answered.
+func coversOwners(owners []string, got, pending []reply) bool {
 	for _, id := range owners {
-		if slices.Contains(pendingIDs, id) {
-			continue
-		}
-		if !slices.ContainsFunc(got, func(r reply) bool { return r.id == id }) {
+		has := func(r reply) bool { return r.id == id }
+		if !slices.ContainsFunc(pending, has) && !slices.ContainsFunc(got, has) {
 			return false
 		}
 	}
 	return true
 }
 
-// readLocalReply reads this node's own record of key as a reply; with
-// anyway, also from a range it is still pulling.
-func (n *Node) readLocalReply(id string, key []byte, anyway bool) reply {
-	var rec []byte
-	var err error
-	if anyway {
-		rec, err = n.readLocal(nil, key)
-	} else {
-		rec, err = n.ReadLocal(nil, key)
-	}
+// readLocalReply reads this node's own record of key as a reply.
+func (n *Node) readLocalReply(id string, key []byte) reply {
+	rec, err := n.ReadLocal(nil, key)
 	if errors.Is(err, ErrNotFound) {
 		return reply{id: id}
 	}
