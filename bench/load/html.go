@@ -30,7 +30,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": func(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) },
 	"f1":  func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"f2":  func(f float64) string { return fmt.Sprintf("%.2f", f) },
-	"mib": fmtBytes,
+	"mib": chart.FormatBytes,
 	"s":   func(f float64) string { return fmtDur(time.Duration(f * float64(time.Second))) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -12,6 +12,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/ringkv/ringkv/bench/internal/chart"
 	"github.com/ringkv/ringkv/bench/workload"
 )
 
@@ -404,7 +405,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 		}
 		sm := &n.Summary
 		fmt.Fprintf(w, "lsm        %s: L0 sublevels max %d, read amp max %d, compaction debt max %s, stalls %d (%.2fs), flushes %d, compactions %d, write amp %.2f\n",
-			n.Addr, sm.MaxL0Sublevels, sm.MaxReadAmp, fmtBytes(sm.MaxCompactionDebt), sm.Stalls, sm.StallSeconds,
+			n.Addr, sm.MaxL0Sublevels, sm.MaxReadAmp, chart.FormatBytes(sm.MaxCompactionDebt), sm.Stalls, sm.StallSeconds,
 			sm.Flushes, sm.Compactions, sm.WriteAmp)
 	}
 }
@@ -431,16 +432,4 @@ func fmtDur(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 	return d.Round(time.Microsecond).String()
-}
-
-func fmtBytes(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }

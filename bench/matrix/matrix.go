@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringkv/ringkv/bench/internal/chart"
 	"github.com/ringkv/ringkv/bench/workload"
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
@@ -406,7 +407,7 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 		return row, err
 	}
 	fmt.Fprintf(progress, "%-16s read %d (%.0f/s, p99 %.3fms); write amp %.2f, read amp %.1f, %d stalls (%.2fs), disk %s\n",
-		cs.Name, rd.n, row.ReadOpsPerSec, row.ReadP99, row.WriteAmp, row.ReadAmp, row.Stalls, row.StallSeconds, fmtBytes(row.DiskBytes))
+		cs.Name, rd.n, row.ReadOpsPerSec, row.ReadP99, row.WriteAmp, row.ReadAmp, row.Stalls, row.StallSeconds, chart.FormatBytes(row.DiskBytes))
 	return row, nil
 }
 
@@ -623,18 +624,6 @@ func msOf(d time.Duration) float64 { return round(float64(d)/1e6, 3) }
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
-}
-
-func fmtBytes(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 // WriteFiles writes res to dir/compaction.json and dir/compaction.html.
