@@ -2,15 +2,10 @@ package httpd
 
 import (
 	"bufio"
-	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/ring"
 )
 
 // backupChunk is how much of a backup is written between deadline
@@ -69,59 +64,4 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
 	}
 	return d.w.Write(p)
-}
-
-// internalSpan serves GET /internal/span?lo=HEX&hi=HEX: the node's records
-// of the token span [lo, hi) (hi 0 meaning 2^64) as a stream that a node
-// pulling the range merges in (peer.Node.ServeSpan, sstable.Send's format).
-// An error after the answer began cuts the stream short; the receiver
-// notices the missing trailer and merges nothing.
-func (s *Server) internalSpan(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() {
-		methodNotAllowed(ctx, "GET")
-		return
-	}
-	args := ctx.QueryArgs()
-	lo, err1 := strconv.ParseUint(string(args.Peek("lo")), 16, 64)
-	hi, err2 := strconv.ParseUint(string(args.Peek("hi")), 16, 64)
-	if err1 != nil || err2 != nil || (hi != 0 && lo >= hi) {
-		writeError(ctx, fasthttp.StatusBadRequest, "want lo and hi as hex tokens, lo < hi or hi = 0")
-		return
-	}
-	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
-	ctx.SetWriteDeadline(time.Now().Add(timeout))
-	ctx.SetContentTypeBytes(ctOctet)
-	sctx := s.storeCtx
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout}
-		if err := s.cluster.ServeSpan(sctx, lo, hi, dw); err != nil {
-			s.lg.Warn("span stream cut short", "lo", lo, "hi", hi, "err", err)
-			return
-		}
-		w.Flush()
-	})
-}
-
-// internalMerkle serves GET /internal/merkle?start=HEX&end=HEX&depth=N:
-// the node's Merkle tree of the ring range (start, end] (peer's wire
-// encoding), for another owner's anti-entropy.
-func (s *Server) internalMerkle(ctx *fasthttp.RequestCtx) {
-	if !onlyGet(ctx) {
-		return
-	}
-	args := ctx.QueryArgs()
-	start, err1 := strconv.ParseUint(string(args.Peek("start")), 16, 64)
-	end, err2 := strconv.ParseUint(string(args.Peek("end")), 16, 64)
-	depth, err3 := strconv.Atoi(string(args.Peek("depth")))
-	if err1 != nil || err2 != nil || err3 != nil || depth < 0 || depth > peer.MaxMerkleDepth {
-		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("want start and end as hex tokens and depth 0 to %d", peer.MaxMerkleDepth))
-		return
-	}
-	t, err := s.cluster.LocalMerkle(s.storeCtx, ring.Range{Start: start, End: end}, depth)
-	if err != nil {
-		s.writeStoreError(ctx, "internal_merkle", err)
-		return
-	}
-	ctx.SetContentTypeBytes(ctOctet)
-	ctx.SetBody(peer.AppendMerkle(nil, t))
 }
