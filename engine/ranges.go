@@ -245,14 +245,15 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		return err
 	}
 	e.raiseWatermarks(&in.stripeTS)
-	// Whatever happens now, cached rows of the span may be stale.
-	defer e.invalidateRows()
 	// Garbage collection reads a droppable record and deletes its key
 	// under the key's stripe lock: holding every stripe keeps the records
 	// from landing between the two, where the delete would take them too.
 	// Writers lose little: Pebble queues the writes sequenced after an
 	// ingest behind it anyway, and the fsync is awaited unlocked.
-	unlock := e.lockAllStripes()
+	unlockStripes := e.lockAllStripes()
+	// Whatever happens now, cached rows of the span may be stale: they
+	// are forgotten before the stripes are unlocked.
+	unlock := func() { e.invalidateRowsLocked(); unlockStripes() }
 	if in.batch != nil {
 		err := e.db.ApplyNoSyncWait(in.batch, pebble.Sync)
 		unlock()
@@ -455,19 +456,30 @@ func (e *Engine) raiseWatermarks(ts *[numStripes]uint64) {
 
 // invalidateRows forgets the row cache after records changed outside the
 // write path (a span ingested or dropped). It runs after the change is
-// visible. Bumping every stripe's sequence number, under its lock, stops a
-// read that began before the change from caching what it read; a write
-// sequenced before the change finishes its cache update before its stripe
-// is bumped; and the reset then drops whatever either left behind.
+// visible.
 func (e *Engine) invalidateRows() {
 	if e.rows == nil {
 		return
 	}
+	unlock := e.lockAllStripes()
+	e.invalidateRowsLocked()
+	unlock()
+}
+
+// invalidateRowsLocked is invalidateRows for a caller that holds every
+// stripe lock. Bumping every stripe's sequence number stops a read that
+// began before the change from caching what it read. The reset must run
+// under the locks too: a merge write consults the cached record and caches
+// its own if newer, and one that read a stale entry before the reset
+// reached it and cached after would leave a record older than the stored
+// winner in the cache (a stale read until evicted).
+// REQUIRES: every stripe lock.
+func (e *Engine) invalidateRowsLocked() {
+	if e.rows == nil {
+		return
+	}
 	for i := range e.stripes {
-		s := &e.stripes[i]
-		s.mu.Lock()
-		s.seq.Add(1)
-		s.mu.Unlock()
+		e.stripes[i].seq.Add(1)
 	}
 	e.rows.c.Reset()
 }
