@@ -484,24 +484,43 @@ func (e *Engine) invalidateRowsLocked() {
 	e.rows.c.Reset()
 }
 
+// Span is the token span [Lo, Hi); Hi == 0 stands for 2^64.
+type Span struct{ Lo, Hi uint64 }
+
 // DropSpan deletes every record whose token is in [lo, hi) with one range
 // deletion, durably. Pebble flushes a memtable holding a range deletion
 // within FlushDelayDeleteRange, so the space returns to the disk soon after.
 func (e *Engine) DropSpan(ctx context.Context, lo, hi uint64) error {
+	return e.DropSpans(ctx, []Span{{lo, hi}})
+}
+
+// DropSpans is DropSpan for several spans at once, in one batch: all of
+// them are dropped or none.
+func (e *Engine) DropSpans(ctx context.Context, spans []Span) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	start, end, empty, err := spanKeys(lo, hi)
-	if err != nil || empty {
-		return err
+	b := e.db.NewBatch()
+	defer b.Close()
+	for _, sp := range spans {
+		start, end, empty, err := spanKeys(sp.Lo, sp.Hi)
+		if err == nil && !empty {
+			err = b.DeleteRange(start, end, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot drop span [%016x, %016x): %w", sp.Lo, sp.Hi, err)
+		}
 	}
-	err = e.db.DeleteRange(start, end, pebble.Sync)
+	if b.Empty() {
+		return nil
+	}
+	err := e.db.Apply(b, pebble.Sync)
 	e.invalidateRows()
 	if err != nil {
-		return fmt.Errorf("cannot drop span [%016x, %016x): %w", lo, hi, err)
+		return fmt.Errorf("cannot drop %d spans: %w", len(spans), err)
 	}
 	return nil
 }

@@ -762,21 +762,25 @@ func TestExportSpan(t *testing.T) {
 	}
 }
 
-// TestDropSpan: a drop removes exactly the span's records, and nothing of
-// the other keyspaces.
+// TestDropSpan: a drop removes exactly the records of its spans (all of
+// them or, given a bad span, none), and nothing of the other keyspaces.
 func TestDropSpan(t *testing.T) {
 	ts := memtable.TimestampAt(time.Now())
 	keys := benchKeysT(500)
 	for _, c := range []struct {
-		name   string
-		lo, hi uint64
-		err    error
+		name  string
+		spans []Span
+		err   error
 	}{
-		{"all", 0, 0, nil},
-		{"upper", upper, 0, nil},
-		{"middle", 1 << 62, 3 << 62, nil},
-		{"empty", 1 << 62, 1 << 62, nil},
-		{"wrapping", 3 << 62, 1 << 62, ErrWrappingSpan},
+		{"all", []Span{{0, 0}}, nil},
+		{"upper", []Span{{upper, 0}}, nil},
+		{"middle", []Span{{1 << 62, 3 << 62}}, nil},
+		{"empty", []Span{{1 << 62, 1 << 62}}, nil},
+		{"wrapping", []Span{{3 << 62, 1 << 62}}, ErrWrappingSpan},
+		{"none", nil, nil},
+		{"several", []Span{{0, 1 << 61}, {1 << 62, 1 << 62}, {3 << 62, 0}}, nil},
+		// One bad span and nothing is dropped.
+		{"several, one wrapping", []Span{{0, 1 << 61}, {3 << 62, 1 << 62}}, ErrWrappingSpan},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := openMem(t, vfs.NewMem(), nil, nil)
@@ -790,12 +794,21 @@ func TestDropSpan(t *testing.T) {
 			}
 			must(t, e.SetMeta("name", []byte("me")))
 			must(t, e.AddHint("peer", []byte("hinted"), rec(ts, 1, "h").Append(nil)))
-			if err := e.DropSpan(context.Background(), c.lo, c.hi); !errors.Is(err, c.err) {
-				t.Fatalf("DropSpan = %v, want %v", err, c.err)
+			var err error
+			if len(c.spans) == 1 {
+				err = e.DropSpan(context.Background(), c.spans[0].Lo, c.spans[0].Hi)
+			} else {
+				err = e.DropSpans(context.Background(), c.spans)
+			}
+			if !errors.Is(err, c.err) {
+				t.Fatalf("drop = %v, want %v", err, c.err)
 			}
 			for _, k := range keys {
 				_, _, err := e.Get(nil, k)
-				gone := c.err == nil && !(c.hi != 0 && c.lo == c.hi) && inSpan(Token(k), c.lo, c.hi)
+				gone := false
+				for _, sp := range c.spans {
+					gone = gone || c.err == nil && !(sp.Hi != 0 && sp.Lo == sp.Hi) && inSpan(Token(k), sp.Lo, sp.Hi)
+				}
 				if gone != errors.Is(err, ErrNotFound) {
 					t.Fatalf("%s: Get = %v, want gone=%v", k, err, gone)
 				}

@@ -44,12 +44,19 @@ type rebalanceState struct {
 	// already pulled (Range.String()).
 	Target []string `json:"target,omitempty"`
 	Done   []string `json:"done,omitempty"`
-	// Drop lists the ranges of ring DropRing that this node gave away
-	// when it settled on it; it deletes them once every member of that
+	// Drop lists the ranges of ring DropRing that this node does not own
+	// and may hold records of; it deletes them once every member of that
 	// ring holds its ranges.
 	Drop     []ring.Range `json:"drop,omitempty"`
 	DropRing []string     `json:"drop_ring,omitempty"`
+	// Orphans says a Drop was abandoned because the ring changed first:
+	// the node may hold records of ranges it owns in no later ring.
+	Orphans bool `json:"orphans,omitempty"`
 }
+
+// orphaned reports whether the node may hold records of ranges it gave
+// away and has not dropped.
+func (st rebalanceState) orphaned() bool { return st.Orphans || len(st.Drop) > 0 }
 
 // Transfer is this node's pulling of the ranges a new ring gave it, as
 // GET /v1/cluster lists it: the range being pulled now, and the progress
@@ -361,7 +368,7 @@ func (n *Node) rebalance() error {
 		n.reb.rangeDone()
 		done[m.Range.String()] = true
 		st.Done = append(st.Done, m.Range.String())
-		if err := n.storeRebalance(rebalanceState{Settled: st.Settled, Target: st.Target, Done: st.Done}); err != nil {
+		if err := n.storeRebalance(rebalanceState{Settled: st.Settled, Target: st.Target, Done: st.Done, Orphans: st.orphaned()}); err != nil {
 			return err
 		}
 		n.setPending(mine, done)
@@ -379,15 +386,29 @@ func (n *Node) rebalance() error {
 }
 
 // settle records that this node holds every range of v's ring, and which
-// ranges of its former ring it gave away, to drop once the new owners
-// hold them.
+// ranges of it the node does not own but may hold records of, to drop once
+// every member holds its ranges.
+//
+// Those are the ranges it gave away in this move and, if an earlier Drop
+// was abandoned because the ring changed before it could run, every range
+// it does not own: a copy kept past its drop misses the deletes made while
+// others own the range, and if the range came back to this node after
+// their tombstones were collected, merging the old copy would bring the
+// deleted keys back. (A range given back before the drop is safe: this
+// node's last clean anti-entropy pass predates the move, so the GC horizon
+// keeps the tombstones until it has pulled the range.)
 func (n *Node) settle(v *View, st rebalanceState) error {
 	next := rebalanceState{Settled: sortedNodes(v.Ring)}
 	if st.Settled != nil {
-		prev := ring.New(st.Settled, v.Ring.VNodes(), n.cfg.Replicas)
-		for _, m := range ring.Diff(prev, v.Ring) {
-			if slices.Contains(m.From, n.cfg.NodeID) && !slices.Contains(m.To, n.cfg.NodeID) {
-				next.Drop = append(next.Drop, m.Range)
+		self := n.cfg.NodeID
+		if st.orphaned() {
+			next.Drop = unowned(v.Ring, self)
+		} else {
+			prev := ring.New(st.Settled, v.Ring.VNodes(), n.cfg.Replicas)
+			for _, m := range ring.Diff(prev, v.Ring) {
+				if slices.Contains(m.From, self) && !slices.Contains(m.To, self) {
+					next.Drop = append(next.Drop, m.Range)
+				}
 			}
 		}
 		if len(next.Drop) > 0 {
@@ -395,6 +416,23 @@ func (n *Node) settle(v *View, st rebalanceState) error {
 		}
 	}
 	return n.storeRebalance(next)
+}
+
+// unowned returns the ranges of r that self does not own, adjacent ones
+// merged.
+func unowned(r *ring.Ring, self string) []ring.Range {
+	var out []ring.Range
+	for _, or := range r.Ranges() {
+		if slices.Contains(or.Owners, self) {
+			continue
+		}
+		if k := len(out); k > 0 && out[k-1].End == or.Start {
+			out[k-1].End = or.End
+			continue
+		}
+		out = append(out, or.Range)
+	}
+	return out
 }
 
 // errNotYet is dropGivenAway's "the new owners do not all hold their
@@ -412,7 +450,8 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	}
 	v := n.view.Load()
 	if !slices.Equal(sortedNodes(v.Ring), st.DropRing) {
-		st.Drop, st.DropRing = nil, nil
+		// The next settle drops whatever this node does not own then.
+		st.Drop, st.DropRing, st.Orphans = nil, nil, true
 		return n.storeRebalance(st)
 	}
 	if why := n.othersHoldRanges(ctx, v); why != "" {
@@ -426,12 +465,14 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	if !slices.Equal(sortedNodes(n.view.Load().Ring), st.DropRing) {
 		return errNotYet
 	}
+	var spans []engine.Span
 	for _, rg := range st.Drop {
 		for _, sp := range rg.Spans() {
-			if err := n.cfg.Engine.DropSpan(ctx, sp.Lo, sp.Hi); err != nil {
-				return err
-			}
+			spans = append(spans, engine.Span{Lo: sp.Lo, Hi: sp.Hi})
 		}
+	}
+	if err := n.cfg.Engine.DropSpans(ctx, spans); err != nil {
+		return err
 	}
 	n.cfg.Logger.Info("dropped the ranges given away", "ranges", len(st.Drop), "ring", st.DropRing)
 	st.Drop, st.DropRing = nil, nil

@@ -2,6 +2,7 @@ package peer_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -360,4 +361,119 @@ func TestLeaveShrinkingBelowN(t *testing.T) {
 			t.Fatalf("get %s at all = %q, %v", key(i), got, err)
 		}
 	}
+}
+
+// TestAbandonedDropDoesNotResurrect: the founders give ranges to n4, but
+// the ring grows again (n5) before n4 holds them, so their drop is
+// abandoned. At the next settle each founder drops every range it no
+// longer owns, not only those that move then: a copy kept past its drop
+// misses the deletes made while others own the range, and once their
+// tombstones are collected, a ring change that gives the range back would
+// merge the deleted values in again. The test deletes keys while n4 and n5
+// own them, collects the tombstones everywhere, lets both nodes leave, and
+// reads the keys back from the founders.
+func TestAbandonedDropDoesNotResurrect(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 2, TombstoneGrace: time.Nanosecond})
+	const keys = 600
+	for i := range keys {
+		if err := put(t, c.Nodes[i%3], string(key(i)), fmt.Sprint("v", i), peer.All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	r0 := c.Nodes[0].View().Ring
+
+	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 4)) // n4 cannot pull: nobody may drop
+	n4 := c.AddNode()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.Nodes[0].Settled() || !c.Nodes[1].Settled() || !c.Nodes[2].Settled() {
+		if time.Now().After(deadline) {
+			t.Fatal("the founders did not settle on the ring with n4")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	n5 := c.AddNode()
+	c.Net.Heal()
+	waitSettled(t, c, 20*time.Second)
+
+	// Every copy of a range its holder does not own is dropped.
+	r2 := c.Nodes[0].View().Ring
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		stale := 0
+		for i := range keys {
+			owners := r2.KeyOwners(key(i))
+			for j := range c.Nodes {
+				if c.Local(j, key(i)) != nil && !slices.Contains(owners, c.IDs[j]) {
+					stale++
+				}
+			}
+		}
+		if stale == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d copies of ranges their holders do not own still held after 20s", stale)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Delete the keys a founder owned before n4 and n5 joined and does
+	// not own now: it owns them again once they leave.
+	var doomed [][]byte
+	for i := range keys {
+		owners := r2.KeyOwners(key(i))
+		for _, id := range r0.KeyOwners(key(i)) {
+			if !slices.Contains(owners, id) {
+				doomed = append(doomed, key(i))
+				break
+			}
+		}
+	}
+	if len(doomed) == 0 {
+		t.Fatal("no key changes owner: the test proves nothing")
+	}
+	for _, k := range doomed {
+		if _, err := c.Nodes[0].Delete(bg, k, peer.WriteOptions{Consistency: peer.All}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Millisecond) // past the 1ns grace
+	// The second pass of every node starts after the deletes.
+	for range 2 {
+		for _, n := range c.Nodes {
+			if err := n.AntiEntropyPass(bg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var dropped int64
+	for i := range c.Nodes {
+		c.Nodes[i].UpdateHorizon(bg)
+		st, err := c.Engine(i).CollectGarbage(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped += st.Dropped
+	}
+	if dropped < int64(2*len(doomed)) {
+		t.Fatalf("collected %d tombstones of %d deleted keys at N=2: the test proves nothing", dropped, len(doomed))
+	}
+
+	for _, l := range []int{n5, n4} {
+		if err := c.Nodes[l].Leave(bg); err != nil {
+			t.Fatalf("%s leave: %v", c.IDs[l], err)
+		}
+		c.Net.Isolate(c.Addrs[l]) // gone
+	}
+	waitSettled(t, c, 20*time.Second)
+	for _, k := range doomed {
+		for j := range 3 {
+			if got, err := get(t, c.Nodes[j], k, peer.All); !errors.Is(err, peer.ErrNotFound) {
+				t.Fatalf("deleted %s reads %q, %v via %s after the ring gave it back", k, got, err, c.IDs[j])
+			}
+		}
+	}
+	t.Logf("%d deleted keys stay deleted", len(doomed))
 }
