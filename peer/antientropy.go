@@ -76,7 +76,7 @@ func (n *Node) UpdateHorizon(ctx context.Context) {
 	low := uint64(math.MaxUint64)
 	for _, id := range v.Ring.Nodes() {
 		if id == n.cfg.NodeID {
-			low = min(low, n.aeClean.Load())
+			low = min(low, n.cleanSince())
 			continue
 		}
 		m, ok := v.reachable(id)
@@ -93,6 +93,11 @@ func (n *Node) UpdateHorizon(ctx context.Context) {
 	}
 	n.horizon.Store(low)
 }
+
+// cleanSince is the clean pass this node reports to the others' GC
+// horizon: its last complete anti-entropy pass, held back while it keeps
+// ranges it gave away.
+func (n *Node) cleanSince() uint64 { return min(n.aeClean.Load(), n.kept.Load()) }
 
 // antiEntropyLoop runs a pass every AntiEntropyInterval until Close.
 func (n *Node) antiEntropyLoop() {

@@ -106,6 +106,7 @@ type Node struct {
 	reb rebalancer // range transfers (transfer.go)
 
 	aeClean  atomic.Uint64 // HLC start of the last complete anti-entropy pass
+	kept     atomic.Uint64 // rebalanceState.keptHorizon of the stored state
 	horizon  atomic.Uint64 // GCHorizon in a cluster
 	aePasses atomic.Int64  // anti-entropy passes completed
 	aeSpans  atomic.Int64  // spans anti-entropy found different and pulled
@@ -205,6 +206,11 @@ func NewNode(cfg Config) (*Node, error) {
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
 	})
+	st, err := n.loadRebalance()
+	if err != nil {
+		return nil, err
+	}
+	n.kept.Store(st.keptHorizon())
 	if cfg.Transport != nil {
 		// Tables staged by a pull that a crash cut short: the pull starts
 		// the range again.

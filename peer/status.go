@@ -23,7 +23,9 @@ type ClusterStatus struct {
 	Settled bool `json:"settled"`
 	// AntiEntropyClean is the HLC timestamp at which this node's last
 	// complete anti-entropy pass began (0: none yet): every record older
-	// than it that another owner held, this node holds.
+	// than it that another owner held, this node holds. While the node
+	// keeps ranges it gave away, it is no later than the last such pass
+	// before it gave them.
 	AntiEntropyClean uint64 `json:"anti_entropy_clean"`
 	// Leave is the progress of this node's graceful leave, if one began:
 	// "handing ranges over: ...", "left", or why it stopped.
@@ -45,7 +47,7 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		Transfers:        n.Transfers(),
 		Settled:          n.Settled(),
 		Leave:            n.leaveStatus(),
-		AntiEntropyClean: n.aeClean.Load(),
+		AntiEntropyClean: n.cleanSince(),
 		HintsPending:     n.cfg.Engine.PendingHints(),
 		Ownership:        v.Ring.Ownership(),
 	}

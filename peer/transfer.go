@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,11 +53,28 @@ type rebalanceState struct {
 	// Orphans says a Drop was abandoned because the ring changed first:
 	// the node may hold records of ranges it owns in no later ring.
 	Orphans bool `json:"orphans,omitempty"`
+	// KeptSince is the start of this node's last clean anti-entropy pass
+	// before it first gave away the ranges it still holds: the node
+	// reports no later clean pass until it has dropped them (see
+	// keptHorizon).
+	KeptSince uint64 `json:"kept_since,omitempty"`
 }
 
 // orphaned reports whether the node may hold records of ranges it gave
 // away and has not dropped.
 func (st rebalanceState) orphaned() bool { return st.Orphans || len(st.Drop) > 0 }
+
+// keptHorizon is the bound st puts on the GC horizon. While the node holds
+// copies of ranges it gave away, they miss the deletes made since, and a
+// ring change may give a range back before the drop: its tombstones must
+// stay on the other owners until the node has merged them over its copy.
+// Every record older than KeptSince that an owner held, the copy holds.
+func (st rebalanceState) keptHorizon() uint64 {
+	if st.orphaned() {
+		return st.KeptSince
+	}
+	return math.MaxUint64
+}
 
 // Transfer is this node's pulling of the ranges a new ring gave it, as
 // GET /v1/cluster lists it: the range being pulled now, and the progress
@@ -245,7 +263,11 @@ func (n *Node) storeRebalance(st rebalanceState) error {
 	if err != nil {
 		return err
 	}
-	return n.cfg.Engine.SetMeta(settledMeta, b)
+	if err := n.cfg.Engine.SetMeta(settledMeta, b); err != nil {
+		return err
+	}
+	n.kept.Store(st.keptHorizon())
+	return nil
 }
 
 // plan returns the moves of ring v that give this node a range it did not
@@ -368,7 +390,7 @@ func (n *Node) rebalance() error {
 		n.reb.rangeDone()
 		done[m.Range.String()] = true
 		st.Done = append(st.Done, m.Range.String())
-		if err := n.storeRebalance(rebalanceState{Settled: st.Settled, Target: st.Target, Done: st.Done, Orphans: st.orphaned()}); err != nil {
+		if err := n.storeRebalance(rebalanceState{Settled: st.Settled, Target: st.Target, Done: st.Done, Orphans: st.orphaned(), KeptSince: st.KeptSince}); err != nil {
 			return err
 		}
 		n.setPending(mine, done)
@@ -413,6 +435,13 @@ func (n *Node) settle(v *View, st rebalanceState) error {
 		}
 		if len(next.Drop) > 0 {
 			next.DropRing = next.Settled
+			// No pass completes between this node's view change and its
+			// settle, so its last clean pass began before it gave the
+			// ranges away.
+			next.KeptSince = n.aeClean.Load()
+			if st.orphaned() {
+				next.KeptSince = st.KeptSince
+			}
 		}
 	}
 	return n.storeRebalance(next)
@@ -475,7 +504,7 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 		return err
 	}
 	n.cfg.Logger.Info("dropped the ranges given away", "ranges", len(st.Drop), "ring", st.DropRing)
-	st.Drop, st.DropRing = nil, nil
+	st.Drop, st.DropRing, st.Orphans, st.KeptSince = nil, nil, false, 0
 	return n.storeRebalance(st)
 }
 
