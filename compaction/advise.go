@@ -37,9 +37,9 @@ func AdviseStall(reason string, t Tuning) Advice {
 	case StallMemTableCount:
 		a.Flag = "memtable-size"
 		fmt.Fprintf(&b, "writes stalled: %d memtables of %s are waiting to flush because flushes are slower than writes; ",
-			t.MemTableStopWrites, formatSize(t.MemTableSize))
+			t.MemTableStopWrites, FormatSize(t.MemTableSize))
 		if next := 2 * t.MemTableSize; next <= memtable.MaxMemTableSize {
-			fmt.Fprintf(&b, "raise --memtable-size (e.g. to %s)", formatSize(next))
+			fmt.Fprintf(&b, "raise --memtable-size (e.g. to %s)", FormatSize(next))
 		} else {
 			b.WriteString("--memtable-size is at its limit")
 		}

@@ -274,7 +274,7 @@ func (t Tuning) Validate() error {
 		return unknownProfile(string(t.Profile))
 	}
 	if err := (memtable.Sizing{Size: t.MemTableSize, StopWrites: t.MemTableStopWrites}).Validate(); err != nil {
-		return fmt.Errorf("--memtable-size (%s) is invalid: %w", formatSize(t.MemTableSize), err)
+		return fmt.Errorf("--memtable-size (%s) is invalid: %w", FormatSize(t.MemTableSize), err)
 	}
 	switch {
 	case t.L0CompactionThreshold < 1:
@@ -286,19 +286,19 @@ func (t Tuning) Validate() error {
 			t.L0StopWritesThreshold, t.L0CompactionThreshold)
 	case t.LBaseMaxBytes < minLBaseMaxBytes:
 		return fmt.Errorf("--lbase-max-bytes (%s) must be at least %s",
-			formatSize(t.LBaseMaxBytes), formatSize(minLBaseMaxBytes))
+			FormatSize(t.LBaseMaxBytes), FormatSize(minLBaseMaxBytes))
 	case t.TargetFileSize < minTargetFileSize:
 		return fmt.Errorf("--target-file-size (%s) must be at least %s",
-			formatSize(t.TargetFileSize), formatSize(minTargetFileSize))
+			FormatSize(t.TargetFileSize), FormatSize(minTargetFileSize))
 	case t.TargetFileSize > t.LBaseMaxBytes:
 		return fmt.Errorf("--target-file-size (%s) must not exceed --lbase-max-bytes (%s)",
-			formatSize(t.TargetFileSize), formatSize(t.LBaseMaxBytes))
+			FormatSize(t.TargetFileSize), FormatSize(t.LBaseMaxBytes))
 	case t.MaxConcurrentCompactions < 1 || t.MaxConcurrentCompactions > maxCompactions:
 		return fmt.Errorf("--max-concurrent-compactions (%d) must be between 1 and %d",
 			t.MaxConcurrentCompactions, maxCompactions)
 	case t.BlockCacheSize < minBlockCacheSize:
 		return fmt.Errorf("--block-cache-size (%s) must be at least %s",
-			formatSize(t.BlockCacheSize), formatSize(minBlockCacheSize))
+			FormatSize(t.BlockCacheSize), FormatSize(minBlockCacheSize))
 	case t.BloomBitsPerKey < 0 || t.BloomBitsPerKey > maxBloomBitsPerKey:
 		return fmt.Errorf("--bloom-bits-per-key (%d) must be between 0 (no filter) and %d",
 			t.BloomBitsPerKey, maxBloomBitsPerKey)
@@ -350,28 +350,29 @@ type Knob struct {
 func (t Tuning) Knobs() []Knob {
 	return []Knob{
 		{"compaction-profile", string(t.Profile)},
-		{"memtable-size", formatSize(t.MemTableSize)},
+		{"memtable-size", FormatSize(t.MemTableSize)},
 		{"memtable-stop-writes", strconv.Itoa(t.MemTableStopWrites)},
 		{"l0-compaction-threshold", strconv.Itoa(t.L0CompactionThreshold)},
 		{"l0-stop-writes-threshold", strconv.Itoa(t.L0StopWritesThreshold)},
-		{"lbase-max-bytes", formatSize(t.LBaseMaxBytes)},
-		{"target-file-size", formatSize(t.TargetFileSize)},
+		{"lbase-max-bytes", FormatSize(t.LBaseMaxBytes)},
+		{"target-file-size", FormatSize(t.TargetFileSize)},
 		{"max-concurrent-compactions", strconv.Itoa(t.MaxConcurrentCompactions)},
-		{"block-cache-size", formatSize(t.BlockCacheSize)},
+		{"block-cache-size", FormatSize(t.BlockCacheSize)},
 		{"bloom-bits-per-key", strconv.Itoa(t.BloomBitsPerKey)},
 	}
 }
 
-// formatSize writes n in the largest binary unit that divides it exactly
-// ("64MiB", "1536KiB"), or as plain bytes, so the text parses back to n.
-func formatSize(n int64) string {
-	switch {
-	case n != 0 && n%gib == 0:
-		return strconv.FormatInt(n/gib, 10) + "GiB"
-	case n != 0 && n%mib == 0:
-		return strconv.FormatInt(n/mib, 10) + "MiB"
-	case n != 0 && n%kib == 0:
-		return strconv.FormatInt(n/kib, 10) + "KiB"
+// FormatSize writes n in the largest binary unit that divides it exactly
+// ("64MiB", "1536KiB"), or as plain bytes, so the text parses back to n
+// (as the --*-size flags read it).
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", gib}, {"MiB", mib}, {"KiB", kib}} {
+		if n != 0 && n%u.m == 0 {
+			return strconv.FormatInt(n/u.m, 10) + u.s
+		}
 	}
 	return strconv.FormatInt(n, 10) + "B"
 }

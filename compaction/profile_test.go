@@ -77,14 +77,14 @@ func setOverride(o *Overrides, flag, val string) error {
 	return fmt.Errorf("unknown flag %q", flag)
 }
 
-// parseSize parses what formatSize writes ("64MiB", "512KiB", "7B") and
+// parseSize parses what FormatSize writes ("64MiB", "512KiB", "7B") and
 // plain byte counts; it is the test's stand-in for cmd/'s size flags.
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"GiB", gib}, {"MiB", mib}, {"KiB", kib}, {"B", 1}} {
+	}{{"TiB", 1 << 40}, {"GiB", gib}, {"MiB", mib}, {"KiB", kib}, {"B", 1}} {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
 			break
@@ -231,8 +231,8 @@ func TestApplyOverwrites(t *testing.T) {
 func TestFormatSize(t *testing.T) {
 	f := func(n int64, want string) {
 		t.Helper()
-		if got := formatSize(n); got != want {
-			t.Fatalf("formatSize(%d) = %q, want %q", n, got, want)
+		if got := FormatSize(n); got != want {
+			t.Fatalf("FormatSize(%d) = %q, want %q", n, got, want)
 		}
 		if back, err := parseSize(want); err != nil || back != n {
 			t.Fatalf("parseSize(%q) = %d, %v; want %d", want, back, err, n)
@@ -245,6 +245,7 @@ func TestFormatSize(t *testing.T) {
 	f(1536*kib, "1536KiB")
 	f(64*mib, "64MiB")
 	f(4*gib, "4GiB")
+	f(3<<40, "3TiB")
 	f(4*gib-1, "4294967295B")
 	f(-mib, "-1MiB")
 }

@@ -121,8 +121,12 @@ func TestParseSize(t *testing.T) {
 	f("ten", 0, false)
 	f("99999999999TiB", 0, false)
 	f("NaN", 0, false)
-	if formatSize(64<<20) != "64MiB" || formatSize(1000) != "1000B" {
-		t.Fatal("formatSize")
+	// A set size flag prints what parses back to its value.
+	var v int64
+	for _, in := range []string{"64MiB", "1000B", "2TiB", "1536KiB"} {
+		if err := (sizeFlag{&v}).Set(in); err != nil || (sizeFlag{&v}).String() != in {
+			t.Fatalf("size flag set to %s prints %q (%v)", in, sizeFlag{&v}.String(), err)
+		}
 	}
 }
 

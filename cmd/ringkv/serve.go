@@ -109,7 +109,7 @@ func (c *serveConfig) validate() error {
 	case c.vnodes < 1 || c.vnodes > 4096:
 		return fmt.Errorf("--vnodes (%d) must be 1 to 4096", c.vnodes)
 	case c.maxValueSize < 1 || c.maxValueSize > 512<<20:
-		return fmt.Errorf("--max-value-size (%s) must be 1B to 512MiB", formatSize(c.maxValueSize))
+		return fmt.Errorf("--max-value-size (%s) must be 1B to 512MiB", compaction.FormatSize(c.maxValueSize))
 	case c.requestTimeout <= 0:
 		return fmt.Errorf("--request-timeout (%s) must be positive", c.requestTimeout)
 	case c.tombstoneGrace < 0:
@@ -121,7 +121,7 @@ func (c *serveConfig) validate() error {
 	case c.antiEntropyInterval <= 0:
 		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
 	case c.rowCacheSize != 0 && c.rowCacheSize < 32<<20:
-		return fmt.Errorf("--row-cache-size (%s) must be 0 (off) or at least 32MiB", formatSize(c.rowCacheSize))
+		return fmt.Errorf("--row-cache-size (%s) must be 0 (off) or at least 32MiB", compaction.FormatSize(c.rowCacheSize))
 	case c.shutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout (%s) must be positive", c.shutdownTimeout)
 	}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ringkv/ringkv/compaction"
 )
 
 // sizeUnits are the suffixes a size flag accepts, longest first.
@@ -54,19 +56,6 @@ func parseSize(s string) (int64, error) {
 	return int64(v), nil
 }
 
-// formatSize renders n in the largest binary unit that divides it.
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		m int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n != 0 && n%u.m == 0 {
-			return strconv.FormatInt(n/u.m, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}
-
 // sizeFlag is a flag.Value holding a byte size.
 type sizeFlag struct{ v *int64 }
 
@@ -74,7 +63,7 @@ func (f sizeFlag) String() string {
 	if f.v == nil || *f.v == 0 {
 		return "" // unset overrides print no default
 	}
-	return formatSize(*f.v)
+	return compaction.FormatSize(*f.v)
 }
 
 func (f sizeFlag) Set(s string) error {
