@@ -416,9 +416,9 @@ func (n *Node) rebalance() error {
 // it does not own: a copy kept past its drop misses the deletes made while
 // others own the range, and if the range came back to this node after
 // their tombstones were collected, merging the old copy would bring the
-// deleted keys back. (A range given back before the drop is safe: this
-// node's last clean anti-entropy pass predates the move, so the GC horizon
-// keeps the tombstones until it has pulled the range.)
+// deleted keys back. (A range given back before the drop is safe too:
+// until the drop the node reports KeptSince as its clean pass, so the GC
+// horizon keeps the tombstones its copy missed until it has merged them.)
 func (n *Node) settle(v *View, st rebalanceState) error {
 	next := rebalanceState{Settled: sortedNodes(v.Ring)}
 	if st.Settled != nil {
