@@ -253,6 +253,40 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestContentionProfiles: with --mutex-profile-fraction and
+// --block-profile-rate, /debug/pprof/mutex and /debug/pprof/block carry
+// samples (Go records none by default).
+func TestContentionProfiles(t *testing.T) {
+	p := startNode(t, t.TempDir(), "--mutex-profile-fraction", "1", "--block-profile-rate", "1ns")
+	p.waitHealthy()
+	for i := range 50 {
+		p.put(fmt.Sprint("k", i), fmt.Sprint("v", i))
+	}
+	fetch := func(name string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + p.addr + "/debug/pprof/" + name + "?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s profile: %d, %v", name, resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	if m := fetch("mutex"); !strings.Contains(m, "sampling period=1\n") {
+		t.Fatalf("mutex profile not sampling every event:\n%.300s", m)
+	}
+	if b := fetch("block"); !strings.Contains(b, " @ 0x") {
+		t.Fatalf("block profile holds no sample after 50 synced writes:\n%.300s", b)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(30 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM exit code %d\n%s", code, p.logs)
+	}
+}
+
 // TestNodeAddressFromDotEnv: go-kvstore users set NODE_ADDRESS in .env.
 func TestNodeAddressFromDotEnv(t *testing.T) {
 	cwd := t.TempDir()

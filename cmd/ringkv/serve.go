@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,8 @@ type serveConfig struct {
 	drain                                       bool
 	profileOnStall, clusterSecret               string
 	pprof                                       bool
+	mutexProfileFraction                        int
+	blockProfileRate                            time.Duration
 	logLevel                                    string
 	shutdownTimeout                             time.Duration
 }
@@ -84,6 +87,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
+	fs.IntVar(&c.mutexProfileFraction, "mutex-profile-fraction", c.mutexProfileFraction, "sample 1 in N mutex contention events for /debug/pprof/mutex (0: off)")
+	fs.DurationVar(&c.blockProfileRate, "block-profile-rate", c.blockProfileRate, "sample goroutine blocking about once per this much time blocked, for /debug/pprof/block (0: off)")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest a SIGTERM waits for requests in flight")
 }
@@ -124,6 +129,10 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--row-cache-size (%s) must be 0 (off) or at least 32MiB", compaction.FormatSize(c.rowCacheSize))
 	case c.shutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout (%s) must be positive", c.shutdownTimeout)
+	case c.mutexProfileFraction < 0:
+		return fmt.Errorf("--mutex-profile-fraction (%d) must not be negative", c.mutexProfileFraction)
+	case c.blockProfileRate < 0:
+		return fmt.Errorf("--block-profile-rate (%s) must not be negative", c.blockProfileRate)
 	}
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
@@ -284,6 +293,16 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	level, _ := parseLevel(c.logLevel)
 	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The sampling rates are the Go runtime's, one per process: set only
+	// when asked, and put back on return (tests run nodes in-process).
+	if c.mutexProfileFraction > 0 {
+		prev := runtime.SetMutexProfileFraction(c.mutexProfileFraction)
+		defer runtime.SetMutexProfileFraction(prev)
+	}
+	if c.blockProfileRate > 0 {
+		runtime.SetBlockProfileRate(int(c.blockProfileRate.Nanoseconds()))
+		defer runtime.SetBlockProfileRate(0)
+	}
 
 	// Listen first: a taken port should fail fast, before Pebble opens.
 	ln, err := net.Listen("tcp", c.httpAddr)
