@@ -297,8 +297,19 @@ func Restore(dir, dataDir string) (Manifest, error) {
 	if err != nil {
 		return m, err
 	}
-	if ents, err := os.ReadDir(dataDir); err == nil && len(ents) > 0 {
-		return m, fmt.Errorf("%s is not empty: restore needs a new data directory", dataDir)
+	if fi, err := os.Lstat(dataDir); err == nil {
+		if !fi.IsDir() {
+			return m, fmt.Errorf("%s exists and is not a directory: restore needs a new data directory", dataDir)
+		}
+		ents, err := os.ReadDir(dataDir)
+		if err != nil {
+			return m, err
+		}
+		if len(ents) > 0 {
+			return m, fmt.Errorf("%s is not empty: restore needs a new data directory", dataDir)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return m, err
 	}
 	tmp := dataDir + ".restoring"
 	ok := false

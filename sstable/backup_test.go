@@ -73,6 +73,15 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := Restore(filepath.Join(dir, "b"), data); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("restore into a used data dir: %v", err)
 	}
+	// A regular file where the data dir should go is refused, and kept.
+	file := filepath.Join(dir, "notes.txt")
+	must(t, os.WriteFile(file, []byte("mine"), 0o644))
+	if _, err := Restore(filepath.Join(dir, "b"), file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("restore onto a regular file: %v", err)
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "mine" {
+		t.Errorf("the file in the way is %q, %v after the refused restore", b, err)
+	}
 }
 
 // tarOf builds an archive from name/body pairs.

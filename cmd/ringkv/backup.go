@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,6 +23,9 @@ import (
 // backupScratch is the suffix of the checkpoint directories a node makes
 // beside its data directory while it streams a backup.
 const backupScratch = ".backup-"
+
+// scratchName matches what backupFunc appends to DATA_DIR+backupScratch.
+var scratchName = regexp.MustCompile(`^[0-9]+-[0-9a-f]{8}$`)
 
 // backupFunc is httpd.Config.Backup for a node: each backup checkpoints
 // the store beside the data directory (same filesystem: hard links) and
@@ -43,9 +47,15 @@ func backupFunc(eng *engine.Engine, dataDir string) func(ctx context.Context) (f
 
 // removeStaleBackups deletes checkpoints left by backups that a crash cut
 // short: they hold hard links to tables the store may since have dropped.
+// Only names backupFunc makes are touched (DATA_DIR.backup-NANOS-RAND):
+// a user's own DATA_DIR.backup-nov is not ours to delete.
 func removeStaleBackups(dataDir string, lg *slog.Logger) {
-	stale, _ := filepath.Glob(filepath.Clean(dataDir) + backupScratch + "*")
+	prefix := filepath.Clean(dataDir) + backupScratch
+	stale, _ := filepath.Glob(prefix + "*")
 	for _, d := range stale {
+		if !scratchName.MatchString(strings.TrimPrefix(d, prefix)) {
+			continue
+		}
 		if err := os.RemoveAll(d); err != nil {
 			lg.Warn("cannot remove a stale backup checkpoint", "dir", d, "err", err)
 		}
@@ -57,7 +67,8 @@ const backupUsage = `usage: ringkv backup --to DIR [--addr HOST:PORT] [--nodes I
 Takes a consistent copy of every member's store (a Pebble checkpoint, taken
 with the WAL flushed, so every write acknowledged before it is in it) over
 HTTP and writes it to DIR/ID/, one directory per node, with DIR/backup.json
-describing the cluster. Each node's copy is verified against its manifest
+describing the cluster. Members that left are skipped unless --nodes names
+them. Each node's copy is verified against its manifest
 (file sizes and hashes) before it is kept. DIR must not exist.
 
 Restore a node with 'ringkv restore --from DIR/ID --data-dir D', then start
@@ -101,7 +112,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&addr, "addr", addr, "any member's HTTP address (also RINGKV_ADDR)")
 	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
-	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member)")
+	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member that has not left)")
 	fs.DurationVar(&timeout, "timeout", timeout, "longest wait for a node's answer to start, and between two parts of it")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "ringkv backup: %s\n", fmt.Sprintf(format, a...))
@@ -124,14 +135,10 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(to); err == nil {
 		return fail("--to %s already exists; a backup goes to a new directory", to)
 	}
-	cc := &clusterClient{c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout}, stderr: stderr, base: baseURL(addr)}
-	body, code := cc.call("backup", http.MethodGet, "/v1/cluster")
+	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout}, stderr: stderr, base: baseURL(addr)}
+	st, _, code := cc.status("cluster status")
 	if code != exitOK {
 		return code
-	}
-	var st clusterStatus
-	if err := json.Unmarshal(body, &st); err != nil {
-		return cc.malformed("backup", err)
 	}
 	want := map[string]bool{}
 	for _, id := range strings.Split(nodes, ",") {
@@ -141,7 +148,8 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	m := backupManifest{TakenAt: time.Now().UTC(), From: addr, Replicas: st.Replicas, VNodes: st.VNodes}
 	for _, mb := range st.Members {
-		if len(want) > 0 && !want[mb.ID] {
+		// A member that left holds no ranges: back it up only by name.
+		if len(want) > 0 && !want[mb.ID] || len(want) == 0 && mb.State == "left" {
 			continue
 		}
 		delete(want, mb.ID)
@@ -158,7 +166,9 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	// Streams have no overall timeout (a big store takes a while); the
 	// transport bounds the wait for each answer to start.
-	hc := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: timeout}}
+	tr := http.DefaultTransport.(*http.Transport).Clone() // its dial timeout and proxy settings
+	tr.ResponseHeaderTimeout = timeout
+	hc := &http.Client{Transport: tr}
 	code = exitOK
 	for i := range m.Nodes {
 		n := &m.Nodes[i]
@@ -228,13 +238,6 @@ func safeDirName(id string) string {
 		return s
 	}
 	return "node"
-}
-
-func baseURL(addr string) string {
-	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
-		addr = "http://" + addr
-	}
-	return strings.TrimSuffix(addr, "/")
 }
 
 func fmtBytes(n int64) string {

@@ -93,10 +93,7 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 	if c.consistency != "" && c.consistency != "one" && c.consistency != "quorum" && c.consistency != "all" {
 		return fail("--consistency %q: want one, quorum or all", c.consistency)
 	}
-	base := c.addr
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
-	}
+	base := baseURL(c.addr)
 	hc := &http.Client{Timeout: c.timeout}
 
 	if cmd == "scan" {
@@ -232,4 +229,13 @@ func scanCmd(hc *http.Client, base string, c clientConfig, stdout, stderr io.Wri
 		after = *page.Next
 	}
 	return exitOK
+}
+
+// baseURL turns an --addr (HOST:PORT, or a URL) into the URL requests are
+// made under, without a trailing slash.
+func baseURL(addr string) string {
+	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimSuffix(addr, "/")
 }

@@ -85,25 +85,16 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	if n == 1 && rest[0] == "" {
 		return fail("%s: the argument must not be empty", sub)
 	}
-	cc := &clusterClient{c: c, hc: &http.Client{Timeout: c.timeout}, stderr: stderr}
-	base := c.addr
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
-	}
-	cc.base = strings.TrimSuffix(base, "/")
+	cc := &clusterClient{name: "ringkv cluster", c: c, hc: &http.Client{Timeout: c.timeout}, stderr: stderr, base: baseURL(c.addr)}
 
 	switch sub {
 	case "status":
-		body, code := cc.call(sub, http.MethodGet, "/v1/cluster")
+		st, body, code := cc.status(sub)
 		if code != exitOK {
 			return code
 		}
 		if c.json {
 			return writeJSON(stdout, body)
-		}
-		var st clusterStatus
-		if err := json.Unmarshal(body, &st); err != nil {
-			return cc.malformed(sub, err)
 		}
 		printStatus(stdout, &st)
 	case "ring":
@@ -152,13 +143,9 @@ func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
 	deadline := time.Now().Add(wait)
 	last := ""
 	for {
-		body, code := cc.call("leave", http.MethodGet, "/v1/cluster")
+		st, _, code := cc.status("leave")
 		if code != exitOK {
 			return code
-		}
-		var st clusterStatus
-		if err := json.Unmarshal(body, &st); err != nil {
-			return cc.malformed("leave", err)
 		}
 		if st.Leave != last && st.Leave != "" {
 			fmt.Fprintf(stdout, "  %s\n", st.Leave)
@@ -181,6 +168,7 @@ func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
 
 // clusterClient makes the HTTP calls of 'ringkv cluster'.
 type clusterClient struct {
+	name   string // the command, for error messages: "ringkv cluster"
 	c      clusterConfig
 	hc     *http.Client
 	base   string
@@ -193,7 +181,7 @@ type clusterClient struct {
 func (cc *clusterClient) call(sub, method, path string) ([]byte, int) {
 	req, err := http.NewRequest(method, cc.base+path, nil)
 	if err != nil {
-		fmt.Fprintf(cc.stderr, "ringkv cluster: %s: %v\n", sub, err)
+		fmt.Fprintf(cc.stderr, "%s: %s: %v\n", cc.name, sub, err)
 		return nil, exitUsage
 	}
 	resp, err := cc.hc.Do(req)
@@ -201,13 +189,13 @@ func (cc *clusterClient) call(sub, method, path string) ([]byte, int) {
 		if u := errors.Unwrap(err); u != nil {
 			err = u
 		}
-		fmt.Fprintf(cc.stderr, "ringkv cluster: %s: cannot reach %s: %v\n", sub, cc.c.addr, err)
+		fmt.Fprintf(cc.stderr, "%s: %s: cannot reach %s: %v\n", cc.name, sub, cc.c.addr, err)
 		return nil, exitUsage
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		fmt.Fprintf(cc.stderr, "ringkv cluster: %s: cannot read the answer from %s: %v\n", sub, cc.c.addr, err)
+		fmt.Fprintf(cc.stderr, "%s: %s: cannot read the answer from %s: %v\n", cc.name, sub, cc.c.addr, err)
 		return nil, exitUsage
 	}
 	if resp.StatusCode/100 == 2 {
@@ -217,15 +205,27 @@ func (cc *clusterClient) call(sub, method, path string) ([]byte, int) {
 	if msg == "" {
 		msg = "(no message)"
 	}
-	fmt.Fprintf(cc.stderr, "ringkv cluster: %s: %s: %s\n", sub, resp.Status, msg)
+	fmt.Fprintf(cc.stderr, "%s: %s: %s: %s\n", cc.name, sub, resp.Status, msg)
 	if resp.StatusCode == http.StatusNotImplemented {
 		return nil, exitUsage
 	}
 	return nil, exitFailure
 }
 
+// status fetches and decodes GET /v1/cluster; body is the raw answer.
+func (cc *clusterClient) status(sub string) (st clusterStatus, body []byte, code int) {
+	body, code = cc.call(sub, http.MethodGet, "/v1/cluster")
+	if code != exitOK {
+		return st, body, code
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, body, cc.malformed(sub, err)
+	}
+	return st, body, exitOK
+}
+
 func (cc *clusterClient) malformed(sub string, err error) int {
-	fmt.Fprintf(cc.stderr, "ringkv cluster: %s: malformed answer from %s: %v\n", sub, cc.c.addr, err)
+	fmt.Fprintf(cc.stderr, "%s: %s: malformed answer from %s: %v\n", cc.name, sub, cc.c.addr, err)
 	return exitUsage
 }
 
