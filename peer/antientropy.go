@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"math"
@@ -86,8 +87,8 @@ func (n *Node) UpdateHorizon(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := n.cfg.Transport.Status(cctx, m.HTTPAddr)
 		cancel()
-		if err != nil {
-			return
+		if err != nil || st.Self != id {
+			return // unreachable, or another node now answers at its address
 		}
 		low = min(low, st.AntiEntropyClean)
 	}
@@ -118,9 +119,11 @@ func (n *Node) antiEntropyLoop() {
 
 // AntiEntropyPass compares every range this node owns with its other
 // owners once, and pulls what differs. It skips the pass while the node
-// is still pulling ranges of a new ring. It returns the first error; the
-// ranges before it were repaired.
+// is still pulling ranges of a new ring. A peer that fails leaves the pass
+// incomplete (not clean) but the other ranges are still compared; it
+// returns the first such error.
 func (n *Node) AntiEntropyPass(ctx context.Context) error {
+	gen := n.ringGen.Load() // before the view: a change between the two voids the pass
 	v := n.view.Load()
 	if n.solo(v) || n.pending.Load() != nil || !n.Settled() {
 		return nil
@@ -130,9 +133,13 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 	// holds after a complete pass (it pulled what it lacked).
 	start := n.cfg.Clock.Now()
 	complete := true
+	var firstErr error
 	for _, or := range v.Ring.Ranges() {
 		if !slices.Contains(or.Owners, self) {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		var local *Merkle
 		for _, id := range or.Owners {
@@ -150,17 +157,22 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 					return err
 				}
 			}
+			// A peer that fails (or is still pulling the range) leaves
+			// the pass incomplete; the other ranges are still compared.
 			remote, err := n.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, antiEntropyDepth)
 			if err != nil {
-				return err
+				complete, firstErr = false, cmp.Or(firstErr, err)
+				continue
 			}
 			spans, err := local.Diff(remote)
 			if err != nil {
-				return err
+				complete, firstErr = false, cmp.Or(firstErr, err)
+				continue
 			}
 			for _, sp := range spans {
 				if err := n.pullAntiEntropy(ctx, m.HTTPAddr, sp); err != nil {
-					return err
+					complete, firstErr = false, cmp.Or(firstErr, err)
+					continue
 				}
 				n.aeSpans.Add(1)
 			}
@@ -170,10 +182,12 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		}
 	}
 	n.aePasses.Add(1)
-	if complete && n.view.Load() == v {
+	// The pass counts only if the ring did not change meanwhile (views
+	// themselves are republished every gossip tick).
+	if complete && n.ringGen.Load() == gen {
 		n.aeClean.Store(start)
 	}
-	return nil
+	return firstErr
 }
 
 // pullAntiEntropy merges a peer's records of one span, reading at most

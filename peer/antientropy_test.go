@@ -3,6 +3,7 @@ package peer_test
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +134,43 @@ func TestTombstonesOutliveAPartition(t *testing.T) {
 		if _, err := get(t, c.Nodes[j], k, peer.All); !errors.Is(err, peer.ErrNotFound) {
 			t.Fatalf("the deleted key reads %v via %s", err, c.IDs[j])
 		}
+	}
+}
+
+// TestCleanPassSurvivesViewRefresh: gossip republishes the view every
+// second with the same ring; a pass that spans such refreshes still counts
+// as clean, or the GC horizon would never move and no tombstone would ever
+// be collected.
+func TestCleanPassSurvivesViewRefresh(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 3})
+	for i := range 200 {
+		if err := put(t, c.Nodes[i%3], string(key(i)), "v", peer.All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop, refreshed := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Nodes[0].SetView(c.View()) // same ring, new view
+			if i == 10 {
+				close(refreshed)
+			}
+		}
+	})
+	<-refreshed
+	err := c.Nodes[0].AntiEntropyPass(bg)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Nodes[0].ClusterStatus().AntiEntropyClean; got == 0 {
+		t.Fatal("a complete pass under view refreshes was not recorded as clean")
 	}
 }

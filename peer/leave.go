@@ -138,6 +138,9 @@ func (n *Node) othersHoldRanges(ctx context.Context, v *View) string {
 		if err != nil {
 			return fmt.Sprintf("%s does not answer: %v", id, err)
 		}
+		if st.Self != id {
+			return fmt.Sprintf("%s's address %s answers as %s", id, m.HTTPAddr, st.Self)
+		}
 		var ring []string
 		for _, mm := range st.Members {
 			if mm.State != Left && !mm.Leaving {

@@ -107,6 +107,7 @@ type Node struct {
 
 	aeClean  atomic.Uint64 // HLC start of the last complete anti-entropy pass
 	kept     atomic.Uint64 // rebalanceState.keptHorizon of the stored state
+	ringGen  atomic.Uint64 // counts ring changes (SetView), not view updates
 	horizon  atomic.Uint64 // GCHorizon in a cluster
 	aePasses atomic.Int64  // anti-entropy passes completed
 	aeSpans  atomic.Int64  // spans anti-entropy found different and pulled
@@ -266,6 +267,7 @@ func (n *Node) SetView(v *View) {
 	}
 	old := n.view.Swap(v)
 	if ringChanged {
+		n.ringGen.Add(1)
 		n.kickRebalance() // after the swap: the pull must see the new ring
 	}
 	for id, m := range v.Members {

@@ -120,8 +120,13 @@ const transferTableSize = 64 << 20
 
 // ServeSpan streams this node's records of the token span [lo, hi) as of
 // one snapshot to w (the donor side of a pull), at most TransferRate
-// bytes a second.
+// bytes a second. A span this node is itself still pulling is refused
+// (ErrRangePending) before anything is sent: a partial copy must not count
+// as one of the quorum of old owners a puller needs.
 func (n *Node) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
+	if n.spanPending(lo, hi) {
+		return ErrRangePending
+	}
 	snap, err := n.cfg.Engine.NewSnapshot()
 	if err != nil {
 		return err
@@ -330,6 +335,35 @@ func (n *Node) setPending(mine []ring.Move, done map[string]bool) {
 	n.pending.Store(&left)
 }
 
+// spanPending reports whether the token span [lo, hi) (hi 0: to 2^64)
+// overlaps a range this node is still pulling.
+func (n *Node) spanPending(lo, hi uint64) bool {
+	p := n.pending.Load()
+	if p == nil {
+		return false
+	}
+	last := hi - 1 // inclusive; hi 0 wraps to MaxUint64
+	for _, rg := range *p {
+		for _, sp := range rg.Spans() {
+			if sp.Lo <= last && lo <= sp.Hi-1 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setPendingIfRing is setPending for the rebalance loop, which planned for
+// ring cur: if the ring has changed since, SetView already published the
+// pending ranges of the new one, and they must not be overwritten.
+func (n *Node) setPendingIfRing(cur []string, mine []ring.Move, done map[string]bool) {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
+	if slices.Equal(sortedNodes(n.view.Load().Ring), cur) {
+		n.setPending(mine, done)
+	}
+}
+
 // rangePending reports whether tok is in a range this node is still pulling.
 func (n *Node) rangePending(tok uint64) bool {
 	p := n.pending.Load()
@@ -354,7 +388,7 @@ func (n *Node) rebalance() error {
 		return err
 	}
 	if len(mine) == 0 {
-		n.setPending(nil, nil)
+		n.setPendingIfRing(cur, nil, nil)
 		n.reb.moveEnded()
 		// Alone and never settled, a node may be a joiner before its
 		// first gossip exchange: settling then would skip its pulls.
@@ -364,7 +398,7 @@ func (n *Node) rebalance() error {
 		}
 		return nil
 	}
-	n.setPending(mine, done)
+	n.setPendingIfRing(cur, mine, done)
 	if !slices.Equal(st.Target, cur) {
 		st.Target, st.Done = cur, nil
 	}
@@ -393,7 +427,7 @@ func (n *Node) rebalance() error {
 		if err := n.storeRebalance(rebalanceState{Settled: st.Settled, Target: st.Target, Done: st.Done, Orphans: st.orphaned(), KeptSince: st.KeptSince}); err != nil {
 			return err
 		}
-		n.setPending(mine, done)
+		n.setPendingIfRing(cur, mine, done)
 	}
 	if !slices.Equal(sortedNodes(n.view.Load().Ring), cur) {
 		return nil
@@ -402,7 +436,7 @@ func (n *Node) rebalance() error {
 	if err := n.settle(v, st); err != nil {
 		return err
 	}
-	n.setPending(nil, nil)
+	n.setPendingIfRing(cur, nil, nil)
 	n.reb.moveEnded()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -483,67 +484,28 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 	t.Logf("%d deleted keys stay deleted", len(doomed))
 }
 
-// TestKeptRangesHoldGCHorizon: while a node keeps ranges it gave away
-// (their new owner cannot pull them yet), the clean anti-entropy pass it
-// reports, and with it every node's GC horizon, stays at its last clean
-// pass before it gave them away, however many passes it completes: were
-// the ring to give a range back before the drop, the tombstones of the
-// deletes it missed meanwhile must still be on the other owners. Once it
-// has dropped them, it reports its newest pass again.
-func TestKeptRangesHoldGCHorizon(t *testing.T) {
-	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 2})
-	for i := range 300 {
-		if err := put(t, c.Nodes[i%3], string(key(i)), fmt.Sprint("v", i), peer.All); err != nil {
+// TestPendingNodeServesNoSpan: a node still pulling a range refuses to
+// stream it to another puller (its partial copy must not count as an old
+// owner's), and serves it once it holds it.
+func TestPendingNodeServesNoSpan(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 1, Replicas: 2})
+	for i := range 100 {
+		if err := put(t, c.Nodes[0], string(key(i)), "v", peer.Quorum); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.Settle()
-	passFounders := func() {
-		t.Helper()
-		for _, n := range c.Nodes[:3] {
-			if err := n.AntiEntropyPass(bg); err != nil {
-				t.Fatal(err)
-			}
-		}
+	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 2)) // n2 cannot pull yet
+	n2 := c.AddNode()
+	if err := c.Nodes[n2].ServeSpan(bg, 0, 0, io.Discard); !errors.Is(err, peer.ErrRangePending) {
+		t.Fatalf("a pending node served its whole span: %v", err)
 	}
-	passFounders()
-	before := c.Nodes[0].ClusterStatus().AntiEntropyClean
-	if before == 0 {
-		t.Fatal("no clean pass before the join")
+	if err := c.Nodes[n2].ServeSpan(bg, 1<<63, 1<<63+1, io.Discard); !errors.Is(err, peer.ErrRangePending) {
+		t.Fatalf("a pending node served a one-token span: %v", err)
 	}
-
-	n4Addr := fmt.Sprintf("mem-%d:80", 4)
-	for _, a := range c.Addrs {
-		c.Net.Cut(n4Addr, a) // n4 cannot pull; the founders still reach it
-	}
-	n4 := c.AddNode()
-	deadline := time.Now().Add(10 * time.Second)
-	for !c.Nodes[0].Settled() || !c.Nodes[1].Settled() || !c.Nodes[2].Settled() {
-		if time.Now().After(deadline) {
-			t.Fatal("the founders did not settle on the ring with n4")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	passFounders()
-	passFounders()
-	if got := c.Nodes[0].ClusterStatus().AntiEntropyClean; got != before {
-		t.Fatalf("%s reports a clean pass at %d while it keeps ranges it gave away; want %d, its last before", c.IDs[0], got, before)
-	}
-	c.Nodes[1].UpdateHorizon(bg)
-	if h := c.Nodes[1].GCHorizon(); h > before {
-		t.Fatalf("%s's GC horizon %d is past %d while %s keeps ranges it gave away", c.IDs[1], h, before, c.IDs[0])
-	}
-	if c.Nodes[n4].Settled() {
-		t.Fatal("n4 settled without pulling: the test proves nothing")
-	}
-
 	c.Net.Heal()
 	waitSettled(t, c, 20*time.Second)
-	deadline = time.Now().Add(45 * time.Second)
-	for c.Nodes[0].ClusterStatus().AntiEntropyClean <= before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still reports its clean pass from before the join after n4 settled", c.IDs[0])
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b bytes.Buffer
+	if err := c.Nodes[n2].ServeSpan(bg, 0, 0, &b); err != nil || b.Len() == 0 {
+		t.Fatalf("settled node's span: %d bytes, %v", b.Len(), err)
 	}
 }

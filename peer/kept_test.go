@@ -1,0 +1,63 @@
+package peer
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ringkv/ringkv/ring"
+)
+
+// TestKeptRangesHoldCleanPass: while a node keeps ranges it gave away, the
+// clean anti-entropy pass it reports (and so every node's GC horizon)
+// stays at its last one from before it gave them away, however many
+// passes it completes since, through an abandoned drop and the next
+// settle; once the ranges are dropped it reports its newest pass again.
+// Were the ring to give a range back before the drop, the tombstones of
+// the deletes its copy missed must still be on the other owners.
+func TestKeptRangesHoldCleanPass(t *testing.T) {
+	n, _ := newNode(t)
+	r := func(ids ...string) *ring.Ring { return ring.New(ids, 16, 2) }
+	r1, r2, r3 := r("n1", "n2", "n3"), r("n1", "n2", "n3", "n4"), r("n1", "n2", "n3", "n4", "n5")
+	reported := func() uint64 { return n.ClusterStatus().AntiEntropyClean }
+	if got := reported(); got != 0 {
+		t.Fatalf("before any pass: %d", got)
+	}
+
+	n.aeClean.Store(100) // the last clean pass before the move
+	must(t, n.settle(&View{Ring: r2}, rebalanceState{Settled: r1.Nodes()}))
+	st, err := n.loadRebalance()
+	must(t, err)
+	if len(st.Drop) == 0 || st.KeptSince != 100 {
+		t.Fatalf("after giving ranges to n4: drop %d ranges, kept since %d; want some, 100", len(st.Drop), st.KeptSince)
+	}
+	n.aeClean.Store(200) // passes go on while the drop waits
+	if got := reported(); got != 100 {
+		t.Fatalf("reports a clean pass at %d while it keeps ranges; want 100", got)
+	}
+
+	// The ring changes before the drop: it is abandoned, the hold stays.
+	n.view.Store(&View{Ring: r3, Members: map[string]Member{}})
+	must(t, n.dropGivenAway(context.Background()))
+	if st, _ = n.loadRebalance(); !st.Orphans || len(st.Drop) != 0 || reported() != 100 {
+		t.Fatalf("abandoned drop: orphans %v, drop %d, reported %d; want true, 0, 100", st.Orphans, len(st.Drop), reported())
+	}
+	// The next settle drops every range n1 does not own, still held back.
+	n.aeClean.Store(300)
+	must(t, n.settle(&View{Ring: r3}, st))
+	st, _ = n.loadRebalance()
+	if want := unowned(r3, "n1"); len(st.Drop) != len(want) || st.KeptSince != 100 || reported() != 100 {
+		t.Fatalf("settle after the abandoned drop: drop %d ranges (want %d), kept since %d, reported %d; want 100", len(st.Drop), len(want), st.KeptSince, reported())
+	}
+	// Dropped: the newest pass counts again.
+	must(t, n.storeRebalance(rebalanceState{Settled: r3.Nodes()}))
+	if got := reported(); got != 300 {
+		t.Fatalf("after the drop: reports %d, want 300", got)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
