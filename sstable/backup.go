@@ -223,6 +223,14 @@ func (m *Manifest) check(got map[string]ManifestFile) error {
 	if len(got) != len(m.Files) {
 		return fmt.Errorf("backup has %d files, its manifest lists %d", len(got), len(m.Files))
 	}
+	// Else a name listed twice would let an unlisted file through.
+	listed := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		if listed[f.Name] {
+			return fmt.Errorf("backup manifest lists %s twice", f.Name)
+		}
+		listed[f.Name] = true
+	}
 	for _, want := range m.Files {
 		f, ok := got[want.Name]
 		switch {

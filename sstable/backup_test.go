@@ -115,6 +115,9 @@ func TestExtractRefuses(t *testing.T) {
 		{"path escape", tarOf(t, "../evil", "x"), "unexpected entry"},
 		{"subdirectory", tarOf(t, "d/f", "x"), "unexpected entry"},
 		{"extra file", tarOf(t, "a", "x", "b", "y", ManifestName, manifest), "2 files"},
+		// Two files, the manifest lists one of them twice: b is unchecked.
+		{"name listed twice", tarOf(t, "a", "x", "b", "y", ManifestName,
+			`{"format":1,"files":[{"name":"a","size":1,"xxh3":"0"},{"name":"a","size":1,"xxh3":"0"}]}`), "twice"},
 		{"entry after manifest", tarOf(t, "a", "x", ManifestName, manifest, "b", "y"), "after the manifest"},
 		{"not json", tarOf(t, "a", "x", ManifestName, "{"), "manifest"},
 		{"not tar", []byte("hello, this is not an archive at all"), ""},

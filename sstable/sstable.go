@@ -1,13 +1,16 @@
-// Package sstable builds and ingests SSTables of a token range: it moves
-// ranges between nodes, and backs them up and restores them.
+// Package sstable moves token ranges between nodes and backs stores up.
 //
-// A donor exports a span of its store, as of a snapshot, to SSTable files
-// (Export) and sends them with the span's Digest; the receiver checks the
-// files against the digest and atomically replaces its own copy of the
-// span with them (Ingest), and either side can recompute the digest of a
-// span from its store (DigestSpan). Spans are token intervals [lo, hi) in
-// the convention of ring.Span: hi == 0 means 2^64, and a range that wraps
-// past the largest token is moved as its two spans.
+// Ranges move as verified record streams: a donor streams a span of a
+// snapshot (Send), and the receiver stages the records as SSTables of
+// merge operands and merges them into its store in one atomic ingest once
+// the stream's trailer matched (Receive), so writes the receiver took
+// meanwhile are kept. Backups are Pebble checkpoints written as a tar
+// archive with a manifest of sizes and hashes (TakeCheckpoint, Extract,
+// Restore). Export and Ingest, which replace a span wholesale with
+// IngestAndExcise, are kept for a restore of single ranges; no node path
+// uses them yet. Spans are token intervals [lo, hi) in the convention of
+// ring.Span: hi == 0 means 2^64, and a range that wraps past the largest
+// token is moved as its two spans.
 //
 // Files live on the engine's vfs.FS, so tests run on vfs.NewMem(). Pebble
 // types stay in the storage layer: callers see paths, counts and digests.

@@ -35,10 +35,11 @@ const (
 // byte, the token and a user key of at most 4096 bytes.
 const MaxStreamKey = 1 + 8 + 4096
 
-// MaxStreamValue is the longest encoded record a stream may carry: well
-// above any --max-value-size in use, and low enough that a corrupt length
-// cannot make the receiver buffer gigabytes.
-const MaxStreamValue = 64 << 20
+// MaxStreamValue is the longest encoded record a stream may carry: the
+// largest --max-value-size serve accepts (512MiB) plus room for the record
+// header, so that every stored record can move. A corrupt length costs no
+// more than the bytes that actually arrive (readBytes grows with them).
+const MaxStreamValue = 512<<20 + 64<<10
 
 // ErrBadStream reports a stream that is not a whole, well-formed record
 // stream: cut off, corrupt, or for another span. Nothing was merged.
@@ -185,8 +186,11 @@ const progressEvery = 1 << 20
 // the whole span or nothing of it. It returns the Digest of the records.
 //
 // On error nothing is merged and the files it wrote are removed: a
-// stream that is cut off, corrupt or for another span is ErrBadStream,
-// records that do not match the trailer ErrMismatch. It checks ctx between
+// stream that is cut off, badly framed or for another span is
+// ErrBadStream; a well-framed record that is not a valid data record of
+// the span (bad encoding, a key outside it, keys out of order) is
+// engine.ErrInvalidTable; records that do not match the trailer are
+// ErrMismatch. It checks ctx between
 // records; a Read blocked in r is for r's owner to end (an HTTP client
 // does when the request's context ends). progress, if not nil, is called
 // with the bytes read so far about every MiB, and once with the total at
