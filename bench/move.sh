@@ -66,9 +66,6 @@ bench() { # name duration
   "$RK" bench --addr "$H1" --workload b --rate "$RATE" --duration "$2" --keys "$KEYS" \
     --value-size "$VALUE_SIZE" --distribution uniform --preload never --out "$WORK/$1" >"$WORK/$1.out" 2>"$WORK/$1.err"
 }
-p() { # report field
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); s=r['summary']; print(s['latency'][sys.argv[2]] if sys.argv[2].endswith('_ms') else s[sys.argv[2]])" "$WORK/$1/report.json" "$2"
-}
 
 log "client load before the move: $RATE req/s for $BEFORE"
 bench before "$BEFORE"

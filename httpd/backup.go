@@ -8,10 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// backupChunk is how much of a backup is written between deadline
-// extensions.
-const backupChunk = 1 << 20
-
 // backup serves GET /v1/admin/backup: a tar archive of a consistent copy
 // of this node's store (see sstable.Checkpoint), streamed as it is read.
 // The copy is taken before the answer starts, so its failure is a 500
@@ -31,8 +27,8 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// WriteTimeout bounds one response; a backup of a big store takes
-	// longer than that, so the deadline is instead pushed out every
-	// backupChunk bytes: a client that stops reading is still dropped.
+	// longer than that, so the deadline is instead pushed out while bytes
+	// go through: a client that stops reading is still dropped.
 	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
 	ctx.SetWriteDeadline(time.Now().Add(timeout))
 	ctx.SetContentType("application/x-tar")
@@ -49,19 +45,20 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 	})
 }
 
-// deadlineWriter extends conn's write deadline as bytes go through.
+// deadlineWriter extends conn's write deadline while bytes go through: a
+// stream that keeps moving is never cut, however slowly a --transfer-rate
+// paces it, and one whose reader stops is cut within timeout.
 type deadlineWriter struct {
-	w       *bufio.Writer
-	conn    net.Conn
-	timeout time.Duration
-	since   int
+	w        *bufio.Writer
+	conn     net.Conn
+	timeout  time.Duration
+	extended time.Time // when the deadline was last moved
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	d.since += len(p)
-	if d.since >= backupChunk {
-		d.since = 0
-		d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	if now := time.Now(); now.Sub(d.extended) >= d.timeout/4 {
+		d.extended = now
+		d.conn.SetWriteDeadline(now.Add(d.timeout))
 	}
 	return d.w.Write(p)
 }

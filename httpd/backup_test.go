@@ -1,20 +1,23 @@
 package httpd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestBackupEndpoint: GET /v1/admin/backup streams what Config.Backup
-// returns (more than one deadline chunk of it, whole), a failure to take
+// returns (3MiB of it, whole), a failure to take
 // the copy is a 500 with a JSON body, other methods 405, and a node
 // without Backup 501.
 func TestBackupEndpoint(t *testing.T) {
-	body := bytes.Repeat([]byte("0123456789abcdef"), 3*backupChunk/16+5)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16+5)
 	var streamed atomic.Int32
 	fail := false
 	ts := newTestServer(t, Config{Backup: func(ctx context.Context) (func(io.Writer) error, error) {
@@ -54,4 +57,31 @@ func TestBackupEndpoint(t *testing.T) {
 		t.Errorf("without Backup: %d %s", resp.StatusCode(), resp.Body())
 	}
 	checkJSONError(t, resp.Header.ContentType(), resp.Body())
+}
+
+// deadlineConn records the write deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	deadline time.Time
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error { c.deadline = t; return nil }
+
+// TestDeadlineWriterKeepsSlowStreams: a stream paced far below the write
+// timeout (a low --transfer-rate) keeps its deadline ahead of it as long
+// as bytes move, whatever their count.
+func TestDeadlineWriterKeepsSlowStreams(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	conn := &deadlineConn{}
+	dw := &deadlineWriter{w: bufio.NewWriter(io.Discard), conn: conn, timeout: timeout}
+	end := time.Now().Add(3 * timeout)
+	for time.Now().Before(end) {
+		if _, err := dw.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Until(conn.deadline); left < timeout/2 { // 3/4 but for scheduling
+			t.Fatalf("a byte just went through, yet the deadline is %s away (timeout %s)", left, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

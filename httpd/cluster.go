@@ -22,11 +22,13 @@ import (
 //	GET  /v1/cluster             members, states, replicas, hints (Cluster.ClusterStatus)
 //	GET  /v1/ring?key=K          the owners of K, primary first
 //	POST /v1/cluster/remove?id=ID  take a dead node out of the ring
-//	POST /v1/cluster/leave       graceful decommission (not available yet)
+//	POST /v1/cluster/leave       start this node's graceful leave (202)
 //	POST /internal/apply         store a batch of records (peer wire format)
 //	POST /internal/read          this node's record of the key in the body
 //	POST /internal/scan          one page of this node's records
 //	GET  /internal/gossip        gossip addresses, for /add-node
+//	GET  /internal/span          this node's records of a token span, as a stream
+//	GET  /internal/merkle        this node's Merkle tree of a ring range
 //
 // With Config.ClusterSecret set, /internal/ refuses calls without it (401).
 

@@ -45,6 +45,9 @@ func (n *Node) StartLeave() error {
 	if !n.leaveRunning.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Before returning: a caller polling the status must not read the
+	// failure of an earlier attempt as this one's.
+	n.setLeave("starting")
 	n.wg.Go(func() {
 		defer n.leaveRunning.Store(false)
 		if err := n.leave(n.bgCtx); err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/ringkv/ringkv/peer"
 )
 
-const clusterUsage = `usage: ringkv cluster COMMAND [--addr HOST:PORT] [--timeout D] [--json]
+const clusterUsage = `usage: ringkv cluster COMMAND [--addr HOST:PORT] [--timeout D] [--json] [--wait D]
 
 commands:
   status       the members as the node at --addr sees them: addresses, state,
@@ -26,7 +26,10 @@ commands:
   remove ID    take a node that is gone for good out of the ring
   leave        take the node at --addr out of the ring: the others pull its
                ranges, then it is removed; prints the progress until then
-               (--wait) and exits 0 once it has left
+               and exits 0 once it has left, 1 if that takes longer than
+               --wait (default 30m; the leave goes on; 0 starts it and
+               returns). With --json it prints the node's answer and
+               returns at once.
 
 --addr defaults to RINGKV_ADDR, else NODE_ADDRESS, else 127.0.0.1:8080.
 --json prints the node's JSON answer.

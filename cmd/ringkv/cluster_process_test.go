@@ -280,7 +280,9 @@ func hintsMetric(t *testing.T, addr, target string) float64 {
 // runRingkv runs the binary as a client, bounded, outside any .env.
 func runRingkv(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Longer than any --wait a test passes (60s), so the command's own
+	// answer is what the test sees.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ringkvBinary(t), args...)
 	cmd.Dir = t.TempDir()

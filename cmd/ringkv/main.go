@@ -24,7 +24,8 @@ usage:
   ringkv serve [flags]                          run a node
   ringkv get KEY | put KEY VALUE | delete KEY   client calls against --addr
   ringkv scan [--prefix P] [--limit N]          list keys
-  ringkv cluster status | ring KEY | remove ID  inspect and change the cluster
+  ringkv cluster status | ring KEY | remove ID | leave
+                                                inspect and change the cluster
   ringkv backup --to DIR | restore --from DIR   copy every node's store out, bring one back
   ringkv bench [flags]                          load test with live progress and a report
   ringkv bench compaction [flags]               every compaction profile on one write-heavy load
