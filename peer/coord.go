@@ -243,6 +243,17 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 		}
 	}
 	newest := newestReply(got)
+	// An owner still pulling the key's range holds every write made since
+	// its move began, which the old owners that made up the quorum may
+	// lack: its copy never counts toward the quorum, but a newer record
+	// in it wins (and is repaired onto the others).
+	if p := newestReply(pendingRepl); p != nil && newest == nil {
+		newest = p
+	} else if p != nil {
+		if newer, err := memtable.Newer(p, newest); err == nil && newer {
+			newest = p
+		}
+	}
 	if newest == nil {
 		return dst, Version{}, ErrNotFound
 	}

@@ -509,3 +509,48 @@ func TestPendingNodeServesNoSpan(t *testing.T) {
 		t.Fatalf("settled node's span: %d bytes, %v", b.Len(), err)
 	}
 }
+
+// TestPendingOwnersNewerWriteWins: a quorum read that the old owners
+// answer still returns a newer write that only a new owner, still pulling
+// the key's range, holds: its partial copy does not count toward the
+// quorum, but the newest record in it wins.
+func TestPendingOwnersNewerWriteWins(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 2})
+	for i := range 300 {
+		if err := put(t, c.Nodes[i%3], string(key(i)), "old", peer.All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	n4Addr := fmt.Sprintf("mem-%d:80", 4)
+	for _, a := range c.Addrs {
+		c.Net.Cut(n4Addr, a) // n4 cannot pull (nor replicate); it answers reads
+	}
+	n4 := c.AddNode()
+	r := c.Nodes[0].View().Ring
+	var k []byte
+	other := -1
+	for i := range 300 {
+		if owners := r.KeyOwners(key(i)); slices.Contains(owners, c.IDs[n4]) {
+			k = key(i)
+			for _, id := range owners {
+				if id != c.IDs[n4] {
+					other = c.Index(id)
+				}
+			}
+			break
+		}
+	}
+	if other < 0 {
+		t.Fatal("n4 owns none of the keys: the test proves nothing")
+	}
+	if err := put(t, c.Nodes[n4], string(k), "newest", peer.One); err != nil {
+		t.Fatalf("write via the pending owner at one: %v", err)
+	}
+	if c.Nodes[n4].Settled() {
+		t.Fatal("n4 settled without pulling: the test proves nothing")
+	}
+	if got, err := get(t, c.Nodes[other], k, peer.Quorum); err != nil || got != "newest" {
+		t.Fatalf("quorum read of %s via %s = %q, %v; want the write only the pending owner holds", k, c.IDs[other], got, err)
+	}
+}

@@ -70,6 +70,14 @@ func (n *Network) Isolate(addr string) {
 	}
 }
 
+// Cut fails every call from one address to another; calls the other
+// way still pass.
+func (n *Network) Cut(from, to string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut[[2]string{from, to}] = true
+}
+
 // Hang makes calls to addr block until Heal or their context ends, as a
 // paused process would.
 func (n *Network) Hang(addr string) {
