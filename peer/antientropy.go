@@ -3,7 +3,6 @@ package peer
 import (
 	"cmp"
 	"context"
-	"io"
 	"math"
 	"slices"
 	"time"
@@ -198,35 +197,6 @@ func (n *Node) pullAntiEntropy(ctx context.Context, addr string, sp ring.Span) e
 		return err
 	}
 	defer body.Close()
-	r := io.Reader(body)
-	if n.cfg.AntiEntropyRate > 0 {
-		r = &paced{ctx: ctx, r: body, rate: n.cfg.AntiEntropyRate, start: time.Now()}
-	}
-	_, err = sstable.Receive(ctx, n.cfg.Engine, sp.Lo, sp.Hi, r, n.cfg.TransferDir, transferTableSize, nil)
+	_, err = sstable.Receive(ctx, n.cfg.Engine, sp.Lo, sp.Hi, n.aeLimit.Reader(ctx, body), n.cfg.TransferDir, transferTableSize, nil)
 	return err
-}
-
-// paced reads no faster than rate bytes a second on average; the sender
-// waits behind TCP's window.
-type paced struct {
-	ctx   context.Context
-	r     io.Reader
-	rate  int64
-	start time.Time
-	n     int64
-}
-
-func (p *paced) Read(b []byte) (int, error) {
-	if ahead := time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)) - time.Since(p.start); ahead > 0 {
-		t := time.NewTimer(ahead)
-		select {
-		case <-t.C:
-		case <-p.ctx.Done():
-			t.Stop()
-			return 0, p.ctx.Err()
-		}
-	}
-	k, err := p.r.Read(b)
-	p.n += int64(k)
-	return k, err
 }

@@ -1,6 +1,6 @@
 // Package peer is everything between nodes: the coordinator that serves
 // client reads and writes, membership, the internode wire format, hinted
-// handoff and read repair.
+// handoff, read repair, data movement and anti-entropy.
 //
 // The coordinator is Node. It stamps each write with the node's hybrid
 // logical clock, finds the key's N owners on the ring of its current View,
@@ -11,6 +11,16 @@
 // its consistency needs, returns the newest record and rewrites stale
 // replicas. A node alone in its ring skips all of that and uses its engine
 // directly.
+//
+// When the ring changes, each node pulls the ranges the new ring gives it
+// from a quorum of their old owners (transfer.go: verified streams merged
+// atomically, resumable, paced by TransferRate), answers reads of ranges
+// it is still pulling as pending, and drops the ranges it gave away once
+// every member holds its own; a leave (leave.go) is a ring change the
+// leaving node waits out. Anti-entropy (antientropy.go, merkle.go)
+// compares Merkle trees of each shared range with the other owners and
+// pulls what differs; the start of each node's last clean pass sets the
+// GC horizon below which tombstones may be collected.
 //
 // Gossip is the membership layer: hashicorp/memberlist for failure
 // detection, and a durable member list, spread by memberlist's push/pull

@@ -14,6 +14,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/ring"
+	"github.com/ringkv/ringkv/sstable"
 )
 
 // MaxKeySize is the longest key ringkv stores.
@@ -57,9 +58,9 @@ type Config struct {
 	// HintInterval is how often queued hints are retried for members that
 	// are alive. The default value is 2s.
 	HintInterval time.Duration
-	// TransferRate bounds the bytes a second this node sends when another
-	// pulls a range from it. The default value is 32MiB; negative means
-	// no bound.
+	// TransferRate bounds the bytes a second this node sends, all streams
+	// together, when others pull ranges from it (for a move or for
+	// anti-entropy). The default value is 32MiB; negative means no bound.
 	TransferRate int64
 	// TransferDir is where pulled ranges are staged as SSTables before
 	// they are merged in; it must be on the engine's filesystem. The
@@ -105,12 +106,15 @@ type Node struct {
 
 	reb rebalancer // range transfers (transfer.go)
 
-	aeClean  atomic.Uint64 // HLC start of the last complete anti-entropy pass
-	kept     atomic.Uint64 // rebalanceState.keptHorizon of the stored state
-	ringGen  atomic.Uint64 // counts ring changes (SetView), not view updates
-	horizon  atomic.Uint64 // GCHorizon in a cluster
-	aePasses atomic.Int64  // anti-entropy passes completed
-	aeSpans  atomic.Int64  // spans anti-entropy found different and pulled
+	aeClean atomic.Uint64 // HLC start of the last complete anti-entropy pass
+	kept    atomic.Uint64 // rebalanceState.keptHorizon of the stored state
+	ringGen atomic.Uint64 // counts ring changes (SetView), not view updates
+	// sendLimit paces every span this node streams (TransferRate, all
+	// streams together); aeLimit what its anti-entropy pulls read.
+	sendLimit, aeLimit *sstable.Limiter
+	horizon            atomic.Uint64 // GCHorizon in a cluster
+	aePasses           atomic.Int64  // anti-entropy passes completed
+	aeSpans            atomic.Int64  // spans anti-entropy found different and pulled
 	// pending lists the ranges of the current ring this node is still
 	// pulling (nil: none); reads of their keys answer ErrRangePending.
 	pending atomic.Pointer[[]ring.Range]
@@ -202,6 +206,7 @@ func NewNode(cfg Config) (*Node, error) {
 		stop: make(chan struct{}),
 		reb:  rebalancer{kick: make(chan struct{}, 1)},
 	}
+	n.sendLimit, n.aeLimit = sstable.NewLimiter(cfg.TransferRate), sstable.NewLimiter(cfg.AntiEntropyRate)
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
@@ -227,8 +232,8 @@ func NewNode(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Close stops the node's background work (hint replay) and waits for
-// replica writes still in flight. It does not close the engine.
+// Close stops the node's background work (hint replay, range pulls, a
+// leave, anti-entropy) and waits for replica writes still in flight. It does not close the engine.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)

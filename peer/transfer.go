@@ -132,7 +132,7 @@ func (n *Node) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error 
 		return err
 	}
 	defer snap.Close()
-	_, _, err = sstable.Send(ctx, snap, lo, hi, w, n.cfg.TransferRate)
+	_, _, err = sstable.Send(ctx, snap, lo, hi, w, n.sendLimit)
 	return err
 }
 

@@ -65,7 +65,9 @@ var ErrUnavailable = errors.New("peer: not enough replicas answered")
 
 // ErrRangePending is a replica's answer for a key of a range it has just
 // been given and is still pulling from the range's old owners: its copy
-// may lack writes, so the coordinator asks an old owner instead.
+// may lack older writes, so the coordinator also asks the next nodes on
+// the ring (the owner it displaced among them), and counts the copy only
+// for its newer records.
 var ErrRangePending = errors.New("peer: the key's range is still being transferred to this node")
 
 // UnavailableError says how many replicas answered a request and how many it needed.

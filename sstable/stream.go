@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"time"
 
 	"github.com/ringkv/ringkv/engine"
 )
@@ -46,16 +45,11 @@ const MaxStreamValue = 512<<20 + 64<<10
 // A stream whose records do not match its trailer is ErrMismatch.
 var ErrBadStream = errors.New("sstable: malformed record stream")
 
-// sendBurst bounds how many bytes Send writes at once above its rate,
-// after a pause: enough to keep a transport busy, small enough that no
-// second carries much more than the rate.
-const sendBurst = 256 << 10
-
 // Send writes every record of snap in the span [lo, hi) to w as a record
 // stream, in storage-key order, and returns the Digest of the records
-// sent and the bytes written. With bytesPerSec > 0 it writes at most that
-// many bytes a second (in bursts of at most 256 KiB); 0 means no limit. It
-// checks ctx while it reads and while it waits; a Write blocked in w is
+// sent and the bytes written, paced by lim (nil: no limit; a Limiter
+// shared by several Sends bounds them together). It checks ctx while it
+// reads and while it waits; a Write blocked in w is
 // for w's owner to end (an HTTP server does when the client goes away).
 // It does not close w.
 //
@@ -71,13 +65,9 @@ const sendBurst = 256 << 10
 // which DigestSpan of the donor's snapshot equals; a record frame after
 // its tag is exactly what the digest hashes of the record. Nothing
 // follows the trailer.
-func Send(ctx context.Context, snap *engine.Snapshot, lo, hi uint64, w io.Writer, bytesPerSec int64) (Digest, int64, error) {
+func Send(ctx context.Context, snap *engine.Snapshot, lo, hi uint64, w io.Writer, lim *Limiter) (Digest, int64, error) {
 	cw := &countWriter{w: w}
-	var dst io.Writer = cw
-	if bytesPerSec > 0 {
-		dst = &limiter{ctx: ctx, w: cw, rate: float64(bytesPerSec), last: time.Now()}
-	}
-	bw := bufio.NewWriterSize(dst, 64<<10)
+	bw := bufio.NewWriterSize(lim.Writer(ctx, cw), 64<<10)
 	var hdr [headerLen]byte
 	copy(hdr[:], streamMagic)
 	hdr[len(streamMagic)] = streamVersion
@@ -124,52 +114,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// limiter is a token bucket over elapsed time: it passes rate bytes a
-// second to w, starting empty and holding at most sendBurst. A write
-// takes its bytes on credit and then sleeps off any debt, so over any
-// stretch of time at most rate*elapsed + sendBurst bytes go through.
-type limiter struct {
-	ctx    context.Context
-	w      io.Writer
-	rate   float64 // bytes per second
-	tokens float64 // negative while in debt
-	last   time.Time
-}
-
-func (l *limiter) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		chunk := p[:min(len(p), sendBurst)]
-		if err := l.wait(len(chunk)); err != nil {
-			return n, err
-		}
-		m, err := l.w.Write(chunk)
-		n += m
-		if err != nil {
-			return n, err
-		}
-		p = p[m:]
-	}
-	return n, nil
-}
-
-func (l *limiter) wait(n int) error {
-	now := time.Now()
-	l.tokens = min(sendBurst, l.tokens+now.Sub(l.last).Seconds()*l.rate) - float64(n)
-	l.last = now
-	if l.tokens >= 0 {
-		return l.ctx.Err()
-	}
-	t := time.NewTimer(time.Duration(-l.tokens / l.rate * float64(time.Second)))
-	defer t.Stop()
-	select {
-	case <-l.ctx.Done():
-		return l.ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // progressEvery is how many bytes Receive reads between progress calls.

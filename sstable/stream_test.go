@@ -45,7 +45,7 @@ func transfer(ctx context.Context, snap *engine.Snapshot, e *engine.Engine, lo, 
 	pr, pw := io.Pipe()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		sent, n, sendErr = Send(ctx, snap, lo, hi, pw, rate)
+		sent, n, sendErr = Send(ctx, snap, lo, hi, pw, NewLimiter(rate))
 		pw.CloseWithError(sendErr)
 	})
 	got, recvErr = Receive(ctx, e, lo, hi, pr, "xfer", target, progress)
@@ -173,7 +173,7 @@ func stream(t testing.TB, e *engine.Engine, lo, hi uint64) []byte {
 	must(t, err)
 	defer snap.Close()
 	var buf bytes.Buffer
-	_, n, err := Send(context.Background(), snap, lo, hi, &buf, 0)
+	_, n, err := Send(context.Background(), snap, lo, hi, &buf, nil)
 	must(t, err)
 	if n != int64(buf.Len()) {
 		t.Fatalf("Send says %d bytes, wrote %d", n, buf.Len())
@@ -342,7 +342,7 @@ func TestSendRate(t *testing.T) {
 	defer snap.Close()
 	const rate = 4 << 20
 	start := time.Now()
-	_, n, err := Send(context.Background(), snap, 0, 0, io.Discard, rate)
+	_, n, err := Send(context.Background(), snap, 0, 0, io.Discard, NewLimiter(rate))
 	must(t, err)
 	took := time.Since(start)
 	if n < 900<<10 {
@@ -373,7 +373,7 @@ func TestTransferCancel(t *testing.T) {
 	var sendErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _, sendErr = Send(ctx, snap, 0, 0, pw, 256<<10) // 4s for the span
+		_, _, sendErr = Send(ctx, snap, 0, 0, pw, NewLimiter(256<<10)) // 4s for the span
 		pw.CloseWithError(sendErr)
 	})
 	first := make(chan struct{})
@@ -399,7 +399,7 @@ func TestTransferCancel(t *testing.T) {
 		t.Fatalf("Receive = %v, want cancelled", err)
 	}
 	// And a sender writing to a fast writer.
-	if _, _, err := Send(ctx, snap, 0, 0, io.Discard, 0); !errors.Is(err, context.Canceled) {
+	if _, _, err := Send(ctx, snap, 0, 0, io.Discard, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Send = %v, want cancelled", err)
 	}
 }
@@ -551,7 +551,7 @@ func BenchmarkSendReceive(b *testing.B) {
 		var sendErr error
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			_, _, sendErr = Send(ctx, snap, 0, 0, pw, 0)
+			_, _, sendErr = Send(ctx, snap, 0, 0, pw, nil)
 			pw.CloseWithError(sendErr)
 		})
 		d, err := Receive(ctx, dst, 0, 0, pr, xfer, 0, nil)

@@ -80,7 +80,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped; in a cluster, only once anti-entropy shows every replica holds it")
-	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second a node sends when another pulls a range from it")
+	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second this node sends, all streams together, to nodes pulling ranges from it (moves and anti-entropy)")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often this node compares Merkle trees of its ranges with their other owners and pulls what differs")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "bytes per second anti-entropy may read from other nodes")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")

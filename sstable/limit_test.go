@@ -1,0 +1,59 @@
+package sstable
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestLimiterShared: streams that share a Limiter go at its rate together,
+// not each at it; a Reader is paced like a Writer; a nil Limiter does not
+// limit; a cancelled context ends a wait. Only lower bounds on time are
+// checked: a busy machine is slower, never faster.
+func TestLimiterShared(t *testing.T) {
+	const rate = 2 << 20
+	atLeast := func(bytes int, took time.Duration) {
+		t.Helper()
+		if want := time.Duration(float64(bytes-limitBurst) / rate * 0.8 * float64(time.Second)); took < want {
+			t.Fatalf("%d bytes at %d B/s took %v, want at least %v", bytes, rate, took, want)
+		}
+	}
+	lim := NewLimiter(rate)
+	chunk := make([]byte, 64<<10)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			w := lim.Writer(context.Background(), io.Discard)
+			for range 16 { // 1MiB each
+				if _, err := w.Write(chunk); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	atLeast(2<<20, time.Since(start))
+
+	start = time.Now()
+	n, err := io.Copy(io.Discard, NewLimiter(rate).Reader(context.Background(), bytes.NewReader(make([]byte, 1<<20))))
+	if err != nil || n != 1<<20 {
+		t.Fatalf("paced read: %d bytes, %v", n, err)
+	}
+	atLeast(1<<20, time.Since(start))
+
+	var none *Limiter
+	if w := none.Writer(context.Background(), io.Discard); w != io.Discard {
+		t.Fatal("a nil Limiter wrapped its writer")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := NewLimiter(1).Wait(ctx, 1<<20); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait under a cancelled context: %v", err)
+	}
+}
