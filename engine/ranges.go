@@ -252,8 +252,17 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 	// ingest behind it anyway, and the fsync is awaited unlocked.
 	unlockStripes := e.lockAllStripes()
 	// Whatever happens now, cached rows of the span may be stale: they
-	// are forgotten before the stripes are unlocked.
-	unlock := func() { e.invalidateRowsLocked(); unlockStripes() }
+	// are forgotten before the stripes are unlocked. A small merge knows
+	// its keys and forgets only those (anti-entropy repairs and moves of
+	// small ranges would otherwise empty the whole cache each time).
+	unlock := func() {
+		if in.batch != nil && mode == spanMerge {
+			e.forgetRowsLocked(in.keys)
+		} else {
+			e.invalidateRowsLocked()
+		}
+		unlockStripes()
+	}
 	if in.batch != nil {
 		err := e.db.ApplyNoSyncWait(in.batch, pebble.Sync)
 		unlock()
@@ -306,9 +315,10 @@ type spanInput struct {
 	maxTS      uint64
 	stripeTS   [numStripes]uint64 // the newest timestamp read per stripe
 	// batch holds the records while they total under ingestAsWriteBytes;
-	// nil once they do not.
+	// nil once they do not. keys are their user keys, meanwhile.
 	batch *pebble.Batch
 	bytes int64
+	keys  [][]byte
 }
 
 // readTable reads the SSTable at path into in, checking what ingestSpan
@@ -407,8 +417,9 @@ func (in *spanInput) add(k, v []byte) error {
 	if in.batch != nil {
 		if in.bytes += int64(len(k) + len(v)); in.bytes >= ingestAsWriteBytes {
 			in.batch.Close()
-			in.batch = nil
+			in.batch, in.keys = nil, nil
 		} else if in.mode == spanMerge {
+			in.keys = append(in.keys, bytes.Clone(u))
 			return in.batch.Merge(k, v, nil)
 		} else {
 			return in.batch.Set(k, v, nil)
@@ -482,6 +493,19 @@ func (e *Engine) invalidateRowsLocked() {
 		e.stripes[i].seq.Add(1)
 	}
 	e.rows.c.Reset()
+}
+
+// forgetRowsLocked drops keys from the row cache, and stops reads of them
+// that began before from caching what they read.
+// REQUIRES: every stripe lock.
+func (e *Engine) forgetRowsLocked(keys [][]byte) {
+	if e.rows == nil {
+		return
+	}
+	for _, k := range keys {
+		e.stripeOf(k).seq.Add(1)
+		e.rows.remove(k)
+	}
 }
 
 // Span is the token span [Lo, Hi); Hi == 0 stands for 2^64.

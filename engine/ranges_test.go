@@ -856,3 +856,34 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatalf("ceiling %d, want %d", c.MaxTimestamp(), e.MaxTimestamp())
 	}
 }
+
+// TestSmallMergeForgetsOnlyItsRows: a merge small enough to go as a batch
+// drops from the row cache exactly the keys it brings, so a cached key it
+// changes reads its new winner, and the rest of the cache stays warm.
+func TestSmallMergeForgetsOnlyItsRows(t *testing.T) {
+	fs := vfs.NewMem()
+	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+	defer a.Close()
+	b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
+	defer b.Close()
+	ts := memtable.TimestampAt(time.Now())
+	moved, other := keyIn("moved", upper, 0, true), keyIn("other", upper, 0, false)
+	must(t, b.Write(moved, rec(ts, 2, "old"), false))
+	must(t, b.Write(other, rec(ts, 2, "stays"), false))
+	must(t, a.Write(moved, rec(ts+1, 1, "new"), false))
+	for _, k := range [][]byte{moved, other} {
+		b.Get(nil, k) // cached
+	}
+	paths := mergeTables(t, a, b, upper, 0, "x", 100)
+	must(t, b.MergeSpan(context.Background(), upper, 0, paths, nil))
+	before := b.rows.stats().Hits
+	if _, r, err := b.Get(nil, other); err != nil || string(r.Value) != "stays" {
+		t.Fatalf("other = %+v, %v", r, err)
+	}
+	if b.rows.stats().Hits != before+1 {
+		t.Error("a key outside the merge was dropped from the row cache")
+	}
+	if _, r, err := b.Get(nil, moved); err != nil || string(r.Value) != "new" {
+		t.Fatalf("the merged key reads %q, %v; want the donor's newer record", r.Value, err)
+	}
+}
