@@ -49,23 +49,39 @@ func (t *Transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 		cancel()
 		return nil, fmt.Errorf("%s/internal/span: status %d: %s", addr, resp.StatusCode, clip(b))
 	}
-	return &idleBody{rc: resp.Body, cancel: cancel, idle: spanIdle}, nil
+	return &idleBody{Reader: IdleReader(resp.Body, spanIdle, cancel), rc: resp.Body, cancel: cancel}, nil
 }
 
-// idleBody cancels its request when a read waits longer than idle.
-type idleBody struct {
-	rc     io.ReadCloser
-	cancel context.CancelFunc
-	idle   time.Duration
+// IdleReader returns r failing a Read that waits longer than idle for
+// data: stop is called, and must make the blocked Read return (cancel the
+// request, close the body), and the error then says why. It keeps a peer
+// that stops sending from hanging a long stream, which an overall timeout
+// cannot bound.
+func IdleReader(r io.Reader, idle time.Duration, stop func()) io.Reader {
+	return &idleReader{r: r, idle: idle, stop: stop}
 }
 
-func (b *idleBody) Read(p []byte) (int, error) {
-	t := time.AfterFunc(b.idle, b.cancel)
-	n, err := b.rc.Read(p)
+type idleReader struct {
+	r    io.Reader
+	idle time.Duration
+	stop func()
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	t := time.AfterFunc(r.idle, r.stop)
+	n, err := r.r.Read(p)
 	if !t.Stop() && err != nil {
-		err = fmt.Errorf("no data for %s: %w", b.idle, err)
+		err = fmt.Errorf("no data for %s: %w", r.idle, err)
 	}
 	return n, err
+}
+
+// idleBody is a response body read through IdleReader, whose Close also
+// cancels its request.
+type idleBody struct {
+	io.Reader
+	rc     io.ReadCloser
+	cancel context.CancelFunc
 }
 
 func (b *idleBody) Close() error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/httpd"
 	"github.com/ringkv/ringkv/sstable"
 )
 
@@ -206,24 +207,7 @@ func backupNodeTo(hc *http.Client, addr, dir string, idle time.Duration) (sstabl
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return sstable.Manifest{}, fmt.Errorf("%s: %s", resp.Status, oneLine(errorText(data)))
 	}
-	return sstable.Extract(&idleReader{r: resp.Body, idle: idle, close: resp.Body.Close}, dir)
-}
-
-// idleReader fails a read that waits longer than idle for data, so that a
-// node that stops sending does not hang the backup.
-type idleReader struct {
-	r     io.Reader
-	idle  time.Duration
-	close func() error
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	t := time.AfterFunc(r.idle, func() { r.close() })
-	n, err := r.r.Read(p)
-	if !t.Stop() && err != nil {
-		err = fmt.Errorf("no data for %s: %w", r.idle, err)
-	}
-	return n, err
+	return sstable.Extract(httpd.IdleReader(resp.Body, idle, func() { resp.Body.Close() }), dir)
 }
 
 // safeDirName makes a node id usable as a directory name.
