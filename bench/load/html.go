@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/units"
+
 	"github.com/ringkv/ringkv/bench/internal/chart"
 )
 
@@ -30,7 +32,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": func(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) },
 	"f1":  func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"f2":  func(f float64) string { return fmt.Sprintf("%.2f", f) },
-	"mib": chart.FormatBytes,
+	"mib": units.Bytes,
 	"s":   func(f float64) string { return fmtDur(time.Duration(f * float64(time.Second))) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/units"
+
 	"github.com/ringkv/ringkv/peer"
 )
 
@@ -352,11 +354,11 @@ func transferLine(t peer.Transfer) string {
 	const width = 20
 	filled := min(width, t.RangesDone*width/t.RangesTotal)
 	bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
-	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s", t.To, t.From, bar, t.RangesDone, t.RangesTotal, fmtBytes(t.BytesDone))
+	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s", t.To, t.From, bar, t.RangesDone, t.RangesTotal, units.Bytes(uint64(t.BytesDone)))
 	if t.BytesTotal > 0 {
-		s += " of ~" + fmtBytes(t.BytesTotal)
+		s += " of ~" + units.Bytes(uint64(t.BytesTotal))
 	}
-	s += " at " + fmtBytes(int64(t.Rate)) + "/s"
+	s += " at " + units.Bytes(uint64(t.Rate)) + "/s"
 	if t.ETASeconds > 0 {
 		s += fmt.Sprintf(", ETA %s", (time.Duration(t.ETASeconds) * time.Second).String())
 	}

@@ -232,20 +232,6 @@ func NiceCeil(v float64) float64 {
 	return 10 * p
 }
 
-// FormatBytes writes a byte count in binary units: 512B, 1.5KiB, 62.3MiB,
-// 1.25GiB.
-func FormatBytes(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
-}
-
 // FormatNum writes v compactly: 950, 1.2k, 3.4M, 0.25.
 func FormatNum(v float64) string {
 	a := math.Abs(v)
