@@ -93,20 +93,20 @@ func (c *Checkpoint) WriteTo(ctx context.Context, w io.Writer) (Manifest, error)
 		if err != nil {
 			return m, fmt.Errorf("checkpoint file %s: %w", name, err)
 		}
-		h := xxh3.New()
+		var mf ManifestFile
 		err = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: st.Size(), ModTime: m.TakenAt, Typeflag: tar.TypeReg})
 		if err == nil {
-			var n int64
-			n, err = io.Copy(io.MultiWriter(tw, h), f)
-			if err == nil && n != st.Size() {
-				err = fmt.Errorf("read %d bytes, want %d", n, st.Size())
+			mf, err = hashCopy(tw, f)
+			if err == nil && mf.Size != st.Size() {
+				err = fmt.Errorf("read %d bytes, want %d", mf.Size, st.Size())
 			}
 		}
 		f.Close()
 		if err != nil {
 			return m, fmt.Errorf("backup file %s: %w", name, err)
 		}
-		m.Files = append(m.Files, ManifestFile{Name: name, Size: st.Size(), XXH3: fmt.Sprintf("%016x", h.Sum64())})
+		mf.Name = name
+		m.Files = append(m.Files, mf)
 		m.Bytes += st.Size()
 	}
 	body, err := json.MarshalIndent(m, "", "  ")
@@ -205,40 +205,60 @@ func Extract(r io.Reader, dir string) (Manifest, error) {
 	if err := os.WriteFile(filepath.Join(tmp, ManifestName), manifest, 0o644); err != nil {
 		return m, err
 	}
-	if err := syncOSDir(tmp); err != nil {
+	if err := syncDir(vfs.Default, tmp); err != nil {
 		return m, err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return m, err
 	}
 	ok = true
-	return m, syncOSDir(filepath.Dir(dir))
+	return m, syncDir(vfs.Default, filepath.Dir(dir))
 }
 
 // check compares the files found with the manifest's list.
 func (m *Manifest) check(got map[string]ManifestFile) error {
-	if m.Format != 1 {
-		return fmt.Errorf("backup manifest: format %d, want 1", m.Format)
+	if err := m.validate(); err != nil {
+		return err
 	}
 	if len(got) != len(m.Files) {
 		return fmt.Errorf("backup has %d files, its manifest lists %d", len(got), len(m.Files))
 	}
-	// Else a name listed twice would let an unlisted file through.
+	for _, want := range m.Files {
+		f, ok := got[want.Name]
+		if !ok {
+			return fmt.Errorf("backup lacks %s, listed in its manifest", want.Name)
+		}
+		if err := want.match(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// match reports whether got (a file's size and hash) is what f lists.
+func (f ManifestFile) match(got ManifestFile) error {
+	if got.Size != f.Size || got.XXH3 != f.XXH3 {
+		return fmt.Errorf("backup file %s: %d bytes, hash %s; the manifest says %d bytes, hash %s", f.Name, got.Size, got.XXH3, f.Size, f.XXH3)
+	}
+	return nil
+}
+
+// validate checks the manifest on its own: its format, and each file
+// name valid and listed once (else a name listed twice would let an
+// unlisted file through check).
+func (m *Manifest) validate() error {
+	if m.Format != 1 {
+		return fmt.Errorf("backup manifest: format %d, want 1", m.Format)
+	}
 	listed := make(map[string]bool, len(m.Files))
 	for _, f := range m.Files {
-		if listed[f.Name] {
+		switch {
+		case !validName(f.Name):
+			return fmt.Errorf("backup manifest: bad file name %q", f.Name)
+		case listed[f.Name]:
 			return fmt.Errorf("backup manifest lists %s twice", f.Name)
 		}
 		listed[f.Name] = true
-	}
-	for _, want := range m.Files {
-		f, ok := got[want.Name]
-		switch {
-		case !ok:
-			return fmt.Errorf("backup lacks %s, listed in its manifest", want.Name)
-		case f.Size != want.Size || f.XXH3 != want.XXH3:
-			return fmt.Errorf("backup file %s: %d bytes, hash %s; the manifest says %d bytes, hash %s", want.Name, f.Size, f.XXH3, want.Size, want.XXH3)
-		}
 	}
 	return nil
 }
@@ -251,20 +271,26 @@ func copyToFile(path string, r io.Reader) (ManifestFile, error) {
 	if err != nil {
 		return mf, err
 	}
-	h := xxh3.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
+	mf, err = hashCopy(f, r)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	return mf, err
+}
+
+// hashCopy copies r to w and returns the size and xxh3 of what it copied.
+func hashCopy(w io.Writer, r io.Reader) (ManifestFile, error) {
+	h := xxh3.New()
+	n, err := io.Copy(io.MultiWriter(w, h), r)
 	return ManifestFile{Size: n, XXH3: fmt.Sprintf("%016x", h.Sum64())}, err
 }
 
-// ReadManifest reads and checks an extracted backup directory: the
-// manifest is there and every file matches it.
-func ReadManifest(dir string) (Manifest, error) {
+// loadManifest reads the manifest of an extracted backup directory and
+// checks its file names, without reading the files.
+func loadManifest(dir string) (Manifest, error) {
 	var m Manifest
 	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
@@ -276,24 +302,7 @@ func ReadManifest(dir string) (Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("backup manifest: %w", err)
 	}
-	got := map[string]ManifestFile{}
-	for _, want := range m.Files {
-		if !validName(want.Name) {
-			return m, fmt.Errorf("backup manifest: bad file name %q", want.Name)
-		}
-		f, err := os.Open(filepath.Join(dir, want.Name))
-		if err != nil {
-			return m, fmt.Errorf("backup lacks %s, listed in its manifest", want.Name)
-		}
-		h := xxh3.New()
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return m, err
-		}
-		got[want.Name] = ManifestFile{Size: n, XXH3: fmt.Sprintf("%016x", h.Sum64())}
-	}
-	return m, m.check(got)
+	return m, m.validate()
 }
 
 // Restore copies the verified backup in dir into dataDir, which must not
@@ -301,7 +310,9 @@ func ReadManifest(dir string) (Manifest, error) {
 // store. The node then starts on dataDir with its old identity and member
 // list.
 func Restore(dir, dataDir string) (Manifest, error) {
-	m, err := ReadManifest(dir)
+	// Each file is checked against the manifest as it is copied, so it
+	// is read once.
+	m, err := loadManifest(dir)
 	if err != nil {
 		return m, err
 	}
@@ -339,11 +350,11 @@ func Restore(dir, dataDir string) (Manifest, error) {
 		if err != nil {
 			return m, fmt.Errorf("restore %s: %w", f.Name, err)
 		}
-		if got.Size != f.Size || got.XXH3 != f.XXH3 {
-			return m, fmt.Errorf("restore %s: copy does not match the manifest", f.Name)
+		if err := f.match(got); err != nil {
+			return m, err
 		}
 	}
-	if err := syncOSDir(tmp); err != nil {
+	if err := syncDir(vfs.Default, tmp); err != nil {
 		return m, err
 	}
 	e, err := engine.Open(engine.Options{Dir: tmp, RowCacheSize: -1, GCInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -360,7 +371,7 @@ func Restore(dir, dataDir string) (Manifest, error) {
 		return m, err
 	}
 	ok = true
-	return m, syncOSDir(filepath.Dir(dataDir))
+	return m, syncDir(vfs.Default, filepath.Dir(dataDir))
 }
 
 // freshDir makes path an empty directory, removing what a crash left there.
@@ -369,16 +380,4 @@ func freshDir(path string) error {
 		return err
 	}
 	return os.MkdirAll(path, 0o755)
-}
-
-func syncOSDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
