@@ -149,7 +149,7 @@ func TestExportIngest(t *testing.T) {
 			snap, err := a.NewSnapshot()
 			must(t, err)
 			defer snap.Close()
-			a.Write([]byte("key-1"), rec(ts+100, "after the snapshot"), false)
+			must(t, a.Write([]byte("key-1"), rec(ts+100, "after the snapshot"), false))
 			for _, s := range c.spans {
 				files, d, err := Export(ctx, snap, s.Lo, s.Hi, "xfer", c.target)
 				must(t, err)
