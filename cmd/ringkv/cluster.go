@@ -30,8 +30,9 @@ commands:
                ranges, then it is removed; prints the progress until then
                and exits 0 once it has left, 1 if that takes longer than
                --wait (default 30m; the leave goes on; 0 starts it and
-               returns). With --json it prints the node's answer and
-               returns at once.
+               returns); a node that stops answering for 30s ends the
+               wait with its error. With --json it prints the node's
+               answer and returns at once.
 
 --addr defaults to RINGKV_ADDR, else NODE_ADDRESS, else 127.0.0.1:8080.
 --json prints the node's JSON answer.
@@ -147,11 +148,24 @@ func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
 	}
 	deadline := time.Now().Add(wait)
 	last := ""
+	var failing time.Time // start of a run of failed polls
 	for {
-		st, _, code := cc.status("leave")
+		st, code, msg := cc.quietStatus("leave")
 		if code != exitOK {
-			return code
+			// A node busy handing its ranges over may miss a poll; the
+			// leave goes on, so only a run of failures ends the wait.
+			now := time.Now()
+			if failing.IsZero() {
+				failing = now
+			}
+			if now.Sub(failing) >= leavePollGrace || now.After(deadline) {
+				fmt.Fprint(cc.stderr, msg)
+				return code
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
 		}
+		failing = time.Time{}
 		if st.Leave != last && st.Leave != "" {
 			fmt.Fprintf(stdout, "  %s\n", st.Leave)
 			last = st.Leave
@@ -169,6 +183,20 @@ func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// leavePollGrace is how long 'cluster leave' keeps polling a node that
+// does not answer before it gives up following the leave.
+const leavePollGrace = 30 * time.Second
+
+// quietStatus is status with the error line returned instead of printed.
+func (cc *clusterClient) quietStatus(sub string) (clusterStatus, int, string) {
+	var errs strings.Builder
+	w := cc.stderr
+	cc.stderr = &errs
+	st, _, code := cc.status(sub)
+	cc.stderr = w
+	return st, code, errs.String()
 }
 
 // clusterClient makes the HTTP calls of 'ringkv cluster'.

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ringkv/ringkv/peer"
@@ -410,4 +411,48 @@ func TestClusterAddrFromEnv(t *testing.T) {
 		t.Fatalf("RINGKV_ADDR unreachable: exit %d %q", code, errs)
 	}
 	_ = f
+}
+
+// A node handing its ranges over may miss a status poll; 'cluster leave'
+// keeps following the leave instead of reporting a failure it is not.
+func TestClusterLeaveRidesOutMissedPolls(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var polls atomic.Int32
+	var down atomic.Bool // every poll fails
+	down.Store(true)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"status":"leaving"}`))
+	})
+	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		n := polls.Add(1)
+		switch {
+		case down.Load() || n <= 3:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"busy"}`))
+		case n <= 5:
+			w.Write([]byte(`{"self":"node-a","leave":"handing over 2 of 4 ranges"}`))
+		default:
+			w.Write([]byte(`{"self":"node-a","leave":"left"}`))
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	// Polls that keep failing end the wait at --wait, with the last error.
+	args := []string{"leave", "--addr", addr, "--wait", "1s"}
+	out, errs, code := runCluster(t, args...)
+	if code != exitFailure || !strings.Contains(out, "is leaving") || polls.Load() < 2 {
+		t.Fatalf("leave with a silent node: exit %d stdout %q after %d polls, want exit 1 after several", code, out, polls.Load())
+	}
+	oneLineErr(t, args, errs, "leave: 503 Service Unavailable: busy")
+
+	// A few missed polls are ridden out: the leave is followed to its end.
+	down.Store(false)
+	polls.Store(0)
+	out, errs, code = runCluster(t, "leave", "--addr", addr, "--wait", "1m")
+	if code != exitOK || errs != "" || !strings.Contains(out, "handing over 2 of 4 ranges") || !strings.Contains(out, "has left") {
+		t.Fatalf("leave: exit %d stdout %q stderr %q; want exit 0 after the progress and 'has left'", code, out, errs)
+	}
 }
