@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestBackupEndpoint: GET /v1/admin/backup streams what Config.Backup
@@ -104,5 +107,50 @@ func TestIdleReader(t *testing.T) {
 	r = IdleReader(strings.NewReader("whole"), time.Second, func() { t.Error("stopped a moving stream") })
 	if b, err := io.ReadAll(r); err != nil || string(b) != "whole" {
 		t.Fatalf("moving stream: %q, %v", b, err)
+	}
+}
+
+// TestBackupOneAtATime: while a backup streams, another is refused with a
+// 409 and a JSON body (each would hold a checkpoint of the whole store);
+// once it is done, the next one is taken.
+func TestBackupOneAtATime(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	ts := newTestServer(t, Config{Backup: func(ctx context.Context) (func(io.Writer) error, error) {
+		return func(w io.Writer) error {
+			started <- struct{}{}
+			<-release
+			_, err := w.Write([]byte("archive"))
+			return err
+		}, nil
+	}})
+	c, err := ts.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := make(chan error, 1)
+	go func() {
+		resp := &fasthttp.Response{}
+		_, err := c.Write(rawRequest("GET", "/v1/admin/backup", nil))
+		if err == nil {
+			err = resp.Read(bufio.NewReader(c))
+		}
+		if err == nil && (resp.StatusCode() != 200 || string(resp.Body()) != "archive") {
+			err = fmt.Errorf("first backup: %d %q", resp.StatusCode(), resp.Body())
+		}
+		first <- err
+	}()
+	<-started
+	resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false)
+	if resp.StatusCode() != 409 || !bytes.Contains(resp.Body(), []byte("already being taken")) {
+		t.Fatalf("second backup during the first: %d %s", resp.StatusCode(), resp.Body())
+	}
+	checkJSONError(t, resp.Header.ContentType(), resp.Body())
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false); resp.StatusCode() != 200 {
+		t.Fatalf("backup after the first finished: %d %s", resp.StatusCode(), resp.Body())
 	}
 }

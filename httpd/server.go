@@ -52,6 +52,8 @@ type Server struct {
 	// closing is set when Shutdown begins; /healthz then answers 503 so
 	// that load balancers stop sending traffic.
 	closing atomic.Bool
+	// backupBusy is set while a GET /v1/admin/backup holds a checkpoint.
+	backupBusy atomic.Bool
 
 	mu struct {
 		sync.Mutex
