@@ -86,6 +86,11 @@ type Gossip struct {
 	queue *memberlist.TransmitLimitedQueue
 	self  rosterEntry
 
+	// persistMu orders writes of the member list: each writes a snapshot
+	// taken under it, so a later snapshot is never overwritten by an
+	// earlier one.
+	persistMu sync.Mutex
+
 	mu     sync.Mutex
 	roster map[string]rosterEntry
 	live   map[string]MemberState // memberlist's word on each node
@@ -132,6 +137,12 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		}
 	} else if !errors.Is(err, engine.ErrNotFound) {
 		return nil, err
+	}
+	if self, ok := g.roster[cfg.NodeID]; ok && self.Removed {
+		// Its copies miss every write since, and tombstones of deletes it
+		// never saw may already be collected: back in the ring, it would
+		// serve stale values and bring deleted keys back.
+		return nil, fmt.Errorf("%w: node %q left the cluster or was removed from it; its data is out of date, so it can join again only as a new node on an empty data directory", ErrLeftMember, cfg.NodeID)
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
@@ -208,6 +219,11 @@ func (g *Gossip) Remove(id string) error {
 	g.roster[id] = e
 	g.dirty = true
 	g.mu.Unlock()
+	if id == g.cfg.NodeID {
+		// Store it before the leave reports "left": a node stopped at
+		// once must still know, when started again, that it left.
+		g.persist()
+	}
 	g.signal()
 	g.broadcast()
 	return nil
@@ -301,20 +317,33 @@ func stateOf(s memberlist.NodeStateType) MemberState {
 
 // publish persists the member list if it changed and hands out a new view.
 func (g *Gossip) publish() {
+	g.persist()
 	g.mu.Lock()
-	var persist []byte
-	if g.dirty {
-		persist, _ = json.Marshal(g.roster)
-		g.dirty = false
-	}
 	v := g.viewLocked()
 	g.mu.Unlock()
-	if persist != nil {
-		if err := g.cfg.Engine.SetMeta(rosterMeta, persist); err != nil {
-			g.cfg.Logger.Error("cannot store the member list", "err", err)
-		}
-	}
 	g.cfg.OnView(v)
+}
+
+// persist stores the member list if it changed since it was last stored.
+func (g *Gossip) persist() {
+	g.persistMu.Lock()
+	defer g.persistMu.Unlock()
+	g.mu.Lock()
+	var b []byte
+	if g.dirty {
+		b, _ = json.Marshal(g.roster)
+		g.dirty = false
+	}
+	g.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if err := g.cfg.Engine.SetMeta(rosterMeta, b); err != nil {
+		g.cfg.Logger.Error("cannot store the member list", "err", err)
+		g.mu.Lock()
+		g.dirty = true // try again at the next change or tick
+		g.mu.Unlock()
+	}
 }
 
 func (g *Gossip) viewLocked() *View {

@@ -132,6 +132,10 @@ var ErrMemberAlive = errors.New("peer: member is alive")
 // ErrUnknownMember is returned when removing a member the ring does not have.
 var ErrUnknownMember = errors.New("peer: no such member")
 
+// ErrLeftMember is returned by StartGossip for a node whose stored member
+// list says it left the cluster or was removed from it.
+var ErrLeftMember = errors.New("peer: this node is no longer a member")
+
 // RemoveNode takes a member that is gone for good out of the ring. Its
 // hints are dropped; its ranges fall to the next nodes on the ring.
 func (n *Node) RemoveNode(id string) error {

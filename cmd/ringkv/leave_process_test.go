@@ -13,7 +13,8 @@ import (
 // 3-node cluster (N=2): it returns once the other two hold its ranges, and
 // with the node then killed they serve every key at consistency=all. Then
 // a node run with --drain leaves on SIGTERM before it exits, and the last
-// node alone holds everything.
+// node alone holds everything. A node that left cannot start again on its
+// old data directory.
 func TestClusterLeave(t *testing.T) {
 	ringkvBinary(t)
 	nodes := newCluster(t, 3, "--replicas", "2")
@@ -48,6 +49,13 @@ func TestClusterLeave(t *testing.T) {
 		if err != nil || code != http.StatusOK || string(b) != fmt.Sprint("v", i) {
 			t.Fatalf("GET %s at all after n3 left: %d %q %v", k, code, b, err)
 		}
+	}
+
+	// n3, killed the moment its leave was done, refuses to come back on
+	// its old directory: its copies are out of date.
+	p := startProc(t, "", nil, "serve", "--node-id", "n3", "--data-dir", n3.dir, "--http-addr", n3.http, "--gossip-addr", n3.gossip, "--join", n1.gossip)
+	if code := p.exitCode(30 * time.Second); code != 1 || !strings.Contains(p.logs.String(), "left the cluster or was removed from it") {
+		t.Fatalf("n3 restarted on its old directory after leaving: exit %d\n%s", code, p.logs.String())
 	}
 
 	// SIGTERM with --drain: n2 hands over to n1 (alone: N=1) and exits 0.

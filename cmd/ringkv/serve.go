@@ -364,6 +364,10 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		node.Close()
 		ln.Close()
 		eng.Close()
+		if errors.Is(err, peer.ErrLeftMember) {
+			fmt.Fprintf(stderr, "ringkv serve: --data-dir %s: %v\n", c.dataDir, err)
+			return exitFailure
+		}
 		fmt.Fprintf(stderr, "ringkv serve: --gossip-addr: %v\n", err)
 		return exitUsage
 	}
