@@ -244,8 +244,12 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 			if errors.Is(err, peer.ErrRangePending) {
 				// Rare (a range being moved): copy what the node holds
 				// out of the way of the answer being built over it.
+				var from []string
+				if pe := (*peer.PendingError)(nil); errors.As(err, &pe) {
+					from = pe.From
+				}
 				rec := bytes.Clone(b[at+binary.MaxVarintLen64:])
-				b, err = peer.AppendPending(b[:at], rec), nil
+				b, err = peer.AppendPending(b[:at], rec, from), nil
 				continue
 			}
 			if err != nil {

@@ -391,7 +391,9 @@ func (t *Transport) send(l *lane) {
 					case err != nil:
 						c.got(nil, err)
 					case peer.IsPending(recs[i]):
-						c.got(peer.PendingRecord(recs[i]), peer.ErrRangePending)
+						// DecodeRecords has checked it.
+						rec, from, _ := peer.DecodePending(recs[i])
+						c.got(rec, &peer.PendingError{From: from})
 					default:
 						c.got(recs[i], nil)
 					}

@@ -140,10 +140,18 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 	}
 	kc := append([]byte(nil), key...)
 	deadline := time.Now().Add(n.cfg.RequestTimeout)
-	replies := make(chan reply, len(order)+2) // the owners, and 2 successors
+	// Room for the owners and as many more as the old owners of a range
+	// being moved can add, so that no answer ever blocks.
+	replies := make(chan reply, len(order)+n.cfg.Replicas+2)
 	next, pending := 0, 0
 	extended := false       // order holds successors beyond the owners
 	var pendingRepl []reply // answers of owners still pulling key's range
+	// also asks id, once, if it can answer and there is room.
+	also := func(id string) {
+		if _, ok := v.reachable(id); (ok || id == n.cfg.NodeID) && !slices.Contains(order, id) && len(order) < cap(replies) {
+			order = append(order, id)
+		}
+	}
 	askID := func(id string) {
 		pending++
 		if id == n.cfg.NodeID {
@@ -189,14 +197,22 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 				if errors.Is(r.err, ErrRangePending) {
 					pendingRepl = append(pendingRepl, reply{id: r.id, rec: r.rec})
 				}
-				if errors.Is(r.err, ErrRangePending) && !extended {
-					// A new owner still pulling: ask the owners after the
-					// N, the one it displaced among them, instead.
+				var pe *PendingError
+				switch {
+				case errors.As(r.err, &pe) && len(pe.From) > 0:
+					// A new owner still pulling: ask the old owners it
+					// pulls from, the ones it displaced among them. Only
+					// they (and settled owners) held the key before.
+					for _, id := range pe.From {
+						also(id)
+					}
+				case errors.Is(r.err, ErrRangePending) && !extended:
+					// One that does not say where from (an older node):
+					// ask the owners after the N, in the hope that the
+					// displaced one is among them.
 					extended = true
 					for _, id := range v.Ring.Successors(ring.Token(kc), len(owners)+2)[len(owners):] {
-						if _, ok := v.reachable(id); ok || id == n.cfg.NodeID {
-							order = append(order, id)
-						}
+						also(id)
 					}
 				}
 				switch {
@@ -364,20 +380,21 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 
 // ReadLocal appends this node's stored record of key (encoded, tombstones
 // and expired records included) to dst, or returns ErrNotFound. For a key
-// of a range the node is still pulling it returns ErrRangePending, with
-// the record it holds (if any) appended all the same.
+// of a range the node is still pulling it returns a *PendingError (the
+// range's old owners), with the record it holds (if any) appended all the
+// same.
 func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return dst, err
 	}
-	if n.rangePending(ring.Token(key)) {
+	if from, ok := n.pendingFrom(ring.Token(key)); ok {
 		// What it holds may lack older writes, but has every write made
 		// since the range became its: the coordinator may still use it.
 		out, err := n.readLocal(dst, key)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return dst, err
 		}
-		return out, ErrRangePending
+		return out, &PendingError{From: from}
 	}
 	return n.readLocal(dst, key)
 }

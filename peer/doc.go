@@ -15,7 +15,8 @@
 // When the ring changes, each node pulls the ranges the new ring gives it
 // from a quorum of their old owners (transfer.go: verified streams merged
 // atomically, resumable, paced by TransferRate), answers reads of ranges
-// it is still pulling as pending, and drops the ranges it gave away once
+// it is still pulling as pending, naming the old owners (PendingError) so
+// that coordinators read those too, and drops the ranges it gave away once
 // every member holds its own; a leave (leave.go) is a ring change the
 // leaving node waits out. Anti-entropy (antientropy.go, merkle.go)
 // compares Merkle trees of each shared range with the other owners and

@@ -116,8 +116,9 @@ type Node struct {
 	aePasses           atomic.Int64  // anti-entropy passes completed
 	aeSpans            atomic.Int64  // spans anti-entropy found different and pulled
 	// pending lists the ranges of the current ring this node is still
-	// pulling (nil: none); reads of their keys answer ErrRangePending.
-	pending atomic.Pointer[[]ring.Range]
+	// pulling, with their old owners (nil: none); reads of their keys
+	// answer a PendingError.
+	pending atomic.Pointer[[]ring.Move]
 
 	// bgCtx ends when Close begins: background pulls and leaves stop.
 	bgCtx    context.Context

@@ -322,10 +322,10 @@ func (n *Node) plan(v *View) (mine []ring.Move, done map[string]bool, st rebalan
 // setPending publishes the ranges this node still has to pull; reads of
 // their keys answer ErrRangePending until then.
 func (n *Node) setPending(mine []ring.Move, done map[string]bool) {
-	var left []ring.Range
+	var left []ring.Move
 	for _, m := range mine {
 		if !done[m.Range.String()] {
-			left = append(left, m.Range)
+			left = append(left, m)
 		}
 	}
 	if len(left) == 0 {
@@ -366,16 +366,23 @@ func (n *Node) setPendingIfRing(cur []string, mine []ring.Move, done map[string]
 
 // rangePending reports whether tok is in a range this node is still pulling.
 func (n *Node) rangePending(tok uint64) bool {
+	_, ok := n.pendingFrom(tok)
+	return ok
+}
+
+// pendingFrom returns the old owners of the range holding tok, if this
+// node is still pulling that range.
+func (n *Node) pendingFrom(tok uint64) ([]string, bool) {
 	p := n.pending.Load()
 	if p == nil {
-		return false
+		return nil, false
 	}
-	for _, rg := range *p {
-		if rg.Contains(tok) {
-			return true
+	for _, m := range *p {
+		if m.Contains(tok) {
+			return m.From, true
 		}
 	}
-	return false
+	return nil, false
 }
 
 // rebalance pulls whatever the current ring gives this node that its

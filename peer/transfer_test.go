@@ -2,6 +2,7 @@ package peer_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/ring"
 )
 
 func waitSettled(t *testing.T, c *peertest.Cluster, within time.Duration) {
@@ -549,5 +551,75 @@ func TestPendingOwnersNewerWriteWins(t *testing.T) {
 	}
 	if got, err := get(t, c.Nodes[other], k, peer.Quorum); err != nil || got != "newest" {
 		t.Fatalf("quorum read of %s via %s = %q, %v; want the write only the pending owner holds", k, c.IDs[other], got, err)
+	}
+}
+
+// TestReadDuringLeaveAsksTheOldOwners: while a node leaves, a new owner of
+// one of its ranges that is still pulling names the range's old owners,
+// and a quorum read asks exactly those. With one old owner down (N−W
+// failures) the read returns the last acknowledged write, which only the
+// leaving node and that down owner hold; asking the next nodes on the
+// ring instead (which never held the key) made a quorum of stale answers.
+func TestReadDuringLeaveAsksTheOldOwners(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 6, Replicas: 3})
+	const l = 5
+	before := c.Nodes[0].View().Ring
+	after := ring.New(slices.Delete(slices.Clone(c.IDs), l, l+1), 16, 3)
+	var k []byte
+	x, y, q := -1, -1, -1
+	for i := 0; i < 2000 && k == nil; i++ {
+		o, nw := before.KeyOwners(key(i)), after.KeyOwners(key(i))
+		if !slices.Contains(o, c.IDs[l]) {
+			continue
+		}
+		k = key(i)
+		for _, id := range nw {
+			switch {
+			case !slices.Contains(o, id):
+				q = c.Index(id)
+			case x < 0:
+				x = c.Index(id)
+			default:
+				y = c.Index(id)
+			}
+		}
+	}
+	if k == nil || x < 0 || y < 0 || q < 0 {
+		t.Fatal("no key of the leaving node moves to a new owner: the test proves nothing")
+	}
+	if err := put(t, c.Nodes[x], string(k), "v1", peer.All); err != nil {
+		t.Fatal(err)
+	}
+	// v2 is acknowledged by a quorum, x and the leaving node; y misses it
+	// (its hint waits).
+	c.Net.Cut(c.Addrs[x], c.Addrs[y])
+	if err := put(t, c.Nodes[x], string(k), "v2", peer.Quorum); err != nil {
+		t.Fatal(err)
+	}
+	c.Settle()
+	c.Net.Heal()
+	for _, a := range c.Addrs {
+		c.Net.Cut(c.Addrs[q], a) // q cannot pull: it stays pending
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- c.Nodes[l].Leave(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Nodes[y].View().Ring.Has(c.IDs[l]) || c.Nodes[q].Settled() {
+		if time.Now().After(deadline) {
+			t.Fatal("the leave did not reach the ring, or the new owner did not start pulling")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.MarkDown(x)
+	for _, via := range []int{y, slices.IndexFunc(c.IDs, func(id string) bool {
+		i := c.Index(id)
+		return i != x && i != y && i != q && i != l
+	})} {
+		if got, err := get(t, c.Nodes[via], k, peer.Quorum); err != nil || got != "v2" {
+			t.Fatalf("quorum read of %s via %s during the leave, %s down = %q, %v; want v2, acknowledged at quorum",
+				k, c.IDs[via], c.IDs[x], got, err)
+		}
 	}
 }

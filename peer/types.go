@@ -65,10 +65,20 @@ var ErrUnavailable = errors.New("peer: not enough replicas answered")
 
 // ErrRangePending is a replica's answer for a key of a range it has just
 // been given and is still pulling from the range's old owners: its copy
-// may lack older writes, so the coordinator also asks the next nodes on
-// the ring (the owner it displaced among them), and counts the copy only
-// for its newer records.
+// may lack older writes, so the coordinator also asks those old owners
+// (PendingError names them), and counts the copy only for its newer
+// records.
 var ErrRangePending = errors.New("peer: the key's range is still being transferred to this node")
+
+// PendingError is the ErrRangePending of a node that names the old owners
+// it pulls the key's range from: exactly the nodes that held the key
+// before the ring changed. errors.Is(err, ErrRangePending) holds for it.
+type PendingError struct {
+	From []string
+}
+
+func (e *PendingError) Error() string        { return ErrRangePending.Error() }
+func (e *PendingError) Is(target error) bool { return target == ErrRangePending }
 
 // UnavailableError says how many replicas answered a request and how many it needed.
 type UnavailableError struct {

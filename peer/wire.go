@@ -112,28 +112,62 @@ func AppendRecordsHeader(dst []byte, n int) []byte {
 // empty says the node has none.
 func AppendRecord(dst, rec []byte) []byte { return appendBytes(dst, rec) }
 
-// pendingMark leads a read answer for a key whose range the node is still
-// pulling: the byte, then the node's record of the key if it has one. No
-// encoded record starts with it (they start with their format, 1).
-const pendingMark = 0xff
+// Marks that lead a read answer for a key whose range the node is still
+// pulling. No encoded record starts with either (they start with their
+// format, 1).
+const (
+	// pendingMark: then the node's record of the key, if it has one. Sent
+	// by nodes that did not name the range's old owners; still decoded.
+	pendingMark = 0xff
+	// pendingFromMark: then the old owners (a count, then each id), then
+	// the node's record of the key, if it has one.
+	pendingFromMark = 0xfe
+)
+
+// Bounds of the old owners in a pending answer.
+const (
+	maxPendingFrom = 64
+	maxNodeIDLen   = 1024
+)
 
 // AppendPending appends, in place of a record, the answer of a node still
-// pulling the key's range: what it holds of the key (rec, possibly
-// empty), marked as possibly incomplete.
-func AppendPending(dst, rec []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(1+len(rec)))
-	return append(append(dst, pendingMark), rec...)
+// pulling the key's range from its old owners from: what it holds of the
+// key (rec, possibly empty), marked as possibly incomplete.
+func AppendPending(dst, rec []byte, from []string) []byte {
+	p := binary.AppendUvarint([]byte{pendingFromMark}, uint64(len(from)))
+	for _, id := range from {
+		p = appendBytes(p, []byte(id))
+	}
+	return appendBytes(dst, append(p, rec...))
 }
 
 // IsPending reports whether a record of DecodeRecords is a pending answer.
-func IsPending(rec []byte) bool { return len(rec) >= 1 && rec[0] == pendingMark }
+func IsPending(rec []byte) bool {
+	return len(rec) >= 1 && (rec[0] == pendingMark || rec[0] == pendingFromMark)
+}
 
-// PendingRecord returns the record inside a pending answer, or nil.
-func PendingRecord(rec []byte) []byte {
-	if len(rec) <= 1 {
-		return nil
+// DecodePending splits a pending answer (IsPending) into the record it
+// carries (nil if none) and the old owners it names (nil if none).
+func DecodePending(rec []byte) (inner []byte, from []string, err error) {
+	if len(rec) == 0 || !IsPending(rec) {
+		return nil, nil, fmt.Errorf("%w: not a pending answer", ErrBadMessage)
 	}
-	return rec[1:]
+	r := reader{b: rec[1:]}
+	if rec[0] == pendingFromMark {
+		n := r.uvarint(maxPendingFrom, "old owner count")
+		for i := uint64(0); i < n && r.err == nil; i++ {
+			if id := r.bytes(maxNodeIDLen, "old owner"); r.err == nil {
+				from = append(from, string(id))
+			}
+		}
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	if len(r.b) > 0 {
+		inner = r.b
+	}
+	return inner, from, nil
 }
 
 // DecodeRead parses a read message; the keys alias b.
@@ -171,8 +205,11 @@ func DecodeRecords(b []byte, n int) ([][]byte, error) {
 		if len(rec) == 0 {
 			rec = nil
 		} else if IsPending(rec) {
-			// Kept as is, for the caller to map to ErrRangePending.
-			if inner := PendingRecord(rec); inner != nil {
+			// Kept as is, for the caller to map to a PendingError.
+			inner, _, err := DecodePending(rec)
+			if err != nil {
+				r.fail("record %d: %v", i, err)
+			} else if inner != nil {
 				if _, err := memtable.Decode(inner); err != nil {
 					r.fail("record %d: %v", i, err)
 				}
