@@ -446,7 +446,7 @@ func (c *fakeCluster) ReadLocal(dst, key []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.pendingKeys[string(key)] {
-		return dst, peer.ErrRangePending
+		return dst, &peer.PendingError{From: []string{"node-1", "node-4"}}
 	}
 	r, ok := c.mu.recs[string(key)]
 	if !ok {
