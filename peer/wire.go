@@ -126,8 +126,8 @@ const (
 
 // Bounds of the old owners in a pending answer.
 const (
-	maxPendingFrom = 64
-	maxNodeIDLen   = 1024
+	maxPendingFrom = 64      // --replicas is at most 16
+	maxNodeIDLen   = 1 << 16 // no --node-id is near it; only garbage is refused
 )
 
 // AppendPending appends, in place of a record, the answer of a node still
