@@ -51,6 +51,24 @@ func openMem(t *testing.T, fs vfs.FS, mut func(*Options), hook func(*pebble.Opti
 	return e
 }
 
+// openPair opens engines "a" and "b" on one in-memory filesystem (so
+// files written by one can be ingested by the other), mutB adjusting b's
+// options; both close when the test ends.
+func openPair(t *testing.T, mutB func(*Options)) (vfs.FS, *Engine, *Engine) {
+	t.Helper()
+	fs := vfs.NewMem()
+	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
+	t.Cleanup(func() { a.Close() })
+	b := openMem(t, fs, func(o *Options) {
+		o.Dir = "b"
+		if mutB != nil {
+			mutB(o)
+		}
+	}, nil)
+	t.Cleanup(func() { b.Close() })
+	return fs, a, b
+}
+
 func rec(ts uint64, node uint64, val string) *memtable.Record {
 	return &memtable.Record{Version: memtable.Version{TS: ts, Node: node}, Value: []byte(val)}
 }

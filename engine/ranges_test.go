@@ -190,11 +190,7 @@ func TestIngestSpanWatermark(t *testing.T) {
 func TestIngestSpanReplaces(t *testing.T) {
 	for _, p := range ingestPaths {
 		t.Run(p.name, func(t *testing.T) {
-			fs := vfs.NewMem()
-			a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
-			defer a.Close()
-			b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
-			defer b.Close()
+			fs, a, b := openPair(t, nil)
 			ts := memtable.TimestampAt(time.Now())
 			stale, extra, dead, out := keyIn("stale", upper, 0, true), keyIn("extra", upper, 0, true), keyIn("dead", upper, 0, true), keyIn("out", upper, 0, false)
 			// The receiver's stale copy is even newer than the donor's:
@@ -430,12 +426,8 @@ func TestMergeSpan(t *testing.T) {
 // two must not be deleted with it.
 func TestMergeSpanRacesGC(t *testing.T) {
 	clock := newFakeClock(time.Now())
-	fs := vfs.NewMem()
 	gc := compaction.GC{TombstoneGrace: time.Millisecond, Now: clock.Now}
-	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
-	defer a.Close()
-	b := openMem(t, fs, func(o *Options) { o.Dir = "b"; o.GC = gc }, nil)
-	defer b.Close()
+	_, a, b := openPair(t, func(o *Options) { o.GC = gc })
 	dead, alive := memtable.TimestampAt(clock.Now().Add(-time.Hour)), memtable.TimestampAt(clock.Now())
 	ctx := context.Background()
 	for round := range 8 {
@@ -483,11 +475,7 @@ func TestMergeSpanRacesGC(t *testing.T) {
 // Pebble before an ingest must not cache what it read after the ingest
 // (Engine.get's fill, replayed step by step).
 func TestInvalidateRowsStopsFill(t *testing.T) {
-	fs := vfs.NewMem()
-	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
-	defer a.Close()
-	b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
-	defer b.Close()
+	_, a, b := openPair(t, nil)
 	ts := memtable.TimestampAt(time.Now())
 	k := []byte("k")
 	must(t, a.Write(k, rec(ts+1, 1, "new"), true))
@@ -630,11 +618,7 @@ func readAll(t *testing.T, fs vfs.FS, path string) []byte {
 // TestIngestSpanConcurrent: writers and readers race ingests and drops of
 // their keys' span; afterwards every cached read equals what Pebble holds.
 func TestIngestSpanConcurrent(t *testing.T) {
-	fs := vfs.NewMem()
-	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
-	defer a.Close()
-	b := openMem(t, fs, func(o *Options) { o.Dir = "b"; o.RowCacheSize = 1 << 20 }, nil)
-	defer b.Close()
+	_, a, b := openPair(t, func(o *Options) { o.RowCacheSize = 1 << 20 })
 	keys := benchKeysT(64)
 	base := memtable.TimestampAt(time.Now())
 	var wg sync.WaitGroup
@@ -861,11 +845,7 @@ func TestCheckpoint(t *testing.T) {
 // drops from the row cache exactly the keys it brings, so a cached key it
 // changes reads its new winner, and the rest of the cache stays warm.
 func TestSmallMergeForgetsOnlyItsRows(t *testing.T) {
-	fs := vfs.NewMem()
-	a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
-	defer a.Close()
-	b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
-	defer b.Close()
+	_, a, b := openPair(t, nil)
 	ts := memtable.TimestampAt(time.Now())
 	moved, other := keyIn("moved", upper, 0, true), keyIn("other", upper, 0, false)
 	must(t, b.Write(moved, rec(ts, 2, "old"), false))

@@ -78,6 +78,31 @@ func TestAntiEntropyHealsPartition(t *testing.T) {
 	}
 }
 
+// antiEntropyAll runs one anti-entropy pass on every node.
+func antiEntropyAll(t *testing.T, c *peertest.Cluster) {
+	t.Helper()
+	for _, n := range c.Nodes {
+		if err := n.AntiEntropyPass(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// collectAll updates every node's GC horizon, collects its garbage, and
+// returns how many records were dropped in all.
+func collectAll(t *testing.T, c *peertest.Cluster) (dropped int64) {
+	t.Helper()
+	for i := range c.Nodes {
+		c.Nodes[i].UpdateHorizon(bg)
+		st, err := c.Engine(i).CollectGarbage(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dropped += st.Dropped
+	}
+	return dropped
+}
+
 // TestTombstonesOutliveAPartition: a delete that a partitioned replica
 // missed is not garbage-collected on the others, however old, until a
 // complete anti-entropy pass on every replica has spread it; then it is
@@ -90,27 +115,7 @@ func TestTombstonesOutliveAPartition(t *testing.T) {
 	if err := put(t, c.Nodes[0], string(k), "old", peer.All); err != nil {
 		t.Fatal(err)
 	}
-	passAll := func() {
-		t.Helper()
-		for _, n := range c.Nodes {
-			if err := n.AntiEntropyPass(bg); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	gcAll := func() (dropped int64) {
-		t.Helper()
-		for i := range c.Nodes {
-			c.Nodes[i].UpdateHorizon(bg)
-			st, err := c.Engine(i).CollectGarbage(bg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dropped += st.Dropped
-		}
-		return dropped
-	}
-	passAll() // every replica clean before the delete
+	antiEntropyAll(t, c) // every replica clean before the delete
 	for _, n := range c.Nodes {
 		n.UpdateHorizon(bg) // the horizon is now this pass: below the delete
 	}
@@ -123,16 +128,16 @@ func TestTombstonesOutliveAPartition(t *testing.T) {
 	}
 	c.Settle()
 	time.Sleep(time.Millisecond) // past the 1ns grace: only the horizon holds the tombstone
-	if d := gcAll(); d != 0 {
+	if d := collectAll(t, c); d != 0 {
 		t.Fatalf("garbage collection dropped %d records while a replica lacks the delete", d)
 	}
 	c.Net.Heal()
-	passAll()
-	passAll() // every node's pass now starts after the delete
-	if d := gcAll(); d != 3 {
+	antiEntropyAll(t, c)
+	antiEntropyAll(t, c) // every node's pass now starts after the delete
+	if d := collectAll(t, c); d != 3 {
 		t.Fatalf("dropped %d tombstones once every replica had the delete, want 3", d)
 	}
-	passAll()
+	antiEntropyAll(t, c)
 	for j := range c.Nodes {
 		if b := c.Local(j, k); b != nil {
 			t.Fatalf("%s holds %x after the tombstone was dropped everywhere", c.IDs[j], b)

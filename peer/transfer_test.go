@@ -449,21 +449,9 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("collected %d tombstones of %d deleted keys at N=2: the test proves nothing", dropped, len(doomed))
 		}
-		for range 2 {
-			for _, n := range c.Nodes {
-				if err := n.AntiEntropyPass(bg); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		for i := range c.Nodes {
-			c.Nodes[i].UpdateHorizon(bg)
-			st, err := c.Engine(i).CollectGarbage(bg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dropped += st.Dropped
-		}
+		antiEntropyAll(t, c)
+		antiEntropyAll(t, c)
+		dropped += collectAll(t, c)
 	}
 
 	for _, l := range []int{n5, n4} {
