@@ -361,18 +361,3 @@ func (t Tuning) Knobs() []Knob {
 		{"bloom-bits-per-key", strconv.Itoa(t.BloomBitsPerKey)},
 	}
 }
-
-// FormatSize writes n in the largest binary unit that divides it exactly
-// ("64MiB", "1536KiB"), or as plain bytes, so the text parses back to n
-// (as the --*-size flags read it).
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		m int64
-	}{{"TiB", 1 << 40}, {"GiB", gib}, {"MiB", mib}, {"KiB", kib}} {
-		if n != 0 && n%u.m == 0 {
-			return strconv.FormatInt(n/u.m, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}

@@ -249,3 +249,11 @@ func TestFormatSize(t *testing.T) {
 	f(4*gib-1, "4294967295B")
 	f(-mib, "-1MiB")
 }
+
+func TestFormatBytes(t *testing.T) {
+	for in, want := range map[uint64]string{0: "0B", 512: "512B", 1536: "1.5KiB", 65331200: "62.3MiB", 5 << 29: "2.50GiB"} {
+		if got := FormatBytes(in); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

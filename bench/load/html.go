@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/units"
-
 	"github.com/ringkv/ringkv/bench/internal/chart"
+	"github.com/ringkv/ringkv/compaction"
 )
 
 // chartRow is one row of the report: a request chart on the left and the
@@ -32,7 +31,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": func(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) },
 	"f1":  func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"f2":  func(f float64) string { return fmt.Sprintf("%.2f", f) },
-	"mib": units.Bytes,
+	"mib": compaction.FormatBytes,
 	"s":   func(f float64) string { return fmtDur(time.Duration(f * float64(time.Second))) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/units"
-
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ringkv/ringkv/bench/workload"
+	"github.com/ringkv/ringkv/compaction"
 )
 
 // Report is everything a run measured; it is written as report.json.
@@ -406,7 +405,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 		}
 		sm := &n.Summary
 		fmt.Fprintf(w, "lsm        %s: L0 sublevels max %d, read amp max %d, compaction debt max %s, stalls %d (%.2fs), flushes %d, compactions %d, write amp %.2f\n",
-			n.Addr, sm.MaxL0Sublevels, sm.MaxReadAmp, units.Bytes(sm.MaxCompactionDebt), sm.Stalls, sm.StallSeconds,
+			n.Addr, sm.MaxL0Sublevels, sm.MaxReadAmp, compaction.FormatBytes(sm.MaxCompactionDebt), sm.Stalls, sm.StallSeconds,
 			sm.Flushes, sm.Compactions, sm.WriteAmp)
 	}
 }

@@ -34,8 +34,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/units"
-
 	"github.com/ringkv/ringkv/bench/workload"
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
@@ -408,7 +406,7 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 		return row, err
 	}
 	fmt.Fprintf(progress, "%-16s read %d (%.0f/s, p99 %.3fms); write amp %.2f, read amp %.1f, %d stalls (%.2fs), disk %s\n",
-		cs.Name, rd.n, row.ReadOpsPerSec, row.ReadP99, row.WriteAmp, row.ReadAmp, row.Stalls, row.StallSeconds, units.Bytes(row.DiskBytes))
+		cs.Name, rd.n, row.ReadOpsPerSec, row.ReadP99, row.WriteAmp, row.ReadAmp, row.Stalls, row.StallSeconds, compaction.FormatBytes(row.DiskBytes))
 	return row, nil
 }
 

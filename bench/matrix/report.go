@@ -7,9 +7,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/ringkv/ringkv/internal/units"
-
 	"github.com/ringkv/ringkv/bench/internal/chart"
+	"github.com/ringkv/ringkv/compaction"
 )
 
 func jsonIndent(v any) ([]byte, error) {
@@ -45,8 +44,8 @@ func (res *Result) WriteTable(w io.Writer) {
 			vs = fmt.Sprintf("%.2f", r.WriteAmpVsReference)
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.0f | %.3f | %s | %.2f | %s | %.1f | %d | %d | %.2f | %s | %s |\n",
-			r.Name, r.WriteOpsPerSec, r.WriteP99, r.ReadOpsPerSec, r.ReadP99, units.Bytes(r.WALBytes), r.WriteAmp, vs, r.ReadAmp,
-			r.MaxL0Sublevels, r.Stalls, r.StallSeconds, units.Bytes(r.CompactionDebtEnd), units.Bytes(r.DiskBytes))
+			r.Name, r.WriteOpsPerSec, r.WriteP99, r.ReadOpsPerSec, r.ReadP99, compaction.FormatBytes(r.WALBytes), r.WriteAmp, vs, r.ReadAmp,
+			r.MaxL0Sublevels, r.Stalls, r.StallSeconds, compaction.FormatBytes(r.CompactionDebtEnd), compaction.FormatBytes(r.DiskBytes))
 	}
 }
 
@@ -64,12 +63,12 @@ var pageTmpl = template.Must(template.New("compaction").Funcs(template.FuncMap{
 	"f1":    func(f float64) string { return fmt.Sprintf("%.1f", f) },
 	"f2":    func(f float64) string { return fmt.Sprintf("%.2f", f) },
 	"f3":    func(f float64) string { return fmt.Sprintf("%.3f", f) },
-	"bytes": units.Bytes,
+	"bytes": compaction.FormatBytes,
 	"ibytes": func(n int64) string {
 		if n <= 0 {
 			return "0"
 		}
-		return units.Bytes(uint64(n))
+		return compaction.FormatBytes(uint64(n))
 	},
 	"secs": fmtSeconds,
 }).Parse(`<!DOCTYPE html>
@@ -149,7 +148,7 @@ func writeHTML(w io.Writer, res *Result) error {
 		bars("write amplification", func(r Row) float64 { return r.WriteAmp }, fix),
 		bars("read amplification (mean)", func(r Row) float64 { return r.ReadAmp }, fix),
 		bars("write stalls (seconds stalled)", func(r Row) float64 { return r.StallSeconds }, fix),
-		bars("disk bytes", func(r Row) float64 { return float64(r.DiskBytes) }, func(v float64) string { return units.Bytes(uint64(v)) }),
+		bars("disk bytes", func(r Row) float64 { return float64(r.DiskBytes) }, func(v float64) string { return compaction.FormatBytes(uint64(v)) }),
 	}
 	return pageTmpl.Execute(w, d)
 }

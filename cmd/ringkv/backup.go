@@ -16,8 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/units"
-
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/httpd"
 	"github.com/ringkv/ringkv/sstable"
@@ -185,7 +184,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 			continue
 		}
 		n.Files, n.Bytes = len(mf.Files), mf.Bytes
-		fmt.Fprintf(stdout, "%s (%s): %d files, %s in %.1fs -> %s\n", n.ID, n.HTTPAddr, n.Files, units.Bytes(uint64(n.Bytes)), n.Seconds, filepath.Join(to, n.Dir))
+		fmt.Fprintf(stdout, "%s (%s): %d files, %s in %.1fs -> %s\n", n.ID, n.HTTPAddr, n.Files, compaction.FormatBytes(uint64(n.Bytes)), n.Seconds, filepath.Join(to, n.Dir))
 	}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(to, "backup.json"), append(b, '\n'), 0o644); err != nil {
@@ -268,6 +267,6 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringkv restore: %s\n", oneLine(err.Error()))
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "restored %d files, %s (backup of %s) into %s\n", len(m.Files), units.Bytes(uint64(m.Bytes)), m.TakenAt.Format(time.RFC3339), dataDir)
+	fmt.Fprintf(stdout, "restored %d files, %s (backup of %s) into %s\n", len(m.Files), compaction.FormatBytes(uint64(m.Bytes)), m.TakenAt.Format(time.RFC3339), dataDir)
 	return exitOK
 }

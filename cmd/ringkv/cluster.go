@@ -14,8 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/units"
-
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/peer"
 )
 
@@ -382,11 +381,11 @@ func transferLine(t peer.Transfer) string {
 	const width = 20
 	filled := min(width, t.RangesDone*width/t.RangesTotal)
 	bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
-	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s", t.To, t.From, bar, t.RangesDone, t.RangesTotal, units.Bytes(uint64(t.BytesDone)))
+	s := fmt.Sprintf("%s <- %s [%s] %d/%d ranges, %s", t.To, t.From, bar, t.RangesDone, t.RangesTotal, compaction.FormatBytes(uint64(t.BytesDone)))
 	if t.BytesTotal > 0 {
-		s += " of ~" + units.Bytes(uint64(t.BytesTotal))
+		s += " of ~" + compaction.FormatBytes(uint64(t.BytesTotal))
 	}
-	s += " at " + units.Bytes(uint64(t.Rate)) + "/s"
+	s += " at " + compaction.FormatBytes(uint64(t.Rate)) + "/s"
 	if t.ETASeconds > 0 {
 		s += fmt.Sprintf(", ETA %s", (time.Duration(t.ETASeconds) * time.Second).String())
 	}
