@@ -20,6 +20,10 @@ import (
 	"github.com/ringkv/ringkv/ring"
 )
 
+// leftMeta is the engine metadata key a node sets, durably, when its leave
+// is done: it must not start into the cluster on this data again.
+const leftMeta = "left"
+
 // rosterMeta is the engine metadata key of the durable member list.
 const rosterMeta = "ring-roster"
 
@@ -86,11 +90,6 @@ type Gossip struct {
 	queue *memberlist.TransmitLimitedQueue
 	self  rosterEntry
 
-	// persistMu orders writes of the member list: each writes a snapshot
-	// taken under it, so a later snapshot is never overwritten by an
-	// earlier one.
-	persistMu sync.Mutex
-
 	mu     sync.Mutex
 	roster map[string]rosterEntry
 	live   map[string]MemberState // memberlist's word on each node
@@ -138,7 +137,11 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	} else if !errors.Is(err, engine.ErrNotFound) {
 		return nil, err
 	}
-	if self, ok := g.roster[cfg.NodeID]; ok && self.Removed {
+	left, err := cfg.Engine.GetMeta(leftMeta)
+	if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return nil, err
+	}
+	if self, ok := g.roster[cfg.NodeID]; (ok && self.Removed) || left != nil {
 		// Its copies miss every write since, and tombstones of deletes it
 		// never saw may already be collected: back in the ring, it would
 		// serve stale values and bring deleted keys back.
@@ -219,11 +222,6 @@ func (g *Gossip) Remove(id string) error {
 	g.roster[id] = e
 	g.dirty = true
 	g.mu.Unlock()
-	if id == g.cfg.NodeID {
-		// Store it before the leave reports "left": a node stopped at
-		// once must still know, when started again, that it left.
-		g.persist()
-	}
 	g.signal()
 	g.broadcast()
 	return nil
@@ -325,9 +323,8 @@ func (g *Gossip) publish() {
 }
 
 // persist stores the member list if it changed since it was last stored.
+// Only the loop calls it, so snapshots are written in order.
 func (g *Gossip) persist() {
-	g.persistMu.Lock()
-	defer g.persistMu.Unlock()
 	g.mu.Lock()
 	var b []byte
 	if g.dirty {

@@ -119,6 +119,12 @@ func (n *Node) leave(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+	// Recorded before anyone hears of it: a node stopped the moment its
+	// leave is done must still refuse, when started again, to rejoin with
+	// its stale data (see StartGossip).
+	if err := n.cfg.Engine.SetMeta(leftMeta, []byte("1")); err != nil {
+		return fmt.Errorf("cannot record that this node left: %w", err)
+	}
 	if err := ref.m.Remove(self); err != nil {
 		return err
 	}
