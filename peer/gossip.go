@@ -116,11 +116,11 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	host, portStr, err := net.SplitHostPort(cfg.BindAddr)
 	if err != nil {
-		return nil, fmt.Errorf("bad gossip address %q: %w", cfg.BindAddr, err)
+		return nil, fmt.Errorf("%w %q: %v", ErrGossipAddr, cfg.BindAddr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("bad gossip port in %q", cfg.BindAddr)
+		return nil, fmt.Errorf("%w %q: the port is not a number", ErrGossipAddr, cfg.BindAddr)
 	}
 	g := &Gossip{
 		cfg:     cfg,
@@ -165,7 +165,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return g.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
-		return nil, fmt.Errorf("cannot start gossip on %s: %w", cfg.BindAddr, err)
+		return nil, fmt.Errorf("%w %q: %v", ErrGossipAddr, cfg.BindAddr, err)
 	}
 	g.ml = ml
 	if port == 0 {

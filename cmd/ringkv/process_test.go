@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/engine"
 )
 
 // These tests run the real binary on loopback: crash and restart are
@@ -394,4 +396,35 @@ func uniq(s []string) map[string]bool {
 		m[x] = true
 	}
 	return m
+}
+
+// TestServeStartupErrors: a gossip address that cannot be listened on is
+// the flag's fault (exit 2, naming --gossip-addr); a data directory whose
+// stored member list is damaged is the data's (exit 1, naming --data-dir).
+func TestServeStartupErrors(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := startNode(t, t.TempDir(), "--gossip-addr", taken.Addr().String())
+	if code := p.exitCode(30 * time.Second); code != 2 || !strings.Contains(p.logs.String(), "ringkv serve: --gossip-addr: ") {
+		t.Fatalf("taken gossip address: exit %d\n%s", code, p.logs.String())
+	}
+
+	dir := t.TempDir()
+	e, err := engine.Open(engine.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetMeta("ring-roster", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = startNode(t, dir, "--gossip-addr", freeGossipAddr(t, map[string]bool{}))
+	if code := p.exitCode(30 * time.Second); code != 1 || !strings.Contains(p.logs.String(), "ringkv serve: --data-dir "+dir+": cannot read the stored member list") {
+		t.Fatalf("damaged member list: exit %d\n%s", code, p.logs.String())
+	}
 }

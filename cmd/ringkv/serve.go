@@ -350,6 +350,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		TombstoneGrace: max(c.tombstoneGrace, time.Nanosecond),
 	})
 	if err != nil {
+		transport.Close()
 		ln.Close()
 		eng.Close()
 		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
@@ -362,14 +363,17 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		node.Close()
+		transport.Close()
 		ln.Close()
 		eng.Close()
-		if errors.Is(err, peer.ErrLeftMember) {
-			fmt.Fprintf(stderr, "ringkv serve: --data-dir %s: %v\n", c.dataDir, err)
-			return exitFailure
+		if errors.Is(err, peer.ErrGossipAddr) {
+			fmt.Fprintf(stderr, "ringkv serve: --gossip-addr: %v\n", err)
+			return exitUsage
 		}
-		fmt.Fprintf(stderr, "ringkv serve: --gossip-addr: %v\n", err)
-		return exitUsage
+		// The rest comes from the data: a stored member list that cannot
+		// be read, or a node that has left.
+		fmt.Fprintf(stderr, "ringkv serve: --data-dir %s: %v\n", c.dataDir, err)
+		return exitFailure
 	}
 	node.UseMembership(gossip)
 	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
