@@ -132,15 +132,16 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 		if c.json {
 			return writeJSON(stdout, body)
 		}
-		return cc.waitLeft(stdout, c.wait)
+		return cc.waitLeft(stdout, c.wait, leavePollGrace)
 	}
 	return exitOK
 }
 
 // waitLeft follows a leave on GET /v1/cluster, printing each change of
 // its progress, until the node says it has left (exit 0), the leave failed
-// (1), or wait is over (1).
-func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
+// (1), wait is over (1), or the node has not answered for grace (the
+// poll's own code: 2 if it cannot be reached).
+func (cc *clusterClient) waitLeft(stdout io.Writer, wait, grace time.Duration) int {
 	fmt.Fprintf(stdout, "%s is leaving the cluster\n", cc.c.addr)
 	if wait <= 0 {
 		return exitOK
@@ -149,15 +150,19 @@ func (cc *clusterClient) waitLeft(stdout io.Writer, wait time.Duration) int {
 	last := ""
 	var failing time.Time // start of a run of failed polls
 	for {
+		polled := time.Now()
 		st, code, msg := cc.quietStatus("leave")
 		if code != exitOK {
 			// A node busy handing its ranges over may miss a poll; the
 			// leave goes on, so only a run of failures ends the wait.
-			now := time.Now()
 			if failing.IsZero() {
-				failing = now
+				failing = polled
 			}
-			if now.Sub(failing) >= leavePollGrace || now.After(deadline) {
+			switch now := time.Now(); {
+			case now.After(deadline):
+				fmt.Fprint(cc.stderr, msg)
+				return exitFailure // as for any leave not done within --wait
+			case now.Sub(failing) >= grace:
 				fmt.Fprint(cc.stderr, msg)
 				return code
 			}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ringkv/ringkv/peer"
 )
@@ -447,6 +448,23 @@ func TestClusterLeaveRidesOutMissedPolls(t *testing.T) {
 		t.Fatalf("leave with a silent node: exit %d stdout %q after %d polls, want exit 1 after several", code, out, polls.Load())
 	}
 	oneLineErr(t, args, errs, "leave: 503 Service Unavailable: busy")
+
+	// A node that stops answering altogether: after the grace, the poll's
+	// own error and code (2: cannot be reached); at --wait, 1.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	goneAddr := strings.TrimPrefix(gone.URL, "http://")
+	for _, tc := range []struct {
+		wait, grace time.Duration
+		code        int
+	}{{time.Minute, 300 * time.Millisecond, exitUsage}, {300 * time.Millisecond, time.Minute, exitFailure}} {
+		var stdout, stderr bytes.Buffer
+		cc := &clusterClient{name: "ringkv cluster", c: clusterConfig{addr: goneAddr}, hc: &http.Client{Timeout: time.Second}, stderr: &stderr, base: baseURL(goneAddr)}
+		if code := cc.waitLeft(&stdout, tc.wait, tc.grace); code != tc.code {
+			t.Errorf("--wait %s, grace %s on a node that is gone: exit %d, want %d", tc.wait, tc.grace, code, tc.code)
+		}
+		oneLineErr(t, []string{"leave"}, stderr.String(), "cannot reach "+goneAddr)
+	}
 
 	// A few missed polls are ridden out: the leave is followed to its end.
 	down.Store(false)
