@@ -163,7 +163,8 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			replies <- reply{id: id, err: errDown}
 			return
 		}
-		// replies has room for every owner, so got never blocks.
+		// replies has room for every id order can hold, so got never
+		// blocks.
 		n.cfg.Transport.ReadAsync(mem.HTTPAddr, kc, deadline, func(rec []byte, err error) {
 			replies <- reply{id: id, rec: rec, err: err}
 		})
@@ -215,18 +216,22 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 						also(id)
 					}
 				}
-				switch {
-				case next < len(order):
-					ask()
-				case len(got)+pending < need && pending == 0:
-					// decided below, with the fallbacks
-				case len(got)+pending < need && len(pendingRepl) == 0:
-					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
-				}
 			} else {
 				got = append(got, r)
 			}
-			if len(got) >= need || pending > 0 || next < len(order) {
+			// Keep as many asks in flight as answers are missing: a
+			// pending answer may have added several old owners at once.
+			for len(got)+pending < need && next < len(order) {
+				ask()
+			}
+			if len(got) >= need {
+				continue
+			}
+			if pending > 0 {
+				if len(got)+pending < need && len(pendingRepl) == 0 {
+					// Too few even if every ask in flight answers.
+					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
+				}
 				continue
 			}
 			// Nobody left to ask and too few answers: what the copies of
