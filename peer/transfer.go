@@ -319,8 +319,8 @@ func (n *Node) plan(v *View) (mine []ring.Move, done map[string]bool, st rebalan
 	return mine, done, st, nil
 }
 
-// setPending publishes the ranges this node still has to pull; reads of
-// their keys answer ErrRangePending until then.
+// setPending publishes the ranges this node still has to pull, with their
+// old owners; reads of their keys answer a PendingError until then.
 func (n *Node) setPending(mine []ring.Move, done map[string]bool) {
 	var left []ring.Move
 	for _, m := range mine {
@@ -362,12 +362,6 @@ func (n *Node) setPendingIfRing(cur []string, mine []ring.Move, done map[string]
 	if slices.Equal(sortedNodes(n.view.Load().Ring), cur) {
 		n.setPending(mine, done)
 	}
-}
-
-// rangePending reports whether tok is in a range this node is still pulling.
-func (n *Node) rangePending(tok uint64) bool {
-	_, ok := n.pendingFrom(tok)
-	return ok
 }
 
 // pendingFrom returns the old owners of the range holding tok, if this

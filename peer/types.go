@@ -63,6 +63,10 @@ var ErrNotFound = engine.ErrNotFound
 // replicas answered than their consistency level needs.
 var ErrUnavailable = errors.New("peer: not enough replicas answered")
 
+// MaxNodeIDLen bounds a node's id (the CLI refuses a longer --node-id):
+// ids travel in internode messages, which refuse longer ones.
+const MaxNodeIDLen = 1024
+
 // ErrRangePending is a replica's answer for a key of a range it has just
 // been given and is still pulling from the range's old owners: its copy
 // may lack older writes, so the coordinator also asks those old owners

@@ -124,11 +124,9 @@ const (
 	pendingFromMark = 0xfe
 )
 
-// Bounds of the old owners in a pending answer.
-const (
-	maxPendingFrom = 64      // --replicas is at most 16
-	maxNodeIDLen   = 1 << 16 // no --node-id is near it; only garbage is refused
-)
+// maxPendingFrom bounds the old owners in a pending answer (--replicas is
+// at most 16).
+const maxPendingFrom = 64
 
 // AppendPending appends, in place of a record, the answer of a node still
 // pulling the key's range from its old owners from: what it holds of the
@@ -156,7 +154,7 @@ func DecodePending(rec []byte) (inner []byte, from []string, err error) {
 	if rec[0] == pendingFromMark {
 		n := r.uvarint(maxPendingFrom, "old owner count")
 		for i := uint64(0); i < n && r.err == nil; i++ {
-			if id := r.bytes(maxNodeIDLen, "old owner"); r.err == nil {
+			if id := r.bytes(MaxNodeIDLen, "old owner"); r.err == nil {
 				from = append(from, string(id))
 			}
 		}
@@ -191,8 +189,8 @@ func DecodeRead(b []byte) ([][]byte, error) {
 }
 
 // DecodeRecords parses the answer to a read of n keys: one record per key,
-// nil where the node has none, or the pending mark (IsPending). The
-// records alias b; each other one has been checked to decode.
+// nil where the node has none, or a pending answer (IsPending, split by
+// DecodePending). The records alias b; each has been checked to decode.
 func DecodeRecords(b []byte, n int) ([][]byte, error) {
 	r := reader{b: b}
 	r.header(kindRecords)

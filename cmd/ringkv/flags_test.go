@@ -46,6 +46,7 @@ func TestServeFlagErrors(t *testing.T) {
 	f(nil, "--log-level", "--log-level", "loud")
 	f(nil, "--join", "--join", "127.0.0.1:7946,nohost")
 	f(nil, "--row-cache-size", "--row-cache-size", "1MiB")
+	f(nil, "--node-id", "--node-id", strings.Repeat("n", 1025))
 	f(nil, "--mutex-profile-fraction", "--mutex-profile-fraction", "-1")
 	f(nil, "--block-profile-rate", "--block-profile-rate", "-1s")
 	f(nil, "--profile-on-stall", "--profile-on-stall", "/proc/no/such/dir")

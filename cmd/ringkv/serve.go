@@ -137,6 +137,9 @@ func (c *serveConfig) validate() error {
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
 	}
+	if len(c.nodeID) > peer.MaxNodeIDLen {
+		return fmt.Errorf("--node-id (%d bytes) must be at most %d bytes", len(c.nodeID), peer.MaxNodeIDLen)
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err
 	}
