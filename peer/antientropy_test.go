@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,25 +162,32 @@ func TestCleanPassSurvivesViewRefresh(t *testing.T) {
 	}
 	stop, refreshed := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
+	var refreshes atomic.Int64
 	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-time.After(50 * time.Microsecond): // gossip does it every second
 			}
 			c.Nodes[0].SetView(c.View()) // same ring, new view
+			refreshes.Add(1)
 			if i == 10 {
 				close(refreshed)
 			}
 		}
 	})
 	<-refreshed
+	before := refreshes.Load()
 	err := c.Nodes[0].AntiEntropyPass(bg)
+	during := refreshes.Load() - before
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if during == 0 {
+		t.Fatal("no view refresh during the pass: the test proves nothing")
 	}
 	if got := c.Nodes[0].ClusterStatus().AntiEntropyClean; got == 0 {
 		t.Fatal("a complete pass under view refreshes was not recorded as clean")

@@ -276,8 +276,8 @@ type Options struct {
 	Seed     uint64 // drives drops
 	// RequestTimeout bounds replica waits; default 2s.
 	RequestTimeout time.Duration
-	// TransferRate bounds the bytes a second a node sends to one that
-	// pulls a range; default unlimited.
+	// TransferRate bounds the bytes a second a node sends, over all the
+	// ranges it streams at once; default unlimited.
 	TransferRate int64
 	// TombstoneGrace is the engines' and nodes' --tombstone-grace;
 	// default 24h.
@@ -508,10 +508,10 @@ func (c *Cluster) Local(i int, key []byte) []byte {
 	return rec
 }
 
-// Index returns the position of the node with id.
 // Engine returns node i's engine, for tests that run its garbage collection.
 func (c *Cluster) Engine(i int) *engine.Engine { return c.engs[i] }
 
+// Index returns the position of the node with id.
 func (c *Cluster) Index(id string) int {
 	for i, x := range c.IDs {
 		if x == id {
