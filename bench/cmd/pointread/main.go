@@ -12,13 +12,16 @@
 // It opens the directory read-write (Pebble replays the WAL, and --compact
 // rewrites every table into the bottom level): point it at a copy. It reads
 // --reads keys to warm the caches, then --reads more, timed, and prints the
-// mean time per read and the LSM's shape.
+// mean time per read and the LSM's shape. Bad flags exit 2, a failed read
+// exits 1.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
@@ -30,61 +33,101 @@ import (
 )
 
 func main() {
-	dir := flag.String("data-dir", "", "a copy of a loaded data directory (required)")
-	keys := flag.Uint64("keys", 10000000, "keys loaded (key-0 .. key-(N-1))")
-	reads := flag.Int("reads", 2000000, "reads to warm the caches, then as many timed")
-	dist := flag.String("distribution", "uniform", "uniform or zipf")
-	blockMiB := flag.Int64("block-cache-mib", 256, "Pebble block cache, MiB")
-	rowMiB := flag.Int64("row-cache-mib", 0, "row cache, MiB (0: off, so every read goes to Pebble)")
-	compact := flag.Bool("compact", false, "first compact the whole store into the bottom level")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the timed reads here")
+	var c config
+	flag.StringVar(&c.dir, "data-dir", "", "a copy of a loaded data directory (required)")
+	flag.Uint64Var(&c.keys, "keys", 10000000, "keys loaded (key-0 .. key-(N-1))")
+	flag.IntVar(&c.reads, "reads", 2000000, "reads to warm the caches, then as many timed")
+	flag.StringVar(&c.dist, "distribution", "uniform", "uniform or zipf")
+	flag.Int64Var(&c.blockMiB, "block-cache-mib", 256, "Pebble block cache, MiB")
+	flag.Int64Var(&c.rowMiB, "row-cache-mib", 0, "row cache, MiB (0: off, so every read goes to Pebble; else at least 32, as for ringkv serve)")
+	flag.BoolVar(&c.compact, "compact", false, "first compact the whole store into the bottom level")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed reads here")
 	flag.Parse()
-	if err := run(*dir, *keys, *reads, *dist, *blockMiB, *rowMiB, *compact, *cpuProfile); err != nil {
+	if flag.NArg() != 0 {
+		c.err = fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	if err := c.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "pointread:", err)
+		os.Exit(2)
+	}
+	if err := run(c, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "pointread:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, keys uint64, reads int, dist string, blockMiB, rowMiB int64, compact bool, cpuProfile string) error {
-	if dir == "" || keys == 0 || reads < 1 || blockMiB < 1 || rowMiB < 0 {
-		return fmt.Errorf("bad arguments (see -h)")
+type config struct {
+	dir              string
+	keys             uint64
+	reads            int
+	dist             string
+	blockMiB, rowMiB int64
+	compact          bool
+	cpuProfile       string
+	err              error // from parsing
+}
+
+// check names the first bad flag.
+func (c config) check() error {
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.dir == "":
+		return fmt.Errorf("--data-dir is required")
+	case c.keys == 0:
+		return fmt.Errorf("--keys must be at least 1")
+	case c.reads < 1:
+		return fmt.Errorf("--reads (%d) must be at least 1", c.reads)
+	case c.blockMiB < 1:
+		return fmt.Errorf("--block-cache-mib (%d) must be at least 1", c.blockMiB)
+	case c.rowMiB != 0 && c.rowMiB < 32:
+		// fastcache rounds anything smaller up to 32MiB.
+		return fmt.Errorf("--row-cache-mib (%d) must be 0 (off) or at least 32", c.rowMiB)
 	}
-	if _, err := os.Stat(dir); err != nil {
+	if _, err := workload.ParseDistribution(c.dist); err != nil {
+		return fmt.Errorf("--distribution: %w", err)
+	}
+	if _, err := os.Stat(c.dir); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	return nil
+}
+
+func run(c config, out io.Writer) error {
+	if err := c.check(); err != nil {
 		return err
 	}
-	d, err := workload.ParseDistribution(dist)
+	d, _ := workload.ParseDistribution(c.dist)
+	choose, err := workload.NewChooser(d, c.keys, workload.DefaultZipfTheta)
 	if err != nil {
 		return err
 	}
-	choose, err := workload.NewChooser(d, keys, 0.99)
+	tu, err := compaction.Resolve(compaction.Balanced, compaction.Overrides{BlockCacheSize: ptr(c.blockMiB << 20)})
 	if err != nil {
 		return err
 	}
-	tu, err := compaction.Resolve(compaction.Balanced, compaction.Overrides{BlockCacheSize: ptr(blockMiB << 20)})
-	if err != nil {
-		return err
-	}
-	rows := rowMiB << 20
+	rows := c.rowMiB << 20
 	if rows == 0 {
 		rows = -1 // engine.Options: negative disables the row cache
 	}
-	e, err := engine.Open(engine.Options{Dir: dir, Tuning: tu, RowCacheSize: rows})
+	e, err := engine.Open(engine.Options{Dir: c.dir, Tuning: tu, RowCacheSize: rows, GCInterval: -1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	if compact {
+	if c.compact {
 		t0 := time.Now()
 		if err := e.Compact(context.Background()); err != nil {
 			return err
 		}
-		fmt.Printf("compacted in %v\n", time.Since(t0).Round(time.Millisecond))
+		fmt.Fprintf(out, "compacted in %v\n", time.Since(t0).Round(time.Millisecond))
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	var key, buf []byte
 	pass := func() (time.Duration, error) {
 		t0 := time.Now()
-		for range reads {
+		for range c.reads {
 			key = workload.AppendKey(key[:0], "key-", choose.Next(r))
 			if buf, _, err = e.Get(buf[:0], key); err != nil {
 				return 0, fmt.Errorf("reading %s: %w", key, err)
@@ -96,8 +139,8 @@ func run(dir string, keys uint64, reads int, dist string, blockMiB, rowMiB int64
 	if err != nil {
 		return err
 	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -112,13 +155,13 @@ func run(dir string, keys uint64, reads int, dist string, blockMiB, rowMiB int64
 		return err
 	}
 	per := func(d time.Duration) string {
-		return fmt.Sprintf("%.2fµs", float64(d.Nanoseconds())/1e3/float64(reads))
+		return fmt.Sprintf("%.2fµs", float64(d.Nanoseconds())/1e3/float64(c.reads))
 	}
-	fmt.Printf("%s keys, %s reads: %s a read warming, %s timed; block cache %dMiB, row cache %dMiB\n",
-		fmt.Sprint(keys), dist, per(warm), per(timed), blockMiB, rowMiB)
+	fmt.Fprintf(out, "%d keys, %s reads: %s a read warming, %s timed; block cache %dMiB, row cache %dMiB\n",
+		c.keys, c.dist, per(warm), per(timed), c.blockMiB, c.rowMiB)
 	for _, l := range e.LSM().Levels {
 		if l.Files > 0 {
-			fmt.Printf("L%d: %d files, %dMiB\n", l.Level, l.Files, l.Bytes>>20)
+			fmt.Fprintf(out, "L%d: %d files, %dMiB\n", l.Level, l.Files, l.Bytes>>20)
 		}
 	}
 	return nil

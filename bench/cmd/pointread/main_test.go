@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,9 +11,10 @@ import (
 	"github.com/ringkv/ringkv/memtable"
 )
 
-// TestRun: pointread reads a loaded store in both distributions, with and
-// without compacting it, and fails naming a key the store lacks (a
-// --keys larger than what was loaded).
+// TestRun: pointread reads a loaded store in both distributions and
+// reports a time a read and the LSM's shape; --compact leaves everything
+// in the bottom level; a key the store lacks (--keys larger than what was
+// loaded) fails naming it; each bad flag is named.
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	e, err := engine.Open(engine.Options{Dir: dir})
@@ -27,15 +30,40 @@ func TestRun(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, dist := range []string{"uniform", "zipf"} {
-		if err := run(dir, 500, 1000, dist, 8, 0, dist == "zipf", ""); err != nil {
-			t.Fatalf("%s: %v", dist, err)
+	base := config{dir: dir, keys: 500, reads: 1000, dist: "uniform", blockMiB: 8}
+	timing := regexp.MustCompile(`^500 keys, (uniform|zipf) reads: [0-9.]+µs a read warming, [0-9.]+µs timed; block cache 8MiB, row cache (0|32)MiB\n`)
+	for _, c := range []config{base, {dir: dir, keys: 500, reads: 1000, dist: "zipf", blockMiB: 8, rowMiB: 32}} {
+		var out bytes.Buffer
+		if err := run(c, &out); err != nil || !timing.MatchString(out.String()) {
+			t.Fatalf("%+v: %v\n%s", c, err, out.String())
 		}
 	}
-	if err := run(dir, 100000, 1000, "uniform", 8, 32, false, ""); err == nil || !strings.Contains(err.Error(), "reading key-") {
+	compacted := base
+	compacted.compact = true
+	var out bytes.Buffer
+	if err := run(compacted, &out); err != nil {
+		t.Fatal(err)
+	}
+	if levels := regexp.MustCompile(`(?m)^L\d+: `).FindAllString(out.String(), -1); !strings.HasPrefix(out.String(), "compacted in ") ||
+		len(levels) != 1 || levels[0] != "L6: " {
+		t.Fatalf("--compact: want everything in L6\n%s", out.String())
+	}
+
+	missing := base
+	missing.keys = 100000
+	if err := run(missing, &out); err == nil || !strings.Contains(err.Error(), "reading key-") {
 		t.Fatalf("reading keys that were never loaded: %v", err)
 	}
-	if err := run(dir, 500, 1000, "pareto", 8, 0, false, ""); err == nil {
-		t.Fatal("an unknown distribution was accepted")
+	for want, mut := range map[string]func(*config){
+		"--distribution":  func(c *config) { c.dist = "pareto" },
+		"--row-cache-mib": func(c *config) { c.rowMiB = 8 },
+		"--reads":         func(c *config) { c.reads = 0 },
+		"--data-dir":      func(c *config) { c.dir = dir + "/none" },
+	} {
+		c := base
+		mut(&c)
+		if err := run(c, &out); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad %s: %v", want, err)
+		}
 	}
 }
