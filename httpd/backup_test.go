@@ -112,10 +112,15 @@ func TestIdleReader(t *testing.T) {
 
 // TestBackupOneAtATime: while a backup streams, another is refused with a
 // 409 and a JSON body (each would hold a checkpoint of the whole store);
-// once it is done, the next one is taken.
+// the slot is given back when a backup is done, when its copy could not be
+// taken, and when its client goes away mid-stream.
 func TestBackupOneAtATime(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
+	var fail atomic.Bool
 	ts := newTestServer(t, Config{Backup: func(ctx context.Context) (func(io.Writer) error, error) {
+		if fail.Load() {
+			return nil, errors.New("disk full")
+		}
 		return func(w io.Writer) error {
 			started <- struct{}{}
 			<-release
@@ -152,5 +157,40 @@ func TestBackupOneAtATime(t *testing.T) {
 	}
 	if resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false); resp.StatusCode() != 200 {
 		t.Fatalf("backup after the first finished: %d %s", resp.StatusCode(), resp.Body())
+	}
+	<-started
+
+	fail.Store(true)
+	if resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false); resp.StatusCode() != 500 {
+		t.Fatalf("backup whose copy fails: %d %s", resp.StatusCode(), resp.Body())
+	}
+	fail.Store(false)
+	if resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false); resp.StatusCode() != 200 {
+		t.Fatalf("backup after a failed one: %d %s", resp.StatusCode(), resp.Body())
+	}
+	<-started
+
+	// A client that goes away while its backup streams.
+	release = make(chan struct{})
+	c2, err := ts.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Write(rawRequest("GET", "/v1/admin/backup", nil)); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	c2.Close()
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false)
+		if resp.StatusCode() == 200 {
+			break
+		}
+		if resp.StatusCode() != 409 || time.Now().After(deadline) {
+			t.Fatalf("backup after a client went away mid-stream: %d %s", resp.StatusCode(), resp.Body())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

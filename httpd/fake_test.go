@@ -445,10 +445,11 @@ func (c *fakeCluster) ReadLocal(dst, key []byte) ([]byte, error) {
 	b.wait(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mu.pendingKeys[string(key)] {
-		return dst, &peer.PendingError{From: []string{"node-1", "node-4"}}
-	}
 	r, ok := c.mu.recs[string(key)]
+	if c.mu.pendingKeys[string(key)] {
+		// What a node still pulling holds, if anything, comes along.
+		return append(dst, r...), &peer.PendingError{From: []string{"node-1", "node-4"}}
+	}
 	if !ok {
 		return dst, peer.ErrNotFound
 	}

@@ -65,8 +65,8 @@ func TestTransportOpenSpan(t *testing.T) {
 }
 
 // TestTransportReadPending: a key whose range the node is still pulling
-// comes back as ErrRangePending naming the range's old owners, without
-// failing the other keys batched with it.
+// comes back as ErrRangePending naming the range's old owners, with the
+// record the node holds, without failing the other keys batched with it.
 func TestTransportReadPending(t *testing.T) {
 	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
 	ctx := testCtx(t, 10*time.Second)
@@ -75,11 +75,15 @@ func TestTransportReadPending(t *testing.T) {
 	}
 	ts.cl.mu.Lock()
 	ts.cl.mu.pendingKeys = map[string]bool{"k0001": true}
+	held := ts.cl.mu.recs["k0001"]
 	ts.cl.mu.Unlock()
-	_, err := tr.Read(ctx, addr, []byte("k0001"))
+	rec, err := tr.Read(ctx, addr, []byte("k0001"))
 	var pe *peer.PendingError
 	if !errors.Is(err, peer.ErrRangePending) || !errors.As(err, &pe) || !slices.Equal(pe.From, []string{"node-1", "node-4"}) {
 		t.Errorf("pending key: %#v, want ErrRangePending from node-1 and node-4", err)
+	}
+	if len(held) == 0 || !bytes.Equal(rec, held) {
+		t.Errorf("pending key: came with %x, want the record the node holds, %x", rec, held)
 	}
 	if rec, err := tr.Read(ctx, addr, []byte("k0000")); err != nil || rec == nil {
 		t.Errorf("other key: %x, %v", rec, err)
