@@ -22,7 +22,7 @@ func benchEngine(b *testing.B, fs vfs.FS, dir string) *Engine {
 
 func benchEngineCache(b *testing.B, fs vfs.FS, dir string, rowCache int64) *Engine {
 	b.Helper()
-	e, err := open(Options{FS: fs, Dir: dir, Logger: quiet(), GCInterval: -1, RowCacheSize: rowCache}, nil)
+	e, err := open(Options{FS: fs, Dir: dir, Logger: quiet(), GCInterval: -1, RowCacheSize: rowCache}, hooks{})
 	if err != nil {
 		b.Fatal(err)
 	}

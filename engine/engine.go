@@ -42,6 +42,10 @@ type Options struct {
 	// recently written and read keys so their reads skip the LSM. The
 	// default value is DefaultRowCacheSize; a negative value disables it.
 	RowCacheSize int64
+	// SkipRowCacheWarm turns off the row cache's warm: by default, Open
+	// fills the row cache from the store in the background, up to 90% of
+	// its capacity, so a restarted node reads from memory at once.
+	SkipRowCacheWarm bool
 	// GCInterval is how often the engine looks for tombstones and expired
 	// records to drop (see CollectGarbage). The default value is 1h; a
 	// negative value disables the background pass.
@@ -104,6 +108,10 @@ type Engine struct {
 	ceilMu  sync.Mutex
 	// rows is the row cache, nil when disabled.
 	rows *rowCache
+	// rowsWarm is the state of the row cache's warm (warmNone...), and
+	// rowsWarmed how many records it cached.
+	rowsWarm   atomic.Int32
+	rowsWarmed atomic.Int64
 	// hints counts the hinted-handoff queue per target.
 	hints hintCounts
 
@@ -114,19 +122,27 @@ type Engine struct {
 	// testHook, when set, adjusts Pebble's options after the tuning is
 	// applied, so tests can reach sizes the tuning rightly refuses.
 	testHook func(*pebble.Options)
+	// warmHook, when set, runs between reading a warm chunk and caching it.
+	warmHook func()
+}
+
+// hooks are tests' ways into an engine being opened.
+type hooks struct {
+	pebble func(*pebble.Options) // see Engine.testHook
+	warm   func()                // see Engine.warmHook
 }
 
 // Open opens (creating if needed) the store in o.Dir.
-func Open(o Options) (*Engine, error) { return open(o, nil) }
+func Open(o Options) (*Engine, error) { return open(o, hooks{}) }
 
-func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
+func open(o Options, h hooks) (*Engine, error) {
 	if err := o.EnsureDefaults(); err != nil {
 		return nil, err
 	}
 	if err := o.Tuning.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: hook, rows: newRowCache(o.RowCacheSize)}
+	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: h.pebble, warmHook: h.warm, rows: newRowCache(o.RowCacheSize)}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -174,6 +190,10 @@ func open(o Options, hook func(*pebble.Options)) (*Engine, error) {
 	}
 	if o.GCInterval > 0 {
 		e.wg.Go(func() { e.gcLoop(o.GCInterval, e.stop) })
+	}
+	if e.rows != nil && !o.SkipRowCacheWarm {
+		e.rowsWarm.Store(warmRunning)
+		e.wg.Go(e.warmRows)
 	}
 	return e, nil
 }

@@ -44,7 +44,7 @@ func openMem(t *testing.T, fs vfs.FS, mut func(*Options), hook func(*pebble.Opti
 	if mut != nil {
 		mut(&o)
 	}
-	e, err := open(o, hook)
+	e, err := open(o, hooks{pebble: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,8 +640,8 @@ func TestProfileOnStall(t *testing.T) {
 	}
 }
 
-// TestRowCacheCoherent: with writers racing readers and the garbage
-// collector on a few hot keys, in and out of timestamp order, every cached
+// TestRowCacheCoherent: with writers racing readers, row cache warms and
+// the garbage collector on a few hot keys, in and out of timestamp order, every cached
 // read afterwards equals what Pebble holds.
 func TestRowCacheCoherent(t *testing.T) {
 	clock := newFakeClock(time.Now())
@@ -700,7 +700,21 @@ func TestRowCacheCoherent(t *testing.T) {
 			}
 		}
 	})
-	// Readers and the collector run until the writers are done.
+	others.Go(func() {
+		// Warms race the writers too (one runs at open as well).
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, _, err := e.warmRowsUntil(1<<20, stop); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	// Readers, warms and the collector run until the writers are done.
 	writers.Wait()
 	close(stop)
 	others.Wait()

@@ -85,7 +85,7 @@ func (e *Engine) LSM() LSMReport {
 			BytesIngest: l.TableBytesIngested, WriteAmp: l.WriteAmp(),
 		})
 	}
-	r.RowCache = e.rows.stats()
+	r.RowCache = e.rowCacheStats()
 	r.Stalls, r.BackgroundErrs = e.stalls.snapshot()
 	r.Flushes = m.Flush.Count
 	return r

@@ -63,6 +63,10 @@ type RowCacheStats struct {
 	Entries  uint64 `json:"entries"`
 	Hits     uint64 `json:"hits"`
 	Misses   uint64 `json:"misses"`
+	// Warming is true while the row cache is being filled from the store
+	// after the engine opened; Warmed is how many records that cached.
+	Warming bool  `json:"warming"`
+	Warmed  int64 `json:"warmed_records"`
 }
 
 func (c *rowCache) stats() RowCacheStats {

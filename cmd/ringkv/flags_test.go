@@ -39,6 +39,7 @@ func TestServeFlagErrors(t *testing.T) {
 	f(nil, "--l0-stop-writes-threshold", "--l0-compaction-threshold", "8", "--l0-stop-writes-threshold", "8")
 	f(nil, "--compaction-profile", "--compaction-profile", "fast")
 	f(nil, "--sync", "--sync=maybe")
+	f(nil, "--row-cache-warm", "--row-cache-warm=maybe")
 	f(nil, "--replicas", "--replicas", "0")
 	f(nil, "--http-addr", "--http-addr", "localhost")
 	f(nil, "--request-timeout", "--request-timeout", "0s")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -199,7 +200,8 @@ func (p *proc) get(key string) (string, int) {
 }
 
 // TestKill9KeepsAcknowledgedWrites: every write acknowledged with --sync is
-// there after SIGKILL and a restart on the same directory.
+// there after SIGKILL and a restart on the same directory, and the
+// restarted node's row cache warm caches each of them.
 func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	dir := t.TempDir()
 	p := startNode(t, dir, "--sync=true")
@@ -215,6 +217,25 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 
 	q := startNode(t, dir)
 	q.waitHealthy()
+	// The restarted node warms its row cache from the store: every key,
+	// so the reads below are answered from it.
+	poll(t, 30*time.Second, "row cache warm", func() (bool, string) {
+		resp, err := http.Get("http://" + q.addr + "/v1/lsm")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var lsm struct {
+			RowCache struct {
+				Warming bool  `json:"warming"`
+				Warmed  int64 `json:"warmed_records"`
+			} `json:"row_cache"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&lsm); err != nil {
+			return false, err.Error()
+		}
+		return !lsm.RowCache.Warming && lsm.RowCache.Warmed == n, fmt.Sprintf("%+v", lsm.RowCache)
+	})
 	for i := 0; i < n; i++ {
 		got, code := q.get(fmt.Sprintf("key/%d", i))
 		want := fmt.Sprintf("value-%d-%s", i, strings.Repeat("x", i%50))

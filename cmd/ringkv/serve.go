@@ -30,7 +30,7 @@ import (
 type serveConfig struct {
 	httpAddr, gossipAddr, join, dataDir, nodeID string
 	replicas, vnodes                            int
-	sync                                        bool
+	sync, rowCacheWarm                          bool
 	profile                                     string
 	memtableSize, lbaseMaxBytes, targetFileSize int64
 	blockCacheSize                              int64
@@ -52,7 +52,7 @@ func defaultServeConfig() serveConfig {
 	return serveConfig{
 		httpAddr: "127.0.0.1:8080", gossipAddr: "127.0.0.1:7946", dataDir: "./ringkv-data",
 		replicas: 3, vnodes: 128, sync: true, profile: string(compaction.Balanced),
-		maxValueSize: 1 << 20, rowCacheSize: 32 << 20, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
+		maxValueSize: 1 << 20, rowCacheSize: 32 << 20, rowCacheWarm: true, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
 		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
 		pprof: true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 	}
@@ -78,6 +78,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
 	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
+	fs.BoolVar(&c.rowCacheWarm, "row-cache-warm", c.rowCacheWarm, "at start, fill the row cache from the store in the background (up to 90% of it)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped; in a cluster, only once anti-entropy shows every replica holds it")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second this node sends, all streams together, to nodes pulling ranges from it (moves and anti-entropy)")
@@ -321,8 +322,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		GC:     compaction.GC{TombstoneGrace: c.tombstoneGrace},
 		Logger: lg.With("component", "engine"),
 
-		ProfileOnStall: c.profileOnStall,
-		RowCacheSize:   rowCache(c.rowCacheSize),
+		ProfileOnStall:   c.profileOnStall,
+		RowCacheSize:     rowCache(c.rowCacheSize),
+		SkipRowCacheWarm: !c.rowCacheWarm,
 	})
 	if err != nil {
 		ln.Close()

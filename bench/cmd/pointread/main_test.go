@@ -30,12 +30,16 @@ func TestRun(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	base := config{dir: dir, keys: 500, reads: 1000, dist: "uniform", blockMiB: 8}
-	timing := regexp.MustCompile(`^500 keys, (uniform|zipf) reads: [0-9.]+µs a read warming, [0-9.]+µs timed; block cache 8MiB, row cache (0|32)MiB\n`)
-	for _, c := range []config{base, {dir: dir, keys: 500, reads: 1000, dist: "zipf", blockMiB: 8, rowMiB: 32}} {
+	base := config{dir: dir, keys: 500, reads: 1000, dist: "uniform", blockMiB: 8, warmRows: true}
+	timing := regexp.MustCompile(`(?m)^500 keys, (uniform|zipf) reads: [0-9.]+µs a read warming, [0-9.]+µs timed; block cache 8MiB, row cache (0|32)MiB\n`)
+	for _, c := range []config{base, {dir: dir, keys: 500, reads: 1000, dist: "zipf", blockMiB: 8, rowMiB: 32, warmRows: true}} {
 		var out bytes.Buffer
 		if err := run(c, &out); err != nil || !timing.MatchString(out.String()) {
 			t.Fatalf("%+v: %v\n%s", c, err, out.String())
+		}
+		// With a row cache, its warm runs first and caches the whole store.
+		if warmed := strings.HasPrefix(out.String(), "row cache warmed: 500 records in "); warmed != (c.rowMiB > 0) {
+			t.Fatalf("%+v: row cache warm reported %v\n%s", c, warmed, out.String())
 		}
 	}
 	compacted := base

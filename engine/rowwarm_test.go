@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// loadKeys writes n keys "key-%06d" with valueLen-byte values, each at
+// timestamp ts, and returns them.
+func loadKeys(t *testing.T, e *Engine, n, valueLen int, ts uint64) [][]byte {
+	t.Helper()
+	keys := make([][]byte, n)
+	b := e.NewBatch()
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%06d", i)
+		r := rec(ts, 1, fmt.Sprintf("%0*d", valueLen, i))
+		must(t, b.Write(keys[i], r))
+	}
+	must(t, e.Commit(b, false))
+	return keys
+}
+
+// waitWarm waits until e's row cache warm has ended and returns its stats.
+func waitWarm(t *testing.T, e *Engine) RowCacheStats {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := e.rowCacheStats()
+		if !st.Warming {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the row cache warm did not end: %+v", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRowCacheWarm: a reopened engine fills its row cache from the store,
+// so the first read of every key is a hit; a cache smaller than the store
+// is filled to 90% of its capacity and no further; SkipRowCacheWarm turns
+// the warm off.
+func TestRowCacheWarm(t *testing.T) {
+	const valueLen = 100
+	capacity := float64(1 << 20)
+	budget := int(warmFill * capacity)
+	entry := len("key-000000") + len(rec(1<<40, 1, fmt.Sprintf("%0*d", valueLen, 0)).Append(nil)) + 4
+	for _, tc := range []struct {
+		name   string
+		keys   int
+		skip   bool
+		warmed int // records the warm caches
+	}{
+		{"whole store", 3000, false, 3000},
+		// The budget is 90% of 1MiB; the warm stops at the first record
+		// that reaches it.
+		{"cache smaller than the store", 10000, false, (budget + entry - 1) / entry},
+		{"skipped", 3000, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			mut := func(o *Options) { o.RowCacheSize = 1 << 20; o.SkipRowCacheWarm = tc.skip }
+			e := openMem(t, fs, mut, nil)
+			keys := loadKeys(t, e, tc.keys, valueLen, 1<<40)
+			must(t, e.Close())
+
+			e = openMem(t, fs, mut, nil)
+			defer e.Close()
+			st := waitWarm(t, e)
+			if st.Warmed != int64(tc.warmed) {
+				t.Fatalf("warmed %d records, want %d (%+v)", st.Warmed, tc.warmed, st)
+			}
+			for i, k := range keys {
+				v, _, err := e.Get(nil, k)
+				if err != nil || string(v) != fmt.Sprintf("%0*d", valueLen, i) {
+					t.Fatalf("%s: %q, %v", k, v, err)
+				}
+			}
+			after := e.rowCacheStats()
+			if hits := after.Hits - st.Hits; hits != uint64(tc.warmed) {
+				t.Fatalf("first reads of %d keys after warming %d: %d row cache hits", len(keys), tc.warmed, hits)
+			}
+		})
+	}
+}
+
+// TestRowCacheWarmNeverCachesOverNewer: writes, deletes and range drops
+// that land between the warm reading a chunk and caching it win: the warm
+// skips what they touched, and every read afterwards sees them.
+func TestRowCacheWarmNeverCachesOverNewer(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		apply func(e *Engine, keys [][]byte) error
+		want  func(i int) string // "" for not found
+	}{
+		{"writes", func(e *Engine, keys [][]byte) error {
+			for i := 0; i < len(keys); i += 3 {
+				if err := e.Write(keys[i], rec(2<<40, 1, "new"), false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, func(i int) string {
+			if i%3 == 0 {
+				return "new"
+			}
+			return fmt.Sprintf("%04d", i)
+		}},
+		{"deletes", func(e *Engine, keys [][]byte) error {
+			for i := 0; i < len(keys); i += 2 {
+				r := rec(2<<40, 1, "")
+				r.Tombstone = true
+				if err := e.Write(keys[i], r, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, func(i int) string {
+			if i%2 == 0 {
+				return ""
+			}
+			return fmt.Sprintf("%04d", i)
+		}},
+		{"range drop", func(e *Engine, keys [][]byte) error {
+			return e.DropSpan(context.Background(), 0, 0)
+		}, func(int) string { return "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			mut := func(o *Options) { o.RowCacheSize = 1 << 20 }
+			e := openMem(t, fs, mut, nil)
+			keys := loadKeys(t, e, 2*warmChunk, 4, 1<<40)
+			must(t, e.Close())
+
+			// The hook runs on the warm's goroutine between reading the
+			// first chunk and caching it.
+			var first bool
+			var reopened *Engine
+			ready := make(chan struct{})
+			e, err := open(Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20}, hooks{warm: func() {
+				if first {
+					return
+				}
+				first = true
+				<-ready
+				if err := tc.apply(reopened, keys); err != nil {
+					t.Error(err)
+				}
+			}})
+			must(t, err)
+			defer e.Close()
+			reopened = e
+			close(ready)
+			st := waitWarm(t, e)
+			switch {
+			case tc.name == "range drop" && st.Warmed != 0:
+				t.Fatalf("warmed %d records of a dropped range", st.Warmed)
+			case tc.name != "range drop" && (st.Warmed == 0 || st.Warmed == int64(len(keys))):
+				t.Fatalf("warmed %d of %d records: the test needs some cached and some skipped", st.Warmed, len(keys))
+			}
+			for i, k := range keys {
+				v, r, err := e.Get(nil, k)
+				want := tc.want(i)
+				switch {
+				case want == "" && !(errors.Is(err, ErrNotFound) || err == nil && r.Tombstone):
+					t.Fatalf("%s: %q %+v, %v; want it gone", k, v, r, err)
+				case want != "" && (err != nil || string(v) != want):
+					t.Fatalf("%s: %q, %v; want %q", k, v, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestCloseStopsRowCacheWarm: Close during a warm returns once the chunk
+// in hand is cached, without reading the rest of the store.
+func TestCloseStopsRowCacheWarm(t *testing.T) {
+	fs := vfs.NewMem()
+	e := openMem(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20 }, nil)
+	loadKeys(t, e, 4*warmChunk, 4, 1<<40)
+	must(t, e.Close())
+
+	inHook, release := make(chan struct{}), make(chan struct{})
+	var calls int
+	e, err := open(Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20}, hooks{warm: func() {
+		if calls++; calls == 1 {
+			close(inHook)
+			<-release
+		}
+	}})
+	must(t, err)
+	<-inHook
+	closed := make(chan error)
+	go func() { closed <- e.Close() }()
+	// Release the warm once Close has begun: it must see the engine closing.
+	for !e.closed.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	select {
+	case err := <-closed:
+		must(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after the warm's chunk")
+	}
+	if calls != 1 {
+		t.Fatalf("the warm read %d chunks after Close; want it to stop after the first", calls)
+	}
+}
