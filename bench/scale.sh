@@ -6,8 +6,9 @@
 # preload (key-0 .. key-N-1, VALUE_SIZE bytes), stop. Then ROUNDS rounds;
 # each visits every size (the order alternates from round to round):
 #
-#   start `ringkv serve` (default flags) on that size's data dir,
-#   wrk get.lua for WARMUP (not measured), then for DURATION (measured),
+#   start `ringkv serve` (default flags plus RINGKV_ARGS) on that size's
+#   data dir, wait for its row cache warm to end (GET /v1/lsm), wrk
+#   get.lua for WARMUP (not measured), then for DURATION (measured),
 #   record req/s, p99, the server's CPU time per request, its VmRSS and
 #   VmHWM from /proc/PID/status, and block cache and memtable bytes from
 #   GET /v1/lsm; stop the node.
@@ -103,10 +104,20 @@ done
 lsm_bytes() { # field of /v1/lsm, in bytes
 	curl -s "http://$ADDR/v1/lsm" | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2
 }
+# wait_warm: waits until the node's row cache warm (--row-cache-warm) has
+# ended, so every size is measured with its cache as full as it will get.
+wait_warm() {
+	for _ in $(seq 1 6000); do
+		curl -s "http://$ADDR/v1/lsm" | grep -q '"warming":true' || return 0
+		sleep 0.1
+	done
+	die "the row cache warm did not end in 600s"
+}
 declare -A RESULTS
 run() {
 	local n=$1 before after out rps reqs p99 cpu rss hwm cache mem
 	start "$DATA/keys-$n"
+	wait_warm
 	KEYS=$n wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s bench/wrk/get.lua "http://$ADDR" >/dev/null
 	read -r -a f < <(cut -d' ' -f14,15 "/proc/$PID/stat")
 	before=$((f[0] + f[1]))
@@ -118,8 +129,8 @@ run() {
 	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
 	grep -q "Non-2xx" <<<"$out" && die "$n keys: non-2xx answers: $(grep Non-2xx <<<"$out")"
 	cpu=$(awk -v t=$((after - before)) -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
-	rss=$(awk '/^VmRSS/ {print $2 * 1024}' "/proc/$PID/status")
-	hwm=$(awk '/^VmHWM/ {print $2 * 1024}' "/proc/$PID/status")
+	rss=$(awk '/^VmRSS/ {printf "%d", $2 * 1024}' "/proc/$PID/status")
+	hwm=$(awk '/^VmHWM/ {printf "%d", $2 * 1024}' "/proc/$PID/status")
 	cache=$(lsm_bytes block_cache_bytes)
 	mem=$(lsm_bytes memtable_bytes)
 	stop
