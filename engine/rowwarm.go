@@ -22,8 +22,13 @@ import (
 // ingest after the copy bumps the number, so the warm never caches over a
 // newer record.
 
-// warmChunk is how many records the warm reads through one iterator.
-const warmChunk = 512
+// warmChunk is how many records the warm reads through one iterator, and
+// warmChunkBytes how many bytes of them it copies before caching them:
+// records may be large, and the warm should not hold many in memory.
+const (
+	warmChunk      = 512
+	warmChunkBytes = 1 << 20
+)
 
 // warmFill is the share of the row cache's capacity the warm fills,
 // leaving room for what live traffic caches meanwhile.
@@ -80,7 +85,7 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 			return n, bytes, err
 		}
 		chunk, buf = chunk[:0], buf[:0]
-		for ok := it.First(); ok && len(chunk) < warmChunk; ok = it.Next() {
+		for ok := it.First(); ok && len(chunk) < warmChunk && len(buf) < warmChunkBytes; ok = it.Next() {
 			k, ok := userKey(it.Key())
 			if !ok {
 				it.Close()
@@ -90,6 +95,9 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 			if err != nil {
 				it.Close()
 				return n, bytes, err
+			}
+			if len(k)+len(v) > maxRowEntry {
+				continue // the row cache would not keep it
 			}
 			tok := Token(k)
 			kl := len(buf)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,5 +211,35 @@ func TestCloseStopsRowCacheWarm(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Fatalf("the warm read %d chunks after Close; want it to stop after the first", calls)
+	}
+}
+
+// TestRowCacheWarmSkipsLargeRecords: records too large for the row cache
+// are left to the LSM, and the rest of the store is still warmed.
+func TestRowCacheWarmSkipsLargeRecords(t *testing.T) {
+	fs := vfs.NewMem()
+	e := openMem(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20 }, nil)
+	const n = 40
+	big := strings.Repeat("b", maxRowEntry)
+	val := func(i int) string {
+		if i%4 == 0 {
+			return big + fmt.Sprint(i)
+		}
+		return fmt.Sprint("small-", i)
+	}
+	for i := range n {
+		must(t, e.Write(fmt.Appendf(nil, "k%d", i), rec(1<<40, 1, val(i)), false))
+	}
+	must(t, e.Close())
+
+	e = openMem(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20 }, nil)
+	defer e.Close()
+	if st := waitWarm(t, e); st.Warmed != n*3/4 {
+		t.Fatalf("warmed %d records, want the %d small ones", st.Warmed, n*3/4)
+	}
+	for i := range n {
+		if v, _, err := e.Get(nil, fmt.Appendf(nil, "k%d", i)); err != nil || string(v) != val(i) {
+			t.Fatalf("k%d: %d bytes, %v", i, len(v), err)
+		}
 	}
 }
