@@ -129,8 +129,8 @@ run() {
 	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
 	grep -q "Non-2xx" <<<"$out" && die "$n keys: non-2xx answers: $(grep Non-2xx <<<"$out")"
 	cpu=$(awk -v t=$((after - before)) -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
-	rss=$(awk '/^VmRSS/ {printf "%d", $2 * 1024}' "/proc/$PID/status")
-	hwm=$(awk '/^VmHWM/ {printf "%d", $2 * 1024}' "/proc/$PID/status")
+	rss=$(awk '/^VmRSS/ {printf "%.0f", $2 * 1024}' "/proc/$PID/status")
+	hwm=$(awk '/^VmHWM/ {printf "%.0f", $2 * 1024}' "/proc/$PID/status")
 	cache=$(lsm_bytes block_cache_bytes)
 	mem=$(lsm_bytes memtable_bytes)
 	stop

@@ -674,46 +674,29 @@ func TestRowCacheCoherent(t *testing.T) {
 			}
 		})
 	}
-	for rd := 0; rd < 2; rd++ {
+	// until runs f in a goroutine until stop is closed or f fails.
+	until := func(f func() error) {
 		others.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(rd), 2))
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				e.Get(nil, keys[rng.IntN(len(keys))])
+				if err := f(); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		})
 	}
-	others.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := e.CollectGarbage(context.Background()); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
-	others.Go(func() {
-		// Warms race the writers too (one runs at open as well).
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, _, err := e.warmRowsUntil(1<<20, stop); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	})
+	for rd := 0; rd < 2; rd++ {
+		rng := rand.New(rand.NewPCG(uint64(rd), 2))
+		until(func() error { e.Get(nil, keys[rng.IntN(len(keys))]); return nil })
+	}
+	until(func() error { _, err := e.CollectGarbage(context.Background()); return err })
+	// Warms race the writers too (one runs at open as well).
+	until(func() error { _, _, err := e.warmRowsUntil(1<<20, stop); return err })
 	// Readers, warms and the collector run until the writers are done.
 	writers.Wait()
 	close(stop)
