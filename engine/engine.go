@@ -44,7 +44,8 @@ type Options struct {
 	RowCacheSize int64
 	// SkipRowCacheWarm turns off the row cache's warm: by default, Open
 	// fills the row cache from the store in the background, up to 90% of
-	// its capacity, so a restarted node reads from memory at once.
+	// its capacity, so a restarted node reads from memory at once, and
+	// does so again whenever ingesting or dropping a range empties it.
 	SkipRowCacheWarm bool
 	// GCInterval is how often the engine looks for tombstones and expired
 	// records to drop (see CollectGarbage). The default value is 1h; a
@@ -108,10 +109,15 @@ type Engine struct {
 	ceilMu  sync.Mutex
 	// rows is the row cache, nil when disabled.
 	rows *rowCache
-	// rowsWarm is the state of the row cache's warm (warmNone...), and
-	// rowsWarmed how many records it cached.
-	rowsWarm   atomic.Int32
-	rowsWarmed atomic.Int64
+	// rewarm asks the warm loop for another pass (see rowwarm.go); nil
+	// when the row cache is not warmed. warmAsked counts the passes asked
+	// for, warmDone the last one finished, and rowsWarmed is how many
+	// records the last pass cached.
+	rewarm      chan struct{}
+	rewarmDelay time.Duration
+	warmAsked   atomic.Uint64
+	warmDone    atomic.Uint64
+	rowsWarmed  atomic.Int64
 	// hints counts the hinted-handoff queue per target.
 	hints hintCounts
 
@@ -130,6 +136,8 @@ type Engine struct {
 type hooks struct {
 	pebble func(*pebble.Options) // see Engine.testHook
 	warm   func()                // see Engine.warmHook
+	// rewarmDelay replaces rewarmDelay when set.
+	rewarmDelay time.Duration
 }
 
 // Open opens (creating if needed) the store in o.Dir.
@@ -192,8 +200,13 @@ func open(o Options, h hooks) (*Engine, error) {
 		e.wg.Go(func() { e.gcLoop(o.GCInterval, e.stop) })
 	}
 	if e.rows != nil && !o.SkipRowCacheWarm {
-		e.rowsWarm.Store(warmRunning)
-		e.wg.Go(e.warmRows)
+		e.rewarm = make(chan struct{}, 1)
+		e.rewarmDelay = rewarmDelay
+		if h.rewarmDelay > 0 {
+			e.rewarmDelay = h.rewarmDelay
+		}
+		e.warmAsked.Store(1)
+		e.wg.Go(e.warmLoop)
 	}
 	return e, nil
 }

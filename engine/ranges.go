@@ -493,6 +493,7 @@ func (e *Engine) invalidateRowsLocked() {
 		e.stripes[i].seq.Add(1)
 	}
 	e.rows.c.Reset()
+	e.askRewarm()
 }
 
 // forgetRowsLocked drops keys from the row cache, and stops reads of them

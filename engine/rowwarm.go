@@ -7,8 +7,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// The row cache is warmed from the store when the engine opens, so a
-// restarted node answers from memory at once rather than after enough
+// The row cache is warmed from the store when the engine opens, and again
+// whenever it is emptied whole (ingesting or dropping a range does that),
+// so a restarted node answers from memory at once rather than after enough
 // misses have refilled it: InnoDB's buffer pool dump and load, and
 // Cassandra's saved caches, do the same for the same reason. The warm
 // reads records in token order (an arbitrary sample of the keys) until
@@ -22,6 +23,10 @@ import (
 // ingest after the copy bumps the number, so the warm never caches over a
 // newer record.
 
+// rewarmDelay is how long the cache must go without being emptied before
+// it is warmed again.
+const rewarmDelay = 2 * time.Second
+
 // warmChunk is how many records the warm reads through one iterator, and
 // warmChunkBytes how many bytes of them it copies before caching them:
 // records may be large, and the warm should not hold many in memory.
@@ -34,26 +39,60 @@ const (
 // leaving room for what live traffic caches meanwhile.
 const warmFill = 0.9
 
+// warmLoop warms the row cache when the engine opens, and again each time
+// the whole cache is emptied (a range ingested or dropped), until Close.
+func (e *Engine) warmLoop() {
+	for {
+		pass := e.warmAsked.Load()
+		e.warmRows()
+		e.warmDone.Store(pass)
+		select {
+		case <-e.stop:
+			return
+		case <-e.rewarm:
+		}
+		// A join pulls range after range, each emptying the cache: let
+		// the resets settle before reading the store again.
+		for settled := false; !settled; {
+			t := time.NewTimer(e.rewarmDelay)
+			select {
+			case <-e.stop:
+				t.Stop()
+				return
+			case <-e.rewarm:
+			case <-t.C:
+				settled = true
+			}
+			t.Stop()
+		}
+	}
+}
+
+// askRewarm asks for another warm pass; Warming reads true from now until
+// that pass ends. The caller has just emptied the row cache.
+func (e *Engine) askRewarm() {
+	if e.rewarm == nil {
+		return
+	}
+	e.warmAsked.Add(1)
+	select {
+	case e.rewarm <- struct{}{}:
+	default: // a pass is already asked for
+	}
+}
+
 // warmRows fills the row cache from the store until it holds warmFill of
 // its capacity, the data keyspace ends, or the engine closes.
 func (e *Engine) warmRows() {
 	start := time.Now()
 	n, bytes, err := e.warmRowsUntil(int64(warmFill*float64(e.rows.capacity)), e.stop)
 	e.rowsWarmed.Store(int64(n))
-	e.rowsWarm.Store(warmDone)
 	if err != nil {
 		e.opts.Logger.Warn("row cache warm stopped", "records", n, "bytes", bytes, "err", err)
 		return
 	}
 	e.opts.Logger.Info("row cache warmed", "records", n, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
 }
-
-// Row cache warm states (Engine.rowsWarm).
-const (
-	warmNone    = iota // no warm: the cache is off or Options.SkipRowCacheWarm
-	warmRunning        // the warm runs
-	warmDone           // the warm ended
-)
 
 // warmRowsUntil caches records in token order until budget bytes (key,
 // record and fastcache's 4-byte header) are cached, the keyspace ends or
@@ -141,7 +180,7 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 // rowCacheStats is the row cache's stats with the warm's state.
 func (e *Engine) rowCacheStats() RowCacheStats {
 	s := e.rows.stats()
-	s.Warming = e.rowsWarm.Load() == warmRunning
+	s.Warming = e.warmDone.Load() < e.warmAsked.Load()
 	s.Warmed = e.rowsWarmed.Load()
 	return s
 }

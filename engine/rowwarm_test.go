@@ -143,7 +143,7 @@ func TestRowCacheWarmNeverCachesOverNewer(t *testing.T) {
 			var first bool
 			var reopened *Engine
 			ready := make(chan struct{})
-			e, err := open(Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20}, hooks{warm: func() {
+			e, err := open(Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20}, hooks{rewarmDelay: time.Millisecond, warm: func() {
 				if first {
 					return
 				}
@@ -241,5 +241,36 @@ func TestRowCacheWarmSkipsLargeRecords(t *testing.T) {
 		if v, _, err := e.Get(nil, fmt.Appendf(nil, "k%d", i)); err != nil || string(v) != val(i) {
 			t.Fatalf("k%d: %d bytes, %v", i, len(v), err)
 		}
+	}
+}
+
+// TestRowCacheRewarm: when the whole row cache is emptied (a range
+// dropped or ingested), the store is read into it again once the resets
+// settle, so reads stay hits.
+func TestRowCacheRewarm(t *testing.T) {
+	e, err := open(Options{FS: vfs.NewMem(), Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20},
+		hooks{rewarmDelay: 20 * time.Millisecond})
+	must(t, err)
+	defer e.Close()
+	waitWarm(t, e) // of the empty store
+	keys := loadKeys(t, e, 1000, 8, 1<<40)
+	// Drop spans that hold none of the keys: each empties the cache.
+	for i := range 3 {
+		must(t, e.DropSpan(context.Background(), uint64(i), uint64(i+1)))
+		if st := e.rowCacheStats(); !st.Warming || st.Entries != 0 {
+			t.Fatalf("after emptying the cache: %+v; want it empty and a warm pending", st)
+		}
+	}
+	st := waitWarm(t, e)
+	if st.Warmed != int64(len(keys)) {
+		t.Fatalf("the warm after the resets cached %d records, want %d", st.Warmed, len(keys))
+	}
+	for _, k := range keys {
+		if _, _, err := e.Get(nil, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := e.rowCacheStats().Hits - st.Hits; hits != uint64(len(keys)) {
+		t.Fatalf("%d hits reading %d keys after the rewarm", hits, len(keys))
 	}
 }
