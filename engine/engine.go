@@ -44,7 +44,7 @@ type Options struct {
 	RowCacheSize int64
 	// SkipRowCacheWarm turns off the row cache's warm: by default, Open
 	// fills the row cache from the store in the background, up to 90% of
-	// its capacity, so a restarted node reads from memory at once, and
+	// its capacity (75% below 64MiB), so a restarted node reads from memory at once, and
 	// does so again whenever ingesting or dropping a range empties it.
 	SkipRowCacheWarm bool
 	// GCInterval is how often the engine looks for tombstones and expired

@@ -38,9 +38,13 @@ func (c *fakeClock) Add(d time.Duration)  { c.ms.Add(d.Milliseconds()) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// openMem opens engine "db" on fs; mut adjusts the options, whose
+// defaults here are no background GC and no row cache warm (tests that
+// count the row cache's entries and hits would race it; the warm's tests
+// and the randomized test turn it on).
 func openMem(t *testing.T, fs vfs.FS, mut func(*Options), hook func(*pebble.Options)) *Engine {
 	t.Helper()
-	o := Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1}
+	o := Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, SkipRowCacheWarm: true}
 	if mut != nil {
 		mut(&o)
 	}
@@ -397,6 +401,7 @@ func runRandomized(t *testing.T, seed uint64, sync bool, hook func(*pebble.Optio
 	mut := func(o *Options) {
 		o.GC = compaction.GC{TombstoneGrace: time.Hour, Now: clock.Now}
 		o.RowCacheSize = rowCache
+		o.SkipRowCacheWarm = false // each reopen warms it against the model
 	}
 	e := openMem(t, fs, mut, hook)
 	defer func() { e.Close() }()
@@ -695,8 +700,8 @@ func TestRowCacheCoherent(t *testing.T) {
 		until(func() error { e.Get(nil, keys[rng.IntN(len(keys))]); return nil })
 	}
 	until(func() error { _, err := e.CollectGarbage(context.Background()); return err })
-	// Warms race the writers too (one runs at open as well).
-	until(func() error { _, _, err := e.warmRowsUntil(1<<20, stop); return err })
+	// Warms race the writers too.
+	until(func() error { _, _, err := e.warmRowsUntil(1<<20, stop, nil); return err })
 	// Readers, warms and the collector run until the writers are done.
 	writers.Wait()
 	close(stop)

@@ -63,8 +63,10 @@ type RowCacheStats struct {
 	Entries  uint64 `json:"entries"`
 	Hits     uint64 `json:"hits"`
 	Misses   uint64 `json:"misses"`
-	// Warming is true while the row cache is being filled from the store
-	// after the engine opened; Warmed is how many records that cached.
+	// Warming is true from when the row cache is to be filled from the
+	// store (at open, and when it was emptied whole, through the wait for
+	// such resets to settle) until that pass ends; Warmed is how many
+	// records the last pass cached.
 	Warming bool  `json:"warming"`
 	Warmed  int64 `json:"warmed_records"`
 }

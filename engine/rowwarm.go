@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/VictoriaMetrics/fastcache"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -11,10 +12,12 @@ import (
 // whenever it is emptied whole (ingesting or dropping a range does that),
 // so a restarted node answers from memory at once rather than after enough
 // misses have refilled it: InnoDB's buffer pool dump and load, and
-// Cassandra's saved caches, do the same for the same reason. The warm
-// reads records in token order (an arbitrary sample of the keys) until
-// the cache is nearly full; what it cached is the oldest in fastcache's
-// ring, so reads and writes overwrite it first.
+// Cassandra's saved caches, do the same for the same reason. A pass reads
+// records in token order (an arbitrary sample of the keys) until the
+// cache, counting what traffic cached before the pass began, is nearly
+// full, and leaves the rest for what traffic caches meanwhile. fastcache
+// overwrites in write order, so once the cache is full the warm's records
+// go before anything cached after them.
 //
 // It uses the read-miss fill's protocol (see snapshot.go) a chunk at a
 // time: every stripe's sequence number is copied before the chunk's
@@ -23,29 +26,42 @@ import (
 // ingest after the copy bumps the number, so the warm never caches over a
 // newer record.
 
-// rewarmDelay is how long the cache must go without being emptied before
-// it is warmed again.
-const rewarmDelay = 2 * time.Second
-
-// warmChunk is how many records the warm reads through one iterator, and
-// warmChunkBytes how many bytes of them it copies before caching them:
-// records may be large, and the warm should not hold many in memory.
 const (
+	// rewarmDelay is how long the cache must go without being emptied
+	// before it is warmed again, and rewarmMaxDelay the longest a stream
+	// of resets can put a pass off.
+	rewarmDelay    = 2 * time.Second
+	rewarmMaxDelay = 30 * time.Second
+
+	// warmChunk is how many records the warm visits through one iterator,
+	// and warmChunkBytes how many bytes of them it copies before caching
+	// them: records may be large, and the warm should hold few in memory.
 	warmChunk      = 512
 	warmChunkBytes = 1 << 20
 )
 
-// warmFill is the share of the row cache's capacity the warm fills,
-// leaving room for what live traffic caches meanwhile.
-const warmFill = 0.9
+// warmBudget is how many bytes of records a pass may fill a row cache of
+// capacity bytes with: 90%, leaving room for what traffic caches
+// meanwhile. fastcache splits itself into 512 buckets, each a ring of
+// 64KiB chunks; a bucket of one chunk (caches under 64MiB) that overflows
+// drops everything it held, so those are filled to 75%, which keeps the
+// fullest buckets (hashing spreads records unevenly) inside their chunk.
+func warmBudget(capacity int64) int64 {
+	if capacity/512 <= 64<<10 {
+		return capacity * 3 / 4
+	}
+	return capacity * 9 / 10
+}
 
 // warmLoop warms the row cache when the engine opens, and again each time
-// the whole cache is emptied (a range ingested or dropped), until Close.
+// the whole cache is emptied, until Close.
 func (e *Engine) warmLoop() {
 	for {
 		pass := e.warmAsked.Load()
-		e.warmRows()
-		e.warmDone.Store(pass)
+		if pass != e.warmDone.Load() {
+			e.warmRows(pass)
+			e.warmDone.Store(pass)
+		}
 		select {
 		case <-e.stop:
 			return
@@ -53,23 +69,29 @@ func (e *Engine) warmLoop() {
 		}
 		// A join pulls range after range, each emptying the cache: let
 		// the resets settle before reading the store again.
-		for settled := false; !settled; {
-			t := time.NewTimer(e.rewarmDelay)
+		t := time.NewTimer(e.rewarmDelay)
+		deadline := time.After(rewarmMaxDelay)
+	settle:
+		for {
 			select {
 			case <-e.stop:
 				t.Stop()
 				return
 			case <-e.rewarm:
+				t.Reset(e.rewarmDelay)
 			case <-t.C:
-				settled = true
+				break settle
+			case <-deadline:
+				t.Stop()
+				break settle
 			}
-			t.Stop()
 		}
 	}
 }
 
-// askRewarm asks for another warm pass; Warming reads true from now until
-// that pass ends. The caller has just emptied the row cache.
+// askRewarm asks for another warm pass, ending the one under way; Warming
+// reads true from now until a pass ends. The caller has just emptied the
+// row cache.
 func (e *Engine) askRewarm() {
 	if e.rewarm == nil {
 		return
@@ -81,23 +103,39 @@ func (e *Engine) askRewarm() {
 	}
 }
 
-// warmRows fills the row cache from the store until it holds warmFill of
-// its capacity, the data keyspace ends, or the engine closes.
-func (e *Engine) warmRows() {
+// warmRows runs warm pass number pass: it fills the row cache from the
+// store until it is nearly full, the data keyspace ends, another pass is
+// asked for, or the engine closes.
+func (e *Engine) warmRows(pass uint64) {
 	start := time.Now()
-	n, bytes, err := e.warmRowsUntil(int64(warmFill*float64(e.rows.capacity)), e.stop)
+	stale := func() bool { return e.warmAsked.Load() != pass }
+	n, bytes, err := e.warmRowsUntil(warmBudget(e.rows.capacity), e.stop, stale)
 	e.rowsWarmed.Store(int64(n))
-	if err != nil {
+	switch {
+	case err != nil:
 		e.opts.Logger.Warn("row cache warm stopped", "records", n, "bytes", bytes, "err", err)
-		return
+	case stale():
+		e.opts.Logger.Debug("row cache warm cut short: the cache was emptied again", "records", n)
+	default:
+		e.opts.Logger.Info("row cache warmed", "records", n, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
 	}
-	e.opts.Logger.Info("row cache warmed", "records", n, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// warmRowsUntil caches records in token order until budget bytes (key,
-// record and fastcache's 4-byte header) are cached, the keyspace ends or
-// stop is closed, and returns what it cached.
-func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes int64, err error) {
+// warmRowsUntil caches records in token order until the cache holds about
+// budget bytes of records (key, record and fastcache's 4-byte header; what
+// was cached before it began is counted at the size of what it caches),
+// the keyspace ends, stop is closed or stale (if not nil) reports true. It
+// returns what it cached.
+func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}, stale func() bool) (n int, bytes int64, err error) {
+	var st fastcache.Stats
+	e.rows.c.UpdateStats(&st)
+	before := st.EntriesCount // entries cached before this pass
+	full := func() bool {
+		if n == 0 || before == 0 {
+			return bytes >= budget
+		}
+		return bytes+int64(before)*(bytes/int64(n)) >= budget
+	}
 	lo, hi := spanOf(spaceData)
 	var seqs [numStripes]uint64
 	type entry struct {
@@ -106,14 +144,14 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 		stripeSeq uint64
 	}
 	chunk := make([]entry, 0, warmChunk)
-	var buf []byte
-	for bytes < budget {
+	var buf, last []byte
+	for !full() {
 		select {
 		case <-stop:
 			return n, bytes, nil
 		default:
 		}
-		if e.closed.Load() {
+		if e.closed.Load() || (stale != nil && stale()) {
 			return n, bytes, nil
 		}
 		for i := range e.stripes {
@@ -124,19 +162,22 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 			return n, bytes, err
 		}
 		chunk, buf = chunk[:0], buf[:0]
-		for ok := it.First(); ok && len(chunk) < warmChunk && len(buf) < warmChunkBytes; ok = it.Next() {
+		visited := 0
+		for ok := it.First(); ok && visited < warmChunk && len(buf) < warmChunkBytes; ok = it.Next() {
+			visited++
+			last = append(last[:0], it.Key()...)
 			k, ok := userKey(it.Key())
 			if !ok {
 				it.Close()
 				return n, bytes, fmt.Errorf("malformed storage key %x", it.Key())
 			}
+			if lv := it.LazyValue(); len(k)+lv.Len() > maxRowEntry {
+				continue // the row cache would not keep it: do not load it
+			}
 			v, err := it.ValueAndErr()
 			if err != nil {
 				it.Close()
 				return n, bytes, err
-			}
-			if len(k)+len(v) > maxRowEntry {
-				continue // the row cache would not keep it
 			}
 			tok := Token(k)
 			kl := len(buf)
@@ -152,7 +193,7 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 			e.warmHook()
 		}
 		for _, c := range chunk {
-			if bytes >= budget {
+			if full() {
 				break
 			}
 			s := e.stripeAt(c.tok)
@@ -166,13 +207,11 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}) (n int, bytes
 			}
 			s.mu.Unlock()
 		}
-		if !more || len(chunk) == 0 {
+		if !more {
 			return n, bytes, nil
 		}
-		// The next chunk starts just after this one's last key.
-		last := chunk[len(chunk)-1].key
-		lo = appendDataKeyTok(make([]byte, 0, dataPrefixLen+len(last)+1), chunk[len(chunk)-1].tok, last)
-		lo = append(lo, 0)
+		// The next chunk starts just after the last key visited.
+		lo = append(append(lo[:0:0], last...), 0)
 	}
 	return n, bytes, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,12 +45,11 @@ func waitWarm(t *testing.T, e *Engine) RowCacheStats {
 
 // TestRowCacheWarm: a reopened engine fills its row cache from the store,
 // so the first read of every key is a hit; a cache smaller than the store
-// is filled to 90% of its capacity and no further; SkipRowCacheWarm turns
+// is filled to its budget (warmBudget) and no further; SkipRowCacheWarm turns
 // the warm off.
 func TestRowCacheWarm(t *testing.T) {
 	const valueLen = 100
-	capacity := float64(1 << 20)
-	budget := int(warmFill * capacity)
+	budget := int(warmBudget(1 << 20))
 	entry := len("key-000000") + len(rec(1<<40, 1, fmt.Sprintf("%0*d", valueLen, 0)).Append(nil)) + 4
 	for _, tc := range []struct {
 		name   string
@@ -58,8 +58,8 @@ func TestRowCacheWarm(t *testing.T) {
 		warmed int // records the warm caches
 	}{
 		{"whole store", 3000, false, 3000},
-		// The budget is 90% of 1MiB; the warm stops at the first record
-		// that reaches it.
+		// The budget is 75% of 1MiB (one chunk a bucket); the warm stops
+		// at the first record that reaches it.
 		{"cache smaller than the store", 10000, false, (budget + entry - 1) / entry},
 		{"skipped", 3000, true, 0},
 	} {
@@ -232,7 +232,7 @@ func TestRowCacheWarmSkipsLargeRecords(t *testing.T) {
 	}
 	must(t, e.Close())
 
-	e = openMem(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20 }, nil)
+	e = openMem(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20; o.SkipRowCacheWarm = false }, nil)
 	defer e.Close()
 	if st := waitWarm(t, e); st.Warmed != n*3/4 {
 		t.Fatalf("warmed %d records, want the %d small ones", st.Warmed, n*3/4)
@@ -246,21 +246,40 @@ func TestRowCacheWarmSkipsLargeRecords(t *testing.T) {
 
 // TestRowCacheRewarm: when the whole row cache is emptied (a range
 // dropped or ingested), the store is read into it again once the resets
-// settle, so reads stay hits.
+// settle, so reads stay hits. A pass under way when the cache is emptied
+// again gives way to a new one.
 func TestRowCacheRewarm(t *testing.T) {
+	// While hold is set, a pass waits, before caching its first chunk,
+	// for release: the cache stays empty whatever the timing.
+	var hold atomic.Bool
+	release := make(chan struct{})
 	e, err := open(Options{FS: vfs.NewMem(), Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20},
-		hooks{rewarmDelay: 20 * time.Millisecond})
+		hooks{rewarmDelay: 20 * time.Millisecond, warm: func() {
+			if hold.Load() {
+				<-release
+			}
+		}})
 	must(t, err)
 	defer e.Close()
+	var released bool
+	defer func() { // before Close, which waits for a held pass
+		if !released {
+			close(release)
+		}
+	}()
 	waitWarm(t, e) // of the empty store
 	keys := loadKeys(t, e, 1000, 8, 1<<40)
+	hold.Store(true)
 	// Drop spans that hold none of the keys: each empties the cache.
 	for i := range 3 {
 		must(t, e.DropSpan(context.Background(), uint64(i), uint64(i+1)))
 		if st := e.rowCacheStats(); !st.Warming || st.Entries != 0 {
 			t.Fatalf("after emptying the cache: %+v; want it empty and a warm pending", st)
 		}
+		time.Sleep(30 * time.Millisecond) // past the settle delay, so a pass may begin and be cut short
 	}
+	close(release)
+	released = true
 	st := waitWarm(t, e)
 	if st.Warmed != int64(len(keys)) {
 		t.Fatalf("the warm after the resets cached %d records, want %d", st.Warmed, len(keys))

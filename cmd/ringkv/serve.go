@@ -78,7 +78,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
 	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
-	fs.BoolVar(&c.rowCacheWarm, "row-cache-warm", c.rowCacheWarm, "at start, fill the row cache from the store in the background (up to 90% of it)")
+	fs.BoolVar(&c.rowCacheWarm, "row-cache-warm", c.rowCacheWarm, "at start, and after a range move empties it, fill the row cache from the store in the background (up to 90% of it)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped; in a cluster, only once anti-entropy shows every replica holds it")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second this node sends, all streams together, to nodes pulling ranges from it (moves and anti-entropy)")
