@@ -34,9 +34,10 @@ func NewLimiter(bytesPerSec int64) *Limiter {
 }
 
 // Wait takes n bytes from l and returns once they are paid for, or with
-// ctx's error if it ends first.
+// ctx's error if it ends first, giving back the bytes not yet paid for
+// (so a cancelled stream's pacing is not charged to the next one).
 func (l *Limiter) Wait(ctx context.Context, n int) error {
-	if l == nil {
+	if l == nil || ctx.Err() != nil {
 		return ctx.Err()
 	}
 	l.mu.Lock()
@@ -48,10 +49,17 @@ func (l *Limiter) Wait(ctx context.Context, n int) error {
 	if debt <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(time.Duration(debt / l.rate * float64(time.Second)))
+	wait := time.Duration(debt / l.rate * float64(time.Second))
+	paid := now.Add(wait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		// These n bytes are the last paid for by the time paid: what is
+		// left of them then is the time still to go at the rate.
+		l.mu.Lock()
+		l.tokens += min(float64(n), max(0, time.Until(paid).Seconds()*l.rate))
+		l.mu.Unlock()
 		return ctx.Err()
 	case <-t.C:
 		return nil

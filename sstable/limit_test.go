@@ -12,8 +12,10 @@ import (
 
 // TestLimiterShared: streams that share a Limiter go at its rate together,
 // not each at it; a Reader is paced like a Writer; a nil Limiter does not
-// limit; a cancelled context ends a wait. Only lower bounds on time are
-// checked: a busy machine is slower, never faster.
+// limit; a cancelled context ends a wait and gives back the bytes it had
+// not paid for. Only lower bounds on time are checked, and one upper bound
+// 6x smaller than the wait it rules out: a busy machine is slower, never
+// faster.
 func TestLimiterShared(t *testing.T) {
 	const rate = 2 << 20
 	atLeast := func(bytes int, took time.Duration) {
@@ -55,5 +57,18 @@ func TestLimiterShared(t *testing.T) {
 	cancel()
 	if err := NewLimiter(1).Wait(ctx, 1<<20); !errors.Is(err, context.Canceled) {
 		t.Fatalf("wait under a cancelled context: %v", err)
+	}
+
+	// A wait that ends early gives back what it had not paid for: the
+	// next caller does not sleep off 64s of a cancelled stream's debt.
+	lim = NewLimiter(1 << 20)
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := lim.Wait(short, 64<<20); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("64MiB at 1MiB/s within 50ms: %v", err)
+	}
+	start = time.Now()
+	if err := lim.Wait(context.Background(), 1<<10); err != nil || time.Since(start) > 10*time.Second {
+		t.Fatalf("the wait after a cancelled one took %v (%v)", time.Since(start), err)
 	}
 }
