@@ -23,8 +23,9 @@ func TestServeFlagErrors(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := run(append([]string{"serve"}, args...), nil, &out, &errb)
 		msg := errb.String()
-		if code != exitUsage || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, wantInMsg) {
-			t.Fatalf("serve %v (env %v): exit %d, stderr %q; want exit 2 and one line containing %q", args, env, code, msg, wantInMsg)
+		if code != exitUsage || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, wantInMsg) || out.Len() != 0 {
+			t.Fatalf("serve %v (env %v): exit %d, stderr %q, stdout %d bytes; want exit 2, one line containing %q and nothing on stdout",
+				args, env, code, msg, out.Len(), wantInMsg)
 		}
 		for k := range env {
 			os.Unsetenv(k)

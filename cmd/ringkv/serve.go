@@ -224,15 +224,16 @@ func parseServe(args []string, env *environ, stdout io.Writer) (serveConfig, com
 	fs := flag.NewFlagSet("ringkv serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.addFlags(fs)
-	fs.Usage = func() {
+	// The flag package calls Usage on every parse error too: a bad flag
+	// gets its one line on stderr, and only -h the usage.
+	fs.Usage = func() {}
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "usage: ringkv serve [flags]\n\nEvery flag can also be set as RINGKV_<FLAG> (dashes as underscores).\n\nflags:")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return c, compaction.Tuning{}, err // the flag package printed the usage
+		return c, compaction.Tuning{}, err
 	}
 	if err != nil {
 		return c, compaction.Tuning{}, err
