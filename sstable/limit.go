@@ -3,26 +3,22 @@ package sstable
 import (
 	"context"
 	"io"
-	"sync"
-	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // limitBurst bounds how many bytes pass at once above a Limiter's rate,
 // after a pause: enough to keep a transport busy, small enough that no
-// second carries much more than the rate.
+// second carries much more than the rate. Reads and writes are paced in
+// pieces of at most this size.
 const limitBurst = 256 << 10
 
 // Limiter paces bytes to one rate, however many streams share it: a token
-// bucket that starts empty and holds at most limitBurst bytes. A caller
-// takes its bytes on credit and sleeps off the debt, its own and that of
-// the callers before it, so over any stretch of time at most
-// rate*elapsed + limitBurst bytes pass. A nil *Limiter does not limit.
-type Limiter struct {
-	mu     sync.Mutex
-	rate   float64   // bytes per second
-	tokens float64   // REQUIRES mu; negative while in debt
-	last   time.Time // REQUIRES mu; when tokens was last brought up to date
-}
+// bucket (golang.org/x/time/rate) of limitBurst bytes, so over any stretch
+// of time at most rate*elapsed + limitBurst bytes pass. A wait that ends
+// early gives back what it had not yet been granted. A nil *Limiter does
+// not limit.
+type Limiter struct{ r *rate.Limiter }
 
 // NewLimiter returns a Limiter of bytesPerSec, or nil (no limit) when it
 // is 0 or less.
@@ -30,40 +26,16 @@ func NewLimiter(bytesPerSec int64) *Limiter {
 	if bytesPerSec <= 0 {
 		return nil
 	}
-	return &Limiter{rate: float64(bytesPerSec), last: time.Now()}
+	return &Limiter{r: rate.NewLimiter(rate.Limit(bytesPerSec), limitBurst)}
 }
 
-// Wait takes n bytes from l and returns once they are paid for, or with
-// ctx's error if it ends first, giving back the bytes not yet paid for
-// (so a cancelled stream's pacing is not charged to the next one).
+// Wait takes n bytes (at most limitBurst) from l and returns once they are
+// paid for, or with an error if ctx ends first or would end before then.
 func (l *Limiter) Wait(ctx context.Context, n int) error {
-	if l == nil || ctx.Err() != nil {
+	if l == nil {
 		return ctx.Err()
 	}
-	l.mu.Lock()
-	now := time.Now()
-	l.tokens = min(limitBurst, l.tokens+now.Sub(l.last).Seconds()*l.rate) - float64(n)
-	l.last = now
-	debt := -l.tokens
-	l.mu.Unlock()
-	if debt <= 0 {
-		return ctx.Err()
-	}
-	wait := time.Duration(debt / l.rate * float64(time.Second))
-	paid := now.Add(wait)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		// These n bytes are the last paid for by the time paid: what is
-		// left of them then is the time still to go at the rate.
-		l.mu.Lock()
-		l.tokens += min(float64(n), max(0, time.Until(paid).Seconds()*l.rate))
-		l.mu.Unlock()
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return l.r.WaitN(ctx, n)
 }
 
 // Writer returns w paced by l (w itself when l is nil).

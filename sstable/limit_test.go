@@ -12,9 +12,9 @@ import (
 
 // TestLimiterShared: streams that share a Limiter go at its rate together,
 // not each at it; a Reader is paced like a Writer; a nil Limiter does not
-// limit; a cancelled context ends a wait and gives back the bytes it had
-// not paid for. Only lower bounds on time are checked, and one upper bound
-// 6x smaller than the wait it rules out: a busy machine is slower, never
+// limit; a cancelled context ends a wait, and a wait its context cannot
+// outlast takes nothing. Only lower bounds on time are checked, and one
+// upper bound half the wait it rules out: a busy machine is slower, never
 // faster.
 func TestLimiterShared(t *testing.T) {
 	const rate = 2 << 20
@@ -55,20 +55,24 @@ func TestLimiterShared(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := NewLimiter(1).Wait(ctx, 1<<20); !errors.Is(err, context.Canceled) {
+	if err := NewLimiter(1).Wait(ctx, 1<<10); !errors.Is(err, context.Canceled) {
 		t.Fatalf("wait under a cancelled context: %v", err)
 	}
 
-	// A wait that ends early gives back what it had not paid for: the
-	// next caller does not sleep off 64s of a cancelled stream's debt.
-	lim = NewLimiter(1 << 20)
-	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// A wait that cannot be paid for before its context ends takes
+	// nothing: the next caller does not sleep off a cancelled stream's
+	// bytes (16s of them at 16KiB/s).
+	lim = NewLimiter(16 << 10)
+	if err := lim.Wait(context.Background(), limitBurst); err != nil { // the bucket's first burst
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), time.Second)
 	defer cancelShort()
-	if err := lim.Wait(short, 64<<20); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("64MiB at 1MiB/s within 50ms: %v", err)
+	if err := lim.Wait(short, limitBurst); err == nil {
+		t.Fatal("256KiB at 16KiB/s were granted within 1s")
 	}
 	start = time.Now()
-	if err := lim.Wait(context.Background(), 1<<10); err != nil || time.Since(start) > 10*time.Second {
-		t.Fatalf("the wait after a cancelled one took %v (%v)", time.Since(start), err)
+	if err := lim.Wait(context.Background(), 1<<10); err != nil || time.Since(start) > 8*time.Second {
+		t.Fatalf("the wait after a refused one took %v (%v)", time.Since(start), err)
 	}
 }
