@@ -107,9 +107,14 @@ lsm_bytes() { # field of /v1/lsm, in bytes
 # wait_warm: waits until the node's row cache warm (--row-cache-warm) has
 # ended, so every size is measured with its cache as full as it will get.
 wait_warm() {
-	for _ in $(seq 1 6000); do
-		curl -s "http://$ADDR/v1/lsm" | grep -q '"warming":true' || return 0
-		sleep 0.1
+	local body end=$((SECONDS + 600))
+	while ((SECONDS < end)); do
+		if body=$(curl -sf -m 5 "http://$ADDR/v1/lsm"); then
+			[[ $body == *'"warming":true'* ]] || return 0
+		else
+			kill -0 "$PID" 2>/dev/null || die "the node exited; see $WORK/node.log"
+		fi
+		sleep 0.2
 	done
 	die "the row cache warm did not end in 600s"
 }

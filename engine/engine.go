@@ -44,7 +44,7 @@ type Options struct {
 	RowCacheSize int64
 	// SkipRowCacheWarm turns off the row cache's warm: by default, Open
 	// fills the row cache from the store in the background, up to 90% of
-	// its capacity (75% below 64MiB), so a restarted node reads from memory at once, and
+	// its capacity (75% at 32MiB or less), so a restarted node reads from memory at once, and
 	// does so again whenever ingesting or dropping a range empties it.
 	SkipRowCacheWarm bool
 	// GCInterval is how often the engine looks for tombstones and expired
@@ -55,6 +55,10 @@ type Options struct {
 
 // DefaultRowCacheSize is the row cache's default bound.
 const DefaultRowCacheSize = 32 << 20
+
+// MinRowCacheSize is the smallest row cache fastcache makes: it rounds
+// anything smaller up to one 64KiB chunk for each of its 512 buckets.
+const MinRowCacheSize = 32 << 20
 
 // DefaultTombstoneGrace is how long a tombstone is kept by default.
 const DefaultTombstoneGrace = 24 * time.Hour

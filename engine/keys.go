@@ -50,6 +50,10 @@ func userKey(k []byte) ([]byte, bool) {
 	return k[dataPrefixLen:], true
 }
 
+// dataKeyToken returns the token stored in data key k.
+// REQUIRES: userKey(k) reports k well formed.
+func dataKeyToken(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:dataPrefixLen]) }
+
 // spanOf returns the bounds [lo, hi) of keyspace s.
 func spanOf(s byte) (lo, hi []byte) { return []byte{s}, []byte{s + 1} }
 

@@ -125,13 +125,15 @@ var (
 	dRowBytes       = prometheus.NewDesc("ringkv_row_cache_bytes", "Bytes held by the row cache.", nil, nil)
 	dRowHits        = prometheus.NewDesc("ringkv_row_cache_hits_total", "Point reads answered by the row cache.", nil, nil)
 	dRowMisses      = prometheus.NewDesc("ringkv_row_cache_misses_total", "Point reads that missed the row cache and read the LSM.", nil, nil)
+	dRowWarming     = prometheus.NewDesc("ringkv_row_cache_warming", "1 while a warm of the row cache from the store is pending or running (at start, or after the cache was emptied whole), else 0.", nil, nil)
+	dRowWarmed      = prometheus.NewDesc("ringkv_row_cache_warmed_records", "Records the last row cache warm cached.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dLevelFiles, dLevelBytes, dLevelScore, dLevelCompacted, dLevelFlushed,
 		dL0Sublevels, dCompactions, dCompactionsNow, dDebt, dFlushes, dStalls, dStallSeconds, dWriteAmp, dReadAmp,
 		dMemBytes, dMemCount, dCacheBytes, dCacheHits, dCacheMisses, dWALBytes, dDiskBytes, dTombstones, dBGErrors,
-		dRowBytes, dRowHits, dRowMisses} {
+		dRowBytes, dRowHits, dRowMisses, dRowWarming, dRowWarmed} {
 		ch <- d
 	}
 }
@@ -171,10 +173,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(dWALBytes, float64(m.WAL.BytesWritten))
 	g(dDiskBytes, float64(m.DiskSpaceUsage()))
 	g(dTombstones, float64(m.Keys.TombstoneCount))
-	rs := c.e.rows.stats()
+	rs := c.e.rowCacheStats()
 	g(dRowBytes, float64(rs.Bytes))
 	cnt(dRowHits, float64(rs.Hits))
 	cnt(dRowMisses, float64(rs.Misses))
+	warming := 0.0
+	if rs.Warming {
+		warming = 1
+	}
+	g(dRowWarming, warming)
+	g(dRowWarmed, float64(rs.Warmed))
 	st, bgErrs := c.e.stalls.snapshot()
 	cnt(dFlushes, float64(m.Flush.Count))
 	cnt(dBGErrors, float64(bgErrs))

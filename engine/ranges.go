@@ -397,7 +397,7 @@ func (in *spanInput) add(k, v []byte) error {
 	u, ok := userKey(k)
 	var tok uint64
 	if ok {
-		tok = binary.BigEndian.Uint64(k[1:dataPrefixLen])
+		tok = dataKeyToken(k)
 	}
 	if !ok || Token(u) != tok {
 		return fmt.Errorf("%w: malformed data key %x", ErrInvalidTable, k)

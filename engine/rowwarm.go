@@ -43,7 +43,7 @@ const (
 // warmBudget is how many bytes of records a pass may fill a row cache of
 // capacity bytes with: 90%, leaving room for what traffic caches
 // meanwhile. fastcache splits itself into 512 buckets, each a ring of
-// 64KiB chunks; a bucket of one chunk (caches under 64MiB) that overflows
+// 64KiB chunks; a bucket of one chunk (caches of 32MiB or less) that overflows
 // drops everything it held, so those are filled to 75%, which keeps the
 // fullest buckets (hashing spreads records unevenly) inside their chunk.
 func warmBudget(capacity int64) int64 {
@@ -151,7 +151,7 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}, stale func() 
 			return n, bytes, nil
 		default:
 		}
-		if e.closed.Load() || (stale != nil && stale()) {
+		if stale != nil && stale() {
 			return n, bytes, nil
 		}
 		for i := range e.stripes {
@@ -179,7 +179,7 @@ func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}, stale func() 
 				it.Close()
 				return n, bytes, err
 			}
-			tok := Token(k)
+			tok := dataKeyToken(it.Key()) // the store's own keys: no need to hash again
 			kl := len(buf)
 			buf = append(buf, k...)
 			buf = append(buf, v...)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // loadKeys writes n keys "key-%06d" with valueLen-byte values, each at
@@ -75,6 +76,15 @@ func TestRowCacheWarm(t *testing.T) {
 			st := waitWarm(t, e)
 			if st.Warmed != int64(tc.warmed) {
 				t.Fatalf("warmed %d records, want %d (%+v)", st.Warmed, tc.warmed, st)
+			}
+			// /metrics says the same.
+			reg := prometheus.NewRegistry()
+			must(t, reg.Register(e.Collector()))
+			if got := gauge(t, reg, "ringkv_row_cache_warmed_records"); got != float64(tc.warmed) {
+				t.Fatalf("ringkv_row_cache_warmed_records = %v, want %d", got, tc.warmed)
+			}
+			if got := gauge(t, reg, "ringkv_row_cache_warming"); got != 0 {
+				t.Fatalf("ringkv_row_cache_warming = %v after the warm", got)
 			}
 			for i, k := range keys {
 				v, _, err := e.Get(nil, k)
@@ -246,16 +256,22 @@ func TestRowCacheWarmSkipsLargeRecords(t *testing.T) {
 
 // TestRowCacheRewarm: when the whole row cache is emptied (a range
 // dropped or ingested), the store is read into it again once the resets
-// settle, so reads stay hits. A pass under way when the cache is emptied
-// again gives way to a new one.
+// settle, so reads stay hits; a pass under way when the cache is emptied
+// again stops after its chunk in hand and gives way to a new one.
 func TestRowCacheRewarm(t *testing.T) {
-	// While hold is set, a pass waits, before caching its first chunk,
-	// for release: the cache stays empty whatever the timing.
+	// While hold is set, each chunk a pass reads is counted and waits,
+	// before it is cached, for release.
 	var hold atomic.Bool
-	release := make(chan struct{})
+	var calls atomic.Int32
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	e, err := open(Options{FS: vfs.NewMem(), Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20},
 		hooks{rewarmDelay: 20 * time.Millisecond, warm: func() {
 			if hold.Load() {
+				calls.Add(1)
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
 				<-release
 			}
 		}})
@@ -268,21 +284,28 @@ func TestRowCacheRewarm(t *testing.T) {
 		}
 	}()
 	waitWarm(t, e) // of the empty store
-	keys := loadKeys(t, e, 1000, 8, 1<<40)
+	keys := loadKeys(t, e, 2*warmChunk-24, 8, 1<<40)
 	hold.Store(true)
 	// Drop spans that hold none of the keys: each empties the cache.
-	for i := range 3 {
-		must(t, e.DropSpan(context.Background(), uint64(i), uint64(i+1)))
-		if st := e.rowCacheStats(); !st.Warming || st.Entries != 0 {
-			t.Fatalf("after emptying the cache: %+v; want it empty and a warm pending", st)
-		}
-		time.Sleep(30 * time.Millisecond) // past the settle delay, so a pass may begin and be cut short
+	must(t, e.DropSpan(context.Background(), 0, 1))
+	select {
+	case <-entered: // a pass has read its first chunk
+	case <-time.After(10 * time.Second):
+		t.Fatal("no warm pass began after the cache was emptied")
+	}
+	must(t, e.DropSpan(context.Background(), 1, 2))
+	if st := e.rowCacheStats(); !st.Warming || st.Entries != 0 {
+		t.Fatalf("after emptying the cache: %+v; want it empty and a warm pending", st)
 	}
 	close(release)
 	released = true
 	st := waitWarm(t, e)
 	if st.Warmed != int64(len(keys)) {
 		t.Fatalf("the warm after the resets cached %d records, want %d", st.Warmed, len(keys))
+	}
+	// The cut pass read one chunk, the new one both.
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("%d chunks read after the first reset, want 3 (the cut pass's first, then a whole pass)", n)
 	}
 	for _, k := range keys {
 		if _, _, err := e.Get(nil, k); err != nil {
@@ -292,4 +315,18 @@ func TestRowCacheRewarm(t *testing.T) {
 	if hits := e.rowCacheStats().Hits - st.Hits; hits != uint64(len(keys)) {
 		t.Fatalf("%d hits reading %d keys after the rewarm", hits, len(keys))
 	}
+}
+
+// gauge returns the value of the unlabelled gauge name in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	must(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

@@ -52,7 +52,7 @@ func defaultServeConfig() serveConfig {
 	return serveConfig{
 		httpAddr: "127.0.0.1:8080", gossipAddr: "127.0.0.1:7946", dataDir: "./ringkv-data",
 		replicas: 3, vnodes: 128, sync: true, profile: string(compaction.Balanced),
-		maxValueSize: 1 << 20, rowCacheSize: 32 << 20, rowCacheWarm: true, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
+		maxValueSize: 1 << 20, rowCacheSize: engine.DefaultRowCacheSize, rowCacheWarm: true, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
 		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
 		pprof: true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 	}
@@ -78,7 +78,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.bloom, "bloom-bits-per-key", 0, "override the profile's bloom filter bits per key (0 disables)")
 	fs.Var(sizeFlag{&c.maxValueSize}, "max-value-size", "largest value accepted")
 	fs.Var(sizeFlag{&c.rowCacheSize}, "row-cache-size", "memory for the newest records of hot keys, whose reads then skip the LSM (0 disables)")
-	fs.BoolVar(&c.rowCacheWarm, "row-cache-warm", c.rowCacheWarm, "at start, and after a range move empties it, fill the row cache from the store in the background (up to 90% of it)")
+	fs.BoolVar(&c.rowCacheWarm, "row-cache-warm", c.rowCacheWarm, "at start, and after a range move empties it, fill the row cache from the store in the background (up to 90% of it; 75% at 32MiB or less)")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", c.requestTimeout, "longest a coordinator waits for replicas (and a scan may take)")
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped; in a cluster, only once anti-entropy shows every replica holds it")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second this node sends, all streams together, to nodes pulling ranges from it (moves and anti-entropy)")
@@ -126,7 +126,7 @@ func (c *serveConfig) validate() error {
 		return errors.New("--anti-entropy-rate must be positive")
 	case c.antiEntropyInterval <= 0:
 		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
-	case c.rowCacheSize != 0 && c.rowCacheSize < 32<<20:
+	case c.rowCacheSize != 0 && c.rowCacheSize < engine.MinRowCacheSize:
 		return fmt.Errorf("--row-cache-size (%s) must be 0 (off) or at least 32MiB", compaction.FormatSize(c.rowCacheSize))
 	case c.shutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout (%s) must be positive", c.shutdownTimeout)

@@ -83,7 +83,7 @@ func (c config) check() error {
 		return fmt.Errorf("--reads (%d) must be at least 1", c.reads)
 	case c.blockMiB < 1:
 		return fmt.Errorf("--block-cache-mib (%d) must be at least 1", c.blockMiB)
-	case c.rowMiB != 0 && c.rowMiB < 32:
+	case c.rowMiB != 0 && c.rowMiB<<20 < engine.MinRowCacheSize:
 		// fastcache rounds anything smaller up to 32MiB.
 		return fmt.Errorf("--row-cache-mib (%d) must be 0 (off) or at least 32", c.rowMiB)
 	}
@@ -105,7 +105,7 @@ func run(c config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tu, err := compaction.Resolve(compaction.Balanced, compaction.Overrides{BlockCacheSize: ptr(c.blockMiB << 20)})
+	tu, err := compaction.Resolve(compaction.Balanced, compaction.Overrides{BlockCacheSize: new(c.blockMiB << 20)})
 	if err != nil {
 		return err
 	}
@@ -176,5 +176,3 @@ func run(c config, out io.Writer) error {
 	}
 	return nil
 }
-
-func ptr[T any](v T) *T { return &v }
