@@ -112,8 +112,11 @@ type reply struct {
 
 // clusterGet reads key from c's share of its owners, this node first when
 // it is one, and returns the newest record. A replica that fails is
-// replaced by the next owner; replicas that answered with an older record,
-// or none, are repaired in the background.
+// replaced by the next owner. An owner still pulling the key's range
+// answers "pending" with the old owners it pulls from, and those are asked
+// in its place; its own copy never counts toward the quorum, but a newer
+// record in it wins. Replicas that answered with an older record, or none,
+// are repaired in the background.
 func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consistency) ([]byte, Version, error) {
 	owners := v.Ring.KeyOwners(key)
 	if len(owners) == 0 {
@@ -228,10 +231,9 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 				continue
 			}
 			if pending > 0 {
-				if len(got)+pending < need && len(pendingRepl) == 0 {
-					// Too few even if every ask in flight answers.
-					return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
-				}
+				// Wait for the asks in flight even when they look too few:
+				// one may be a new owner's pending answer that names
+				// old owners to ask (the request deadline bounds this).
 				continue
 			}
 			// Nobody left to ask and too few answers: what the copies of

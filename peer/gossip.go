@@ -145,7 +145,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		// Its copies miss every write since, and tombstones of deletes it
 		// never saw may already be collected: back in the ring, it would
 		// serve stale values and bring deleted keys back.
-		return nil, fmt.Errorf("%w: node %q left the cluster or was removed from it; its data is out of date, so it can join again only as a new node on an empty data directory", ErrLeftMember, cfg.NodeID)
+		return nil, fmt.Errorf("%w: node %q left the cluster or was removed from it; its data is out of date, so it can join again only as a new node on an empty data directory (if the others still list it, run ringkv cluster remove %s)", ErrLeftMember, cfg.NodeID, cfg.NodeID)
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
@@ -323,7 +323,8 @@ func (g *Gossip) publish() {
 }
 
 // persist stores the member list if it changed since it was last stored.
-// Only the loop calls it, so snapshots are written in order.
+// StartGossip calls it once before the loop starts, then only the loop
+// does, so snapshots are written in order.
 func (g *Gossip) persist() {
 	g.mu.Lock()
 	var b []byte

@@ -173,7 +173,7 @@ func NewNode(cfg Config) (*Node, error) {
 	case cfg.TransferRate == 0:
 		cfg.TransferRate = 32 << 20
 	case cfg.TransferRate < 0:
-		cfg.TransferRate = 0 // sstable.Send: unlimited
+		cfg.TransferRate = 0 // sstable.NewLimiter(0) is nil: unlimited
 	}
 	switch {
 	case cfg.AntiEntropyInterval == 0:

@@ -3,6 +3,7 @@ package peer
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -39,6 +40,17 @@ func TestPendingMark(t *testing.T) {
 		if err != nil || string(rec) != string(want.rec) || !slices.Equal(from, want.from) {
 			t.Errorf("answer %d: %q %q %v, want %q %q", i, rec, from, err, want.rec, want.from)
 		}
+	}
+	// Owner ids as long as a --node-id may be, and a record of 300 bytes
+	// (two-byte lengths), round-trip too.
+	long := []string{strings.Repeat("a", MaxNodeIDLen), "b", strings.Repeat("c", 200)}
+	big := wireRec(8, strings.Repeat("v", 300))
+	one, err := DecodeRecords(AppendPending(AppendRecordsHeader(nil, 1), big, long), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, from, err := DecodePending(one[0]); err != nil || string(rec) != string(big) || !slices.Equal(from, long) {
+		t.Fatalf("long owners: %d-byte record, %d owners, %v", len(rec), len(from), err)
 	}
 	// A pending answer around a broken record, or with a broken owner
 	// list, is refused.

@@ -119,8 +119,8 @@ type rebalancer struct {
 const transferTableSize = 64 << 20
 
 // ServeSpan streams this node's records of the token span [lo, hi) as of
-// one snapshot to w (the donor side of a pull), at most TransferRate
-// bytes a second. A span this node is itself still pulling is refused
+// one snapshot to w (the donor side of a pull), paced by the node's one
+// limiter: TransferRate bytes a second for all its streams together. A span this node is itself still pulling is refused
 // (ErrRangePending) before anything is sent: a partial copy must not count
 // as one of the quorum of old owners a puller needs.
 func (n *Node) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
@@ -359,7 +359,7 @@ func (n *Node) spanPending(lo, hi uint64) bool {
 func (n *Node) setPendingIfRing(cur []string, mine []ring.Move, done map[string]bool) {
 	n.viewMu.Lock()
 	defer n.viewMu.Unlock()
-	if slices.Equal(sortedNodes(n.view.Load().Ring), cur) {
+	if slices.Equal(n.view.Load().Ring.Nodes(), cur) {
 		n.setPending(mine, done)
 	}
 }
@@ -415,7 +415,7 @@ func (n *Node) rebalance() error {
 		if done[m.Range.String()] {
 			continue
 		}
-		if n.view.Load() != v && !slices.Equal(sortedNodes(n.view.Load().Ring), cur) {
+		if n.view.Load() != v && !slices.Equal(n.view.Load().Ring.Nodes(), cur) {
 			return nil // the ring moved on; start over with the new one
 		}
 		if err := n.pullRange(v, m); err != nil {
@@ -430,7 +430,7 @@ func (n *Node) rebalance() error {
 		}
 		n.setPendingIfRing(cur, mine, done)
 	}
-	if !slices.Equal(sortedNodes(n.view.Load().Ring), cur) {
+	if !slices.Equal(n.view.Load().Ring.Nodes(), cur) {
 		return nil
 	}
 	n.cfg.Logger.Info("holds every range of the ring", "ring", cur, "ranges_pulled", len(mine))
@@ -513,7 +513,7 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 		return err
 	}
 	v := n.view.Load()
-	if !slices.Equal(sortedNodes(v.Ring), st.DropRing) {
+	if !slices.Equal(v.Ring.Nodes(), st.DropRing) {
 		// The next settle drops whatever this node does not own then.
 		st.Drop, st.DropRing, st.Orphans = nil, nil, true
 		return n.storeRebalance(st)
@@ -526,7 +526,7 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	// range given back would lose the writes it took meanwhile.
 	n.viewMu.Lock()
 	defer n.viewMu.Unlock()
-	if !slices.Equal(sortedNodes(n.view.Load().Ring), st.DropRing) {
+	if !slices.Equal(n.view.Load().Ring.Nodes(), st.DropRing) {
 		return errNotYet
 	}
 	var spans []engine.Span
@@ -543,11 +543,9 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	return n.storeRebalance(st)
 }
 
-func sortedNodes(r *ring.Ring) []string {
-	out := slices.Clone(r.Nodes())
-	slices.Sort(out)
-	return out
-}
+// sortedNodes returns a copy of r's node ids, which Ring keeps sorted,
+// for a caller that keeps them.
+func sortedNodes(r *ring.Ring) []string { return slices.Clone(r.Nodes()) }
 
 // pullRange fetches m's range from a quorum of its old owners.
 func (n *Node) pullRange(v *View, m ring.Move) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/ringkv/ringkv/memtable"
 )
@@ -132,12 +133,23 @@ const maxPendingFrom = 64
 // pulling the key's range from its old owners from: what it holds of the
 // key (rec, possibly empty), marked as possibly incomplete.
 func AppendPending(dst, rec []byte, from []string) []byte {
-	p := binary.AppendUvarint([]byte{pendingFromMark}, uint64(len(from)))
+	// Written straight into dst, its length first: no temporary copy.
+	size := 1 + uvarintLen(len(from)) + len(rec)
 	for _, id := range from {
-		p = appendBytes(p, []byte(id))
+		size += uvarintLen(len(id)) + len(id)
 	}
-	return appendBytes(dst, append(p, rec...))
+	dst = binary.AppendUvarint(dst, uint64(size))
+	dst = append(dst, pendingFromMark)
+	dst = binary.AppendUvarint(dst, uint64(len(from)))
+	for _, id := range from {
+		dst = binary.AppendUvarint(dst, uint64(len(id)))
+		dst = append(dst, id...)
+	}
+	return append(dst, rec...)
 }
+
+// uvarintLen is the length of n's uvarint encoding.
+func uvarintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
 
 // IsPending reports whether a record of DecodeRecords is a pending answer.
 func IsPending(rec []byte) bool {
@@ -206,7 +218,7 @@ func DecodeRecords(b []byte, n int) ([][]byte, error) {
 			// Kept as is, for the caller to map to a PendingError.
 			inner, _, err := DecodePending(rec)
 			if err != nil {
-				r.fail("record %d: %v", i, err)
+				r.err = fmt.Errorf("record %d: %w", i, err) // err names ErrBadMessage already
 			} else if inner != nil {
 				if _, err := memtable.Decode(inner); err != nil {
 					r.fail("record %d: %v", i, err)
