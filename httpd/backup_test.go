@@ -116,7 +116,8 @@ func TestIdleReader(t *testing.T) {
 // taken, and when its client goes away mid-stream.
 func TestBackupOneAtATime(t *testing.T) {
 	started, release := make(chan struct{}, 1), make(chan struct{})
-	var fail atomic.Bool
+	var fail, flood atomic.Bool
+	streamErr := make(chan error, 1)
 	ts := newTestServer(t, Config{Backup: func(ctx context.Context) (func(io.Writer) error, error) {
 		if fail.Load() {
 			return nil, errors.New("disk full")
@@ -124,6 +125,17 @@ func TestBackupOneAtATime(t *testing.T) {
 		return func(w io.Writer) error {
 			started <- struct{}{}
 			<-release
+			if flood.Load() {
+				// Write until the client's going away fails the stream
+				// (bounded: 256MiB).
+				chunk := make([]byte, 1<<20)
+				var err error
+				for i := 0; i < 256 && err == nil; i++ {
+					_, err = w.Write(chunk)
+				}
+				streamErr <- err
+				return err
+			}
 			_, err := w.Write([]byte("archive"))
 			return err
 		}, nil
@@ -170,8 +182,9 @@ func TestBackupOneAtATime(t *testing.T) {
 	}
 	<-started
 
-	// A client that goes away while its backup streams.
+	// A client that goes away while its backup streams: the stream fails.
 	release = make(chan struct{})
+	flood.Store(true)
 	c2, err := ts.ln.Dial()
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +195,15 @@ func TestBackupOneAtATime(t *testing.T) {
 	<-started
 	c2.Close()
 	close(release)
+	select {
+	case err := <-streamErr:
+		if err == nil {
+			t.Fatal("256MiB streamed to a client that had gone away")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream to a client that went away did not end")
+	}
+	flood.Store(false)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false)
