@@ -317,6 +317,10 @@ func Restore(dir, dataDir string) (Manifest, error) {
 		return m, err
 	}
 	if fi, err := os.Lstat(dataDir); err == nil {
+		if fi.Mode()&os.ModeSymlink != 0 {
+			// Renaming onto the link would replace it, not fill its target.
+			return m, fmt.Errorf("%s is a symbolic link: give restore the real path", dataDir)
+		}
 		if !fi.IsDir() {
 			return m, fmt.Errorf("%s exists and is not a directory: restore needs a new data directory", dataDir)
 		}
@@ -343,7 +347,7 @@ func Restore(dir, dataDir string) (Manifest, error) {
 	for _, f := range m.Files {
 		src, err := os.Open(filepath.Join(dir, f.Name))
 		if err != nil {
-			return m, err
+			return m, fmt.Errorf("backup %s lacks %s, listed in its manifest: %w", dir, f.Name, err)
 		}
 		got, err := copyToFile(filepath.Join(tmp, f.Name), src)
 		src.Close()

@@ -140,7 +140,9 @@ func TestExtractRefuses(t *testing.T) {
 }
 
 // TestRestoreRefuses: restore checks the backup directory again, so a file
-// damaged after extraction is caught before a node starts on it.
+// damaged or lost after extraction is caught before a node starts on it,
+// and nothing is left behind; a data dir that is a file or a symbolic link
+// is refused.
 func TestRestoreRefuses(t *testing.T) {
 	archive, _, _ := backupOf(t)
 	dir := t.TempDir()
@@ -150,12 +152,37 @@ func TestRestoreRefuses(t *testing.T) {
 	if _, err := Restore(dir, filepath.Join(dir, "x")); err == nil || !strings.Contains(err.Error(), "not a ringkv backup") {
 		t.Errorf("restore from a non-backup: %v", err)
 	}
-	must(t, os.WriteFile(filepath.Join(b, m.Files[0].Name), []byte("damaged"), 0o644))
 	data := filepath.Join(dir, "data")
-	if _, err := Restore(b, data); err == nil || !strings.Contains(err.Error(), "manifest says") {
-		t.Errorf("restore of a damaged backup: %v", err)
+	// A data dir that is a file, or a link to an empty directory.
+	must(t, os.WriteFile(data, nil, 0o644))
+	if _, err := Restore(b, data); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("restore onto a file: %v", err)
 	}
-	if _, err := os.Stat(data); !os.IsNotExist(err) {
-		t.Errorf("a failed restore left %s", data)
+	must(t, os.Remove(data))
+	must(t, os.Mkdir(filepath.Join(dir, "empty"), 0o755))
+	must(t, os.Symlink(filepath.Join(dir, "empty"), data))
+	if _, err := Restore(b, data); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("restore onto a symlink: %v", err)
+	}
+	must(t, os.Remove(data))
+	// The last file damaged (the others are copied first), then missing:
+	// refused, with nothing left behind.
+	last := filepath.Join(b, m.Files[len(m.Files)-1].Name)
+	for _, tc := range []struct {
+		damage func()
+		want   string
+	}{
+		{func() { must(t, os.WriteFile(last, []byte("damaged"), 0o644)) }, "manifest says"},
+		{func() { must(t, os.Remove(last)) }, "lacks"},
+	} {
+		tc.damage()
+		if _, err := Restore(b, data); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("restore of a damaged backup: %v, want %q", err, tc.want)
+		}
+		for _, left := range []string{data, data + ".restoring"} {
+			if _, err := os.Stat(left); !os.IsNotExist(err) {
+				t.Errorf("a failed restore left %s", left)
+			}
+		}
 	}
 }

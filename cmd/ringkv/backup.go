@@ -52,12 +52,19 @@ func backupFunc(eng *engine.Engine, dataDir string) func(ctx context.Context) (f
 // Only names backupFunc makes are touched (DATA_DIR.backup-NANOS-RAND):
 // a user's own DATA_DIR.backup-nov is not ours to delete.
 func removeStaleBackups(dataDir string, lg *slog.Logger) {
-	prefix := filepath.Clean(dataDir) + backupScratch
-	stale, _ := filepath.Glob(prefix + "*")
-	for _, d := range stale {
-		if !scratchName.MatchString(strings.TrimPrefix(d, prefix)) {
+	// Listed rather than globbed: a data dir may hold glob characters.
+	clean := filepath.Clean(dataDir)
+	entries, err := os.ReadDir(filepath.Dir(clean))
+	if err != nil {
+		lg.Warn("cannot look for stale backup checkpoints", "dir", filepath.Dir(clean), "err", err)
+		return
+	}
+	for _, ent := range entries {
+		rest, ok := strings.CutPrefix(ent.Name(), filepath.Base(clean)+backupScratch)
+		if !ok || !scratchName.MatchString(rest) {
 			continue
 		}
+		d := filepath.Join(filepath.Dir(clean), ent.Name())
 		if err := os.RemoveAll(d); err != nil {
 			lg.Warn("cannot remove a stale backup checkpoint", "dir", d, "err", err)
 		}

@@ -11,8 +11,12 @@ import (
 // TestRemoveStaleBackups: a node's start removes the checkpoints a cut-off
 // backup left beside its data directory, and nothing else named like them.
 func TestRemoveStaleBackups(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "ringkv-data")
+	for _, name := range []string{"ringkv-data", "data[1]"} { // the second is a bad glob pattern
+		t.Run(name, func(t *testing.T) { removeStaleBackupsIn(t, filepath.Join(t.TempDir(), name)) })
+	}
+}
+
+func removeStaleBackupsIn(t *testing.T, data string) {
 	stale := data + backupScratch + "1764412345678901234-0badf00d"
 	mine := data + backupScratch + "nov"
 	for _, d := range []string{data, stale, mine} {
