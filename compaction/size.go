@@ -24,12 +24,12 @@ func FormatSize(n int64) string {
 // 512B, 1.5KiB, 62.3MiB, 1.25GiB (progress lines, summaries, reports).
 func FormatBytes(n uint64) string {
 	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	case n >= gib:
+		return fmt.Sprintf("%.2fGiB", float64(n)/gib)
+	case n >= mib:
+		return fmt.Sprintf("%.1fMiB", float64(n)/mib)
+	case n >= kib:
+		return fmt.Sprintf("%.1fKiB", float64(n)/kib)
 	}
 	return fmt.Sprintf("%dB", n)
 }

@@ -34,11 +34,15 @@ const (
 // byte, the token and a user key of at most 4096 bytes.
 const MaxStreamKey = 1 + 8 + 4096
 
+// MaxValueSize is the largest value a node may be configured to accept
+// (serve's --max-value-size), and so the largest a store holds.
+const MaxValueSize = 512 << 20
+
 // MaxStreamValue is the longest encoded record a stream may carry: the
-// largest --max-value-size serve accepts (512MiB) plus room for the record
-// header, so that every stored record can move. A corrupt length costs no
-// more than the bytes that actually arrive (readBytes grows with them).
-const MaxStreamValue = 512<<20 + 64<<10
+// largest value plus room for the record header, so that every stored
+// record can move. A corrupt length costs no more than the bytes that
+// actually arrive (readBytes grows with them).
+const MaxStreamValue = MaxValueSize + 64<<10
 
 // ErrBadStream reports a stream that is not a whole, well-formed record
 // stream: cut off, corrupt, or for another span. Nothing was merged.

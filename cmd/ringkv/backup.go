@@ -19,6 +19,7 @@ import (
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/httpd"
+	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/sstable"
 )
 
@@ -158,7 +159,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	m := backupManifest{TakenAt: time.Now().UTC(), From: addr, Replicas: st.Replicas, VNodes: st.VNodes}
 	for _, mb := range st.Members {
 		// A member that left holds no ranges: back it up only by name.
-		if len(want) > 0 && !want[mb.ID] || len(want) == 0 && mb.State == "left" {
+		if len(want) > 0 && !want[mb.ID] || len(want) == 0 && mb.State == string(peer.Left) {
 			continue
 		}
 		delete(want, mb.ID)

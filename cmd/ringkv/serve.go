@@ -24,6 +24,7 @@ import (
 	"github.com/ringkv/ringkv/httpd"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/sstable"
 )
 
 // serveConfig is every serve flag, bound in addFlags.
@@ -114,8 +115,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--replicas (%d) must be 1 to 16", c.replicas)
 	case c.vnodes < 1 || c.vnodes > 4096:
 		return fmt.Errorf("--vnodes (%d) must be 1 to 4096", c.vnodes)
-	case c.maxValueSize < 1 || c.maxValueSize > 512<<20:
-		return fmt.Errorf("--max-value-size (%s) must be 1B to 512MiB", compaction.FormatSize(c.maxValueSize))
+	case c.maxValueSize < 1 || c.maxValueSize > sstable.MaxValueSize:
+		return fmt.Errorf("--max-value-size (%s) must be 1B to %s", compaction.FormatSize(c.maxValueSize), compaction.FormatSize(sstable.MaxValueSize))
 	case c.requestTimeout <= 0:
 		return fmt.Errorf("--request-timeout (%s) must be positive", c.requestTimeout)
 	case c.tombstoneGrace < 0:
@@ -229,10 +230,7 @@ func parseServe(args []string, env *environ, stdout io.Writer) (serveConfig, com
 	fs.Usage = func() {}
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "usage: ringkv serve [flags]\n\nEvery flag can also be set as RINGKV_<FLAG> (dashes as underscores).\n\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printUsage(stdout, "usage: ringkv serve [flags]\n\nEvery flag can also be set as RINGKV_<FLAG> (dashes as underscores).", fs)
 		return c, compaction.Tuning{}, err
 	}
 	if err != nil {
@@ -309,12 +307,22 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		defer runtime.SetBlockProfileRate(0)
 	}
 
+	// undo closes, newest first, what startup opened before it failed.
+	var undo []func()
+	fail := func(code int, format string, args ...any) int {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		fmt.Fprintf(stderr, "ringkv serve: "+format+"\n", args...)
+		return code
+	}
+
 	// Listen first: a taken port should fail fast, before Pebble opens.
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ringkv serve: cannot listen on --http-addr %s: %v\n", c.httpAddr, err)
-		return exitUsage
+		return fail(exitUsage, "cannot listen on --http-addr %s: %v", c.httpAddr, err)
 	}
+	undo = append(undo, func() { ln.Close() })
 
 	start := time.Now()
 	eng, err := engine.Open(engine.Options{
@@ -328,16 +336,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		SkipRowCacheWarm: !c.rowCacheWarm,
 	})
 	if err != nil {
-		ln.Close()
-		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
-		return exitFailure
+		return fail(exitFailure, "%v", err)
 	}
+	undo = append(undo, func() { eng.Close() })
 	nodeID, err := resolveNodeID(eng, c.nodeID, ln.Addr().String())
 	if err != nil {
-		ln.Close()
-		eng.Close()
-		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, "%v", err)
 	}
 	lg = lg.With("node", nodeID)
 	removeStaleBackups(c.dataDir, lg)
@@ -347,6 +351,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
 	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
 	transport := httpd.NewTransport(httpd.TransportConfig{Secret: c.clusterSecret, MaxBatchBytes: int(c.maxValueSize) + 64<<10})
+	undo = append(undo, func() { transport.Close() })
 	node, err := peer.NewNode(peer.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
 		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,
@@ -356,36 +361,29 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		TombstoneGrace: max(c.tombstoneGrace, time.Nanosecond),
 	})
 	if err != nil {
-		transport.Close()
-		ln.Close()
-		eng.Close()
-		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
-		return exitFailure
+		return fail(exitFailure, "%v", err)
 	}
+	undo = append(undo, func() { node.Close() })
 	gossip, err := peer.StartGossip(peer.GossipConfig{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secret: c.clusterSecret,
 		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: node.SetView,
 		Logger: lg.With("component", "gossip"),
 	})
+	if errors.Is(err, peer.ErrGossipAddr) {
+		return fail(exitUsage, "--gossip-addr: %v", err)
+	}
 	if err != nil {
-		node.Close()
-		transport.Close()
-		ln.Close()
-		eng.Close()
-		if errors.Is(err, peer.ErrGossipAddr) {
-			fmt.Fprintf(stderr, "ringkv serve: --gossip-addr: %v\n", err)
-			return exitUsage
-		}
 		// The rest comes from the data: a stored member list that cannot
 		// be read, or a node that has left.
-		fmt.Fprintf(stderr, "ringkv serve: --data-dir %s: %v\n", c.dataDir, err)
-		return exitFailure
+		return fail(exitFailure, "--data-dir %s: %v", c.dataDir, err)
 	}
+	undo = append(undo, func() { gossip.Close() })
 	node.UseMembership(gossip)
 	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
 	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
+	undo = append(undo, func() { stopJoining(); <-joined })
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -400,15 +398,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Backup:        backupFunc(eng, c.dataDir),
 	}, node, node)
 	if err != nil {
-		stopJoining()
-		<-joined
-		gossip.Close()
-		node.Close()
-		transport.Close()
-		ln.Close()
-		eng.Close()
-		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, "%v", err)
 	}
 
 	sigs := make(chan os.Signal, 1)
