@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -58,19 +59,25 @@ func (t *Transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 // that stops sending from hanging a long stream, which an overall timeout
 // cannot bound.
 func IdleReader(r io.Reader, idle time.Duration, stop func()) io.Reader {
-	return &idleReader{r: r, idle: idle, stop: stop}
+	ir := &idleReader{r: r, idle: idle}
+	// One timer for the whole stream, reset by each Read, not one per Read.
+	ir.t = time.AfterFunc(time.Hour, func() { ir.fired.Store(true); stop() })
+	ir.t.Stop()
+	return ir
 }
 
 type idleReader struct {
-	r    io.Reader
-	idle time.Duration
-	stop func()
+	r     io.Reader
+	idle  time.Duration
+	t     *time.Timer
+	fired atomic.Bool // the timer went off: every error from now on is why
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
-	t := time.AfterFunc(r.idle, r.stop)
+	r.t.Reset(r.idle)
 	n, err := r.r.Read(p)
-	if !t.Stop() && err != nil {
+	r.t.Stop()
+	if err != nil && err != io.EOF && r.fired.Load() {
 		err = fmt.Errorf("no data for %s: %w", r.idle, err)
 	}
 	return n, err
