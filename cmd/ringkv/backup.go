@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&addr, "addr", addr, "any member's HTTP address (also RINGKV_ADDR)")
 	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
 	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member that has not left)")
-	fs.DurationVar(&timeout, "timeout", timeout, "longest wait for a node's answer to start, and between two parts of it")
+	fs.DurationVar(&timeout, "timeout", timeout, "longest wait to connect to a node, for its answer to start, and between two parts of it")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "ringkv backup: %s\n", fmt.Sprintf(format, a...))
 		return exitUsage
@@ -176,7 +177,8 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	// Streams have no overall timeout (a big store takes a while); the
 	// transport bounds the wait for each answer to start.
-	tr := http.DefaultTransport.(*http.Transport).Clone() // its dial timeout and proxy settings
+	tr := http.DefaultTransport.(*http.Transport).Clone() // its proxy and keep-alive settings
+	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = timeout
 	hc := &http.Client{Transport: tr}
 	code = exitOK
