@@ -160,8 +160,9 @@ func (cc *clusterClient) waitLeft(stdout io.Writer, wait, grace time.Duration) i
 			}
 			switch now := time.Now(); {
 			case now.After(deadline):
-				fmt.Fprint(cc.stderr, msg)
-				return exitFailure // as for any leave not done within --wait
+				// As for any leave not done within --wait: exit 1.
+				fmt.Fprintf(cc.stderr, "%s (not done after %s; the leave goes on in the background)\n", strings.TrimRight(msg, "\n"), wait)
+				return exitFailure
 			case now.Sub(failing) >= grace:
 				fmt.Fprint(cc.stderr, msg)
 				return code

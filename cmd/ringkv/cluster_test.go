@@ -448,6 +448,9 @@ func TestClusterLeaveRidesOutMissedPolls(t *testing.T) {
 		t.Fatalf("leave with a silent node: exit %d stdout %q after %d polls, want exit 1 after several", code, out, polls.Load())
 	}
 	oneLineErr(t, args, errs, "leave: 503 Service Unavailable: busy")
+	if !strings.Contains(errs, "goes on in the background") {
+		t.Errorf("--wait over while polls fail: %q does not say the leave goes on", errs)
+	}
 
 	// A node that stops answering altogether: after the grace, the poll's
 	// own error and code (2: cannot be reached); at --wait, 1.
