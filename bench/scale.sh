@@ -131,7 +131,9 @@ run() {
 	after=$((f[0] + f[1]))
 	rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+	# In ms, so that medians compare like with like (wrk prints us, ms or s).
+	p99=$(awk '$1=="99%" {v = $2; u = v; sub(/[0-9.]+/, "", u); v += 0
+		printf "%.2fms", (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v}' <<<"$out")
 	grep -q "Non-2xx" <<<"$out" && die "$n keys: non-2xx answers: $(grep Non-2xx <<<"$out")"
 	cpu=$(awk -v t=$((after - before)) -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
 	rss=$(awk '/^VmRSS/ {printf "%.0f", $2 * 1024}' "/proc/$PID/status")
