@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -77,7 +78,23 @@ type GossipConfig struct {
 	// Tune, if set, adjusts memberlist's configuration (tests shorten its
 	// intervals).
 	Tune func(*memberlist.Config)
+	// ReconnectInterval is how often each member of the ring that failure
+	// detection reports dead is contacted again at its stored gossip
+	// address, so a partition heals once the network does. The default
+	// value is 2s.
+	ReconnectInterval time.Duration
+	// Now reads wall time for the members' "since" and the clock that
+	// probes' acks carry (the default is time.Now).
+	Now func() time.Time
+	// Offsets, if set, receives the clock offset each probe of a peer
+	// measures.
+	Offsets *ClockMonitor
 }
+
+// DefaultReconnectInterval is GossipConfig.ReconnectInterval's default:
+// two rounds of it (the first makes the far side refute its death, the
+// second carries the refutation back) fit in the 10s a heal may take.
+const DefaultReconnectInterval = 2 * time.Second
 
 // Gossip is the membership layer: hashicorp/memberlist for failure
 // detection, plus the durable member list that defines the ring, kept on
@@ -93,11 +110,17 @@ type Gossip struct {
 	mu     sync.Mutex
 	roster map[string]rosterEntry
 	live   map[string]MemberState // memberlist's word on each node
+	since  map[string]time.Time   // when live last changed, per node
 	dirty  bool                   // roster changed since last persisted
+	// dialing holds the members a reconnect is in flight to.
+	dialing map[string]bool
+	// reconnects counts reconnect attempts, for tests and metrics.
+	reconnects atomic.Int64
 
 	changed chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	dials   sync.WaitGroup // reconnects in flight
 }
 
 // GossipKey derives the 32-byte memberlist encryption key from a cluster
@@ -114,6 +137,12 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ReconnectInterval <= 0 {
+		cfg.ReconnectInterval = DefaultReconnectInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	host, portStr, err := net.SplitHostPort(cfg.BindAddr)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", ErrGossipAddr, cfg.BindAddr, err)
@@ -126,6 +155,8 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		cfg:     cfg,
 		roster:  map[string]rosterEntry{},
 		live:    map[string]MemberState{cfg.NodeID: Alive},
+		since:   map[string]time.Time{cfg.NodeID: cfg.Now()},
+		dialing: map[string]bool{},
 		changed: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -155,6 +186,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	mc.Delegate = g
 	mc.Events = g
+	mc.Ping = pingDelegate{g}
 	mc.LogOutput = &memberlistLog{lg: cfg.Logger}
 	if cfg.Secret != "" {
 		mc.SecretKey = GossipKey(cfg.Secret)
@@ -258,6 +290,7 @@ func (g *Gossip) Close() error {
 	err := g.ml.Leave(2 * time.Second)
 	close(g.stop)
 	<-g.done
+	g.dials.Wait()
 	if serr := g.ml.Shutdown(); err == nil {
 		err = serr
 	}
@@ -278,6 +311,8 @@ func (g *Gossip) loop() {
 	defer close(g.done)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	rc := time.NewTicker(g.cfg.ReconnectInterval)
+	defer rc.Stop()
 	for {
 		select {
 		case <-g.stop:
@@ -285,8 +320,61 @@ func (g *Gossip) loop() {
 		case <-g.changed:
 		case <-t.C:
 			g.refreshLiveness()
+		case <-rc.C:
+			g.reconnect()
+			continue
 		}
 		g.publish()
+	}
+}
+
+// reconnect contacts, at its stored gossip address, every member of the
+// ring that failure detection reports dead. memberlist never contacts a
+// dead node again, so without this two sides of a partition that lasted
+// past failure detection would see each other dead after the network
+// heals, for good (hashicorp/serf's reconnect loop does the same). A
+// push/pull exchange with the member makes each side refute its death in
+// the other's eyes; the next one, or gossip, carries the refutation back.
+// Each attempt runs on its own goroutine, at most one per member, so a
+// member cut off (whose dial takes memberlist's TCP timeout) holds up no
+// other.
+func (g *Gossip) reconnect() {
+	g.mu.Lock()
+	var targets []rosterEntry
+	for id, e := range g.roster {
+		if id == g.cfg.NodeID || e.Removed || e.GossipAddr == "" || g.dialing[id] {
+			continue
+		}
+		if st := g.live[id]; st == Alive || st == Suspect {
+			continue
+		}
+		g.dialing[id] = true
+		targets = append(targets, e)
+	}
+	g.mu.Unlock()
+	for _, e := range targets {
+		g.reconnects.Add(1)
+		g.dials.Go(func() {
+			defer func() {
+				g.mu.Lock()
+				delete(g.dialing, e.ID)
+				g.mu.Unlock()
+			}()
+			if _, err := g.ml.Join([]string{e.GossipAddr}); err != nil {
+				g.cfg.Logger.Debug("cannot reach a dead member yet", "node", e.ID, "addr", e.GossipAddr, "err", err)
+				return
+			}
+			g.cfg.Logger.Info("reached a member reported dead", "node", e.ID, "addr", e.GossipAddr)
+		})
+	}
+}
+
+// setLiveLocked records st as memberlist's word on id, and since when.
+// REQUIRES: g.mu.
+func (g *Gossip) setLiveLocked(id string, st MemberState) {
+	if g.live[id] != st {
+		g.live[id] = st
+		g.since[id] = g.cfg.Now()
 	}
 }
 
@@ -297,7 +385,7 @@ func (g *Gossip) refreshLiveness() {
 	defer g.mu.Unlock()
 	for _, m := range ms {
 		if m.Name != g.cfg.NodeID {
-			g.live[m.Name] = stateOf(m.State)
+			g.setLiveLocked(m.Name, stateOf(m.State))
 		}
 	}
 }
@@ -354,8 +442,10 @@ func (g *Gossip) viewLocked() *View {
 				ids = append(ids, id)
 			}
 			m.State = g.live[id]
+			m.Since = g.since[id]
 			if m.State == "" {
 				m.State = Dead // not heard from since this node started
+				m.Since = g.since[g.cfg.NodeID]
 			}
 		}
 		members[id] = m
@@ -464,7 +554,7 @@ func (g *Gossip) NotifyUpdate(n *memberlist.Node) { g.noteNode(n, stateOf(n.Stat
 // NotifyLeave marks a node dead; it stays in the ring.
 func (g *Gossip) NotifyLeave(n *memberlist.Node) {
 	g.mu.Lock()
-	g.live[n.Name] = Dead
+	g.setLiveLocked(n.Name, Dead)
 	g.mu.Unlock()
 	g.signal()
 }
@@ -476,7 +566,7 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 		return
 	}
 	g.mu.Lock()
-	g.live[n.Name] = st
+	g.setLiveLocked(n.Name, st)
 	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp, Leaving: meta.Leaving}
 	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
 		g.roster[n.Name] = e
@@ -484,6 +574,22 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	}
 	g.mu.Unlock()
 	g.signal()
+}
+
+// pingDelegate carries this node's wall clock on every probe's ack, and
+// hands the clocks of probed peers, with the probe's round trip, to the
+// clock monitor.
+type pingDelegate struct{ g *Gossip }
+
+func (p pingDelegate) AckPayload() []byte { return appendClockPayload(nil, p.g.cfg.Now()) }
+
+func (p pingDelegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, payload []byte) {
+	if p.g.cfg.Offsets == nil || other == nil || other.Name == p.g.cfg.NodeID {
+		return
+	}
+	if wall, ok := parseClockPayload(payload); ok {
+		p.g.cfg.Offsets.Observe(other.Name, wall, rtt)
+	}
 }
 
 // memberlistLog routes memberlist's "[LEVEL] memberlist: ..." lines to slog.

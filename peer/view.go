@@ -26,12 +26,19 @@ type Member struct {
 	HTTPAddr   string      `json:"http_addr"`
 	GossipAddr string      `json:"gossip_addr"`
 	State      MemberState `json:"state"`
+	// Since is when this node's failure detection last changed its word
+	// on the member (for this node itself: when it started); zero for a
+	// member that left.
+	Since time.Time `json:"since,omitzero"`
 	// Joined orders the members' joins (the stamp of the member-list
 	// entry that added it): a node that has never held its ranges pulls
 	// them from the members that joined before it.
 	Joined uint64 `json:"-"`
 	// Leaving: out of the ring, handing its ranges over (see Node.Leave).
 	Leaving bool `json:"leaving,omitempty"`
+	// Clock is the member's clock offset from this node's, as last
+	// measured (ClusterStatus fills it in; nil if never measured).
+	Clock *PeerOffset `json:"clock,omitempty"`
 }
 
 // View is one immutable picture of the cluster: the ring, built from the

@@ -38,6 +38,9 @@ type cnode struct {
 	http   string
 	gossip string
 	args   []string // extra serve flags, on every start
+	netns  string   // the network namespace it runs in (a netLab host), or ""
+	env    []string // extra environment, on every start
+	bin    string   // the binary, if not ringkvBinary's
 	p      *proc    // the current process
 	all    []*proc  // every process, for the logs of a failed test
 }
@@ -81,20 +84,24 @@ func newCluster(t *testing.T, n int, args ...string) []*cnode {
 	}
 	// On failure, show what each process said (the end of it).
 	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, c := range nodes {
-			for i, p := range c.all {
-				logs := p.logs.String()
-				if len(logs) > 6000 {
-					logs = "...\n" + logs[len(logs)-6000:]
-				}
-				t.Logf("--- logs of %s (process %d) ---\n%s", c.id, i+1, logs)
-			}
+		if t.Failed() {
+			showLogs(t, nodes)
 		}
 	})
 	return nodes
+}
+
+// showLogs logs the end of what each process of nodes said.
+func showLogs(t *testing.T, nodes []*cnode) {
+	for _, c := range nodes {
+		for i, p := range c.all {
+			logs := p.logs.String()
+			if len(logs) > 6000 {
+				logs = "...\n" + logs[len(logs)-6000:]
+			}
+			t.Logf("--- logs of %s (process %d) ---\n%s", c.id, i+1, logs)
+		}
+	}
 }
 
 // start starts the node's process with extra flags for this start only
@@ -103,7 +110,7 @@ func (c *cnode) start(extra ...string) {
 	c.t.Helper()
 	args := []string{"serve", "--node-id", c.id, "--data-dir", c.dir, "--http-addr", c.http, "--gossip-addr", c.gossip}
 	args = append(append(args, c.args...), extra...)
-	c.p = startProc(c.t, "", nil, args...)
+	c.p = startProcIn(c.t, c.netns, c.bin, c.env, args...)
 	c.all = append(c.all, c.p)
 	c.p.waitHealthy()
 }

@@ -28,7 +28,34 @@ var (
 	binOnce sync.Once
 	binPath string
 	binErr  error
+
+	fpOnce sync.Once
+	fpPath string
+	fpErr  error
 )
+
+// failpointBinary builds ./cmd/ringkv with -tags failpoints once per test
+// run: a binary whose clock RINGKV_FAILPOINT_CLOCK_OFFSET can offset.
+func failpointBinary(t *testing.T) string {
+	t.Helper()
+	ringkvBinary(t) // skips under -short
+	fpOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ringkv-fp")
+		if err != nil {
+			fpErr = err
+			return
+		}
+		fpPath = filepath.Join(dir, "ringkv")
+		out, err := exec.Command("go", "build", "-tags", "failpoints", "-o", fpPath, ".").CombinedOutput()
+		if err != nil {
+			fpErr = fmt.Errorf("go build -tags failpoints: %v\n%s", err, out)
+		}
+	})
+	if fpErr != nil {
+		t.Fatal(fpErr)
+	}
+	return fpPath
+}
 
 // ringkvBinary builds ./cmd/ringkv once per test run.
 func ringkvBinary(t *testing.T) string {
@@ -101,14 +128,34 @@ func startNode(t *testing.T, dir string, extra ...string) *proc {
 
 func startProc(t *testing.T, cwd string, env []string, args ...string) *proc {
 	t.Helper()
-	bin := ringkvBinary(t)
+	return startProcAt(t, cwd, "", "", env, args...)
+}
+
+// startProcIn starts bin (ringkvBinary's when "") in the network namespace
+// netns (this one when "").
+func startProcIn(t *testing.T, netns, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	return startProcAt(t, "", netns, bin, env, args...)
+}
+
+func startProcAt(t *testing.T, cwd, netns, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	if bin == "" {
+		bin = ringkvBinary(t)
+	}
 	p := &proc{t: t, logs: &syncBuffer{}, done: make(chan struct{})}
 	for i, a := range args {
 		if a == "--http-addr" && i+1 < len(args) {
 			p.addr = args[i+1]
 		}
 	}
-	p.cmd = exec.Command(bin, args...)
+	if netns != "" {
+		// ip netns exec execs the binary: the process is ringkv itself,
+		// so signals reach it.
+		p.cmd = exec.Command("ip", append([]string{"netns", "exec", netns, bin}, args...)...)
+	} else {
+		p.cmd = exec.Command(bin, args...)
+	}
 	p.cmd.Dir = cwd
 	// Gossip on a free port unless the test says otherwise, so nodes of
 	// parallel tests do not collide on the default 7946.
