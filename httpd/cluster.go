@@ -220,6 +220,12 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 				writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 				return
 			}
+			if errors.Is(err, peer.ErrClockOffset) {
+				// The coordinator must know: a clock refusal is kept as
+				// no hint (Transport maps 409 back to ErrClockOffset).
+				writeError(ctx, fasthttp.StatusConflict, err.Error())
+				return
+			}
 			s.writeStoreError(ctx, "internal_apply", err)
 			return
 		}

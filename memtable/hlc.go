@@ -1,6 +1,7 @@
 package memtable
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,10 @@ const logicalBits = 16
 // timestamp may be before Clock.Update refuses it.
 const DefaultMaxOffset = 500 * time.Millisecond
 
+// ErrFutureTimestamp is matched by Update's error for a timestamp too far
+// ahead of the wall clock.
+var ErrFutureTimestamp = errors.New("memtable: timestamp from the future")
+
 // Clock is a hybrid logical clock: timestamps follow wall time in
 // milliseconds but never go backwards and are unique per clock, even when
 // the wall clock steps back or many writes land in one millisecond.
@@ -26,13 +31,27 @@ type Clock struct {
 	last      atomic.Uint64
 }
 
-// NewClock returns a Clock reading wall for physical time (time.Now if nil).
-func NewClock(wall func() time.Time) *Clock {
+// NewClock returns a Clock reading wall for physical time (time.Now if nil)
+// that refuses remote timestamps more than DefaultMaxOffset ahead.
+func NewClock(wall func() time.Time) *Clock { return NewClockBound(wall, DefaultMaxOffset) }
+
+// NewClockBound is NewClock with maxOffset as the bound (DefaultMaxOffset
+// when 0).
+func NewClockBound(wall func() time.Time, maxOffset time.Duration) *Clock {
 	if wall == nil {
 		wall = time.Now
 	}
-	return &Clock{wall: wall, maxOffset: DefaultMaxOffset}
+	if maxOffset <= 0 {
+		maxOffset = DefaultMaxOffset
+	}
+	return &Clock{wall: wall, maxOffset: maxOffset}
 }
+
+// MaxOffset returns how far ahead of the wall clock Update accepts.
+func (c *Clock) MaxOffset() time.Duration { return c.maxOffset }
+
+// Wall returns the physical time the clock reads.
+func (c *Clock) Wall() time.Time { return c.wall() }
 
 // Now returns a timestamp greater than every one this clock returned or
 // observed before.
@@ -58,8 +77,9 @@ func (c *Clock) Update(remote uint64) error {
 	now := c.wall()
 	limit := uint64(now.Add(c.maxOffset).UnixMilli()) << logicalBits
 	if remote > limit {
-		return fmt.Errorf("memtable: remote timestamp %s is more than %s ahead of local clock",
-			time.UnixMilli(int64(remote>>logicalBits)).UTC().Format(time.RFC3339Nano), c.maxOffset)
+		return fmt.Errorf("%w: timestamp %s is %s ahead of this node's clock, more than %s",
+			ErrFutureTimestamp, time.UnixMilli(int64(remote>>logicalBits)).UTC().Format(time.RFC3339Nano),
+			TimestampTime(remote).Sub(now).Round(time.Millisecond), c.maxOffset)
 	}
 	for {
 		last := c.last.Load()

@@ -33,8 +33,26 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 
 	ms := []Mutation{m}
 
-	done := make(chan error, len(owners))
+	peers := n.peers(v)
+	// The write is answered only once every peer's clock has passed its
+	// timestamp (see clock.go): then any write that begins after the
+	// answer, wherever, stamps a later one. The next millisecond, since
+	// timestamps have millisecond wall time.
+	waitUntil := memtable.TimestampTime(rec.TS).Add(time.Millisecond + n.cfg.Clocks.Lag(peers))
+	// A clock not yet compared with a majority of the peers that answer
+	// might be far ahead: then this node's own copy waits for a replica's
+	// word, so that a write they refuse as from the future is stored
+	// nowhere (it would later beat writes acknowledged after it).
+	checked := n.cfg.Clocks.Verified(peers, v)
+
+	// answer is one owner's outcome; replica marks another node's word.
+	type answer struct {
+		err     error
+		replica bool
+	}
+	done := make(chan answer, len(owners)+1)
 	local := false
+	remote := 0
 	var deadline time.Time
 	for _, id := range owners {
 		if id == n.cfg.NodeID {
@@ -44,48 +62,94 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 		mem, ok := v.reachable(id)
 		if !ok || n.cfg.Transport == nil {
 			n.bg.Go(func() { n.hint(id, m) })
-			done <- errDown
+			done <- answer{err: errDown}
 			continue
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(n.cfg.RequestTimeout)
 		}
+		remote++
 		// Asynchronous, with no goroutine of its own: the transport
 		// batches it with other writes to the same replica.
 		n.bg.Add(1)
 		n.cfg.Transport.ApplyAsync(mem.HTTPAddr, ms, deadline, func(err error) {
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrClockOffset):
+				// Refused as from the future: a hint would land it once
+				// the replica's clock caught up, ahead of writes made
+				// since. This node's clock is suspect until measured.
+				n.cfg.Clocks.Refused(id)
+				n.cfg.Logger.Warn("a replica refused a write as stamped too far ahead of its clock", "node", id, "err", err)
+			case err != nil:
 				n.cfg.Logger.Debug("replica write failed; keeping a hint", "node", id, "err", err)
 				n.bg.Go(func() { n.hint(id, m) })
 			}
-			done <- err
+			done <- answer{err: err, replica: true}
 			n.bg.Done()
 		})
 	}
-	if local {
-		done <- n.cfg.Engine.Write(key, rec, n.cfg.Sync)
+	writeLocal := func() { done <- answer{err: n.cfg.Engine.Write(key, rec, n.cfg.Sync)} }
+	if local && (checked || remote == 0) {
+		writeLocal()
+		local = false
 	}
 	acks, fails := 0, 0
+	var refusal error
 	timer := time.NewTimer(n.cfg.RequestTimeout)
 	defer timer.Stop()
 	for acks < need {
 		select {
-		case err := <-done:
-			if err != nil {
+		case a := <-done:
+			if a.replica && local {
+				// The first replica's word on an unchecked clock.
+				local = false
+				if !errors.Is(a.err, ErrClockOffset) {
+					n.bg.Go(writeLocal)
+				} else {
+					fails++ // this node's own copy is not written
+				}
+			}
+			if a.err != nil {
 				fails++
+				if errors.Is(a.err, ErrClockOffset) {
+					refusal = a.err
+				}
 				if len(owners)-fails < need {
-					return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks}
+					return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks, Cause: refusal}
 				}
 				continue
 			}
 			acks++
 		case <-timer.C:
-			return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks, TimedOut: true}
+			return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks, TimedOut: true, Cause: refusal}
 		case <-ctx.Done():
 			return Version{}, ctx.Err()
 		}
 	}
+	if err := n.commitWait(ctx, waitUntil); err != nil {
+		return Version{}, err
+	}
 	return rec.Version, nil
+}
+
+// commitWait returns once this node's wall clock reads until, or ctx ends.
+// With clocks in sync the replicas' fsyncs took longer, and it returns at
+// once.
+func (n *Node) commitWait(ctx context.Context, until time.Time) error {
+	d := until.Sub(n.cfg.Now())
+	if d <= 0 {
+		return nil
+	}
+	n.commitWaits.Add(1)
+	n.commitWaitNanos.Add(int64(d))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // sendApply delivers ms to the node at addr, bounded by the request
@@ -377,9 +441,13 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 			return fmt.Errorf("%w: %v", ErrBadMessage, err)
 		}
 		if v, err := memtable.DecodeVersion(m.Record); err == nil {
-			// Keep this node's clock ahead of what it stores; a timestamp
-			// too far ahead is stored (LWW needs it) but not followed.
-			_ = n.cfg.Clock.Update(v.TS)
+			// Keep this node's clock ahead of what it stores. A record
+			// stamped further ahead of it than the bound is refused: a
+			// broken clock's write must not be acknowledged, and stored it
+			// would beat every write for as long as the clock is off.
+			if err := n.cfg.Clock.Update(v.TS); err != nil {
+				return fmt.Errorf("%w: key %q: %v", ErrClockOffset, m.Key, err)
+			}
 		}
 	}
 	return n.cfg.Engine.Commit(b, n.cfg.Sync)

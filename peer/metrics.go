@@ -20,6 +20,14 @@ var (
 		"Bytes of ranges this node pulled from other nodes since start.", nil, nil)
 	descAEPasses = prometheus.NewDesc("ringkv_anti_entropy_passes_total",
 		"Anti-entropy passes over every range this node owns, completed since start.", nil, nil)
+	descClockOffset = prometheus.NewDesc("ringkv_clock_offset_seconds",
+		"Each peer's clock minus this node's, as last measured by a gossip probe.", []string{"peer"}, nil)
+	descClockOff = prometheus.NewDesc("ringkv_clock_offset_exceeded",
+		"1 while this node's clock is off from a majority of its peers by more than --max-clock-offset (it then coordinates no writes).", nil, nil)
+	descCommitWaits = prometheus.NewDesc("ringkv_commit_waits_total",
+		"Writes whose answer waited for every peer's clock to pass their timestamp, since start.", nil, nil)
+	descCommitWaitSeconds = prometheus.NewDesc("ringkv_commit_wait_seconds_total",
+		"Time writes' answers spent waiting for peers' clocks, since start.", nil, nil)
 	descAESpans = prometheus.NewDesc("ringkv_anti_entropy_spans_repaired_total",
 		"Token spans anti-entropy found different from another owner's and pulled, since start.", nil, nil)
 )
@@ -31,6 +39,10 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descTransferBytes
 	ch <- descAEPasses
 	ch <- descAESpans
+	ch <- descClockOffset
+	ch <- descClockOff
+	ch <- descCommitWaits
+	ch <- descCommitWaitSeconds
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -47,4 +59,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))
 	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.aeSpans.Load()))
+	for id, o := range c.n.cfg.Clocks.Offsets() {
+		ch <- prometheus.MustNewConstMetric(descClockOffset, prometheus.GaugeValue, o.Offset.Seconds(), id)
+	}
+	off := 0.0
+	if v := c.n.view.Load(); !c.n.solo(v) && c.n.cfg.Clocks.Check(c.n.peers(v)) != nil {
+		off = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descClockOff, prometheus.GaugeValue, off)
+	ch <- prometheus.MustNewConstMetric(descCommitWaits, prometheus.CounterValue, float64(c.n.commitWaits.Load()))
+	ch <- prometheus.MustNewConstMetric(descCommitWaitSeconds, prometheus.CounterValue, float64(c.n.commitWaitNanos.Load())/1e9)
 }

@@ -79,6 +79,10 @@ type Config struct {
 	TombstoneGrace time.Duration
 	// Now reads wall time for TTLs and expiry. The default is time.Now.
 	Now func() time.Time
+	// Clocks measures the clock offsets to peers (the gossip layer feeds
+	// it) and bounds them; see clock.go. The default is a monitor of
+	// DefaultMaxClockOffset on Now. Clock's bound should be the same.
+	Clocks *ClockMonitor
 	// Logger is the node's logger. The default is slog.Default().
 	Logger *slog.Logger
 }
@@ -100,6 +104,10 @@ type Node struct {
 	// bg tracks replica writes and repairs still running after their
 	// request was answered, so Close can wait for them.
 	bg sync.WaitGroup
+
+	// commitWaits counts the writes that waited for peers' clocks to pass
+	// their timestamp, commitWaitNanos how long in all (see commitWait).
+	commitWaits, commitWaitNanos atomic.Int64
 
 	readRepairs  atomic.Int64 // stale replicas a read rewrote
 	hintsReplayd atomic.Int64 // hints delivered
@@ -148,11 +156,14 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = memtable.NewClock(cfg.Now)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Clocks == nil {
+		cfg.Clocks = NewClockMonitor(0, cfg.Now, cfg.Logger)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = memtable.NewClockBound(cfg.Now, cfg.Clocks.Bound())
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 5 * time.Second
@@ -251,6 +262,9 @@ func (n *Node) WaitBackground() { n.bg.Wait() }
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Clocks returns the node's clock-offset monitor.
+func (n *Node) Clocks() *ClockMonitor { return n.cfg.Clocks }
 
 // View returns the view requests are coordinated with now.
 func (n *Node) View() *View { return n.view.Load() }
@@ -355,12 +369,27 @@ func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version,
 
 func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
 	if v := n.view.Load(); !n.solo(v) {
+		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
+			return Version{}, &UnavailableError{Op: op, Needed: c.Needed(len(v.Ring.KeyOwners(key))), Cause: err}
+		}
 		return n.clusterWrite(ctx, v, op, key, rec, c)
 	}
 	if err := n.cfg.Engine.Write(key, rec, n.cfg.Sync); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
+}
+
+// peers returns the members of v's ring other than this node.
+func (n *Node) peers(v *View) []string {
+	nodes := v.Ring.Nodes()
+	out := make([]string, 0, len(nodes))
+	for _, id := range nodes {
+		if id != n.cfg.NodeID {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // MaxScanLimit is the largest page a scan returns.

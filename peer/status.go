@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/ringkv/ringkv/ring"
 )
@@ -34,6 +35,11 @@ type ClusterStatus struct {
 	HintsPending map[string]int64 `json:"hints_pending"`
 	// Ownership is each member's share of the token space as primary.
 	Ownership map[string]float64 `json:"ownership"`
+	// MaxClockOffset is --max-clock-offset.
+	MaxClockOffset time.Duration `json:"max_clock_offset_ns,omitempty"`
+	// ClockError, when set, says why this node coordinates no writes: its
+	// clock is off from a majority of its peers by more than the bound.
+	ClockError string `json:"clock_error,omitempty"`
 }
 
 // ClusterStatus returns the node's view of the cluster.
@@ -50,6 +56,18 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		AntiEntropyClean: n.cleanSince(),
 		HintsPending:     n.cfg.Engine.PendingHints(),
 		Ownership:        v.Ring.Ownership(),
+	}
+	st.MaxClockOffset = n.cfg.Clocks.Bound()
+	if !n.solo(v) {
+		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
+			st.ClockError = err.Error()
+		}
+	}
+	offs := n.cfg.Clocks.Offsets()
+	for i := range st.Members {
+		if o, ok := offs[st.Members[i].ID]; ok {
+			st.Members[i].Clock = &o
+		}
 	}
 	if ref := n.membership.Load(); ref != nil {
 		for i := range st.Members {

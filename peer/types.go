@@ -90,17 +90,26 @@ type UnavailableError struct {
 	Needed   int
 	Answered int
 	TimedOut bool // the others did not answer within the request timeout
+	// Cause, if set, is why some replicas refused (a clock offset, say).
+	Cause error
 }
 
 func (e *UnavailableError) Error() string {
+	s := fmt.Sprintf("%s needs %d replicas, %d answered", e.Op, e.Needed, e.Answered)
 	if e.TimedOut {
-		return fmt.Sprintf("%s needs %d replicas, %d answered before the request timeout", e.Op, e.Needed, e.Answered)
+		s += " before the request timeout"
 	}
-	return fmt.Sprintf("%s needs %d replicas, %d answered", e.Op, e.Needed, e.Answered)
+	if e.Cause != nil {
+		s += "; refused: " + e.Cause.Error()
+	}
+	return s
 }
 
 // Is makes errors.Is(err, ErrUnavailable) true.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Unwrap returns the Cause.
+func (e *UnavailableError) Unwrap() error { return e.Cause }
 
 // Version identifies one write; see memtable.Version.
 type Version = memtable.Version

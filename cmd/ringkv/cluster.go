@@ -297,16 +297,39 @@ type clusterStatus struct {
 	Replicas int    `json:"replicas"`
 	VNodes   int    `json:"vnodes"`
 	Members  []struct {
-		ID         string `json:"id"`
-		HTTPAddr   string `json:"http_addr"`
-		GossipAddr string `json:"gossip_addr"`
-		State      string `json:"state"`
-		Leaving    bool   `json:"leaving"`
+		ID         string    `json:"id"`
+		HTTPAddr   string    `json:"http_addr"`
+		GossipAddr string    `json:"gossip_addr"`
+		State      string    `json:"state"`
+		Since      time.Time `json:"since"`
+		Leaving    bool      `json:"leaving"`
+		Clock      *struct {
+			Offset  time.Duration `json:"offset_ns"`
+			RTT     time.Duration `json:"rtt_ns"`
+			Refused bool          `json:"refused"`
+		} `json:"clock"`
 	} `json:"members"`
-	Transfers    []json.RawMessage  `json:"transfers"`
-	Leave        string             `json:"leave"`
-	HintsPending map[string]int64   `json:"hints_pending"`
-	Ownership    map[string]float64 `json:"ownership"`
+	MaxClockOffset time.Duration      `json:"max_clock_offset_ns"`
+	ClockError     string             `json:"clock_error"`
+	Transfers      []json.RawMessage  `json:"transfers"`
+	Leave          string             `json:"leave"`
+	HintsPending   map[string]int64   `json:"hints_pending"`
+	Ownership      map[string]float64 `json:"ownership"`
+}
+
+// formatAge prints a duration the way an operator reads it: 45s, 12m3s,
+// 5h2m, 3d4h.
+func formatAge(d time.Duration) string {
+	d = max(d, 0).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
 // ringOwners is the JSON of GET /v1/ring?key=K.
@@ -331,7 +354,7 @@ func printStatus(w io.Writer, st *clusterStatus) {
 	fmt.Fprintf(w, "cluster seen by %s: %d members (%s); replicas %d, vnodes %d\n\n",
 		st.Self, len(st.Members), strings.Join(counts, ", "), st.Replicas, st.VNodes)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHTTP ADDR\tGOSSIP ADDR\tSTATE\tOWNERSHIP\tHINTS PENDING")
+	fmt.Fprintln(tw, "ID\tHTTP ADDR\tGOSSIP ADDR\tSTATE\tSINCE\tCLOCK\tOWNERSHIP\tHINTS PENDING")
 	seen := map[string]bool{}
 	for _, m := range st.Members {
 		seen[m.ID] = true
@@ -347,7 +370,20 @@ func printStatus(w io.Writer, st *clusterStatus) {
 		if m.Leaving {
 			state += ",leaving"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", id, dash(m.HTTPAddr), dash(m.GossipAddr), state, own, st.HintsPending[m.ID])
+		since := "-"
+		if !m.Since.IsZero() {
+			since = formatAge(time.Since(m.Since))
+		}
+		clk := "-"
+		switch {
+		case m.ID == st.Self:
+			clk = "self"
+		case m.Clock != nil && m.Clock.Refused:
+			clk = "refused"
+		case m.Clock != nil:
+			clk = fmt.Sprintf("%+.1fms", float64(m.Clock.Offset)/1e6)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", id, dash(m.HTTPAddr), dash(m.GossipAddr), state, since, clk, own, st.HintsPending[m.ID])
 	}
 	// Hints for an id the node no longer lists (should not happen, but a
 	// count must not go unseen).
@@ -359,10 +395,13 @@ func printStatus(w io.Writer, st *clusterStatus) {
 	}
 	slices.Sort(extra)
 	for _, id := range extra {
-		fmt.Fprintf(tw, "%s\t-\t-\tunknown\t-\t%d\n", id, st.HintsPending[id])
+		fmt.Fprintf(tw, "%s\t-\t-\tunknown\t-\t-\t-\t%d\n", id, st.HintsPending[id])
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\n* the node that answered; HINTS PENDING are writes it holds for that member\n")
+	fmt.Fprintf(w, "\n* the node that answered; SINCE is how long it has seen the member so; CLOCK is the member's clock minus its own; HINTS PENDING are writes it holds for that member\n")
+	if st.ClockError != "" {
+		fmt.Fprintf(w, "clock: %s\n", st.ClockError)
+	}
 	if st.Leave != "" {
 		fmt.Fprintf(w, "leave of %s: %s\n", st.Self, st.Leave)
 	}

@@ -31,9 +31,11 @@ func newFakeCluster(t *testing.T) (*fakeCluster, string) {
 		status: peer.ClusterStatus{
 			Self: "node-a", Replicas: 3, VNodes: 128,
 			Members: []peer.Member{
-				{ID: "node-a", HTTPAddr: "127.0.0.1:8001", GossipAddr: "127.0.0.1:7001", State: peer.Alive},
-				{ID: "node-b", HTTPAddr: "127.0.0.1:8002", GossipAddr: "127.0.0.1:7002", State: peer.Alive},
-				{ID: "node-c", HTTPAddr: "127.0.0.1:8003", GossipAddr: "127.0.0.1:7003", State: peer.Dead},
+				{ID: "node-a", HTTPAddr: "127.0.0.1:8001", GossipAddr: "127.0.0.1:7001", State: peer.Alive, Since: time.Now().Add(-50 * time.Hour).Round(0).UTC()},
+				{ID: "node-b", HTTPAddr: "127.0.0.1:8002", GossipAddr: "127.0.0.1:7002", State: peer.Alive, Since: time.Now().Add(-(2*time.Hour + 3*time.Minute + 30*time.Second)).Round(0).UTC(),
+					Clock: &peer.PeerOffset{Offset: 1500 * time.Microsecond, RTT: time.Millisecond}},
+				{ID: "node-c", HTTPAddr: "127.0.0.1:8003", GossipAddr: "127.0.0.1:7003", State: peer.Dead, Since: time.Now().Add(-(3*time.Minute + 20*time.Second)).Round(0).UTC(),
+					Clock: &peer.PeerOffset{Offset: -501 * time.Millisecond, Refused: true}},
 				{ID: "node-d", HTTPAddr: "127.0.0.1:8004", GossipAddr: "127.0.0.1:7004", State: peer.Left},
 			},
 			Transfers:    []peer.Transfer{},
@@ -161,10 +163,10 @@ func TestClusterStatusTable(t *testing.T) {
 		t.Fatalf("rows %v:\n%s", order, out)
 	}
 	want := map[string][]string{
-		"node-a": {"node-a *", "127.0.0.1:8001", "127.0.0.1:7001", "alive", "31.2%", "0"},
-		"node-b": {"node-b", "127.0.0.1:8002", "127.0.0.1:7002", "alive", "34.4%", "0"},
-		"node-c": {"node-c", "127.0.0.1:8003", "127.0.0.1:7003", "dead", "34.4%", "42"},
-		"node-d": {"node-d", "127.0.0.1:8004", "127.0.0.1:7004", "left", "-", "0"},
+		"node-a": {"node-a *", "127.0.0.1:8001", "127.0.0.1:7001", "alive", "2d2h", "self", "31.2%", "0"},
+		"node-b": {"node-b", "127.0.0.1:8002", "127.0.0.1:7002", "alive", "2h3m", "+1.5ms", "34.4%", "0"},
+		"node-c": {"node-c", "127.0.0.1:8003", "127.0.0.1:7003", "dead", "3m20s", "refused", "34.4%", "42"},
+		"node-d": {"node-d", "127.0.0.1:8004", "127.0.0.1:7004", "left", "-", "-", "-", "0"},
 	}
 	for id, w := range want {
 		if !reflect.DeepEqual(rows[id], w) {
@@ -195,7 +197,7 @@ func TestClusterStatusTable(t *testing.T) {
 		!strings.Contains(out, "node-b <- node-a [#####---------------] 5/20 ranges, 3.0MiB of ~12.0MiB at 1.0MiB/s, ETA 15s, now (00, 7f]; 2 failed attempts, last: node-a is down") {
 		t.Fatalf("status with a transfer: exit %d\n%s", code, out)
 	}
-	if !regexpLine(out, "node-z", "unknown", "7") {
+	if !regexpLine(out, "node-z", "unknown", "-", "-", "-", "7") {
 		t.Fatalf("hints for an unlisted id not shown:\n%s", out)
 	}
 }

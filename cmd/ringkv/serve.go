@@ -39,7 +39,7 @@ type serveConfig struct {
 	maxValueSize, rowCacheSize                  int64
 	requestTimeout, tombstoneGrace              time.Duration
 	transferRate, antiEntropyRate               int64
-	antiEntropyInterval                         time.Duration
+	antiEntropyInterval, maxClockOffset         time.Duration
 	drain                                       bool
 	profileOnStall, clusterSecret               string
 	pprof                                       bool
@@ -55,7 +55,8 @@ func defaultServeConfig() serveConfig {
 		replicas: 3, vnodes: 128, sync: true, profile: string(compaction.Balanced),
 		maxValueSize: 1 << 20, rowCacheSize: engine.DefaultRowCacheSize, rowCacheWarm: true, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
 		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
-		pprof: true, logLevel: "info", shutdownTimeout: 30 * time.Second,
+		maxClockOffset: peer.DefaultMaxClockOffset,
+		pprof:          true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 	}
 }
 
@@ -85,6 +86,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second this node sends, all streams together, to nodes pulling ranges from it (moves and anti-entropy)")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often this node compares Merkle trees of its ranges with their other owners and pulls what differs")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "bytes per second anti-entropy may read from other nodes")
+	fs.DurationVar(&c.maxClockOffset, "max-clock-offset", c.maxClockOffset, "the most any two nodes' clocks may differ: replicas refuse writes stamped further ahead of their clock, a node off from a majority of its peers by more coordinates no writes, and within it sequential writes never reorder")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
@@ -127,6 +129,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--anti-entropy-rate must be positive")
 	case c.antiEntropyInterval <= 0:
 		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
+	case c.maxClockOffset < time.Millisecond || c.maxClockOffset > time.Minute:
+		return fmt.Errorf("--max-clock-offset (%s) must be 1ms to 1m", c.maxClockOffset)
 	case c.rowCacheSize != 0 && c.rowCacheSize < engine.MinRowCacheSize:
 		return fmt.Errorf("--row-cache-size (%s) must be 0 (off) or at least 32MiB", compaction.FormatSize(c.rowCacheSize))
 	case c.shutdownTimeout <= 0:
@@ -347,7 +351,14 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	removeStaleBackups(c.dataDir, lg)
 	lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(start))
 
-	clock := memtable.NewClock(time.Now)
+	// wall is this process's wall clock: time.Now, except in a failpoints
+	// build, where RINGKV_FAILPOINT_CLOCK_OFFSET offsets it (for tests).
+	wall, err := failpointWall()
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	clocks := peer.NewClockMonitor(c.maxClockOffset, wall, lg.With("component", "clock"))
+	clock := memtable.NewClockBound(wall, c.maxClockOffset)
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
 	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
 	transport := httpd.NewTransport(httpd.TransportConfig{Secret: c.clusterSecret, MaxBatchBytes: int(c.maxValueSize) + 64<<10})
@@ -359,6 +370,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		AntiEntropyInterval: c.antiEntropyInterval, AntiEntropyRate: c.antiEntropyRate,
 		// peer reads 0 as its default; a grace of 0 here means none.
 		TombstoneGrace: max(c.tombstoneGrace, time.Nanosecond),
+		Now:            wall, Clocks: clocks,
 	})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
@@ -367,7 +379,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	gossip, err := peer.StartGossip(peer.GossipConfig{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secret: c.clusterSecret,
 		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: node.SetView,
-		Logger: lg.With("component", "gossip"),
+		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,
 	})
 	if errors.Is(err, peer.ErrGossipAddr) {
 		return fail(exitUsage, "--gossip-addr: %v", err)

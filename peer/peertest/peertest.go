@@ -285,6 +285,11 @@ type Options struct {
 	// AntiEntropyInterval, if set, runs anti-entropy that often; by
 	// default it is off, and tests call Node.AntiEntropyPass.
 	AntiEntropyInterval time.Duration
+	// ClockOffsets, if set, offsets each node's wall clock (by index;
+	// missing entries are 0). MeasureClocks tells the nodes.
+	ClockOffsets []time.Duration
+	// MaxClockOffset is the nodes' --max-clock-offset; default 500ms.
+	MaxClockOffset time.Duration
 }
 
 // NewCluster starts opts.Nodes nodes, every one alive in every view. The
@@ -348,9 +353,12 @@ func (c *Cluster) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	wall := c.wall(i)
 	node, err := peer.NewNode(peer.Config{
 		NodeID: c.IDs[i], HTTPAddr: c.Addrs[i], Engine: eng, Sync: true,
-		Clock:          memtable.NewClock(time.Now),
+		Now:            wall,
+		Clock:          memtable.NewClockBound(wall, c.cfg.MaxClockOffset),
+		Clocks:         peer.NewClockMonitor(c.cfg.MaxClockOffset, wall, nil),
 		RequestTimeout: c.cfg.RequestTimeout, Replicas: c.cfg.Replicas, VNodes: c.cfg.VNodes,
 		Transport:           &transport{net: c.Net, from: c.Addrs[i]},
 		HintInterval:        time.Hour, // tests replay hints themselves
@@ -369,6 +377,33 @@ func (c *Cluster) start(i int) {
 	c.Net.mu.Lock()
 	c.Net.nodes[c.Addrs[i]] = node
 	c.Net.mu.Unlock()
+}
+
+// wall is node i's wall clock: time.Now plus its ClockOffsets entry.
+func (c *Cluster) wall(i int) func() time.Time {
+	var d time.Duration
+	if i < len(c.cfg.ClockOffsets) {
+		d = c.cfg.ClockOffsets[i]
+	}
+	if d == 0 {
+		return time.Now
+	}
+	return func() time.Time { return time.Now().Add(d) }
+}
+
+// MeasureClocks gives every node a measurement of every other node's
+// clock, as gossip probes would (with no round trip).
+func (c *Cluster) MeasureClocks() {
+	for i, n := range c.Nodes {
+		if n == nil {
+			continue
+		}
+		for j := range c.Nodes {
+			if j != i && c.Nodes[j] != nil {
+				n.Clocks().Observe(c.IDs[j], c.wall(j)(), 0)
+			}
+		}
+	}
 }
 
 // View returns the view every node has: the full ring, with the nodes

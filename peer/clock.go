@@ -1,0 +1,260 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// Clock offsets. Every write carries its coordinator's HLC timestamp and
+// conflicting writes resolve by it, so clocks that disagree by more than
+// writes are apart reorder them. Three rules keep that from losing an
+// acknowledged write (README's guarantees say what holds where):
+//
+//   - Offsets to every peer are measured continuously: each memberlist
+//     probe's ack carries the peer's wall clock, and the probe's round trip
+//     bounds the error (the sample is the peer's clock at about half the
+//     round trip).
+//   - A node off from a majority of its peers by more than the bound
+//     (--max-clock-offset) coordinates no writes: its timestamps would sort
+//     before, or far after, writes the others make.
+//   - Within the bound, a coordinator answers a write only once every
+//     peer's clock has passed the write's timestamp (as far as the offsets
+//     say, error included): a write that begins anywhere after the answer
+//     then stamps a later timestamp, so sequential writes never reorder.
+//     The wait runs beside the replicas' fsyncs, so with clocks in sync it
+//     costs nothing (see Node.commitWait).
+//
+// Replicas also refuse records stamped further ahead of their clock than
+// the bound (ApplyLocal), so a fast clock's write is never acknowledged.
+
+// DefaultMaxClockOffset is --max-clock-offset's default (CockroachDB's).
+const DefaultMaxClockOffset = memtable.DefaultMaxOffset
+
+// ErrClockOffset is matched by the error of a write this node will not
+// coordinate, or a record it will not store, because of clock offset.
+var ErrClockOffset = errors.New("peer: clock offset beyond --max-clock-offset")
+
+// ClockOffsetError says that this node's clock is off from a majority of
+// its peers by more than the bound.
+type ClockOffsetError struct {
+	Offset time.Duration // the median offset of the peers off (peer minus this node)
+	Off    int           // peers off by more than Bound
+	Peers  int           // peers in the ring
+	Bound  time.Duration
+}
+
+func (e *ClockOffsetError) Error() string {
+	dir := "ahead of"
+	if e.Offset > 0 {
+		dir = "behind"
+	}
+	return fmt.Sprintf("this node's clock is %s %s %d of its %d peers' (more than --max-clock-offset %s); it coordinates no writes until it is back within the bound",
+		e.Offset.Abs().Round(time.Millisecond), dir, e.Off, e.Peers, e.Bound)
+}
+
+func (e *ClockOffsetError) Unwrap() error { return ErrClockOffset }
+
+// PeerOffset is one peer's measured clock offset.
+type PeerOffset struct {
+	// Offset is the peer's clock minus this node's.
+	Offset time.Duration `json:"offset_ns"`
+	// RTT is the round trip of the probe that measured it: the offset is
+	// known to within half of it.
+	RTT time.Duration `json:"rtt_ns"`
+	// At is when it was measured (this node's clock).
+	At time.Time `json:"at,omitzero"`
+	// Refused: no probe measured this, the peer refused a write as
+	// stamped more than the bound ahead of its clock (Offset is then the
+	// bound, negated); the next probe replaces it.
+	Refused bool `json:"refused,omitempty"`
+}
+
+// offsetFresh is how long a measurement counts: a peer unheard of for
+// longer (down, cut off) counts neither for nor against this node's clock.
+const offsetFresh = 30 * time.Second
+
+// ClockMonitor keeps the latest clock offset measured to each peer and
+// decides from them whether this node may coordinate writes, and how long
+// a write must wait before it is answered. It is safe for concurrent use.
+type ClockMonitor struct {
+	bound time.Duration
+	now   func() time.Time
+	lg    *slog.Logger
+
+	mu      sync.Mutex
+	offsets map[string]PeerOffset
+	warned  map[string]bool // logged as beyond half the bound
+}
+
+// NewClockMonitor returns a monitor for the bound (DefaultMaxClockOffset
+// when 0), reading this node's wall clock with now (time.Now when nil).
+func NewClockMonitor(bound time.Duration, now func() time.Time, lg *slog.Logger) *ClockMonitor {
+	if bound <= 0 {
+		bound = DefaultMaxClockOffset
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if lg == nil {
+		lg = slog.Default()
+	}
+	return &ClockMonitor{bound: bound, now: now, lg: lg, offsets: map[string]PeerOffset{}, warned: map[string]bool{}}
+}
+
+// Bound returns the maximum clock offset.
+func (c *ClockMonitor) Bound() time.Duration { return c.bound }
+
+// Observe records that peer's clock read peerWall at about half of rtt
+// before now. An offset past half the bound is logged when it first
+// crosses, and again when it is back within it.
+func (c *ClockMonitor) Observe(peer string, peerWall time.Time, rtt time.Duration) {
+	now := c.now()
+	off := peerWall.Sub(now.Add(-rtt / 2))
+	c.mu.Lock()
+	c.offsets[peer] = PeerOffset{Offset: off, RTT: rtt, At: now}
+	far := off.Abs() > c.bound/2
+	was := c.warned[peer]
+	c.warned[peer] = far
+	c.mu.Unlock()
+	switch {
+	case far && !was:
+		c.lg.Warn("clock offset to a peer beyond half of --max-clock-offset", "peer", peer,
+			"offset", off.Round(time.Millisecond), "max_clock_offset", c.bound)
+	case !far && was:
+		c.lg.Info("clock offset to a peer back within half of --max-clock-offset", "peer", peer,
+			"offset", off.Round(time.Millisecond))
+	}
+}
+
+// Refused records that peer refused a record of this node's as stamped
+// more than the bound ahead of its clock: until a probe measures it
+// again, the peer counts as that far behind.
+func (c *ClockMonitor) Refused(peer string) {
+	now := c.now()
+	c.mu.Lock()
+	c.offsets[peer] = PeerOffset{Offset: -c.bound - time.Millisecond, At: now, Refused: true}
+	c.mu.Unlock()
+}
+
+// Verified reports whether this node's clock has been compared recently
+// with a majority of the peers that v says are reachable (true when none
+// is).
+func (c *ClockMonitor) Verified(peers []string, v *View) bool {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	up, seen := 0, 0
+	for _, id := range peers {
+		if _, ok := v.reachable(id); !ok {
+			continue
+		}
+		up++
+		if o, ok := c.offsets[id]; ok && now.Sub(o.At) <= offsetFresh {
+			seen++
+		}
+	}
+	return up == 0 || seen > up/2
+}
+
+// Forget drops what is known of peer (it left the ring).
+func (c *ClockMonitor) Forget(peer string) {
+	c.mu.Lock()
+	delete(c.offsets, peer)
+	delete(c.warned, peer)
+	c.mu.Unlock()
+}
+
+// Offsets returns the latest offset of every peer measured.
+func (c *ClockMonitor) Offsets() map[string]PeerOffset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]PeerOffset, len(c.offsets))
+	for id, o := range c.offsets {
+		out[id] = o
+	}
+	return out
+}
+
+// fresh returns the measurements of peers that are recent.
+// REQUIRES: c.mu.
+func (c *ClockMonitor) freshLocked(peers []string, now time.Time) []PeerOffset {
+	var out []PeerOffset
+	for _, id := range peers {
+		if o, ok := c.offsets[id]; ok && now.Sub(o.At) <= offsetFresh {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Check returns a *ClockOffsetError if this node's clock is off by more
+// than the bound from a majority of peers (the other members of the
+// ring), as far as recent measurements say; nil otherwise.
+func (c *ClockMonitor) Check(peers []string) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	now := c.now()
+	c.mu.Lock()
+	fresh := c.freshLocked(peers, now)
+	c.mu.Unlock()
+	var off []time.Duration
+	for _, o := range fresh {
+		// Off only if it is beyond the bound whatever the probe's error.
+		if o.Offset.Abs()-o.RTT/2 > c.bound {
+			off = append(off, o.Offset)
+		}
+	}
+	if len(off) <= len(peers)/2 {
+		return nil
+	}
+	slices.Sort(off)
+	return &ClockOffsetError{Offset: off[len(off)/2], Off: len(off), Peers: len(peers), Bound: c.bound}
+}
+
+// Lag returns how far the slowest of peers' clocks may be behind this
+// node's, error included; peers off by more than the bound are left out
+// (they coordinate no writes of their own), as are peers not measured
+// recently. Zero or negative when every peer is ahead.
+func (c *ClockMonitor) Lag(peers []string) time.Duration {
+	now := c.now()
+	c.mu.Lock()
+	fresh := c.freshLocked(peers, now)
+	c.mu.Unlock()
+	lag := time.Duration(0)
+	first := true
+	for _, o := range fresh {
+		if o.Offset.Abs()-o.RTT/2 > c.bound {
+			continue
+		}
+		if l := -o.Offset + o.RTT/2; first || l > lag {
+			lag, first = l, false
+		}
+	}
+	return min(lag, c.bound)
+}
+
+// clockPayloadLen is the size of the wall clock a probe's ack carries: a
+// version byte and Unix nanoseconds.
+const clockPayloadLen = 9
+
+// appendClockPayload appends wall as a probe ack's payload.
+func appendClockPayload(dst []byte, wall time.Time) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, 1), uint64(wall.UnixNano()))
+}
+
+// parseClockPayload reads a probe ack's payload; ok is false for anything
+// else (an older node's empty payload).
+func parseClockPayload(b []byte) (wall time.Time, ok bool) {
+	if len(b) != clockPayloadLen || b[0] != 1 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b[1:]))), true
+}
