@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/memtable"
@@ -36,6 +37,12 @@ import (
 
 // DefaultMaxClockOffset is --max-clock-offset's default (CockroachDB's).
 const DefaultMaxClockOffset = memtable.DefaultMaxOffset
+
+// errClockUnchecked refuses a write on a node that cannot reach any
+// replica of the key and has not compared its clock with any peer since
+// it started: its stamp might be far off, and a hint or its own copy of
+// it would outlive the refusal.
+var errClockUnchecked = fmt.Errorf("%w: this node has not yet compared its clock with any peer's since it started", ErrClockOffset)
 
 // ErrClockOffset is matched by the error of a write this node will not
 // coordinate, or a record it will not store, because of clock offset.
@@ -87,6 +94,10 @@ type ClockMonitor struct {
 	bound time.Duration
 	now   func() time.Time
 	lg    *slog.Logger
+
+	// probed: something measures the offsets (the gossip layer); until
+	// then there is nothing to wait for, and Verified says so.
+	probed atomic.Bool
 
 	mu      sync.Mutex
 	offsets map[string]PeerOffset
@@ -143,10 +154,18 @@ func (c *ClockMonitor) Refused(peer string) {
 	c.mu.Unlock()
 }
 
+// SetProbed says that offsets are being measured (StartGossip calls it):
+// from then on Verified waits for measurements.
+func (c *ClockMonitor) SetProbed() { c.probed.Store(true) }
+
 // Verified reports whether this node's clock has been compared recently
 // with a majority of the peers that v says are reachable (true when none
-// is).
+// is but the clock was compared before, or when nothing measures
+// offsets).
 func (c *ClockMonitor) Verified(peers []string, v *View) bool {
+	if !c.probed.Load() {
+		return true
+	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -160,7 +179,12 @@ func (c *ClockMonitor) Verified(peers []string, v *View) bool {
 			seen++
 		}
 	}
-	return up == 0 || seen > up/2
+	if up == 0 {
+		// Nobody to compare with now: fine if the clock was compared
+		// before (it drifts slowly), not if it never was since start.
+		return len(c.offsets) > 0
+	}
+	return seen > up/2
 }
 
 // Forget drops what is known of peer (it left the ring).

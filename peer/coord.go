@@ -45,6 +45,14 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 	// nowhere (it would later beat writes acknowledged after it).
 	checked := n.cfg.Clocks.Verified(peers, v)
 
+	if !checked && !slices.ContainsFunc(owners, func(id string) bool {
+		_, ok := v.reachable(id)
+		return ok && id != n.cfg.NodeID && n.cfg.Transport != nil
+	}) {
+		// Nobody to give its word on the clock: no copy, no hint.
+		return Version{}, &UnavailableError{Op: op, Needed: need, Cause: errClockUnchecked}
+	}
+
 	// answer is one owner's outcome; replica marks another node's word.
 	type answer struct {
 		err     error
@@ -88,10 +96,18 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 			n.bg.Done()
 		})
 	}
-	writeLocal := func() { done <- answer{err: n.cfg.Engine.Write(key, rec, n.cfg.Sync)} }
 	if local && (checked || remote == 0) {
-		writeLocal()
+		done <- answer{err: n.cfg.Engine.Write(key, rec, n.cfg.Sync)}
 		local = false
+	}
+	// writeLocal writes this node's copy later, from m (key and rec alias
+	// the request's buffers, which may be recycled by then).
+	writeLocal := func() {
+		r, err := memtable.Decode(m.Record)
+		if err == nil {
+			err = n.cfg.Engine.Write(m.Key, &r, n.cfg.Sync)
+		}
+		done <- answer{err: err}
 	}
 	acks, fails := 0, 0
 	var refusal error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,10 +118,12 @@ type Gossip struct {
 	// reconnects counts reconnect attempts, for tests and metrics.
 	reconnects atomic.Int64
 
-	changed chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	dials   sync.WaitGroup // reconnects in flight
+	changed  chan struct{}
+	pingSoon chan struct{} // a member came alive: compare clocks with it
+	stop     chan struct{}
+	done     chan struct{}
+	dials    sync.WaitGroup // reconnects in flight
+	started  time.Time      // the reference of clock pings' send times
 }
 
 // GossipKey derives the 32-byte memberlist encryption key from a cluster
@@ -152,14 +155,16 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		return nil, fmt.Errorf("%w %q: the port is not a number", ErrGossipAddr, cfg.BindAddr)
 	}
 	g := &Gossip{
-		cfg:     cfg,
-		roster:  map[string]rosterEntry{},
-		live:    map[string]MemberState{cfg.NodeID: Alive},
-		since:   map[string]time.Time{cfg.NodeID: cfg.Now()},
-		dialing: map[string]bool{},
-		changed: make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		roster:   map[string]rosterEntry{},
+		live:     map[string]MemberState{cfg.NodeID: Alive},
+		since:    map[string]time.Time{cfg.NodeID: cfg.Now()},
+		dialing:  map[string]bool{},
+		changed:  make(chan struct{}, 1),
+		pingSoon: make(chan struct{}, 1),
+		started:  time.Now(),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	if b, err := cfg.Engine.GetMeta(rosterMeta); err == nil {
 		if err := json.Unmarshal(b, &g.roster); err != nil {
@@ -219,6 +224,9 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 
 	if err := ml.UpdateNode(time.Second); err != nil {
 		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
+	}
+	if cfg.Offsets != nil {
+		cfg.Offsets.SetProbed()
 	}
 	g.publish()
 	go g.loop()
@@ -320,6 +328,10 @@ func (g *Gossip) loop() {
 		case <-g.changed:
 		case <-t.C:
 			g.refreshLiveness()
+			g.pingClocks()
+		case <-g.pingSoon:
+			g.pingClocks()
+			continue
 		case <-rc.C:
 			g.reconnect()
 			continue
@@ -373,6 +385,12 @@ func (g *Gossip) reconnect() {
 // REQUIRES: g.mu.
 func (g *Gossip) setLiveLocked(id string, st MemberState) {
 	if g.live[id] != st {
+		if st == Alive {
+			select {
+			case g.pingSoon <- struct{}{}:
+			default:
+			}
+		}
 		g.live[id] = st
 		g.since[id] = g.cfg.Now()
 	}
@@ -505,8 +523,12 @@ func (g *Gossip) NodeMeta(limit int) []byte {
 	return b
 }
 
-// NotifyMsg merges a broadcast member list.
+// NotifyMsg merges a broadcast member list, or answers a clock probe.
 func (g *Gossip) NotifyMsg(b []byte) {
+	if len(b) > 0 && (b[0] == msgClockPing || b[0] == msgClockReply) {
+		g.clockMsg(b)
+		return
+	}
 	var remote map[string]rosterEntry
 	if err := json.Unmarshal(b, &remote); err != nil {
 		g.cfg.Logger.Warn("ignoring a malformed member list from gossip", "err", err)
@@ -574,6 +596,61 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	}
 	g.mu.Unlock()
 	g.signal()
+}
+
+// Clock probes: besides memberlist's own probes (one member a second, so
+// a peer is measured only every few seconds), a node sends each live
+// member a clock ping as a gossip user message when the member comes
+// alive and every second, so its clock is compared with its peers'
+// within a round trip of their meeting. A ping carries the sender's send
+// time (its own reference) and name; the reply echoes the send time and
+// adds the replier's wall clock. Member lists are JSON, so they never
+// start with these bytes.
+const (
+	msgClockPing  = 0x01 // | 8 bytes send time | sender name
+	msgClockReply = 0x02 // | 8 bytes send time | clock payload | replier name
+)
+
+// pingClocks sends a clock ping to every live member but this one.
+func (g *Gossip) pingClocks() {
+	if g.cfg.Offsets == nil {
+		return
+	}
+	msg := binary.BigEndian.AppendUint64([]byte{msgClockPing}, uint64(time.Since(g.started)))
+	msg = append(msg, g.cfg.NodeID...)
+	for _, m := range g.ml.Members() {
+		if m.Name != g.cfg.NodeID {
+			if err := g.ml.SendBestEffort(m, msg); err != nil {
+				g.cfg.Logger.Debug("cannot send a clock ping", "node", m.Name, "err", err)
+			}
+		}
+	}
+}
+
+// clockMsg answers a clock ping, or measures the offset a reply shows.
+func (g *Gossip) clockMsg(b []byte) {
+	switch {
+	case b[0] == msgClockPing && len(b) > 9:
+		from := string(b[9:])
+		reply := append([]byte{msgClockReply}, b[1:9]...)
+		reply = appendClockPayload(reply, g.cfg.Now())
+		reply = append(reply, g.cfg.NodeID...)
+		for _, m := range g.ml.Members() {
+			if m.Name == from {
+				if err := g.ml.SendBestEffort(m, reply); err != nil {
+					g.cfg.Logger.Debug("cannot answer a clock ping", "node", from, "err", err)
+				}
+				return
+			}
+		}
+	case b[0] == msgClockReply && len(b) > 9+clockPayloadLen && g.cfg.Offsets != nil:
+		sent := time.Duration(binary.BigEndian.Uint64(b[1:9]))
+		wall, ok := parseClockPayload(b[9 : 9+clockPayloadLen])
+		rtt := time.Since(g.started) - sent
+		if from := string(b[9+clockPayloadLen:]); ok && rtt >= 0 && from != g.cfg.NodeID {
+			g.cfg.Offsets.Observe(from, wall, rtt)
+		}
+	}
 }
 
 // pingDelegate carries this node's wall clock on every probe's ack, and

@@ -350,7 +350,7 @@ func (n *Node) Put(ctx context.Context, key, value []byte, o WriteOptions) (Vers
 	if err := checkKey(key); err != nil {
 		return Version{}, err
 	}
-	rec := memtable.Record{Version: Version{TS: n.cfg.Clock.Now(), Node: n.tag}, Value: value}
+	rec := memtable.Record{Version: Version{Node: n.tag}, Value: value} // stamped by write
 	if o.TTL > 0 {
 		rec.ExpiresAt = n.cfg.Now().Add(o.TTL).UnixMilli()
 	}
@@ -363,21 +363,51 @@ func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version,
 	if err := checkKey(key); err != nil {
 		return Version{}, err
 	}
-	rec := memtable.Record{Version: Version{TS: n.cfg.Clock.Now(), Node: n.tag}, Tombstone: true}
+	rec := memtable.Record{Version: Version{Node: n.tag}, Tombstone: true} // stamped by write
 	return n.write(ctx, "delete", key, &rec, o.Consistency)
 }
 
 func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
 	if v := n.view.Load(); !n.solo(v) {
-		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
+		peers := n.peers(v)
+		if !n.cfg.Clocks.Verified(peers, v) {
+			n.awaitClockCheck(ctx, peers)
+		}
+		if err := n.cfg.Clocks.Check(peers); err != nil {
 			return Version{}, &UnavailableError{Op: op, Needed: c.Needed(len(v.Ring.KeyOwners(key))), Cause: err}
 		}
+		// Stamped only now: a stamp taken before a wait would be older
+		// than writes made elsewhere meanwhile.
+		rec.TS = n.cfg.Clock.Now()
 		return n.clusterWrite(ctx, v, op, key, rec, c)
 	}
+	rec.TS = n.cfg.Clock.Now()
 	if err := n.cfg.Engine.Write(key, rec, n.cfg.Sync); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
+}
+
+// clockCheckWait bounds how long a write waits for this node's clock to be
+// compared with its live peers' (after a start, or a member's return):
+// clock pings answer within a round trip, so the wait is that, unless the
+// peers cannot be heard.
+const clockCheckWait = time.Second
+
+// awaitClockCheck waits, at most clockCheckWait, until this node's clock
+// has been compared with a majority of the live peers: a clock far behind
+// would otherwise stamp writes that order before ones made elsewhere,
+// which the replicas cannot tell from old records (hints, repairs). If no
+// comparison comes, the write goes ahead with its local copy deferred to
+// a replica's word (clusterWrite).
+func (n *Node) awaitClockCheck(ctx context.Context, peers []string) {
+	deadline := time.Now().Add(clockCheckWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond)
+		if n.cfg.Clocks.Verified(peers, n.view.Load()) {
+			return
+		}
+	}
 }
 
 // peers returns the members of v's ring other than this node.

@@ -570,9 +570,10 @@ func TestClusterAddNodeCompat(t *testing.T) {
 
 // The checker's history.
 
-// write is one PUT the workload issued.
+// write is one PUT, or DELETE (del), the workload issued.
 type write struct {
-	key, val   string
+	key, val   string // val names a delete too, for the history
+	del        bool
 	start, end time.Time
 	acked      bool // 204
 	// answered: the node answered (204 or an error status), so the
@@ -609,6 +610,9 @@ func (h *history) describeWrite(w write) string {
 	if !w.answered {
 		end += "?"
 	}
+	if w.del {
+		return fmt.Sprintf("delete %s (%s) via %s [%s, %s] %s", w.key, w.val, w.via, h.at(w.start), end, w.outcome)
+	}
 	return fmt.Sprintf("put %s=%s via %s [%s, %s] %s", w.key, w.val, w.via, h.at(w.start), end, w.outcome)
 }
 
@@ -643,12 +647,15 @@ func (h *history) keyHistory(key string) string {
 }
 
 // checkRead checks one read of key that started at start and returned
-// (val, found) against the writes: the value must come from a write of
-// key, and not from one that was acknowledged before an acknowledged write
+// (val, found) against the writes (puts and deletes): the value must come
+// from a put of key, and neither it nor, for a read that found nothing,
+// every delete of key may have ended before the newest acknowledged write
 // (acknowledged before the read started) was issued. Since LWW orders
 // writes by timestamp, and a timestamp is taken within a write's span,
-// such an older value cannot beat the newer acknowledged one on the W
-// replicas it reached, which every R-replica read meets when R+W > N.
+// such an older write cannot beat the newer acknowledged one on the W
+// replicas it reached, which every R-replica read meets when R+W > N. So
+// an acknowledged write is never lost, no read is staler than the writes
+// acknowledged before it began, and no acknowledged delete is undone.
 // It returns "" or what is wrong.
 func (h *history) checkRead(key, val string, found bool, start time.Time) string {
 	var newest *write // the acknowledged write, acknowledged before start, issued last
@@ -658,18 +665,24 @@ func (h *history) checkRead(key, val string, found bool, start time.Time) string
 			newest = w
 		}
 	}
+	// older: w certainly took its timestamp before newest was issued.
+	older := func(w write) bool { return newest != nil && w.answered && w.end.Before(newest.start) }
 	if !found {
-		if newest != nil {
-			return fmt.Sprintf("not found, but %s was acknowledged before the read", h.describeWrite(*newest))
+		if newest == nil || newest.del {
+			return ""
 		}
-		return ""
+		for _, w := range h.writes {
+			if w.key == key && w.del && !older(w) {
+				return "" // a delete as new as newest, or newer
+			}
+		}
+		return fmt.Sprintf("not found, but %s was acknowledged before the read", h.describeWrite(*newest))
 	}
 	i, ok := h.byVal[val]
-	if !ok || h.writes[i].key != key {
+	if !ok || h.writes[i].key != key || h.writes[i].del {
 		return fmt.Sprintf("value %q was never written to %s", val, key)
 	}
-	got := h.writes[i]
-	if newest != nil && got.answered && got.end.Before(newest.start) {
+	if got := h.writes[i]; older(got) {
 		return fmt.Sprintf("got %s, which ended before %s was issued", h.describeWrite(got), h.describeWrite(*newest))
 	}
 	return ""

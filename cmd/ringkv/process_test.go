@@ -157,6 +157,9 @@ func startProcAt(t *testing.T, cwd, netns, bin string, env []string, args ...str
 		p.cmd = exec.Command(bin, args...)
 	}
 	p.cmd.Dir = cwd
+	// A test binary that dies (a panic, a timeout) takes its nodes along
+	// rather than leaving them serving.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// Gossip on a free port unless the test says otherwise, so nodes of
 	// parallel tests do not collide on the default 7946.
 	p.cmd.Env = append(append(os.Environ(), "RINGKV_GOSSIP_ADDR=127.0.0.1:0"), env...)

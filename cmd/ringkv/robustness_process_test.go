@@ -1,0 +1,351 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The robustness suite, in the style of etcd's tests/robustness: clients
+// run a workload of quorum puts, deletes and gets through every node of a
+// cluster on hosts of its own (a netLab) and record each operation's
+// invocation, completion and result, while faults from a menu hit one node
+// at a time. Afterwards every fault is healed and the history is checked
+// (history.checkRead): every acknowledged write is readable, no read
+// returns a value older than the last write acknowledged before it began,
+// and no acknowledged delete is undone.
+//
+// The check is not linearizability: with last-writer-wins and quorums a
+// read may see a write that a later read does not (read repair is
+// asynchronous), which the promise allows. porcupine checks linearizable
+// histories, and is for conditional writes (the compare-and-set issue).
+//
+// CI runs a short campaign (RINGKV_ROBUSTNESS_DURATION, default 60s, one
+// of each fault). A longer one:
+//
+//	RINGKV_ROBUSTNESS_DURATION=10m RINGKV_ROBUSTNESS_REPORT=/tmp/robust \
+//	  go test -run TestRobustness -timeout 30m -v ./cmd/ringkv/
+//
+// writes report.json there. RINGKV_ROBUSTNESS_FAULTS picks faults (comma
+// separated), RINGKV_ROBUSTNESS_NODES the cluster size (3 or 5) and
+// RINGKV_ROBUSTNESS_SEED the seed.
+
+// fault is one kind of failure the campaign injects into a victim node;
+// inject returns what heals it.
+type fault struct {
+	name   string
+	inject func(r *robust, victim int) (heal func())
+}
+
+// robust is one campaign's cluster and history.
+type robust struct {
+	t     *testing.T
+	hosts []*labHost
+	nodes []*cnode
+	mu    sync.Mutex
+	h     *history
+}
+
+func (r *robust) others(victim int) []*labHost {
+	var out []*labHost
+	for i, h := range r.hosts {
+		if i != victim {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (r *robust) event(format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.h.events = append(r.h.events, r.h.at(time.Now())+" "+fmt.Sprintf(format, a...))
+}
+
+// faultMenu is every fault the campaign knows.
+func faultMenu() []fault {
+	signal := func(c *cnode, s syscall.Signal) {
+		if err := c.p.cmd.Process.Signal(s); err != nil {
+			c.t.Fatalf("signal %v to %s: %v", s, c.id, err)
+		}
+	}
+	return []fault{
+		{"kill9", func(r *robust, v int) func() {
+			r.nodes[v].kill9()
+			return func() { r.nodes[v].start() }
+		}},
+		{"sigstop", func(r *robust, v int) func() {
+			signal(r.nodes[v], syscall.SIGSTOP)
+			return func() { signal(r.nodes[v], syscall.SIGCONT) }
+		}},
+		{"partition", func(r *robust, v int) func() {
+			r.hosts[v].cut(false, r.others(v)...)
+			return r.hosts[v].heal
+		}},
+		{"oneway", func(r *robust, v int) func() {
+			r.hosts[v].cut(true, r.others(v)...)
+			return r.hosts[v].heal
+		}},
+		{"clock", func(r *robust, v int) func() {
+			// Restarted with its clock twice the bound off, ahead or
+			// behind, then restarted right.
+			c := r.nodes[v]
+			off := "1s"
+			if rand.IntN(2) == 0 {
+				off = "-1s"
+			}
+			c.kill9()
+			c.env = []string{"RINGKV_FAILPOINT_CLOCK_OFFSET=" + off}
+			c.start()
+			r.event("%s restarted with its clock %s off", c.id, off)
+			return func() {
+				c.kill9()
+				c.env = nil
+				c.start()
+			}
+		}},
+	}
+}
+
+// robustEnv reads an environment knob, or def.
+func robustEnv(name string, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// faultRecord is one fault of a campaign's report.
+type faultRecord struct {
+	Kind       string  `json:"kind"`
+	Victim     string  `json:"victim"`
+	At         float64 `json:"at_seconds"`
+	Held       float64 `json:"held_seconds"`
+	RecoveredS float64 `json:"recovered_seconds"` // from the heal to every node seeing every node alive
+}
+
+func TestRobustness(t *testing.T) {
+	needNetLab(t)
+	duration, err := time.ParseDuration(robustEnv("RINGKV_ROBUSTNESS_DURATION", "60s"))
+	if err != nil {
+		t.Fatalf("RINGKV_ROBUSTNESS_DURATION: %v", err)
+	}
+	size, err := strconv.Atoi(robustEnv("RINGKV_ROBUSTNESS_NODES", "3"))
+	if err != nil || size < 3 || size > 9 {
+		t.Fatalf("RINGKV_ROBUSTNESS_NODES: want 3 to 9")
+	}
+	seed, err := strconv.ParseUint(robustEnv("RINGKV_ROBUSTNESS_SEED", strconv.FormatUint(uint64(time.Now().UnixNano()), 10)), 10, 64)
+	if err != nil {
+		t.Fatalf("RINGKV_ROBUSTNESS_SEED: %v", err)
+	}
+	t.Logf("seed %d, %s, %d nodes", seed, duration, size)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var menu []fault
+	want := strings.Split(strings.ReplaceAll(robustEnv("RINGKV_ROBUSTNESS_FAULTS", ""), " ", ""), ",")
+	for _, f := range faultMenu() {
+		if want[0] == "" || slices.Contains(want, f.name) {
+			menu = append(menu, f)
+		}
+	}
+	if len(menu) == 0 {
+		t.Fatalf("RINGKV_ROBUSTNESS_FAULTS=%q names no fault", want)
+	}
+
+	fp := failpointBinary(t)
+	_, hosts, nodes := labCluster(t, size, "--replicas", "3", "--request-timeout", "3s", "--anti-entropy-interval", "20s")
+	for _, c := range nodes {
+		c.bin = fp
+	}
+	nodes[0].start()
+	for _, c := range nodes[1:] {
+		c.start("--join", nodes[0].gossip)
+	}
+	waitCond(t, 60*time.Second, "every node sees every node alive", func() (bool, string) { return seesAll(nodes) })
+	r := &robust{t: t, hosts: hosts, nodes: nodes, h: &history{t0: time.Now(), byVal: map[string]int{}}}
+
+	const clients, keys = 4, 100
+	var (
+		stop   atomic.Bool
+		wg     sync.WaitGroup
+		writes = make([][]write, clients)
+		reads  = make([][]read, clients)
+		failed = make([]int, clients)
+	)
+	for c := range clients {
+		crng := rand.New(rand.NewPCG(seed, uint64(c)+100))
+		hc := &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+		defer hc.CloseIdleConnections()
+		wg.Go(func() {
+			for seq := 0; !stop.Load(); seq++ {
+				key := fmt.Sprintf("rb/%03d", crng.IntN(keys))
+				via := nodes[crng.IntN(len(nodes))]
+				switch op := crng.IntN(10); {
+				case op < 5: // get
+					rd := read{key: key, via: via.id, start: time.Now()}
+					resp, err := hc.Get(kvURL(via.http, key, "quorum"))
+					if err != nil {
+						failed[c]++
+						continue
+					}
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					rd.end = time.Now()
+					switch {
+					case err != nil:
+						failed[c]++
+					case resp.StatusCode == http.StatusOK:
+						rd.found, rd.val = true, string(b)
+						reads[c] = append(reads[c], rd)
+					case resp.StatusCode == http.StatusNotFound:
+						reads[c] = append(reads[c], rd)
+					default:
+						failed[c]++
+					}
+				default: // put (4 in 10) or delete (1 in 10)
+					w := write{key: key, val: fmt.Sprintf("c%d-%d", c, seq), via: via.id, del: op == 9, start: time.Now()}
+					method, body := http.MethodPut, io.Reader(strings.NewReader(w.val))
+					if w.del {
+						method, body = http.MethodDelete, nil
+					}
+					req, _ := http.NewRequest(method, kvURL(via.http, key, "quorum"), body)
+					resp, err := hc.Do(req)
+					if err == nil {
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						w.answered = true
+						w.acked = resp.StatusCode == http.StatusNoContent
+						w.outcome = strconv.Itoa(resp.StatusCode)
+						if !w.acked {
+							w.outcome += " " + strings.TrimSpace(string(b))
+						}
+					} else {
+						w.outcome = "error: " + err.Error()
+					}
+					w.end = time.Now()
+					writes[c] = append(writes[c], w)
+				}
+			}
+		})
+	}
+
+	// The faults: one at a time, each held a few seconds, then healed;
+	// the cluster must recover (every node sees every node alive) before
+	// the next. The campaign starts no fault past its duration.
+	var records []faultRecord
+	order := rng.Perm(len(menu))
+	for i := 0; time.Since(r.h.t0) < duration || i < len(menu); i++ {
+		f := menu[order[i%len(menu)]]
+		victim := rng.IntN(len(nodes))
+		time.Sleep(2 * time.Second) // traffic between faults
+		rec := faultRecord{Kind: f.name, Victim: nodes[victim].id, At: time.Since(r.h.t0).Seconds()}
+		r.event("inject %s on %s", f.name, nodes[victim].id)
+		heal := f.inject(r, victim)
+		hold := time.Duration(5+rng.IntN(5)) * time.Second
+		time.Sleep(hold) // the fault's length is the scenario
+		heal()
+		rec.Held = time.Since(r.h.t0).Seconds() - rec.At
+		r.event("healed %s on %s", f.name, nodes[victim].id)
+		took := waitCond(t, 90*time.Second, "recovery from "+f.name, func() (bool, string) { return seesAll(nodes) })
+		rec.RecoveredS = took.Seconds()
+		records = append(records, rec)
+		t.Logf("%s on %s: held %.1fs, every node saw every node alive %.1fs after the heal", f.name, rec.Victim, rec.Held, rec.RecoveredS)
+	}
+	time.Sleep(2 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+	r.event("workload stopped")
+
+	h := r.h
+	for c := range clients {
+		h.writes = append(h.writes, writes[c]...)
+		h.reads = append(h.reads, reads[c]...)
+	}
+	for i, w := range h.writes {
+		h.byVal[w.val] = i
+	}
+	poll(t, 90*time.Second, "hints drained", func() (bool, string) {
+		for _, c := range nodes {
+			st, err := status(c.http)
+			if err != nil {
+				return false, err.Error()
+			}
+			if hintsTotal(st) > 0 {
+				return false, fmt.Sprintf("%s holds %v", c.id, st.HintsPending)
+			}
+		}
+		return true, ""
+	})
+	r.event("hints drained")
+
+	var bad []string
+	for _, rd := range h.reads {
+		if why := h.checkRead(rd.key, rd.val, rd.found, rd.start); why != "" {
+			bad = append(bad, fmt.Sprintf("get %s via %s at %s: %s\n%s", rd.key, rd.via, h.at(rd.start), why, h.keyHistory(rd.key)))
+		}
+	}
+	final := time.Now()
+	for k := range keys {
+		key := fmt.Sprintf("rb/%03d", k)
+		via := nodes[k%len(nodes)]
+		code, b, err := call(http.MethodGet, kvURL(via.http, key, "quorum"), "")
+		if err != nil || (code != http.StatusOK && code != http.StatusNotFound) {
+			t.Fatalf("final read of %s via %s: %d %q %v", key, via.id, code, b, err)
+		}
+		if why := h.checkRead(key, string(b), code == http.StatusOK, final); why != "" {
+			bad = append(bad, fmt.Sprintf("final get %s via %s: %s\n%s", key, via.id, why, h.keyHistory(key)))
+		}
+	}
+	acked, deletes := 0, 0
+	for _, w := range h.writes {
+		if w.acked {
+			acked++
+			if w.del {
+				deletes++
+			}
+		}
+	}
+	failedOps := 0
+	for _, n := range failed {
+		failedOps += n
+	}
+	t.Logf("checked %d operations: %d writes (%d acknowledged, %d of them deletes), %d reads; %d reads failed (unchecked); %d violations",
+		len(h.writes)+len(h.reads), len(h.writes), acked, deletes, len(h.reads), failedOps, len(bad))
+	t.Logf("events: %s", strings.Join(h.events, "; "))
+	if dir := os.Getenv("RINGKV_ROBUSTNESS_REPORT"); dir != "" {
+		rep := map[string]any{
+			"seed": seed, "nodes": size, "duration_seconds": duration.Seconds(), "faults": records,
+			"writes": len(h.writes), "acknowledged_writes": acked, "acknowledged_deletes": deletes,
+			"reads": len(h.reads), "failed_reads": failedOps, "violations": bad, "events": h.events,
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("report: %s", filepath.Join(dir, "report.json"))
+	}
+	if acked < 100 || len(h.reads) < 100 {
+		t.Fatalf("too little work to check: %d acknowledged writes, %d reads", acked, len(h.reads))
+	}
+	for i, b := range bad {
+		if i == 5 {
+			t.Errorf("... and %d more violations", len(bad)-5)
+			break
+		}
+		t.Error(b)
+	}
+}
