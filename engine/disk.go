@@ -127,17 +127,19 @@ const maxDiskBudget = 4 << 20
 // diskGuard keeps the free-space floor. It is safe for concurrent use.
 type diskGuard struct {
 	fs      vfs.FS // the filesystem under Pebble's ENOSPC wrapper
-	dir     string
+	dataDir string // Options.Dir
+	dir     string // dataDir for people ("." for "")
 	spec    FreeSpace
 	ballast int64 // Options.BallastSize: 0 means defaultBallast, <0 none
 	log     *slog.Logger
 	every   *logEvery
 	usage   func() (vfs.DiskUsage, error)
 
-	full    atomic.Bool
-	budget  atomic.Int64                  // bytes writes may add before the next measure
-	last    atomic.Pointer[DiskFullError] // the last measure, as a refusal would say it
-	refused atomic.Int64                  // writes refused since the disk filled
+	full         atomic.Bool
+	budget       atomic.Int64                  // bytes writes may add before the next measure
+	last         atomic.Pointer[DiskFullError] // the last measure, as a refusal would say it
+	refused      atomic.Int64                  // writes refused since the disk filled
+	refusedTotal atomic.Int64                  // writes refused since open
 
 	mu struct {
 		sync.Mutex
@@ -147,29 +149,36 @@ type diskGuard struct {
 }
 
 func newDiskGuard(fs vfs.FS, dir string, spec FreeSpace, ballast int64, lg *slog.Logger, every *logEvery) *diskGuard {
-	g := &diskGuard{fs: fs, dir: dir, spec: spec, ballast: ballast, log: lg, every: every}
+	g := &diskGuard{fs: fs, dataDir: dir, dir: dir, spec: spec, ballast: ballast, log: lg, every: every}
 	g.usage = func() (vfs.DiskUsage, error) { return fs.GetDiskUsage(dir) }
+	if dir == "" {
+		g.dir = "." // for messages; fs paths join "" fine
+	}
 	g.budget.Store(maxDiskBudget)
 	return g
 }
 
-func (g *diskGuard) ballastPath() string { return g.fs.PathJoin(g.dir, BallastName) }
+func (g *diskGuard) ballastPath() string { return g.fs.PathJoin(g.dataDir, BallastName) }
 
 // admit reports whether a write of n bytes may go ahead: nil, or the
 // *DiskFullError that refuses it.
 func (g *diskGuard) admit(n int) error {
 	if g.full.Load() {
-		g.refused.Add(1)
-		return g.last.Load()
+		return g.refuse()
 	}
 	if g.budget.Add(-int64(n)) < 0 {
 		g.refresh()
 		if g.full.Load() {
-			g.refused.Add(1)
-			return g.last.Load()
+			return g.refuse()
 		}
 	}
 	return nil
+}
+
+func (g *diskGuard) refuse() error {
+	g.refused.Add(1)
+	g.refusedTotal.Add(1)
+	return g.last.Load()
 }
 
 // refresh measures the free space and updates the refusal, the budget and

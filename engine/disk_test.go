@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const mib = 1 << 20
@@ -117,6 +118,19 @@ func TestDiskFloorRefusesWritesAndResumes(t *testing.T) {
 	}
 	if _, _, err := e.Get(nil, []byte(refusedKey)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("refused write readable: %v", err)
+	}
+	if err := testutil.CollectAndCompare(e.Collector(), strings.NewReader(`
+# HELP ringkv_disk_full 1 while writes are refused for want of free space, else 0.
+# TYPE ringkv_disk_full gauge
+ringkv_disk_full 1
+# HELP ringkv_disk_free_bytes Free bytes of the data directory's filesystem at the last measure (the ballast not counted).
+# TYPE ringkv_disk_free_bytes gauge
+ringkv_disk_free_bytes 6.291456e+06
+# HELP ringkv_disk_min_free_bytes --min-free-space on this filesystem: below it writes are refused (507).
+# TYPE ringkv_disk_min_free_bytes gauge
+ringkv_disk_min_free_bytes 1.048576e+07
+`), "ringkv_disk_full", "ringkv_disk_free_bytes", "ringkv_disk_min_free_bytes"); err != nil {
+		t.Error(err)
 	}
 	if err := e.Flush(); !errors.Is(err, ErrDiskFull) {
 		t.Errorf("flush on a full disk: %v, want it skipped with ErrDiskFull", err)
