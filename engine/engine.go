@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,25 @@ type Options struct {
 	// records to drop (see CollectGarbage). The default value is 1h; a
 	// negative value disables the background pass.
 	GCInterval time.Duration
+	// MinFreeSpace is the free-space floor of the data directory's
+	// filesystem: below it, writes (and hints) are refused with
+	// ErrDiskFull, so that flushes and compactions keep the room they
+	// need, and taken again once space is back. The zero value is the
+	// default, the smaller of 512MiB and 2% of the filesystem.
+	MinFreeSpace FreeSpace
+	// BallastSize is the size of the emergency ballast kept in the data
+	// directory (BallastName) and deleted when the disk fills despite the
+	// floor. The default value is half the floor, at most 64MiB; negative
+	// means none.
+	BallastSize int64
+	// OnFatal is called when Pebble reports an error it cannot go on from
+	// (a failed commit, a MANIFEST write), after the engine has logged it;
+	// every later write fails with ErrFailed. It must not return: the
+	// default exits the process with status 1, as Pebble's own logger
+	// does. Should it return, the goroutine Pebble called it on ends
+	// (runtime.Goexit), running its deferred calls, so no engine lock is
+	// left held; Pebble's state is then beyond use.
+	OnFatal func(msg string)
 }
 
 // DefaultRowCacheSize is the row cache's default bound.
@@ -90,6 +111,13 @@ func (o *Options) EnsureDefaults() error {
 	if o.RowCacheSize == 0 {
 		o.RowCacheSize = DefaultRowCacheSize
 	}
+	if o.OnFatal == nil {
+		lg := o.Logger
+		o.OnFatal = func(string) {
+			lg.Error("pebble cannot continue; exiting")
+			os.Exit(1)
+		}
+	}
 	return nil
 }
 
@@ -124,6 +152,14 @@ type Engine struct {
 	rowsWarmed  atomic.Int64
 	// hints counts the hinted-handoff queue per target.
 	hints hintCounts
+	// disk keeps the free-space floor (disk.go).
+	disk *diskGuard
+	// every holds back log lines that repeat on every retry.
+	every *logEvery
+	// fatal is Pebble's fatal message, once it sent one (see OnFatal).
+	fatal atomic.Pointer[string]
+	// lastSlow is when Pebble last reported a slow disk (unix nanos).
+	lastSlow atomic.Int64
 
 	profiling       atomic.Bool  // a stall capture is running
 	lastProfile     atomic.Int64 // unix nanos of the last stall capture
@@ -142,6 +178,10 @@ type hooks struct {
 	warm   func()                // see Engine.warmHook
 	// rewarmDelay replaces rewarmDelay when set.
 	rewarmDelay time.Duration
+	// usage replaces the disk guard's measure of the free space.
+	usage func() (vfs.DiskUsage, error)
+	// diskRefresh replaces diskRefresh when set.
+	diskRefresh time.Duration
 }
 
 // Open opens (creating if needed) the store in o.Dir.
@@ -165,13 +205,20 @@ func open(o Options, h hooks) (*Engine, error) {
 			o.OnStall(st)
 		}
 	}
-	e.stalls = newStallTracker(o.Logger, o.Tuning, onStall)
+	e.every = newLogEvery(logInterval)
+	e.stalls = newStallTracker(o.Logger, o.Tuning, onStall, e)
+	e.disk = newDiskGuard(o.FS, o.Dir, o.MinFreeSpace, o.BallastSize, o.Logger, e.every)
+	if h.usage != nil {
+		e.disk.usage = h.usage
+	}
 
 	po := &pebble.Options{
-		FS:                 o.FS,
+		// Pebble's writes that meet ENOSPC free the ballast and are
+		// retried once (see disk.go).
+		FS:                 vfs.OnDiskFull(o.FS, e.disk.onENOSPC),
 		Merger:             memtable.NewMerger(),
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{o.Logger},
+		Logger:             pebbleLogger{log: o.Logger, every: e.every, fatal: e.onFatal},
 	}
 	o.Tuning.Apply(po)
 	el := e.stalls.listener()
@@ -200,6 +247,12 @@ func open(o Options, h hooks) (*Engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
 	}
+	e.disk.refresh()
+	every := diskRefresh
+	if h.diskRefresh > 0 {
+		every = h.diskRefresh
+	}
+	e.wg.Go(func() { e.disk.loop(every, e.stop) })
 	if o.GCInterval > 0 {
 		e.wg.Go(func() { e.gcLoop(o.GCInterval, e.stop) })
 	}
@@ -229,15 +282,110 @@ func (e *Engine) Close() error {
 	if e.rows != nil {
 		e.rows.c.Reset() // hand its chunks back for reuse
 	}
+	if err := e.failure(); err != nil {
+		// Pebble's commit pipeline may be stuck: closing it could hang.
+		return err
+	}
 	return e.db.Close()
 }
 
 // Flush writes the memtable to an SSTable, so a restart replays no WAL.
+// On a full disk it writes nothing and returns the *DiskFullError: a
+// flush that cannot find room would be retried for as long as it waited,
+// and the WAL holds every write anyway.
 func (e *Engine) Flush() error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
+	if err := e.failure(); err != nil {
+		return err
+	}
+	if d := e.disk.state(); d != nil {
+		return d
+	}
 	return e.db.Flush()
+}
+
+// ErrFailed is matched (errors.Is) by the errors of every write after
+// Pebble reported a fatal error (see Options.OnFatal).
+var ErrFailed = errors.New("engine: storage failed")
+
+// failure returns the error that refuses every write once Pebble failed,
+// or nil.
+func (e *Engine) failure() error {
+	if m := e.fatal.Load(); m != nil {
+		return fmt.Errorf("%w: pebble cannot continue: %s", ErrFailed, *m)
+	}
+	return nil
+}
+
+// onFatal is the pebbleLogger's Fatalf: see Options.OnFatal.
+func (e *Engine) onFatal(msg string) {
+	e.fatal.CompareAndSwap(nil, &msg)
+	e.opts.Logger.Error("pebble cannot continue: "+msg, "component", "pebble")
+	e.opts.OnFatal(msg)
+	runtime.Goexit()
+}
+
+// admit returns nil if a write of about n bytes may go ahead, else the
+// error that refuses it: the engine is closed or failed, or the disk is
+// below the free-space floor (a *DiskFullError).
+func (e *Engine) admit(n int) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if e.fatal.Load() != nil {
+		return e.failure()
+	}
+	if err := e.disk.admit(n); err != nil {
+		return err
+	}
+	return nil
+}
+
+// diskFull turns a write error that is ENOSPC into the *DiskFullError
+// that refuses the writes after it.
+func (e *Engine) diskFull(err error) error {
+	if err == nil || !isENOSPC(err) {
+		return err
+	}
+	e.disk.onENOSPC()
+	if d := e.disk.state(); d != nil {
+		return fmt.Errorf("%w (%v)", d, err)
+	}
+	return err
+}
+
+// Degraded is one reason the node serves less than it should: it still
+// answers, but refuses some requests. Reason is short and stable ("disk
+// full"); Detail says what to do, for people.
+type Degraded struct {
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Health returns the engine's reasons to be degraded; none when healthy.
+// It is cheap (no I/O): load balancers may poll it.
+func (e *Engine) Health() []Degraded {
+	var out []Degraded
+	if err := e.failure(); err != nil {
+		out = append(out, Degraded{Reason: "storage failed", Detail: err.Error()})
+	}
+	if d := e.disk.state(); d != nil {
+		out = append(out, Degraded{Reason: "disk full", Detail: d.Error()})
+	}
+	return out
+}
+
+// WriteMayBlock reports whether a write could now wait on Pebble for long:
+// a write stall is under way, or the disk was slow in the last 10s.
+// Callers that must answer in time run such writes apart (peer does).
+func (e *Engine) WriteMayBlock() bool {
+	if e.stalls.stalled.Load() {
+		return true
+	}
+	t := e.lastSlow.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < 10*time.Second
 }
 
 func (e *Engine) scratch() *[]byte { return e.keyPool.Get().(*[]byte) }

@@ -322,7 +322,7 @@ func TestLSMAndMetrics(t *testing.T) {
 func TestStallTracker(t *testing.T) {
 	tu, _ := compaction.ProfileTuning(compaction.Balanced)
 	var seen []Stall
-	s := newStallTracker(quiet(), tu, func(st Stall) { seen = append(seen, st) })
+	s := newStallTracker(quiet(), tu, func(st Stall) { seen = append(seen, st) }, nil)
 	l := s.listener()
 	for i := 0; i < 40; i++ {
 		l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "L0 file count limit exceeded"})

@@ -44,9 +44,10 @@ func appendHintKey(dst []byte, target string, v memtable.Version, key []byte) []
 }
 
 // AddHint durably queues the encoded record rec of key for the node target.
+// Below the free-space floor it is refused as Engine.Write is.
 func (e *Engine) AddHint(target string, key, rec []byte) error {
-	if e.closed.Load() {
-		return ErrClosed
+	if err := e.admit(len(target) + len(key) + len(rec)); err != nil {
+		return err
 	}
 	if len(target) == 0 || len(target) > MaxHintTarget {
 		return fmt.Errorf("cannot keep a hint for node id of %d bytes", len(target))
@@ -56,7 +57,7 @@ func (e *Engine) AddHint(target string, key, rec []byte) error {
 		return fmt.Errorf("cannot keep hint for %q: %w", key, err)
 	}
 	if err := e.db.Set(appendHintKey(nil, target, v, key), rec, pebble.Sync); err != nil {
-		return fmt.Errorf("cannot keep hint for %q: %w", key, err)
+		return fmt.Errorf("cannot keep hint for %q: %w", key, e.diskFull(err))
 	}
 	e.hints.mu.Lock()
 	e.hints.n[target]++

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,6 +32,9 @@ type stallTracker struct {
 	log     *slog.Logger
 	tuning  compaction.Tuning
 	onStall func(Stall)
+	e       *Engine // for the disk guard, the log limiter and lastSlow
+	// stalled is set from WriteStallBegin to WriteStallEnd.
+	stalled atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -42,8 +46,8 @@ type stallTracker struct {
 	}
 }
 
-func newStallTracker(lg *slog.Logger, t compaction.Tuning, onStall func(Stall)) *stallTracker {
-	s := &stallTracker{log: lg, tuning: t, onStall: onStall}
+func newStallTracker(lg *slog.Logger, t compaction.Tuning, onStall func(Stall), e *Engine) *stallTracker {
+	s := &stallTracker{log: lg, tuning: t, onStall: onStall, e: e}
 	s.mu.count = map[string]int64{}
 	s.mu.total = map[string]time.Duration{}
 	return s
@@ -53,14 +57,25 @@ func (s *stallTracker) listener() pebble.EventListener {
 	return pebble.EventListener{
 		WriteStallBegin: s.begin,
 		WriteStallEnd:   s.end,
+		// A flush or compaction that fails is retried at once, so on a
+		// full disk this fires hundreds of times a second: each is
+		// counted, and logged at most every logInterval.
 		BackgroundError: func(err error) {
 			s.mu.Lock()
 			s.mu.bgErrors++
 			s.mu.Unlock()
-			s.log.Error("pebble background error", "err", err)
+			if isENOSPC(err) {
+				s.e.disk.onENOSPC()
+			}
+			if msg, ok := s.e.every.allow("background error", "pebble background error"); ok {
+				s.log.Error(msg, "err", err)
+			}
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
-			s.log.Warn("disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+			s.e.lastSlow.Store(time.Now().UnixNano())
+			if msg, ok := s.e.every.allow("disk slow", "disk slow"); ok {
+				s.log.Warn(msg, "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+			}
 		},
 	}
 }
@@ -72,6 +87,7 @@ func (s *stallTracker) begin(info pebble.WriteStallBeginInfo) {
 	s.mu.open = &st
 	s.mu.count[info.Reason]++
 	s.mu.Unlock()
+	s.stalled.Store(true)
 	s.log.Warn("write stall", "reason", info.Reason, "flag", adv.Flag, "advice", adv.Message)
 	if s.onStall != nil {
 		s.onStall(st)
@@ -79,6 +95,7 @@ func (s *stallTracker) begin(info pebble.WriteStallBeginInfo) {
 }
 
 func (s *stallTracker) end() {
+	s.stalled.Store(false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.open == nil {
@@ -130,16 +147,25 @@ func (s *stallTracker) snapshot() (st StallStats, bgErrors int64) {
 	return st, s.mu.bgErrors
 }
 
-// pebbleLogger sends Pebble's own log lines to slog.
-type pebbleLogger struct{ log *slog.Logger }
+// pebbleLogger sends Pebble's own log lines to slog. Errors of one format
+// are logged at most every logInterval (with a count of the others), and
+// Fatalf goes to fatal (Engine.onFatal), which does not return: a panic
+// here would unwind through request goroutines holding Pebble's commit
+// pipeline and the engine's locks, for a recover() to hide.
+type pebbleLogger struct {
+	log   *slog.Logger
+	every *logEvery
+	fatal func(msg string)
+}
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	if msg, ok := l.every.allow("pebble: "+format, fmt.Sprintf(format, args...)); ok {
+		l.log.Error(msg, "component", "pebble")
+	}
 }
 func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	l.fatal(fmt.Sprintf(format, args...))
 }

@@ -126,6 +126,10 @@ var (
 	dRowHits        = prometheus.NewDesc("ringkv_row_cache_hits_total", "Point reads answered by the row cache.", nil, nil)
 	dRowMisses      = prometheus.NewDesc("ringkv_row_cache_misses_total", "Point reads that missed the row cache and read the LSM.", nil, nil)
 	dRowWarming     = prometheus.NewDesc("ringkv_row_cache_warming", "1 while a warm of the row cache from the store is pending or running (at start, or after the cache was emptied whole), else 0.", nil, nil)
+	dDiskFree       = prometheus.NewDesc("ringkv_disk_free_bytes", "Free bytes of the data directory's filesystem at the last measure (the ballast not counted).", nil, nil)
+	dDiskFloor      = prometheus.NewDesc("ringkv_disk_min_free_bytes", "--min-free-space on this filesystem: below it writes are refused (507).", nil, nil)
+	dDiskFull       = prometheus.NewDesc("ringkv_disk_full", "1 while writes are refused for want of free space, else 0.", nil, nil)
+	dDiskRefused    = prometheus.NewDesc("ringkv_disk_full_writes_refused_total", "Writes (client, replica, hint) refused for want of free space.", nil, nil)
 	dRowWarmed      = prometheus.NewDesc("ringkv_row_cache_warmed_records", "Records the last row cache warm cached.", nil, nil)
 )
 
@@ -133,7 +137,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dLevelFiles, dLevelBytes, dLevelScore, dLevelCompacted, dLevelFlushed,
 		dL0Sublevels, dCompactions, dCompactionsNow, dDebt, dFlushes, dStalls, dStallSeconds, dWriteAmp, dReadAmp,
 		dMemBytes, dMemCount, dCacheBytes, dCacheHits, dCacheMisses, dWALBytes, dDiskBytes, dTombstones, dBGErrors,
-		dRowBytes, dRowHits, dRowMisses, dRowWarming, dRowWarmed} {
+		dRowBytes, dRowHits, dRowMisses, dRowWarming, dRowWarmed, dDiskFree, dDiskFloor, dDiskFull, dDiskRefused} {
 		ch <- d
 	}
 }
@@ -183,6 +187,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(dRowWarming, warming)
 	g(dRowWarmed, float64(rs.Warmed))
+	if d := c.e.disk.last.Load(); d != nil {
+		g(dDiskFree, float64(d.Free))
+		g(dDiskFloor, float64(d.FloorBytes))
+	}
+	full := 0.0
+	if c.e.disk.full.Load() {
+		full = 1
+	}
+	g(dDiskFull, full)
+	cnt(dDiskRefused, float64(c.e.disk.refusedTotal.Load()))
 	st, bgErrs := c.e.stalls.snapshot()
 	cnt(dFlushes, float64(m.Flush.Count))
 	cnt(dBGErrors, float64(bgErrs))

@@ -203,6 +203,11 @@ func (e *Engine) MergeSpan(ctx context.Context, lo, hi uint64, paths []string, c
 }
 
 func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck, mode spanMode) error {
+	// Below the free-space floor, a pulled range waits (its pull is
+	// retried) rather than take the room flushes and compactions need.
+	if err := e.admit(0); err != nil {
+		return err
+	}
 	start, end, empty, err := spanKeys(lo, hi)
 	if err != nil {
 		return err
@@ -255,7 +260,14 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 	// are forgotten before the stripes are unlocked. A small merge knows
 	// its keys and forgets only those (anti-entropy repairs and moves of
 	// small ranges would otherwise empty the whole cache each time).
+	// unlock runs once, deferred too, so a panic in Pebble (or its fatal
+	// hook ending the goroutine) leaves no stripe locked.
+	unlocked := false
 	unlock := func() {
+		if unlocked {
+			return
+		}
+		unlocked = true
 		if in.batch != nil && mode == spanMerge {
 			e.forgetRowsLocked(in.keys)
 		} else {
@@ -263,6 +275,7 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		}
 		unlockStripes()
 	}
+	defer unlock()
 	if in.batch != nil {
 		err := e.db.ApplyNoSyncWait(in.batch, pebble.Sync)
 		unlock()
@@ -275,7 +288,6 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		e.removeApplied(paths)
 		return nil
 	}
-	defer unlock()
 	if mode == spanMerge {
 		return e.db.Ingest(ctx, paths)
 	}

@@ -122,9 +122,13 @@ func (e *Engine) MaxTimestamp() uint64 { return e.ceiling.Load() }
 // Write stores record r under key: the newer of r and what is stored wins.
 // With sync, it returns only after the WAL is fsynced; concurrent synced
 // writes share fsyncs (Pebble's commit pipeline groups them).
+//
+// Below the free-space floor it writes nothing and returns a
+// *DiskFullError (errors.Is ErrDiskFull); after a fatal Pebble error,
+// ErrFailed.
 func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
-	if e.closed.Load() {
-		return ErrClosed
+	if err := e.admit(len(key) + r.EncodedLen()); err != nil {
+		return err
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
@@ -135,31 +139,45 @@ func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
 	*kb = appendDataKeyTok((*kb)[:0], tok, key)
 	*rb = r.Append((*rb)[:0])
 
-	s := e.stripeAt(tok)
-	s.mu.Lock()
-	var err error
-	set := r.TS > s.wm
-	if set {
-		s.wm = r.TS
-		err = b.Set(*kb, *rb, nil)
-	} else {
-		err = b.Merge(*kb, *rb, nil)
-	}
-	if err == nil {
-		err = e.sequence(b, r.TS, sync)
-	}
-	if err == nil {
-		e.wrote(s, key, *rb, set)
-	} else {
-		e.failed(s, key)
-	}
-	s.mu.Unlock()
+	err := e.sequenceOne(e.stripeAt(tok), b, key, *kb, *rb, r.TS, sync)
 	if err == nil && sync {
 		err = b.SyncWait()
 	}
 	if err != nil {
-		return fmt.Errorf("cannot write %q: %w", key, err)
+		return fmt.Errorf("cannot write %q: %w", key, e.diskFull(err))
 	}
+	return nil
+}
+
+// sequenceOne adds the record rec of key (storage key sk) to b as a SET
+// or a MERGE and sequences b, under the stripe lock of key, keeping the row
+// cache coherent. The lock is released by a deferred call: should Pebble
+// panic, or its fatal hook end the goroutine, the stripe is not left locked.
+func (e *Engine) sequenceOne(s *stripe, b *pebble.Batch, key, sk, rec []byte, ts uint64, sync bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := false
+	defer func() {
+		if !done { // an error, a panic or the end of the goroutine
+			e.failed(s, key)
+		}
+	}()
+	set := ts > s.wm
+	var err error
+	if set {
+		s.wm = ts
+		err = b.Set(sk, rec, nil)
+	} else {
+		err = b.Merge(sk, rec, nil)
+	}
+	if err == nil {
+		err = e.sequence(b, ts, sync)
+	}
+	if err != nil {
+		return err
+	}
+	e.wrote(s, key, rec, set)
+	done = true
 	return nil
 }
 
@@ -167,7 +185,16 @@ func (e *Engine) Write(key []byte, r *memtable.Record, sync bool) error {
 // ordered and visible; with sync the caller must then call b.SyncWait. It
 // first adds a raise of the ceiling to b if maxTS is above it: in the same
 // batch, so the ceiling is durable whenever the record is.
+//
+// Pebble panics when its WAL writer fails (db.go, commitWrite), holding its
+// commit pipeline's mutex: no write can follow, so the panic goes to the
+// fatal hook (Engine.onFatal), never up to a caller that might recover it.
 func (e *Engine) sequence(b *pebble.Batch, maxTS uint64, sync bool) error {
+	defer func() {
+		if r := recover(); r != nil {
+			e.onFatal(fmt.Sprintf("pebble: commit panicked: %v", r))
+		}
+	}()
 	if maxTS > e.ceiling.Load() {
 		e.ceilMu.Lock()
 		defer e.ceilMu.Unlock()
@@ -209,23 +236,51 @@ func (b *Batch) Write(key []byte, r *memtable.Record) error {
 func (b *Batch) Len() int { return len(b.keys) }
 
 // Commit applies b atomically, as Write applies one record.
+// It is refused as Write is.
 func (e *Engine) Commit(b *Batch, sync bool) error {
-	if e.closed.Load() {
-		return ErrClosed
-	}
 	if b.Len() == 0 {
 		return nil
 	}
-	unlock := e.lockStripes(b.keys)
+	n := 0
+	for i, k := range b.keys {
+		n += len(k) + len(b.recs[i])
+	}
+	if err := e.admit(n); err != nil {
+		return err
+	}
 	pb := e.db.NewBatch()
 	defer pb.Close()
+	err := e.sequenceBatch(b, pb, sync)
+	if err == nil && sync {
+		err = pb.SyncWait()
+	}
+	if err != nil {
+		return fmt.Errorf("cannot commit batch of %d writes: %w", b.Len(), e.diskFull(err))
+	}
+	return nil
+}
+
+// sequenceBatch adds b's records to pb and sequences pb, holding the
+// stripes of b's keys; they are released by a deferred call, as in
+// sequenceOne.
+func (e *Engine) sequenceBatch(b *Batch, pb *pebble.Batch, sync bool) error {
+	unlock := e.lockStripes(b.keys)
+	defer unlock()
+	done := false
+	defer func() {
+		if !done { // an error, a panic or the end of the goroutine
+			for _, k := range b.keys {
+				e.failed(e.stripeAt(Token(k)), k)
+			}
+		}
+	}()
 	var maxTS uint64
-	var err error
 	sets := make([]bool, len(b.keys))
 	for i, k := range b.keys {
 		tok := Token(k)
 		sk := appendDataKeyTok(nil, tok, k)
 		s := e.stripeAt(tok)
+		var err error
 		if sets[i] = b.ts[i] > s.wm; sets[i] {
 			s.wm = b.ts[i]
 			err = pb.Set(sk, b.recs[i], nil)
@@ -233,29 +288,18 @@ func (e *Engine) Commit(b *Batch, sync bool) error {
 			err = pb.Merge(sk, b.recs[i], nil)
 		}
 		if err != nil {
-			break
+			return err
 		}
 		maxTS = max(maxTS, b.ts[i])
 	}
-	if err == nil {
-		err = e.sequence(pb, maxTS, sync)
+	if err := e.sequence(pb, maxTS, sync); err != nil {
+		return err
 	}
 	// In batch order, so a key written twice caches its later record.
 	for i, k := range b.keys {
-		tok := Token(k)
-		if err == nil {
-			e.wrote(e.stripeAt(tok), k, b.recs[i], sets[i])
-		} else {
-			e.failed(e.stripeAt(tok), k)
-		}
+		e.wrote(e.stripeAt(Token(k)), k, b.recs[i], sets[i])
 	}
-	unlock()
-	if err == nil && sync {
-		err = pb.SyncWait()
-	}
-	if err != nil {
-		return fmt.Errorf("cannot commit batch of %d writes: %w", b.Len(), err)
-	}
+	done = true
 	return nil
 }
 

@@ -38,6 +38,10 @@ import (
 //	fail err=notfound|unavailable|deadline|canceled|internal|panic|none
 //	    make every store call fail so (or not)
 //	compact-fail err=internal|none
+//	health
+//	REASON: DETAIL
+//	...
+//	    the reasons Ops.Health gives, one a line (none: healthy)
 //	cluster-log
 //	    print the nodes the fakeCluster was asked to add and remove
 func TestAPI(t *testing.T) {
@@ -73,6 +77,15 @@ func TestAPI(t *testing.T) {
 				d.ScanArgs(t, "err", &name)
 				ts.st.setErr(namedError(t, name))
 				return "ok\n"
+			case "health":
+				var h []peer.Degraded
+				for _, l := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+					if reason, detail, _ := strings.Cut(l, ": "); reason != "" {
+						h = append(h, peer.Degraded{Reason: reason, Detail: detail})
+					}
+				}
+				ts.ops.setHealth(h...)
+				return "ok\n"
 			case "compact-fail":
 				var name string
 				d.ScanArgs(t, "err", &name)
@@ -99,12 +112,22 @@ func namedError(t *testing.T, name string) error {
 		return context.Canceled
 	case "internal":
 		return errors.New("disk on fire")
+	case "diskfull":
+		return fmt.Errorf("cannot put: %w", diskFullError{})
 	case "panic":
 		return errPanic
 	}
 	t.Fatalf("unknown error %q", name)
 	return nil
 }
+
+// diskFullError is an engine.DiskFullError as peer passes it on.
+type diskFullError struct{}
+
+func (diskFullError) Error() string {
+	return "disk full: /data has 3.1MiB free, below --min-free-space 512MiB; writes are refused until space is freed"
+}
+func (diskFullError) Is(target error) bool { return target == peer.ErrDiskFull }
 
 var durationRE = regexp.MustCompile(`"duration":"[^"]*"`)
 

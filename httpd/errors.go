@@ -18,6 +18,11 @@ func statusOf(err error) int {
 		return fasthttp.StatusOK
 	case errors.Is(err, peer.ErrNotFound):
 		return fasthttp.StatusNotFound
+	case errors.Is(err, peer.ErrDiskFull):
+		// The node's disk is below its free-space floor: it refused the
+		// write before writing anything, and takes writes again once
+		// space is freed.
+		return fasthttp.StatusInsufficientStorage
 	case errors.Is(err, peer.ErrUnavailable):
 		// Too few replicas answered: the request may succeed when retried.
 		return fasthttp.StatusServiceUnavailable

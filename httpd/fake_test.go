@@ -210,6 +210,19 @@ type fakeOps struct {
 	mu         sync.Mutex
 	compactErr error
 	compacts   int
+	health     []peer.Degraded
+}
+
+func (o *fakeOps) setHealth(h ...peer.Degraded) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.health = h
+}
+
+func (o *fakeOps) Health() []peer.Degraded {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.health
 }
 
 var _ Ops = (*fakeOps)(nil)

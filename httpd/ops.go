@@ -5,10 +5,14 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // healthz serves GET /healthz: 200 {"status":"ok","node":ID} while the node
-// serves, 503 from the moment Shutdown begins.
+// serves; 503 {"status":"degraded","reason":R,"node":ID,"reasons":[...]}
+// while Ops.Health gives reasons (R is the first one's; reads may still
+// be served), and 503 from the moment Shutdown begins.
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	if !onlyGet(ctx) {
 		return
@@ -18,7 +22,23 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentTypeBytes(ctJSON)
-	ctx.SetBody(s.healthOK)
+	h := s.ops.Health()
+	if len(h) == 0 {
+		ctx.SetBody(s.healthOK)
+		return
+	}
+	b, err := json.Marshal(struct {
+		Status  string          `json:"status"`
+		Reason  string          `json:"reason"`
+		Node    string          `json:"node"`
+		Reasons []peer.Degraded `json:"reasons"`
+	}{"degraded", h[0].Reason, s.cfg.NodeID, h})
+	if err != nil {
+		s.writeStoreError(ctx, "healthz", err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	ctx.SetBody(append(b, '\n'))
 }
 
 // lsm serves GET /v1/lsm: the JSON of Ops.LSM.

@@ -32,6 +32,10 @@ type Ops interface {
 	Compact(ctx context.Context) error
 	// Members returns the HTTP addresses of the cluster's members, this node included.
 	Members() []string
+	// Health returns the node's reasons to be degraded (it serves, but
+	// refuses some requests), none when it serves fully; GET /healthz
+	// answers 503 while there are any. It must be cheap: no I/O.
+	Health() []peer.Degraded
 }
 
 // Cluster is what the cluster and internode endpoints need from the node.

@@ -113,6 +113,12 @@ func TestClockAheadIsRefused(t *testing.T) {
 	if st := fast.ClusterStatus(); st.ClockError == "" {
 		t.Fatal("/v1/cluster of the fast node shows no clock error")
 	}
+	if h := fast.Health(); len(h) != 1 || h[0].Reason != "clock offset" {
+		t.Fatalf("the fast node's health = %+v, want degraded for its clock offset", h)
+	}
+	if h := normal.Health(); len(h) != 0 {
+		t.Fatalf("a node in sync is degraded: %+v", h)
+	}
 	if err := put(t, normal, "k", "v2", peer.All); err != nil {
 		t.Fatalf("put through a node in sync: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ringkv/ringkv/memtable"
@@ -97,7 +98,14 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 		})
 	}
 	if local && (checked || remote == 0) {
-		done <- answer{err: n.cfg.Engine.Write(key, rec, n.cfg.Sync)}
+		if e := n.cfg.Engine; !e.WriteMayBlock() {
+			done <- answer{err: e.Write(key, rec, n.cfg.Sync)}
+		} else {
+			// A write that may block answers through done like a
+			// replica's, and the timer below bounds it (see writeLocal).
+			k, r := copyRecord(key, rec)
+			n.bg.Go(func() { done <- answer{err: e.Write(k, r, n.cfg.Sync)} })
+		}
 		local = false
 	}
 	// writeLocal writes this node's copy later, from m (key and rec alias
@@ -177,10 +185,39 @@ func (n *Node) sendApply(addr string, ms []Mutation) error {
 }
 
 // hint durably queues m for the owner id, to be replayed when it is alive.
+// A hint that cannot be kept (a full disk refuses them all) is logged at
+// most every hintLogEvery, with a count of the others.
 func (n *Node) hint(id string, m Mutation) {
 	if err := n.cfg.Engine.AddHint(id, m.Key, m.Record); err != nil {
-		n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err)
+		n.hintsLost.Add(1)
+		if lost, ok := n.hintLog.allow(); ok {
+			n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
+		}
 	}
+}
+
+// hintLogEvery is the shortest time between two "cannot keep a hint" lines.
+const hintLogEvery = 5 * time.Second
+
+// logGate lets one log line through per interval and counts the others.
+type logGate struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int64
+}
+
+// allow reports whether a line may be logged now, and how many were held
+// back since the last one.
+func (g *logGate) allow() (skipped int64, ok bool) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.last.IsZero() && now.Sub(g.last) < hintLogEvery {
+		g.skipped++
+		return 0, false
+	}
+	g.last, skipped, g.skipped = now, g.skipped, 0
+	return skipped, true
 }
 
 // reply is one replica's answer to a read.
@@ -466,7 +503,16 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 			}
 		}
 	}
-	return n.cfg.Engine.Commit(b, n.cfg.Sync)
+	// A full disk refuses the batch at once (engine.ErrDiskFull), which
+	// the coordinator counts as a failed replica and hints. A commit that
+	// may block is answered within the request timeout, as writeLocal does.
+	e := n.cfg.Engine
+	if !e.WriteMayBlock() {
+		return e.Commit(b, n.cfg.Sync)
+	}
+	done := make(chan error, 1)
+	n.bg.Go(func() { done <- e.Commit(b, n.cfg.Sync) })
+	return n.awaitLocal(context.Background(), done)
 }
 
 // ReadLocal appends this node's stored record of key (encoded, tombstones

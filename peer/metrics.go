@@ -3,7 +3,8 @@ package peer
 import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exports the coordinator's metrics: ringkv_hints_pending (per
-// owner), ringkv_hints_replayed_total, ringkv_read_repairs_total,
+// owner), ringkv_hints_replayed_total, ringkv_hints_lost_total,
+// ringkv_read_repairs_total,
 // ringkv_transfer_bytes_total and the anti-entropy counters.
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
 
@@ -14,6 +15,8 @@ var (
 		"Hints this node holds for replicas that missed writes, by owner.", []string{"node"}, nil)
 	descHintsReplayed = prometheus.NewDesc("ringkv_hints_replayed_total",
 		"Hints delivered to their owners since start.", nil, nil)
+	descHintsLost = prometheus.NewDesc("ringkv_hints_lost_total",
+		"Hints this node could not keep (a full disk refuses them) since start; those replicas rely on read repair and anti-entropy.", nil, nil)
 	descReadRepairs = prometheus.NewDesc("ringkv_read_repairs_total",
 		"Stale replicas a read rewrote with the newest record since start.", nil, nil)
 	descTransferBytes = prometheus.NewDesc("ringkv_transfer_bytes_total",
@@ -35,6 +38,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHintsPending
 	ch <- descHintsReplayed
+	ch <- descHintsLost
 	ch <- descReadRepairs
 	ch <- descTransferBytes
 	ch <- descAEPasses
@@ -55,6 +59,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHintsPending, prometheus.GaugeValue, float64(v), id)
 	}
 	ch <- prometheus.MustNewConstMetric(descHintsReplayed, prometheus.CounterValue, float64(c.n.hintsReplayd.Load()))
+	ch <- prometheus.MustNewConstMetric(descHintsLost, prometheus.CounterValue, float64(c.n.hintsLost.Load()))
 	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.readRepairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))

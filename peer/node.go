@@ -111,6 +111,8 @@ type Node struct {
 
 	readRepairs  atomic.Int64 // stale replicas a read rewrote
 	hintsReplayd atomic.Int64 // hints delivered
+	hintsLost    atomic.Int64 // hints that could not be kept
+	hintLog      logGate      // "cannot keep a hint", at most every 5s
 
 	reb rebalancer // range transfers (transfer.go)
 
@@ -382,7 +384,7 @@ func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.R
 		return n.clusterWrite(ctx, v, op, key, rec, c)
 	}
 	rec.TS = n.cfg.Clock.Now()
-	if err := n.cfg.Engine.Write(key, rec, n.cfg.Sync); err != nil {
+	if err := n.writeLocal(ctx, key, rec); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
@@ -420,6 +422,62 @@ func (n *Node) peers(v *View) []string {
 		}
 	}
 	return out
+}
+
+// writeLocal writes rec to this node's engine, answering within the
+// request timeout. Pebble's commit cannot be cancelled; while it may block
+// (a write stall, a slow disk) the write runs on a goroutine of its own,
+// with its own copy of key and record, and is answered when it is done or
+// when the request times out, whichever is first (it may then still be
+// applied). Otherwise it runs inline, as most writes do.
+func (n *Node) writeLocal(ctx context.Context, key []byte, rec *memtable.Record) error {
+	e := n.cfg.Engine
+	if !e.WriteMayBlock() {
+		return e.Write(key, rec, n.cfg.Sync)
+	}
+	k, r := copyRecord(key, rec)
+	done := make(chan error, 1)
+	n.bg.Go(func() { done <- e.Write(k, r, n.cfg.Sync) })
+	return n.awaitLocal(ctx, done)
+}
+
+// awaitLocal waits for a local write that may block, for at most the
+// request timeout.
+func (n *Node) awaitLocal(ctx context.Context, done <-chan error) error {
+	t := time.NewTimer(n.cfg.RequestTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("%w: the local store did not confirm the write within the request timeout (%s; Pebble is stalling writes); it may still be applied", ErrUnavailable, n.cfg.RequestTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// copyRecord returns copies of key and rec that outlive the request.
+func copyRecord(key []byte, rec *memtable.Record) ([]byte, *memtable.Record) {
+	buf := make([]byte, 0, len(key)+len(rec.Value))
+	buf = append(buf, key...)
+	buf = append(buf, rec.Value...)
+	r := *rec
+	r.Value = buf[len(key):]
+	return buf[:len(key):len(key)], &r
+}
+
+// Health returns this node's reasons to be degraded (the engine's: a full
+// disk, a failed store; and a clock off from a majority of its peers, when
+// it coordinates no writes); none while it serves fully. It does no I/O.
+func (n *Node) Health() []Degraded {
+	h := n.cfg.Engine.Health()
+	if v := n.view.Load(); !n.solo(v) {
+		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
+			h = append(h, Degraded{Reason: "clock offset", Detail: err.Error()})
+		}
+	}
+	return h
+
 }
 
 // MaxScanLimit is the largest page a scan returns.

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 )
@@ -166,5 +170,74 @@ func TestConsistency(t *testing.T) {
 	err := fmt.Errorf("wrapped: %w", &UnavailableError{Op: "write", Needed: 2, Answered: 1})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatal("UnavailableError does not match ErrUnavailable")
+	}
+}
+
+// blockFlushes makes every SSTable creation wait until release is closed:
+// flushes cannot finish, so Pebble stalls writes once its memtables fill.
+type blockFlushes struct{ release chan struct{} }
+
+func (b blockFlushes) String() string { return "block-flushes" }
+func (b blockFlushes) MaybeError(op errorfs.Op) error {
+	if op.Kind == errorfs.OpCreate && strings.HasSuffix(op.Path, ".sst") {
+		<-b.release
+	}
+	return nil
+}
+
+// TestWriteAnswersWithinTimeoutWhileStalled: while Pebble stalls writes
+// (its flushes cannot finish, as on a full disk), a single node's writes
+// are answered within the request timeout (503), not held.
+func TestWriteAnswersWithinTimeoutWhileStalled(t *testing.T) {
+	release := make(chan struct{})
+	fs := errorfs.Wrap(vfs.NewMem(), blockFlushes{release})
+	tu, err := compaction.ProfileTuning(compaction.Balanced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tu.MemTableSize, tu.MemTableStopWrites = 1<<20, 2
+	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := engine.Open(engine.Options{FS: fs, Logger: lg, GCInterval: -1, Tuning: tu, RowCacheSize: -1,
+		OnFatal: func(msg string) { t.Errorf("pebble fatal: %s", msg) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 300 * time.Millisecond
+	n, err := NewNode(Config{NodeID: "n1", HTTPAddr: "127.0.0.1:1", Engine: e, Logger: lg, RequestTimeout: timeout, Sync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fillers sync.WaitGroup
+	var stalled atomic.Bool // the fillers stop once a stall was seen
+	defer func() {
+		close(release)
+		fillers.Wait()
+		n.Close()
+		e.Close()
+	}()
+	val := make([]byte, 64<<10)
+	// Writers fill the memtables until Pebble stalls them.
+	for w := range 4 {
+		fillers.Go(func() {
+			for i := 0; !stalled.Load() && !e.WriteMayBlock(); i++ {
+				n.Put(context.Background(), fmt.Appendf(nil, "fill-%d-%d", w, i), val, WriteOptions{})
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.WriteMayBlock() {
+		if time.Now().After(deadline) {
+			t.Fatal("no write stall")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stalled.Store(true)
+	start := time.Now()
+	_, err = n.Put(context.Background(), []byte("k"), []byte("v"), WriteOptions{})
+	if d := time.Since(start); d > timeout+time.Second {
+		t.Errorf("a write during a stall took %s; the request timeout is %s", d, timeout)
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("a write during a stall: %v, want ErrUnavailable", err)
 	}
 }

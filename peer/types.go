@@ -59,6 +59,15 @@ func (c Consistency) Needed(n int) int {
 // ErrNotFound is returned by reads of a key that is absent, deleted or expired.
 var ErrNotFound = engine.ErrNotFound
 
+// ErrDiskFull is matched by errors of writes a node refused because its
+// disk is below its free-space floor (engine.DiskFullError names it).
+var ErrDiskFull = engine.ErrDiskFull
+
+// Degraded is one reason a node serves less than it should (it answers,
+// but refuses some requests): "disk full", "storage failed", and whatever
+// Node.Health adds.
+type Degraded = engine.Degraded
+
 // ErrUnavailable is matched (errors.Is) by errors of requests that fewer
 // replicas answered than their consistency level needs.
 var ErrUnavailable = errors.New("peer: not enough replicas answered")

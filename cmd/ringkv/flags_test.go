@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ringkv/ringkv/compaction"
+	"github.com/ringkv/ringkv/engine"
 )
 
 // TestServeFlagErrors: a bad value stops serve with one line naming the
@@ -103,6 +104,39 @@ func TestServeConfigSources(t *testing.T) {
 	if tu != wh {
 		t.Fatalf("tuning %+v, want %+v", tu, wh)
 	}
+	if c, _ = parse(); c.minFreeSpace != (engine.FreeSpace{}) {
+		t.Fatalf("default --min-free-space %+v", c.minFreeSpace)
+	}
+	t.Setenv("RINGKV_MIN_FREE_SPACE", "5%")
+	if c, _ = parse(); c.minFreeSpace != (engine.FreeSpace{Percent: 5}) {
+		t.Fatalf("RINGKV_MIN_FREE_SPACE=5%%: %+v", c.minFreeSpace)
+	}
+	if c, _ = parse("--min-free-space", "64MiB"); c.minFreeSpace != (engine.FreeSpace{Bytes: 64 << 20}) {
+		t.Fatalf("--min-free-space 64MiB: %+v", c.minFreeSpace)
+	}
+}
+
+func TestMinFreeSpaceFlag(t *testing.T) {
+	f := func(in string, want engine.FreeSpace, ok bool) {
+		t.Helper()
+		var v engine.FreeSpace
+		err := freeSpaceFlag{&v}.Set(in)
+		if (err == nil) != ok || (ok && v != want) {
+			t.Errorf("Set(%q) = %+v, %v; want %+v ok=%v", in, v, err, want, ok)
+		}
+		if ok && (freeSpaceFlag{&v}).String() != strings.TrimSpace(in) && in != "0%" {
+			t.Errorf("Set(%q) prints %q", in, freeSpaceFlag{&v}.String())
+		}
+	}
+	f("512MiB", engine.FreeSpace{Bytes: 512 << 20}, true)
+	f("2%", engine.FreeSpace{Percent: 2}, true)
+	f(" 0.5% ", engine.FreeSpace{Percent: 0.5}, true)
+	f("0", engine.FreeSpace{Off: true}, true)
+	f("0%", engine.FreeSpace{Off: true}, true)
+	f("100%", engine.FreeSpace{}, false)
+	f("-1%", engine.FreeSpace{}, false)
+	f("lots", engine.FreeSpace{}, false)
+	f("%", engine.FreeSpace{}, false)
 }
 
 func TestParseSize(t *testing.T) {

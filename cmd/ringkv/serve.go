@@ -47,6 +47,7 @@ type serveConfig struct {
 	blockProfileRate                            time.Duration
 	logLevel                                    string
 	shutdownTimeout                             time.Duration
+	minFreeSpace                                engine.FreeSpace
 }
 
 func defaultServeConfig() serveConfig {
@@ -95,6 +96,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.blockProfileRate, "block-profile-rate", c.blockProfileRate, "sample goroutine blocking about once per this much time blocked, for /debug/pprof/block (0: off)")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest a SIGTERM waits for requests in flight")
+	fs.Var(freeSpaceFlag{&c.minFreeSpace}, "min-free-space", "free space of --data-dir's filesystem below which writes are refused (507) so that flushes and compactions keep room: a size (512MiB), a share of the filesystem (2%), or 0 for none; the default is the smaller of 512MiB and 2%")
 }
 
 // validate checks what the flag types cannot. Errors name the flag.
@@ -338,6 +340,14 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		ProfileOnStall:   c.profileOnStall,
 		RowCacheSize:     rowCache(c.rowCacheSize),
 		SkipRowCacheWarm: !c.rowCacheWarm,
+		MinFreeSpace:     c.minFreeSpace,
+		// Pebble cannot go on after a fatal error (the engine logged
+		// it): exit, and let the supervisor restart the node, which
+		// replays its WAL.
+		OnFatal: func(msg string) {
+			lg.Error("pebble cannot continue: " + msg + "; exiting")
+			os.Exit(exitFailure)
+		},
 	})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
@@ -468,7 +478,11 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	transport.Close()
 	lg.Info("cluster stopped", "duration", time.Since(t0))
 	t0 = time.Now()
-	if err := eng.Flush(); err != nil {
+	switch err := eng.Flush(); {
+	case errors.Is(err, engine.ErrDiskFull):
+		// A flush would find no room; the WAL holds every write.
+		lg.Warn("memtable not flushed: the disk is full; the WAL holds every acknowledged write", "err", err)
+	case err != nil:
 		lg.Error("flush", "err", err)
 		code = exitFailure
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ringkv/ringkv/compaction"
+	"github.com/ringkv/ringkv/engine"
 )
 
 // sizeUnits are the suffixes a size flag accepts, longest first.
@@ -72,5 +73,34 @@ func (f sizeFlag) Set(s string) error {
 		return err
 	}
 	*f.v = n
+	return nil
+}
+
+// freeSpaceFlag is --min-free-space: a size ("512MiB"), a share of the
+// filesystem ("2%"), or 0 for no floor.
+type freeSpaceFlag struct{ v *engine.FreeSpace }
+
+func (f freeSpaceFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return f.v.String()
+}
+
+func (f freeSpaceFlag) Set(s string) error {
+	t := strings.TrimSpace(s)
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(v) || v < 0 || v >= 100 {
+			return fmt.Errorf("%q is not a percentage from 0 to 100 (want e.g. 2%%)", s)
+		}
+		*f.v = engine.FreeSpace{Percent: v, Off: v == 0}
+		return nil
+	}
+	n, err := parseSize(t)
+	if err != nil {
+		return fmt.Errorf("%v, or a percentage of the filesystem such as 2%%", err)
+	}
+	*f.v = engine.FreeSpace{Bytes: n, Off: n == 0}
 	return nil
 }
