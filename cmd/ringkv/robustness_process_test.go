@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -98,6 +99,20 @@ func faultMenu() []fault {
 			r.hosts[v].cut(true, r.others(v)...)
 			return r.hosts[v].heal
 		}},
+		{"diskfull", func(r *robust, v int) func() {
+			// The node's data dir is a tmpfs of its own: a filler takes all
+			// but 4MiB of it, below the default floor (2% of 512MiB), so
+			// its writes are refused with 507 and it counts as a failed
+			// replica; freeing it heals.
+			c := r.nodes[v]
+			filler := filepath.Join(c.dir, "robustness-filler")
+			fillUpTo(r.t, filler, max(freeBytes(r.t, c.dir)-4<<20, 0))
+			return func() {
+				if err := os.Remove(filler); err != nil {
+					r.t.Fatal(err)
+				}
+			}
+		}},
 		{"clock", func(r *robust, v int) func() {
 			// Restarted with its clock twice the bound off, ahead or
 			// behind, then restarted right.
@@ -167,6 +182,7 @@ func TestRobustness(t *testing.T) {
 	_, hosts, nodes := labCluster(t, size, "--replicas", "3", "--request-timeout", "3s", "--anti-entropy-interval", "20s")
 	for _, c := range nodes {
 		c.bin = fp
+		c.dir = mountTmpfs(t, "512m") // for the diskfull fault
 	}
 	nodes[0].start()
 	for _, c := range nodes[1:] {
@@ -347,5 +363,27 @@ func TestRobustness(t *testing.T) {
 			break
 		}
 		t.Error(b)
+	}
+}
+
+// fillUpTo writes a file of up to n bytes, fewer if the filesystem fills
+// first (the node writes beside it).
+func fillUpTo(t *testing.T, path string, n int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for n > 0 {
+		w, err := f.Write(chunk[:min(n, int64(len(chunk)))])
+		if errors.Is(err, syscall.ENOSPC) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("fill %s: %v", path, err)
+		}
+		n -= int64(w)
 	}
 }
