@@ -100,6 +100,7 @@ type Engine struct {
 	horizon atomic.Pointer[func() uint64] // SetGCHorizon
 	popts   *pebble.Options
 	stalls  *stallTracker
+	corrupt *corruptTracker
 	closed  atomic.Bool
 	keyPool sync.Pool // *[]byte scratch for storage keys and records
 	now     func() time.Time
@@ -166,6 +167,7 @@ func open(o Options, h hooks) (*Engine, error) {
 		}
 	}
 	e.stalls = newStallTracker(o.Logger, o.Tuning, onStall)
+	e.corrupt = newCorruptTracker(o.Logger)
 
 	po := &pebble.Options{
 		FS:                 o.FS,
@@ -175,6 +177,8 @@ func open(o Options, h hooks) (*Engine, error) {
 	}
 	o.Tuning.Apply(po)
 	el := e.stalls.listener()
+	// Damage found in a file is handled, never fatal (Pebble's default).
+	el.DataCorruption = e.corrupt.report
 	po.EventListener = &el
 	// Dropped ranges (rebalancing) and GC compactions should give disk back
 	// promptly rather than wait for the memtable to fill.
@@ -186,9 +190,9 @@ func open(o Options, h hooks) (*Engine, error) {
 	if err := po.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
 	}
-	db, err := pebble.Open(o.Dir, po)
+	db, err := e.openPebble(po)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
+		return nil, err
 	}
 	e.db = db
 	e.popts = po
@@ -296,7 +300,7 @@ func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn Sc
 	}
 	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return err
+		return e.corruptionOf(err)
 	}
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
@@ -314,7 +318,7 @@ func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn Sc
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return err
+			return e.corruptionOf(err)
 		}
 		rec, err := memtable.Decode(v)
 		if err != nil {
@@ -327,7 +331,7 @@ func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn Sc
 			return err
 		}
 	}
-	return it.Close()
+	return e.corruptionOf(it.Close())
 }
 
 // GetMeta reads a metadata value, or ErrNotFound.

@@ -39,6 +39,10 @@ type stallTracker struct {
 		total    map[string]time.Duration
 		recent   []Stall // ring, newest last
 		bgErrors int64
+		// bgLogged is when a background error was last logged, and
+		// bgQuiet how many were not logged since.
+		bgLogged time.Time
+		bgQuiet  int64
 	}
 }
 
@@ -53,15 +57,32 @@ func (s *stallTracker) listener() pebble.EventListener {
 	return pebble.EventListener{
 		WriteStallBegin: s.begin,
 		WriteStallEnd:   s.end,
-		BackgroundError: func(err error) {
-			s.mu.Lock()
-			s.mu.bgErrors++
-			s.mu.Unlock()
-			s.log.Error("pebble background error", "err", err)
-		},
+		BackgroundError: s.backgroundError,
 		DiskSlow: func(info pebble.DiskSlowInfo) {
 			s.log.Warn("disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 		},
+	}
+}
+
+// bgLogEvery bounds how often background errors are logged: a compaction
+// that keeps meeting a damaged file fails again each time it is retried.
+const bgLogEvery = 10 * time.Second
+
+func (s *stallTracker) backgroundError(err error) {
+	now := time.Now()
+	s.mu.Lock()
+	s.mu.bgErrors++
+	quiet := s.mu.bgQuiet
+	logIt := now.Sub(s.mu.bgLogged) >= bgLogEvery
+	if logIt {
+		s.mu.bgLogged, s.mu.bgQuiet = now, 0
+	} else {
+		s.mu.bgQuiet++
+	}
+	s.mu.Unlock()
+	if logIt {
+		// err.Error(), not err: Pebble's errors format with stack traces.
+		s.log.Error("pebble background error", "err", err.Error(), "not_logged_since_last", quiet)
 	}
 }
 
