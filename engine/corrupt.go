@@ -177,16 +177,16 @@ func (c *corruptTracker) report(info pebble.DataCorruptionInfo) {
 	}
 	s := *sp
 	c.mu.Unlock()
+	if logIt {
+		c.log.Error("on-disk corruption: this node fails reads of the file's span until it is repaired",
+			"file", s.File, "path", s.Path, "kind", s.Kind, "span", s.TokenSpan(), "other_keyspaces", s.Other,
+			"smallest", s.Smallest, "largest", s.Largest, "events", events, "err", s.Error)
+	}
 	if !known {
 		select {
 		case c.notify <- struct{}{}:
 		default:
 		}
-	}
-	if logIt {
-		c.log.Error("on-disk corruption: reads of the span go to other replicas until it is repaired",
-			"file", s.File, "path", s.Path, "kind", s.Kind, "span", s.TokenSpan(), "other_keyspaces", s.Other,
-			"smallest", s.Smallest, "largest", s.Largest, "events", events, "err", s.Error)
 	}
 }
 

@@ -22,6 +22,8 @@ var (
 		"Anti-entropy passes over every range this node owns, completed since start.", nil, nil)
 	descAESpans = prometheus.NewDesc("ringkv_anti_entropy_spans_repaired_total",
 		"Token spans anti-entropy found different from another owner's and pulled, since start.", nil, nil)
+	descCorruptRepairs = prometheus.NewDesc("ringkv_corruption_repairs_total",
+		"Spans of damaged files excised and pulled back from the other replicas, since start.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -31,6 +33,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descTransferBytes
 	ch <- descAEPasses
 	ch <- descAESpans
+	ch <- descCorruptRepairs
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -47,4 +50,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))
 	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.aeSpans.Load()))
+	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.repairs.Load()))
 }

@@ -115,6 +115,8 @@ type Node struct {
 	horizon            atomic.Uint64 // GCHorizon in a cluster
 	aePasses           atomic.Int64  // anti-entropy passes completed
 	aeSpans            atomic.Int64  // spans anti-entropy found different and pulled
+	repairs            atomic.Int64  // damaged spans pulled back (corrupt.go)
+	warnedSolo         atomic.Bool   // logged that a damaged span cannot be repaired
 	// pending lists the ranges of the current ring this node is still
 	// pulling, with their old owners (nil: none); reads of their keys
 	// answer a PendingError.
@@ -229,6 +231,7 @@ func NewNode(cfg Config) (*Node, error) {
 		if cfg.AntiEntropyInterval > 0 {
 			n.wg.Go(n.antiEntropyLoop)
 		}
+		n.wg.Go(n.corruptionLoop)
 	}
 	return n, nil
 }
