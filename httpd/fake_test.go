@@ -210,9 +210,17 @@ type fakeOps struct {
 	mu         sync.Mutex
 	compactErr error
 	compacts   int
+	degraded   []string
 }
 
 var _ Ops = (*fakeOps)(nil)
+var _ Degraded = (*fakeOps)(nil)
+
+func (o *fakeOps) Degraded() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.degraded
+}
 
 type fakeLevel struct {
 	Level int    `json:"level"`

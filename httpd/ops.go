@@ -2,13 +2,24 @@ package httpd
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
+// Degraded is what the Ops given to New may also implement: the reasons
+// the node serves in a degraded state (a damaged file, say), none when
+// healthy.
+type Degraded interface {
+	Degraded() []string
+}
+
 // healthz serves GET /healthz: 200 {"status":"ok","node":ID} while the node
-// serves, 503 from the moment Shutdown begins.
+// serves, 503 from the moment Shutdown begins. A node that serves but is
+// degraded (Degraded) answers 200 {"status":"degraded","node":ID,
+// "reason":...}: it still coordinates every request and routes around
+// what it cannot serve itself, so a probe must not take it out of service.
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	if !onlyGet(ctx) {
 		return
@@ -18,6 +29,15 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentTypeBytes(ctJSON)
+	if d, ok := s.ops.(Degraded); ok {
+		if reasons := d.Degraded(); len(reasons) > 0 {
+			b := appendJSONString([]byte(`{"status":"degraded","node":`), s.cfg.NodeID)
+			b = append(b, `,"reason":`...)
+			b = appendJSONString(b, strings.Join(reasons, "; "))
+			ctx.SetBody(append(b, "}\n"...))
+			return
+		}
+	}
 	ctx.SetBody(s.healthOK)
 }
 

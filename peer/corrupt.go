@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -122,6 +123,21 @@ func (n *Node) resyncSpan(ctx context.Context, v *View, lo, hi uint64) error {
 		}
 	}
 	return nil
+}
+
+// Degraded returns why the node serves degraded: one reason per damaged
+// file whose span is out of service. It is empty on a healthy node.
+func (n *Node) Degraded() []string {
+	var out []string
+	for _, sp := range n.cfg.Engine.Corruption() {
+		switch sp.State {
+		case engine.CorruptDamaged:
+			out = append(out, fmt.Sprintf("corruption: file %s damaged, reads of %s fail on this node", sp.File, sp.TokenSpan()))
+		case engine.CorruptExcised:
+			out = append(out, fmt.Sprintf("corruption: file %s damaged, %s excised and being pulled back from other replicas", sp.File, sp.TokenSpan()))
+		}
+	}
+	return out
 }
 
 // overlaps reports whether rg has a token in [lo, hi), hi 0 meaning 2^64.
