@@ -26,6 +26,10 @@ type CheckReport struct {
 	// Tables and Bytes count the SSTables whose every block was verified.
 	Tables int   `json:"tables"`
 	Bytes  int64 `json:"bytes"`
+	// WALTails lists WALs whose replay stopped before bytes that do not
+	// read as records: a write torn by a crash, or damage (see WALTail).
+	// They do not make the store damaged: Pebble opens it without them.
+	WALTails []WALTail `json:"wal_tails,omitempty"`
 	// Damaged lists each damaged file (Kind "table", or "store" when the
 	// store itself cannot be opened: its MANIFEST, a WAL, or a file the
 	// MANIFEST names); empty when the store is clean.
@@ -64,7 +68,12 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 	}}
 	po := &pebble.Options{
 		FS: fs, ReadOnly: true, Lock: lock, Merger: memtable.NewMerger(),
-		Logger: pebbleLogger{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, EventListener: &el,
+		Logger: pebbleLogger{log: slog.New(slog.NewTextHandler(io.Discard, nil)), fs: fs, onTail: func(t WALTail) {
+			mu.Lock()
+			rep.WALTails = append(rep.WALTails, t)
+			mu.Unlock()
+		}},
+		EventListener: &el,
 	}
 	po.EnsureDefaults()
 	e := &Engine{opts: Options{Dir: dir, FS: fs}, now: timeNow}

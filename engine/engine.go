@@ -173,7 +173,7 @@ func open(o Options, h hooks) (*Engine, error) {
 		FS:                 o.FS,
 		Merger:             memtable.NewMerger(),
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{o.Logger},
+		Logger:             pebbleLogger{log: o.Logger, fs: o.FS},
 	}
 	o.Tuning.Apply(po)
 	el := e.stalls.listener()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ringkv/ringkv/compaction"
 )
 
@@ -151,11 +152,24 @@ func (s *stallTracker) snapshot() (st StallStats, bgErrors int64) {
 	return st, s.mu.bgErrors
 }
 
-// pebbleLogger sends Pebble's own log lines to slog.
-type pebbleLogger struct{ log *slog.Logger }
+// pebbleLogger sends Pebble's own log lines to slog. With fs set it also
+// looks behind the end of each WAL replay (see waltail.go), reporting a
+// tail that did not read to onTail (and logging it when onTail is nil).
+type pebbleLogger struct {
+	log    *slog.Logger
+	fs     vfs.FS
+	onTail func(WALTail)
+}
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	if t, ok := walTailOf(l.fs, format, args); ok {
+		if l.onTail != nil {
+			l.onTail(t)
+		} else {
+			warnWALTail(l.log, t)
+		}
+	}
 }
 func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")

@@ -37,6 +37,10 @@ import (
 // finish (an owner down or failing).
 const repairRetry = 2 * time.Second
 
+// soloGrace is how long a node alone in its view waits before it logs
+// that a damaged span cannot be repaired.
+const soloGrace = 10 * time.Second
+
 // ErrCorruption is matched by errors of reads that met damaged data on a
 // replica (see engine.ErrCorruption).
 var ErrCorruption = engine.ErrCorruption
@@ -79,12 +83,18 @@ func (n *Node) RepairCorruption(ctx context.Context) error {
 			continue
 		}
 		if !n.canRepair(v) {
-			if !n.warnedSolo.Swap(true) {
+			// Right after a start the view may still be this node alone
+			// until gossip brings the stored members in: wait before
+			// saying the span cannot be repaired.
+			now := time.Now().UnixNano()
+			n.soloSince.CompareAndSwap(0, now)
+			if time.Duration(now-n.soloSince.Load()) >= soloGrace && !n.warnedSolo.Swap(true) {
 				n.cfg.Logger.Error("a damaged file cannot be repaired: no other replica holds its span; reads of the span fail until the file is restored (ringkv check names it)",
 					"file", sp.File, "span", sp.TokenSpan())
 			}
 			continue
 		}
+		n.soloSince.Store(0)
 		if sp.State == engine.CorruptDamaged {
 			var err error
 			if sp, err = n.cfg.Engine.ExciseCorrupt(ctx, sp.Path); err != nil {

@@ -117,6 +117,7 @@ type Node struct {
 	aeSpans            atomic.Int64  // spans anti-entropy found different and pulled
 	repairs            atomic.Int64  // damaged spans pulled back (corrupt.go)
 	warnedSolo         atomic.Bool   // logged that a damaged span cannot be repaired
+	soloSince          atomic.Int64  // unix nanos since a damaged span found no replica; 0: it did
 	// pending lists the ranges of the current ring this node is still
 	// pulling, with their old owners (nil: none); reads of their keys
 	// answer a PendingError.
