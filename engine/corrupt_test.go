@@ -359,32 +359,40 @@ func TestWALTailDamageIsLogged(t *testing.T) {
 	}
 	must(t, clean.Close())
 
-	bad := copyDir(t, dir)
-	ents, err := os.ReadDir(bad)
-	must(t, err)
-	var wal string
-	for _, en := range ents {
-		if strings.HasSuffix(en.Name(), ".log") && en.Name() > wal {
-			wal = en.Name()
+	// At the tail, and in the middle: Pebble v2.1.7 drops the rest of the
+	// newest WAL from the first record it cannot read either way.
+	for _, where := range []string{"tail", "middle"} {
+		bad := copyDir(t, dir)
+		ents, err := os.ReadDir(bad)
+		must(t, err)
+		var wal string
+		for _, en := range ents {
+			if strings.HasSuffix(en.Name(), ".log") && en.Name() > wal {
+				wal = en.Name()
+			}
 		}
-	}
-	st, err := os.Stat(filepath.Join(bad, wal))
-	must(t, err)
-	flipAt(t, filepath.Join(bad, wal), st.Size()-200)
-	e2, c := open(bad)
-	defer e2.Close()
-	r := c.find("WAL replay stopped")
-	if r == "" || !strings.Contains(r, "WARN") || !strings.Contains(r, wal) || !strings.Contains(r, "offset=") {
-		t.Fatalf("no WARN naming %s and the offset; logs: %q", wal, c.recs)
-	}
-	missing := 0
-	for i := range n {
-		if _, _, err := e2.Get(nil, corruptKey(i)); errors.Is(err, ErrNotFound) {
-			missing++
+		st, err := os.Stat(filepath.Join(bad, wal))
+		must(t, err)
+		off := st.Size() - 200
+		if where == "middle" {
+			off = st.Size() / 2
 		}
+		flipAt(t, filepath.Join(bad, wal), off)
+		e2, c := open(bad)
+		r := c.find("WAL replay stopped")
+		if r == "" || !strings.Contains(r, "WARN") || !strings.Contains(r, wal) || !strings.Contains(r, "offset=") {
+			t.Fatalf("%s: no WARN naming %s and the offset; logs: %q", where, wal, c.recs)
+		}
+		missing := 0
+		for i := range n {
+			if _, _, err := e2.Get(nil, corruptKey(i)); errors.Is(err, ErrNotFound) {
+				missing++
+			}
+		}
+		must(t, e2.Close())
+		if missing == 0 {
+			t.Fatalf("%s: no write was dropped: the flip missed the records", where)
+		}
+		t.Logf("%s: %d of %d fsynced writes dropped; %s", where, missing, n, r)
 	}
-	if missing == 0 {
-		t.Fatal("no write was dropped: the flip missed the tail")
-	}
-	t.Logf("%d fsynced writes dropped; %s", missing, r)
 }
