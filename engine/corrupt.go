@@ -19,13 +19,16 @@ import (
 // reports a mismatch through EventListener.DataCorruption, whose default
 // (Logger.Fatalf) would end the process. The engine handles it instead:
 // it records the damaged file and the token span of data it covers, counts
-// the event, logs it (rate-limited), and from then on answers reads of keys
-// in that span with a *CorruptionError (ErrCorruption), so the coordinator
-// asks other replicas. In a cluster the peer layer then excises the span
-// (ExciseCorrupt: the damaged file's part of the store is dropped whole)
-// and pulls it back from the other owners, and only then lifts the
-// quarantine (Repaired). A single node has no one to pull from: it keeps
-// the file and answers reads of the span with the error.
+// the event and logs it (rate-limited). The read that met the damage
+// fails with a *CorruptionError (ErrCorruption) naming the file, as does
+// every later read that meets it (Pebble checks each block it reads, so
+// reads of the file's other blocks are still right). In a cluster the
+// peer layer then excises the span (ExciseCorrupt: the damaged file's
+// data is dropped whole, with every other record of the span) and pulls
+// it back from the other owners; from the excise until Repaired, every
+// read of the span fails with ErrCorruption, since this replica lacks
+// records it acknowledged. A single node has no one to pull from: it
+// keeps the file, and only the reads that meet the damage fail.
 
 // ErrCorruption is matched (errors.Is) by errors of reads that met damaged
 // data, or keys of a span the engine holds out of service because a file
@@ -34,7 +37,8 @@ var ErrCorruption = errors.New("engine: corruption")
 
 // Corruption states of a CorruptSpan.
 const (
-	// CorruptDamaged: the file is in the store; reads of its span fail.
+	// CorruptDamaged: the file is in the store; reads that meet the
+	// damaged block fail.
 	CorruptDamaged = "damaged"
 	// CorruptExcised: the span was excised (the file's part of the store is
 	// gone) and waits to be pulled back from other replicas; reads of it
@@ -136,8 +140,8 @@ const maxRepairedKept = 16
 type corruptTracker struct {
 	log    *slog.Logger
 	events atomic.Int64
-	// out is the spans out of service (damaged or excised), read by every
-	// point read; nil when there are none.
+	// out is the spans out of service (excised, not yet repaired), read by
+	// every point read; nil when there are none.
 	out    atomic.Pointer[[]CorruptSpan]
 	notify chan struct{} // a new damaged file; capacity 1
 
@@ -167,7 +171,6 @@ func (c *corruptTracker) report(info pebble.DataCorruptionInfo) {
 		s := spanOfCorruption(info, now)
 		sp = &s
 		c.mu.byPath[info.Path] = sp
-		c.publishLocked()
 	}
 	sp.Events++
 	events := sp.Events
@@ -178,7 +181,7 @@ func (c *corruptTracker) report(info pebble.DataCorruptionInfo) {
 	s := *sp
 	c.mu.Unlock()
 	if logIt {
-		c.log.Error("on-disk corruption: this node fails reads of the file's span until it is repaired",
+		c.log.Error("on-disk corruption: reads that meet the damaged block fail on this node",
 			"file", s.File, "path", s.Path, "kind", s.Kind, "span", s.TokenSpan(), "other_keyspaces", s.Other,
 			"smallest", s.Smallest, "largest", s.Largest, "events", events, "err", s.Error)
 	}
@@ -242,7 +245,7 @@ func keyBoundsSpan(start, end []byte) (data bool, lo, hi uint64, other []string)
 func (c *corruptTracker) publishLocked() {
 	var out []CorruptSpan
 	for _, sp := range c.mu.byPath {
-		if sp.State != CorruptRepaired && sp.Data {
+		if sp.State == CorruptExcised && sp.Data {
 			out = append(out, *sp)
 		}
 	}

@@ -83,7 +83,7 @@ func (s *stallTracker) backgroundError(err error) {
 	s.mu.Unlock()
 	if logIt {
 		// err.Error(), not err: Pebble's errors format with stack traces.
-		s.log.Error("pebble background error", "err", err.Error(), "not_logged_since_last", quiet)
+		s.log.Error("pebble background error", "err", oneLine(err.Error()), "not_logged_since_last", quiet)
 	}
 }
 

@@ -400,10 +400,10 @@ func TestStatusPage(t *testing.T) {
 func TestHealthzDegraded(t *testing.T) {
 	ts := newTestServer(t, Config{NodeID: "n1"})
 	ts.ops.mu.Lock()
-	ts.ops.degraded = []string{"corruption: file 000005.sst damaged, reads of tokens [00, 2^64) fail on this node"}
+	ts.ops.degraded = []string{"corruption: file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"}
 	ts.ops.mu.Unlock()
 	resp := ts.roundTrip(t, rawRequest("GET", "/healthz", nil), false)
-	want := `{"status":"degraded","node":"n1","reason":"corruption: file 000005.sst damaged, reads of tokens [00, 2^64) fail on this node"}` + "\n"
+	want := `{"status":"degraded","node":"n1","reason":"corruption: file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"}` + "\n"
 	if resp.StatusCode() != fasthttp.StatusOK || string(resp.Body()) != want {
 		t.Fatalf("healthz = %d %q, want 200 %q", resp.StatusCode(), resp.Body(), want)
 	}

@@ -11,10 +11,10 @@ import (
 	"github.com/ringkv/ringkv/ring"
 )
 
-// Repair of damaged files. The engine holds the token span of a damaged
-// file out of service (its reads fail with engine.ErrCorruption, which the
-// coordinator treats as that replica failing and asks the next owner). In
-// a cluster the node then repairs the span itself:
+// Repair of damaged files. A read that meets a damaged block fails with
+// engine.ErrCorruption, which the coordinator treats as that replica
+// failing: it asks the next owner. In a cluster the node then repairs the
+// file's span itself:
 //
 //  1. excise it (engine.ExciseCorrupt): the span's records leave the
 //     store in one atomic step, the damaged file's data with them, so
@@ -26,12 +26,12 @@ import (
 //  3. only once every other owner of every such range was compared and
 //     pulled from, put the span back in service (engine.Repaired).
 //
-// Until 3, reads of the span keep failing here: after the excise this
+// From 1 until 3, every read of the span fails here: after the excise this
 // replica lacks acknowledged writes it held, and answering "not found"
 // for them could make a quorum read miss a write (R + W > N counts on
 // this replica's copy). A node alone in its ring, or with --replicas 1,
-// has no replica to pull from: it keeps the file, and reads of the span
-// answer the error naming the file.
+// has no replica to pull from: it keeps the file, and the reads that meet
+// the damage answer the error naming the file.
 
 // repairRetry is how often the node retries a repair that could not
 // finish (an owner down or failing).
@@ -142,7 +142,7 @@ func (n *Node) Degraded() []string {
 	for _, sp := range n.cfg.Engine.Corruption() {
 		switch sp.State {
 		case engine.CorruptDamaged:
-			out = append(out, fmt.Sprintf("corruption: file %s damaged, reads of %s fail on this node", sp.File, sp.TokenSpan()))
+			out = append(out, fmt.Sprintf("corruption: file %s covering %s damaged, reads that meet the damage fail on this node", sp.File, sp.TokenSpan()))
 		case engine.CorruptExcised:
 			out = append(out, fmt.Sprintf("corruption: file %s damaged, %s excised and being pulled back from other replicas", sp.File, sp.TokenSpan()))
 		}
