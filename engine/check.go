@@ -23,9 +23,12 @@ var ErrLocked = errors.New("engine: the data directory is in use (Pebble's LOCK 
 // CheckReport is what Check found.
 type CheckReport struct {
 	Dir string `json:"dir"`
-	// Tables and Bytes count the SSTables whose every block was verified.
-	Tables int   `json:"tables"`
-	Bytes  int64 `json:"bytes"`
+	// Tables and Bytes count the SSTables whose every block was verified;
+	// Files names every live SSTable, damaged or not (files in the
+	// directory not named here are obsolete, awaiting deletion).
+	Tables int      `json:"tables"`
+	Bytes  int64    `json:"bytes"`
+	Files  []string `json:"files"`
 	// WALTails lists WALs whose replay stopped before bytes that do not
 	// read as records: a write torn by a crash, or damage (see WALTail).
 	// They do not make the store damaged: Pebble opens it without them.
@@ -120,6 +123,7 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 	for _, name := range order {
 		tables := backs[name]
 		path := fs.PathJoin(dir, name)
+		rep.Files = append(rep.Files, name)
 		size, bad, verr := validateTable(fs, path, ropts, tables)
 		if verr == nil {
 			rep.Tables++

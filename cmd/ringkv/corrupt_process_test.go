@@ -9,22 +9,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/engine"
 )
 
-// flipTable overwrites 16 bytes of the largest .sst in dir at its middle
-// (or, with fromEnd > 0, that many bytes before its end) and returns its
-// name.
+// flipTable overwrites 16 bytes of the largest live .sst of the stopped
+// store in dir at its middle (or, with fromEnd > 0, that many bytes before
+// its end) and returns its name. Live: a node killed right after a
+// compaction may leave obsolete tables behind, which nothing reads.
 func flipTable(t *testing.T, dir string, fromEnd int64) string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
+	rep, err := engine.Check(dir, nil)
+	if err != nil || len(rep.Damaged) > 0 {
+		t.Fatalf("check before the damage: %+v %v", rep.Damaged, err)
 	}
 	var name string
 	var size int64
-	for _, en := range ents {
-		if fi, err := en.Info(); err == nil && strings.HasSuffix(en.Name(), ".sst") && fi.Size() > size {
-			name, size = en.Name(), fi.Size()
+	for _, n := range rep.Files {
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && fi.Size() > size {
+			name, size = n, fi.Size()
 		}
 	}
 	if name == "" {
