@@ -128,6 +128,7 @@ type Engine struct {
 	horizon atomic.Pointer[func() uint64] // SetGCHorizon
 	popts   *pebble.Options
 	stalls  *stallTracker
+	corrupt *corruptTracker
 	closed  atomic.Bool
 	keyPool sync.Pool // *[]byte scratch for storage keys and records
 	now     func() time.Time
@@ -211,6 +212,7 @@ func open(o Options, h hooks) (*Engine, error) {
 	if h.usage != nil {
 		e.disk.usage = h.usage
 	}
+	e.corrupt = newCorruptTracker(o.Logger)
 
 	po := &pebble.Options{
 		// Pebble's writes that meet ENOSPC free the ballast and are
@@ -218,10 +220,12 @@ func open(o Options, h hooks) (*Engine, error) {
 		FS:                 vfs.OnDiskFull(o.FS, e.disk.onENOSPC),
 		Merger:             memtable.NewMerger(),
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log: o.Logger, every: e.every, fatal: e.onFatal},
+		Logger:             pebbleLogger{log: o.Logger, every: e.every, fatal: e.onFatal, fs: o.FS},
 	}
 	o.Tuning.Apply(po)
 	el := e.stalls.listener()
+	// Damage found in a file is handled, never fatal (Pebble's default).
+	el.DataCorruption = e.corrupt.report
 	po.EventListener = &el
 	// Dropped ranges (rebalancing) and GC compactions should give disk back
 	// promptly rather than wait for the memtable to fill.
@@ -233,9 +237,9 @@ func open(o Options, h hooks) (*Engine, error) {
 	if err := po.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
 	}
-	db, err := pebble.Open(o.Dir, po)
+	db, err := e.openPebble(po)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
+		return nil, err
 	}
 	e.db = db
 	e.popts = po
@@ -362,6 +366,9 @@ func (e *Engine) diskFull(err error) error {
 type Degraded struct {
 	Reason string `json:"reason"`
 	Detail string `json:"detail,omitempty"`
+	// RefusesWrites: because of it the node takes no writes (/healthz
+	// then answers 503, so load balancers route writes elsewhere).
+	RefusesWrites bool `json:"refuses_writes,omitempty"`
 }
 
 // Health returns the engine's reasons to be degraded; none when healthy.
@@ -369,10 +376,10 @@ type Degraded struct {
 func (e *Engine) Health() []Degraded {
 	var out []Degraded
 	if err := e.failure(); err != nil {
-		out = append(out, Degraded{Reason: "storage failed", Detail: err.Error()})
+		out = append(out, Degraded{Reason: "storage failed", Detail: err.Error(), RefusesWrites: true})
 	}
 	if d := e.disk.state(); d != nil {
-		out = append(out, Degraded{Reason: "disk full", Detail: d.Error()})
+		out = append(out, Degraded{Reason: "disk full", Detail: d.Error(), RefusesWrites: true})
 	}
 	return out
 }
@@ -444,7 +451,7 @@ func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn Sc
 	}
 	it, err := r.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return err
+		return e.corruptionOf(err)
 	}
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
@@ -462,7 +469,7 @@ func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn Sc
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return err
+			return e.corruptionOf(err)
 		}
 		rec, err := memtable.Decode(v)
 		if err != nil {
@@ -475,7 +482,7 @@ func (e *Engine) scan(ctx context.Context, r pebble.Reader, lo, hi []byte, fn Sc
 			return err
 		}
 	}
-	return it.Close()
+	return e.corruptionOf(it.Close())
 }
 
 // GetMeta reads a metadata value, or ErrNotFound.

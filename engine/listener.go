@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ringkv/ringkv/compaction"
 )
 
@@ -68,7 +69,7 @@ func (s *stallTracker) listener() pebble.EventListener {
 				s.e.disk.onENOSPC()
 			}
 			if msg, ok := s.e.every.allow("background error", "pebble background error"); ok {
-				s.log.Error(msg, "err", err)
+				s.log.Error(msg, "err", oneLine(err.Error())) // Pebble formats errors with stack traces
 			}
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
@@ -156,10 +157,22 @@ type pebbleLogger struct {
 	log   *slog.Logger
 	every *logEvery
 	fatal func(msg string)
+	// With fs set it also looks behind the end of each WAL replay (see
+	// waltail.go), reporting a tail that did not read to onTail (and
+	// logging it when onTail is nil).
+	fs     vfs.FS
+	onTail func(WALTail)
 }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	if t, ok := walTailOf(l.fs, format, args); ok {
+		if l.onTail != nil {
+			l.onTail(t)
+		} else {
+			warnWALTail(l.log, t)
+		}
+	}
 }
 func (l pebbleLogger) Errorf(format string, args ...any) {
 	if msg, ok := l.every.allow("pebble: "+format, fmt.Sprintf(format, args...)); ok {

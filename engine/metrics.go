@@ -46,6 +46,7 @@ type LSMReport struct {
 	RowCache        RowCacheStats      `json:"row_cache"`
 	Stalls          StallStats         `json:"stalls"`
 	BackgroundErrs  int64              `json:"background_errors"`
+	Corruption      CorruptionStats    `json:"corruption"`
 	Uptime          time.Duration      `json:"uptime_ns"`
 	// PebbleOptions is the OPTIONS text Pebble was opened with: every
 	// setting actually in force, defaults included.
@@ -88,6 +89,7 @@ func (e *Engine) LSM() LSMReport {
 	r.RowCache = e.rowCacheStats()
 	r.Stalls, r.BackgroundErrs = e.stalls.snapshot()
 	r.Flushes = m.Flush.Count
+	r.Corruption = CorruptionStats{Events: e.corrupt.events.Load(), Spans: e.corrupt.list()}
 	return r
 }
 
@@ -122,6 +124,8 @@ var (
 	dDiskBytes      = prometheus.NewDesc("ringkv_pebble_disk_usage_bytes", "Bytes of disk the store uses (tables, WAL, manifest).", nil, nil)
 	dTombstones     = prometheus.NewDesc("ringkv_pebble_tombstones", "Pebble point and range tombstones in tables (ringkv deletes are records, counted as keys).", nil, nil)
 	dBGErrors       = prometheus.NewDesc("ringkv_pebble_background_errors_total", "Errors in flushes and compactions.", nil, nil)
+	dCorruption     = prometheus.NewDesc("ringkv_corruption_errors_total", "Damaged blocks or files Pebble reported (each failed read counts); GET /v1/lsm names the files.", nil, nil)
+	dCorruptSpans   = prometheus.NewDesc("ringkv_corrupt_spans", "Damaged files whose token span is out of service (reads go to other replicas) until repaired.", nil, nil)
 	dRowBytes       = prometheus.NewDesc("ringkv_row_cache_bytes", "Bytes held by the row cache.", nil, nil)
 	dRowHits        = prometheus.NewDesc("ringkv_row_cache_hits_total", "Point reads answered by the row cache.", nil, nil)
 	dRowMisses      = prometheus.NewDesc("ringkv_row_cache_misses_total", "Point reads that missed the row cache and read the LSM.", nil, nil)
@@ -137,7 +141,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dLevelFiles, dLevelBytes, dLevelScore, dLevelCompacted, dLevelFlushed,
 		dL0Sublevels, dCompactions, dCompactionsNow, dDebt, dFlushes, dStalls, dStallSeconds, dWriteAmp, dReadAmp,
 		dMemBytes, dMemCount, dCacheBytes, dCacheHits, dCacheMisses, dWALBytes, dDiskBytes, dTombstones, dBGErrors,
-		dRowBytes, dRowHits, dRowMisses, dRowWarming, dRowWarmed, dDiskFree, dDiskFloor, dDiskFull, dDiskRefused} {
+		dCorruption, dCorruptSpans, dRowBytes, dRowHits, dRowMisses, dRowWarming, dRowWarmed, dDiskFree, dDiskFloor, dDiskFull, dDiskRefused} {
 		ch <- d
 	}
 }
@@ -200,6 +204,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st, bgErrs := c.e.stalls.snapshot()
 	cnt(dFlushes, float64(m.Flush.Count))
 	cnt(dBGErrors, float64(bgErrs))
+	cnt(dCorruption, float64(c.e.corrupt.events.Load()))
+	out := 0
+	if o := c.e.corrupt.out.Load(); o != nil {
+		out = len(*o)
+	}
+	g(dCorruptSpans, float64(out))
 	for _, reason := range stallReasons(st) {
 		rs := st.ByReason[reason]
 		cnt(dStalls, float64(rs.Count), reason)

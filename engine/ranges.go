@@ -91,7 +91,7 @@ func (e *Engine) exportSpan(ctx context.Context, r pebble.Reader, lo, hi uint64,
 	if cerr := it.Close(); err == nil {
 		err = cerr // the iterator's own error, if any
 	}
-	return err
+	return e.corruptionOf(err)
 }
 
 // TableWriterOptions returns the options an SSTable must be written with to

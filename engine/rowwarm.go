@@ -113,7 +113,7 @@ func (e *Engine) warmRows(pass uint64) {
 	e.rowsWarmed.Store(int64(n))
 	switch {
 	case err != nil:
-		e.opts.Logger.Warn("row cache warm stopped", "records", n, "bytes", bytes, "err", err)
+		e.opts.Logger.Warn("row cache warm stopped", "records", n, "bytes", bytes, "err", e.corruptionOf(err).Error())
 	case stale():
 		e.opts.Logger.Debug("row cache warm cut short: the cache was emptied again", "records", n)
 	default:

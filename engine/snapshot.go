@@ -51,6 +51,9 @@ func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record,
 		return dst, memtable.Record{}, ErrClosed
 	}
 	tok := Token(key)
+	if err := e.corrupt.check(tok); err != nil {
+		return dst, memtable.Record{}, err
+	}
 	var s *stripe
 	var seq uint64
 	if e.rows != nil && r == pebble.Reader(e.db) {
@@ -82,7 +85,7 @@ func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record,
 		if errors.Is(err, pebble.ErrNotFound) {
 			return dst, memtable.Record{}, ErrNotFound
 		}
-		return dst, memtable.Record{}, fmt.Errorf("cannot read %q: %w", key, err)
+		return dst, memtable.Record{}, fmt.Errorf("cannot read %q: %w", key, e.corruptionOf(err))
 	}
 	dst, rec, err := appendRecord(dst, key, v)
 	closer.Close()

@@ -81,7 +81,7 @@ func TestAPI(t *testing.T) {
 				var h []peer.Degraded
 				for _, l := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 					if reason, detail, _ := strings.Cut(l, ": "); reason != "" {
-						h = append(h, peer.Degraded{Reason: reason, Detail: detail})
+						h = append(h, peer.Degraded{Reason: reason, Detail: detail, RefusesWrites: d.HasArg("refuses-writes")})
 					}
 				}
 				ts.ops.setHealth(h...)

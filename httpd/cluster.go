@@ -258,6 +258,12 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 				b, err = peer.AppendPending(b[:at], rec, from), nil
 				continue
 			}
+			if errors.Is(err, peer.ErrCorruption) {
+				// This key's record is in a damaged file: it fails
+				// alone, and the coordinator asks another replica.
+				b, err = peer.AppendFailed(b[:at], err.Error()), nil
+				continue
+			}
 			if err != nil {
 				break
 			}

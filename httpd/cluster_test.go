@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -306,5 +307,31 @@ func TestClusterNotImplemented(t *testing.T) {
 		if !head {
 			checkJSONError(t, resp.Header.ContentType(), resp.Body())
 		}
+	}
+}
+
+// A key in a damaged file fails alone: the batch's other keys keep their
+// records, and the node answers (no 500, no crash).
+func TestClusterInternalReadDamagedKey(t *testing.T) {
+	ts := newClusterTestServer(t, Config{})
+	small := testRecord(7, "value")
+	if err := ts.cl.ApplyLocal([]peer.Mutation{{Key: []byte("k"), Record: small}, {Key: []byte("bad"), Record: small}}); err != nil {
+		t.Fatal(err)
+	}
+	ts.cl.mu.Lock()
+	ts.cl.mu.damagedKeys = map[string]bool{"bad": true}
+	ts.cl.mu.Unlock()
+	keys := [][]byte{[]byte("k"), []byte("bad"), []byte("missing")}
+	resp := ts.post(t, "/internal/read", peer.AppendRead(nil, keys))
+	wantStatus(t, "read", resp, 200)
+	recs, err := peer.DecodeRecords(resp.Body(), len(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(recs[0], small) || recs[2] != nil {
+		t.Fatalf("healthy keys' records = %x, %x", clipB(recs[0]), clipB(recs[2]))
+	}
+	if !peer.IsFailed(recs[1]) || !strings.Contains(peer.FailedMessage(recs[1]), "corruption") {
+		t.Fatalf("damaged key's answer = %q, want a failed answer", recs[1])
 	}
 }

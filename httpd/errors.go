@@ -69,7 +69,9 @@ func (s *Server) writeStoreError(ctx *fasthttp.RequestCtx, op string, err error)
 	if code == fasthttp.StatusNotFound {
 		msg = "key not found"
 	}
-	if code == fasthttp.StatusInternalServerError {
+	// Reads of a damaged span are logged by the engine, rate-limited: not
+	// once a request here.
+	if code == fasthttp.StatusInternalServerError && !errors.Is(err, peer.ErrCorruption) {
 		s.lg.Error("request failed", "op", op, "uri", string(ctx.RequestURI()), "err", err)
 	}
 	writeError(ctx, code, msg)

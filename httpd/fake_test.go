@@ -291,6 +291,8 @@ type fakeCluster struct {
 		spanReqs [][2]uint64
 		// pendingKeys are keys ReadLocal answers ErrRangePending for.
 		pendingKeys map[string]bool
+		// damagedKeys are keys ReadLocal answers ErrCorruption for.
+		damagedKeys map[string]bool
 		leaves      int // StartLeave calls
 	}
 }
@@ -459,6 +461,9 @@ func (c *fakeCluster) ReadLocal(dst, key []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.mu.recs[string(key)]
+	if c.mu.damagedKeys[string(key)] {
+		return dst, fmt.Errorf("cannot read %q: %w", key, peer.ErrCorruption)
+	}
 	if c.mu.pendingKeys[string(key)] {
 		// What a node still pulling holds, if anything, comes along.
 		return append(dst, r...), &peer.PendingError{From: []string{"node-1", "node-4"}}

@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -10,9 +11,13 @@ import (
 )
 
 // healthz serves GET /healthz: 200 {"status":"ok","node":ID} while the node
-// serves; 503 {"status":"degraded","reason":R,"node":ID,"reasons":[...]}
-// while Ops.Health gives reasons (R is the first one's; reads may still
-// be served), and 503 from the moment Shutdown begins.
+// serves. While Ops.Health gives reasons it answers {"status":"degraded",
+// "reason":R,"node":ID,"reasons":[...]} (R is the first one's): 503 when
+// one of them refuses writes (a full disk, a clock off from its peers), so
+// a load balancer sends writes elsewhere while reads may still be served;
+// 200 otherwise (a damaged file whose span this node routes around: a
+// probe must not take it out of service and lose the repair under way).
+// 503 from the moment Shutdown begins.
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	if !onlyGet(ctx) {
 		return
@@ -37,7 +42,9 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		s.writeStoreError(ctx, "healthz", err)
 		return
 	}
-	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	if slices.ContainsFunc(h, func(d peer.Degraded) bool { return d.RefusesWrites }) {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
 	ctx.SetBody(append(b, '\n'))
 }
 

@@ -394,3 +394,15 @@ func TestStatusPage(t *testing.T) {
 		t.Error("status page does not escape the LSM report")
 	}
 }
+
+// A node with a damaged file serves on: /healthz says degraded and why,
+// with 200 (it still coordinates every request).
+func TestHealthzDegraded(t *testing.T) {
+	ts := newTestServer(t, Config{NodeID: "n1"})
+	ts.ops.setHealth(peer.Degraded{Reason: "corruption", Detail: "file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"})
+	resp := ts.roundTrip(t, rawRequest("GET", "/healthz", nil), false)
+	want := `{"status":"degraded","reason":"corruption","node":"n1","reasons":[{"reason":"corruption","detail":"file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"}]}` + "\n"
+	if resp.StatusCode() != fasthttp.StatusOK || string(resp.Body()) != want {
+		t.Fatalf("healthz = %d %q, want 200 %q", resp.StatusCode(), resp.Body(), want)
+	}
+}

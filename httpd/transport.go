@@ -390,6 +390,8 @@ func (t *Transport) send(l *lane) {
 					switch {
 					case err != nil:
 						c.got(nil, err)
+					case peer.IsFailed(recs[i]):
+						c.got(nil, &peer.ReplicaReadError{Msg: peer.FailedMessage(recs[i])})
 					case peer.IsPending(recs[i]):
 						// DecodeRecords has checked it.
 						rec, from, _ := peer.DecodePending(recs[i])

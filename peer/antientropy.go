@@ -3,6 +3,8 @@ package peer
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -132,7 +134,8 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 	// holds after a complete pass (it pulled what it lacked).
 	start := n.cfg.Clock.Now()
 	complete := true
-	var firstErr error
+	var firstErr, unreadable error
+	skipped := 0
 	for _, or := range v.Ring.Ranges() {
 		if !slices.Contains(or.Owners, self) {
 			continue
@@ -140,45 +143,19 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var local *Merkle
-		for _, id := range or.Owners {
-			if id == self {
-				continue
-			}
-			m, ok := v.reachable(id)
-			if !ok {
-				complete = false
-				continue
-			}
-			if local == nil {
-				var err error
-				if local, err = n.LocalMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
-					return err
-				}
-			}
-			// A peer that fails (or is still pulling the range) leaves
-			// the pass incomplete; the other ranges are still compared.
-			remote, err := n.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, antiEntropyDepth)
-			if err != nil {
-				complete, firstErr = false, cmp.Or(firstErr, err)
-				continue
-			}
-			spans, err := local.Diff(remote)
-			if err != nil {
-				complete, firstErr = false, cmp.Or(firstErr, err)
-				continue
-			}
-			for _, sp := range spans {
-				if err := n.pullAntiEntropy(ctx, m.HTTPAddr, sp); err != nil {
-					complete, firstErr = false, cmp.Or(firstErr, err)
-					continue
-				}
-				n.aeSpans.Add(1)
-			}
-			if len(spans) > 0 {
-				local = nil // rebuilt for the next owner: it has changed
-			}
+		ok, err := n.syncRange(ctx, v, or)
+		if errors.Is(err, errLocalTree) {
+			// This node's own copy cannot be read (a damaged file, say):
+			// the other ranges are still compared.
+			skipped++
+			unreadable = cmp.Or(unreadable, err)
 		}
+		if !ok {
+			complete, firstErr = false, cmp.Or(firstErr, err)
+		}
+	}
+	if skipped > 0 {
+		n.cfg.Logger.Warn("anti-entropy skipped ranges this node cannot read", "ranges", skipped, "first_err", unreadable)
 	}
 	n.aePasses.Add(1)
 	// The pass counts only if the ring did not change meanwhile (views
@@ -187,6 +164,59 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		n.aeClean.Store(start)
 	}
 	return firstErr
+}
+
+// errLocalTree marks syncRange's failures to build this node's own tree.
+var errLocalTree = errors.New("cannot build this node's Merkle tree")
+
+// syncRange compares this node's tree of or with every other owner's and
+// pulls what differs. It reports whether every other owner was compared
+// and every difference pulled; err is the first failure.
+func (n *Node) syncRange(ctx context.Context, v *View, or ring.OwnedRange) (complete bool, firstErr error) {
+	complete = true
+	var local *Merkle
+	for _, id := range or.Owners {
+		if id == n.cfg.NodeID {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		m, ok := v.reachable(id)
+		if !ok {
+			complete = false
+			continue
+		}
+		if local == nil {
+			var err error
+			if local, err = n.LocalMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
+				return false, fmt.Errorf("%w of %s: %w", errLocalTree, or.Range, err)
+			}
+		}
+		// A peer that fails (or is still pulling the range) leaves the
+		// range incomplete; the other owners are still compared.
+		remote, err := n.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, antiEntropyDepth)
+		if err != nil {
+			complete, firstErr = false, cmp.Or(firstErr, err)
+			continue
+		}
+		spans, err := local.Diff(remote)
+		if err != nil {
+			complete, firstErr = false, cmp.Or(firstErr, err)
+			continue
+		}
+		for _, sp := range spans {
+			if err := n.pullAntiEntropy(ctx, m.HTTPAddr, sp); err != nil {
+				complete, firstErr = false, cmp.Or(firstErr, err)
+				continue
+			}
+			n.aeSpans.Add(1)
+		}
+		if len(spans) > 0 {
+			local = nil // rebuilt for the next owner: it has changed
+		}
+	}
+	return complete, firstErr
 }
 
 // pullAntiEntropy merges a peer's records of one span, reading at most

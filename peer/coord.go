@@ -298,6 +298,7 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 		askID(first[i])
 	}
 	var got []reply
+	var corrupt error // a replica's read met damaged data
 	timer := time.NewTimer(n.cfg.RequestTimeout)
 	defer timer.Stop()
 	// A replica that hangs (paused, or cut off before failure detection
@@ -315,6 +316,9 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 			pending--
 			if r.err != nil {
 				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
+				if errors.Is(r.err, ErrCorruption) && corrupt == nil {
+					corrupt = r.err
+				}
 				if errors.Is(r.err, ErrRangePending) {
 					pendingRepl = append(pendingRepl, reply{id: r.id, rec: r.rec})
 				}
@@ -374,6 +378,11 @@ func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consi
 				}
 			}
 			if len(got) < need {
+				if corrupt != nil && len(owners) == 1 {
+					// The only replica there is holds the key in a damaged
+					// file: say so (and which), rather than "unavailable".
+					return dst, Version{}, corrupt
+				}
 				return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
 			}
 		case <-timer.C:

@@ -33,6 +33,8 @@ var (
 		"Time writes' answers spent waiting for peers' clocks, since start.", nil, nil)
 	descAESpans = prometheus.NewDesc("ringkv_anti_entropy_spans_repaired_total",
 		"Token spans anti-entropy found different from another owner's and pulled, since start.", nil, nil)
+	descCorruptRepairs = prometheus.NewDesc("ringkv_corruption_repairs_total",
+		"Spans of damaged files excised and pulled back from the other replicas, since start.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -47,6 +49,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descClockOff
 	ch <- descCommitWaits
 	ch <- descCommitWaitSeconds
+	ch <- descCorruptRepairs
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -74,4 +77,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descClockOff, prometheus.GaugeValue, off)
 	ch <- prometheus.MustNewConstMetric(descCommitWaits, prometheus.CounterValue, float64(c.n.commitWaits.Load()))
 	ch <- prometheus.MustNewConstMetric(descCommitWaitSeconds, prometheus.CounterValue, float64(c.n.commitWaitNanos.Load())/1e9)
+	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.repairs.Load()))
 }

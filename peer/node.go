@@ -125,6 +125,9 @@ type Node struct {
 	horizon            atomic.Uint64 // GCHorizon in a cluster
 	aePasses           atomic.Int64  // anti-entropy passes completed
 	aeSpans            atomic.Int64  // spans anti-entropy found different and pulled
+	repairs            atomic.Int64  // damaged spans pulled back (corrupt.go)
+	warnedSolo         atomic.Bool   // logged that a damaged span cannot be repaired
+	soloSince          atomic.Int64  // unix nanos since a damaged span found no replica; 0: it did
 	// pending lists the ranges of the current ring this node is still
 	// pulling, with their old owners (nil: none); reads of their keys
 	// answer a PendingError.
@@ -242,6 +245,7 @@ func NewNode(cfg Config) (*Node, error) {
 		if cfg.AntiEntropyInterval > 0 {
 			n.wg.Go(n.antiEntropyLoop)
 		}
+		n.wg.Go(n.corruptionLoop)
 	}
 	return n, nil
 }
@@ -467,16 +471,17 @@ func copyRecord(key []byte, rec *memtable.Record) ([]byte, *memtable.Record) {
 }
 
 // Health returns this node's reasons to be degraded (the engine's: a full
-// disk, a failed store; and a clock off from a majority of its peers, when
-// it coordinates no writes); none while it serves fully. It does no I/O.
+// disk, a failed store; a clock off from a majority of its peers, when it
+// coordinates no writes; a damaged file whose span it routes around);
+// none while it serves fully. It does no I/O.
 func (n *Node) Health() []Degraded {
 	h := n.cfg.Engine.Health()
 	if v := n.view.Load(); !n.solo(v) {
 		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
-			h = append(h, Degraded{Reason: "clock offset", Detail: err.Error()})
+			h = append(h, Degraded{Reason: "clock offset", Detail: err.Error(), RefusesWrites: true})
 		}
 	}
-	return h
+	return append(h, n.corruptionHealth()...)
 
 }
 

@@ -123,7 +123,44 @@ const (
 	// pendingFromMark: then the old owners (a count, then each id), then
 	// the node's record of the key, if it has one.
 	pendingFromMark = 0xfe
+	// failedMark: then an error message, for a key the node could not
+	// read (a damaged file): the coordinator asks another replica for it,
+	// and the batch's other keys keep their answers. A node older than
+	// the mark fails the whole batch on it, as it failed the whole batch
+	// on the error before.
+	failedMark = 0xfd
 )
+
+// maxFailedMsg bounds the error message of a failed answer.
+const maxFailedMsg = 1024
+
+// ErrReplicaRead is matched by the error of a key a replica answered it
+// could not read (see AppendFailed).
+var ErrReplicaRead = errors.New("peer: the replica could not read the key")
+
+// ReplicaReadError is a replica's failed answer for one key of a read.
+type ReplicaReadError struct{ Msg string }
+
+func (e *ReplicaReadError) Error() string        { return "replica: " + e.Msg }
+func (e *ReplicaReadError) Is(target error) bool { return target == ErrReplicaRead }
+
+// AppendFailed appends, in place of a record, the answer for a key the
+// node could not read, with why (cut to maxFailedMsg bytes).
+func AppendFailed(dst []byte, msg string) []byte {
+	if len(msg) > maxFailedMsg {
+		msg = msg[:maxFailedMsg]
+	}
+	dst = binary.AppendUvarint(dst, uint64(1+len(msg)))
+	dst = append(dst, failedMark)
+	return append(dst, msg...)
+}
+
+// IsFailed reports whether a record of DecodeRecords is a failed answer;
+// its message is FailedMessage(rec).
+func IsFailed(rec []byte) bool { return len(rec) >= 1 && rec[0] == failedMark }
+
+// FailedMessage returns the message of a failed answer (IsFailed).
+func FailedMessage(rec []byte) string { return string(rec[1:]) }
 
 // maxPendingFrom bounds the old owners in a pending answer (--replicas is
 // at most 16).
@@ -201,8 +238,8 @@ func DecodeRead(b []byte) ([][]byte, error) {
 }
 
 // DecodeRecords parses the answer to a read of n keys: one record per key,
-// nil where the node has none, or a pending answer (IsPending, split by
-// DecodePending). The records alias b; each has been checked to decode.
+// nil where the node has none, a pending answer (IsPending, split by
+// DecodePending), or a failed one (IsFailed). The records alias b; each has been checked to decode.
 func DecodeRecords(b []byte, n int) ([][]byte, error) {
 	r := reader{b: b}
 	r.header(kindRecords)
@@ -214,6 +251,10 @@ func DecodeRecords(b []byte, n int) ([][]byte, error) {
 		rec := r.bytes(maxRecord, "record")
 		if len(rec) == 0 {
 			rec = nil
+		} else if IsFailed(rec) {
+			if len(rec)-1 > maxFailedMsg {
+				r.fail("record %d: failed answer of %d bytes", i, len(rec)-1)
+			}
 		} else if IsPending(rec) {
 			// Kept as is, for the caller to map to a PendingError.
 			inner, _, err := DecodePending(rec)

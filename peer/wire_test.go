@@ -598,3 +598,29 @@ func FuzzDecodeRecords(f *testing.F) {
 		}
 	})
 }
+
+// A failed answer for one key travels beside the other keys' records.
+func TestWireFailedAnswer(t *testing.T) {
+	rec := (&memtable.Record{Version: memtable.Version{TS: 9, Node: 1}, Value: []byte("v")}).Append(nil)
+	b := AppendRecordsHeader(nil, 3)
+	b = AppendRecord(b, rec)
+	b = AppendFailed(b, "engine: corruption in file 000009.sst")
+	b = AppendFailed(b, string(make([]byte, 2*maxFailedMsg))) // cut to the bound
+	recs, err := DecodeRecords(b, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IsFailed(recs[0]) || !IsFailed(recs[1]) || FailedMessage(recs[1]) != "engine: corruption in file 000009.sst" {
+		t.Fatalf("records %q", recs)
+	}
+	if !IsFailed(recs[2]) || len(FailedMessage(recs[2])) != maxFailedMsg {
+		t.Fatalf("long message kept %d bytes", len(FailedMessage(recs[2])))
+	}
+	// An oversized failed answer is refused.
+	bad := AppendRecordsHeader(nil, 1)
+	msg := append([]byte{failedMark}, make([]byte, maxFailedMsg+1)...)
+	bad = AppendRecord(bad, msg)
+	if _, err := DecodeRecords(bad, 1); err == nil {
+		t.Fatal("an oversized failed answer decoded")
+	}
+}

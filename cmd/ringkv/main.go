@@ -1,6 +1,7 @@
 // Command ringkv is the one ringkv binary: it runs a node (serve), talks to
 // one (get, put, delete, scan, cluster), load-tests nodes and compaction
-// profiles (bench), and prints its version. It only parses flags and wires
+// profiles (bench), verifies a data directory offline (check), and prints
+// its version. It only parses flags and wires
 // packages together; the logic lives in the packages.
 package main
 
@@ -27,6 +28,7 @@ usage:
   ringkv cluster status | ring KEY | remove ID | leave
                                                 inspect and change the cluster
   ringkv backup --to DIR | restore --from DIR   copy every node's store out, bring one back
+  ringkv check --data-dir D                     verify a stopped node's files offline
   ringkv bench [flags]                          load test with live progress and a report
   ringkv bench compaction [flags]               every compaction profile on one write-heavy load
   ringkv version                                print the version
@@ -64,6 +66,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return backupCmd(rest, env, stdout, stderr)
 	case "restore":
 		return restoreCmd(rest, stdout, stderr)
+	case "check":
+		return checkCmd(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "ringkv: unknown command %q (run 'ringkv help')\n", cmd)
 		return exitUsage

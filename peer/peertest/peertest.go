@@ -481,6 +481,16 @@ func (c *Cluster) Restart(i int) {
 	c.Nodes[i].SetView(c.View())
 }
 
+// RestartAfter stops node i, calls damage with its filesystem (the store
+// is at its root) while it is down, and starts it again.
+func (c *Cluster) RestartAfter(i int, damage func(fs vfs.FS)) {
+	c.t.Helper()
+	c.stop(i)
+	damage(c.FS[i])
+	c.start(i)
+	c.Nodes[i].SetView(c.View())
+}
+
 func (c *Cluster) stop(i int) {
 	if c.Nodes[i] == nil {
 		return
