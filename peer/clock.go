@@ -83,6 +83,13 @@ type PeerOffset struct {
 	Refused bool `json:"refused,omitempty"`
 }
 
+// sampleWindow and maxSamples bound the samples an estimate is chosen
+// from; a clock drifts far less than a millisecond in sampleWindow.
+const (
+	sampleWindow = 10 * time.Second
+	maxSamples   = 16
+)
+
 // offsetFresh is how long a measurement counts: a peer unheard of for
 // longer (down, cut off) counts neither for nor against this node's clock.
 const offsetFresh = 30 * time.Second
@@ -100,7 +107,8 @@ type ClockMonitor struct {
 	probed atomic.Bool
 
 	mu      sync.Mutex
-	offsets map[string]PeerOffset
+	offsets map[string]PeerOffset   // the estimate in force, per peer
+	samples map[string][]PeerOffset // the recent samples it is chosen from
 	warned  map[string]bool // logged as beyond half the bound
 }
 
@@ -116,7 +124,7 @@ func NewClockMonitor(bound time.Duration, now func() time.Time, lg *slog.Logger)
 	if lg == nil {
 		lg = slog.Default()
 	}
-	return &ClockMonitor{bound: bound, now: now, lg: lg, offsets: map[string]PeerOffset{}, warned: map[string]bool{}}
+	return &ClockMonitor{bound: bound, now: now, lg: lg, offsets: map[string]PeerOffset{}, samples: map[string][]PeerOffset{}, warned: map[string]bool{}}
 }
 
 // Bound returns the maximum clock offset.
@@ -127,9 +135,30 @@ func (c *ClockMonitor) Bound() time.Duration { return c.bound }
 // crosses, and again when it is back within it.
 func (c *ClockMonitor) Observe(peer string, peerWall time.Time, rtt time.Duration) {
 	now := c.now()
-	off := peerWall.Sub(now.Add(-rtt / 2))
 	c.mu.Lock()
-	c.offsets[peer] = PeerOffset{Offset: off, RTT: rtt, At: now}
+	// Keep the samples of the last sampleWindow, and go by the one with
+	// the shortest round trip (NTP's clock filter): a probe held up in a
+	// busy node's queue has a long round trip, so a wide error bound, and
+	// Lag would make writes wait for it.
+	keep := c.samples[peer][:0]
+	for _, o := range c.samples[peer] {
+		if now.Sub(o.At) <= sampleWindow && !o.Refused {
+			keep = append(keep, o)
+		}
+	}
+	if len(keep) == maxSamples {
+		keep = append(keep[:0], keep[1:]...)
+	}
+	keep = append(keep, PeerOffset{Offset: peerWall.Sub(now.Add(-rtt / 2)), RTT: rtt, At: now})
+	c.samples[peer] = keep
+	best := keep[0]
+	for _, o := range keep[1:] {
+		if o.RTT <= best.RTT {
+			best = o
+		}
+	}
+	c.offsets[peer] = best
+	off := best.Offset
 	far := off.Abs() > c.bound/2
 	was := c.warned[peer]
 	c.warned[peer] = far
@@ -191,6 +220,7 @@ func (c *ClockMonitor) Verified(peers []string, v *View) bool {
 func (c *ClockMonitor) Forget(peer string) {
 	c.mu.Lock()
 	delete(c.offsets, peer)
+	delete(c.samples, peer)
 	delete(c.warned, peer)
 	c.mu.Unlock()
 }

@@ -597,8 +597,9 @@ type history struct {
 	t0     time.Time
 	writes []write
 	reads  []read
-	byVal  map[string]int // value -> index in writes
-	events []string       // kills and restarts, as text with times
+	byVal  map[string]int   // value -> index in writes
+	byKey  map[string][]int // key -> indexes in writes (checkRead builds it)
+	events []string         // kills and restarts, as text with times
 }
 
 func (h *history) at(t time.Time) string {
@@ -658,10 +659,18 @@ func (h *history) keyHistory(key string) string {
 // acknowledged before it began, and no acknowledged delete is undone.
 // It returns "" or what is wrong.
 func (h *history) checkRead(key, val string, found bool, start time.Time) string {
+	if h.byKey == nil {
+		// Index once: a campaign's history holds tens of thousands of
+		// writes, and every read is checked against its key's.
+		h.byKey = map[string][]int{}
+		for i, w := range h.writes {
+			h.byKey[w.key] = append(h.byKey[w.key], i)
+		}
+	}
 	var newest *write // the acknowledged write, acknowledged before start, issued last
-	for i := range h.writes {
+	for _, i := range h.byKey[key] {
 		w := &h.writes[i]
-		if w.key == key && w.acked && w.end.Before(start) && (newest == nil || w.start.After(newest.start)) {
+		if w.acked && w.end.Before(start) && (newest == nil || w.start.After(newest.start)) {
 			newest = w
 		}
 	}
@@ -671,8 +680,8 @@ func (h *history) checkRead(key, val string, found bool, start time.Time) string
 		if newest == nil || newest.del {
 			return ""
 		}
-		for _, w := range h.writes {
-			if w.key == key && w.del && !older(w) {
+		for _, i := range h.byKey[key] {
+			if w := h.writes[i]; w.del && !older(w) {
 				return "" // a delete as new as newest, or newer
 			}
 		}

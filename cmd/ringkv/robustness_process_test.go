@@ -113,6 +113,19 @@ func faultMenu() []fault {
 				}
 			}
 		}},
+		{"corrupt", func(r *robust, v int) func() {
+			// Everything it holds flushed to tables, killed, 16 bytes
+			// flipped in the middle of its largest live table, restarted:
+			// it must serve on and repair the span from the others.
+			c := r.nodes[v]
+			if code, b, err := call(http.MethodPost, "http://"+c.http+"/v1/admin/compact", ""); err != nil || code != http.StatusOK {
+				r.t.Fatalf("compact %s: %d %s %v", c.id, code, b, err)
+			}
+			c.kill9()
+			r.event("%s: flipped bytes in %s", c.id, flipTable(r.t, c.dir, 0))
+			c.start()
+			return func() {}
+		}},
 		{"clock", func(r *robust, v int) func() {
 			// Restarted with its clock twice the bound off, ahead or
 			// behind, then restarted right.
