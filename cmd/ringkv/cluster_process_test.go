@@ -697,17 +697,178 @@ func (h *history) checkRead(key, val string, found bool, start time.Time) string
 	return ""
 }
 
+// checkLoad is the checkers' clients: each runs quorum gets and puts (and,
+// with deletes, deletes: 5, 4 and 1 in 10; else gets and puts half and
+// half) of random keys prefix/000.. through random nodes until Stop,
+// recording every operation for a history.
+type checkLoad struct {
+	clients, keys int
+	prefix        string
+	deletes       bool
+	seed          uint64
+	nodes         []*cnode
+
+	stop   atomic.Bool
+	wg     sync.WaitGroup
+	writes [][]write
+	reads  [][]read
+	failed []int // reads that failed, unchecked
+}
+
+func (w *checkLoad) key(k int) string { return fmt.Sprintf("%s/%03d", w.prefix, k) }
+
+// Start starts the clients.
+func (w *checkLoad) Start() {
+	w.writes, w.reads, w.failed = make([][]write, w.clients), make([][]read, w.clients), make([]int, w.clients)
+	for c := range w.clients {
+		crng := rand.New(rand.NewPCG(w.seed, uint64(c)+2))
+		hc := &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+		w.wg.Go(func() {
+			defer hc.CloseIdleConnections()
+			for seq := 0; !w.stop.Load(); seq++ {
+				key := w.key(crng.IntN(w.keys))
+				via := w.nodes[crng.IntN(len(w.nodes))]
+				op := crng.IntN(10)
+				if op < 5 {
+					w.get(c, hc, via, key)
+					continue
+				}
+				wr := write{key: key, val: fmt.Sprintf("c%d-%d", c, seq), via: via.id, del: w.deletes && op == 9, start: time.Now()}
+				method, body := http.MethodPut, io.Reader(strings.NewReader(wr.val))
+				if wr.del {
+					method, body = http.MethodDelete, nil
+				}
+				req, _ := http.NewRequest(method, kvURL(via.http, key, "quorum"), body)
+				resp, err := hc.Do(req)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					wr.answered = true
+					wr.acked = resp.StatusCode == http.StatusNoContent
+					wr.outcome = strconv.Itoa(resp.StatusCode)
+					if !wr.acked {
+						wr.outcome += " " + strings.TrimSpace(string(b))
+					}
+				} else {
+					wr.outcome = "error: " + err.Error()
+				}
+				wr.end = time.Now()
+				w.writes[c] = append(w.writes[c], wr)
+			}
+		})
+	}
+}
+
+func (w *checkLoad) get(c int, hc *http.Client, via *cnode, key string) {
+	r := read{key: key, via: via.id, start: time.Now()}
+	resp, err := hc.Get(kvURL(via.http, key, "quorum"))
+	if err != nil {
+		w.failed[c]++
+		return
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.end = time.Now()
+	switch {
+	case err != nil:
+		w.failed[c]++
+		return
+	case resp.StatusCode == http.StatusOK:
+		r.found, r.val = true, string(b)
+	case resp.StatusCode != http.StatusNotFound:
+		w.failed[c]++
+		return
+	}
+	w.reads[c] = append(w.reads[c], r)
+}
+
+// Stop stops the clients and adds what they did to h.
+func (w *checkLoad) Stop(h *history) {
+	w.stop.Store(true)
+	w.wg.Wait()
+	for c := range w.clients {
+		h.writes = append(h.writes, w.writes[c]...)
+		h.reads = append(h.reads, w.reads[c]...)
+	}
+	for i, wr := range h.writes {
+		h.byVal[wr.val] = i
+	}
+}
+
+// Check waits for every hint to be delivered, then checks every read of
+// the history and a final quorum read of every key (checkRead), logs what
+// was checked, and fails the test on too little work or any violation.
+func (w *checkLoad) Check(t *testing.T, h *history) (violations int) {
+	t.Helper()
+	poll(t, 90*time.Second, "hints drained", func() (bool, string) {
+		for _, c := range w.nodes {
+			st, err := status(c.http)
+			if err != nil {
+				return false, err.Error()
+			}
+			if hintsTotal(st) > 0 {
+				return false, fmt.Sprintf("%s holds %v", c.id, st.HintsPending)
+			}
+		}
+		return true, ""
+	})
+	h.events = append(h.events, h.at(time.Now())+" hints drained")
+	var bad []string
+	for _, r := range h.reads {
+		if why := h.checkRead(r.key, r.val, r.found, r.start); why != "" {
+			bad = append(bad, fmt.Sprintf("get %s via %s at %s: %s\n%s", r.key, r.via, h.at(r.start), why, h.keyHistory(r.key)))
+		}
+	}
+	// No acknowledged write lost: a final quorum read of every key
+	// returns its newest acknowledged write or a newer one.
+	final := time.Now()
+	for k := range w.keys {
+		key := w.key(k)
+		via := w.nodes[k%len(w.nodes)]
+		code, b, err := call(http.MethodGet, kvURL(via.http, key, "quorum"), "")
+		if err != nil || (code != http.StatusOK && code != http.StatusNotFound) {
+			t.Fatalf("final read of %s via %s: %d %q %v", key, via.id, code, b, err)
+		}
+		if why := h.checkRead(key, string(b), code == http.StatusOK, final); why != "" {
+			bad = append(bad, fmt.Sprintf("final get %s via %s: %s\n%s", key, via.id, why, h.keyHistory(key)))
+		}
+	}
+	acked, deletes := 0, 0
+	for _, wr := range h.writes {
+		if wr.acked {
+			acked++
+			if wr.del {
+				deletes++
+			}
+		}
+	}
+	failed := 0
+	for _, n := range w.failed {
+		failed += n
+	}
+	t.Logf("checked %d operations: %d writes (%d acknowledged, %d of them deletes), %d reads, and %d keys at the end; %d reads failed (unchecked); %d violations",
+		len(h.writes)+len(h.reads), len(h.writes), acked, deletes, len(h.reads), w.keys, failed, len(bad))
+	t.Logf("events: %s", strings.Join(h.events, "; "))
+	if acked < 100 || len(h.reads) < 100 {
+		t.Fatalf("too little work to check: %d acknowledged writes, %d reads", acked, len(h.reads))
+	}
+	for i, b := range bad {
+		if i == 5 {
+			t.Errorf("... and %d more violations", len(bad)-5)
+			break
+		}
+		t.Error(b)
+	}
+	return len(bad)
+}
+
 // TestClusterChecker runs a concurrent workload of quorum reads and
 // writes against three nodes (N=3, R=W=2) while nodes are killed and
 // restarted, and checks the history: no acknowledged write is lost, and
 // every read returns the newest acknowledged write of its key, or newer.
 func TestClusterChecker(t *testing.T) {
 	ringkvBinary(t)
-	const (
-		clients  = 4
-		keys     = 200
-		duration = 14 * time.Second
-	)
+	const duration = 14 * time.Second
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -715,69 +876,9 @@ func TestClusterChecker(t *testing.T) {
 	startJoined(t, nodes)
 
 	h := &history{t0: time.Now(), byVal: map[string]int{}}
-	var (
-		mu      sync.Mutex
-		stop    atomic.Bool
-		wg      sync.WaitGroup
-		writes  = make([][]write, clients)
-		reads   = make([][]read, clients)
-		readErr = make([]int, clients)
-	)
-	for c := range clients {
-		crng := rand.New(rand.NewPCG(seed, uint64(c)+2))
-		hc := &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
-		defer hc.CloseIdleConnections()
-		wg.Go(func() {
-			for seq := 0; !stop.Load(); seq++ {
-				key := fmt.Sprintf("chk/%03d", crng.IntN(keys))
-				via := nodes[crng.IntN(len(nodes))]
-				if crng.IntN(2) == 0 {
-					w := write{key: key, val: fmt.Sprintf("c%d-%d", c, seq), via: via.id, start: time.Now()}
-					req, _ := http.NewRequest(http.MethodPut, kvURL(via.http, key, "quorum"), strings.NewReader(w.val))
-					resp, err := hc.Do(req)
-					if err == nil {
-						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						w.answered = true
-						w.acked = resp.StatusCode == http.StatusNoContent
-						w.outcome = strconv.Itoa(resp.StatusCode)
-						if !w.acked {
-							w.outcome += " " + strings.TrimSpace(string(b))
-						}
-					} else {
-						w.outcome = "error: " + err.Error()
-					}
-					w.end = time.Now()
-					writes[c] = append(writes[c], w)
-					continue
-				}
-				r := read{key: key, via: via.id, start: time.Now()}
-				resp, err := hc.Get(kvURL(via.http, key, "quorum"))
-				if err != nil {
-					readErr[c]++
-					continue
-				}
-				b, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				r.end = time.Now()
-				switch {
-				case err != nil:
-					readErr[c]++
-					continue
-				case resp.StatusCode == http.StatusOK:
-					r.found, r.val = true, string(b)
-				case resp.StatusCode == http.StatusNotFound:
-				default:
-					readErr[c]++
-					continue
-				}
-				reads[c] = append(reads[c], r)
-			}
-		})
-	}
+	wl := &checkLoad{clients: 4, keys: 200, prefix: "chk", seed: seed, nodes: nodes}
+	wl.Start()
 	event := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
 		h.events = append(h.events, h.at(time.Now())+" "+fmt.Sprintf(format, a...))
 	}
 	// pause lets the workload run until d after its start.
@@ -797,93 +898,8 @@ func TestClusterChecker(t *testing.T) {
 		event("restarted %s", victim.id)
 	}
 	pause(duration)
-	stop.Store(true)
-	wg.Wait()
+	wl.Stop(h)
 	event("workload stopped")
-	for c := range clients {
-		h.writes = append(h.writes, writes[c]...)
-		h.reads = append(h.reads, reads[c]...)
-	}
-	for i, w := range h.writes {
-		h.byVal[w.val] = i
-	}
-
-	// Every node up, every hint delivered.
-	for _, c := range nodes {
-		if !c.running() {
-			c.start()
-		}
-	}
 	waitAllAlive(t, 30*time.Second, nodes)
-	poll(t, 30*time.Second, "hints drained", func() (bool, string) {
-		for _, c := range nodes {
-			st, err := status(c.http)
-			if err != nil {
-				return false, err.Error()
-			}
-			if hintsTotal(st) > 0 {
-				return false, fmt.Sprintf("%s holds %v", c.id, st.HintsPending)
-			}
-		}
-		return true, ""
-	})
-	event("hints drained")
-
-	// Check 2: reads against the writes acknowledged before they started.
-	var bad []string
-	for _, r := range h.reads {
-		if why := h.checkRead(r.key, r.val, r.found, r.start); why != "" {
-			bad = append(bad, fmt.Sprintf("get %s via %s at %s: %s\n%s", r.key, r.via, h.at(r.start), why, h.keyHistory(r.key)))
-		}
-	}
-	// Check 1: no acknowledged write lost: a final quorum read of every
-	// key returns its newest acknowledged write or a newer one.
-	final := time.Now()
-	checkedKeys := 0
-	for k := range keys {
-		key := fmt.Sprintf("chk/%03d", k)
-		via := nodes[k%len(nodes)]
-		code, b, err := call(http.MethodGet, kvURL(via.http, key, "quorum"), "")
-		if err != nil || (code != 200 && code != 404) {
-			t.Fatalf("final read of %s via %s: %d %q %v", key, via.id, code, b, err)
-		}
-		checkedKeys++
-		if why := h.checkRead(key, string(b), code == 200, final); why != "" {
-			bad = append(bad, fmt.Sprintf("final get %s via %s: %s\n%s", key, via.id, why, h.keyHistory(key)))
-		}
-	}
-
-	acked, maybe := 0, 0
-	for _, w := range h.writes {
-		if w.acked {
-			acked++
-		} else {
-			maybe++
-		}
-	}
-	found := 0
-	for _, r := range h.reads {
-		if r.found {
-			found++
-		}
-	}
-	failedReads := 0
-	for _, n := range readErr {
-		failedReads += n
-	}
-	t.Logf("checked %d ops: %d writes (%d acknowledged, %d failed or unknown), %d reads (%d found; %d more failed, unchecked), %d keys at the end",
-		len(h.writes)+len(h.reads), len(h.writes), acked, maybe, len(h.reads), found, failedReads, checkedKeys)
-	t.Logf("events: %s", strings.Join(h.events, "; "))
-	if acked < 100 || len(h.reads) < 100 {
-		t.Fatalf("too little work to check: %d acknowledged writes, %d reads", acked, len(h.reads))
-	}
-	if len(bad) > 0 {
-		if len(bad) > 5 {
-			t.Errorf("%d violations; the first 5:", len(bad))
-			bad = bad[:5]
-		}
-		for _, b := range bad {
-			t.Error(b)
-		}
-	}
+	wl.Check(t, h)
 }

@@ -38,18 +38,8 @@ func mountTmpfs(t *testing.T, size string) string {
 // fill writes a file of n bytes (zeros, which tmpfs allocates).
 func fill(t *testing.T, path string, n int64) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for n > 0 {
-		w, err := f.Write(chunk[:min(n, int64(len(chunk)))])
-		if err != nil {
-			t.Fatalf("fill %s: %v", path, err)
-		}
-		n -= int64(w)
+	if got := fillUpTo(t, path, n); got < n {
+		t.Fatalf("fill %s: the filesystem took %d of %d bytes", path, got, n)
 	}
 }
 

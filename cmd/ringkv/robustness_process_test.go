@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -204,70 +202,8 @@ func TestRobustness(t *testing.T) {
 	waitCond(t, 60*time.Second, "every node sees every node alive", func() (bool, string) { return seesAll(nodes) })
 	r := &robust{t: t, hosts: hosts, nodes: nodes, h: &history{t0: time.Now(), byVal: map[string]int{}}}
 
-	const clients, keys = 4, 100
-	var (
-		stop   atomic.Bool
-		wg     sync.WaitGroup
-		writes = make([][]write, clients)
-		reads  = make([][]read, clients)
-		failed = make([]int, clients)
-	)
-	for c := range clients {
-		crng := rand.New(rand.NewPCG(seed, uint64(c)+100))
-		hc := &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
-		defer hc.CloseIdleConnections()
-		wg.Go(func() {
-			for seq := 0; !stop.Load(); seq++ {
-				key := fmt.Sprintf("rb/%03d", crng.IntN(keys))
-				via := nodes[crng.IntN(len(nodes))]
-				switch op := crng.IntN(10); {
-				case op < 5: // get
-					rd := read{key: key, via: via.id, start: time.Now()}
-					resp, err := hc.Get(kvURL(via.http, key, "quorum"))
-					if err != nil {
-						failed[c]++
-						continue
-					}
-					b, err := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					rd.end = time.Now()
-					switch {
-					case err != nil:
-						failed[c]++
-					case resp.StatusCode == http.StatusOK:
-						rd.found, rd.val = true, string(b)
-						reads[c] = append(reads[c], rd)
-					case resp.StatusCode == http.StatusNotFound:
-						reads[c] = append(reads[c], rd)
-					default:
-						failed[c]++
-					}
-				default: // put (4 in 10) or delete (1 in 10)
-					w := write{key: key, val: fmt.Sprintf("c%d-%d", c, seq), via: via.id, del: op == 9, start: time.Now()}
-					method, body := http.MethodPut, io.Reader(strings.NewReader(w.val))
-					if w.del {
-						method, body = http.MethodDelete, nil
-					}
-					req, _ := http.NewRequest(method, kvURL(via.http, key, "quorum"), body)
-					resp, err := hc.Do(req)
-					if err == nil {
-						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						w.answered = true
-						w.acked = resp.StatusCode == http.StatusNoContent
-						w.outcome = strconv.Itoa(resp.StatusCode)
-						if !w.acked {
-							w.outcome += " " + strings.TrimSpace(string(b))
-						}
-					} else {
-						w.outcome = "error: " + err.Error()
-					}
-					w.end = time.Now()
-					writes[c] = append(writes[c], w)
-				}
-			}
-		})
-	}
+	wl := &checkLoad{clients: 4, keys: 100, prefix: "rb", deletes: true, seed: seed, nodes: nodes}
+	wl.Start()
 
 	// The faults: one at a time, each held a few seconds, then healed;
 	// the cluster must recover (every node sees every node alive) before
@@ -292,71 +228,16 @@ func TestRobustness(t *testing.T) {
 		t.Logf("%s on %s: held %.1fs, every node saw every node alive %.1fs after the heal", f.name, rec.Victim, rec.Held, rec.RecoveredS)
 	}
 	time.Sleep(2 * time.Second)
-	stop.Store(true)
-	wg.Wait()
-	r.event("workload stopped")
-
 	h := r.h
-	for c := range clients {
-		h.writes = append(h.writes, writes[c]...)
-		h.reads = append(h.reads, reads[c]...)
-	}
-	for i, w := range h.writes {
-		h.byVal[w.val] = i
-	}
-	poll(t, 90*time.Second, "hints drained", func() (bool, string) {
-		for _, c := range nodes {
-			st, err := status(c.http)
-			if err != nil {
-				return false, err.Error()
-			}
-			if hintsTotal(st) > 0 {
-				return false, fmt.Sprintf("%s holds %v", c.id, st.HintsPending)
-			}
-		}
-		return true, ""
-	})
-	r.event("hints drained")
-
-	var bad []string
-	for _, rd := range h.reads {
-		if why := h.checkRead(rd.key, rd.val, rd.found, rd.start); why != "" {
-			bad = append(bad, fmt.Sprintf("get %s via %s at %s: %s\n%s", rd.key, rd.via, h.at(rd.start), why, h.keyHistory(rd.key)))
-		}
-	}
-	final := time.Now()
-	for k := range keys {
-		key := fmt.Sprintf("rb/%03d", k)
-		via := nodes[k%len(nodes)]
-		code, b, err := call(http.MethodGet, kvURL(via.http, key, "quorum"), "")
-		if err != nil || (code != http.StatusOK && code != http.StatusNotFound) {
-			t.Fatalf("final read of %s via %s: %d %q %v", key, via.id, code, b, err)
-		}
-		if why := h.checkRead(key, string(b), code == http.StatusOK, final); why != "" {
-			bad = append(bad, fmt.Sprintf("final get %s via %s: %s\n%s", key, via.id, why, h.keyHistory(key)))
-		}
-	}
-	acked, deletes := 0, 0
-	for _, w := range h.writes {
-		if w.acked {
-			acked++
-			if w.del {
-				deletes++
-			}
-		}
-	}
-	failedOps := 0
-	for _, n := range failed {
-		failedOps += n
-	}
-	t.Logf("checked %d operations: %d writes (%d acknowledged, %d of them deletes), %d reads; %d reads failed (unchecked); %d violations",
-		len(h.writes)+len(h.reads), len(h.writes), acked, deletes, len(h.reads), failedOps, len(bad))
-	t.Logf("events: %s", strings.Join(h.events, "; "))
+	r.mu.Lock()
+	wl.Stop(h)
+	r.mu.Unlock()
+	r.event("workload stopped")
+	violations := wl.Check(t, h)
 	if dir := os.Getenv("RINGKV_ROBUSTNESS_REPORT"); dir != "" {
 		rep := map[string]any{
 			"seed": seed, "nodes": size, "duration_seconds": duration.Seconds(), "faults": records,
-			"writes": len(h.writes), "acknowledged_writes": acked, "acknowledged_deletes": deletes,
-			"reads": len(h.reads), "failed_reads": failedOps, "violations": bad, "events": h.events,
+			"writes": len(h.writes), "reads": len(h.reads), "violations": violations, "events": h.events,
 		}
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -367,21 +248,12 @@ func TestRobustness(t *testing.T) {
 		}
 		t.Logf("report: %s", filepath.Join(dir, "report.json"))
 	}
-	if acked < 100 || len(h.reads) < 100 {
-		t.Fatalf("too little work to check: %d acknowledged writes, %d reads", acked, len(h.reads))
-	}
-	for i, b := range bad {
-		if i == 5 {
-			t.Errorf("... and %d more violations", len(bad)-5)
-			break
-		}
-		t.Error(b)
-	}
 }
 
-// fillUpTo writes a file of up to n bytes, fewer if the filesystem fills
-// first (the node writes beside it).
-func fillUpTo(t *testing.T, path string, n int64) {
+// fillUpTo writes a file of up to n bytes of zeros, fewer if the
+// filesystem fills first (a node may write beside it), and returns how
+// many it wrote.
+func fillUpTo(t *testing.T, path string, n int64) int64 {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -389,14 +261,16 @@ func fillUpTo(t *testing.T, path string, n int64) {
 	}
 	defer f.Close()
 	chunk := make([]byte, 1<<20)
-	for n > 0 {
-		w, err := f.Write(chunk[:min(n, int64(len(chunk)))])
+	var done int64
+	for done < n {
+		w, err := f.Write(chunk[:min(n-done, int64(len(chunk)))])
+		done += int64(w)
 		if errors.Is(err, syscall.ENOSPC) {
-			return
+			break
 		}
 		if err != nil {
 			t.Fatalf("fill %s: %v", path, err)
 		}
-		n -= int64(w)
 	}
+	return done
 }
