@@ -109,7 +109,7 @@ type ClockMonitor struct {
 	mu      sync.Mutex
 	offsets map[string]PeerOffset   // the estimate in force, per peer
 	samples map[string][]PeerOffset // the recent samples it is chosen from
-	warned  map[string]bool // logged as beyond half the bound
+	warned  map[string]bool         // logged as beyond half the bound
 }
 
 // NewClockMonitor returns a monitor for the bound (DefaultMaxClockOffset

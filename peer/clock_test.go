@@ -47,7 +47,7 @@ func TestClockMonitor(t *testing.T) {
 		{name: "stale measurements count for nothing", peers: []string{"a", "b"}, obs: []obs{{"a", -time.Second, 0}, {"b", -time.Second, 0}},
 			later: time.Minute},
 		{name: "the sample with the shortest round trip counts", peers: []string{"a"},
-			obs: []obs{{"a", -time.Millisecond, 2 * time.Millisecond}, {"a", -30 * time.Millisecond, 80 * time.Millisecond}},
+			obs:     []obs{{"a", -time.Millisecond, 2 * time.Millisecond}, {"a", -30 * time.Millisecond, 80 * time.Millisecond}},
 			wantLag: 2 * time.Millisecond},
 		{name: "a peer off by more than the bound is left out of the lag", peers: []string{"a", "b"}, obs: []obs{{"a", -3 * time.Second, 0}, {"b", -10 * time.Millisecond, 0}},
 			wantLag: 10 * time.Millisecond},
