@@ -298,9 +298,17 @@ func (g *Gossip) Close() error {
 	err := g.ml.Leave(2 * time.Second)
 	close(g.stop)
 	<-g.done
-	g.dials.Wait()
 	if serr := g.ml.Shutdown(); err == nil {
 		err = serr
+	}
+	// A reconnect to a member cut off waits out memberlist's TCP timeout
+	// (10s); after Shutdown it can do nothing, so it is not waited for
+	// longer than a moment.
+	dialed := make(chan struct{})
+	go func() { g.dials.Wait(); close(dialed) }()
+	select {
+	case <-dialed:
+	case <-time.After(time.Second):
 	}
 	return err
 }
