@@ -116,6 +116,16 @@ func faultMenu() []fault {
 			// flipped in the middle of its largest live table, restarted:
 			// it must serve on and repair the span from the others.
 			c := r.nodes[v]
+			// Enough data that the middle of the table is a data block
+			// (the workload's 100 small keys fit in one block, which the
+			// open-time check of every table reads: that damage stops the
+			// start, with one line naming the file).
+			filler := strings.Repeat("f", 1024)
+			for i := range 1500 {
+				if code, b, err := call(http.MethodPut, kvURL(c.http, fmt.Sprintf("rbfill/%04d", i), "one"), filler); err != nil || code != http.StatusNoContent {
+					r.t.Fatalf("filler PUT through %s: %d %s %v", c.id, code, b, err)
+				}
+			}
 			if code, b, err := call(http.MethodPost, "http://"+c.http+"/v1/admin/compact", ""); err != nil || code != http.StatusOK {
 				r.t.Fatalf("compact %s: %d %s %v", c.id, code, b, err)
 			}
