@@ -184,45 +184,78 @@ func (c *ClockMonitor) Refused(peer string) {
 }
 
 // SetProbed says that offsets are being measured (StartGossip calls it):
-// from then on Verified waits for measurements.
+// from then on a verdict is Verified only once they came.
 func (c *ClockMonitor) SetProbed() { c.probed.Store(true) }
 
-// Verified reports whether this node's clock has been compared recently
-// with a majority of the peers that v says are reachable (true when none
-// is but the clock was compared before, or when nothing measures
-// offsets).
-func (c *ClockMonitor) Verified(peers []string, v *View) bool {
-	if !c.probed.Load() {
-		return true
-	}
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	up, seen := 0, 0
-	for _, id := range peers {
-		if _, ok := v.reachable(id); !ok {
-			continue
-		}
-		up++
-		if o, ok := c.offsets[id]; ok && now.Sub(o.At) <= offsetFresh {
-			seen++
-		}
-	}
-	if up == 0 {
-		// Nobody to compare with now: fine if the clock was compared
-		// before (it drifts slowly), not if it never was since start.
-		return len(c.offsets) > 0
-	}
-	return seen > up/2
+// ClockVerdict is the monitor's word on this node's clock, for a write.
+type ClockVerdict struct {
+	// Verified: the clock was compared recently with a majority of the
+	// peers the view says are reachable (also when none is but it was
+	// compared before, and when nothing measures offsets).
+	Verified bool
+	// Err is a *ClockOffsetError when the clock is off by more than the
+	// bound from a majority of the peers (the other members of the ring),
+	// as far as recent measurements say, whatever their error.
+	Err error
+	// Lag is how far the slowest peer's clock may be behind this node's,
+	// error included, at most the bound; peers off by more than the bound
+	// (they coordinate no writes) and peers not measured recently are left
+	// out. Zero or negative when every peer is ahead.
+	Lag time.Duration
 }
 
-// Forget drops what is known of peer (it left the ring).
-func (c *ClockMonitor) Forget(peer string) {
+// Assess returns the verdict on this node's clock (self) against the
+// other members of v's ring, in one pass under one lock: it is on every
+// cluster write's path.
+func (c *ClockMonitor) Assess(self string, v *View) ClockVerdict {
+	now := c.now()
+	var offBuf [8]time.Duration
+	off := offBuf[:0]
+	peers, up, seen := 0, 0, 0
+	lag, lagSet := time.Duration(0), false
 	c.mu.Lock()
-	delete(c.offsets, peer)
-	delete(c.samples, peer)
-	delete(c.warned, peer)
+	everMeasured := len(c.offsets) > 0
+	for _, id := range v.Ring.Nodes() {
+		if id == self {
+			continue
+		}
+		peers++
+		_, reachable := v.reachable(id)
+		if reachable {
+			up++
+		}
+		o, ok := c.offsets[id]
+		if !ok || now.Sub(o.At) > offsetFresh {
+			continue
+		}
+		if reachable {
+			seen++
+		}
+		if o.Offset.Abs()-o.RTT/2 > c.bound {
+			off = append(off, o.Offset)
+			continue
+		}
+		if l := -o.Offset + o.RTT/2; !lagSet || l > lag {
+			lag, lagSet = l, true
+		}
+	}
 	c.mu.Unlock()
+	vd := ClockVerdict{Lag: min(lag, c.bound)}
+	switch {
+	case !c.probed.Load():
+		vd.Verified = true
+	case up == 0:
+		// Nobody to compare with now: fine if the clock was compared
+		// before (it drifts slowly), not if it never was since start.
+		vd.Verified = everMeasured
+	default:
+		vd.Verified = seen > up/2
+	}
+	if len(off) > peers/2 {
+		slices.Sort(off)
+		vd.Err = &ClockOffsetError{Offset: off[len(off)/2], Off: len(off), Peers: peers, Bound: c.bound}
+	}
+	return vd
 }
 
 // Offsets returns the latest offset of every peer measured.
@@ -234,65 +267,6 @@ func (c *ClockMonitor) Offsets() map[string]PeerOffset {
 		out[id] = o
 	}
 	return out
-}
-
-// fresh returns the measurements of peers that are recent.
-// REQUIRES: c.mu.
-func (c *ClockMonitor) freshLocked(peers []string, now time.Time) []PeerOffset {
-	var out []PeerOffset
-	for _, id := range peers {
-		if o, ok := c.offsets[id]; ok && now.Sub(o.At) <= offsetFresh {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// Check returns a *ClockOffsetError if this node's clock is off by more
-// than the bound from a majority of peers (the other members of the
-// ring), as far as recent measurements say; nil otherwise.
-func (c *ClockMonitor) Check(peers []string) error {
-	if len(peers) == 0 {
-		return nil
-	}
-	now := c.now()
-	c.mu.Lock()
-	fresh := c.freshLocked(peers, now)
-	c.mu.Unlock()
-	var off []time.Duration
-	for _, o := range fresh {
-		// Off only if it is beyond the bound whatever the probe's error.
-		if o.Offset.Abs()-o.RTT/2 > c.bound {
-			off = append(off, o.Offset)
-		}
-	}
-	if len(off) <= len(peers)/2 {
-		return nil
-	}
-	slices.Sort(off)
-	return &ClockOffsetError{Offset: off[len(off)/2], Off: len(off), Peers: len(peers), Bound: c.bound}
-}
-
-// Lag returns how far the slowest of peers' clocks may be behind this
-// node's, error included; peers off by more than the bound are left out
-// (they coordinate no writes of their own), as are peers not measured
-// recently. Zero or negative when every peer is ahead.
-func (c *ClockMonitor) Lag(peers []string) time.Duration {
-	now := c.now()
-	c.mu.Lock()
-	fresh := c.freshLocked(peers, now)
-	c.mu.Unlock()
-	lag := time.Duration(0)
-	first := true
-	for _, o := range fresh {
-		if o.Offset.Abs()-o.RTT/2 > c.bound {
-			continue
-		}
-		if l := -o.Offset + o.RTT/2; first || l > lag {
-			lag, first = l, false
-		}
-	}
-	return min(lag, c.bound)
 }
 
 // clockPayloadLen is the size of the wall clock a probe's ack carries: a

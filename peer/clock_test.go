@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // TestClockMonitor: the verdicts a node draws from measured offsets.
@@ -28,6 +29,9 @@ func TestClockMonitor(t *testing.T) {
 		later   time.Duration // time passes after the observations
 		wantOff bool
 		wantLag time.Duration
+		// unverified: the clock was not compared recently with a majority
+		// of the (reachable) peers.
+		unverified bool
 	}{
 		{name: "in sync", peers: []string{"a", "b"}, obs: []obs{{"a", time.Millisecond, 0}, {"b", -2 * time.Millisecond, 0}},
 			wantLag: 2 * time.Millisecond},
@@ -45,7 +49,10 @@ func TestClockMonitor(t *testing.T) {
 		{name: "within the bound once the probe's error is allowed for", peers: []string{"a"}, obs: []obs{{"a", 510 * time.Millisecond, 30 * time.Millisecond}},
 			wantLag: -495 * time.Millisecond},
 		{name: "stale measurements count for nothing", peers: []string{"a", "b"}, obs: []obs{{"a", -time.Second, 0}, {"b", -time.Second, 0}},
-			later: time.Minute},
+			later: time.Minute, unverified: true},
+		{name: "one of two peers measured is no majority", peers: []string{"a", "b"}, obs: []obs{{"a", 0, 0}},
+			unverified: true},
+		{name: "two of three peers measured is", peers: []string{"a", "b", "c"}, obs: []obs{{"a", 0, 0}, {"b", 0, 0}}},
 		{name: "the sample with the shortest round trip counts", peers: []string{"a"},
 			obs:     []obs{{"a", -time.Millisecond, 2 * time.Millisecond}, {"a", -30 * time.Millisecond, 80 * time.Millisecond}},
 			wantLag: 2 * time.Millisecond},
@@ -55,22 +62,28 @@ func TestClockMonitor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			now = base
 			m := peer.NewClockMonitor(500*time.Millisecond, clock, nil)
+			m.SetProbed()
 			for _, o := range tc.obs {
 				// The peer's clock read at half the round trip before now.
 				m.Observe(o.peer, now.Add(-o.rtt/2).Add(o.off), o.rtt)
 			}
 			now = now.Add(tc.later)
-			err := m.Check(tc.peers)
-			if got := err != nil; got != tc.wantOff {
-				t.Fatalf("Check = %v, want off=%v", err, tc.wantOff)
+			v := &peer.View{Ring: ring.New(append([]string{"me"}, tc.peers...), 8, 3), Members: map[string]peer.Member{}}
+			for _, id := range tc.peers {
+				v.Members[id] = peer.Member{ID: id, State: peer.Alive}
 			}
-			if err != nil && !errors.Is(err, peer.ErrClockOffset) {
-				t.Fatalf("Check's error %v is not ErrClockOffset", err)
+			vd := m.Assess("me", v)
+			if got := vd.Err != nil; got != tc.wantOff {
+				t.Fatalf("Assess's Err = %v, want off=%v", vd.Err, tc.wantOff)
 			}
-			if !tc.wantOff {
-				if got := m.Lag(tc.peers); got != tc.wantLag && tc.later == 0 {
-					t.Fatalf("Lag = %s, want %s", got, tc.wantLag)
-				}
+			if vd.Err != nil && !errors.Is(vd.Err, peer.ErrClockOffset) {
+				t.Fatalf("Assess's error %v is not ErrClockOffset", vd.Err)
+			}
+			if !tc.wantOff && tc.later == 0 && vd.Lag != tc.wantLag {
+				t.Fatalf("Lag = %s, want %s", vd.Lag, tc.wantLag)
+			}
+			if vd.Verified == tc.unverified {
+				t.Fatalf("Verified = %v, want %v", vd.Verified, !tc.unverified)
 			}
 		})
 	}
@@ -131,10 +144,9 @@ func TestClockAheadIsRefused(t *testing.T) {
 }
 
 // TestClockBehindIsRefused: a node five seconds behind coordinates no
-// writes once measured, and as a replica refuses nothing of the others'
-// that its own clock cannot follow... it refuses them: they are more than
-// the bound ahead of its clock, so they become hints, replayed once its
-// clock is fixed.
+// writes once measured, and as a replica refuses the others' writes (they
+// are more than the bound ahead of its clock): quorum writes go on
+// through the two in sync, writes at all fail.
 func TestClockBehindIsRefused(t *testing.T) {
 	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, ClockOffsets: []time.Duration{-5 * time.Second}})
 	slow, normal := c.Nodes[0], c.Nodes[1]

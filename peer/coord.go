@@ -19,7 +19,7 @@ var errDown = errors.New("replica is down")
 // clusterWrite sends rec to every owner of key and returns once c's share
 // of them applied it durably. Owners that fail, are down or answer late
 // get a hint; the request never waits on them once enough have answered.
-func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
+func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte, rec *memtable.Record, c Consistency, vd ClockVerdict) (Version, error) {
 	owners := v.Ring.KeyOwners(key)
 	if len(owners) == 0 {
 		return Version{}, &UnavailableError{Op: op, Needed: 1}
@@ -34,17 +34,16 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 
 	ms := []Mutation{m}
 
-	peers := n.peers(v)
 	// The write is answered only once every peer's clock has passed its
 	// timestamp (see clock.go): then any write that begins after the
 	// answer, wherever, stamps a later one. The next millisecond, since
 	// timestamps have millisecond wall time.
-	waitUntil := memtable.TimestampTime(rec.TS).Add(time.Millisecond + n.cfg.Clocks.Lag(peers))
+	waitUntil := memtable.TimestampTime(rec.TS).Add(time.Millisecond + vd.Lag)
 	// A clock not yet compared with a majority of the peers that answer
 	// might be far ahead: then this node's own copy waits for a replica's
 	// word, so that a write they refuse as from the future is stored
 	// nowhere (it would later beat writes acknowledged after it).
-	checked := n.cfg.Clocks.Verified(peers, v)
+	checked := vd.Verified
 
 	if !checked && !slices.ContainsFunc(owners, func(id string) bool {
 		_, ok := v.reachable(id)

@@ -67,11 +67,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))
 	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.aeSpans.Load()))
+	v := c.n.view.Load()
 	for id, o := range c.n.cfg.Clocks.Offsets() {
-		ch <- prometheus.MustNewConstMetric(descClockOffset, prometheus.GaugeValue, o.Offset.Seconds(), id)
+		if v.Ring.Has(id) { // not members removed since
+			ch <- prometheus.MustNewConstMetric(descClockOffset, prometheus.GaugeValue, o.Offset.Seconds(), id)
+		}
 	}
 	off := 0.0
-	if v := c.n.view.Load(); !c.n.solo(v) && c.n.cfg.Clocks.Check(c.n.peers(v)) != nil {
+	if c.n.clockError(v) != nil {
 		off = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descClockOff, prometheus.GaugeValue, off)

@@ -375,17 +375,18 @@ func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version,
 
 func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
 	if v := n.view.Load(); !n.solo(v) {
-		peers := n.peers(v)
-		if !n.cfg.Clocks.Verified(peers, v) {
-			n.awaitClockCheck(ctx, peers)
+		vd := n.cfg.Clocks.Assess(n.cfg.NodeID, v)
+		if !vd.Verified {
+			vd = n.awaitClockCheck(ctx)
+			v = n.view.Load()
 		}
-		if err := n.cfg.Clocks.Check(peers); err != nil {
-			return Version{}, &UnavailableError{Op: op, Needed: c.Needed(len(v.Ring.KeyOwners(key))), Cause: err}
+		if vd.Err != nil {
+			return Version{}, &UnavailableError{Op: op, Needed: c.Needed(len(v.Ring.KeyOwners(key))), Cause: vd.Err}
 		}
 		// Stamped only now: a stamp taken before a wait would be older
 		// than writes made elsewhere meanwhile.
 		rec.TS = n.cfg.Clock.Now()
-		return n.clusterWrite(ctx, v, op, key, rec, c)
+		return n.clusterWrite(ctx, v, op, key, rec, c, vd)
 	}
 	rec.TS = n.cfg.Clock.Now()
 	if err := n.writeLocal(ctx, key, rec); err != nil {
@@ -406,26 +407,24 @@ const clockCheckWait = time.Second
 // which the replicas cannot tell from old records (hints, repairs). If no
 // comparison comes, the write goes ahead with its local copy deferred to
 // a replica's word (clusterWrite).
-func (n *Node) awaitClockCheck(ctx context.Context, peers []string) {
+func (n *Node) awaitClockCheck(ctx context.Context) ClockVerdict {
 	deadline := time.Now().Add(clockCheckWait)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(2 * time.Millisecond)
-		if n.cfg.Clocks.Verified(peers, n.view.Load()) {
-			return
+	for {
+		vd := n.cfg.Clocks.Assess(n.cfg.NodeID, n.view.Load())
+		if vd.Verified || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return vd
 		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// peers returns the members of v's ring other than this node.
-func (n *Node) peers(v *View) []string {
-	nodes := v.Ring.Nodes()
-	out := make([]string, 0, len(nodes))
-	for _, id := range nodes {
-		if id != n.cfg.NodeID {
-			out = append(out, id)
-		}
+// clockError returns why this node coordinates no writes because of its
+// clock, or nil.
+func (n *Node) clockError(v *View) error {
+	if n.solo(v) {
+		return nil
 	}
-	return out
+	return n.cfg.Clocks.Assess(n.cfg.NodeID, v).Err
 }
 
 // writeLocal writes rec to this node's engine, answering within the
@@ -476,10 +475,8 @@ func copyRecord(key []byte, rec *memtable.Record) ([]byte, *memtable.Record) {
 // none while it serves fully. It does no I/O.
 func (n *Node) Health() []Degraded {
 	h := n.cfg.Engine.Health()
-	if v := n.view.Load(); !n.solo(v) {
-		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
-			h = append(h, Degraded{Reason: "clock offset", Detail: err.Error(), RefusesWrites: true})
-		}
+	if err := n.clockError(n.view.Load()); err != nil {
+		h = append(h, Degraded{Reason: "clock offset", Detail: err.Error(), RefusesWrites: true})
 	}
 	return append(h, n.corruptionHealth()...)
 

@@ -58,10 +58,8 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		Ownership:        v.Ring.Ownership(),
 	}
 	st.MaxClockOffset = n.cfg.Clocks.Bound()
-	if !n.solo(v) {
-		if err := n.cfg.Clocks.Check(n.peers(v)); err != nil {
-			st.ClockError = err.Error()
-		}
+	if err := n.clockError(v); err != nil {
+		st.ClockError = err.Error()
 	}
 	offs := n.cfg.Clocks.Offsets()
 	for i := range st.Members {

@@ -236,18 +236,7 @@ func waitAllAlive(t *testing.T, timeout time.Duration, nodes []*cnode) {
 	for _, c := range nodes {
 		ids = append(ids, c.id)
 	}
-	poll(t, timeout, "every node sees "+strings.Join(ids, ",")+" alive", func() (bool, string) {
-		for _, c := range nodes {
-			st, err := status(c.http)
-			if err != nil {
-				return false, fmt.Sprintf("%s: %v", c.id, err)
-			}
-			if !allAlive(st, ids...) {
-				return false, fmt.Sprintf("%s sees %s", c.id, memberStates(st))
-			}
-		}
-		return true, ""
-	})
+	poll(t, timeout, "every node sees "+strings.Join(ids, ",")+" alive", func() (bool, string) { return seesAll(nodes) })
 }
 
 // startJoined starts nodes[0], then the others with --join nodes[0], and
