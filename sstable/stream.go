@@ -104,6 +104,11 @@ func Send(ctx context.Context, snap *engine.Snapshot, lo, hi uint64, w io.Writer
 		}
 	}
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// The reader went away because the transfer was cancelled (a
+			// closed pipe or connection): the cancellation is the cause.
+			err = fmt.Errorf("%w (%v)", cerr, err)
+		}
 		return Digest{}, cw.n, fmt.Errorf("cannot send span [%016x, %016x): %w", lo, hi, err)
 	}
 	return sum, cw.n, nil
