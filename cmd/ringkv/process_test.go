@@ -184,8 +184,11 @@ func (p *proc) waitHealthy() {
 		}
 		resp, err := http.Get("http://" + p.addr + "/healthz")
 		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			// Degraded (a clock off, a full disk) is serving too: 503
+			// with the reasons, unlike a node not yet up or shutting down.
+			if resp.StatusCode == 200 || bytes.Contains(b, []byte(`"status":"degraded"`)) {
 				return
 			}
 		}
