@@ -3,6 +3,8 @@ package peer
 import (
 	"crypto/hkdf"
 	"crypto/sha256"
+	"slices"
+	"sync"
 )
 
 // ClusterKeys are the keys a node derives from the cluster secret. Each
@@ -45,4 +47,85 @@ func DeriveKeys(secret []byte, cluster string) ClusterKeys {
 		Internode: key("ringkv internode hmac v1"),
 		Join:      key("ringkv join v1"),
 	}
+}
+
+// Secrets is a cluster's keyring: the secrets a node accepts, the first
+// of them primary (the one it signs and encrypts with). Rotation is three
+// steps on every node in turn: add the new secret after the old, make it
+// first, drop the old (SECURITY.md). It is safe for concurrent use.
+type Secrets struct {
+	cluster string
+	mu      sync.RWMutex
+	keys    []ClusterKeys
+	subs    []func()
+}
+
+// NewSecrets returns the keyring of the cluster named cluster holding
+// secrets, primary first. With none, the cluster has no secret.
+func NewSecrets(cluster string, secrets ...[]byte) *Secrets {
+	s := &Secrets{cluster: cluster}
+	s.keys = derive(cluster, secrets)
+	return s
+}
+
+func derive(cluster string, secrets [][]byte) []ClusterKeys {
+	keys := make([]ClusterKeys, 0, len(secrets))
+	for _, sec := range secrets {
+		keys = append(keys, DeriveKeys(sec, cluster))
+	}
+	return keys
+}
+
+// Enabled reports whether the keyring holds any secret.
+func (s *Secrets) Enabled() bool {
+	if s == nil {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.keys) > 0
+}
+
+// Primary returns the keys of the primary secret; false when there is no
+// secret.
+func (s *Secrets) Primary() (ClusterKeys, bool) {
+	if s == nil {
+		return ClusterKeys{}, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.keys) == 0 {
+		return ClusterKeys{}, false
+	}
+	return s.keys[0], true
+}
+
+// All returns the keys of every secret, primary first.
+func (s *Secrets) All() []ClusterKeys {
+	if s == nil {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.keys)
+}
+
+// Set replaces the secrets (primary first) and calls every function
+// given to OnChange.
+func (s *Secrets) Set(secrets ...[]byte) {
+	keys := derive(s.cluster, secrets)
+	s.mu.Lock()
+	s.keys = keys
+	subs := slices.Clone(s.subs)
+	s.mu.Unlock()
+	for _, f := range subs {
+		f()
+	}
+}
+
+// OnChange registers f to run after every Set.
+func (s *Secrets) OnChange(f func()) {
+	s.mu.Lock()
+	s.subs = append(s.subs, f)
+	s.mu.Unlock()
 }

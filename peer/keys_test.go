@@ -28,3 +28,26 @@ func TestDeriveKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretsRotate(t *testing.T) {
+	var none *Secrets
+	if none.Enabled() {
+		t.Fatal("a nil keyring is enabled")
+	}
+	s := NewSecrets("c", []byte("old"))
+	changed := 0
+	s.OnChange(func() { changed++ })
+	old, _ := s.Primary()
+	s.Set([]byte("old"), []byte("new"))
+	if p, _ := s.Primary(); !bytes.Equal(p.Gossip, old.Gossip) || len(s.All()) != 2 {
+		t.Fatal("adding a second secret changed the primary")
+	}
+	s.Set([]byte("new"))
+	if p, _ := s.Primary(); bytes.Equal(p.Gossip, old.Gossip) || changed != 2 {
+		t.Fatalf("after the switch: primary unchanged or %d change calls", changed)
+	}
+	s.Set()
+	if s.Enabled() {
+		t.Fatal("an empty keyring is enabled")
+	}
+}
