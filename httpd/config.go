@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // Config configures the HTTP server. The zero value of every field but
@@ -56,6 +58,29 @@ type Config struct {
 	// the stream short, which the archive's trailing manifest reveals.
 	// nil answers 501.
 	Backup func(ctx context.Context) (stream func(w io.Writer) error, err error)
+
+	// Auth, when set, authenticates clients (bearer tokens, verified TLS
+	// client certificates) and gives every operation a required role (see
+	// auth.go and route.go's need). nil serves everything to anyone, as a
+	// node without --auth-file does. The caller owns it (Close).
+	Auth *Auth
+	// MetricsOpen serves /metrics without a credential although Auth is
+	// set (--metrics-open); otherwise it needs the metrics or admin role.
+	MetricsOpen bool
+	// StatusOpen serves the status page, GET /, without a credential
+	// although Auth is set (--status-open); otherwise it needs admin.
+	StatusOpen bool
+	// KVStoreAddNodeGet accepts GET /add-node as go-kvstore sent it
+	// (--kvstore-add-node-get). The default is POST only: a GET can be
+	// fired by an <img> tag.
+	KVStoreAddNodeGet bool
+	// Secrets is the cluster keyring, or nil without a cluster secret.
+	// /add-node makes its target prove membership with the Join key
+	// before calling it, and /internal/hello answers such proofs.
+	Secrets *peer.Secrets
+	// Cmdline is the command line /debug/pprof/cmdline shows, with the
+	// values of secret and token flags replaced. nil means os.Args.
+	Cmdline []string
 }
 
 // Defaults of Config, as documented on its fields.
