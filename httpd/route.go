@@ -253,11 +253,11 @@ func nonSimplePost(o op) bool {
 const RequestHeader = "X-Ringkv-Request"
 
 var (
-	hdrOrigin        = []byte("Origin")
-	hdrRequest       = []byte(RequestHeader)
-	hdrWWWAuth       = []byte("WWW-Authenticate")
-	wwwAuthMissing   = []byte(`Bearer realm="ringkv"`)
-	wwwAuthInvalid   = []byte(`Bearer realm="ringkv", error="invalid_token"`)
+	hdrOrigin      = []byte("Origin")
+	hdrRequest     = []byte(RequestHeader)
+	hdrWWWAuth     = []byte("WWW-Authenticate")
+	wwwAuthMissing = []byte(`Bearer realm="ringkv"`)
+	wwwAuthInvalid = []byte(`Bearer realm="ringkv", error="invalid_token"`)
 )
 
 const (
