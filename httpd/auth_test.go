@@ -1,12 +1,15 @@
 package httpd
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/valyala/fasthttp"
@@ -165,4 +168,264 @@ func authMatrix(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 	}
 	w.Flush()
 	return out.String()
+}
+
+func TestParseAuthFile(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	tests := []struct {
+		in, err string
+		grants  int
+	}{
+		{in: "", grants: 0},
+		{in: "# only a comment\n\n   \n", grants: 0},
+		{in: "read sha256:" + h, grants: 1},
+		{in: "read sha256:" + strings.ToUpper(h) + " users/ # trailing comment\r\n", grants: 1},
+		{in: "admin cn:ops-1\nmetrics cn:prometheus\nreadwrite cn:app app/", grants: 3},
+		{in: "read sha256:" + h + "\nreadwrite sha256:" + h + " a/", grants: 2},
+		{in: "\n\nwrite sha256:" + h, err: "line 3: unknown role \"write\""},
+		{in: "read", err: "line 1: want ROLE sha256:HEX [PREFIX] or ROLE cn:NAME [PREFIX], got 1 fields"},
+		{in: "read sha256:" + h + " a b", err: "line 1: want ROLE"},
+		{in: "read sha256:abc", err: "line 1: sha256: wants 64 hex digits"},
+		{in: "read sha256:" + strings.Repeat("zz", 32), err: "line 1: sha256: not hex"},
+		{in: "read md5:" + h, err: "line 1: credential \"md5:" + h[:35]},
+		{in: "read " + h, err: "line 1: credential"},
+		{in: "read cn:", err: "line 1: cn: wants a certificate CommonName"},
+		{in: "admin sha256:" + h + " users/", err: "line 1: a key prefix applies only to read and readwrite, not admin"},
+		{in: "metrics cn:x y", err: "line 1: a key prefix applies only to read and readwrite, not metrics"},
+		{in: "none sha256:" + h, err: "line 1: unknown role \"none\""},
+	}
+	for _, tt := range tests {
+		set, err := ParseAuthFile([]byte(tt.in))
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseAuthFile(%q) = %v, want an error with %q", tt.in, err, tt.err)
+			}
+		case err != nil:
+			t.Errorf("ParseAuthFile(%q): %v", tt.in, err)
+		case len(set.grants) != tt.grants:
+			t.Errorf("ParseAuthFile(%q): %d grants, want %d", tt.in, len(set.grants), tt.grants)
+		}
+	}
+}
+
+func TestParseBearer(t *testing.T) {
+	tests := []struct {
+		in, tok string
+		ok      bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer abc", "abc", true},
+		{"BEARER  a-b.c_d~e+f/g==", "a-b.c_d~e+f/g==", true},
+		{"Bearer abc \t", "abc", true},
+		{"Bearer ", "", false},
+		{"Bearer", "", false},
+		{"Bearer =", "", false},
+		{"Bearer a=b", "", false},
+		{"Bearer a b", "", false},
+		{"Bearer a\x00", "", false},
+		{"Basic YWJj", "", false},
+		{"Bearerabc", "", false},
+		{"Bearer\tabc", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		tok, ok := ParseBearer([]byte(tt.in))
+		if ok != tt.ok || string(tok) != tt.tok {
+			t.Errorf("ParseBearer(%q) = %q, %v; want %q, %v", tt.in, tok, ok, tt.tok, tt.ok)
+		}
+	}
+}
+
+func TestScrubCmdline(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ringkv serve --cluster-secret s3cret --http-addr :1", "ringkv serve --cluster-secret REDACTED --http-addr :1"},
+		{"ringkv serve --cluster-secret=s3cret", "ringkv serve --cluster-secret=REDACTED"},
+		{"ringkv serve -cluster-secret=a=b", "ringkv serve -cluster-secret=REDACTED"},
+		{"ringkv get k --token t0k", "ringkv get k --token REDACTED"},
+		{"ringkv x --API_TOKEN=t0k --my-secret-key v", "ringkv x --API_TOKEN=REDACTED --my-secret-key REDACTED"},
+		{"ringkv serve --cluster-secret-file /etc/s --auth-file /etc/a", "ringkv serve --cluster-secret-file /etc/s --auth-file /etc/a"},
+		{"ringkv serve --cluster-secret", "ringkv serve --cluster-secret"},
+		{"ringkv serve -- --cluster-secret x", "ringkv serve -- --cluster-secret x"},
+		{"--cluster-secret x", "--cluster-secret x"}, // argv[0] is the program
+	}
+	for _, tt := range tests {
+		got := strings.Join(ScrubCmdline(strings.Fields(tt.in)), " ")
+		if got != tt.want {
+			t.Errorf("ScrubCmdline(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	tests := []struct {
+		origin, host string
+		want         bool
+	}{
+		{"http://a.example", "a.example", true},
+		{"http://a.example:80", "a.example", true},
+		{"http://a.example", "a.example:80", true},
+		{"https://a.example", "a.example:443", true},
+		{"http://A.Example:8080", "a.example:8080", true},
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"http://a.example:8080", "a.example:8081", false},
+		{"https://a.example", "a.example:80", false},
+		{"http://a.example.evil", "a.example", false},
+		{"http://a.example/", "a.example", false},
+		{"http://user@a.example", "a.example", false},
+		{"null", "a.example", false},
+		{"file://", "a.example", false},
+		{"http://", "", false},
+		{"a.example", "a.example", false},
+	}
+	for _, tt := range tests {
+		if got := sameOrigin([]byte(tt.origin), []byte(tt.host)); got != tt.want {
+			t.Errorf("sameOrigin(%q, %q) = %v, want %v", tt.origin, tt.host, got, tt.want)
+		}
+	}
+}
+
+// TestAuthCertName: a certificate's CommonName matches cn: lines only,
+// never a token's, and names itself in the log's who.
+func TestAuthCertName(t *testing.T) {
+	set, err := ParseAuthFile([]byte("admin cn:ops\nreadwrite cn:app app/\nread sha256:" + strings.Repeat("00", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := set.match(nil, "app")
+	if !id.permits(RoleReadWrite, []byte("app/x"), true) || id.permits(RoleReadWrite, []byte("other"), true) || id.permits(RoleAdmin, nil, false) {
+		t.Errorf("cn app: wrong grants %+v", id.grants)
+	}
+	if id.who != `cn="app" line 2 (readwrite "app/")` {
+		t.Errorf("who = %q", id.who)
+	}
+	if id := set.match(nil, "op"); len(id.grants) != 0 {
+		t.Errorf("cn op (a prefix of ops) matched %+v", id.grants)
+	}
+	if id := set.match(nil, ""); len(id.grants) != 0 {
+		t.Errorf("an empty cn matched %+v", id.grants)
+	}
+	// A token whose hash is all zeros does not exist, but a cn: line's
+	// zero hash must not match a token either.
+	if id := set.match([]byte("ops"), ""); len(id.grants) != 0 {
+		t.Errorf("token \"ops\" matched %+v", id.grants)
+	}
+}
+
+// TestAuthReload: a change to the file is picked up by the poller; a
+// change that does not parse keeps the credentials in force.
+func TestAuthReload(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/auth"
+	line := func(role, tok string) string {
+		h := sha256.Sum256([]byte(tok))
+		return role + " sha256:" + hex.EncodeToString(h[:]) + "\n"
+	}
+	write := func(s string) {
+		t.Helper()
+		// Write aside and rename, as editors and config managers do, so
+		// that the poller never reads half a file.
+		if err := os.WriteFile(file+".tmp", []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".tmp", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(line("read", "one"))
+	if _, err := NewAuth(AuthConfig{File: dir + "/absent"}); err == nil {
+		t.Fatal("NewAuth of a missing file succeeded")
+	}
+	write("bogus line\n" + line("read", "one"))
+	if _, err := NewAuth(AuthConfig{File: file}); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("NewAuth of a bad file: %v, want an error naming line 1", err)
+	}
+	write(line("read", "one"))
+	a, err := NewAuth(AuthConfig{File: file, Poll: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	has := func(tok string) bool { return len(a.set.Load().match([]byte(tok), "").grants) > 0 }
+	if !has("one") || has("two") {
+		t.Fatal("initial credentials wrong")
+	}
+	write(line("read", "two"))
+	pollUntil(t, "the poller picks up token two", func() bool { return has("two") && !has("one") })
+
+	write("read sha256:nothex\n")
+	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("Reload of a bad file: %v", err)
+	}
+	if !has("two") {
+		t.Fatal("a bad file replaced the credentials in force")
+	}
+	write(line("admin", "three"))
+	pollUntil(t, "the poller picks up token three after a bad file", func() bool { return has("three") })
+	a.Close()
+	a.Close() // twice is fine
+}
+
+// pollUntil waits for cond, failing after a generous bound (not a timing
+// assumption: only a hang reaches it).
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func FuzzBearer(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer a==", "Basic x", "Bearer  a b", "Bearer \x00", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, h []byte) {
+		tok, ok := ParseBearer(h)
+		if !ok {
+			if tok != nil {
+				t.Fatalf("ParseBearer(%q) refused but returned %q", h, tok)
+			}
+			return
+		}
+		if len(tok) == 0 || !bytes.Contains(h, tok) {
+			t.Fatalf("ParseBearer(%q) = %q", h, tok)
+		}
+		for _, c := range tok {
+			if !isToken68(c) && c != '=' {
+				t.Fatalf("ParseBearer(%q) = %q, with byte %q", h, tok, c)
+			}
+		}
+		// Canonical form round-trips.
+		if again, ok := ParseBearer(append([]byte("Bearer "), tok...)); !ok || !bytes.Equal(again, tok) {
+			t.Fatalf("round trip of %q: %q %v", tok, again, ok)
+		}
+	})
+}
+
+func FuzzAuthFile(f *testing.F) {
+	h := strings.Repeat("0f", 32)
+	for _, s := range []string{"read sha256:" + h, "readwrite sha256:" + h + " p/\n# c\n", "admin cn:x", "read cn:a b", "metrics sha256:" + h, "bad", "\r\n\r\n#"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		set, err := ParseAuthFile(b)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line ") {
+				t.Fatalf("error %q does not name a line", err)
+			}
+			return
+		}
+		for _, g := range set.grants {
+			if g.role == RoleNone || (g.prefix != "" && g.role != RoleRead && g.role != RoleReadWrite) {
+				t.Fatalf("grant %+v from %q", g, b)
+			}
+		}
+		// Matching never panics, whatever the file.
+		set.match([]byte("tok"), "")
+		set.match(nil, "cn")
+	})
 }

@@ -105,15 +105,17 @@ func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKey
 		return "", err
 	}
 	hc := &fasthttp.HostClient{
-		Addr:                     dial,
-		MaxConns:                 1,
-		MaxResponseBodySize:      maxHelloAnswer,
-		ReadBufferSize:           maxHelloAnswer,
-		ReadTimeout:              helloTimeout,
-		WriteTimeout:             helloTimeout,
-		MaxIdleConnDuration:      time.Millisecond,
-		DisablePathNormalizing:   true,
-		NoDefaultUserAgentHeader: true,
+		Addr:     dial,
+		MaxConns: 1,
+		// One ask: a host that answers garbage gets no second chance.
+		MaxIdemponentCallAttempts: 1,
+		MaxResponseBodySize:       maxHelloAnswer,
+		ReadBufferSize:            maxHelloAnswer,
+		ReadTimeout:               helloTimeout,
+		WriteTimeout:              helloTimeout,
+		MaxIdleConnDuration:       time.Millisecond,
+		DisablePathNormalizing:    true,
+		NoDefaultUserAgentHeader:  true,
 	}
 	defer hc.CloseIdleConnections()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
