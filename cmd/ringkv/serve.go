@@ -48,6 +48,13 @@ type serveConfig struct {
 	logLevel                                    string
 	shutdownTimeout                             time.Duration
 	minFreeSpace                                engine.FreeSpace
+
+	// Client authentication and the admin plane (httpd/auth.go).
+	authFile, clusterSecretFile       string
+	metricsOpen, statusOpen, insecure bool
+	kvstoreAddNodeGet                 bool
+	// secretOnCmdline: --cluster-secret came as a flag, where ps shows it.
+	secretOnCmdline bool
 }
 
 func defaultServeConfig() serveConfig {
@@ -91,6 +98,12 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
+	fs.StringVar(&c.clusterSecretFile, "cluster-secret-file", c.clusterSecretFile, "file holding the cluster secret (trailing newline ignored); prefer it, or RINGKV_CLUSTER_SECRET, to --cluster-secret, which ps shows")
+	fs.StringVar(&c.authFile, "auth-file", c.authFile, "client credentials, one a line: ROLE sha256:HEX [PREFIX] or ROLE cn:NAME [PREFIX], roles read, readwrite, admin, metrics; reloaded when it changes (none: every request is served, as on loopback)")
+	fs.BoolVar(&c.metricsOpen, "metrics-open", c.metricsOpen, "with --auth-file, serve /metrics without a credential (else it needs the metrics or admin role)")
+	fs.BoolVar(&c.statusOpen, "status-open", c.statusOpen, "with --auth-file, serve the status page / without a credential (else it needs admin)")
+	fs.BoolVar(&c.kvstoreAddNodeGet, "kvstore-add-node-get", c.kvstoreAddNodeGet, "accept go-kvstore's GET /add-node (a web page can fire a GET; the default is POST only)")
+	fs.BoolVar(&c.insecure, "insecure", c.insecure, "serve a non-loopback --http-addr without TLS or --auth-file, on purpose")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
 	fs.IntVar(&c.mutexProfileFraction, "mutex-profile-fraction", c.mutexProfileFraction, "sample 1 in N mutex contention events for /debug/pprof/mutex (0: off)")
 	fs.DurationVar(&c.blockProfileRate, "block-profile-rate", c.blockProfileRate, "sample goroutine blocking about once per this much time blocked, for /debug/pprof/block (0: off)")
@@ -156,7 +169,45 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("--profile-on-stall: %v", err)
 		}
 	}
+	if c.clusterSecretFile != "" {
+		if c.clusterSecret != "" {
+			return errors.New("--cluster-secret and --cluster-secret-file: give one")
+		}
+		b, err := os.ReadFile(c.clusterSecretFile)
+		if err != nil {
+			return fmt.Errorf("--cluster-secret-file: %v", err)
+		}
+		c.clusterSecret = strings.TrimRight(string(b), "\r\n")
+		if c.clusterSecret == "" {
+			return fmt.Errorf("--cluster-secret-file %s is empty", c.clusterSecretFile)
+		}
+	}
 	return nil
+}
+
+// secureStart refuses a node that would serve beyond loopback without
+// both TLS and client credentials, unless --insecure says it is meant
+// (CockroachDB's rule; on loopback, as `go run ./cmd/ringkv serve`,
+// nothing changes). httpAddr is HOST:PORT; an empty host or 0.0.0.0
+// listens on every interface. A host name other than localhost counts as
+// not loopback: it is not resolved here.
+func secureStart(httpAddr string, authOn, tlsOn, insecure bool) error {
+	host, _, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr %q: want HOST:PORT", httpAddr)
+	}
+	ip := net.ParseIP(host)
+	if strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback() || insecure || authOn && tlsOn {
+		return nil
+	}
+	var missing []string
+	if !tlsOn {
+		missing = append(missing, "--tls-cert-file and --tls-key-file")
+	}
+	if !authOn {
+		missing = append(missing, "--auth-file")
+	}
+	return fmt.Errorf("--http-addr %s is not loopback: set %s, or --insecure to serve it without them on purpose", httpAddr, strings.Join(missing, " and "))
 }
 
 func checkHostPort(name, addr string) error {
@@ -250,6 +301,7 @@ func parseServe(args []string, env *environ, stdout io.Writer) (serveConfig, com
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	c.secretOnCmdline = explicit["cluster-secret"]
 	// go-kvstore compatibility: NODE_ADDRESS names the HTTP address when
 	// neither the flag nor RINGKV_HTTP_ADDR does.
 	if !explicit["http-addr"] {
@@ -300,8 +352,16 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
 		return exitUsage
 	}
+	// TODO(merge): tlsOn from --tls-cert-file.
+	if err := secureStart(c.httpAddr, c.authFile != "", false, c.insecure); err != nil {
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitUsage
+	}
 	level, _ := parseLevel(c.logLevel)
 	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.secretOnCmdline {
+		lg.Warn("--cluster-secret is on the command line, where other users of this machine can read it (ps, /proc); use --cluster-secret-file or RINGKV_CLUSTER_SECRET")
+	}
 	// The sampling rates are the Go runtime's, one per process: set only
 	// when asked, and put back on return (tests run nodes in-process).
 	if c.mutexProfileFraction > 0 {
@@ -321,6 +381,16 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "ringkv serve: "+format+"\n", args...)
 		return code
+	}
+
+	// Before anything opens: a bad auth file is a bad flag.
+	var auth *httpd.Auth
+	if c.authFile != "" {
+		auth, err = httpd.NewAuth(httpd.AuthConfig{File: c.authFile, Logger: lg.With("component", "auth")})
+		if err != nil {
+			return fail(exitUsage, "--auth-file: %v", err)
+		}
+		defer auth.Close()
 	}
 
 	// Listen first: a taken port should fail fast, before Pebble opens.
@@ -407,6 +477,11 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
 	undo = append(undo, func() { stopJoining(); <-joined })
 
+	var secrets *peer.Secrets
+	if c.clusterSecret != "" {
+		secrets = peer.NewSecrets("", []byte(c.clusterSecret))
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := httpd.New(httpd.Config{
@@ -418,6 +493,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		NodeID:        nodeID,
 		ClusterSecret: c.clusterSecret,
 		Backup:        backupFunc(eng, c.dataDir),
+
+		Auth:              auth,
+		MetricsOpen:       c.metricsOpen,
+		StatusOpen:        c.statusOpen,
+		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
+		Secrets:           secrets,
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
