@@ -117,7 +117,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
 		addr = normalizeNodeAddress(v)
 	}
-	var to, nodes string
+	var to, nodes, token string
 	timeout := 10 * time.Second
 	fs := flag.NewFlagSet("ringkv backup", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -125,6 +125,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
 	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member that has not left)")
 	fs.DurationVar(&timeout, "timeout", timeout, "longest wait to connect to a node, for its answer to start, and between two parts of it")
+	addTokenFlag(fs, env, &token)
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "ringkv backup: %s\n", fmt.Sprintf(format, a...))
 		return exitUsage
@@ -146,7 +147,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(to); err == nil {
 		return fail("--to %s already exists; a backup goes to a new directory", to)
 	}
-	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout}, stderr: stderr, base: baseURL(addr)}
+	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout, token: token}, hc: withToken(&http.Client{Timeout: timeout}, token), stderr: stderr, base: baseURL(addr)}
 	st, _, code := cc.status("cluster status")
 	if code != exitOK {
 		return code
@@ -180,7 +181,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	tr := http.DefaultTransport.(*http.Transport).Clone() // its proxy and keep-alive settings
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = timeout
-	hc := &http.Client{Transport: tr}
+	hc := withToken(&http.Client{Transport: tr}, token) // an admin token: backup is an admin action
 	code = exitOK
 	for i := range m.Nodes {
 		n := &m.Nodes[i]

@@ -26,6 +26,7 @@ type clientConfig struct {
 	limit       int
 	pageSize    int
 	json        bool
+	token       string
 }
 
 func clientUsage(cmd string) string {
@@ -52,6 +53,7 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
+	addTokenFlag(fs, env, &c.token)
 	if cmd != "scan" {
 		fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum)")
 	}
@@ -94,7 +96,7 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 		return fail("--consistency %q: want one, quorum or all", c.consistency)
 	}
 	base := baseURL(c.addr)
-	hc := &http.Client{Timeout: c.timeout}
+	hc := withToken(&http.Client{Timeout: c.timeout}, c.token)
 
 	if cmd == "scan" {
 		return scanCmd(hc, base, c, stdout, stderr)
@@ -229,6 +231,42 @@ func scanCmd(hc *http.Client, base string, c clientConfig, stdout, stderr io.Wri
 		after = *page.Next
 	}
 	return exitOK
+}
+
+// addTokenFlag binds --token, whose default is RINGKV_TOKEN.
+func addTokenFlag(fs *flag.FlagSet, env *environ, token *string) {
+	if v, _, ok := env.lookup("RINGKV_TOKEN"); ok {
+		*token = v
+	}
+	fs.StringVar(token, "token", *token, "bearer token, for a node with --auth-file (also RINGKV_TOKEN, which ps does not show)")
+}
+
+// withToken makes hc send "Authorization: Bearer token" (when token is
+// set) and the X-Ringkv-Request header that admin POSTs need, on every
+// request. It follows no redirect: a node never sends one, and a
+// redirect must not carry the token to another host.
+func withToken(hc *http.Client, token string) *http.Client {
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = tokenTransport{base: base, token: token}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc
+}
+
+type tokenTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not change the request
+	r.Header.Set("X-Ringkv-Request", "1")
+	if t.token != "" {
+		r.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	return t.base.RoundTrip(r)
 }
 
 // baseURL turns an --addr (HOST:PORT, or a URL) into the URL requests are
