@@ -63,6 +63,7 @@ type Config struct {
 	Timeout      time.Duration         // --timeout: per request
 	Seed         uint64                // --seed: 0 picks one from the clock
 	Out          string                // --out: the directory for report.json and report.html
+	Token        string                // --token (RINGKV_TOKEN): the bearer token of a node with --auth-file
 
 	// Progress receives the live progress lines (nil: none). With
 	// ProgressTTY each update rewrites one line with \r.

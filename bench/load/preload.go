@@ -105,10 +105,12 @@ func preload(ctx context.Context, hc *http.Client, bases []string, c *Config, va
 func newClient(c *Config) *http.Client {
 	return &http.Client{
 		Timeout: c.Timeout,
-		Transport: &http.Transport{
+		Transport: tokenTransport{token: c.Token, base: &http.Transport{
 			Proxy:               nil,
 			MaxIdleConnsPerHost: c.Concurrency,
 			IdleConnTimeout:     30 * time.Second,
-		},
+		}},
+		// A redirect must not carry the token elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

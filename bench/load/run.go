@@ -75,7 +75,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	sctx, stopSampling := context.WithCancel(context.Background())
 	var swg sync.WaitGroup
 	for i, b := range bases {
-		samplers[i] = newSampler(c.Addrs[i], b, start, min(c.Timeout, 5*time.Second))
+		samplers[i] = newSampler(c.Addrs[i], b, start, min(c.Timeout, 5*time.Second), c.Token)
 		swg.Go(func() { samplers[i].run(sctx, c.Interval) })
 	}
 
