@@ -99,9 +99,9 @@ type authSet struct {
 // file should fail, not fill memory.
 const maxAuthFileSize = 4 << 20
 
-// ParseAuthFile parses the content of an auth file. Its errors name the
+// parseAuthFile parses the content of an auth file. Its errors name the
 // line.
-func ParseAuthFile(b []byte) (*authSet, error) {
+func parseAuthFile(b []byte) (*authSet, error) {
 	set := &authSet{sum: sha256.Sum256(b)}
 	for i, line := range strings.Split(string(b), "\n") {
 		n := i + 1
@@ -295,7 +295,7 @@ func NewAuth(cfg AuthConfig) (*Auth, error) {
 // NewStaticAuth returns an Auth of the given file content that never
 // reloads, for tests and embedders.
 func NewStaticAuth(content []byte) (*Auth, error) {
-	set, err := ParseAuthFile(content)
+	set, err := parseAuthFile(content)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +318,7 @@ func (a *Auth) load() (*authSet, error) {
 	if len(b) > maxAuthFileSize {
 		return nil, fmt.Errorf("auth file %s: larger than %d bytes", a.cfg.File, maxAuthFileSize)
 	}
-	set, err := ParseAuthFile(b)
+	set, err := parseAuthFile(b)
 	if err != nil {
 		return nil, fmt.Errorf("auth file %s: %w", a.cfg.File, err)
 	}

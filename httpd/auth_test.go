@@ -195,16 +195,16 @@ func TestParseAuthFile(t *testing.T) {
 		{in: "none sha256:" + h, err: "line 1: unknown role \"none\""},
 	}
 	for _, tt := range tests {
-		set, err := ParseAuthFile([]byte(tt.in))
+		set, err := parseAuthFile([]byte(tt.in))
 		switch {
 		case tt.err != "":
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseAuthFile(%q) = %v, want an error with %q", tt.in, err, tt.err)
+				t.Errorf("parseAuthFile(%q) = %v, want an error with %q", tt.in, err, tt.err)
 			}
 		case err != nil:
-			t.Errorf("ParseAuthFile(%q): %v", tt.in, err)
+			t.Errorf("parseAuthFile(%q): %v", tt.in, err)
 		case len(set.grants) != tt.grants:
-			t.Errorf("ParseAuthFile(%q): %d grants, want %d", tt.in, len(set.grants), tt.grants)
+			t.Errorf("parseAuthFile(%q): %d grants, want %d", tt.in, len(set.grants), tt.grants)
 		}
 	}
 }
@@ -288,7 +288,7 @@ func TestSameOrigin(t *testing.T) {
 // TestAuthCertName: a certificate's CommonName matches cn: lines only,
 // never a token's, and names itself in the log's who.
 func TestAuthCertName(t *testing.T) {
-	set, err := ParseAuthFile([]byte("admin cn:ops\nreadwrite cn:app app/\nread sha256:" + strings.Repeat("00", 32)))
+	set, err := parseAuthFile([]byte("admin cn:ops\nreadwrite cn:app app/\nread sha256:" + strings.Repeat("00", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func FuzzAuthFile(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		set, err := ParseAuthFile(b)
+		set, err := parseAuthFile(b)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "line ") {
 				t.Fatalf("error %q does not name a line", err)
