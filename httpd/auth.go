@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -91,6 +92,14 @@ func (g *grant) permits(need Role, key []byte, keyed bool) bool {
 // authSet is one parsed auth file. It is immutable.
 type authSet struct {
 	grants []grant
+	// creds groups the grants by credential (token hash or certificate
+	// name), each with its log name built once, so that a request costs
+	// no allocation.
+	creds []*identity
+	// hashes are the token credentials' hashes, contiguous, and tokens
+	// their identities, in the same order.
+	hashes [][sha256.Size]byte
+	tokens []*identity
 	// hash of the file's bytes, to tell a change from a touch.
 	sum [sha256.Size]byte
 }
@@ -146,60 +155,37 @@ func parseAuthFile(b []byte) (*authSet, error) {
 		}
 		set.grants = append(set.grants, g)
 	}
+	set.group()
 	return set, nil
 }
 
-func clipString(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
-
-// Identity is who a request is from, as far as the auth file says: the
-// grants that its credential matched.
-type Identity struct {
-	grants []grant
-	// who names the credential for the log: the auth file line(s), the
-	// role, and the certificate name; never the token.
-	who string
-}
-
-func (id Identity) permits(need Role, key []byte, keyed bool) bool {
-	for i := range id.grants {
-		if id.grants[i].permits(need, key, keyed) {
-			return true
+// group builds creds from grants.
+func (a *authSet) group() {
+	byKey := map[string]*identity{}
+	for _, g := range a.grants {
+		k := "h" + string(g.hash[:])
+		if g.cn != "" {
+			k = "c" + g.cn
+		}
+		id := byKey[k]
+		if id == nil {
+			id = &identity{hash: g.hash, cn: g.cn}
+			byKey[k] = id
+			a.creds = append(a.creds, id)
+		}
+		id.grants = append(id.grants, g)
+		if g.prefix != "" {
+			id.restricted = true
 		}
 	}
-	return false
-}
-
-// match returns the grants of a token (by its hash) or, with token nil,
-// of a certificate name. Every grant is compared, whatever matched
-// before, and in constant time: how long matching takes says nothing
-// about which hashes the file holds.
-func (a *authSet) match(token []byte, cn string) Identity {
-	var id Identity
-	if token != nil {
-		h := sha256.Sum256(token)
-		for i := range a.grants {
-			g := &a.grants[i]
-			eq := subtle.ConstantTimeCompare(h[:], g.hash[:])
-			if eq == 1 && g.cn == "" {
-				id.grants = append(id.grants, *g)
-			}
+	for _, id := range a.creds {
+		if id.cn == "" {
+			a.hashes = append(a.hashes, id.hash)
+			a.tokens = append(a.tokens, id)
 		}
-	} else if cn != "" {
-		for i := range a.grants {
-			if g := &a.grants[i]; g.cn != "" && subtle.ConstantTimeCompare([]byte(cn), []byte(g.cn)) == 1 {
-				id.grants = append(id.grants, *g)
-			}
-		}
-	}
-	if len(id.grants) > 0 {
 		var b strings.Builder
-		if cn != "" && token == nil {
-			b.WriteString("cn=" + strconv.Quote(cn) + " ")
+		if id.cn != "" {
+			b.WriteString("cn=" + strconv.Quote(id.cn) + " ")
 		}
 		for i, g := range id.grants {
 			if i > 0 {
@@ -213,7 +199,69 @@ func (a *authSet) match(token []byte, cn string) Identity {
 		}
 		id.who = b.String()
 	}
-	return id
+}
+
+func clipString(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// identity is one credential of the auth file, as a request presents
+// it: its grants, and its name for the log (the auth file line(s) and
+// role, and the certificate name; never the token). It is immutable.
+type identity struct {
+	hash       [sha256.Size]byte // for a token; zero for a certificate name
+	cn         string            // for a certificate; "" for a token
+	grants     []grant
+	restricted bool // some grant has a key prefix: the request's key matters
+	who        string
+}
+
+func (id *identity) permits(need Role, key []byte, keyed bool) bool {
+	for i := range id.grants {
+		if id.grants[i].permits(need, key, keyed) {
+			return true
+		}
+	}
+	return false
+}
+
+// match returns the credential of a token (by its hash) or, with token
+// nil, of a certificate name; nil if the file has none. Every credential
+// is compared, whatever matched before, and in constant time: how long
+// matching takes says nothing about which hashes the file holds.
+func (a *authSet) match(token []byte, cn string) *identity {
+	var found *identity
+	if token != nil {
+		h := sha256.Sum256(token)
+		for i := range a.hashes {
+			// The branch only tells that some credential matched, which
+			// the answer tells anyway.
+			if diff32(&h, &a.hashes[i]) == 0 {
+				found = a.tokens[i]
+			}
+		}
+	} else if cn != "" {
+		for _, id := range a.creds {
+			if id.cn != "" && subtle.ConstantTimeCompare([]byte(cn), []byte(id.cn)) == 1 {
+				found = id
+			}
+		}
+	}
+	return found
+}
+
+// diff32 is zero if and only if a and b are equal. It takes the same time
+// whatever they hold, as subtle.ConstantTimeCompare, but without its
+// per-call cost, which over a file of many tokens adds up on every request.
+func diff32(a, b *[sha256.Size]byte) uint64 {
+	var v uint64
+	for i := 0; i < sha256.Size; i += 8 {
+		v |= binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:])
+	}
+	return v
 }
 
 // ParseBearer returns the token of an "Authorization: Bearer TOKEN"
@@ -377,37 +425,26 @@ func (a *Auth) Close() {
 	<-a.done
 }
 
-// identify returns the identity of a request: its bearer token's grants
-// if it has an Authorization header (ok false if that header is not a
-// bearer token the file knows), else its verified client certificate's,
-// else none (anonymous, ok true).
-func (a *Auth) identify(ctx *fasthttp.RequestCtx) (id Identity, ok bool) {
+// identify returns the credential of a request: its bearer token's if it
+// has an Authorization header (ok false if that header is not a bearer
+// token the file knows), else its verified client certificate's, else nil
+// (anonymous, ok true).
+func (a *Auth) identify(ctx *fasthttp.RequestCtx) (id *identity, ok bool) {
 	set := a.set.Load()
 	if h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); h != nil {
 		tok, ok := ParseBearer(h)
 		if !ok {
-			return Identity{}, false
+			return nil, false
 		}
 		id = set.match(tok, "")
-		return id, len(id.grants) > 0
+		return id, id != nil
 	}
 	if cs := ctx.TLSConnectionState(); cs != nil && len(cs.VerifiedChains) > 0 && len(cs.PeerCertificates) > 0 {
 		// Only a chain the TLS config verified counts; a presented but
 		// unverified certificate names anyone.
 		return set.match(nil, cs.PeerCertificates[0].Subject.CommonName), true
 	}
-	return Identity{}, true
-}
-
-// restricted reports whether any of the identity's grants has a key
-// prefix, so that the key of the request must be looked at.
-func (id Identity) restricted() bool {
-	for i := range id.grants {
-		if id.grants[i].prefix != "" {
-			return true
-		}
-	}
-	return false
+	return nil, true
 }
 
 // pprofCmdline serves /debug/pprof/cmdline as pprof does (the arguments,

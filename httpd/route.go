@@ -289,18 +289,18 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, o op, path []byte) bool {
 				s.refuseAdmin(ctx, o, anonymousAuth, fasthttp.StatusUnauthorized, "invalid credential: want Authorization: Bearer TOKEN with a token of the auth file")
 				return false
 			}
-			if len(id.grants) == 0 {
+			if id == nil {
 				ctx.Response.Header.SetCanonical(hdrWWWAuth, wwwAuthMissing)
 				s.refuseAdmin(ctx, o, anonymousAuth, fasthttp.StatusUnauthorized, "credential required: send Authorization: Bearer TOKEN")
 				return false
 			}
 			var key []byte
-			if keyed && id.restricted() {
+			if keyed && id.restricted {
 				key = s.requestedKey(ctx, o, path)
 			}
 			if !id.permits(need, key, keyed) {
 				msg := "forbidden: this operation needs the " + need.String() + " role"
-				if keyed && id.restricted() {
+				if keyed && id.restricted {
 					msg += " on a key (or scan prefix) inside the credential's prefix"
 				}
 				s.refuseAdmin(ctx, o, id.who, fasthttp.StatusForbidden, msg)
