@@ -204,8 +204,15 @@ func (s *Server) need(o op) (need Role, keyed bool) {
 	switch o {
 	case opGet, opHead, opKV, opScan, opKVStoreGet, opKVStore:
 		return RoleRead, true
-	case opListNodes, opCluster, opRing, opLSM:
-		// Topology and LSM shape, which the CLI's cluster commands read.
+	case opLSM:
+		// The status page refreshes its LSM table from /v1/lsm: open
+		// with it.
+		if s.cfg.StatusOpen {
+			return RoleNone, false
+		}
+		return RoleRead, false
+	case opListNodes, opCluster, opRing:
+		// Topology, which the CLI's cluster commands read.
 		return RoleRead, false
 	case opPut, opDelete, opKVStorePut, opKVStoreDelete:
 		return RoleReadWrite, true
