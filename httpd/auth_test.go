@@ -1,10 +1,13 @@
 package httpd
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -12,7 +15,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // The test credentials: one token per role, and one readwrite token
@@ -428,4 +434,98 @@ func FuzzAuthFile(f *testing.F) {
 		set.match([]byte("tok"), "")
 		set.match(nil, "cn")
 	})
+}
+
+// FuzzAuthRequest serves arbitrary requests on a node with auth on, as
+// anonymous, as read, as admin-less readwrite restricted to users/, or
+// with a bad token (sel picks; any Authorization of the input is
+// replaced). Whatever the input, only the users/ token changes the store,
+// only keys under users/, and no admin action runs.
+func FuzzAuthRequest(f *testing.F) {
+	for i, s := range fuzzSeeds {
+		f.Add(byte(i), []byte(s))
+	}
+	for _, s := range []string{
+		"PUT /v1/kv/users%2F..%2Fx HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv",
+		"PUT /v1/kv/users/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv",
+		"POST /kvstore HTTP/1.1\r\nHost: x\r\nContent-Length: 49\r\n\r\n{\"key\":\"users/a\",\"key\":\"other\",\"value\":\"v\"}",
+		"DELETE /kvstore?key=users/a&key=other HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /v1/admin/compact HTTP/1.1\r\nHost: x\r\nX-Ringkv-Request: 1\r\n\r\n",
+	} {
+		f.Add(byte(2), []byte(s))
+	}
+	a, err := NewStaticAuth([]byte(testAuthFile()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	st, ops := newFakeStore(), &fakeOps{}
+	srv, err := New(Config{
+		Registry:     prometheus.NewRegistry(),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MaxValueSize: 64,
+		MaxKeySize:   16,
+		Auth:         a,
+		Pprof:        true,
+	}, st, ops)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := srv.Handler()
+	tokens := []string{"", "tok-read", "tok-users", "tok-nobody"}
+	f.Fuzz(func(t *testing.T, sel byte, data []byte) {
+		var req fasthttp.Request
+		if err := req.ReadLimitBody(bufio.NewReader(bytes.NewReader(data)), 1<<16); err != nil {
+			return
+		}
+		req.Header.Del(fasthttp.HeaderAuthorization)
+		tok := tokens[int(sel)%len(tokens)]
+		if tok != "" {
+			req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+tok)
+		}
+		st.mu.Lock()
+		st.mu.m = map[string]fakeRec{
+			"users/a": {val: []byte("1"), ver: peer.Version{TS: 1, Node: 1}},
+			"other":   {val: []byte("v"), ver: peer.Version{TS: 2, Node: 1}},
+		}
+		st.mu.Unlock()
+		before := st.snapshot()
+		ops.mu.Lock()
+		compacts := ops.compacts
+		ops.mu.Unlock()
+
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, nil, nil)
+		h(&ctx)
+
+		after := st.snapshot()
+		for k := range merged(before, after) {
+			b, inB := before[k]
+			a, inA := after[k]
+			if inB == inA && (!inB || bytes.Equal(a.val, b.val) && a.ver == b.ver) {
+				continue
+			}
+			if tok != "tok-users" || !strings.HasPrefix(k, "users/") {
+				t.Fatalf("request %q with token %q changed key %q (answer %d %q)", data, tok, k, ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+		}
+		ops.mu.Lock()
+		defer ops.mu.Unlock()
+		if ops.compacts != compacts {
+			t.Fatalf("request %q with token %q compacted", data, tok)
+		}
+		if code := ctx.Response.StatusCode(); code < 400 && bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(pprofPrefix)) {
+			t.Fatalf("request %q with token %q was served pprof (%d)", data, tok, code)
+		}
+	})
+}
+
+func merged(a, b map[string]fakeRec) map[string]bool {
+	m := map[string]bool{}
+	for k := range a {
+		m[k] = true
+	}
+	for k := range b {
+		m[k] = true
+	}
+	return m
 }
