@@ -341,6 +341,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		RowCacheSize:     rowCache(c.rowCacheSize),
 		SkipRowCacheWarm: !c.rowCacheWarm,
 		MinFreeSpace:     c.minFreeSpace,
+		// A table that cannot be read is repaired from the other
+		// replicas; alone, the node refuses to start below.
+		KeepDamaged: true,
 		// Pebble cannot go on after a fatal error (the engine logged
 		// it): exit, and let the supervisor restart the node, which
 		// replays its WAL.
@@ -401,6 +404,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	undo = append(undo, func() { gossip.Close() })
 	node.UseMembership(gossip)
+	if err := repairable(eng, node.View(), c.replicas, c.joinAddrs()); err != nil {
+		return fail(exitFailure, "%v", err)
+	}
 	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
@@ -532,4 +538,30 @@ func rowCache(flagSize int64) int64 {
 		return -1
 	}
 	return flagSize
+}
+
+// repairable refuses a start on tables that could not be read when no
+// other replica can give their data back: a node alone in its ring (none
+// stored and none to join) or one with --replicas 1.
+func repairable(eng *engine.Engine, v *peer.View, replicas int, join []string) error {
+	var bad []engine.CorruptSpan
+	for _, sp := range eng.Corruption() {
+		if sp.Unreadable && sp.Data {
+			bad = append(bad, sp)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	cluster := len(join) > 0 || (v != nil && len(v.Ring.Nodes()) > 1)
+	if replicas > 1 && cluster {
+		return nil
+	}
+	sp := bad[0]
+	more := ""
+	if len(bad) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(bad)-1)
+	}
+	return fmt.Errorf("cannot open engine at %q: damaged file %s%s (%s): %s; no other replica holds its data to repair it from: restore the data dir from a backup (`ringkv check --data-dir %s` lists every damaged file)",
+		eng.Dir(), sp.File, more, sp.TokenSpan(), sp.Error, eng.Dir())
 }
