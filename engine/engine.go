@@ -366,6 +366,11 @@ func (e *Engine) admit(n int) error {
 	return nil
 }
 
+// AdmitBytes reports whether n more bytes may be written to the data
+// directory's filesystem outside the write path (a range being staged
+// for ingest): nil, or the *DiskFullError that refuses them.
+func (e *Engine) AdmitBytes(n int) error { return e.admit(n) }
+
 // diskFull turns a write error that is ENOSPC into the *DiskFullError
 // that refuses the writes after it.
 func (e *Engine) diskFull(err error) error {
