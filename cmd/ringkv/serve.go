@@ -370,7 +370,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return code
 	}
 
-	// Listen first: a taken port should fail fast, before Pebble opens.
+	// The certificate files, then the ports: a bad flag fails fast,
+	// before Pebble opens.
+	nodeTLS, err := c.loadTLS(lg.With("component", "tls"))
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fail(exitUsage, "cannot listen on --http-addr %s: %v", c.httpAddr, err)
@@ -382,10 +387,6 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 			return fail(exitUsage, "cannot listen on --peer-addr %s: %v", c.peerAddr, err)
 		}
 		undo = append(undo, func() { peerLn.Close() })
-	}
-	nodeTLS, err := c.loadTLS(lg.With("component", "tls"))
-	if err != nil {
-		return fail(exitUsage, "%v", err)
 	}
 
 	start := time.Now()
