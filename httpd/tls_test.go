@@ -376,3 +376,34 @@ func (b *syncBuf) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestSharedPortPeerCertificate: on a shared port whose client
+// certificate is not of the cluster CA (a public one, say), internode
+// calls ask for the peer certificate by server name and get it; other
+// clients get the client certificate.
+func TestSharedPortPeerCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, "cluster")
+	caFile := ca.WriteCA(t, dir, "ca")
+	public := tlstest.NewCA(t, "public")
+	pub := public.Issue(t, "n1")
+	cf, kf := pub.Write(t, dir, "public")
+	pcf, pkf := ca.Issue(t, "n1").Write(t, dir, "n1")
+	nt, err := LoadNodeTLS(TLSFiles{CertFile: cf, KeyFile: kf, PeerCertFile: pcf, PeerKeyFile: pkf, PeerCAFile: caFile}, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := newTCPClusterTestServer(t, Config{NodeID: "n1", TLS: nt.Client, RequirePeerCert: nt.MutualTLS})
+	n2 := newTLSNode(t, ca, caFile, dir, "n2", false)
+	if err := n2.transport(t, "n2", nil).Apply(testCtx(t, 10*time.Second), addr, testMutations("k", 1, 1)); err != nil {
+		t.Fatalf("internode call to a port with a public client certificate: %v", err)
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: public.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("a client trusting the public CA: %v", err)
+	}
+	defer conn.Close()
+	if got := conn.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(pub.Cert.SerialNumber) != 0 {
+		t.Fatalf("a client is served serial %x, want the client certificate's %x", got, pub.Cert.SerialNumber)
+	}
+}
