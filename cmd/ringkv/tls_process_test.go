@@ -178,6 +178,9 @@ func TestTLSClient(t *testing.T) {
 	if _, errs, code := runRingkv(t, "get", "cli-key", "--addr", base, "--cacert", p.dir+"/missing.crt"); code != 2 || !strings.Contains(errs, "--cacert") {
 		t.Fatalf("ringkv get with a missing --cacert: exit %d %q", code, errs)
 	}
+	if out, errs, code := runRingkv(t, "backup", "--to", t.TempDir()+"/b", "--addr", base, "--cacert", p.caFile); code != 0 || !strings.Contains(out, "n1") {
+		t.Fatalf("ringkv backup over HTTPS: exit %d %q %s", code, out, errs)
+	}
 	// The bench, briefly.
 	out, errs, code := runRingkv(t, "bench", "--addr", base, "--cacert", p.caFile, "--workload", "put", "--duration", "500ms",
 		"--concurrency", "2", "--keys", "50", "--out", t.TempDir())
