@@ -41,6 +41,8 @@ type rosterEntry struct {
 	// Leaving: the node is handing its ranges over; it is out of the ring
 	// but still serves them to the nodes that pull them.
 	Leaving bool `json:"leaving,omitempty"`
+	// PeerAddr is the node's internode listener (--peer-addr), if apart.
+	PeerAddr string `json:"peer_addr,omitempty"`
 }
 
 func (a rosterEntry) beats(b rosterEntry) bool {
@@ -55,6 +57,7 @@ type nodeMeta struct {
 	HTTPAddr string `json:"h"`
 	Stamp    uint64 `json:"s"`
 	Leaving  bool   `json:"l,omitempty"`
+	PeerAddr string `json:"p,omitempty"`
 }
 
 // GossipConfig configures Gossip.
@@ -62,6 +65,9 @@ type GossipConfig struct {
 	// NodeID, HTTPAddr: this node's identity and client address; required.
 	NodeID   string
 	HTTPAddr string
+	// PeerAddr is where this node takes internode calls, when not at
+	// HTTPAddr (--peer-addr); the default is none.
+	PeerAddr string
 	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
 	BindAddr string
 	// Secret, when set, encrypts gossip with a key derived from it.
@@ -214,8 +220,8 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	// one whose addresses changed, announces itself with a new stamp. A
 	// node removed while it was down stays removed once it hears so.
 	self, ok := g.roster[cfg.NodeID]
-	if !ok || self.HTTPAddr != cfg.HTTPAddr || self.GossipAddr != g.cfg.BindAddr {
-		self = rosterEntry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.cfg.BindAddr, Stamp: cfg.Clock.Now()}
+	if !ok || self.HTTPAddr != cfg.HTTPAddr || self.GossipAddr != g.cfg.BindAddr || self.PeerAddr != cfg.PeerAddr {
+		self = rosterEntry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.cfg.BindAddr, PeerAddr: cfg.PeerAddr, Stamp: cfg.Clock.Now()}
 		g.roster[cfg.NodeID] = self
 		g.dirty = true
 	}
@@ -462,7 +468,7 @@ func (g *Gossip) viewLocked() *View {
 	ids := make([]string, 0, len(g.roster))
 	members := make(map[string]Member, len(g.roster))
 	for id, e := range g.roster {
-		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left, Joined: e.Stamp, Leaving: e.Leaving && !e.Removed}
+		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, PeerAddr: e.PeerAddr, State: Left, Joined: e.Stamp, Leaving: e.Leaving && !e.Removed}
 		if !e.Removed {
 			if !e.Leaving {
 				ids = append(ids, id)
@@ -524,7 +530,7 @@ func (g *Gossip) NodeMeta(limit int) []byte {
 	g.mu.Lock()
 	stamp, leaving := g.self.Stamp, g.self.Leaving
 	g.mu.Unlock()
-	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, Stamp: stamp, Leaving: leaving})
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving})
 	if len(b) > limit {
 		return nil
 	}
@@ -597,7 +603,7 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	}
 	g.mu.Lock()
 	g.setLiveLocked(n.Name, st)
-	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp, Leaving: meta.Leaving}
+	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), PeerAddr: meta.PeerAddr, Stamp: meta.Stamp, Leaving: meta.Leaving}
 	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
 		g.roster[n.Name] = e
 		g.dirty = true

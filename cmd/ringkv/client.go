@@ -54,6 +54,8 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
 	addTokenFlag(fs, env, &c.token)
+	var tf tlsFlags
+	tf.add(fs, env)
 	if cmd != "scan" {
 		fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum)")
 	}
@@ -96,7 +98,11 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 		return fail("--consistency %q: want one, quorum or all", c.consistency)
 	}
 	base := baseURL(c.addr)
-	hc := withToken(&http.Client{Timeout: c.timeout}, c.token)
+	tr, err := tf.transport()
+	if err != nil {
+		return fail("%v", err)
+	}
+	hc := withToken(&http.Client{Timeout: c.timeout, Transport: tr}, c.token)
 
 	if cmd == "scan" {
 		return scanCmd(hc, base, c, stdout, stderr)
