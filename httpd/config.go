@@ -94,6 +94,11 @@ type Config struct {
 	// (--kvstore-add-node-get). The default is POST only: a GET can be
 	// fired by an <img> tag.
 	KVStoreAddNodeGet bool
+	// JoinTLS, when set, is the client TLS configuration /add-node asks
+	// its target's membership proof with (NodeTLS.Transport, as internode
+	// calls): over HTTPS, verifying the target's certificate. nil asks
+	// over plain HTTP.
+	JoinTLS *tls.Config
 	// Cmdline is the command line /debug/pprof/cmdline shows, with the
 	// values of secret and token flags replaced. nil means os.Args.
 	Cmdline []string

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,16 +24,18 @@ import (
 // credential:
 //
 //	GET /internal/hello?nonce=HEX
-//	200 {"id":ID,"addr":HTTP_ADDR,"mac":HEX}
+//	200 {"id":ID,"addrs":[ADDR,...],"mac":HEX}
 //
-// mac is HMAC-SHA256 under the cluster's Join key (peer.DeriveKeys) of
-// helloDomain, the nonce, the node's id and its own HTTP address, each
-// after a NUL. The asker draws the nonce, so an answer cannot be replayed;
-// the address is the answerer's own, so a host that relays the challenge
-// to a real member gets back a proof naming that member's address, not
-// its own, and the asker refuses it. The route carries no credential
-// either way (that is its point), so it sits outside the /internal/
-// credential check.
+// addrs are the addresses the answerer knows itself by: the local
+// address of the connection the question came on, and its configured
+// HTTP address. mac is HMAC-SHA256 under the cluster's Join key
+// (peer.DeriveKeys) of helloDomain, the nonce, the node's id and each
+// address, each after a NUL. The asker draws the nonce, so an answer
+// cannot be replayed, and accepts only a proof naming the address it
+// dialled: a host that relays the challenge to a real member gets back a
+// proof of that member's addresses, not its own. The route carries no
+// credential either way (that is its point), so it sits outside the
+// /internal/ credential check.
 
 const (
 	helloPath   = "/internal/hello"
@@ -47,20 +50,22 @@ const (
 )
 
 type helloAnswer struct {
-	ID   string `json:"id"`
-	Addr string `json:"addr"`
-	MAC  string `json:"mac"`
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+	MAC   string   `json:"mac"`
 }
 
-func helloMAC(key, nonce []byte, id, addr string) []byte {
+func helloMAC(key, nonce []byte, id string, addrs []string) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(helloDomain))
 	m.Write([]byte{0})
 	m.Write(nonce)
 	m.Write([]byte{0})
 	m.Write([]byte(id))
-	m.Write([]byte{0})
-	m.Write([]byte(addr))
+	for _, a := range addrs {
+		m.Write([]byte{0})
+		m.Write([]byte(a))
+	}
 	return m.Sum(nil)
 }
 
@@ -81,10 +86,11 @@ func (s *Server) hello(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "want nonce as 16 to 64 bytes in hex")
 		return
 	}
+	addrs := []string{ctx.LocalAddr().String(), s.cfg.Addr}
 	s.writeJSON(ctx, "internal_hello", helloAnswer{
-		ID:   s.cfg.NodeID,
-		Addr: s.cfg.Addr,
-		MAC:  hex.EncodeToString(helloMAC(keys.Join, nonce, s.cfg.NodeID, s.cfg.Addr)),
+		ID:    s.cfg.NodeID,
+		Addrs: addrs,
+		MAC:   hex.EncodeToString(helloMAC(keys.Join, nonce, s.cfg.NodeID, addrs)),
 	})
 }
 
@@ -96,10 +102,10 @@ var errNotMember = errors.New("did not prove it is a member of this cluster")
 // under any of keys, sending no credential, reading at most
 // maxHelloAnswer bytes, and following no redirect. host is the address
 // the caller named it by, for the Host header and for the address check.
-// It returns the member's node id. Its errors quote nothing the target
-// sent.
-// TODO(merge): with --peer-tls-*, ask over TLS with the peer CA.
-func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKeys) (string, error) {
+// With tc it asks over HTTPS, verifying the target's certificate for the
+// name it was given. It returns the member's node id. Its errors quote
+// nothing the target sent.
+func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKeys, tc *tls.Config) (string, error) {
 	nonce := make([]byte, helloNonceLen)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
@@ -117,18 +123,31 @@ func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKey
 		DisablePathNormalizing:    true,
 		NoDefaultUserAgentHeader:  true,
 	}
+	scheme := "http://"
+	if tc != nil {
+		scheme = "https://"
+		hc.IsTLS = true
+		hc.TLSConfig = tc.Clone()
+		if hc.TLSConfig.ServerName == "" {
+			// Verify the name the caller gave, not the IP it resolved to.
+			hc.TLSConfig.ServerName, _, _ = net.SplitHostPort(named)
+		}
+	}
 	defer hc.CloseIdleConnections()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + named + helloPath + "?nonce=" + hex.EncodeToString(nonce))
+	req.SetRequestURI(scheme + named + helloPath + "?nonce=" + hex.EncodeToString(nonce))
 	req.Header.SetMethod(fasthttp.MethodGet)
 	deadline := time.Now().Add(helloTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := hc.DoDeadline(req, resp, deadline); err != nil {
+		var ce *tls.CertificateVerificationError
 		switch {
+		case errors.As(err, &ce):
+			return "", fmt.Errorf("%w: its TLS certificate does not verify", errNotMember)
 		case errors.Is(err, fasthttp.ErrBodyTooLarge):
 			return "", fmt.Errorf("%w: its answer is larger than %d bytes", errNotMember, maxHelloAnswer)
 		case errors.Is(err, fasthttp.ErrTimeout):
@@ -153,30 +172,32 @@ func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKey
 		return "", fmt.Errorf("%w: its answer is not a membership proof", errNotMember)
 	}
 	mac, err := hex.DecodeString(a.MAC)
-	if err != nil || a.ID == "" || len(a.ID) > peer.MaxNodeIDLen || len(a.Addr) > 1024 {
+	if err != nil || a.ID == "" || len(a.ID) > peer.MaxNodeIDLen || len(a.Addrs) > 4 {
 		return "", fmt.Errorf("%w: its answer is not a membership proof", errNotMember)
 	}
 	ok := false
 	for _, k := range keys {
 		// Every key is tried, to accept a member whose primary secret is
 		// another one of the keyring during a rotation.
-		if hmac.Equal(mac, helloMAC(k.Join, nonce, a.ID, a.Addr)) {
+		if hmac.Equal(mac, helloMAC(k.Join, nonce, a.ID, a.Addrs)) {
 			ok = true
 		}
 	}
 	if !ok {
 		return "", fmt.Errorf("%w: its proof does not verify under this cluster's secret", errNotMember)
 	}
-	if !sameNodeAddr(a.Addr, named, dial) {
-		return "", fmt.Errorf("%w: its proof is for another address (a relay?): member %s at %s", errNotMember, strconv.Quote(sanitize(a.ID)), strconv.Quote(sanitize(a.Addr)))
+	for _, signed := range a.Addrs {
+		if sameNodeAddr(signed, named, dial) {
+			return a.ID, nil
+		}
 	}
-	return a.ID, nil
+	return "", fmt.Errorf("%w: its proof is for other addresses (a relay?): member %s at %s", errNotMember, strconv.Quote(sanitize(a.ID)), strconv.Quote(sanitize(strings.Join(a.Addrs, " "))))
 }
 
-// sameNodeAddr reports whether a member's own HTTP address (signed) is
-// the one it was reached at: named (as the caller gave it) or dial (as
-// resolved). A member listening on an unspecified address (0.0.0.0:P,
-// [::]:P) only knows its port; it matches any host on that port.
+// sameNodeAddr reports whether an address a member signed is the one it
+// was reached at: named (as the caller gave it) or dial (as resolved).
+// An unspecified address (0.0.0.0:P, the listen address of a node on
+// every interface) names no host and matches nothing.
 func sameNodeAddr(signed, named, dial string) bool {
 	sh, sp, err := net.SplitHostPort(signed)
 	if err != nil {
@@ -190,13 +211,11 @@ func sameNodeAddr(signed, named, dial string) bool {
 		if strings.EqualFold(h, sh) {
 			return true
 		}
-		if ip, sip := net.ParseIP(h), net.ParseIP(sh); ip != nil && sip != nil && ip.Equal(sip) {
+		if ip, sip := net.ParseIP(h), net.ParseIP(sh); ip != nil && sip != nil && ip.Equal(sip) && !sip.IsUnspecified() {
 			return true
 		}
 	}
-	ip := net.ParseIP(sh)
-	_, dp, _ := net.SplitHostPort(dial)
-	return (sh == "" || ip != nil && ip.IsUnspecified()) && dp == sp
+	return false
 }
 
 // sanitize keeps at most 120 printable ASCII bytes of s, so that an error

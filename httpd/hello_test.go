@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ringkv/ringkv/httpd/tlstest"
 	"github.com/ringkv/ringkv/peer"
 )
 
@@ -185,7 +187,8 @@ func TestAddNodeMember(t *testing.T) {
 		t.Errorf("cluster log %q, want %s added by its resolved address", log, bAddr)
 	}
 
-	// A member listening on an unspecified address knows only its port.
+	// A member configured with an unspecified address signs the local
+	// address of the connection too, which is the one dialled.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Skip(err)
@@ -212,7 +215,7 @@ func TestAddNodeRelay(t *testing.T) {
 	})
 	a, aAddr := helloServer(t, "node-a", Config{Auth: authFor(t)}, helloSecret)
 	code, body := addNodeCall(t, aAddr, relay)
-	if code != http.StatusBadGateway || !strings.Contains(body, "its proof is for another address") {
+	if code != http.StatusBadGateway || !strings.Contains(body, "its proof is for other addresses") {
 		t.Errorf("POST /add-node to a relay: %d %q", code, body)
 	}
 	if h := rec.credentialHeaders(); len(h) > 0 {
@@ -264,8 +267,9 @@ func TestSameNodeAddr(t *testing.T) {
 		{"127.0.0.1:8080", "localhost:8080", "127.0.0.1:8080", true},
 		{"db1.example:8080", "DB1.example:8080", "10.0.0.1:8080", true},
 		{"[::1]:8080", "[0:0::1]:8080", "[::1]:8080", true},
-		{"0.0.0.0:8080", "db1:8080", "10.0.0.1:8080", true},
-		{"[::]:8080", "db1:8080", "10.0.0.1:8080", true},
+		{"0.0.0.0:8080", "db1:8080", "10.0.0.1:8080", false},
+		{"[::]:8080", "db1:8080", "10.0.0.1:8080", false},
+		{"0.0.0.0:8080", "0.0.0.0:8080", "0.0.0.0:8080", true}, // as named: the caller's choice
 		{"0.0.0.0:8080", "db1:8081", "10.0.0.1:8081", false},
 		{"10.0.0.2:8080", "relay:8080", "10.0.0.9:8080", false},
 		{"127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:9090", false},
@@ -275,5 +279,31 @@ func TestSameNodeAddr(t *testing.T) {
 		if got := sameNodeAddr(tt.signed, tt.named, tt.dial); got != tt.want {
 			t.Errorf("sameNodeAddr(%q, %q, %q) = %v, want %v", tt.signed, tt.named, tt.dial, got, tt.want)
 		}
+	}
+}
+
+// TestAddNodeTLS: with JoinTLS the proof is asked over HTTPS and the
+// target's certificate must verify.
+func TestAddNodeTLS(t *testing.T) {
+	ca, other := tlstest.NewCA(t, "cluster CA"), tlstest.NewCA(t, "other CA")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	cert := ca.Issue(t, "node-b").TLS(t)
+	startTestServer(t, Config{NodeID: "node-b", Addr: ln.Addr().String(), Secrets: peer.NewSecrets("test", []byte(helloSecret)),
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, ln, true)
+	bAddr := ln.Addr().String()
+
+	a, aAddr := helloServer(t, "node-a", Config{Auth: authFor(t), JoinTLS: &tls.Config{RootCAs: ca.Pool()}}, helloSecret)
+	if code, body := addNodeCall(t, aAddr, strings.Replace(bAddr, "127.0.0.1", "localhost", 1)); code != http.StatusOK {
+		t.Fatalf("POST /add-node over TLS: %d %q", code, body)
+	}
+	if log := a.cl.log(); !strings.Contains(log, bAddr) {
+		t.Errorf("cluster log %q", log)
+	}
+	_, cAddr := helloServer(t, "node-c", Config{Auth: authFor(t), JoinTLS: &tls.Config{RootCAs: other.Pool()}}, helloSecret)
+	if code, body := addNodeCall(t, cAddr, bAddr); code != http.StatusBadGateway || !strings.Contains(body, "its TLS certificate does not verify") {
+		t.Errorf("POST /add-node to a certificate of another CA: %d %q", code, body)
 	}
 }

@@ -219,7 +219,7 @@ func (s *Server) addNode(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		target = net.JoinHostPort(ips[0], port)
-		id, err := proveMember(rctx, target, named, keys)
+		id, err := proveMember(rctx, target, named, keys, s.cfg.JoinTLS)
 		if err != nil {
 			s.lg.Warn("add-node refused: the target did not prove membership", "address", clipString(addr, 100), "dial", target, "err", err)
 			writeError(ctx, fasthttp.StatusBadGateway, "the node at "+clipString(named, 100)+": "+err.Error())

@@ -571,6 +571,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		MetricsOpen:       c.metricsOpen,
 		StatusOpen:        c.statusOpen,
 		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
+		JoinTLS:           nodeTLS.Transport,
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
