@@ -307,3 +307,26 @@ func TestAddNodeTLS(t *testing.T) {
 		t.Errorf("POST /add-node to a certificate of another CA: %d %q", code, body)
 	}
 }
+
+// TestAuthPeerStatus: with --auth-file, a peer's signed GET /v1/cluster
+// (Transport.Status: anti-entropy, a leave's handover) is answered, and an
+// unsigned or wrongly signed one needs a client credential.
+func TestAuthPeerStatus(t *testing.T) {
+	_, addr := helloServer(t, "node-b", Config{Auth: authFor(t)}, helloSecret)
+	ctx := t.Context()
+	peerTr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte(helloSecret))})
+	defer peerTr.Close()
+	if st, err := peerTr.Status(ctx, addr); err != nil || len(st.Members) == 0 { // the fakeCluster's status
+		t.Errorf("a peer's signed status read: %+v, %v", st, err)
+	}
+	strangerTr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte("not the cluster's secret, 32 by"))})
+	defer strangerTr.Close()
+	if _, err := strangerTr.Status(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a status read signed with another secret: %v, want 401", err)
+	}
+	unsignedTr := NewTransport(TransportConfig{NodeID: "node-a"})
+	defer unsignedTr.Close()
+	if _, err := unsignedTr.Status(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("an unsigned status read: %v, want 401", err)
+	}
+}

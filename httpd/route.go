@@ -200,6 +200,8 @@ func onlyGet(ctx *fasthttp.RequestCtx) bool {
 // RoleNone means open to anyone: /healthz (load balancers), the internode
 // routes (authenticated by the cluster credential, not by client roles),
 // /internal/hello (a membership proof anyone may ask for), and 404s.
+// GET /v1/cluster needs read, or the internode credential (peerCall):
+// peers read it of each other.
 func (s *Server) need(o op) (need Role, keyed bool) {
 	switch o {
 	case opGet, opHead, opKV, opScan, opKVStoreGet, opKVStore:
@@ -289,6 +291,11 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, o op, path []byte) bool {
 	who := anonymousNoAuth
 	if a := s.cfg.Auth; a != nil {
 		need, keyed := s.need(o)
+		if o == opCluster && s.peerCall(ctx) {
+			// A peer's read of its view (anti-entropy, a leave's
+			// handover), with the internode credential.
+			need, who = RoleNone, "peer "+strconv.Quote(clipString(string(ctx.Request.Header.Peek(NodeHeader)), 100))
+		}
 		if need != RoleNone {
 			id, ok := a.identify(ctx)
 			if !ok {
@@ -324,6 +331,37 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, o op, path []byte) bool {
 	}
 	if adminAction(o) {
 		s.lg.Info("admin request", "op", o.String(), "method", string(ctx.Method()), "uri", clipString(string(ctx.RequestURI()), 200), "who", who, "remote", ctx.RemoteIP().String())
+	}
+	return true
+}
+
+// peerCall reports whether the request carries the internode credential,
+// by /internal/'s rules (authInternal): the signature of a cluster secret,
+// and with Config.RequirePeerCert a verified certificate naming the node.
+// Where the cluster has neither, /internal/ is open to anyone, and so is
+// what peers read here: true.
+func (s *Server) peerCall(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	mtls, secret := s.cfg.RequirePeerCert, s.cfg.Secrets.Enabled()
+	if !mtls && !secret {
+		return true
+	}
+	node := h.Peek(NodeHeader)
+	if len(node) == 0 {
+		return false
+	}
+	if mtls {
+		cs := ctx.TLSConnectionState()
+		if cs == nil || len(cs.PeerCertificates) == 0 || !certNames(cs.PeerCertificates[0], string(node)) {
+			return false
+		}
+	}
+	if secret {
+		err := verifySignature(s.cfg.Secrets.All(), h.Method(), h.RequestURI(), node, h.Peek(TimeHeader), h.Peek(SignatureHeader),
+			ctx.PostBody(), time.Now(), s.cfg.SignatureWindow)
+		if err != nil {
+			return false
+		}
 	}
 	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -126,5 +127,70 @@ func TestAuthProcess(t *testing.T) {
 	}
 	if !strings.Contains(logs, "--cluster-secret is on the command line") {
 		t.Errorf("no warning for --cluster-secret on the command line")
+	}
+}
+
+// TestAuthClusterLeave: a 2-node cluster with --auth-file and a cluster
+// secret works as one: writes at consistency=all reach both, and a leave
+// (whose handover reads the peers' GET /v1/cluster, signed) completes,
+// after which the other node serves every key.
+func TestAuthClusterLeave(t *testing.T) {
+	ringkvBinary(t)
+	dir := t.TempDir()
+	const adminTok, appTok = "admin-cluster-0123456789", "app-cluster-0123456789"
+	authFile, secretFile := filepath.Join(dir, "auth"), filepath.Join(dir, "secret")
+	if err := os.WriteFile(authFile, []byte(authLine("admin", adminTok, "")+authLine("readwrite", appTok, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretFile, []byte("a-cluster-secret-of-32-bytes-xyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := newCluster(t, 2, "--replicas", "2", "--auth-file", authFile, "--cluster-secret-file", secretFile)
+	n1, n2 := nodes[0], nodes[1]
+	n1.start()
+	n2.start("--join", n1.gossip)
+	do := func(method, u, token, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, u, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := chc.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	poll(t, 30*time.Second, "both nodes see both alive", func() (bool, string) {
+		for _, c := range nodes {
+			code, body := do("GET", "http://"+c.http+"/v1/cluster", appTok, "")
+			if code != 200 || strings.Count(body, `"state":"alive"`) != 2 {
+				return false, fmt.Sprintf("%s: %d %s", c.id, code, body)
+			}
+		}
+		return true, ""
+	})
+	const keys = 200
+	for i := range keys {
+		if code, body := do("PUT", kvURL(nodes[i%2].http, fmt.Sprintf("au/%03d", i), "all"), appTok, fmt.Sprint("v", i)); code != 204 {
+			t.Fatalf("PUT at all: %d %s", code, body)
+		}
+	}
+	if code, _ := do("PUT", kvURL(n1.http, "au/x", "all"), "", "v"); code != 401 {
+		t.Fatalf("anonymous PUT: %d", code)
+	}
+	t.Setenv("RINGKV_TOKEN", adminTok)
+	out, errs, code := runRingkv(t, "cluster", "leave", "--addr", n2.http, "--wait", "60s")
+	if code != 0 || !strings.Contains(out, "has left") {
+		t.Fatalf("ringkv cluster leave: exit %d\n%s%s", code, out, errs)
+	}
+	for i := range keys {
+		k := fmt.Sprintf("au/%03d", i)
+		if code, body := do("GET", kvURL(n1.http, k, "one"), appTok, ""); code != 200 || body != fmt.Sprint("v", i) {
+			t.Fatalf("GET %s from n1 after n2 left: %d %q", k, code, body)
+		}
 	}
 }
