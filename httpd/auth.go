@@ -394,8 +394,10 @@ func (a *Auth) Reload() error {
 	return nil
 }
 
-// watch polls the file: a stat is cheap, and reading a file of a few lines
-// each second costs less than keeping an inotify watch portable.
+// watch reads the file every Poll and reloads it when its hash changed:
+// reading a file of a few lines costs less than keeping an inotify watch
+// portable, and unlike an mtime it sees an edit within the clock's
+// granularity, or a file put back with its old time.
 func (a *Auth) watch() {
 	defer close(a.done)
 	t := time.NewTicker(a.cfg.Poll)
