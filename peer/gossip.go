@@ -3,7 +3,6 @@ package peer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -64,8 +63,11 @@ type GossipConfig struct {
 	HTTPAddr string
 	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
 	BindAddr string
-	// Secret, when set, encrypts gossip with a key derived from it.
-	Secret string
+	// Secrets, when it holds any secret, encrypts gossip with the keys
+	// derived from them (memberlist's keyring, the primary secret's key
+	// first) and refuses unencrypted gossip; a Set installs the new keys
+	// while the node runs. nil or empty: no encryption.
+	Secrets *Secrets
 	// Replicas and VNodes shape the ring (see Config).
 	Replicas, VNodes int
 	// Engine keeps the member list durably; required.
@@ -103,10 +105,12 @@ const DefaultReconnectInterval = 2 * time.Second
 // ring changes only when a node joins for the first time or is removed; a
 // node that fails or restarts stays in it. Gossip implements Membership.
 type Gossip struct {
-	cfg   GossipConfig
-	ml    *memberlist.Memberlist
-	queue *memberlist.TransmitLimitedQueue
-	self  rosterEntry
+	cfg GossipConfig
+	ml  *memberlist.Memberlist
+	// keyring is memberlist's, nil without a cluster secret.
+	keyring *memberlist.Keyring
+	queue   *memberlist.TransmitLimitedQueue
+	self    rosterEntry
 
 	mu     sync.Mutex
 	roster map[string]rosterEntry
@@ -124,13 +128,6 @@ type Gossip struct {
 	done     chan struct{}
 	dials    sync.WaitGroup // reconnects in flight
 	started  time.Time      // the reference of clock pings' send times
-}
-
-// GossipKey derives the 32-byte memberlist encryption key from a cluster
-// secret.
-func GossipKey(secret string) []byte {
-	k := sha256.Sum256([]byte("ringkv gossip key\x00" + secret))
-	return k[:]
 }
 
 // StartGossip loads the durable member list, starts memberlist and the
@@ -193,8 +190,16 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.Events = g
 	mc.Ping = pingDelegate{g}
 	mc.LogOutput = &memberlistLog{lg: cfg.Logger}
-	if cfg.Secret != "" {
-		mc.SecretKey = GossipKey(cfg.Secret)
+	var keyring *memberlist.Keyring
+	if cfg.Secrets.Enabled() {
+		if keyring, err = newGossipKeyring(cfg.Secrets); err != nil {
+			return nil, err
+		}
+		mc.Keyring = keyring
+		// A packet without the cluster's key is never read, and this
+		// node never sends one in the clear: a member without the
+		// credential cannot enter the view, so it never enters the ring.
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	if cfg.Tune != nil {
 		cfg.Tune(mc)
@@ -204,7 +209,10 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", ErrGossipAddr, cfg.BindAddr, err)
 	}
-	g.ml = ml
+	g.ml, g.keyring = ml, keyring
+	if cfg.Secrets != nil {
+		cfg.Secrets.OnChange(func() { g.rotateKeys(keyring) })
+	}
 	if port == 0 {
 		// memberlist picked a free port: advertise that one.
 		g.cfg.BindAddr = net.JoinHostPort(host, strconv.Itoa(int(ml.LocalNode().Port)))
@@ -727,4 +735,58 @@ func (g *Gossip) JoinUntil(ctx context.Context, addrs []string) {
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
+}
+
+// newGossipKeyring returns memberlist's keyring of every secret's gossip
+// key, the primary secret's first (the one it encrypts with).
+func newGossipKeyring(s *Secrets) (*memberlist.Keyring, error) {
+	all := s.All()
+	others := make([][]byte, 0, len(all))
+	for _, k := range all[1:] {
+		others = append(others, k.Gossip)
+	}
+	kr, err := memberlist.NewKeyring(others, all[0].Gossip)
+	if err != nil {
+		return nil, fmt.Errorf("gossip keyring: %w", err)
+	}
+	return kr, nil
+}
+
+// rotateKeys makes memberlist's keyring hold exactly the gossip keys of
+// the current secrets, in the order that keeps every step readable by
+// the members that have not caught up yet: new keys are added first (a
+// packet under any of them is read from now on), then the primary is
+// switched (this node encrypts with it), and only then are dropped keys
+// removed. A keyring cannot become empty while memberlist runs, nor
+// appear: turning encryption on or off takes a restart.
+func (g *Gossip) rotateKeys(kr *memberlist.Keyring) {
+	all := g.cfg.Secrets.All()
+	switch {
+	case kr == nil && len(all) == 0:
+		return
+	case kr == nil:
+		g.cfg.Logger.Error("cluster secrets were added, but gossip was started without encryption: restart the node to encrypt gossip")
+		return
+	case len(all) == 0:
+		g.cfg.Logger.Error("every cluster secret was removed; gossip keeps its keys until the node restarts (it cannot run unencrypted beside encrypted members)")
+		return
+	}
+	for _, k := range all {
+		if err := kr.AddKey(k.Gossip); err != nil {
+			g.cfg.Logger.Error("cannot install a gossip key", "err", err)
+			return
+		}
+	}
+	if err := kr.UseKey(all[0].Gossip); err != nil {
+		g.cfg.Logger.Error("cannot switch the primary gossip key", "err", err)
+		return
+	}
+	for _, old := range kr.GetKeys() {
+		if !slices.ContainsFunc(all, func(k ClusterKeys) bool { return bytes.Equal(k.Gossip, old) }) {
+			if err := kr.RemoveKey(old); err != nil {
+				g.cfg.Logger.Error("cannot remove a gossip key", "err", err)
+			}
+		}
+	}
+	g.cfg.Logger.Info("gossip keys installed", "keys", len(all))
 }

@@ -42,6 +42,7 @@ type serveConfig struct {
 	antiEntropyInterval, maxClockOffset         time.Duration
 	drain                                       bool
 	profileOnStall, clusterSecret               string
+	clusterSecretFile, clusterName              string
 	pprof                                       bool
 	mutexProfileFraction                        int
 	blockProfileRate                            time.Duration
@@ -58,6 +59,7 @@ func defaultServeConfig() serveConfig {
 		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
 		maxClockOffset: peer.DefaultMaxClockOffset,
 		pprof:          true, logLevel: "info", shutdownTimeout: 30 * time.Second,
+		clusterName: peer.DefaultClusterName,
 	}
 }
 
@@ -91,6 +93,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
+	fs.StringVar(&c.clusterSecretFile, "cluster-secret-file", c.clusterSecretFile, "file of cluster secrets, one a line, the primary first (# comments); re-read when it changes, for key rotation")
+	fs.StringVar(&c.clusterName, "cluster-name", c.clusterName, "the cluster's name, which salts the keys derived from its secret: the same on every node")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
 	fs.IntVar(&c.mutexProfileFraction, "mutex-profile-fraction", c.mutexProfileFraction, "sample 1 in N mutex contention events for /debug/pprof/mutex (0: off)")
 	fs.DurationVar(&c.blockProfileRate, "block-profile-rate", c.blockProfileRate, "sample goroutine blocking about once per this much time blocked, for /debug/pprof/block (0: off)")
@@ -141,6 +145,14 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--mutex-profile-fraction (%d) must not be negative", c.mutexProfileFraction)
 	case c.blockProfileRate < 0:
 		return fmt.Errorf("--block-profile-rate (%s) must not be negative", c.blockProfileRate)
+	}
+	if c.clusterName == "" {
+		return errors.New("--cluster-name must not be empty")
+	}
+	if c.clusterSecretFile != "" {
+		if _, err := readSecretFile(c.clusterSecretFile); err != nil {
+			return err
+		}
 	}
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
@@ -367,6 +379,21 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	secrets, err := clusterSecrets(c.clusterName, c.clusterSecret, c.clusterSecretFile)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if c.clusterSecretFile != "" {
+		stopWatch := watchSecretFile(c.clusterSecretFile, secrets, secretFilePoll, lg.With("component", "secrets"))
+		defer stopWatch()
+		if c.clusterSecret == "" {
+			// Until internode calls sign with the keyring, they carry the
+			// primary secret of the file as read at start.
+			if secs, err := readSecretFile(c.clusterSecretFile); err == nil {
+				c.clusterSecret = string(secs[0])
+			}
+		}
+	}
 	clocks := peer.NewClockMonitor(c.maxClockOffset, wall, lg.With("component", "clock"))
 	clock := memtable.NewClockBound(wall, c.maxClockOffset)
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
@@ -387,7 +414,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	undo = append(undo, func() { node.Close() })
 	gossip, err := peer.StartGossip(peer.GossipConfig{
-		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secret: c.clusterSecret,
+		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
 		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: node.SetView,
 		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,
 	})
