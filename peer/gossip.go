@@ -3,11 +3,14 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -40,6 +43,53 @@ type rosterEntry struct {
 	// Leaving: the node is handing its ranges over; it is out of the ring
 	// but still serves them to the nodes that pull them.
 	Leaving bool `json:"leaving,omitempty"`
+	// Proof, on a removal made with a cluster secret, is
+	// removalProof(Internode key, ID, Stamp): the node that took the
+	// removal (an admin's call, or the end of the node's own leave) held
+	// the key. Without it no other node takes a removal from gossip.
+	Proof []byte `json:"proof,omitempty"`
+}
+
+// removalProof is the HMAC-SHA256, under a cluster's Internode key, of a
+// removal of node id at stamp.
+func removalProof(key []byte, id string, stamp uint64) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("ringkv removal v1\x00"))
+	h.Write(binary.BigEndian.AppendUint64(nil, stamp))
+	h.Write([]byte(id))
+	return h.Sum(nil)
+}
+
+// satInc is x+1, saturating at 2^64-1: stamps come from the network, and
+// one of 2^64-1 must not wrap to the oldest.
+func satInc(x uint64) uint64 {
+	if x == math.MaxUint64 {
+		return x
+	}
+	return x + 1
+}
+
+// rosterStampMargin is how far beyond the clock bound (now plus the
+// maximum clock offset) a member-list stamp may be: the time a change
+// takes to travel. A later stamp is refused: it would win every merge
+// for as long as it is ahead, evicting the real entry.
+const rosterStampMargin = time.Second
+
+// maxRosterBytes bounds a member list taken from gossip: thousands of
+// members, not an attacker's gigabytes.
+const maxRosterBytes = 4 << 20
+
+// decodeRoster parses a member list from gossip (a broadcast or a
+// push/pull state).
+func decodeRoster(b []byte) (map[string]rosterEntry, error) {
+	if len(b) > maxRosterBytes {
+		return nil, fmt.Errorf("member list of %d bytes, more than %d", len(b), maxRosterBytes)
+	}
+	var remote map[string]rosterEntry
+	if err := json.Unmarshal(b, &remote); err != nil {
+		return nil, err
+	}
+	return remote, nil
 }
 
 func (a rosterEntry) beats(b rosterEntry) bool {
@@ -115,8 +165,14 @@ type Gossip struct {
 	mu     sync.Mutex
 	roster map[string]rosterEntry
 	live   map[string]MemberState // memberlist's word on each node
-	since  map[string]time.Time   // when live last changed, per node
-	dirty  bool                   // roster changed since last persisted
+	// seen is each node's own word on its entry: what its memberlist
+	// metadata last said (the stamp, HTTP address and leaving flag it
+	// announces, at the address memberlist reached it at).
+	seen map[string]rosterEntry
+	// refusals gates the log lines of member-list entries refused.
+	refusals logGate
+	since    map[string]time.Time // when live last changed, per node
+	dirty    bool                 // roster changed since last persisted
 	// dialing holds the members a reconnect is in flight to.
 	dialing map[string]bool
 	// reconnects counts reconnect attempts, for tests and metrics.
@@ -155,6 +211,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		cfg:      cfg,
 		roster:   map[string]rosterEntry{},
 		live:     map[string]MemberState{cfg.NodeID: Alive},
+		seen:     map[string]rosterEntry{},
 		since:    map[string]time.Time{cfg.NodeID: cfg.Now()},
 		dialing:  map[string]bool{},
 		changed:  make(chan struct{}, 1),
@@ -266,7 +323,11 @@ func (g *Gossip) Remove(id string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
 	e.Removed = true
-	e.Stamp = max(g.cfg.Clock.Now(), e.Stamp+1)
+	e.Stamp = max(g.cfg.Clock.Now(), satInc(e.Stamp))
+	e.Proof = nil
+	if k, ok := g.cfg.Secrets.Primary(); ok {
+		e.Proof = removalProof(k.Internode, id, e.Stamp)
+	}
 	g.roster[id] = e
 	g.dirty = true
 	g.mu.Unlock()
@@ -286,7 +347,7 @@ func (g *Gossip) Leave() error {
 	}
 	if !e.Leaving {
 		e.Leaving = true
-		e.Stamp = max(g.cfg.Clock.Now(), e.Stamp+1)
+		e.Stamp = max(g.cfg.Clock.Now(), satInc(e.Stamp))
 		g.roster[g.cfg.NodeID] = e
 		g.self = e
 		g.dirty = true
@@ -487,7 +548,19 @@ func (g *Gossip) viewLocked() *View {
 	return &View{Ring: ring.New(ids, g.cfg.VNodes, g.cfg.Replicas), Members: members}
 }
 
-// merge folds a remote member list into ours; it reports a change.
+// merge folds a remote member list into ours; it reports a change. The
+// list comes from any member holding the gossip key, relayed, so an entry
+// is taken only as far as it can be checked (SECURITY.md):
+//
+//   - a stamp beyond now plus the clock bound (and rosterStampMargin) is
+//     refused: it would beat every later change;
+//   - a removal, with a cluster secret, only with its proof, made by the
+//     node that took the removal;
+//   - any other entry of a member memberlist reports alive only as that
+//     member announces itself (its metadata); of a member not alive, only
+//     if this node has none yet (one it never met can only be learnt
+//     second-hand);
+//   - nothing but a removal of this node itself: only it announces itself.
 func (g *Gossip) merge(remote map[string]rosterEntry) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -496,19 +569,72 @@ func (g *Gossip) merge(remote map[string]rosterEntry) bool {
 		if e.ID != id || id == "" {
 			continue
 		}
-		if cur, ok := g.roster[id]; !ok || e.beats(cur) {
-			if id == g.cfg.NodeID && !e.Removed && ok {
-				continue // only this node announces itself
-			}
-			g.roster[id] = e
-			changed = true
-			g.cfg.Clock.Update(e.Stamp) //nolint:errcheck // a stamp from the future is still merged
+		cur, ok := g.roster[id]
+		if ok && !e.beats(cur) {
+			continue
 		}
+		if why := g.refuseLocked(e, cur, ok); why != "" {
+			if skipped, log := g.refusals.allow(); log {
+				g.cfg.Logger.Warn("ignoring a member-list entry from gossip", "node", id, "stamp", e.Stamp, "removed", e.Removed, "why", why, "others_ignored_since", skipped)
+			}
+			continue
+		}
+		if e.Removed && ok {
+			// Only the removal is proven: the addresses stay as known.
+			e.HTTPAddr, e.GossipAddr, e.Leaving = cur.HTTPAddr, cur.GossipAddr, cur.Leaving
+		}
+		if s, live := g.seen[id]; live && !e.Removed {
+			e.GossipAddr = s.GossipAddr
+		}
+		g.roster[id] = e
+		changed = true
+		g.cfg.Clock.Update(e.Stamp) //nolint:errcheck // within the bound, checked above
 	}
 	if changed {
 		g.dirty = true
 	}
 	return changed
+}
+
+// refuseLocked returns why the entry e, which beats this node's entry cur
+// of the same node (had: there is one), is not taken from gossip; "" if it
+// is. REQUIRES: g.mu.
+func (g *Gossip) refuseLocked(e, cur rosterEntry, had bool) string {
+	if !g.stampInBound(e.Stamp) {
+		return "stamped beyond the clock bound"
+	}
+	if e.Removed {
+		if !g.cfg.Secrets.Enabled() {
+			return "" // no secret, nothing to prove a removal with
+		}
+		for _, k := range g.cfg.Secrets.All() {
+			if hmac.Equal(e.Proof, removalProof(k.Internode, e.ID, e.Stamp)) {
+				return ""
+			}
+		}
+		return "a removal without a valid proof"
+	}
+	if e.ID == g.cfg.NodeID {
+		return "only this node announces itself"
+	}
+	if st := g.live[e.ID]; st == Alive || st == Suspect {
+		s, ok := g.seen[e.ID]
+		if !ok || s.Stamp != e.Stamp || s.HTTPAddr != e.HTTPAddr || s.Leaving != e.Leaving {
+			return "not what the member itself announces"
+		}
+		return ""
+	}
+	if had {
+		return "a change of a member that is not alive to confirm it"
+	}
+	return ""
+}
+
+// stampInBound reports whether a member-list stamp is at most now plus
+// the maximum clock offset and rosterStampMargin.
+func (g *Gossip) stampInBound(stamp uint64) bool {
+	c := g.cfg.Clock
+	return stamp <= memtable.TimestampAt(c.Wall().Add(c.MaxOffset()+rosterStampMargin))
 }
 
 // broadcast queues the whole member list for gossip; it is small.
@@ -545,14 +671,16 @@ func (g *Gossip) NotifyMsg(b []byte) {
 		g.clockMsg(b)
 		return
 	}
-	var remote map[string]rosterEntry
-	if err := json.Unmarshal(b, &remote); err != nil {
+	remote, err := decodeRoster(b)
+	if err != nil {
 		g.cfg.Logger.Warn("ignoring a malformed member list from gossip", "err", err)
 		return
 	}
 	if g.merge(remote) {
 		g.signal()
-		g.queue.QueueBroadcast(rosterBroadcast(bytes.Clone(b)))
+		// Passed on as this node now holds it: what it refused, it does
+		// not spread.
+		g.broadcast()
 	}
 }
 
@@ -571,8 +699,8 @@ func (g *Gossip) LocalState(join bool) []byte {
 
 // MergeRemoteState merges a peer's member list from a push/pull exchange.
 func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
-	var remote map[string]rosterEntry
-	if err := json.Unmarshal(buf, &remote); err != nil {
+	remote, err := decodeRoster(buf)
+	if err != nil {
 		g.cfg.Logger.Warn("ignoring a malformed member list from a peer", "err", err)
 		return
 	}
@@ -606,6 +734,14 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	g.mu.Lock()
 	g.setLiveLocked(n.Name, st)
 	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp, Leaving: meta.Leaving}
+	if !g.stampInBound(e.Stamp) {
+		g.mu.Unlock()
+		g.cfg.Logger.Warn("ignoring a gossip member whose stamp is beyond the clock bound", "node", n.Name, "stamp", meta.Stamp)
+		return
+	}
+	if n.Name != g.cfg.NodeID {
+		g.seen[n.Name] = e
+	}
 	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
 		g.roster[n.Name] = e
 		g.dirty = true

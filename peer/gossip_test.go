@@ -1,9 +1,12 @@
 package peer
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -238,5 +241,58 @@ func TestGossipRefusesMembersWithoutTheKey(t *testing.T) {
 				t.Errorf("%s lists %s", n.id, id)
 			}
 		}
+	}
+}
+
+// TestOnlyAGenuineRemovalStopsARestart: a node that hears a forged
+// removal of itself (no proof, or a stamp of 2^64-1) keeps its place and
+// starts again; one that hears a removal proven with the cluster's key
+// refuses to start on its stale data.
+func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
+	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := engine.Open(engine.Options{FS: vfs.NewMem(), Logger: lg, GCInterval: -1, RowCacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	clock := memtable.NewClock(nil)
+	start := func() (*Gossip, error) {
+		return StartGossip(GossipConfig{
+			NodeID: "x", HTTPAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Secrets: NewSecrets("test", []byte("k")),
+			Replicas: 3, VNodes: 8, Engine: eng, Clock: clock, Logger: lg, OnView: func(*View) {},
+		})
+	}
+	g, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := DeriveKeys([]byte("k"), "test").Internode
+	send := func(e rosterEntry) {
+		b, _ := json.Marshal(map[string]rosterEntry{e.ID: e})
+		g.NotifyMsg(b)
+		g.MergeRemoteState(b, false)
+	}
+	now := clock.Now()
+	send(rosterEntry{ID: "x", Stamp: now + 1, Removed: true})
+	send(rosterEntry{ID: "x", Stamp: math.MaxUint64, Removed: true, Proof: removalProof(key, "x", math.MaxUint64)})
+	send(rosterEntry{ID: "x", Stamp: now + 2, Removed: true, Proof: removalProof(DeriveKeys([]byte("other"), "test").Internode, "x", now+2)})
+	g.persist() // whatever was taken is on disk now, not at the loop's next turn
+	g.Close()
+	if g, err = start(); err != nil {
+		t.Fatalf("a forged removal stopped the restart: %v", err)
+	}
+	stamp := clock.Now() + 1
+	send(rosterEntry{ID: "x", Stamp: stamp, Removed: true, Proof: removalProof(key, "x", stamp)})
+	waitFor(t, 30*time.Second, "the removal stored", func() bool {
+		b, err := eng.GetMeta(rosterMeta)
+		var r map[string]rosterEntry
+		return err == nil && json.Unmarshal(b, &r) == nil && r["x"].Removed
+	})
+	g.Close()
+	if g, err := start(); !errors.Is(err, ErrLeftMember) {
+		if err == nil {
+			g.Close()
+		}
+		t.Fatalf("restart after a genuine removal: %v, want ErrLeftMember", err)
 	}
 }
