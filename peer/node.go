@@ -115,6 +115,9 @@ type Node struct {
 	hintLog      logGate      // "cannot keep a hint", at most every 5s
 
 	reb rebalancer // range transfers (transfer.go)
+	// dropsWithheld counts drops of given-away ranges held back because a
+	// new owner could not be shown to hold them (verify.go).
+	dropsWithheld atomic.Int64
 
 	aeClean atomic.Uint64 // HLC start of the last complete anti-entropy pass
 	kept    atomic.Uint64 // rebalanceState.keptHorizon of the stored state

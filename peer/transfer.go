@@ -504,7 +504,8 @@ func unowned(r *ring.Ring, self string) []ring.Range {
 var errNotYet = errors.New("peer: not yet")
 
 // dropGivenAway deletes the ranges this node gave away, once every member
-// of the ring it gave them away in holds all of its ranges. If the ring
+// of the ring it gave them away in says it holds all of its ranges and
+// this node has checked that their new owners hold its records of them. If the ring
 // changed since, the ranges stay (a later move may give them back; an
 // old copy is merged, never trusted).
 func (n *Node) dropGivenAway(ctx context.Context) error {
@@ -520,6 +521,16 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	}
 	if why := n.othersHoldRanges(ctx, v); why != "" {
 		n.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
+		return errNotYet
+	}
+	// The others' word that they are settled is not enough: this node
+	// checks that they hold what it is about to delete (verify.go).
+	var drop []ring.Span
+	for _, rg := range st.Drop {
+		drop = append(drop, rg.Spans()...)
+	}
+	if why := n.handedOver(ctx, v, drop); why != "" {
+		n.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
 		return errNotYet
 	}
 	// The ring must not change between the check and the deletion: a
