@@ -40,7 +40,7 @@ type Network struct {
 	hung  map[string]chan struct{}
 	drop  float64
 	rng   *rand.Rand
-	calls map[string]int // by kind: apply, read, scan
+	calls map[string]int  // by kind: apply, read, scan
 	lies  map[string]Lies // by address
 	// inflight tracks the goroutines of asynchronous calls and range
 	// streams, which run on another node's engine after the call that
