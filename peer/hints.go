@@ -2,7 +2,10 @@ package peer
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	"github.com/ringkv/ringkv/engine"
 )
 
 // hintBatch is how many hints one replay message carries.
@@ -67,9 +70,29 @@ func (n *Node) replayTo(target, addr string) int {
 			}
 			return delivered
 		}
-		ms := make([]Mutation, len(hs))
-		for i, h := range hs {
-			ms[i] = Mutation{Key: h.Key, Record: h.Record}
+		// A hint for a key target no longer owns would be refused, and
+		// hold up the others: the key's new owners pulled its range from
+		// a quorum of the old ones, and anti-entropy covers the rest.
+		r := n.view.Load().Ring
+		ms := make([]Mutation, 0, len(hs))
+		var stale []engine.Hint
+		for _, h := range hs {
+			if !slices.Contains(r.KeyOwners(h.Key), target) {
+				stale = append(stale, h)
+				continue
+			}
+			ms = append(ms, Mutation{Key: h.Key, Record: h.Record})
+		}
+		if len(stale) > 0 {
+			if err := n.cfg.Engine.DeleteHints(target, stale); err != nil {
+				n.cfg.Logger.Warn("cannot delete hints of keys the node no longer owns", "node", target, "err", err)
+				return delivered
+			}
+			n.cfg.Logger.Info("dropped hints of keys the node no longer owns", "node", target, "hints", len(stale))
+			if len(ms) == 0 {
+				continue
+			}
+			hs = slices.DeleteFunc(hs, func(h engine.Hint) bool { return !slices.Contains(r.KeyOwners(h.Key), target) })
 		}
 		if err := n.sendApply(addr, ms); err != nil {
 			n.cfg.Logger.Debug("hint replay failed; will retry", "node", target, "err", err)
