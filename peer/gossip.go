@@ -709,6 +709,11 @@ func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
 	}
 }
 
+// sameAnnouncement reports whether two entries say the same of a member.
+func sameAnnouncement(a, b rosterEntry) bool {
+	return a.Stamp == b.Stamp && a.HTTPAddr == b.HTTPAddr && a.GossipAddr == b.GossipAddr && a.Leaving == b.Leaving && a.Removed == b.Removed
+}
+
 // memberlist.EventDelegate
 
 // NotifyJoin marks a node alive, and adds it to the ring if it is new.
@@ -742,7 +747,11 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	if n.Name != g.cfg.NodeID {
 		g.seen[n.Name] = e
 	}
-	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
+	// A member's own word on its entry wins over whatever was learnt of
+	// it second-hand (a forged entry of a member this node had not met
+	// would otherwise stick), except over a removal, which only a newer
+	// entry (a new member of that id) beats.
+	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur) || (!cur.Removed && !sameAnnouncement(cur, e))) {
 		g.roster[n.Name] = e
 		g.dirty = true
 	}

@@ -28,12 +28,14 @@ func newRosterGossip(t testing.TB, secrets ...string) *Gossip {
 			NodeID: "self", Secrets: NewSecrets("test", secs...),
 			Clock:  memtable.NewClockBound(func() time.Time { return rosterNow }, 500*time.Millisecond),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Now:    func() time.Time { return rosterNow },
 		},
-		roster:  map[string]rosterEntry{},
-		live:    map[string]MemberState{"self": Alive, "a": Alive, "b": Dead},
-		seen:    map[string]rosterEntry{},
-		since:   map[string]time.Time{},
-		changed: make(chan struct{}, 1),
+		pingSoon: make(chan struct{}, 1),
+		roster:   map[string]rosterEntry{},
+		live:     map[string]MemberState{"self": Alive, "a": Alive, "b": Dead},
+		seen:     map[string]rosterEntry{},
+		since:    map[string]time.Time{},
+		changed:  make(chan struct{}, 1),
 	}
 	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}
 	for _, id := range []string{"self", "a", "b"} {
@@ -190,4 +192,30 @@ func FuzzRosterMerge(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOwnWordBeatsSecondHand: an entry of a member this node had not met,
+// taken second-hand with a wrong address and a stamp ahead of the
+// member's own, gives way to what the member announces once memberlist
+// reports it.
+func TestOwnWordBeatsSecondHand(t *testing.T) {
+	g := newRosterGossip(t, "k")
+	forged := rosterEntry{ID: "c", HTTPAddr: "evil:80", GossipAddr: "evil:7946", Stamp: ts(500 * time.Millisecond)}
+	if !g.merge(map[string]rosterEntry{"c": forged}) {
+		t.Fatal("the second-hand entry of a member never met was refused")
+	}
+	meta, _ := json.Marshal(nodeMeta{HTTPAddr: "c:80", Stamp: ts(time.Millisecond)})
+	g.NotifyJoin(&memberlist.Node{Name: "c", Addr: []byte{127, 0, 0, 3}, Port: 7946, Meta: meta})
+	if got := g.roster["c"]; got.HTTPAddr != "c:80" || got.Stamp != ts(time.Millisecond) {
+		t.Fatalf("after the member's own word: %+v", got)
+	}
+	// A removal stays: the member's old announcement does not undo it.
+	rm := removal("c", ts(600*time.Millisecond), "k")
+	if !g.merge(map[string]rosterEntry{"c": rm}) {
+		t.Fatal("a proven removal was refused")
+	}
+	g.NotifyUpdate(&memberlist.Node{Name: "c", Addr: []byte{127, 0, 0, 3}, Port: 7946, Meta: meta})
+	if !g.roster["c"].Removed {
+		t.Fatal("a member's old announcement undid its removal")
+	}
 }
