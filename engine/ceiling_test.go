@@ -70,3 +70,22 @@ func mergeAll(t *testing.T, src, dst *Engine) error {
 }
 
 func isFuture(err error) bool { return errors.Is(err, memtable.ErrFutureTimestamp) }
+
+// TestHintsAtTheTopOfTime: a hint stamped 2^64-1 is listed, deleted and
+// dropped like any other (its key sorts after the prefix plus 0xff).
+func TestHintsAtTheTopOfTime(t *testing.T) {
+	e := openMem(t, vfs.NewMem(), nil, nil)
+	defer e.Close()
+	top := rec(math.MaxUint64, 1, "top").Append(nil)
+	must(t, e.AddHint("n2", []byte("k"), top))
+	hs, err := e.Hints(context.Background(), "n2", 10)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("Hints: %d, %v; want the one hint", len(hs), err)
+	}
+	must(t, e.DeleteHints("n2", hs))
+	must(t, e.AddHint("n2", []byte("k"), top))
+	must(t, e.DropHints("n2"))
+	if hs, err := e.Hints(context.Background(), "n2", 10); err != nil || len(hs) != 0 {
+		t.Fatalf("after DropHints: %d hints, %v", len(hs), err)
+	}
+}

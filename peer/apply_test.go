@@ -123,7 +123,16 @@ func TestFarFutureRecordsSpreadNowhere(t *testing.T) {
 	if err := c.Engine(0).AddHint(c.IDs[2], k, encRec(math.MaxUint64, "forever")); err != nil {
 		t.Fatal(err)
 	}
+	good := key(2)
+	if err := c.Engine(0).AddHint(c.IDs[2], good, encRec(memtable.TimestampAt(time.Now()), "fine")); err != nil {
+		t.Fatal(err)
+	}
 	c.ReplayHints()
+	// The hint from the future is dropped, not retried for ever ahead of
+	// the others.
+	if n := c.Nodes[0].HintsPending(); n != 0 || c.Local(2, good) == nil {
+		t.Fatalf("%d hints left; the good one delivered: %v", n, c.Local(2, good) != nil)
+	}
 	// Anti-entropy: the other owners compare trees with node 0 and pull.
 	for j := 1; j < 3; j++ {
 		c.Nodes[j].AntiEntropyPass(bg) //nolint:errcheck // a refused pull is an incomplete pass

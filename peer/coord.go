@@ -479,6 +479,12 @@ func (n *Node) repair(v *View, key, newest []byte, rs []reply) {
 		}
 		n.bg.Go(func() {
 			if err := n.sendApply(mem.HTTPAddr, []Mutation{m}); err != nil {
+				if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrClockOffset) {
+					// An old owner of a range being moved, past its grace,
+					// or a clock refusal: a hint would be refused too.
+					n.cfg.Logger.Debug("read repair refused", "node", id, "err", err)
+					return
+				}
 				n.cfg.Logger.Debug("read repair failed; keeping a hint", "node", id, "err", err)
 				n.hint(id, m)
 			}
