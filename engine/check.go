@@ -80,7 +80,7 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 	}
 	po.EnsureDefaults()
 	e := &Engine{opts: Options{Dir: dir, FS: fs}, now: timeNow}
-	db, err := e.openPebble(po)
+	db, _, err := e.openPebble(po, true)
 	if err != nil {
 		var oe *openError
 		if errors.As(err, &oe) && errors.Is(err, pebble.ErrDBDoesNotExist) {
@@ -98,28 +98,11 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 	}
 	defer db.Close()
 
-	levels, err := db.SSTables()
+	order, backs, err := liveBackings(db)
 	if err != nil {
 		return rep, fmt.Errorf("cannot list the tables of %s: %w", dir, err)
 	}
 	ropts := po.MakeReaderOptions()
-	// Group the tables by the file backing them: a virtual table (what an
-	// excise leaves of a file) uses only part of its backing, and only
-	// that part is read.
-	var order []string
-	backs := map[string][]pebble.SSTableInfo{}
-	for _, level := range levels {
-		for _, t := range level {
-			if t.BackingType != pebble.BackingTypeLocal {
-				continue
-			}
-			name := fmt.Sprintf("%s.sst", t.BackingSSTNum)
-			if _, ok := backs[name]; !ok {
-				order = append(order, name)
-			}
-			backs[name] = append(backs[name], t)
-		}
-	}
 	for _, name := range order {
 		tables := backs[name]
 		path := fs.PathJoin(dir, name)
@@ -130,10 +113,7 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 			rep.Bytes += size
 			continue
 		}
-		sp := CorruptSpan{File: name, Path: path, Kind: "table", State: CorruptDamaged, Error: oneLine(verr.Error()), Detected: timeNow()}
-		sp.Smallest, sp.Largest = fmt.Sprintf("%q", bad.Smallest.UserKey), fmt.Sprintf("%q", bad.Largest.UserKey)
-		sp.Data, sp.Lo, sp.Hi, sp.Other = keyBoundsSpan(bad.Smallest.UserKey, bad.Largest.UserKey)
-		rep.Damaged = append(rep.Damaged, sp)
+		rep.Damaged = append(rep.Damaged, tableSpan(name, path, []pebble.SSTableInfo{bad}, verr, timeNow()))
 	}
 	// Damage Pebble met on its own (table stats) in a file not seen above.
 	mu.Lock()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -70,12 +71,55 @@ type CorruptSpan struct {
 	Largest  string `json:"largest"`
 	// Error is Pebble's description of the first damage seen.
 	Error string `json:"error"`
+	// Unreadable: the file itself cannot be opened (its footer, metaindex
+	// or properties are damaged), found when the store opened; its whole
+	// data span is out of service from the start, not only the reads that
+	// meet the damage.
+	Unreadable bool `json:"unreadable,omitempty"`
 	// State is CorruptDamaged, CorruptExcised or CorruptRepaired.
 	State    string    `json:"state"`
 	Detected time.Time `json:"detected"`
 	// Events counts the corruption reports of the file (every failed read).
 	Events  int64     `json:"events"`
 	Changed time.Time `json:"changed"`
+
+	// lo and hi are the file's storage-key bounds (both inclusive), nil
+	// when Pebble named none.
+	lo, hi []byte
+}
+
+// setBounds records the file's storage-key bounds [lo, hi] and the spans
+// they cover.
+func (s *CorruptSpan) setBounds(lo, hi []byte) {
+	s.lo, s.hi = bytes.Clone(lo), bytes.Clone(hi)
+	s.Smallest, s.Largest = fmt.Sprintf("%q", lo), fmt.Sprintf("%q", hi)
+	s.Data, s.Lo, s.Hi, s.Other = keyBoundsSpan(lo, hi)
+}
+
+// exciseRange returns the storage-key span an excise of s removes: its
+// data tokens, and the file's whole bounds when it also holds hints
+// (which no replica gives back, and anti-entropy makes up for). ok is
+// false when s holds metadata, or names no bounds but holds more than data.
+func (s *CorruptSpan) exciseRange() (r pebble.KeyRange, ok bool) {
+	if slices.Contains(s.Other, "metadata") {
+		return r, false
+	}
+	if s.Data {
+		r.Start, r.End = tokenSpan(s.Lo, s.Hi)
+	}
+	if slices.Contains(s.Other, "hints") {
+		if s.hi == nil {
+			return r, false
+		}
+		end := append(bytes.Clone(s.hi), 0)
+		if !s.Data {
+			r.Start = s.lo
+		}
+		if bytes.Compare(end, r.End) > 0 {
+			r.End = end
+		}
+	}
+	return r, len(r.Start) > 0 || len(r.End) > 0
 }
 
 // TokenSpan renders the data span as "[lo, hi)" in hex, hi 2^64 as such.
@@ -193,6 +237,25 @@ func (c *corruptTracker) report(info pebble.DataCorruptionInfo) {
 	}
 }
 
+// addUnreadable records a file found unreadable when the store opened,
+// and holds its data span out of service.
+func (c *corruptTracker) addUnreadable(sp CorruptSpan) {
+	sp.Unreadable, sp.Events = true, 1
+	c.events.Add(1)
+	c.mu.Lock()
+	c.mu.byPath[sp.Path] = &sp
+	c.mu.lastLog[sp.Path] = sp.Detected
+	c.publishLocked()
+	c.mu.Unlock()
+	c.log.Error("on-disk corruption: a table cannot be read; its span is out of service on this node until it is repaired",
+		"file", sp.File, "path", sp.Path, "span", sp.TokenSpan(), "other_keyspaces", sp.Other,
+		"smallest", sp.Smallest, "largest", sp.Largest, "err", sp.Error)
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
 // spanOfCorruption decodes Pebble's report into a CorruptSpan.
 func spanOfCorruption(info pebble.DataCorruptionInfo, now time.Time) CorruptSpan {
 	s := CorruptSpan{
@@ -210,8 +273,7 @@ func spanOfCorruption(info pebble.DataCorruptionInfo, now time.Time) CorruptSpan
 		s.Other = []string{"hints", "metadata"}
 		return s
 	}
-	s.Smallest, s.Largest = fmt.Sprintf("%q", start), fmt.Sprintf("%q", end)
-	s.Data, s.Lo, s.Hi, s.Other = keyBoundsSpan(start, end)
+	s.setBounds(start, end)
 	return s
 }
 
@@ -245,7 +307,7 @@ func keyBoundsSpan(start, end []byte) (data bool, lo, hi uint64, other []string)
 func (c *corruptTracker) publishLocked() {
 	var out []CorruptSpan
 	for _, sp := range c.mu.byPath {
-		if sp.State == CorruptExcised && sp.Data {
+		if (sp.State == CorruptExcised || sp.Unreadable && sp.State == CorruptDamaged) && sp.Data {
 			out = append(out, *sp)
 		}
 	}
@@ -325,13 +387,16 @@ func (e *Engine) CorruptionNotify() <-chan struct{} { return e.corrupt.notify }
 // node that will pull it back from other replicas: every record whose
 // token is in the span, in every level and memtable, goes in one atomic
 // step (Pebble's excise), and with it the damaged file's data, so
-// compactions stop meeting the damage. A file that also holds hints or
-// metadata keeps those (only the data keyspace is excised; its remaining
-// part stays a virtual table). Reads of the span keep failing with
-// ErrCorruption until Repaired: this replica now lacks the span's records,
-// acknowledged writes included, until it has pulled them back.
+// compactions stop meeting the damage. The hints a file holds go with it
+// (a hint is a redundant copy, never counted toward a write's quorum;
+// anti-entropy makes up for it); a file that holds metadata is not
+// excised (an error): no replica can give it back. Reads of the span keep
+// failing with ErrCorruption until Repaired: this replica now lacks the
+// span's records, acknowledged writes included, until it has pulled them
+// back.
 //
-// A single node must not call it: no replica holds what it removes.
+// A single node must not call it for a file holding data: no replica
+// holds what it removes.
 func (e *Engine) ExciseCorrupt(ctx context.Context, path string) (CorruptSpan, error) {
 	if e.closed.Load() {
 		return CorruptSpan{}, ErrClosed
@@ -346,14 +411,28 @@ func (e *Engine) ExciseCorrupt(ctx context.Context, path string) (CorruptSpan, e
 	if !ok || sp.State != CorruptDamaged {
 		return sp, fmt.Errorf("cannot excise %s: no damaged file of that name", path)
 	}
-	if !sp.Data {
-		return sp, fmt.Errorf("cannot excise %s: it holds no data records (%v), which no replica can give back", sp.File, sp.Other)
+	r, ok := sp.exciseRange()
+	if !ok {
+		return sp, fmt.Errorf("cannot excise %s: it holds %v, which no replica can give back", sp.File, sp.Other)
 	}
-	start, end := tokenSpan(sp.Lo, sp.Hi)
-	err := e.db.Excise(ctx, pebble.KeyRange{Start: start, End: end})
+	err := e.db.Excise(ctx, r)
 	e.invalidateRows()
 	if err != nil {
 		return sp, fmt.Errorf("cannot excise %s (%s): %w", sp.File, sp.TokenSpan(), err)
+	}
+	// An excise over a memtable holding keys of the span waits, queued
+	// behind it, for its flush: flush now, so the file leaves the LSM (and
+	// compactions stop meeting it) at once.
+	if err := e.Flush(); err != nil {
+		e.opts.Logger.Warn("cannot flush after the excise; the damaged file leaves the store at the next flush", "file", sp.File, "err", err)
+	}
+	if slices.Contains(sp.Other, "hints") {
+		e.opts.Logger.Warn("the damaged file held hints: those are gone, and anti-entropy brings their replicas up to date", "file", sp.File)
+		e.hints.mu.Lock()
+		if err := e.countHints(); err != nil {
+			e.opts.Logger.Error("cannot count the hints left", "err", err)
+		}
+		e.hints.mu.Unlock()
 	}
 	sp, _ = e.corrupt.setState(path, CorruptExcised)
 	e.opts.Logger.Warn("excised the damaged file's span; it is pulled back from other replicas",

@@ -64,6 +64,14 @@ type Options struct {
 	// floor. The default value is half the floor, at most 64MiB; negative
 	// means none.
 	BallastSize int64
+	// KeepDamaged opens a store some of whose data or hint tables cannot
+	// be read (a damaged footer, index or properties block): instead of
+	// failing, Open records each such file (Corruption, state damaged,
+	// Unreadable), holds its data span out of service, and leaves it to
+	// the caller to excise and repair (a node with other replicas) or to
+	// refuse to serve (DamagedAtOpen). A damaged table that holds node
+	// metadata still fails Open: no replica can give it back.
+	KeepDamaged bool
 	// OnFatal is called when Pebble reports an error it cannot go on from
 	// (a failed commit, a MANIFEST write), after the engine has logged it;
 	// every later write fails with ErrFailed. It must not return: the
@@ -224,6 +232,9 @@ func open(o Options, h hooks) (*Engine, error) {
 		Logger:             pebbleLogger{log: o.Logger, every: e.every, fatal: e.onFatal, fs: o.FS},
 	}
 	o.Tuning.Apply(po)
+	// Flushes and compactions cut their output at each keyspace's edge,
+	// so a damaged data table never takes hints or metadata with it.
+	po.Experimental.SpanPolicyFunc = keyspacePolicy
 	el := e.stalls.listener()
 	// Damage found in a file is handled, never fatal (Pebble's default).
 	el.DataCorruption = e.corrupt.report
@@ -238,15 +249,23 @@ func open(o Options, h hooks) (*Engine, error) {
 	if err := po.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
 	}
-	db, err := e.openPebble(po)
+	db, damaged, err := e.openPebble(po, o.KeepDamaged)
 	if err != nil {
 		return nil, err
 	}
 	e.db = db
 	e.popts = po
+	for _, sp := range damaged {
+		e.corrupt.addUnreadable(sp)
+	}
 	err = e.loadCeiling()
 	if err == nil {
 		err = e.countHints()
+		if err != nil && len(damaged) > 0 && pebble.IsCorruptionError(err) {
+			// A damaged hints table: the counts are what could be read,
+			// and are taken again once it is excised.
+			err = nil
+		}
 	}
 	if err != nil {
 		db.Close()
@@ -347,6 +366,11 @@ func (e *Engine) admit(n int) error {
 	}
 	return nil
 }
+
+// AdmitBytes reports whether n more bytes may be written to the data
+// directory's filesystem outside the write path (a range being staged
+// for ingest): nil, or the *DiskFullError that refuses them.
+func (e *Engine) AdmitBytes(n int) error { return e.admit(n) }
 
 // diskFull turns a write error that is ENOSPC into the *DiskFullError
 // that refuses the writes after it.

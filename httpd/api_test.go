@@ -53,7 +53,11 @@ func TestAPI(t *testing.T) {
 				cfg := Config{Pprof: d.HasArg("pprof")}
 				d.MaybeScanArgs(t, "max-value-size", &cfg.MaxValueSize)
 				d.MaybeScanArgs(t, "max-key-size", &cfg.MaxKeySize)
-				d.MaybeScanArgs(t, "secret", &cfg.ClusterSecret)
+				if d.HasArg("secret") {
+					var secret string
+					d.ScanArgs(t, "secret", &secret)
+					cfg.Secrets = peer.NewSecrets("", []byte(secret))
+				}
 				ts.stop(t)
 				if d.HasArg("cluster") {
 					ts = newClusterTestServer(t, cfg)

@@ -3,7 +3,6 @@ package httpd
 import (
 	"bufio"
 	"bytes"
-	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -30,10 +29,9 @@ import (
 //	GET  /internal/span          this node's records of a token span, as a stream
 //	GET  /internal/merkle        this node's Merkle tree of a ring range
 //
-// With Config.ClusterSecret set, /internal/ refuses calls without it (401).
-
-// SecretHeader carries the cluster secret on internode calls.
-const SecretHeader = "X-Ringkv-Secret"
+// With a cluster secret (Config.Secrets), /internal/ refuses calls
+// without a valid signature (sign.go), and with Config.RequirePeerCert
+// calls without a certificate of the cluster CA naming the caller (401).
 
 func (s *Server) needCluster(ctx *fasthttp.RequestCtx) bool {
 	if s.cluster == nil {
@@ -179,12 +177,8 @@ func normalizeAddr(a string) string {
 
 // internal serves the internode endpoints.
 func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
-	if s.cfg.ClusterSecret != "" {
-		got := ctx.Request.Header.Peek(SecretHeader)
-		if subtle.ConstantTimeCompare(got, []byte(s.cfg.ClusterSecret)) != 1 {
-			writeError(ctx, fasthttp.StatusUnauthorized, "internode call without the cluster secret")
-			return
-		}
+	if !s.authInternal(ctx) {
+		return
 	}
 	if !s.needCluster(ctx) {
 		return
@@ -297,6 +291,36 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 		ctx.SetContentTypeBytes(ctOctet)
 		ctx.SetBody(peer.AppendScanPage(nil, p))
 	}
+}
+
+// authInternal checks the credentials of an internode call: its
+// certificate with Config.RequirePeerCert, its signature with a cluster
+// secret. It answers 401 and reports false when they fail.
+func (s *Server) authInternal(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	node := h.Peek(NodeHeader)
+	if s.cfg.RequirePeerCert {
+		cs := ctx.TLSConnectionState()
+		if cs == nil || len(cs.PeerCertificates) == 0 {
+			writeError(ctx, fasthttp.StatusUnauthorized, "internode call without a certificate of the cluster CA")
+			return false
+		}
+		// The listener verified the chain; the name ties the certificate
+		// to the node the call claims to come from.
+		if !certNames(cs.PeerCertificates[0], string(node)) {
+			writeError(ctx, fasthttp.StatusUnauthorized, fmt.Sprintf("the certificate of the call does not name node %q (%s)", node, NodeHeader))
+			return false
+		}
+	}
+	if s.cfg.Secrets.Enabled() {
+		err := verifySignature(s.cfg.Secrets.All(), h.Method(), h.RequestURI(), node, h.Peek(TimeHeader), h.Peek(SignatureHeader),
+			ctx.PostBody(), time.Now(), s.cfg.SignatureWindow)
+		if err != nil {
+			writeError(ctx, fasthttp.StatusUnauthorized, err.Error())
+			return false
+		}
+	}
+	return true
 }
 
 // internalSpan serves GET /internal/span?lo=HEX&hi=HEX: the node's records

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -247,39 +249,100 @@ var internalCalls = []struct {
 	{"GET", "/internal/apply", nil, 405},
 }
 
-func TestClusterSecret(t *testing.T) {
+// TestInternodeSignature: with a cluster secret, an /internal/ call needs
+// a signature by a key of the keyring, over its method, URI, time, node
+// and body, within the window; the raw secret is no credential.
+func TestInternodeSignature(t *testing.T) {
 	const secret = "correct horse"
-	ts := newClusterTestServer(t, Config{ClusterSecret: secret})
+	now := time.Now()
+	ts := newClusterTestServer(t, Config{Secrets: peer.NewSecrets("", []byte(secret))})
 	for _, c := range internalCalls {
-		for _, hdr := range [][]string{
-			nil,
-			{SecretHeader + ": "},
-			{SecretHeader + ": wrong"},
-			{SecretHeader + ": correct"},        // a prefix
-			{SecretHeader + ": correct horse!"}, // longer
-			{SecretHeader + ": Correct horse"},
-			{"X-Ringkv-Secrets: " + secret}, // another header
+		good := signedHeaders(secret, "n2", c.method, c.target, c.body, now)
+		for _, tc := range []struct {
+			what string
+			hdr  []string
+		}{
+			{"no headers", nil},
+			{"the raw secret", []string{"X-Ringkv-Secret: " + secret}},
+			{"another secret", signedHeaders("wrong", "n2", c.method, c.target, c.body, now)},
+			{"31s old", signedHeaders(secret, "n2", c.method, c.target, c.body, now.Add(-31*time.Second))},
+			{"31s ahead", signedHeaders(secret, "n2", c.method, c.target, c.body, now.Add(31*time.Second))},
+			{"another method", signedHeaders(secret, "n2", "PUT", c.target, c.body, now)},
+			{"another URI", signedHeaders(secret, "n2", c.method, c.target+"?x=1", c.body, now)},
+			{"another body", signedHeaders(secret, "n2", c.method, c.target, append(slices.Clip(c.body), 'x'), now)},
+			{"another node", append(good[1:], NodeHeader+": n3")},
+			{"no node", good[1:]},
+			{"no time", []string{good[0], good[2]}},
+			{"no signature", good[:2]},
+			{"a signature without v1=", []string{good[0], good[1], SignatureHeader + ": " + strings.TrimPrefix(good[2][len(SignatureHeader)+2:], "v1=")}},
+			{"a signed time with a sign", []string{good[0], TimeHeader + ": +" + good[1][len(TimeHeader)+2:], good[2]}},
 		} {
-			resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, hdr...), false)
-			what := fmt.Sprintf("%s %s with %q", c.method, c.target, hdr)
-			wantStatus(t, what, resp, 401)
+			resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, tc.hdr...), false)
+			wantStatus(t, fmt.Sprintf("%s %s with %s", c.method, c.target, tc.what), resp, 401)
 			checkJSONError(t, resp.Header.ContentType(), resp.Body())
 		}
 		if applies, _ := ts.cl.counts(); applies != 0 {
-			t.Fatalf("a call without the secret reached ApplyLocal")
+			t.Fatalf("a call without a good signature reached ApplyLocal")
 		}
 	}
 	for _, c := range internalCalls {
-		resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, SecretHeader+": "+secret), false)
-		wantStatus(t, c.method+" "+c.target+" with the secret", resp, c.code)
+		for _, at := range []time.Duration{0, -29 * time.Second, 29 * time.Second} {
+			resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, signedHeaders(secret, "n2", c.method, c.target, c.body, now.Add(at))...), false)
+			wantStatus(t, fmt.Sprintf("%s %s signed %s off", c.method, c.target, at), resp, c.code)
+		}
 		// Header names are case-insensitive.
-		resp = ts.roundTrip(t, rawRequest(c.method, c.target, c.body, "x-ringkv-secret: "+secret), false)
-		wantStatus(t, c.method+" "+c.target+" with a lower-case header", resp, c.code)
+		var lower []string
+		for _, h := range signedHeaders(secret, "n2", c.method, c.target, c.body, now) {
+			k, v, _ := strings.Cut(h, ": ")
+			lower = append(lower, strings.ToLower(k)+": "+v)
+		}
+		resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, lower...), false)
+		wantStatus(t, c.method+" "+c.target+" with lower-case headers", resp, c.code)
 	}
 	// The client and admin routes do not need it.
 	for _, target := range []string{"/v1/cluster", "/v1/ring?key=k", "/healthz"} {
 		wantStatus(t, target, ts.roundTrip(t, rawRequest("GET", target, nil), false), 200)
 	}
+}
+
+// TestInternodeSignatureRotation: a node verifies against every key of
+// its keyring, so a call signed with the old primary passes while both
+// are held, and not once the old one is dropped.
+func TestInternodeSignatureRotation(t *testing.T) {
+	secrets := peer.NewSecrets("c1", []byte("new"), []byte("old"))
+	ts := newClusterTestServer(t, Config{Secrets: secrets})
+	c := internalCalls[0]
+	call := func(s *peer.Secrets) int {
+		sig, ok := sign(s, "n2", c.method, c.target, c.body, time.Now())
+		if !ok {
+			t.Fatal("no signature")
+		}
+		return ts.roundTrip(t, rawRequest(c.method, c.target, c.body,
+			NodeHeader+": "+sig.node, TimeHeader+": "+sig.time, SignatureHeader+": "+sig.sig), false).StatusCode()
+	}
+	for i, tc := range []struct {
+		signer *peer.Secrets
+		want   int
+	}{
+		{peer.NewSecrets("c1", []byte("old")), c.code},
+		{peer.NewSecrets("c1", []byte("new"), []byte("old")), c.code},
+		{peer.NewSecrets("c1", []byte("other")), 401},
+		{peer.NewSecrets("c2", []byte("new")), 401}, // another cluster's name: other keys
+	} {
+		if got := call(tc.signer); got != tc.want {
+			t.Errorf("signer %d: %d, want %d", i, got, tc.want)
+		}
+	}
+	secrets.Set([]byte("new"))
+	if got := call(peer.NewSecrets("c1", []byte("old"))); got != 401 {
+		t.Errorf("signed with a dropped key: %d, want 401", got)
+	}
+}
+
+// signedHeaders returns the signature headers of a call by node at now.
+func signedHeaders(secret, node, method, target string, body []byte, now time.Time) []string {
+	sig, _ := sign(peer.NewSecrets("", []byte(secret)), node, method, target, body, now)
+	return []string{NodeHeader + ": " + sig.node, TimeHeader + ": " + sig.time, SignatureHeader + ": " + sig.sig}
 }
 
 // TestClusterNotImplemented: when the Ops given to New is not a Cluster,

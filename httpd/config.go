@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // Config configures the HTTP server. The zero value of every field but
@@ -46,9 +49,25 @@ type Config struct {
 	// NodeID names this node on the status page and in /healthz.
 	// The default is "" (shown as is).
 	NodeID string
-	// ClusterSecret, when set, must come with every /internal/ call (the
-	// SecretHeader); calls without it get 401. The default is none.
-	ClusterSecret string
+	// Secrets, when it holds a secret, makes every /internal/ call need a
+	// signature by one of its keys (sign.go); calls without one get 401.
+	// The default is none.
+	Secrets *peer.Secrets
+	// SignatureWindow is how far a signed call's time may be from this
+	// node's clock. The default is DefaultSignatureWindow.
+	SignatureWindow time.Duration
+	// TLS, when set, makes Serve serve TLS (LoadNodeTLS builds it).
+	TLS *tls.Config
+	// PeerTLS, when set, makes ServePeer serve TLS.
+	PeerTLS *tls.Config
+	// RequirePeerCert makes every /internal/ call need a TLS client
+	// certificate (the listener's TLS config has verified it against the
+	// cluster CA) that names the node the call claims to come from
+	// (NodeHeader), as its Common Name or a DNS name; 401 otherwise.
+	RequirePeerCert bool
+	// SeparatePeer says that internode calls come to their own listener
+	// (ServePeer): the listener of Serve then answers /internal/ with 404.
+	SeparatePeer bool
 	// Backup, when set, serves GET /v1/admin/backup: it takes a consistent
 	// copy of the node's store and returns the function that streams it
 	// (called once, then done with the copy). An error from Backup itself
@@ -91,6 +110,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.SignatureWindow <= 0 {
+		c.SignatureWindow = DefaultSignatureWindow
 	}
 }
 

@@ -1,7 +1,9 @@
 package httpd
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"html/template"
@@ -34,6 +36,8 @@ type Server struct {
 	lg      *slog.Logger
 	m       *metrics
 	srv     *fasthttp.Server
+	// peerSrv serves the peer listener (ServePeer).
+	peerSrv *fasthttp.Server
 
 	handler        fasthttp.RequestHandler
 	metricsHandler fasthttp.RequestHandler
@@ -105,8 +109,19 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	s.healthOK = appendJSONString([]byte(`{"status":"ok","node":`), cfg.NodeID)
 	s.healthOK = append(s.healthOK, "}\n"...)
 	s.handler = s.serveHTTP
-	s.srv = &fasthttp.Server{
-		Handler:      s.handler,
+	if cfg.SeparatePeer {
+		s.handler = s.serveClient
+	}
+	s.srv = s.newFastServer(s.handler)
+	s.peerSrv = s.newFastServer(s.servePeer)
+	return s, nil
+}
+
+// newFastServer returns the fasthttp server of one listener of s.
+func (s *Server) newFastServer(h fasthttp.RequestHandler) *fasthttp.Server {
+	cfg := &s.cfg
+	return &fasthttp.Server{
+		Handler:      h,
 		ErrorHandler: s.serveParseError,
 		Name:         "ringkv",
 		// A MaxValueSize value, raw or JSON-escaped; the routes enforce
@@ -124,17 +139,53 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 		CloseOnShutdown:   true,
 		Logger:            fasthttpLogger{cfg.Logger},
 	}
-	return s, nil
 }
+
+// serveClient is the handler of the client listener when internode calls
+// have their own (Config.SeparatePeer): /internal/ is not there.
+func (s *Server) serveClient(ctx *fasthttp.RequestCtx) {
+	if bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(internalPrefix)) {
+		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint")
+		s.m.observe(opUnknown, fasthttp.StatusNotFound, 0)
+		return
+	}
+	s.serveHTTP(ctx)
+}
+
+// servePeer is the handler of the peer listener (ServePeer): the
+// internode routes, and GET /v1/cluster and /healthz, which other nodes
+// read of their peers.
+func (s *Server) servePeer(ctx *fasthttp.RequestCtx) {
+	path := ctx.URI().PathOriginal()
+	if !bytes.HasPrefix(path, []byte(internalPrefix)) && string(path) != "/v1/cluster" && string(path) != "/healthz" {
+		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint on the peer listener")
+		s.m.observe(opUnknown, fasthttp.StatusNotFound, 0)
+		return
+	}
+	s.serveHTTP(ctx)
+}
+
+const internalPrefix = "/internal/"
 
 // Handler returns the request handler of s, for tests and fuzzing that
 // drive it without a listener.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
 
-// Serve serves HTTP on ln until Shutdown, which closes ln, then returns
-// nil. It returns ErrServerClosed (and closes ln) if Shutdown was called
-// before.
+// Serve serves HTTP on ln (HTTPS with Config.TLS) until Shutdown, which
+// closes ln, then returns nil. It returns ErrServerClosed (and closes ln)
+// if Shutdown was called before.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(s.srv, ln, s.cfg.TLS)
+}
+
+// ServePeer serves the internode routes on ln (HTTPS with
+// Config.PeerTLS), as Serve does the client API: the peer listener of
+// Config.SeparatePeer.
+func (s *Server) ServePeer(ln net.Listener) error {
+	return s.serve(s.peerSrv, ln, s.cfg.PeerTLS)
+}
+
+func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, tc *tls.Config) error {
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
@@ -143,7 +194,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.lns = append(s.mu.lns, ln)
 	s.mu.Unlock()
-	return s.srv.Serve(ln)
+	if tc != nil {
+		// The handshake runs on the connection's own goroutine, on its
+		// first read, so a slow client holds up no one else.
+		ln = tls.NewListener(ln, tc)
+	}
+	return srv.Serve(ln)
 }
 
 // ListenAndServe listens on cfg.Addr and serves until Shutdown.
@@ -168,7 +224,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.lns = nil
 	s.mu.Unlock()
 
+	// Both servers at once: either may hold requests until ctx ends.
+	peerErr := make(chan error, 1)
+	go func() { peerErr <- s.peerSrv.ShutdownWithContext(ctx) }()
 	err := s.srv.ShutdownWithContext(ctx)
+	if perr := <-peerErr; err == nil {
+		err = perr
+	}
 	// NB: a listener whose Serve call had not yet reached fasthttp when
 	// Shutdown began is unknown to fasthttp; close it here. Closing one
 	// that fasthttp closed already fails harmlessly.

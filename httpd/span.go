@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,23 +23,25 @@ const spanIdle = 30 * time.Second
 // newSpanClient returns the client of range streams: net/http's, which
 // hands a response body over as it arrives (fasthttp's reads it whole
 // first), and range streams are long.
-func newSpanClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: spanIdle, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute}}
+func newSpanClient(tc *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		ResponseHeaderTimeout: spanIdle, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute,
+		TLSClientConfig: tc,
+	}}
 }
 
 // OpenSpan asks addr for its records of the token span [lo, hi) and returns
 // the stream. A stream that stalls for 30s fails.
 func (t *Transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error) {
-	u := "http://" + addr + "/internal/span?lo=" + strconv.FormatUint(lo, 16) + "&hi=" + strconv.FormatUint(hi, 16)
+	uri := "/internal/span?lo=" + strconv.FormatUint(lo, 16) + "&hi=" + strconv.FormatUint(hi, 16)
 	ctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url(addr, uri), nil)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	if t.cfg.Secret != "" {
-		req.Header.Set(SecretHeader, t.cfg.Secret)
-	}
+	// Signed as net/http sends it.
+	t.sign(req.Header, http.MethodGet, req.URL.RequestURI(), nil)
 	resp, err := t.span.Do(req)
 	if err != nil {
 		cancel()
@@ -103,11 +106,10 @@ func (t *Transport) Merkle(ctx context.Context, addr string, rg ring.Range, dept
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + "/internal/merkle?start=" + strconv.FormatUint(rg.Start, 16) +
-		"&end=" + strconv.FormatUint(rg.End, 16) + "&depth=" + strconv.Itoa(depth))
-	if t.cfg.Secret != "" {
-		req.Header.Set(SecretHeader, t.cfg.Secret)
-	}
+	uri := "/internal/merkle?start=" + strconv.FormatUint(rg.Start, 16) +
+		"&end=" + strconv.FormatUint(rg.End, 16) + "&depth=" + strconv.Itoa(depth)
+	req.SetRequestURI(t.url(addr, uri))
+	t.sign(&req.Header, fasthttp.MethodGet, uri, nil)
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
 		return nil, fmt.Errorf("%s/internal/merkle: %w", addr, err)
 	}

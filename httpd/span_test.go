@@ -18,7 +18,7 @@ import (
 // TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
 // for the span asked; bad bounds are a 400 and a missing secret a 401.
 func TestTransportOpenSpan(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{ClusterSecret: "s"}, TransportConfig{Secret: "s"})
+	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, TransportConfig{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
 	ctx := testCtx(t, 10*time.Second)
 	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
 	ts.cl.mu.Lock()

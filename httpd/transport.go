@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,8 +18,17 @@ import (
 
 // TransportConfig configures a Transport.
 type TransportConfig struct {
-	// Secret is sent with every call (SecretHeader) when set.
-	Secret string
+	// NodeID is this node's id, which every call names (NodeHeader).
+	NodeID string
+	// Secrets, when it holds a secret, signs every internode call with
+	// its primary (sign.go). The default is none: calls go unsigned.
+	Secrets *peer.Secrets
+	// TLS, when set, makes calls HTTPS with it (NodeTLS.Transport).
+	TLS *tls.Config
+	// PeerAddr, when set, maps a member's HTTP address to the address
+	// internode calls go to (its --peer-addr); "" keeps the address. The
+	// default is the identity.
+	PeerAddr func(httpAddr string) string
 	// Senders is how many apply requests may be in flight to one peer;
 	// replica writes that arrive meanwhile queue and go out together in
 	// the next request, so the peer does one fsync for them all (as
@@ -89,8 +99,9 @@ func NewTransport(cfg TransportConfig) *Transport {
 			DisableHeaderNamesNormalizing: true,
 			DisablePathNormalizing:        true,
 			MaxResponseBodySize:           2<<30 - 1,
+			TLSConfig:                     cfg.TLS,
 		},
-		span:  newSpanClient(),
+		span:  newSpanClient(cfg.TLS),
 		lanes: map[laneKey]*lane{},
 		stop:  make(chan struct{}),
 	}
@@ -437,10 +448,8 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI("http://" + addr + path)
-	if t.cfg.Secret != "" {
-		req.Header.Set(SecretHeader, t.cfg.Secret)
-	}
+	req.SetRequestURI(t.url(addr, path))
+	t.sign(&req.Header, fasthttp.MethodPost, path, body)
 	req.SetBodyRaw(body)
 	if err := t.client.DoDeadline(req, resp, deadline); err != nil {
 		return fmt.Errorf("%s%s: %w", addr, path, err)
@@ -460,6 +469,36 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 	}
 	return nil
 }
+
+// url returns the URL of uri (a path and query) on the node at addr, at
+// its internode address, in the scheme of the transport.
+func (t *Transport) url(addr, uri string) string {
+	if t.cfg.PeerAddr != nil {
+		if a := t.cfg.PeerAddr(addr); a != "" {
+			addr = a
+		}
+	}
+	if t.cfg.TLS != nil {
+		return "https://" + addr + uri
+	}
+	return "http://" + addr + uri
+}
+
+// sign sets the node and signature headers (sign.go) of a call of method
+// to uri with body on h.
+func (t *Transport) sign(h headerSetter, method, uri string, body []byte) {
+	sig, ok := sign(t.cfg.Secrets, t.cfg.NodeID, method, uri, body, time.Now())
+	if sig.node != "" {
+		h.Set(NodeHeader, sig.node)
+	}
+	if ok {
+		h.Set(TimeHeader, sig.time)
+		h.Set(SignatureHeader, sig.sig)
+	}
+}
+
+// headerSetter is what sign needs of fasthttp's and net/http's headers.
+type headerSetter interface{ Set(k, v string) }
 
 func clip(b []byte) string {
 	if len(b) > 200 {
@@ -490,7 +529,7 @@ func (t *Transport) Status(ctx context.Context, addr string) (peer.ClusterStatus
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + "/v1/cluster")
+	req.SetRequestURI(t.url(addr, "/v1/cluster"))
 	var st peer.ClusterStatus
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
 		return st, err
@@ -510,10 +549,8 @@ func (t *Transport) GossipAddrs(ctx context.Context, addr string) ([]string, err
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + "/internal/gossip")
-	if t.cfg.Secret != "" {
-		req.Header.Set(SecretHeader, t.cfg.Secret)
-	}
+	req.SetRequestURI(t.url(addr, "/internal/gossip"))
+	t.sign(&req.Header, fasthttp.MethodGet, "/internal/gossip", nil)
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
 		return nil, err
 	}

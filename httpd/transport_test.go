@@ -403,7 +403,8 @@ func TestTransportUnreachable(t *testing.T) {
 }
 
 func TestTransportSecret(t *testing.T) {
-	_, addr, good := newTransportPair(t, Config{ClusterSecret: "s3cret"}, TransportConfig{Secret: "s3cret"})
+	_, addr, good := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s3cret"))},
+		TransportConfig{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s3cret"))})
 	ctx := testCtx(t, 10*time.Second)
 	if err := good.Apply(ctx, addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatal(err)
@@ -418,7 +419,11 @@ func TestTransportSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{"", "wrong"} {
-		tr := NewTransport(TransportConfig{Secret: secret})
+		var secrets *peer.Secrets
+		if secret != "" {
+			secrets = peer.NewSecrets("", []byte(secret))
+		}
+		tr := NewTransport(TransportConfig{NodeID: "n1", Secrets: secrets})
 		errs := map[string]error{"Apply": tr.Apply(ctx, addr, testMutations("k", 1, 2))}
 		_, errs["Read"] = tr.Read(ctx, addr, []byte("k0000"))
 		_, errs["Scan"] = tr.Scan(ctx, addr, peer.LocalScan{Limit: 1})

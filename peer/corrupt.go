@@ -79,7 +79,19 @@ func (n *Node) RepairCorruption(ctx context.Context) error {
 	v := n.view.Load()
 	var firstErr error
 	for _, sp := range spans {
-		if sp.State == engine.CorruptRepaired || !sp.Data {
+		if sp.State == engine.CorruptRepaired || !sp.Data && !slices.Contains(sp.Other, "hints") {
+			continue
+		}
+		if !sp.Data {
+			// Only hints: nothing to pull back, and excising them is safe
+			// alone too (anti-entropy makes up for a lost hint).
+			if sp.State == engine.CorruptDamaged {
+				if _, err := n.cfg.Engine.ExciseCorrupt(ctx, sp.Path); err != nil {
+					firstErr = errors.Join(firstErr, err)
+					continue
+				}
+			}
+			n.cfg.Engine.Repaired(sp.Path)
 			continue
 		}
 		if !n.canRepair(v) {

@@ -48,6 +48,8 @@ type rosterEntry struct {
 	// removal (an admin's call, or the end of the node's own leave) held
 	// the key. Without it no other node takes a removal from gossip.
 	Proof []byte `json:"proof,omitempty"`
+	// PeerAddr is the node's internode listener (--peer-addr), if apart.
+	PeerAddr string `json:"peer_addr,omitempty"`
 }
 
 // removalProof is the HMAC-SHA256, under a cluster's Internode key, of a
@@ -104,6 +106,7 @@ type nodeMeta struct {
 	HTTPAddr string `json:"h"`
 	Stamp    uint64 `json:"s"`
 	Leaving  bool   `json:"l,omitempty"`
+	PeerAddr string `json:"p,omitempty"`
 }
 
 // GossipConfig configures Gossip.
@@ -111,6 +114,9 @@ type GossipConfig struct {
 	// NodeID, HTTPAddr: this node's identity and client address; required.
 	NodeID   string
 	HTTPAddr string
+	// PeerAddr is where this node takes internode calls, when not at
+	// HTTPAddr (--peer-addr); the default is none.
+	PeerAddr string
 	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
 	BindAddr string
 	// Secrets, when it holds any secret, encrypts gossip with the keys
@@ -279,8 +285,8 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	// one whose addresses changed, announces itself with a new stamp. A
 	// node removed while it was down stays removed once it hears so.
 	self, ok := g.roster[cfg.NodeID]
-	if !ok || self.HTTPAddr != cfg.HTTPAddr || self.GossipAddr != g.cfg.BindAddr {
-		self = rosterEntry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.cfg.BindAddr, Stamp: cfg.Clock.Now()}
+	if !ok || self.HTTPAddr != cfg.HTTPAddr || self.GossipAddr != g.cfg.BindAddr || self.PeerAddr != cfg.PeerAddr {
+		self = rosterEntry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.cfg.BindAddr, PeerAddr: cfg.PeerAddr, Stamp: cfg.Clock.Now()}
 		g.roster[cfg.NodeID] = self
 		g.dirty = true
 	}
@@ -531,7 +537,7 @@ func (g *Gossip) viewLocked() *View {
 	ids := make([]string, 0, len(g.roster))
 	members := make(map[string]Member, len(g.roster))
 	for id, e := range g.roster {
-		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, State: Left, Joined: e.Stamp, Leaving: e.Leaving && !e.Removed}
+		m := Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, PeerAddr: e.PeerAddr, State: Left, Joined: e.Stamp, Leaving: e.Leaving && !e.Removed}
 		if !e.Removed {
 			if !e.Leaving {
 				ids = append(ids, id)
@@ -581,7 +587,7 @@ func (g *Gossip) merge(remote map[string]rosterEntry) bool {
 		}
 		if e.Removed && ok {
 			// Only the removal is proven: the addresses stay as known.
-			e.HTTPAddr, e.GossipAddr, e.Leaving = cur.HTTPAddr, cur.GossipAddr, cur.Leaving
+			e.HTTPAddr, e.GossipAddr, e.PeerAddr, e.Leaving = cur.HTTPAddr, cur.GossipAddr, cur.PeerAddr, cur.Leaving
 		}
 		if s, live := g.seen[id]; live && !e.Removed {
 			e.GossipAddr = s.GossipAddr
@@ -619,7 +625,7 @@ func (g *Gossip) refuseLocked(e, cur rosterEntry, had bool) string {
 	}
 	if st := g.live[e.ID]; st == Alive || st == Suspect {
 		s, ok := g.seen[e.ID]
-		if !ok || s.Stamp != e.Stamp || s.HTTPAddr != e.HTTPAddr || s.Leaving != e.Leaving {
+		if !ok || s.Stamp != e.Stamp || s.HTTPAddr != e.HTTPAddr || s.PeerAddr != e.PeerAddr || s.Leaving != e.Leaving {
 			return "not what the member itself announces"
 		}
 		return ""
@@ -658,7 +664,7 @@ func (g *Gossip) NodeMeta(limit int) []byte {
 	g.mu.Lock()
 	stamp, leaving := g.self.Stamp, g.self.Leaving
 	g.mu.Unlock()
-	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, Stamp: stamp, Leaving: leaving})
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving})
 	if len(b) > limit {
 		return nil
 	}
@@ -711,7 +717,7 @@ func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
 
 // sameAnnouncement reports whether two entries say the same of a member.
 func sameAnnouncement(a, b rosterEntry) bool {
-	return a.Stamp == b.Stamp && a.HTTPAddr == b.HTTPAddr && a.GossipAddr == b.GossipAddr && a.Leaving == b.Leaving && a.Removed == b.Removed
+	return a.Stamp == b.Stamp && a.HTTPAddr == b.HTTPAddr && a.GossipAddr == b.GossipAddr && a.PeerAddr == b.PeerAddr && a.Leaving == b.Leaving && a.Removed == b.Removed
 }
 
 // memberlist.EventDelegate
@@ -738,7 +744,7 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	}
 	g.mu.Lock()
 	g.setLiveLocked(n.Name, st)
-	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), Stamp: meta.Stamp, Leaving: meta.Leaving}
+	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), PeerAddr: meta.PeerAddr, Stamp: meta.Stamp, Leaving: meta.Leaving}
 	if !g.stampInBound(e.Stamp) {
 		g.mu.Unlock()
 		g.cfg.Logger.Warn("ignoring a gossip member whose stamp is beyond the clock bound", "node", n.Name, "stamp", meta.Stamp)

@@ -39,6 +39,9 @@ type Member struct {
 	// Clock is the member's clock offset from this node's, as last
 	// measured (ClusterStatus fills it in; nil if never measured).
 	Clock *PeerOffset `json:"clock,omitempty"`
+	// PeerAddr is where the member takes internode calls, when not at
+	// HTTPAddr (its --peer-addr).
+	PeerAddr string `json:"peer_addr,omitempty"`
 }
 
 // View is one immutable picture of the cluster: the ring, built from the

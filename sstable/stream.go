@@ -153,7 +153,10 @@ func Receive(ctx context.Context, e *engine.Engine, lo, hi uint64, r io.Reader, 
 	if targetFileSize <= 0 {
 		targetFileSize = DefaultTargetFileSize
 	}
-	cr := &countReader{r: r, progress: progress, next: progressEvery}
+	// Staged tables count against the free-space floor, as writes do: a
+	// pull into a full disk stops (and is retried) rather than take the
+	// room flushes and compactions need.
+	cr := &countReader{r: r, progress: progress, next: progressEvery, admit: e.AdmitBytes}
 	x := exporter{
 		fs:  e.FS(),
 		dir: dir,
@@ -319,10 +322,18 @@ type countReader struct {
 	r        io.Reader
 	n, next  int64
 	progress func(int64)
+	// admit, when set, is asked before the bytes read are staged: a
+	// refusal (the disk is below its free-space floor) ends the receive.
+	admit func(n int) error
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if n > 0 && c.admit != nil {
+		if aerr := c.admit(n); aerr != nil {
+			return 0, aerr
+		}
+	}
 	c.n += int64(n)
 	if c.progress != nil && c.n >= c.next {
 		c.progress(c.n)

@@ -571,3 +571,36 @@ func BenchmarkSendReceive(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestReceiveRespectsFreeSpaceFloor: a receiver whose disk is below its
+// free-space floor stages nothing: the pull fails with the engine's
+// DiskFullError (and is retried by its caller), leaving no files behind
+// and the room to flushes and compactions.
+func TestReceiveRespectsFreeSpaceFloor(t *testing.T) {
+	ts := memtable.TimestampAt(time.Now())
+	fs := vfs.NewMem()
+	a := openEngine(t, fs, "a")
+	defer a.Close()
+	donor(t, a, 4000, ts)
+	good := stream(t, a, 0, 0)
+
+	full := vfs.NewMem()
+	full.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 20, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 1<<20})
+	cfs := &createFS{FS: full}
+	b := openEngine(t, cfs, "b")
+	defer b.Close()
+	_, err := Receive(context.Background(), b, 0, 0, bytes.NewReader(good), "xfer", 32<<10, nil)
+	var dfe *engine.DiskFullError
+	if !errors.As(err, &dfe) {
+		t.Fatalf("Receive into a full disk = %v, want a DiskFullError", err)
+	}
+	if d, err := DigestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
+		t.Fatalf("receiver holds %v (%v)", d, err)
+	}
+	if left, _ := full.List("xfer"); len(left) != 0 {
+		t.Fatalf("files left: %v", left)
+	}
+	if n := cfs.creates.Load(); n != 0 {
+		t.Fatalf("%d tables staged on a full disk", n)
+	}
+}

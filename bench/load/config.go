@@ -12,6 +12,7 @@
 package load
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/url"
@@ -63,6 +64,9 @@ type Config struct {
 	Timeout      time.Duration         // --timeout: per request
 	Seed         uint64                // --seed: 0 picks one from the clock
 	Out          string                // --out: the directory for report.json and report.html
+	// TLS verifies https:// nodes (--cacert) and presents a client
+	// certificate (--cert, --key); nil means the system roots.
+	TLS *tls.Config
 
 	// Progress receives the live progress lines (nil: none). With
 	// ProgressTTY each update rewrites one line with \r.

@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -101,6 +102,14 @@ func preload(ctx context.Context, hc *http.Client, bases []string, c *Config, va
 	return firstErr
 }
 
+// tlsOf returns c's TLS configuration, a verifying one when it has none.
+func tlsOf(c *Config) *tls.Config {
+	if c.TLS == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return c.TLS
+}
+
 // newClient returns the HTTP client of the preload and the key check.
 func newClient(c *Config) *http.Client {
 	return &http.Client{
@@ -109,6 +118,7 @@ func newClient(c *Config) *http.Client {
 			Proxy:               nil,
 			MaxIdleConnsPerHost: c.Concurrency,
 			IdleConnTimeout:     30 * time.Second,
+			TLSClientConfig:     tlsOf(c),
 		},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -76,6 +77,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	var swg sync.WaitGroup
 	for i, b := range bases {
 		samplers[i] = newSampler(c.Addrs[i], b, start, min(c.Timeout, 5*time.Second))
+		samplers[i].client.Transport = &http.Transport{TLSClientConfig: tlsOf(&c)}
 		swg.Go(func() { samplers[i].run(sctx, c.Interval) })
 	}
 
@@ -87,6 +89,8 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		vegeta.Timeout(c.Timeout),
 		vegeta.KeepAlive(true),
 		vegeta.Redirects(vegeta.NoFollow),
+		// Verified: vegeta's own default skips verification.
+		vegeta.TLSConfig(tlsOf(&c)),
 	)
 	pace := vegeta.Rate{Freq: c.Rate, Per: time.Second} // Freq 0: no pacing, MaxWorkers bound the load
 	rec := newRecorder(start, c.Duration)

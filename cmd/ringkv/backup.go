@@ -125,6 +125,8 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
 	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member that has not left)")
 	fs.DurationVar(&timeout, "timeout", timeout, "longest wait to connect to a node, for its answer to start, and between two parts of it")
+	var tf tlsFlags
+	tf.add(fs, env)
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "ringkv backup: %s\n", fmt.Sprintf(format, a...))
 		return exitUsage
@@ -146,7 +148,11 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(to); err == nil {
 		return fail("--to %s already exists; a backup goes to a new directory", to)
 	}
-	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout}, stderr: stderr, base: baseURL(addr)}
+	tr, err := tf.transport()
+	if err != nil {
+		return fail("%v", err)
+	}
+	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout, Transport: tr}, stderr: stderr, base: baseURL(addr)}
 	st, _, code := cc.status("cluster status")
 	if code != exitOK {
 		return code
@@ -177,7 +183,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	// Streams have no overall timeout (a big store takes a while); the
 	// transport bounds the wait for each answer to start.
-	tr := http.DefaultTransport.(*http.Transport).Clone() // its proxy and keep-alive settings
+	tr = tr.Clone() // its proxy, keep-alive and TLS settings
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = timeout
 	hc := &http.Client{Transport: tr}
@@ -185,7 +191,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	for i := range m.Nodes {
 		n := &m.Nodes[i]
 		start := time.Now()
-		mf, err := backupNodeTo(hc, n.HTTPAddr, filepath.Join(to, n.Dir), timeout)
+		mf, err := backupNodeTo(hc, sameScheme(addr, n.HTTPAddr), filepath.Join(to, n.Dir), timeout)
 		n.Seconds = time.Since(start).Round(time.Millisecond).Seconds()
 		if err != nil {
 			n.Error = err.Error()

@@ -73,6 +73,8 @@ func bench(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "per-request timeout")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed of the request sequence (0: from the clock)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for report.json and report.html")
+	var tf tlsFlags
+	tf.add(fs, env)
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return printUsage(stdout, benchUsage, fs)
@@ -96,6 +98,9 @@ func bench(args []string, env *environ, stdout, stderr io.Writer) int {
 		return fail("--value-size (%d) is too large", valueSize)
 	}
 	c.ValueSize = int(valueSize)
+	if c.TLS, err = tf.config(); err != nil {
+		return fail("%v", err)
+	}
 	c.Addrs = nil
 	for _, a := range strings.Split(addrs, ",") {
 		if a = strings.TrimSpace(a); a != "" {

@@ -52,6 +52,8 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
+	var tf tlsFlags
+	tf.add(fs, env)
 	if cmd != "scan" {
 		fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum)")
 	}
@@ -94,7 +96,11 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 		return fail("--consistency %q: want one, quorum or all", c.consistency)
 	}
 	base := baseURL(c.addr)
-	hc := &http.Client{Timeout: c.timeout}
+	tr, err := tf.transport()
+	if err != nil {
+		return fail("%v", err)
+	}
+	hc := &http.Client{Timeout: c.timeout, Transport: tr}
 
 	if cmd == "scan" {
 		return scanCmd(hc, base, c, stdout, stderr)

@@ -59,6 +59,8 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
 	fs.BoolVar(&c.json, "json", false, "print the node's JSON answer")
+	var tf tlsFlags
+	tf.add(fs, env)
 	c.wait = 30 * time.Minute
 	fs.DurationVar(&c.wait, "wait", c.wait, "leave: follow the handover this long (0: start it and return)")
 	fail := func(format string, a ...any) int {
@@ -90,7 +92,11 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	if n == 1 && rest[0] == "" {
 		return fail("%s: the argument must not be empty", sub)
 	}
-	cc := &clusterClient{name: "ringkv cluster", c: c, hc: &http.Client{Timeout: c.timeout}, stderr: stderr, base: baseURL(c.addr)}
+	tr, err := tf.transport()
+	if err != nil {
+		return fail("%v", err)
+	}
+	cc := &clusterClient{name: "ringkv cluster", c: c, hc: &http.Client{Timeout: c.timeout, Transport: tr}, stderr: stderr, base: baseURL(c.addr)}
 
 	switch sub {
 	case "status":

@@ -478,7 +478,8 @@ func TestClusterSecret(t *testing.T) {
 			t.Fatalf("POST /internal/apply with secret %q: %d %q; want 401 with a JSON error", secret, resp.StatusCode, b)
 		}
 	}
-	// With the secret the call gets past the check (and fails on the body).
+	// The raw secret is no credential: calls are signed with a key derived
+	// from it (TestSignedInternodeCalls).
 	req, _ := http.NewRequest(http.MethodPost, "http://"+n1.http+"/internal/apply", strings.NewReader("junk"))
 	req.Header.Set("X-Ringkv-Secret", "s3cret")
 	resp, err := chc.Do(req)
@@ -486,8 +487,8 @@ func TestClusterSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("POST /internal/apply with the secret and a bad body: %d, want 400", resp.StatusCode)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST /internal/apply with the raw secret: %d, want 401", resp.StatusCode)
 	}
 
 	// A node with another secret cannot join: gossip is encrypted.

@@ -72,7 +72,18 @@ type lsmCorruption struct {
 // read through it returns the value, it excises the span and pulls it
 // back from the other two, and afterwards `ringkv check` finds its store
 // clean and it answers every key from its own copy.
-func TestDamagedReplicaServesAndIsRepaired(t *testing.T) {
+func TestDamagedReplicaServesAndIsRepaired(t *testing.T) { damagedReplicaRepaired(t, 0) }
+
+// TestUnreadableTableRepairedInCluster: the same with the table's footer
+// damaged, so that the file cannot even be opened: the node starts (it
+// has other replicas), holds the table's span out of service, and
+// repairs it as above.
+func TestUnreadableTableRepairedInCluster(t *testing.T) { damagedReplicaRepaired(t, 20) }
+
+// damagedReplicaRepaired runs the tests above, flipping bytes of the
+// largest table of one replica at off (0: the middle; else this many
+// bytes before its end).
+func damagedReplicaRepaired(t *testing.T, off int64) {
 	nodes := newCluster(t, 3, "--anti-entropy-interval", "2s")
 	startJoined(t, nodes)
 	const keys = 600
@@ -87,7 +98,7 @@ func TestDamagedReplicaServesAndIsRepaired(t *testing.T) {
 		t.Fatalf("compact: %d %s %v", code, b, err)
 	}
 	bad.kill9()
-	file := flipTable(t, bad.dir, 0)
+	file := flipTable(t, bad.dir, off)
 
 	// Offline, ringkv check finds the damage (exit 1) and names the file.
 	out, errOut, code := runRingkv(t, "check", "--data-dir", bad.dir)
@@ -97,6 +108,9 @@ func TestDamagedReplicaServesAndIsRepaired(t *testing.T) {
 
 	bad.start()
 	restarted := time.Now()
+	// As after any restart, quorum reads through it wait for it to see
+	// the others alive again.
+	waitAllAlive(t, 30*time.Second, nodes)
 	// While it runs, check refuses its directory.
 	if _, errOut, code := runRingkv(t, "check", "--data-dir", bad.dir); code != 2 || !strings.Contains(errOut, "in use") || strings.Count(errOut, "\n") != 1 {
 		t.Fatalf("check of a live node's directory: exit %d %q", code, errOut)

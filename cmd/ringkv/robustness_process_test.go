@@ -113,13 +113,13 @@ func faultMenu() []fault {
 		}},
 		{"corrupt", func(r *robust, v int) func() {
 			// Everything it holds flushed to tables, killed, 16 bytes
-			// flipped in the middle of its largest live table, restarted:
-			// it must serve on and repair the span from the others.
+			// flipped in the middle of its largest live table (a data
+			// block) or in its footer (the table cannot be opened),
+			// restarted: it must serve on and repair the span from the
+			// others.
 			c := r.nodes[v]
-			// Enough data that the middle of the table is a data block
-			// (the workload's 100 small keys fit in one block, which the
-			// open-time check of every table reads: that damage stops the
-			// start, with one line naming the file).
+			// Enough data that the middle of the table is a data block,
+			// not its index.
 			filler := strings.Repeat("f", 1024)
 			for i := range 1500 {
 				if code, b, err := call(http.MethodPut, kvURL(c.http, fmt.Sprintf("rbfill/%04d", i), "one"), filler); err != nil || code != http.StatusNoContent {
@@ -130,7 +130,11 @@ func faultMenu() []fault {
 				r.t.Fatalf("compact %s: %d %s %v", c.id, code, b, err)
 			}
 			c.kill9()
-			r.event("%s: flipped bytes in %s", c.id, flipTable(r.t, c.dir, 0))
+			where, off := "the middle of", int64(0)
+			if rand.IntN(2) == 0 {
+				where, off = "the footer of", 20
+			}
+			r.event("%s: flipped bytes in %s %s", c.id, where, flipTable(r.t, c.dir, off))
 			c.start()
 			return func() {}
 		}},

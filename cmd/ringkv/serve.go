@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,8 @@ type serveConfig struct {
 	logLevel                                    string
 	shutdownTimeout                             time.Duration
 	minFreeSpace                                engine.FreeSpace
+	// TLS (README.md, "TLS").
+	tlsCertFile, tlsKeyFile, peerCertFile, peerKeyFile, peerCAFile, peerAddr string
 }
 
 func defaultServeConfig() serveConfig {
@@ -100,6 +103,12 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.blockProfileRate, "block-profile-rate", c.blockProfileRate, "sample goroutine blocking about once per this much time blocked, for /debug/pprof/block (0: off)")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", c.shutdownTimeout, "longest a SIGTERM waits for requests in flight")
+	fs.StringVar(&c.tlsCertFile, "tls-cert-file", c.tlsCertFile, "PEM certificate (chain) the client port serves HTTPS with; reloaded when the file changes")
+	fs.StringVar(&c.tlsKeyFile, "tls-key-file", c.tlsKeyFile, "PEM private key of --tls-cert-file")
+	fs.StringVar(&c.peerCertFile, "peer-tls-cert-file", c.peerCertFile, "PEM certificate of this node for internode calls, naming its node id as CN or DNS name (default: --tls-cert-file)")
+	fs.StringVar(&c.peerKeyFile, "peer-tls-key-file", c.peerKeyFile, "PEM private key of --peer-tls-cert-file (default: --tls-key-file)")
+	fs.StringVar(&c.peerCAFile, "peer-ca-file", c.peerCAFile, "PEM cluster CA: internode calls are mutual TLS, with certificates of this CA on both sides")
+	fs.StringVar(&c.peerAddr, "peer-addr", c.peerAddr, "a separate listener for internode calls (HOST:PORT), e.g. on a private interface; the client port then answers /internal/ with 404")
 	fs.Var(freeSpaceFlag{&c.minFreeSpace}, "min-free-space", "free space of --data-dir's filesystem below which writes are refused (507) so that flushes and compactions keep room: a size (512MiB), a share of the filesystem (2%), or 0 for none; the default is the smaller of 512MiB and 2%")
 }
 
@@ -109,6 +118,14 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	if err := checkHostPort("gossip-addr", c.gossipAddr); err != nil {
+		return err
+	}
+	if c.peerAddr != "" {
+		if err := checkHostPort("peer-addr", c.peerAddr); err != nil {
+			return err
+		}
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	for _, a := range c.joinAddrs() {
@@ -169,6 +186,36 @@ func (c *serveConfig) validate() error {
 		}
 	}
 	return nil
+}
+
+// validateTLS checks that the TLS files come in pairs, and that a CA has
+// a certificate to present.
+func (c *serveConfig) validateTLS() error {
+	switch {
+	case c.tlsCertFile != "" && c.tlsKeyFile == "":
+		return errors.New("--tls-cert-file needs --tls-key-file")
+	case c.tlsKeyFile != "" && c.tlsCertFile == "":
+		return errors.New("--tls-key-file needs --tls-cert-file")
+	case c.peerCertFile != "" && c.peerKeyFile == "":
+		return errors.New("--peer-tls-cert-file needs --peer-tls-key-file")
+	case c.peerKeyFile != "" && c.peerCertFile == "":
+		return errors.New("--peer-tls-key-file needs --peer-tls-cert-file")
+	case c.peerCAFile != "" && c.peerCertFile == "" && c.tlsCertFile == "":
+		return errors.New("--peer-ca-file needs the node's certificate: --peer-tls-cert-file or --tls-cert-file")
+	}
+	return nil
+}
+
+// loadTLS loads the certificate files; errors name the flags.
+func (c *serveConfig) loadTLS(lg *slog.Logger) (*httpd.NodeTLS, error) {
+	nt, err := httpd.LoadNodeTLS(httpd.TLSFiles{
+		CertFile: c.tlsCertFile, KeyFile: c.tlsKeyFile,
+		PeerCertFile: c.peerCertFile, PeerKeyFile: c.peerKeyFile, PeerCAFile: c.peerCAFile,
+	}, c.peerAddr != "", lg)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert-file, --peer-tls-cert-file or --peer-ca-file: %v", err)
+	}
+	return nt, nil
 }
 
 func checkHostPort(name, addr string) error {
@@ -335,12 +382,24 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return code
 	}
 
-	// Listen first: a taken port should fail fast, before Pebble opens.
+	// The certificate files, then the ports: a bad flag fails fast,
+	// before Pebble opens.
+	nodeTLS, err := c.loadTLS(lg.With("component", "tls"))
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fail(exitUsage, "cannot listen on --http-addr %s: %v", c.httpAddr, err)
 	}
 	undo = append(undo, func() { ln.Close() })
+	var peerLn net.Listener
+	if c.peerAddr != "" {
+		if peerLn, err = net.Listen("tcp", c.peerAddr); err != nil {
+			return fail(exitUsage, "cannot listen on --peer-addr %s: %v", c.peerAddr, err)
+		}
+		undo = append(undo, func() { peerLn.Close() })
+	}
 
 	start := time.Now()
 	eng, err := engine.Open(engine.Options{
@@ -353,6 +412,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		RowCacheSize:     rowCache(c.rowCacheSize),
 		SkipRowCacheWarm: !c.rowCacheWarm,
 		MinFreeSpace:     c.minFreeSpace,
+		// A table that cannot be read is repaired from the other
+		// replicas; alone, the node refuses to start below.
+		KeepDamaged: true,
 		// Pebble cannot go on after a fatal error (the engine logged
 		// it): exit, and let the supervisor restart the node, which
 		// replays its WAL.
@@ -384,21 +446,21 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return fail(exitUsage, "%v", err)
 	}
 	if c.clusterSecretFile != "" {
+		// A change to the file reaches gossip's keyring and internode
+		// signing (both read secrets) without a restart.
 		stopWatch := watchSecretFile(c.clusterSecretFile, secrets, secretFilePoll, lg.With("component", "secrets"))
 		defer stopWatch()
-		if c.clusterSecret == "" {
-			// Until internode calls sign with the keyring, they carry the
-			// primary secret of the file as read at start.
-			if secs, err := readSecretFile(c.clusterSecretFile); err == nil {
-				c.clusterSecret = string(secs[0])
-			}
-		}
 	}
 	clocks := peer.NewClockMonitor(c.maxClockOffset, wall, lg.With("component", "clock"))
 	clock := memtable.NewClockBound(wall, c.maxClockOffset)
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
 	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
-	transport := httpd.NewTransport(httpd.TransportConfig{Secret: c.clusterSecret, MaxBatchBytes: int(c.maxValueSize) + 64<<10})
+	// The HMAC keys of internode calls are secrets' (clusterSecrets).
+	peerAddrs := newPeerAddrs()
+	transport := httpd.NewTransport(httpd.TransportConfig{
+		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.lookup,
+		MaxBatchBytes: int(c.maxValueSize) + 64<<10,
+	})
 	undo = append(undo, func() { transport.Close() })
 	node, err := peer.NewNode(peer.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
@@ -415,7 +477,8 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	undo = append(undo, func() { node.Close() })
 	gossip, err := peer.StartGossip(peer.GossipConfig{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
-		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: node.SetView,
+		PeerAddr: peerLnAddr(peerLn),
+		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: func(v *peer.View) { peerAddrs.set(v); node.SetView(v) },
 		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,
 	})
 	if errors.Is(err, peer.ErrGossipAddr) {
@@ -428,6 +491,9 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	undo = append(undo, func() { gossip.Close() })
 	node.UseMembership(gossip)
+	if err := repairable(eng, node.View(), c.replicas, c.joinAddrs()); err != nil {
+		return fail(exitFailure, "%v", err)
+	}
 	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
@@ -437,14 +503,18 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := httpd.New(httpd.Config{
-		Addr:          ln.Addr().String(),
-		MaxValueSize:  int(c.maxValueSize),
-		Pprof:         c.pprof,
-		Registry:      reg,
-		Logger:        lg.With("component", "httpd"),
-		NodeID:        nodeID,
-		ClusterSecret: c.clusterSecret,
-		Backup:        backupFunc(eng, c.dataDir),
+		Addr:            ln.Addr().String(),
+		MaxValueSize:    int(c.maxValueSize),
+		Pprof:           c.pprof,
+		Registry:        reg,
+		Logger:          lg.With("component", "httpd"),
+		NodeID:          nodeID,
+		Secrets:         secrets,
+		TLS:             nodeTLS.Client,
+		PeerTLS:         nodeTLS.Peer,
+		RequirePeerCert: nodeTLS.MutualTLS,
+		SeparatePeer:    peerLn != nil,
+		Backup:          backupFunc(eng, c.dataDir),
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -455,7 +525,10 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	lg.Info("serving", "http_addr", ln.Addr().String(), "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(start))
+	if peerLn != nil {
+		go func() { served <- srv.ServePeer(peerLn) }()
+	}
+	lg.Info("serving", "http_addr", ln.Addr().String(), "peer_addr", peerLnAddr(peerLn), "tls", nodeTLS.Client != nil, "mutual_tls", nodeTLS.MutualTLS, "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(start))
 
 	code := exitOK
 	select {
@@ -560,3 +633,59 @@ func rowCache(flagSize int64) int64 {
 	}
 	return flagSize
 }
+
+// repairable refuses a start on tables that could not be read when no
+// other replica can give their data back: a node alone in its ring (none
+// stored and none to join) or one with --replicas 1.
+func repairable(eng *engine.Engine, v *peer.View, replicas int, join []string) error {
+	var bad []engine.CorruptSpan
+	for _, sp := range eng.Corruption() {
+		if sp.Unreadable && sp.Data {
+			bad = append(bad, sp)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	cluster := len(join) > 0 || (v != nil && len(v.Ring.Nodes()) > 1)
+	if replicas > 1 && cluster {
+		return nil
+	}
+	sp := bad[0]
+	more := ""
+	if len(bad) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(bad)-1)
+	}
+	return fmt.Errorf("cannot open engine at %q: damaged file %s%s (%s): %s; no other replica holds its data to repair it from: restore the data dir from a backup (`ringkv check --data-dir %s` lists every damaged file)",
+		eng.Dir(), sp.File, more, sp.TokenSpan(), sp.Error, eng.Dir())
+}
+func peerLnAddr(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// peerAddrs maps the members' HTTP addresses to their peer addresses
+// (--peer-addr), from the latest view, for the transport.
+type peerAddrs struct {
+	m atomic.Pointer[map[string]string]
+}
+
+func newPeerAddrs() *peerAddrs {
+	p := &peerAddrs{}
+	p.m.Store(&map[string]string{})
+	return p
+}
+
+func (p *peerAddrs) set(v *peer.View) {
+	m := map[string]string{}
+	for _, mem := range v.Members {
+		if mem.PeerAddr != "" {
+			m[mem.HTTPAddr] = mem.PeerAddr
+		}
+	}
+	p.m.Store(&m)
+}
+
+func (p *peerAddrs) lookup(httpAddr string) string { return (*p.m.Load())[httpAddr] }
