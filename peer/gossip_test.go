@@ -84,8 +84,10 @@ func startGossipNode(t *testing.T, id string, watch *atomic.Bool, secrets ...str
 			}
 		},
 		Tune: func(c *memberlist.Config) {
-			c.ProbeInterval = 200 * time.Millisecond
-			c.ProbeTimeout = 150 * time.Millisecond
+			// Fast enough for a short test, slow enough that a loaded
+			// machine does not miss acks and suspect healthy members.
+			c.ProbeInterval = 300 * time.Millisecond
+			c.ProbeTimeout = 250 * time.Millisecond
 			c.GossipInterval = 50 * time.Millisecond
 			c.PushPullInterval = time.Second
 			c.Ping = countingPing{c.Ping, &n.probes}
