@@ -100,6 +100,7 @@ func (n *Node) leave(ctx context.Context) error {
 	n.setLeave("handing ranges over")
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	var ho handover // ranges shown held, across the rounds of this leave
 	for {
 		v := n.view.Load()
 		why := ""
@@ -113,7 +114,7 @@ func (n *Node) leave(ctx context.Context) error {
 			if why == "" {
 				// Checked, not taken on their word: the node's copy is
 				// about to be the cluster's no longer.
-				why = n.handedOver(ctx, v, []ring.Span{{Lo: 0, Hi: 0}})
+				why = n.handedOver(ctx, v, []ring.Span{{Lo: 0, Hi: 0}}, &ho)
 			}
 		}
 		if why == "" {

@@ -105,8 +105,12 @@ type Transfer struct {
 
 // rebalancer is a Node's data movement state.
 type rebalancer struct {
-	kick  chan struct{}
-	bytes atomic.Int64 // ringkv_transfer_bytes_total: received
+	kick chan struct{}
+	// handover is dropGivenAway's memory of ranges shown held, under
+	// handoverMu (the rebalance loop calls it, and tests).
+	handoverMu sync.Mutex
+	handover   handover
+	bytes      atomic.Int64 // ringkv_transfer_bytes_total: received
 
 	mu        sync.Mutex
 	active    bool // a move with ranges left is under way
@@ -529,7 +533,10 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	for _, rg := range st.Drop {
 		drop = append(drop, rg.Spans()...)
 	}
-	if why := n.handedOver(ctx, v, drop); why != "" {
+	n.reb.handoverMu.Lock()
+	why := n.handedOver(ctx, v, drop, &n.reb.handover)
+	n.reb.handoverMu.Unlock()
+	if why != "" {
 		n.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
 		return errNotYet
 	}

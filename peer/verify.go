@@ -34,18 +34,55 @@ const verifyKeysPerRound = 1024
 // range keep the record-by-record part small.
 const verifyDepth = DefaultMerkleDepth
 
+// handover remembers, across the rounds of one caller (a leave, or the
+// rebalance loop's drops), the ranges of a ring already shown held, so a
+// round checks only the rest; the last round checks them all again
+// before the caller acts. The zero value is ready; it is not safe for
+// concurrent use.
+type handover struct {
+	ring []string
+	held map[ring.Range]bool
+}
+
 // handedOver reports why this node may not yet delete its copy of the
 // token spans (hi 0 meaning 2^64) that it does not own in v's ring: ""
 // once every owner of every range of v's ring that meets them holds every
-// record of it this node holds.
-func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span) string {
+// record of it this node holds. h (nil: no memory) spares the ranges
+// shown held in earlier rounds but the last.
+func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span, h *handover) string {
+	if h == nil {
+		h = &handover{}
+	}
+	if !slices.Equal(h.ring, v.Ring.Nodes()) || h.held == nil {
+		h.ring, h.held = slices.Clone(v.Ring.Nodes()), map[ring.Range]bool{}
+	}
+	var todo []ring.OwnedRange
 	for _, or := range v.Ring.Ranges() {
-		if slices.Contains(or.Owners, n.cfg.NodeID) || !slices.ContainsFunc(spans, func(sp ring.Span) bool { return overlaps(or.Range, sp.Lo, sp.Hi) }) {
+		if !slices.Contains(or.Owners, n.cfg.NodeID) && slices.ContainsFunc(spans, func(sp ring.Span) bool { return overlaps(or.Range, sp.Lo, sp.Hi) }) {
+			todo = append(todo, or)
+		}
+	}
+	remembered := false
+	for _, or := range todo {
+		if h.held[or.Range] {
+			remembered = true
 			continue
 		}
 		if why := n.rangeHeld(ctx, v, or); why != "" {
 			n.dropsWithheld.Add(1)
 			return why
+		}
+		h.held[or.Range] = true
+	}
+	if remembered {
+		// Ranges shown held rounds ago may have taken records since (a
+		// late write, a repair): before the caller acts, all again.
+		for _, or := range todo {
+			if why := n.rangeHeld(ctx, v, or); why != "" {
+				delete(h.held, or.Range)
+				n.dropsWithheld.Add(1)
+				return why
+			}
 		}
 	}
 	return ""
