@@ -22,13 +22,14 @@ import (
 //
 // Commands:
 //
-//	server [pprof] [max-value-size=N] [max-key-size=N] [cluster] [secret=S]
+//	server [pprof] [max-value-size=N] [max-key-size=N] [cluster] [secret=S] [addnode-get]
 //	    start a new server with an empty store (each file starts with one);
 //	    with cluster, its Ops also implements Cluster (a fakeCluster)
-//	request [body-repeat=C:N] [repeat=C:N] [grep=S] [brief] [header=(H: V,...)]
+//	request [body-repeat=C:N] [repeat=C:N] [grep=S] [brief] [header=(H: V,...)] [from=IP]
 //	METHOD TARGET
 //	body...
-//	    send one request on a new connection; $REPEAT in the target and
+//	    send one request on a new connection (from IP, else from 0.0.0.0,
+//	    which is not loopback); $REPEAT in the target and
 //	    body is replaced by C repeated N times, body-repeat makes the body
 //	    C repeated N times. Prints the status, the Content-Type,
 //	    X-Ringkv-Version and Allow headers, Content-Length for a HEAD, and
@@ -50,7 +51,7 @@ func TestAPI(t *testing.T) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "server":
-				cfg := Config{Pprof: d.HasArg("pprof")}
+				cfg := Config{Pprof: d.HasArg("pprof"), KVStoreAddNodeGet: d.HasArg("addnode-get")}
 				d.MaybeScanArgs(t, "max-value-size", &cfg.MaxValueSize)
 				d.MaybeScanArgs(t, "max-key-size", &cfg.MaxKeySize)
 				if d.HasArg("secret") {
@@ -154,11 +155,17 @@ func runRequest(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 		headers = arg.Vals
 	}
 	head := method == fasthttp.MethodHead
-	resp := ts.roundTrip(t, rawRequest(method, target, []byte(body), headers...), head)
+	raw := rawRequest(method, target, []byte(body), headers...)
+	var resp *fasthttp.Response
+	if arg, ok := d.Arg("from"); ok {
+		resp = ts.roundTripFrom(t, arg.SingleVal(t), raw, head)
+	} else {
+		resp = ts.roundTrip(t, raw, head)
+	}
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "%d\n", resp.StatusCode())
-	for _, h := range []string{fasthttp.HeaderContentType, "X-Ringkv-Version", fasthttp.HeaderAllow} {
+	for _, h := range []string{fasthttp.HeaderContentType, "X-Ringkv-Version", fasthttp.HeaderAllow, fasthttp.HeaderWWWAuthenticate} {
 		if v := resp.Header.Peek(h); len(v) > 0 {
 			fmt.Fprintf(&out, "%s: %s\n", h, v)
 		}

@@ -135,33 +135,6 @@ func (s *Server) writeClusterError(ctx *fasthttp.RequestCtx, op string, err erro
 	}
 }
 
-// addNode serves /add-node?address=A, as go-kvstore did: in ringkv this
-// node joins the cluster that the node at A belongs to.
-func (s *Server) addNode(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() && !ctx.IsPost() {
-		methodNotAllowed(ctx, "GET, POST")
-		return
-	}
-	addr := string(ctx.QueryArgs().Peek("address"))
-	if addr == "" {
-		writeError(ctx, fasthttp.StatusBadRequest, "missing address")
-		return
-	}
-	if !s.needCluster(ctx) {
-		return
-	}
-	if err := s.cluster.AddNode(s.storeCtx, normalizeAddr(addr)); err != nil {
-		if errors.Is(err, peer.ErrNoMembership) {
-			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
-			return
-		}
-		writeError(ctx, fasthttp.StatusBadGateway, err.Error())
-		return
-	}
-	ctx.SetContentTypeBytes(ctText)
-	ctx.SetBodyString("node added: " + addr + "\n")
-}
-
 // normalizeAddr accepts go-kvstore's "http://host:port" as well as host:port.
 func normalizeAddr(a string) string {
 	for _, p := range []string{"http://", "https://"} {

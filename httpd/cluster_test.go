@@ -357,7 +357,7 @@ func TestClusterNotImplemented(t *testing.T) {
 		{"GET", "/v1/ring?key=k"},
 		{"POST", "/v1/cluster/remove?id=node-3"},
 		{"POST", "/v1/cluster/leave"},
-		{"GET", "/add-node?address=127.0.0.1:8081"},
+		{"POST", "/add-node?address=127.0.0.1:8081"},
 		{"POST", "/add-node?address=http://127.0.0.1:8081/"},
 	}
 	for _, c := range internalCalls {
@@ -367,7 +367,7 @@ func TestClusterNotImplemented(t *testing.T) {
 	}
 	for _, c := range calls {
 		head := c.method == "HEAD"
-		resp := ts.roundTrip(t, rawRequest(c.method, c.target, []byte("x")), head)
+		resp := ts.roundTrip(t, rawRequest(c.method, c.target, []byte("x"), RequestHeader+": 1"), head)
 		wantStatus(t, c.method+" "+c.target, resp, 501)
 		if !head {
 			checkJSONError(t, resp.Header.ContentType(), resp.Body())

@@ -51,7 +51,9 @@ type Config struct {
 	NodeID string
 	// Secrets, when it holds a secret, makes every /internal/ call need a
 	// signature by one of its keys (sign.go); calls without one get 401.
-	// The default is none.
+	// /add-node also makes its target prove membership with the Join key
+	// before calling it, and /internal/hello answers such proofs
+	// (hello.go). The default is none.
 	Secrets *peer.Secrets
 	// SignatureWindow is how far a signed call's time may be from this
 	// node's clock. The default is DefaultSignatureWindow.
@@ -75,6 +77,31 @@ type Config struct {
 	// the stream short, which the archive's trailing manifest reveals.
 	// nil answers 501.
 	Backup func(ctx context.Context) (stream func(w io.Writer) error, err error)
+
+	// Auth, when set, authenticates clients (bearer tokens, verified TLS
+	// client certificates) and gives every operation a required role (see
+	// auth.go and route.go's need). nil serves everything to anyone, as a
+	// node without --auth-file does. The caller owns it (Close).
+	Auth *Auth
+	// MetricsOpen serves /metrics without a credential although Auth is
+	// set (--metrics-open); otherwise it needs the metrics or admin role.
+	MetricsOpen bool
+	// StatusOpen serves the status page, GET /, and /v1/lsm, which the
+	// page refreshes from, without a credential although Auth is set
+	// (--status-open); otherwise / needs admin and /v1/lsm read.
+	StatusOpen bool
+	// KVStoreAddNodeGet accepts GET /add-node as go-kvstore sent it
+	// (--kvstore-add-node-get). The default is POST only: a GET can be
+	// fired by an <img> tag.
+	KVStoreAddNodeGet bool
+	// JoinTLS, when set, is the client TLS configuration /add-node asks
+	// its target's membership proof with (NodeTLS.Transport, as internode
+	// calls): over HTTPS, verifying the target's certificate. nil asks
+	// over plain HTTP.
+	JoinTLS *tls.Config
+	// Cmdline is the command line /debug/pprof/cmdline shows, with the
+	// values of secret and token flags replaced. nil means os.Args.
+	Cmdline []string
 }
 
 // Defaults of Config, as documented on its fields.

@@ -662,6 +662,18 @@ func (ts *testServer) roundTrip(t testing.TB, raw []byte, head bool) *fasthttp.R
 	return roundTripConn(t, c, raw, head)
 }
 
+// roundTripFrom is roundTrip on a connection whose remote address, as the
+// server sees it, is ip.
+func (ts *testServer) roundTripFrom(t testing.TB, ip string, raw []byte, head bool) *fasthttp.Response {
+	t.Helper()
+	c, err := ts.ln.DialWithLocalAddr(&net.TCPAddr{IP: net.ParseIP(ip), Port: 40000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return roundTripConn(t, c, raw, head)
+}
+
 func roundTripConn(t testing.TB, c net.Conn, raw []byte, head bool) *fasthttp.Response {
 	t.Helper()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))

@@ -70,7 +70,7 @@ func FuzzRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := srv.Handler()
-	allowed := map[int]bool{200: true, 201: true, 204: true, 400: true, 404: true, 405: true, 413: true, 501: true}
+	allowed := map[int]bool{200: true, 201: true, 204: true, 400: true, 403: true, 404: true, 405: true, 413: true, 501: true}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req fasthttp.Request

@@ -2,11 +2,16 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // The go-kvstore compatibility routes (github.com/shamikhan005/go-kvstore),
@@ -20,7 +25,9 @@ import (
 //	DELETE /kvstore?key=K   204 (also when absent); 400 without a key
 //	other methods           405
 //	GET    /list-nodes      "node: ADDR\n" per member (text/plain)
-//	GET    /add-node?address=A  join the cluster of the node at A (cluster.go); 400 without address
+//	POST   /add-node?address=A  join the cluster of the node at A, once it has
+//	                        proved it is a member (hello.go); 400 without
+//	                        address. GET only with Config.KVStoreAddNodeGet
 //
 // Where ringkv departs from go-kvstore, on purpose:
 //   - errors are JSON {"error":"..."} (go-kvstore sends text/plain), with
@@ -72,15 +79,9 @@ func (s *Server) kvstorePut(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(ctx.PostBody(), &m); err != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, "invalid request body")
-		return
-	}
-	key, ok1 := jsonStringMember(m, "key")
-	val, ok2 := jsonStringMember(m, "value")
-	if !ok1 || !ok2 {
-		writeError(ctx, fasthttp.StatusBadRequest, "missing key or value in request body")
+	key, val, msg := kvstoreBody(ctx.PostBody())
+	if msg != "" {
+		writeError(ctx, fasthttp.StatusBadRequest, msg)
 		return
 	}
 	if msg := s.checkKey([]byte(key)); msg != "" {
@@ -96,6 +97,23 @@ func (s *Server) kvstorePut(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusCreated)
+}
+
+// kvstoreBody reads a POST /kvstore body: one JSON object whose "key" and
+// "value" members are strings. The authorization of a prefix-restricted
+// credential reads the key with it too, so both see the same key.
+// msg says what is wrong with a body that is not that.
+func kvstoreBody(body []byte) (key, val, msg string) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return "", "", "invalid request body"
+	}
+	key, ok1 := jsonStringMember(m, "key")
+	val, ok2 := jsonStringMember(m, "value")
+	if !ok1 || !ok2 {
+		return "", "", "missing key or value in request body"
+	}
+	return key, val, ""
 }
 
 // jsonStringMember returns m[name] if it is a JSON string (not null, not
@@ -157,4 +175,69 @@ func (s *Server) listNodes(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetContentTypeBytes(ctText)
 	ctx.SetBodyString(b.String())
+}
+
+// addNode serves POST /add-node?address=A, as go-kvstore did: in ringkv
+// this node joins the cluster that the node at A belongs to. It is an
+// admin action (route.go), and it first makes A prove that it is a member
+// of this cluster (proveMember), sending A nothing but a nonce, so that
+// no credential of the cluster goes to a host that merely claims to be
+// one. It talks to the address A resolved to once, so that a name that
+// resolves elsewhere the second time cannot redirect the credentialed
+// calls. Without a cluster secret no proof is possible: it is then served
+// only to a client on loopback (a developer's own machine), as it was.
+func (s *Server) addNode(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() && !(ctx.IsGet() && s.cfg.KVStoreAddNodeGet) {
+		allow := "POST"
+		if s.cfg.KVStoreAddNodeGet {
+			allow = "GET, POST"
+		}
+		methodNotAllowed(ctx, allow)
+		return
+	}
+	addr := string(ctx.QueryArgs().Peek("address"))
+	if addr == "" {
+		writeError(ctx, fasthttp.StatusBadRequest, "missing address")
+		return
+	}
+	if !s.needCluster(ctx) {
+		return
+	}
+	named := normalizeAddr(addr)
+	host, port, err := net.SplitHostPort(named)
+	if err != nil || host == "" || port == "" {
+		writeError(ctx, fasthttp.StatusBadRequest, "address "+strconv.Quote(clipString(addr, 100))+": want HOST:PORT")
+		return
+	}
+	target := named
+	if keys := s.cfg.Secrets.All(); len(keys) > 0 {
+		rctx, cancel := context.WithTimeout(s.storeCtx, helloTimeout)
+		defer cancel()
+		ips, err := net.DefaultResolver.LookupHost(rctx, host)
+		if err != nil || len(ips) == 0 {
+			writeError(ctx, fasthttp.StatusBadGateway, "cannot resolve "+strconv.Quote(clipString(host, 100)))
+			return
+		}
+		target = net.JoinHostPort(ips[0], port)
+		id, err := proveMember(rctx, target, named, keys, s.cfg.JoinTLS)
+		if err != nil {
+			s.lg.Warn("add-node refused: the target did not prove membership", "address", clipString(addr, 100), "dial", target, "err", err)
+			writeError(ctx, fasthttp.StatusBadGateway, "the node at "+clipString(named, 100)+": "+err.Error())
+			return
+		}
+		s.lg.Info("add-node: the target proved membership", "address", clipString(addr, 100), "dial", target, "member", id)
+	} else if !ctx.RemoteIP().IsLoopback() {
+		writeError(ctx, fasthttp.StatusForbidden, "without a cluster secret /add-node is served only to loopback clients, since the target cannot prove it is a member: set --cluster-secret-file on every node")
+		return
+	}
+	if err := s.cluster.AddNode(s.storeCtx, target); err != nil {
+		if errors.Is(err, peer.ErrNoMembership) {
+			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		writeError(ctx, fasthttp.StatusBadGateway, sanitize(err.Error()))
+		return
+	}
+	ctx.SetContentTypeBytes(ctText)
+	ctx.SetBodyString("node added: " + addr + "\n")
 }

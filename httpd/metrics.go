@@ -44,6 +44,7 @@ const (
 	opInternalGossip           // GET /internal/gossip
 	opInternalSpan             // GET /internal/span
 	opInternalMerkle           // GET /internal/merkle
+	opInternalHello            // GET /internal/hello
 	opUnknown                  // any other path
 	opInvalid                  // a request fasthttp could not parse
 	numOps
@@ -79,6 +80,7 @@ var opNames = [numOps]string{
 	opInternalGossip: "internal_gossip",
 	opInternalSpan:   "internal_span",
 	opInternalMerkle: "internal_merkle",
+	opInternalHello:  "internal_hello",
 	opUnknown:        "unknown",
 	opInvalid:        "invalid",
 }

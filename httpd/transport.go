@@ -530,6 +530,8 @@ func (t *Transport) Status(ctx context.Context, addr string) (peer.ClusterStatus
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(t.url(addr, "/v1/cluster"))
+	// Signed, so that a peer with --auth-file answers it (route.go's peerCall).
+	t.sign(&req.Header, fasthttp.MethodGet, "/v1/cluster", nil)
 	var st peer.ClusterStatus
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
 		return st, err

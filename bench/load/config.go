@@ -64,6 +64,7 @@ type Config struct {
 	Timeout      time.Duration         // --timeout: per request
 	Seed         uint64                // --seed: 0 picks one from the clock
 	Out          string                // --out: the directory for report.json and report.html
+	Token        string                // --token (RINGKV_TOKEN): the bearer token of a node with --auth-file
 	// TLS verifies https:// nodes (--cacert) and presents a client
 	// certificate (--cert, --key); nil means the system roots.
 	TLS *tls.Config

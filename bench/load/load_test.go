@@ -33,6 +33,8 @@ type fakeCluster struct {
 	lsm     atomic.Int64
 	servers []*httptest.Server
 	hits    []atomic.Int64 // requests of the attack (vegeta's header) per server
+	token   string         // when set, requests without it as a bearer token get 401
+	unauth  atomic.Int64   // requests refused for the token
 }
 
 func newFakeCluster(t *testing.T, nodes int, failPut int64) *fakeCluster {
@@ -60,6 +62,11 @@ func jsonError(w http.ResponseWriter, code int, msg string) {
 }
 
 func (f *fakeCluster) serve(node int, w http.ResponseWriter, r *http.Request) {
+	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+		f.unauth.Add(1)
+		jsonError(w, 401, "credential required")
+		return
+	}
 	if r.Header.Get("X-Vegeta-Seq") != "" {
 		f.hits[node].Add(1)
 	}
@@ -137,6 +144,34 @@ func testConfig(t *testing.T, addrs []string) Config {
 	c.Interval = 250 * time.Millisecond
 	c.Out = filepath.Join(t.TempDir(), "out")
 	return c
+}
+
+// TestRunToken: with --token every request of a run (the key check, the
+// preload, the attack, the LSM samples) carries the bearer token.
+func TestRunToken(t *testing.T) {
+	f := newFakeCluster(t, 1, 0)
+	f.token = "s3cret"
+	c := testConfig(t, f.addrs())
+	c.Duration = 300 * time.Millisecond
+	c.Keys = 50
+	c.Token = "s3cret"
+	r, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.unauth.Load(); n != 0 || r.Summary.Errors != 0 || r.Summary.OK == 0 || f.lsm.Load() == 0 {
+		t.Errorf("with the token: %d refused, %d errors, %d ok, %d LSM samples", n, r.Summary.Errors, r.Summary.OK, f.lsm.Load())
+	}
+	c.Token = ""
+	c.Preload = PreloadNever
+	c.Out = filepath.Join(t.TempDir(), "out2")
+	r, err = Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Summary.OK != 0 || f.unauth.Load() == 0 {
+		t.Errorf("without the token: %d ok, %d refused", r.Summary.OK, f.unauth.Load())
+	}
 }
 
 // TestRunEndToEnd runs workload b at full speed against two fake nodes for
@@ -486,7 +521,7 @@ func TestLSMSamplerNoEndpoint(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer srv.Close()
-	s := newSampler("x", srv.URL, time.Now(), time.Second)
+	s := newSampler("x", srv.URL, time.Now(), time.Second, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
 	defer cancel()
 	s.run(ctx, 20*time.Millisecond)

@@ -60,9 +60,10 @@ type sampler struct {
 	off     bool // the node has no /v1/lsm: stop asking
 }
 
-func newSampler(addr, base string, start time.Time, timeout time.Duration) *sampler {
+func newSampler(addr, base string, start time.Time, timeout time.Duration, token string) *sampler {
 	return &sampler{addr: addr, url: base + "/v1/lsm", start: start,
-		client: &http.Client{Timeout: timeout}}
+		client: &http.Client{Timeout: timeout, Transport: tokenTransport{base: http.DefaultTransport, token: token},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // run samples at once, then every interval, then once more when ctx ends.

@@ -114,11 +114,13 @@ func tlsOf(c *Config) *tls.Config {
 func newClient(c *Config) *http.Client {
 	return &http.Client{
 		Timeout: c.Timeout,
-		Transport: &http.Transport{
+		Transport: tokenTransport{token: c.Token, base: &http.Transport{
 			Proxy:               nil,
 			MaxIdleConnsPerHost: c.Concurrency,
 			IdleConnTimeout:     30 * time.Second,
 			TLSClientConfig:     tlsOf(c),
-		},
+		}},
+		// A redirect must not carry the token elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

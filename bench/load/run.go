@@ -76,8 +76,8 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	sctx, stopSampling := context.WithCancel(context.Background())
 	var swg sync.WaitGroup
 	for i, b := range bases {
-		samplers[i] = newSampler(c.Addrs[i], b, start, min(c.Timeout, 5*time.Second))
-		samplers[i].client.Transport = &http.Transport{TLSClientConfig: tlsOf(&c)}
+		samplers[i] = newSampler(c.Addrs[i], b, start, min(c.Timeout, 5*time.Second), c.Token)
+		samplers[i].client.Transport = tokenTransport{base: &http.Transport{TLSClientConfig: tlsOf(&c)}, token: c.Token}
 		swg.Go(func() { samplers[i].run(sctx, c.Interval) })
 	}
 

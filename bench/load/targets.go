@@ -25,11 +25,12 @@ type targets struct {
 	keys  workload.Chooser
 	bases []string
 
-	prefix    string // key prefix as the key's first bytes
-	escPrefix string // the prefix escaped for the path
-	qPrefix   string // "prefix=..." query parameter of a scan
-	limit     string // "&limit=N" of a scan
-	value     []byte // the body of every PUT
+	prefix    string      // key prefix as the key's first bytes
+	escPrefix string      // the prefix escaped for the path
+	qPrefix   string      // "prefix=..." query parameter of a scan
+	limit     string      // "&limit=N" of a scan
+	value     []byte      // the body of every PUT
+	header    http.Header // of every request: the bearer token; read-only (vegeta copies it)
 }
 
 func newTargets(c *Config, bases []string, keys workload.Chooser, seed uint64, value []byte) *targets {
@@ -43,7 +44,32 @@ func newTargets(c *Config, bases []string, keys workload.Chooser, seed uint64, v
 		qPrefix:   "prefix=" + url.QueryEscape(c.KeyPrefix),
 		limit:     "&limit=" + strconv.Itoa(c.ScanLimit),
 		value:     value,
+		header:    authHeader(c.Token),
 	}
+}
+
+// authHeader is the header that carries token, nil without one.
+func authHeader(token string) http.Header {
+	if token == "" {
+		return nil
+	}
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// tokenTransport adds the bearer token to every request of the preload,
+// the key check and the LSM samplers.
+type tokenTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.token == "" {
+		return t.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.token)
+	return t.base.RoundTrip(r)
 }
 
 // Targeter returns the vegeta.Targeter of the run.
@@ -66,7 +92,7 @@ func (t *targets) Targeter() vegeta.Targeter {
 // fill makes tgt the request op on key number n at base.
 func (t *targets) fill(tgt *vegeta.Target, op workload.Op, base string, n uint64) {
 	num := strconv.FormatUint(n, 10)
-	tgt.Header = nil
+	tgt.Header = t.header
 	tgt.Body = nil
 	switch op {
 	case workload.Scan:

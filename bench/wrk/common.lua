@@ -7,6 +7,8 @@
 --   DISTRIBUTION  uniform (default) or zipf: YCSB's zipfian, key-0 hottest,
 --                 as `ringkv bench --distribution zipf` does
 --   ZIPF_THETA    the zipfian's skew (default 0.99)
+--   TOKEN         bearer token, for a node with --auth-file: sent as
+--                 "Authorization: Bearer TOKEN" on every request
 --
 -- done() prints one machine-readable line:
 --   RESULT requests=<n> duration_us=<n> rps=<f> p50_us=<n> p99_us=<n> errors=<n> non2xx=<n>
@@ -14,6 +16,8 @@
 -- status of 400 or more (wrk's own count, which does not see 1xx/3xx).
 
 local keys = tonumber(os.getenv("KEYS") or "") or 100000
+local token = os.getenv("TOKEN") or ""
+if token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 local query = os.getenv("QUERY") or ""
 if query ~= "" then query = "?" .. query end
 local distribution = os.getenv("DISTRIBUTION") or "uniform"

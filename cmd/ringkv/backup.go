@@ -117,7 +117,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
 		addr = normalizeNodeAddress(v)
 	}
-	var to, nodes string
+	var to, nodes, token string
 	timeout := 10 * time.Second
 	fs := flag.NewFlagSet("ringkv backup", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -125,6 +125,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
 	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member that has not left)")
 	fs.DurationVar(&timeout, "timeout", timeout, "longest wait to connect to a node, for its answer to start, and between two parts of it")
+	addTokenFlag(fs, env, &token)
 	var tf tlsFlags
 	tf.add(fs, env)
 	fail := func(format string, a ...any) int {
@@ -152,7 +153,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout}, hc: &http.Client{Timeout: timeout, Transport: tr}, stderr: stderr, base: baseURL(addr)}
+	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout, token: token}, hc: withToken(&http.Client{Timeout: timeout, Transport: tr}, token), stderr: stderr, base: baseURL(addr)}
 	st, _, code := cc.status("cluster status")
 	if code != exitOK {
 		return code
@@ -186,7 +187,7 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 	tr = tr.Clone() // its proxy, keep-alive and TLS settings
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = timeout
-	hc := &http.Client{Transport: tr}
+	hc := withToken(&http.Client{Transport: tr}, token) // an admin token: backup is an admin action
 	code = exitOK
 	for i := range m.Nodes {
 		n := &m.Nodes[i]

@@ -73,6 +73,7 @@ func bench(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "per-request timeout")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed of the request sequence (0: from the clock)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for report.json and report.html")
+	addTokenFlag(fs, env, &c.Token)
 	var tf tlsFlags
 	tf.add(fs, env)
 	pos, err := parseFlags(fs, args)

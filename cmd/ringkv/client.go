@@ -26,6 +26,7 @@ type clientConfig struct {
 	limit       int
 	pageSize    int
 	json        bool
+	token       string
 }
 
 func clientUsage(cmd string) string {
@@ -52,6 +53,7 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
+	addTokenFlag(fs, env, &c.token)
 	var tf tlsFlags
 	tf.add(fs, env)
 	if cmd != "scan" {
@@ -100,7 +102,7 @@ func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, st
 	if err != nil {
 		return fail("%v", err)
 	}
-	hc := &http.Client{Timeout: c.timeout, Transport: tr}
+	hc := withToken(&http.Client{Timeout: c.timeout, Transport: tr}, c.token)
 
 	if cmd == "scan" {
 		return scanCmd(hc, base, c, stdout, stderr)
@@ -235,6 +237,42 @@ func scanCmd(hc *http.Client, base string, c clientConfig, stdout, stderr io.Wri
 		after = *page.Next
 	}
 	return exitOK
+}
+
+// addTokenFlag binds --token, whose default is RINGKV_TOKEN.
+func addTokenFlag(fs *flag.FlagSet, env *environ, token *string) {
+	if v, _, ok := env.lookup("RINGKV_TOKEN"); ok {
+		*token = v
+	}
+	fs.StringVar(token, "token", *token, "bearer token, for a node with --auth-file (also RINGKV_TOKEN, which ps does not show)")
+}
+
+// withToken makes hc send "Authorization: Bearer token" (when token is
+// set) and the X-Ringkv-Request header that admin POSTs need, on every
+// request. It follows no redirect: a node never sends one, and a
+// redirect must not carry the token to another host.
+func withToken(hc *http.Client, token string) *http.Client {
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = tokenTransport{base: base, token: token}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc
+}
+
+type tokenTransport struct {
+	base  http.RoundTripper
+	token string
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not change the request
+	r.Header.Set("X-Ringkv-Request", "1")
+	if t.token != "" {
+		r.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	return t.base.RoundTrip(r)
 }
 
 // baseURL turns an --addr (HOST:PORT, or a URL) into the URL requests are

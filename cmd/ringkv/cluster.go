@@ -34,6 +34,8 @@ commands:
                answer and returns at once.
 
 --addr defaults to RINGKV_ADDR, else NODE_ADDRESS, else 127.0.0.1:8080.
+--token (default RINGKV_TOKEN) is the bearer token for a node with
+--auth-file: status and ring need read, remove and leave admin.
 --json prints the node's JSON answer.
 Exit 0 on success, 1 when the node refuses (unknown or alive member),
 2 for bad usage, a node that cannot be reached, or a command it lacks.`
@@ -44,6 +46,7 @@ type clusterConfig struct {
 	timeout time.Duration
 	wait    time.Duration // leave: how long to follow the handover
 	json    bool
+	token   string
 }
 
 // cluster runs 'ringkv cluster'.
@@ -58,6 +61,7 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
 	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
+	addTokenFlag(fs, env, &c.token)
 	fs.BoolVar(&c.json, "json", false, "print the node's JSON answer")
 	var tf tlsFlags
 	tf.add(fs, env)
@@ -96,7 +100,7 @@ func cluster(args []string, env *environ, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	cc := &clusterClient{name: "ringkv cluster", c: c, hc: &http.Client{Timeout: c.timeout, Transport: tr}, stderr: stderr, base: baseURL(c.addr)}
+	cc := &clusterClient{name: "ringkv cluster", c: c, hc: withToken(&http.Client{Timeout: c.timeout, Transport: tr}, c.token), stderr: stderr, base: baseURL(c.addr)}
 
 	switch sub {
 	case "status":

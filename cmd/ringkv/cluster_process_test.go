@@ -150,6 +150,7 @@ func call(method, u, body string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	req.Header.Set("X-Ringkv-Request", "1") // admin POSTs need it
 	resp, err := chc.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -535,9 +536,11 @@ func TestClusterAddNodeCompat(t *testing.T) {
 	if got := listNodes(b); got != "node: "+b.http+"\n" {
 		t.Fatalf("before /add-node, B lists %q", got)
 	}
-	code, body, err := call(http.MethodGet, "http://"+b.http+"/add-node?address="+url.QueryEscape(a.http), "")
+	// POST: GET needs --kvstore-add-node-get. Without a cluster secret
+	// it is served to loopback clients only, as here.
+	code, body, err := call(http.MethodPost, "http://"+b.http+"/add-node?address="+url.QueryEscape(a.http), "")
 	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET /add-node: %d %q %v", code, body, err)
+		t.Fatalf("POST /add-node: %d %q %v", code, body, err)
 	}
 	want := []string{"node: " + a.http, "node: " + b.http}
 	slices.Sort(want)

@@ -152,6 +152,9 @@ func (h *labHost) heal() {
 // are the host's, on the default ports.
 func (h *labHost) node(args ...string) *cnode {
 	t := h.lab.t
+	// --insecure: the lab's addresses are not loopback, and its nodes
+	// run without TLS and --auth-file on purpose.
+	args = append([]string{"--insecure"}, args...)
 	return &cnode{t: t, id: h.name, dir: t.TempDir(), http: h.ip + ":8080", gossip: h.ip + ":7946", args: args, netns: h.ns}
 }
 

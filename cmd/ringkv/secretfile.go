@@ -51,7 +51,7 @@ func readSecretFile(path string) ([][]byte, error) {
 		return nil, fmt.Errorf("--cluster-secret-file %s: %v", path, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("--cluster-secret-file %s holds no secret (one a line, primary first)", path)
+		return nil, fmt.Errorf("--cluster-secret-file %s is empty: it holds no secret (one a line, the primary first)", path)
 	}
 	return out, nil
 }

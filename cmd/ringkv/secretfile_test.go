@@ -24,8 +24,8 @@ func TestReadSecretFile(t *testing.T) {
 		{name: "rotation", body: "# the new secret first\nnew \n\n  old\n", want: []string{"new", "old"}},
 		{name: "no newline", body: "s1", want: []string{"s1"}},
 		{name: "crlf", body: "a\r\nb\r\n", want: []string{"a", "b"}},
-		{name: "empty", body: "", err: "holds no secret"},
-		{name: "comments only", body: "# x\n\n", err: "holds no secret"},
+		{name: "empty", body: "", err: "is empty"},
+		{name: "comments only", body: "# x\n\n", err: "is empty"},
 		{name: "too big", body: strings.Repeat("x", maxSecretFile+1), err: "more than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

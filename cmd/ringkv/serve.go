@@ -43,13 +43,20 @@ type serveConfig struct {
 	antiEntropyInterval, maxClockOffset         time.Duration
 	drain                                       bool
 	profileOnStall, clusterSecret               string
-	clusterSecretFile, clusterName              string
+	clusterName                                 string
 	pprof                                       bool
 	mutexProfileFraction                        int
 	blockProfileRate                            time.Duration
 	logLevel                                    string
 	shutdownTimeout                             time.Duration
 	minFreeSpace                                engine.FreeSpace
+
+	// Client authentication and the admin plane (httpd/auth.go).
+	authFile, clusterSecretFile       string
+	metricsOpen, statusOpen, insecure bool
+	kvstoreAddNodeGet                 bool
+	// secretOnCmdline: --cluster-secret came as a flag, where ps shows it.
+	secretOnCmdline bool
 	// TLS (README.md, "TLS").
 	tlsCertFile, tlsKeyFile, peerCertFile, peerKeyFile, peerCAFile, peerAddr string
 }
@@ -96,8 +103,13 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
-	fs.StringVar(&c.clusterSecretFile, "cluster-secret-file", c.clusterSecretFile, "file of cluster secrets, one a line, the primary first (# comments); re-read when it changes, for key rotation")
+	fs.StringVar(&c.clusterSecretFile, "cluster-secret-file", c.clusterSecretFile, "file of cluster secrets, one a line, the primary first (# comments); re-read when it changes, for key rotation; prefer it, or RINGKV_CLUSTER_SECRET, to --cluster-secret, which ps shows")
 	fs.StringVar(&c.clusterName, "cluster-name", c.clusterName, "the cluster's name, which salts the keys derived from its secret: the same on every node")
+	fs.StringVar(&c.authFile, "auth-file", c.authFile, "client credentials, one a line: ROLE sha256:HEX [PREFIX] or ROLE cn:NAME [PREFIX], roles read, readwrite, admin, metrics; reloaded when it changes (none: every request is served, as on loopback)")
+	fs.BoolVar(&c.metricsOpen, "metrics-open", c.metricsOpen, "with --auth-file, serve /metrics without a credential (else it needs the metrics or admin role)")
+	fs.BoolVar(&c.statusOpen, "status-open", c.statusOpen, "with --auth-file, serve the status page / (and /v1/lsm, which it refreshes from) without a credential (else / needs admin)")
+	fs.BoolVar(&c.kvstoreAddNodeGet, "kvstore-add-node-get", c.kvstoreAddNodeGet, "accept go-kvstore's GET /add-node (a web page can fire a GET; the default is POST only)")
+	fs.BoolVar(&c.insecure, "insecure", c.insecure, "serve a non-loopback --http-addr without TLS or --auth-file, on purpose")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
 	fs.IntVar(&c.mutexProfileFraction, "mutex-profile-fraction", c.mutexProfileFraction, "sample 1 in N mutex contention events for /debug/pprof/mutex (0: off)")
 	fs.DurationVar(&c.blockProfileRate, "block-profile-rate", c.blockProfileRate, "sample goroutine blocking about once per this much time blocked, for /debug/pprof/block (0: off)")
@@ -166,11 +178,6 @@ func (c *serveConfig) validate() error {
 	if c.clusterName == "" {
 		return errors.New("--cluster-name must not be empty")
 	}
-	if c.clusterSecretFile != "" {
-		if _, err := readSecretFile(c.clusterSecretFile); err != nil {
-			return err
-		}
-	}
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
 	}
@@ -185,7 +192,45 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("--profile-on-stall: %v", err)
 		}
 	}
+	if c.clusterSecretFile != "" {
+		if c.clusterSecret != "" {
+			return errors.New("--cluster-secret and --cluster-secret-file: give one")
+		}
+		// One secret a line, the primary first (secretfile.go); the
+		// keyring is built from the file itself, and it is re-read when
+		// it changes.
+		secs, err := readSecretFile(c.clusterSecretFile)
+		if err != nil {
+			return err
+		}
+		c.clusterSecret = string(secs[0])
+	}
 	return nil
+}
+
+// secureStart refuses a node that would serve beyond loopback without
+// both TLS and client credentials, unless --insecure says it is meant
+// (CockroachDB's rule; on loopback, as `go run ./cmd/ringkv serve`,
+// nothing changes). httpAddr is HOST:PORT; an empty host or 0.0.0.0
+// listens on every interface. A host name other than localhost counts as
+// not loopback: it is not resolved here.
+func secureStart(httpAddr string, authOn, tlsOn, insecure bool) error {
+	host, _, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr %q: want HOST:PORT", httpAddr)
+	}
+	ip := net.ParseIP(host)
+	if strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback() || insecure || authOn && tlsOn {
+		return nil
+	}
+	var missing []string
+	if !tlsOn {
+		missing = append(missing, "--tls-cert-file and --tls-key-file")
+	}
+	if !authOn {
+		missing = append(missing, "--auth-file")
+	}
+	return fmt.Errorf("--http-addr %s is not loopback: set %s, or --insecure to serve it without them on purpose", httpAddr, strings.Join(missing, " and "))
 }
 
 // validateTLS checks that the TLS files come in pairs, and that a CA has
@@ -309,6 +354,7 @@ func parseServe(args []string, env *environ, stdout io.Writer) (serveConfig, com
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	c.secretOnCmdline = explicit["cluster-secret"]
 	// go-kvstore compatibility: NODE_ADDRESS names the HTTP address when
 	// neither the flag nor RINGKV_HTTP_ADDR does.
 	if !explicit["http-addr"] {
@@ -359,8 +405,15 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
 		return exitUsage
 	}
+	if err := secureStart(c.httpAddr, c.authFile != "", c.tlsCertFile != "", c.insecure); err != nil {
+		fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+		return exitUsage
+	}
 	level, _ := parseLevel(c.logLevel)
 	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.secretOnCmdline {
+		lg.Warn("--cluster-secret is on the command line, where other users of this machine can read it (ps, /proc); use --cluster-secret-file or RINGKV_CLUSTER_SECRET")
+	}
 	// The sampling rates are the Go runtime's, one per process: set only
 	// when asked, and put back on return (tests run nodes in-process).
 	if c.mutexProfileFraction > 0 {
@@ -380,6 +433,16 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "ringkv serve: "+format+"\n", args...)
 		return code
+	}
+
+	// Before anything opens: a bad auth file is a bad flag.
+	var auth *httpd.Auth
+	if c.authFile != "" {
+		auth, err = httpd.NewAuth(httpd.AuthConfig{File: c.authFile, Logger: lg.With("component", "auth")})
+		if err != nil {
+			return fail(exitUsage, "--auth-file: %v", err)
+		}
+		defer auth.Close()
 	}
 
 	// The certificate files, then the ports: a bad flag fails fast,
@@ -515,6 +578,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		RequirePeerCert: nodeTLS.MutualTLS,
 		SeparatePeer:    peerLn != nil,
 		Backup:          backupFunc(eng, c.dataDir),
+
+		Auth:              auth,
+		MetricsOpen:       c.metricsOpen,
+		StatusOpen:        c.statusOpen,
+		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
+		JoinTLS:           nodeTLS.Transport,
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)

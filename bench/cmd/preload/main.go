@@ -35,6 +35,7 @@ func main() {
 	prefix := flag.String("prefix", "key-", "key prefix")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
 	wait := flag.Duration("wait", 0, "first wait up to this long for --addr to accept connections")
+	token := flag.String("token", os.Getenv("TOKEN"), "bearer token of a node with --auth-file (default $TOKEN, as the wrk scripts)")
 	shuffle := flag.Bool("shuffle", envBool("SHUFFLE"), "write the keys in a random order (default $SHUFFLE) rather than key-0, key-1, ...")
 	flag.Parse()
 	if flag.NArg() != 0 || *keys < 0 || *valueSize < 0 || *conc < 1 {
@@ -89,6 +90,9 @@ func main() {
 				req.Header.SetMethod(fasthttp.MethodPut)
 				req.SetRequestURIBytes(uri)
 				req.Header.SetHost(*addr)
+				if *token != "" {
+					req.Header.Set("Authorization", "Bearer "+*token)
+				}
 				req.SetBody(value)
 				if err := client.DoTimeout(req, resp, *timeout); err != nil {
 					fail(fmt.Errorf("PUT %s: %w", uri, err))
