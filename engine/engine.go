@@ -134,6 +134,7 @@ type Engine struct {
 	db      *pebble.DB
 	opts    Options
 	horizon atomic.Pointer[func() uint64] // SetGCHorizon
+	tsBound atomic.Pointer[func() uint64] // SetTimestampBound
 	popts   *pebble.Options
 	stalls  *stallTracker
 	corrupt *corruptTracker

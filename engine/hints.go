@@ -35,6 +35,20 @@ func hintPrefix(target string) []byte {
 	return append(b, target...)
 }
 
+// prefixEnd returns the smallest key above every key with prefix p. (p
+// followed by 0xff is not: a hint stamped 0xff... sorts after it, and
+// would be neither replayed nor dropped.)
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // p is all 0xff; hint prefixes start with spaceHint
+}
+
 func appendHintKey(dst []byte, target string, v memtable.Version, key []byte) []byte {
 	dst = append(dst, spaceHint, byte(len(target)))
 	dst = append(dst, target...)
@@ -79,7 +93,7 @@ func (e *Engine) Hints(ctx context.Context, target string, max int) ([]Hint, err
 		return nil, ErrClosed
 	}
 	lo := hintPrefix(target)
-	hi := append(bytes.Clone(lo), 0xff)
+	hi := prefixEnd(lo)
 	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
@@ -141,7 +155,7 @@ func (e *Engine) DropHints(target string) error {
 		return ErrClosed
 	}
 	lo := hintPrefix(target)
-	hi := append(bytes.Clone(lo), 0xff)
+	hi := prefixEnd(lo)
 	if err := e.db.DeleteRange(lo, hi, pebble.Sync); err != nil {
 		return err
 	}

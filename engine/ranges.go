@@ -246,6 +246,11 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		e.removeApplied(paths)
 		return nil
 	}
+	if b := e.tsBound.Load(); b != nil {
+		if bound := (*b)(); in.maxTS > bound {
+			return fmt.Errorf("%w: the span holds a record stamped %d, beyond this node's bound %d", memtable.ErrFutureTimestamp, in.maxTS, bound)
+		}
+	}
 	if err := e.raiseCeiling(in.maxTS); err != nil {
 		return err
 	}
@@ -451,7 +456,7 @@ func (e *Engine) raiseCeiling(ts uint64) error {
 	if ts <= e.ceiling.Load() {
 		return nil
 	}
-	c := ts + ceilingMargin
+	c := ceilingAbove(ts)
 	if err := e.db.Set(metaKey(ceilingMeta), binary.BigEndian.AppendUint64(nil, c), pebble.Sync); err != nil {
 		return err
 	}
@@ -576,3 +581,10 @@ func (e *Engine) Checkpoint(dir string) error {
 	}
 	return nil
 }
+
+// SetTimestampBound makes IngestSpan and MergeSpan refuse files holding a
+// record stamped above bound() (memtable.ErrFutureTimestamp), before
+// anything is applied: a span pulled from a peer must not bring in a
+// record from the far future, which no later write could overwrite. The
+// write path has its own check (memtable.Clock.Update).
+func (e *Engine) SetTimestampBound(bound func() uint64) { e.tsBound.Store(&bound) }

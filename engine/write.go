@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,17 @@ type stripe struct {
 // each one. It stays under memtable.DefaultMaxOffset, so the coordinator's
 // clock can adopt the ceiling after a restart.
 const ceilingMargin = 250 << 16 // 250ms in HLC units
+
+// ceilingAbove is ts+ceilingMargin, saturating at 2^64-1: a stamp near
+// the top (replicas refuse them, but a store may hold one from before)
+// must not wrap the ceiling to the bottom, where a restarted clock would
+// then start below the records it holds.
+func ceilingAbove(ts uint64) uint64 {
+	if ts > math.MaxUint64-ceilingMargin {
+		return math.MaxUint64
+	}
+	return ts + ceilingMargin
+}
 
 const ceilingMeta = "hlc-ceiling"
 
@@ -198,7 +210,7 @@ func (e *Engine) sequence(b *pebble.Batch, maxTS uint64, sync bool) error {
 	if maxTS > e.ceiling.Load() {
 		e.ceilMu.Lock()
 		defer e.ceilMu.Unlock()
-		if c := maxTS + ceilingMargin; maxTS > e.ceiling.Load() {
+		if c := ceilingAbove(maxTS); maxTS > e.ceiling.Load() {
 			if err := b.Set(metaKey(ceilingMeta), binary.BigEndian.AppendUint64(nil, c), nil); err != nil {
 				return err
 			}

@@ -193,6 +193,11 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 				writeError(ctx, fasthttp.StatusConflict, err.Error())
 				return
 			}
+			if errors.Is(err, peer.ErrNotOwner) {
+				// Not this replica's key: nothing was stored.
+				writeError(ctx, fasthttp.StatusForbidden, err.Error())
+				return
+			}
 			s.writeStoreError(ctx, "internal_apply", err)
 			return
 		}

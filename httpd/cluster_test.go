@@ -123,6 +123,8 @@ func TestClusterInternalApply(t *testing.T) {
 	}{
 		{fmt.Errorf("wrapped: %w", peer.ErrInvalidKey), 400},
 		{fmt.Errorf("wrapped: %w", peer.ErrBadMessage), 400},
+		{fmt.Errorf("wrapped: %w", peer.ErrClockOffset), 409},
+		{fmt.Errorf("wrapped: %w", peer.ErrNotOwner), 403},
 		{errors.New("disk on fire"), 500},
 	} {
 		ts.cl.setApplyErr(tc.err)

@@ -458,6 +458,9 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 	if code == fasthttp.StatusConflict && path == "/internal/apply" {
 		return fmt.Errorf("%s%s: %w: %s", addr, path, peer.ErrClockOffset, clip(resp.Body()))
 	}
+	if code == fasthttp.StatusForbidden && path == "/internal/apply" {
+		return fmt.Errorf("%s%s: %w: %s", addr, path, peer.ErrNotOwner, clip(resp.Body()))
+	}
 	if code != want {
 		return fmt.Errorf("%s%s: status %d: %s", addr, path, code, clip(resp.Body()))
 	}

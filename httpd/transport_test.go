@@ -562,3 +562,17 @@ func TestTransportQueueFullFailsFast(t *testing.T) {
 		t.Errorf("the server got %d mutations, want 3", applied)
 	}
 }
+
+// TestTransportApplyRefusals: a replica's refusals come back as the
+// errors the coordinator acts on: 409 as ErrClockOffset (no hint), 403
+// as ErrNotOwner.
+func TestTransportApplyRefusals(t *testing.T) {
+	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	for _, want := range []error{peer.ErrClockOffset, peer.ErrNotOwner} {
+		ts.cl.setApplyErr(fmt.Errorf("refused: %w", want))
+		err := tr.Apply(testCtx(t, 10*time.Second), addr, testMutations("r", 1, 1))
+		if !errors.Is(err, want) {
+			t.Errorf("Apply refused with %v: got %v", want, err)
+		}
+	}
+}

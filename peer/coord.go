@@ -479,6 +479,12 @@ func (n *Node) repair(v *View, key, newest []byte, rs []reply) {
 		}
 		n.bg.Go(func() {
 			if err := n.sendApply(mem.HTTPAddr, []Mutation{m}); err != nil {
+				if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrClockOffset) {
+					// An old owner of a range being moved, past its grace,
+					// or a clock refusal: a hint would be refused too.
+					n.cfg.Logger.Debug("read repair refused", "node", id, "err", err)
+					return
+				}
 				n.cfg.Logger.Debug("read repair failed; keeping a hint", "node", id, "err", err)
 				n.hint(id, m)
 			}
@@ -488,7 +494,10 @@ func (n *Node) repair(v *View, key, newest []byte, rs []reply) {
 
 // ApplyLocal stores records sent by a coordinator (a replica write, read
 // repair or hint replay) in one durable batch; the newest version of each
-// key wins.
+// key wins. A batch with a key this node does not own (nor owned in a ring
+// replaced less than applyGrace ago) is refused whole with ErrNotOwner,
+// and one with a record stamped beyond the clock bound with
+// ErrClockOffset: a replica stores only what is its to store.
 func (n *Node) ApplyLocal(ms []Mutation) error {
 	if len(ms) == 0 {
 		return nil
@@ -497,6 +506,10 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 	for _, m := range ms {
 		if err := checkKey(m.Key); err != nil {
 			return err
+		}
+		if !n.mayStore(m.Key) {
+			n.applyRefused.Add(1)
+			return fmt.Errorf("%w: key %q (token %016x) is not in a range this node owns", ErrNotOwner, m.Key, ring.Token(m.Key))
 		}
 		if err := b.WriteEncoded(m.Key, m.Record); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadMessage, err)
@@ -573,4 +586,57 @@ func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
 		return true
 	})
 	return p, err
+}
+
+// ErrNotOwner is matched by ApplyLocal's refusal of a record of a key that
+// this node does not own (/internal/apply answers 403).
+var ErrNotOwner = errors.New("peer: this node does not own the key")
+
+// applyGrace is how long after a ring change a node still takes replica
+// writes for the keys it owned before it: nodes learn of a change at
+// different moments, and a coordinator that has not yet must not see its
+// writes refused (they would become hints, and quorums fail) meanwhile. A
+// node that gains keys takes their writes at once.
+const applyGrace = time.Minute
+
+// pastRing is a ring this node held, and until when it still counts.
+type pastRing struct {
+	r     *ring.Ring
+	until time.Time
+}
+
+// rememberRing keeps r, just replaced, for applyGrace. REQUIRES: viewMu.
+func (n *Node) rememberRing(r *ring.Ring) {
+	now := time.Now()
+	var keep []pastRing
+	if p := n.pastRings.Load(); p != nil {
+		for _, pr := range *p {
+			if now.Before(pr.until) {
+				keep = append(keep, pr)
+			}
+		}
+	}
+	keep = append(keep, pastRing{r: r, until: now.Add(applyGrace)})
+	n.pastRings.Store(&keep)
+}
+
+// mayStore reports whether a replica write of key is this node's to
+// store: it owns the key (ranges it is still pulling included) in the
+// current ring, or did in a ring replaced less than applyGrace ago.
+func (n *Node) mayStore(key []byte) bool {
+	tok := ring.Token(key)
+	if slices.Contains(n.view.Load().Ring.Owners(tok), n.cfg.NodeID) {
+		return true
+	}
+	p := n.pastRings.Load()
+	if p == nil {
+		return false
+	}
+	now := time.Now()
+	for _, pr := range *p {
+		if now.Before(pr.until) && slices.Contains(pr.r.Owners(tok), n.cfg.NodeID) {
+			return true
+		}
+	}
+	return false
 }

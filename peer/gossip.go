@@ -3,12 +3,14 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -41,8 +43,55 @@ type rosterEntry struct {
 	// Leaving: the node is handing its ranges over; it is out of the ring
 	// but still serves them to the nodes that pull them.
 	Leaving bool `json:"leaving,omitempty"`
+	// Proof, on a removal made with a cluster secret, is
+	// removalProof(Internode key, ID, Stamp): the node that took the
+	// removal (an admin's call, or the end of the node's own leave) held
+	// the key. Without it no other node takes a removal from gossip.
+	Proof []byte `json:"proof,omitempty"`
 	// PeerAddr is the node's internode listener (--peer-addr), if apart.
 	PeerAddr string `json:"peer_addr,omitempty"`
+}
+
+// removalProof is the HMAC-SHA256, under a cluster's Internode key, of a
+// removal of node id at stamp.
+func removalProof(key []byte, id string, stamp uint64) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("ringkv removal v1\x00"))
+	h.Write(binary.BigEndian.AppendUint64(nil, stamp))
+	h.Write([]byte(id))
+	return h.Sum(nil)
+}
+
+// satInc is x+1, saturating at 2^64-1: stamps come from the network, and
+// one of 2^64-1 must not wrap to the oldest.
+func satInc(x uint64) uint64 {
+	if x == math.MaxUint64 {
+		return x
+	}
+	return x + 1
+}
+
+// rosterStampMargin is how far beyond the clock bound (now plus the
+// maximum clock offset) a member-list stamp may be: the time a change
+// takes to travel. A later stamp is refused: it would win every merge
+// for as long as it is ahead, evicting the real entry.
+const rosterStampMargin = time.Second
+
+// maxRosterBytes bounds a member list taken from gossip: thousands of
+// members, not an attacker's gigabytes.
+const maxRosterBytes = 4 << 20
+
+// decodeRoster parses a member list from gossip (a broadcast or a
+// push/pull state).
+func decodeRoster(b []byte) (map[string]rosterEntry, error) {
+	if len(b) > maxRosterBytes {
+		return nil, fmt.Errorf("member list of %d bytes, more than %d", len(b), maxRosterBytes)
+	}
+	var remote map[string]rosterEntry
+	if err := json.Unmarshal(b, &remote); err != nil {
+		return nil, err
+	}
+	return remote, nil
 }
 
 func (a rosterEntry) beats(b rosterEntry) bool {
@@ -70,8 +119,11 @@ type GossipConfig struct {
 	PeerAddr string
 	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
 	BindAddr string
-	// Secret, when set, encrypts gossip with a key derived from it.
-	Secret string
+	// Secrets, when it holds any secret, encrypts gossip with the keys
+	// derived from them (memberlist's keyring, the primary secret's key
+	// first) and refuses unencrypted gossip; a Set installs the new keys
+	// while the node runs. nil or empty: no encryption.
+	Secrets *Secrets
 	// Replicas and VNodes shape the ring (see Config).
 	Replicas, VNodes int
 	// Engine keeps the member list durably; required.
@@ -109,16 +161,24 @@ const DefaultReconnectInterval = 2 * time.Second
 // ring changes only when a node joins for the first time or is removed; a
 // node that fails or restarts stays in it. Gossip implements Membership.
 type Gossip struct {
-	cfg   GossipConfig
-	ml    *memberlist.Memberlist
-	queue *memberlist.TransmitLimitedQueue
-	self  rosterEntry
+	cfg GossipConfig
+	ml  *memberlist.Memberlist
+	// keyring is memberlist's, nil without a cluster secret.
+	keyring *memberlist.Keyring
+	queue   *memberlist.TransmitLimitedQueue
+	self    rosterEntry
 
 	mu     sync.Mutex
 	roster map[string]rosterEntry
 	live   map[string]MemberState // memberlist's word on each node
-	since  map[string]time.Time   // when live last changed, per node
-	dirty  bool                   // roster changed since last persisted
+	// seen is each node's own word on its entry: what its memberlist
+	// metadata last said (the stamp, HTTP address and leaving flag it
+	// announces, at the address memberlist reached it at).
+	seen map[string]rosterEntry
+	// refusals gates the log lines of member-list entries refused.
+	refusals logGate
+	since    map[string]time.Time // when live last changed, per node
+	dirty    bool                 // roster changed since last persisted
 	// dialing holds the members a reconnect is in flight to.
 	dialing map[string]bool
 	// reconnects counts reconnect attempts, for tests and metrics.
@@ -130,13 +190,6 @@ type Gossip struct {
 	done     chan struct{}
 	dials    sync.WaitGroup // reconnects in flight
 	started  time.Time      // the reference of clock pings' send times
-}
-
-// GossipKey derives the 32-byte memberlist encryption key from a cluster
-// secret.
-func GossipKey(secret string) []byte {
-	k := sha256.Sum256([]byte("ringkv gossip key\x00" + secret))
-	return k[:]
 }
 
 // StartGossip loads the durable member list, starts memberlist and the
@@ -164,6 +217,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		cfg:      cfg,
 		roster:   map[string]rosterEntry{},
 		live:     map[string]MemberState{cfg.NodeID: Alive},
+		seen:     map[string]rosterEntry{},
 		since:    map[string]time.Time{cfg.NodeID: cfg.Now()},
 		dialing:  map[string]bool{},
 		changed:  make(chan struct{}, 1),
@@ -199,8 +253,16 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	mc.Events = g
 	mc.Ping = pingDelegate{g}
 	mc.LogOutput = &memberlistLog{lg: cfg.Logger}
-	if cfg.Secret != "" {
-		mc.SecretKey = GossipKey(cfg.Secret)
+	var keyring *memberlist.Keyring
+	if cfg.Secrets.Enabled() {
+		if keyring, err = newGossipKeyring(cfg.Secrets); err != nil {
+			return nil, err
+		}
+		mc.Keyring = keyring
+		// A packet without the cluster's key is never read, and this
+		// node never sends one in the clear: a member without the
+		// credential cannot enter the view, so it never enters the ring.
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	if cfg.Tune != nil {
 		cfg.Tune(mc)
@@ -210,7 +272,10 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", ErrGossipAddr, cfg.BindAddr, err)
 	}
-	g.ml = ml
+	g.ml, g.keyring = ml, keyring
+	if cfg.Secrets != nil {
+		cfg.Secrets.OnChange(func() { g.rotateKeys(keyring) })
+	}
 	if port == 0 {
 		// memberlist picked a free port: advertise that one.
 		g.cfg.BindAddr = net.JoinHostPort(host, strconv.Itoa(int(ml.LocalNode().Port)))
@@ -264,7 +329,11 @@ func (g *Gossip) Remove(id string) error {
 		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
 	e.Removed = true
-	e.Stamp = max(g.cfg.Clock.Now(), e.Stamp+1)
+	e.Stamp = max(g.cfg.Clock.Now(), satInc(e.Stamp))
+	e.Proof = nil
+	if k, ok := g.cfg.Secrets.Primary(); ok {
+		e.Proof = removalProof(k.Internode, id, e.Stamp)
+	}
 	g.roster[id] = e
 	g.dirty = true
 	g.mu.Unlock()
@@ -284,7 +353,7 @@ func (g *Gossip) Leave() error {
 	}
 	if !e.Leaving {
 		e.Leaving = true
-		e.Stamp = max(g.cfg.Clock.Now(), e.Stamp+1)
+		e.Stamp = max(g.cfg.Clock.Now(), satInc(e.Stamp))
 		g.roster[g.cfg.NodeID] = e
 		g.self = e
 		g.dirty = true
@@ -485,7 +554,19 @@ func (g *Gossip) viewLocked() *View {
 	return &View{Ring: ring.New(ids, g.cfg.VNodes, g.cfg.Replicas), Members: members}
 }
 
-// merge folds a remote member list into ours; it reports a change.
+// merge folds a remote member list into ours; it reports a change. The
+// list comes from any member holding the gossip key, relayed, so an entry
+// is taken only as far as it can be checked (SECURITY.md):
+//
+//   - a stamp beyond now plus the clock bound (and rosterStampMargin) is
+//     refused: it would beat every later change;
+//   - a removal, with a cluster secret, only with its proof, made by the
+//     node that took the removal;
+//   - any other entry of a member memberlist reports alive only as that
+//     member announces itself (its metadata); of a member not alive, only
+//     if this node has none yet (one it never met can only be learnt
+//     second-hand);
+//   - nothing but a removal of this node itself: only it announces itself.
 func (g *Gossip) merge(remote map[string]rosterEntry) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -494,19 +575,72 @@ func (g *Gossip) merge(remote map[string]rosterEntry) bool {
 		if e.ID != id || id == "" {
 			continue
 		}
-		if cur, ok := g.roster[id]; !ok || e.beats(cur) {
-			if id == g.cfg.NodeID && !e.Removed && ok {
-				continue // only this node announces itself
-			}
-			g.roster[id] = e
-			changed = true
-			g.cfg.Clock.Update(e.Stamp) //nolint:errcheck // a stamp from the future is still merged
+		cur, ok := g.roster[id]
+		if ok && !e.beats(cur) {
+			continue
 		}
+		if why := g.refuseLocked(e, cur, ok); why != "" {
+			if skipped, log := g.refusals.allow(); log {
+				g.cfg.Logger.Warn("ignoring a member-list entry from gossip", "node", id, "stamp", e.Stamp, "removed", e.Removed, "why", why, "others_ignored_since", skipped)
+			}
+			continue
+		}
+		if e.Removed && ok {
+			// Only the removal is proven: the addresses stay as known.
+			e.HTTPAddr, e.GossipAddr, e.PeerAddr, e.Leaving = cur.HTTPAddr, cur.GossipAddr, cur.PeerAddr, cur.Leaving
+		}
+		if s, live := g.seen[id]; live && !e.Removed {
+			e.GossipAddr = s.GossipAddr
+		}
+		g.roster[id] = e
+		changed = true
+		g.cfg.Clock.Update(e.Stamp) //nolint:errcheck // within the bound, checked above
 	}
 	if changed {
 		g.dirty = true
 	}
 	return changed
+}
+
+// refuseLocked returns why the entry e, which beats this node's entry cur
+// of the same node (had: there is one), is not taken from gossip; "" if it
+// is. REQUIRES: g.mu.
+func (g *Gossip) refuseLocked(e, cur rosterEntry, had bool) string {
+	if !g.stampInBound(e.Stamp) {
+		return "stamped beyond the clock bound"
+	}
+	if e.Removed {
+		if !g.cfg.Secrets.Enabled() {
+			return "" // no secret, nothing to prove a removal with
+		}
+		for _, k := range g.cfg.Secrets.All() {
+			if hmac.Equal(e.Proof, removalProof(k.Internode, e.ID, e.Stamp)) {
+				return ""
+			}
+		}
+		return "a removal without a valid proof"
+	}
+	if e.ID == g.cfg.NodeID {
+		return "only this node announces itself"
+	}
+	if st := g.live[e.ID]; st == Alive || st == Suspect {
+		s, ok := g.seen[e.ID]
+		if !ok || s.Stamp != e.Stamp || s.HTTPAddr != e.HTTPAddr || s.PeerAddr != e.PeerAddr || s.Leaving != e.Leaving {
+			return "not what the member itself announces"
+		}
+		return ""
+	}
+	if had {
+		return "a change of a member that is not alive to confirm it"
+	}
+	return ""
+}
+
+// stampInBound reports whether a member-list stamp is at most now plus
+// the maximum clock offset and rosterStampMargin.
+func (g *Gossip) stampInBound(stamp uint64) bool {
+	c := g.cfg.Clock
+	return stamp <= memtable.TimestampAt(c.Wall().Add(c.MaxOffset()+rosterStampMargin))
 }
 
 // broadcast queues the whole member list for gossip; it is small.
@@ -543,14 +677,16 @@ func (g *Gossip) NotifyMsg(b []byte) {
 		g.clockMsg(b)
 		return
 	}
-	var remote map[string]rosterEntry
-	if err := json.Unmarshal(b, &remote); err != nil {
+	remote, err := decodeRoster(b)
+	if err != nil {
 		g.cfg.Logger.Warn("ignoring a malformed member list from gossip", "err", err)
 		return
 	}
 	if g.merge(remote) {
 		g.signal()
-		g.queue.QueueBroadcast(rosterBroadcast(bytes.Clone(b)))
+		// Passed on as this node now holds it: what it refused, it does
+		// not spread.
+		g.broadcast()
 	}
 }
 
@@ -569,14 +705,19 @@ func (g *Gossip) LocalState(join bool) []byte {
 
 // MergeRemoteState merges a peer's member list from a push/pull exchange.
 func (g *Gossip) MergeRemoteState(buf []byte, join bool) {
-	var remote map[string]rosterEntry
-	if err := json.Unmarshal(buf, &remote); err != nil {
+	remote, err := decodeRoster(buf)
+	if err != nil {
 		g.cfg.Logger.Warn("ignoring a malformed member list from a peer", "err", err)
 		return
 	}
 	if g.merge(remote) {
 		g.signal()
 	}
+}
+
+// sameAnnouncement reports whether two entries say the same of a member.
+func sameAnnouncement(a, b rosterEntry) bool {
+	return a.Stamp == b.Stamp && a.HTTPAddr == b.HTTPAddr && a.GossipAddr == b.GossipAddr && a.PeerAddr == b.PeerAddr && a.Leaving == b.Leaving && a.Removed == b.Removed
 }
 
 // memberlist.EventDelegate
@@ -604,7 +745,19 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	g.mu.Lock()
 	g.setLiveLocked(n.Name, st)
 	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), PeerAddr: meta.PeerAddr, Stamp: meta.Stamp, Leaving: meta.Leaving}
-	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur)) {
+	if !g.stampInBound(e.Stamp) {
+		g.mu.Unlock()
+		g.cfg.Logger.Warn("ignoring a gossip member whose stamp is beyond the clock bound", "node", n.Name, "stamp", meta.Stamp)
+		return
+	}
+	if n.Name != g.cfg.NodeID {
+		g.seen[n.Name] = e
+	}
+	// A member's own word on its entry wins over whatever was learnt of
+	// it second-hand (a forged entry of a member this node had not met
+	// would otherwise stick), except over a removal, which only a newer
+	// entry (a new member of that id) beats.
+	if cur, ok := g.roster[n.Name]; n.Name != g.cfg.NodeID && (!ok || e.beats(cur) || (!cur.Removed && !sameAnnouncement(cur, e))) {
 		g.roster[n.Name] = e
 		g.dirty = true
 	}
@@ -733,4 +886,58 @@ func (g *Gossip) JoinUntil(ctx context.Context, addrs []string) {
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
+}
+
+// newGossipKeyring returns memberlist's keyring of every secret's gossip
+// key, the primary secret's first (the one it encrypts with).
+func newGossipKeyring(s *Secrets) (*memberlist.Keyring, error) {
+	all := s.All()
+	others := make([][]byte, 0, len(all))
+	for _, k := range all[1:] {
+		others = append(others, k.Gossip)
+	}
+	kr, err := memberlist.NewKeyring(others, all[0].Gossip)
+	if err != nil {
+		return nil, fmt.Errorf("gossip keyring: %w", err)
+	}
+	return kr, nil
+}
+
+// rotateKeys makes memberlist's keyring hold exactly the gossip keys of
+// the current secrets, in the order that keeps every step readable by
+// the members that have not caught up yet: new keys are added first (a
+// packet under any of them is read from now on), then the primary is
+// switched (this node encrypts with it), and only then are dropped keys
+// removed. A keyring cannot become empty while memberlist runs, nor
+// appear: turning encryption on or off takes a restart.
+func (g *Gossip) rotateKeys(kr *memberlist.Keyring) {
+	all := g.cfg.Secrets.All()
+	switch {
+	case kr == nil && len(all) == 0:
+		return
+	case kr == nil:
+		g.cfg.Logger.Error("cluster secrets were added, but gossip was started without encryption: restart the node to encrypt gossip")
+		return
+	case len(all) == 0:
+		g.cfg.Logger.Error("every cluster secret was removed; gossip keeps its keys until the node restarts (it cannot run unencrypted beside encrypted members)")
+		return
+	}
+	for _, k := range all {
+		if err := kr.AddKey(k.Gossip); err != nil {
+			g.cfg.Logger.Error("cannot install a gossip key", "err", err)
+			return
+		}
+	}
+	if err := kr.UseKey(all[0].Gossip); err != nil {
+		g.cfg.Logger.Error("cannot switch the primary gossip key", "err", err)
+		return
+	}
+	for _, old := range kr.GetKeys() {
+		if !slices.ContainsFunc(all, func(k ClusterKeys) bool { return bytes.Equal(k.Gossip, old) }) {
+			if err := kr.RemoveKey(old); err != nil {
+				g.cfg.Logger.Error("cannot remove a gossip key", "err", err)
+			}
+		}
+	}
+	g.cfg.Logger.Info("gossip keys installed", "keys", len(all))
 }

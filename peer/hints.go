@@ -2,7 +2,11 @@ package peer
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
 )
 
 // hintBatch is how many hints one replay message carries.
@@ -67,9 +71,40 @@ func (n *Node) replayTo(target, addr string) int {
 			}
 			return delivered
 		}
-		ms := make([]Mutation, len(hs))
-		for i, h := range hs {
-			ms[i] = Mutation{Key: h.Key, Record: h.Record}
+		// A hint for a key target no longer owns would be refused, and
+		// hold up the others: the key's new owners pulled its range from
+		// a quorum of the old ones, and anti-entropy covers the rest.
+		// So would one stamped beyond the clock bound (a read repair's
+		// copy of a record from the future): it would block the rest for
+		// good.
+		r := n.view.Load().Ring
+		bound := memtable.TimestampAt(n.cfg.Clock.Wall().Add(n.cfg.Clock.MaxOffset()))
+		dead := func(h engine.Hint) bool {
+			if !slices.Contains(r.KeyOwners(h.Key), target) {
+				return true
+			}
+			v, err := memtable.DecodeVersion(h.Record)
+			return err != nil || v.TS > bound
+		}
+		ms := make([]Mutation, 0, len(hs))
+		var stale []engine.Hint
+		for _, h := range hs {
+			if dead(h) {
+				stale = append(stale, h)
+				continue
+			}
+			ms = append(ms, Mutation{Key: h.Key, Record: h.Record})
+		}
+		if len(stale) > 0 {
+			if err := n.cfg.Engine.DeleteHints(target, stale); err != nil {
+				n.cfg.Logger.Warn("cannot delete hints the node would refuse", "node", target, "err", err)
+				return delivered
+			}
+			n.cfg.Logger.Info("dropped hints the node would refuse: keys it no longer owns, or stamped beyond the clock bound", "node", target, "hints", len(stale))
+			if len(ms) == 0 {
+				continue
+			}
+			hs = slices.DeleteFunc(hs, dead)
 		}
 		if err := n.sendApply(addr, ms); err != nil {
 			n.cfg.Logger.Debug("hint replay failed; will retry", "node", target, "err", err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/ringkv/ringkv/ring"
 )
 
 // This file is graceful leave: a node takes itself out of the ring but
@@ -98,6 +100,7 @@ func (n *Node) leave(ctx context.Context) error {
 	n.setLeave("handing ranges over")
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	var ho handover // ranges shown held, across the rounds of this leave
 	for {
 		v := n.view.Load()
 		why := ""
@@ -108,6 +111,11 @@ func (n *Node) leave(ctx context.Context) error {
 			return errors.New("no other member would hold the data")
 		default:
 			why = n.othersHoldRanges(ctx, v)
+			if why == "" {
+				// Checked, not taken on their word: the node's copy is
+				// about to be the cluster's no longer.
+				why = n.handedOver(ctx, v, []ring.Span{{Lo: 0, Hi: 0}}, &ho)
+			}
 		}
 		if why == "" {
 			break

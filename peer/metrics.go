@@ -5,7 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collector exports the coordinator's metrics: ringkv_hints_pending (per
 // owner), ringkv_hints_replayed_total, ringkv_hints_lost_total,
 // ringkv_read_repairs_total,
-// ringkv_transfer_bytes_total and the anti-entropy counters.
+// ringkv_transfer_bytes_total, ringkv_transfer_drops_withheld_total,
+// ringkv_apply_refused_total and the anti-entropy counters.
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
 
 type collector struct{ n *Node }
@@ -33,6 +34,10 @@ var (
 		"Time writes' answers spent waiting for peers' clocks, since start.", nil, nil)
 	descAESpans = prometheus.NewDesc("ringkv_anti_entropy_spans_repaired_total",
 		"Token spans anti-entropy found different from another owner's and pulled, since start.", nil, nil)
+	descDropsWithheld = prometheus.NewDesc("ringkv_transfer_drops_withheld_total",
+		"Times this node kept ranges it gave away because a new owner could not be shown to hold them (its Merkle tree and records differ), since start.", nil, nil)
+	descApplyRefused = prometheus.NewDesc("ringkv_apply_refused_total",
+		"Replica writes this node refused because the key is not in a range it owns, since start.", nil, nil)
 	descCorruptRepairs = prometheus.NewDesc("ringkv_corruption_repairs_total",
 		"Spans of damaged files excised and pulled back from the other replicas, since start.", nil, nil)
 )
@@ -50,6 +55,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCommitWaits
 	ch <- descCommitWaitSeconds
 	ch <- descCorruptRepairs
+	ch <- descDropsWithheld
+	ch <- descApplyRefused
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -81,4 +88,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCommitWaits, prometheus.CounterValue, float64(c.n.commitWaits.Load()))
 	ch <- prometheus.MustNewConstMetric(descCommitWaitSeconds, prometheus.CounterValue, float64(c.n.commitWaitNanos.Load())/1e9)
 	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.repairs.Load()))
+	ch <- prometheus.MustNewConstMetric(descDropsWithheld, prometheus.CounterValue, float64(c.n.dropsWithheld.Load()))
+	ch <- prometheus.MustNewConstMetric(descApplyRefused, prometheus.CounterValue, float64(c.n.applyRefused.Load()))
 }

@@ -115,6 +115,9 @@ type Node struct {
 	hintLog      logGate      // "cannot keep a hint", at most every 5s
 
 	reb rebalancer // range transfers (transfer.go)
+	// dropsWithheld counts drops of given-away ranges held back because a
+	// new owner could not be shown to hold them (verify.go).
+	dropsWithheld atomic.Int64
 
 	aeClean atomic.Uint64 // HLC start of the last complete anti-entropy pass
 	kept    atomic.Uint64 // rebalanceState.keptHorizon of the stored state
@@ -139,6 +142,12 @@ type Node struct {
 
 	// viewMu serializes SetView with the deletion of given-away ranges.
 	viewMu sync.Mutex
+	// pastRings are the rings replaced less than applyGrace ago (under
+	// viewMu): replica writes for keys this node owned in them are still
+	// taken (see mayStore).
+	pastRings atomic.Pointer[[]pastRing]
+	// applyRefused counts records ApplyLocal refused as not this node's.
+	applyRefused atomic.Int64
 
 	leaveRunning atomic.Bool            // StartLeave's goroutine runs
 	leaveState   atomic.Pointer[string] // ClusterStatus.Leave
@@ -216,6 +225,11 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.Clock.Update(cfg.Engine.MaxTimestamp()); err != nil {
 		cfg.Logger.Warn("stored timestamps are ahead of the wall clock", "err", err)
 	}
+	// What anti-entropy and range pulls merge is bounded as replica
+	// writes are: a span with a record stamped beyond the clock bound is
+	// refused whole.
+	clk := cfg.Clock
+	cfg.Engine.SetTimestampBound(func() uint64 { return memtable.TimestampAt(clk.Wall().Add(clk.MaxOffset())) })
 	n := &Node{
 		cfg:  cfg,
 		tag:  memtable.NodeTag(cfg.NodeID),
@@ -292,6 +306,11 @@ func (n *Node) SetView(v *View) {
 		ringChanged = true
 	}
 	old := n.view.Swap(v)
+	if ringChanged && old != nil && n.ringGen.Load() > 0 {
+		// Not NewNode's placeholder ring of this node alone: it was
+		// never a ring the cluster wrote to it by.
+		n.rememberRing(old.Ring)
+	}
 	if ringChanged {
 		n.ringGen.Add(1)
 		n.kickRebalance() // after the swap: the pull must see the new ring

@@ -105,8 +105,12 @@ type Transfer struct {
 
 // rebalancer is a Node's data movement state.
 type rebalancer struct {
-	kick  chan struct{}
-	bytes atomic.Int64 // ringkv_transfer_bytes_total: received
+	kick chan struct{}
+	// handover is dropGivenAway's memory of ranges shown held, under
+	// handoverMu (the rebalance loop calls it, and tests).
+	handoverMu sync.Mutex
+	handover   handover
+	bytes      atomic.Int64 // ringkv_transfer_bytes_total: received
 
 	mu        sync.Mutex
 	active    bool // a move with ranges left is under way
@@ -504,7 +508,8 @@ func unowned(r *ring.Ring, self string) []ring.Range {
 var errNotYet = errors.New("peer: not yet")
 
 // dropGivenAway deletes the ranges this node gave away, once every member
-// of the ring it gave them away in holds all of its ranges. If the ring
+// of the ring it gave them away in says it holds all of its ranges and
+// this node has checked that their new owners hold its records of them. If the ring
 // changed since, the ranges stay (a later move may give them back; an
 // old copy is merged, never trusted).
 func (n *Node) dropGivenAway(ctx context.Context) error {
@@ -520,6 +525,19 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	}
 	if why := n.othersHoldRanges(ctx, v); why != "" {
 		n.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
+		return errNotYet
+	}
+	// The others' word that they are settled is not enough: this node
+	// checks that they hold what it is about to delete (verify.go).
+	var drop []ring.Span
+	for _, rg := range st.Drop {
+		drop = append(drop, rg.Spans()...)
+	}
+	n.reb.handoverMu.Lock()
+	why := n.handedOver(ctx, v, drop, &n.reb.handover)
+	n.reb.handoverMu.Unlock()
+	if why != "" {
+		n.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
 		return errNotYet
 	}
 	// The ring must not change between the check and the deletion: a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -616,5 +617,102 @@ func TestReadDuringLeaveAsksTheOldOwners(t *testing.T) {
 			t.Fatalf("quorum read of %s via %s during the leave, %s down = %q, %v; want v2, acknowledged at quorum",
 				k, c.IDs[via], c.IDs[x], got, err)
 		}
+	}
+}
+
+// TestFakeSettledMembersDropNothing: members that join and say they are
+// settled, but hold nothing (they pulled nothing and swallow the writes
+// sent to them), never make the real nodes drop the ranges they gave
+// them: a donor checks the new owners' Merkle trees and records itself.
+func TestFakeSettledMembersDropNothing(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 2})
+	const keys = 300
+	for i := range keys {
+		if err := put(t, c.Nodes[i%3], string(key(i)), fmt.Sprint("v", i), peer.All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	held := map[int][]int{} // key: the real nodes holding it
+	for i := range keys {
+		for j := range 3 {
+			if c.Local(j, key(i)) != nil {
+				held[i] = append(held[i], j)
+			}
+		}
+	}
+	for f := range 3 {
+		addr := fmt.Sprintf("mem-%d:80", 4+f) // AddNode's next addresses
+		c.Net.Lie(addr, peertest.Lies{Settled: true, SwallowApplies: true})
+		for j := range 3 {
+			c.Net.Cut(addr, c.Addrs[j]) // its pulls fail: it holds nothing
+		}
+	}
+	for range 3 {
+		c.AddNode()
+	}
+	lost := func() []string {
+		var out []string
+		for i, js := range held {
+			for _, j := range js {
+				if c.Local(j, key(i)) == nil {
+					out = append(out, fmt.Sprintf("%s on %s", key(i), c.IDs[j]))
+				}
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if l := lost(); len(l) > 0 {
+			t.Fatalf("%d copies dropped on a fake member's word: %v", len(l), l[:min(5, len(l))])
+		}
+		done := true
+		for j := range 3 {
+			done = done && c.Nodes[j].DropsWithheld() >= 2
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the real nodes did not check the fake members twice within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLeaveWaitsForVerifiedCopies: a leaving node does not take itself
+// out while a member that gains its ranges only says it holds them (it
+// pulled nothing, and swallows what it is sent).
+func TestLeaveWaitsForVerifiedCopies(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 2})
+	for i := range 300 {
+		if err := put(t, c.Nodes[i%3], string(key(i)), fmt.Sprint("v", i), peer.All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Settle()
+	const l, liar = 2, 1
+	c.Net.Lie(c.Addrs[liar], peertest.Lies{Settled: true, SwallowApplies: true})
+	for j := range 3 {
+		if j != liar {
+			c.Net.Cut(c.Addrs[liar], c.Addrs[j])
+		}
+	}
+	if err := c.Nodes[l].StartLeave(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Nodes[l].DropsWithheld() < 3 {
+		if st := c.Nodes[l].ClusterStatus().Leave; st == "left" {
+			t.Fatalf("the node left on a member's word")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leaving node did not check its successors within 60s: %q", c.Nodes[l].ClusterStatus().Leave)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := c.Nodes[l].ClusterStatus(); st.Leave == "left" || !strings.Contains(st.Leave, c.IDs[liar]) {
+		t.Fatalf("leave status %q, want it handing over, waiting for %s", st.Leave, c.IDs[liar])
 	}
 }

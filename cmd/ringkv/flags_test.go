@@ -56,6 +56,8 @@ func TestServeFlagErrors(t *testing.T) {
 	f(nil, "--mutex-profile-fraction", "--mutex-profile-fraction", "-1")
 	f(nil, "--block-profile-rate", "--block-profile-rate", "-1s")
 	f(nil, "--profile-on-stall", "--profile-on-stall", "/proc/no/such/dir")
+	f(nil, "--cluster-secret-file", "--cluster-secret-file", "/no/such/secrets")
+	f(nil, "--cluster-name", "--cluster-name", "")
 	f(nil, "nope", "--nope")
 	f(nil, "unexpected argument", "extra")
 	f(map[string]string{"RINGKV_MEMTABLE_SIZE": "huge"}, "RINGKV_MEMTABLE_SIZE")

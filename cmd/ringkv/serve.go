@@ -43,6 +43,7 @@ type serveConfig struct {
 	antiEntropyInterval, maxClockOffset         time.Duration
 	drain                                       bool
 	profileOnStall, clusterSecret               string
+	clusterName                                 string
 	pprof                                       bool
 	mutexProfileFraction                        int
 	blockProfileRate                            time.Duration
@@ -68,6 +69,7 @@ func defaultServeConfig() serveConfig {
 		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
 		maxClockOffset: peer.DefaultMaxClockOffset,
 		pprof:          true, logLevel: "info", shutdownTimeout: 30 * time.Second,
+		clusterName: peer.DefaultClusterName,
 	}
 }
 
@@ -101,7 +103,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
 	fs.StringVar(&c.profileOnStall, "profile-on-stall", c.profileOnStall, "directory where each write stall leaves CPU and goroutine profiles and the LSM state")
 	fs.StringVar(&c.clusterSecret, "cluster-secret", c.clusterSecret, "shared secret: required on internode calls, and encrypts gossip")
-	fs.StringVar(&c.clusterSecretFile, "cluster-secret-file", c.clusterSecretFile, "file holding the cluster secret (trailing newline ignored); prefer it, or RINGKV_CLUSTER_SECRET, to --cluster-secret, which ps shows")
+	fs.StringVar(&c.clusterSecretFile, "cluster-secret-file", c.clusterSecretFile, "file of cluster secrets, one a line, the primary first (# comments); re-read when it changes, for key rotation; prefer it, or RINGKV_CLUSTER_SECRET, to --cluster-secret, which ps shows")
+	fs.StringVar(&c.clusterName, "cluster-name", c.clusterName, "the cluster's name, which salts the keys derived from its secret: the same on every node")
 	fs.StringVar(&c.authFile, "auth-file", c.authFile, "client credentials, one a line: ROLE sha256:HEX [PREFIX] or ROLE cn:NAME [PREFIX], roles read, readwrite, admin, metrics; reloaded when it changes (none: every request is served, as on loopback)")
 	fs.BoolVar(&c.metricsOpen, "metrics-open", c.metricsOpen, "with --auth-file, serve /metrics without a credential (else it needs the metrics or admin role)")
 	fs.BoolVar(&c.statusOpen, "status-open", c.statusOpen, "with --auth-file, serve the status page / (and /v1/lsm, which it refreshes from) without a credential (else / needs admin)")
@@ -172,6 +175,9 @@ func (c *serveConfig) validate() error {
 	case c.blockProfileRate < 0:
 		return fmt.Errorf("--block-profile-rate (%s) must not be negative", c.blockProfileRate)
 	}
+	if c.clusterName == "" {
+		return errors.New("--cluster-name must not be empty")
+	}
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
 	}
@@ -190,14 +196,14 @@ func (c *serveConfig) validate() error {
 		if c.clusterSecret != "" {
 			return errors.New("--cluster-secret and --cluster-secret-file: give one")
 		}
-		b, err := os.ReadFile(c.clusterSecretFile)
+		// One secret a line, the primary first (secretfile.go); the
+		// keyring is built from the file itself, and it is re-read when
+		// it changes.
+		secs, err := readSecretFile(c.clusterSecretFile)
 		if err != nil {
-			return fmt.Errorf("--cluster-secret-file: %v", err)
+			return err
 		}
-		c.clusterSecret = strings.TrimRight(string(b), "\r\n")
-		if c.clusterSecret == "" {
-			return fmt.Errorf("--cluster-secret-file %s is empty", c.clusterSecretFile)
-		}
+		c.clusterSecret = string(secs[0])
 	}
 	return nil
 }
@@ -498,15 +504,21 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	secrets, err := clusterSecrets(c.clusterName, c.clusterSecret, c.clusterSecretFile)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if c.clusterSecretFile != "" {
+		// A change to the file reaches gossip's keyring and internode
+		// signing (both read secrets) without a restart.
+		stopWatch := watchSecretFile(c.clusterSecretFile, secrets, secretFilePoll, lg.With("component", "secrets"))
+		defer stopWatch()
+	}
 	clocks := peer.NewClockMonitor(c.maxClockOffset, wall, lg.With("component", "clock"))
 	clock := memtable.NewClockBound(wall, c.maxClockOffset)
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
 	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
-	// The HMAC keys of internode calls, derived from --cluster-secret.
-	var secrets *peer.Secrets
-	if c.clusterSecret != "" {
-		secrets = peer.NewSecrets(peer.DefaultClusterName, []byte(c.clusterSecret))
-	}
+	// The HMAC keys of internode calls are secrets' (clusterSecrets).
 	peerAddrs := newPeerAddrs()
 	transport := httpd.NewTransport(httpd.TransportConfig{
 		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.lookup,
@@ -527,7 +539,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 	undo = append(undo, func() { node.Close() })
 	gossip, err := peer.StartGossip(peer.GossipConfig{
-		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secret: c.clusterSecret,
+		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
 		PeerAddr: peerLnAddr(peerLn),
 		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: func(v *peer.View) { peerAddrs.set(v); node.SetView(v) },
 		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,

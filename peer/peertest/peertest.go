@@ -40,7 +40,8 @@ type Network struct {
 	hung  map[string]chan struct{}
 	drop  float64
 	rng   *rand.Rand
-	calls map[string]int // by kind: apply, read, scan
+	calls map[string]int  // by kind: apply, read, scan
+	lies  map[string]Lies // by address
 	// inflight tracks the goroutines of asynchronous calls and range
 	// streams, which run on another node's engine after the call that
 	// started them returned; Cluster.Close waits for them.
@@ -55,7 +56,32 @@ func NewNetwork(seed uint64) *Network {
 		hung:  map[string]chan struct{}{},
 		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		calls: map[string]int{},
+		lies:  map[string]Lies{},
 	}
+}
+
+// Lies are what a member that cannot be trusted says to the others.
+type Lies struct {
+	// Settled: its status says it holds every range of its ring, whether
+	// it does or not.
+	Settled bool
+	// SwallowApplies: it acknowledges replica writes without storing
+	// them.
+	SwallowApplies bool
+}
+
+// Lie makes the node at addr (which may not have started yet) tell the
+// others l from now on.
+func (n *Network) Lie(addr string, l Lies) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lies[addr] = l
+}
+
+func (n *Network) liesOf(addr string) Lies {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lies[addr]
 }
 
 // Isolate cuts addr off from every other address, both ways.
@@ -151,6 +177,9 @@ func (t *transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) 
 	if err != nil {
 		return err
 	}
+	if t.net.liesOf(addr).SwallowApplies {
+		return nil
+	}
 	cp := make([]peer.Mutation, len(ms))
 	for i, m := range ms {
 		cp[i] = peer.Mutation{Key: bytes.Clone(m.Key), Record: bytes.Clone(m.Record)}
@@ -218,7 +247,11 @@ func (t *transport) Status(ctx context.Context, addr string) (peer.ClusterStatus
 	if err != nil {
 		return peer.ClusterStatus{}, err
 	}
-	return node.ClusterStatus(), nil
+	st := node.ClusterStatus()
+	if t.net.liesOf(addr).Settled {
+		st.Settled, st.Transfers = true, nil
+	}
+	return st, nil
 }
 
 func (t *transport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
