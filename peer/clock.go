@@ -44,6 +44,13 @@ const DefaultMaxClockOffset = memtable.DefaultMaxOffset
 // it would outlive the refusal.
 var errClockUnchecked = fmt.Errorf("%w: this node has not yet compared its clock with any peer's since it started", ErrClockOffset)
 
+// errClockUnverified refuses a write on a node that could not compare its
+// clock with a majority of its live peers in time: a clock far behind
+// would stamp a write that orders before writes acknowledged elsewhere,
+// and the replicas cannot tell such a record from an old one (a hint, a
+// repair), so it would lose without a word.
+var errClockUnverified = fmt.Errorf("%w: this node could not yet compare its clock with a majority of its live peers", ErrClockOffset)
+
 // ErrClockOffset is matched by the error of a write this node will not
 // coordinate, or a record it will not store, because of clock offset.
 var ErrClockOffset = errors.New("peer: clock offset beyond --max-clock-offset")
@@ -193,6 +200,11 @@ type ClockVerdict struct {
 	// peers the view says are reachable (also when none is but it was
 	// compared before, and when nothing measures offsets).
 	Verified bool
+	// Compared: Verified rests on measurements (not on there being
+	// nothing that measures, or no peer to compare with). A write whose
+	// clock was not compared stores its own copy only once a replica has
+	// taken it (a replica refuses a record from the future).
+	Compared bool
 	// Err is a *ClockOffsetError when the clock is off by more than the
 	// bound from a majority of the peers (the other members of the ring),
 	// as far as recent measurements say, whatever their error.
@@ -219,6 +231,9 @@ func (c *ClockMonitor) Assess(self string, v *View) ClockVerdict {
 		if id == self {
 			continue
 		}
+		if m, ok := v.Members[id]; ok && m.NoClock {
+			continue
+		}
 		peers++
 		_, reachable := v.reachable(id)
 		if reachable {
@@ -242,14 +257,18 @@ func (c *ClockMonitor) Assess(self string, v *View) ClockVerdict {
 	c.mu.Unlock()
 	vd := ClockVerdict{Lag: min(lag, c.bound)}
 	switch {
-	case !c.probed.Load():
+	case !c.probed.Load() || peers == 0:
+		// Not measuring, or no peer that can be compared with (a
+		// cluster of older releases): nothing to wait for.
 		vd.Verified = true
 	case up == 0:
 		// Nobody to compare with now: fine if the clock was compared
 		// before (it drifts slowly), not if it never was since start.
 		vd.Verified = everMeasured
+		vd.Compared = vd.Verified
 	default:
 		vd.Verified = seen > up/2
+		vd.Compared = vd.Verified
 	}
 	if len(off) > peers/2 {
 		slices.Sort(off)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ func TestClockMonitor(t *testing.T) {
 		// unverified: the clock was not compared recently with a majority
 		// of the (reachable) peers.
 		unverified bool
+		// noClock: peers of a release that answers no clock comparison.
+		noClock []string
 	}{
 		{name: "in sync", peers: []string{"a", "b"}, obs: []obs{{"a", time.Millisecond, 0}, {"b", -2 * time.Millisecond, 0}},
 			wantLag: 2 * time.Millisecond},
@@ -53,6 +56,9 @@ func TestClockMonitor(t *testing.T) {
 		{name: "one of two peers measured is no majority", peers: []string{"a", "b"}, obs: []obs{{"a", 0, 0}},
 			unverified: true},
 		{name: "two of three peers measured is", peers: []string{"a", "b", "c"}, obs: []obs{{"a", 0, 0}, {"b", 0, 0}}},
+		{name: "peers that answer no clock comparison do not count", peers: []string{"a", "b", "c"}, obs: []obs{{"a", 0, 0}},
+			noClock: []string{"b", "c"}},
+		{name: "nor when none answers", peers: []string{"a", "b"}, noClock: []string{"a", "b"}},
 		{name: "the sample with the shortest round trip counts", peers: []string{"a"},
 			obs:     []obs{{"a", -time.Millisecond, 2 * time.Millisecond}, {"a", -30 * time.Millisecond, 80 * time.Millisecond}},
 			wantLag: 2 * time.Millisecond},
@@ -70,7 +76,7 @@ func TestClockMonitor(t *testing.T) {
 			now = now.Add(tc.later)
 			v := &peer.View{Ring: ring.New(append([]string{"me"}, tc.peers...), 8, 3), Members: map[string]peer.Member{}}
 			for _, id := range tc.peers {
-				v.Members[id] = peer.Member{ID: id, State: peer.Alive}
+				v.Members[id] = peer.Member{ID: id, State: peer.Alive, NoClock: slices.Contains(tc.noClock, id)}
 			}
 			vd := m.Assess("me", v)
 			if got := vd.Err != nil; got != tc.wantOff {
@@ -90,17 +96,15 @@ func TestClockMonitor(t *testing.T) {
 }
 
 // TestClockAheadIsRefused: a node whose clock is a second ahead has its
-// writes refused by the replicas (their clocks are the majority's), keeps
-// no hint of them and stores them nowhere; once the offsets are measured
-// it coordinates no writes at all, and says why. Writes through the other
-// nodes go on.
+// writes refused by the replicas (their clocks are the majority's) and
+// keeps no hint of them; once the offsets are measured it coordinates no
+// writes at all, and says why. Writes through the other nodes go on.
 func TestClockAheadIsRefused(t *testing.T) {
 	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, ClockOffsets: []time.Duration{time.Second}})
 	fast, normal := c.Nodes[0], c.Nodes[1]
-	// As if gossip measured offsets, but no measurement has come yet
-	// (the write waits a second for one, then goes on without it).
-	fast.Clocks().SetProbed()
-	// Before any measurement: the replicas refuse the write.
+	// Nothing measures offsets on the fast node (with gossip something
+	// always does, and it would refuse the write before any replica saw
+	// it: TestUnverifiedClockRefusesWrites): the replicas refuse it.
 	err := put(t, fast, "k", "from-the-future", peer.All)
 	if !errors.Is(err, peer.ErrUnavailable) || !errors.Is(err, peer.ErrClockOffset) {
 		t.Fatalf("put through the fast node: %v, want unavailable for clock offset", err)
@@ -227,5 +231,38 @@ func TestSequentialWritesWithinTheBound(t *testing.T) {
 	}
 	if pairs < 6 {
 		t.Fatalf("only %d keys fit the scenario", pairs)
+	}
+}
+
+// TestUnverifiedClockRefusesWrites: a node that measures clocks but has
+// not compared its own with a majority of its live peers (a one-way
+// partition at start) coordinates no writes, however far its clock is
+// behind, since the replicas could not tell its writes from old records;
+// once compared, it does. Peers of a release that does not answer clock
+// comparisons do not count.
+func TestUnverifiedClockRefusesWrites(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, ClockOffsets: []time.Duration{-5 * time.Second}, RequestTimeout: time.Second})
+	slow := c.Nodes[0]
+	slow.Clocks().SetProbed() // gossip measures, but has heard no one yet
+	err := put(t, slow, "k", "from-the-past", peer.Quorum)
+	if !errors.Is(err, peer.ErrUnavailable) || !errors.Is(err, peer.ErrClockOffset) || !strings.Contains(err.Error(), "majority of its live peers") {
+		t.Fatalf("put through a node whose clock was never compared: %v", err)
+	}
+	c.Settle()
+	for i := range 3 {
+		if rec := c.Local(i, []byte("k")); rec != nil {
+			t.Fatalf("%s stored a write that was refused", c.IDs[i])
+		}
+	}
+	c.MeasureClocks()
+	var ce *peer.ClockOffsetError
+	if err := put(t, slow, "k", "v", peer.Quorum); !errors.As(err, &ce) {
+		t.Fatalf("put once measured 5s behind: %v, want a ClockOffsetError", err)
+	}
+	// A node within the bound, compared, writes.
+	ok := peertest.NewCluster(t, peertest.Options{Nodes: 3, RequestTimeout: time.Second})
+	ok.MeasureClocks()
+	if err := put(t, ok.Nodes[0], "k", "v", peer.Quorum); err != nil {
+		t.Fatalf("put through a compared node: %v", err)
 	}
 }

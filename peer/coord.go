@@ -43,7 +43,7 @@ func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte,
 	// might be far ahead: then this node's own copy waits for a replica's
 	// word, so that a write they refuse as from the future is stored
 	// nowhere (it would later beat writes acknowledged after it).
-	checked := vd.Verified
+	checked := vd.Compared
 
 	if !checked && !slices.ContainsFunc(owners, func(id string) bool {
 		_, ok := v.reachable(id)

@@ -72,10 +72,15 @@ func satInc(x uint64) uint64 {
 }
 
 // rosterStampMargin is how far beyond the clock bound (now plus the
-// maximum clock offset) a member-list stamp may be: the time a change
-// takes to travel. A later stamp is refused: it would win every merge
-// for as long as it is ahead, evicting the real entry.
-const rosterStampMargin = time.Second
+// maximum clock offset) a member-list stamp may be. A later stamp is
+// refused: a forged far-future one (2^64-1) would win every merge for as
+// long as it is ahead. It is generous, not the clock bound itself: a node
+// whose clock is seconds behind its peers' must still take their entries
+// (stamped by their clocks), stay in the ring and be told its clock is
+// off (it then coordinates no writes); and a member's own word replaces a
+// second-hand entry however it is stamped, so a forged stamp within the
+// margin evicts nobody.
+const rosterStampMargin = time.Hour
 
 // maxRosterBytes bounds a member list taken from gossip: thousands of
 // members, not an attacker's gigabytes.
@@ -107,6 +112,10 @@ type nodeMeta struct {
 	Stamp    uint64 `json:"s"`
 	Leaving  bool   `json:"l,omitempty"`
 	PeerAddr string `json:"p,omitempty"`
+	// Clock: the node answers clock pings and probes with its clock, so
+	// its peers can compare theirs with it (nodes of releases before
+	// --max-clock-offset do not; they are left out of the comparison).
+	Clock bool `json:"c,omitempty"`
 }
 
 // GossipConfig configures Gossip.
@@ -171,6 +180,9 @@ type Gossip struct {
 	mu     sync.Mutex
 	roster map[string]rosterEntry
 	live   map[string]MemberState // memberlist's word on each node
+	// noClock: the nodes whose metadata does not say they answer clock
+	// pings (an older release).
+	noClock map[string]bool
 	// seen is each node's own word on its entry: what its memberlist
 	// metadata last said (the stamp, HTTP address and leaving flag it
 	// announces, at the address memberlist reached it at).
@@ -217,6 +229,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		cfg:      cfg,
 		roster:   map[string]rosterEntry{},
 		live:     map[string]MemberState{cfg.NodeID: Alive},
+		noClock:  map[string]bool{},
 		seen:     map[string]rosterEntry{},
 		since:    map[string]time.Time{cfg.NodeID: cfg.Now()},
 		dialing:  map[string]bool{},
@@ -544,6 +557,7 @@ func (g *Gossip) viewLocked() *View {
 			}
 			m.State = g.live[id]
 			m.Since = g.since[id]
+			m.NoClock = g.noClock[id]
 			if m.State == "" {
 				m.State = Dead // not heard from since this node started
 				m.Since = g.since[g.cfg.NodeID]
@@ -664,7 +678,7 @@ func (g *Gossip) NodeMeta(limit int) []byte {
 	g.mu.Lock()
 	stamp, leaving := g.self.Stamp, g.self.Leaving
 	g.mu.Unlock()
-	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving})
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving, Clock: true})
 	if len(b) > limit {
 		return nil
 	}
@@ -744,6 +758,14 @@ func (g *Gossip) noteNode(n *memberlist.Node, st MemberState) {
 	}
 	g.mu.Lock()
 	g.setLiveLocked(n.Name, st)
+	if meta.Clock {
+		delete(g.noClock, n.Name)
+	} else {
+		if g.noClock == nil {
+			g.noClock = map[string]bool{}
+		}
+		g.noClock[n.Name] = true
+	}
 	e := rosterEntry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), PeerAddr: meta.PeerAddr, Stamp: meta.Stamp, Leaving: meta.Leaving}
 	if !g.stampInBound(e.Stamp) {
 		g.mu.Unlock()

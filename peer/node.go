@@ -399,6 +399,9 @@ func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.R
 			vd = n.awaitClockCheck(ctx)
 			v = n.view.Load()
 		}
+		if vd.Err == nil && !vd.Verified {
+			vd.Err = errClockUnverified
+		}
 		if vd.Err != nil {
 			return Version{}, &UnavailableError{Op: op, Needed: c.Needed(len(v.Ring.KeyOwners(key))), Cause: vd.Err}
 		}
@@ -417,17 +420,16 @@ func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.R
 // clockCheckWait bounds how long a write waits for this node's clock to be
 // compared with its live peers' (after a start, or a member's return):
 // clock pings answer within a round trip, so the wait is that, unless the
-// peers cannot be heard.
-const clockCheckWait = time.Second
+// peers cannot be heard. Half the request timeout, when that is shorter.
+const clockCheckWait = 2 * time.Second
 
 // awaitClockCheck waits, at most clockCheckWait, until this node's clock
 // has been compared with a majority of the live peers: a clock far behind
 // would otherwise stamp writes that order before ones made elsewhere,
 // which the replicas cannot tell from old records (hints, repairs). If no
-// comparison comes, the write goes ahead with its local copy deferred to
-// a replica's word (clusterWrite).
+// comparison comes, the write is refused (errClockUnverified).
 func (n *Node) awaitClockCheck(ctx context.Context) ClockVerdict {
-	deadline := time.Now().Add(clockCheckWait)
+	deadline := time.Now().Add(min(clockCheckWait, n.cfg.RequestTimeout/2))
 	for {
 		vd := n.cfg.Clocks.Assess(n.cfg.NodeID, n.view.Load())
 		if vd.Verified || !time.Now().Before(deadline) || ctx.Err() != nil {

@@ -70,8 +70,8 @@ func TestRosterMerge(t *testing.T) {
 		{"max stamp removal without secret", nil, removal("a", math.MaxUint64, ""), false},
 		{"max stamp entry of a dead member", nil, rosterEntry{ID: "b", HTTPAddr: "evil:80", Stamp: math.MaxUint64}, false},
 		{"max stamp new member", nil, rosterEntry{ID: "c", HTTPAddr: "c:80", Stamp: math.MaxUint64}, false},
-		{"beyond bound", []string{"k"}, removal("b", ts(2*time.Second), "k"), false},
-		{"within margin", []string{"k"}, removal("b", ts(time.Second), "k"), true},
+		{"beyond bound", []string{"k"}, removal("b", ts(500*time.Millisecond+rosterStampMargin+time.Second), "k"), false},
+		{"within margin", []string{"k"}, removal("b", ts(rosterStampMargin), "k"), true},
 
 		// Removals need their proof when the cluster has a secret.
 		{"removal without proof", []string{"k"}, removal("b", ts(time.Millisecond), ""), false},

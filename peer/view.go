@@ -42,6 +42,10 @@ type Member struct {
 	// PeerAddr is where the member takes internode calls, when not at
 	// HTTPAddr (its --peer-addr).
 	PeerAddr string `json:"peer_addr,omitempty"`
+	// NoClock: the member does not answer clock comparisons (a release
+	// before --max-clock-offset): it is left out of the majority whose
+	// word on this node's clock a write needs.
+	NoClock bool `json:"-"`
 }
 
 // View is one immutable picture of the cluster: the ring, built from the

@@ -431,6 +431,8 @@ func (c *Cluster) MeasureClocks() {
 		if n == nil {
 			continue
 		}
+		// As gossip does: from now on writes rest on the measurements.
+		n.Clocks().SetProbed()
 		for j := range c.Nodes {
 			if j != i && c.Nodes[j] != nil {
 				n.Clocks().Observe(c.IDs[j], c.wall(j)(), 0)
