@@ -575,13 +575,15 @@ func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	var p LocalPage
+	budget := maxScanBytes(q.MaxBytes)
 	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
-		if len(p.Items) == q.Limit {
+		if len(p.Items) == q.Limit || budget <= 0 {
 			p.More = true
 			return false
 		}
 		buf := append([]byte(nil), key...)
 		buf = r.Append(buf)
+		budget -= len(buf)
 		p.Items = append(p.Items, Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]})
 		return true
 	})

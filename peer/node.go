@@ -520,14 +520,16 @@ func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	now := n.cfg.Now().UnixMilli()
 	var page ScanPage
 	more := false
+	budget := maxScanBytes(q.MaxBytes)
 	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
 		if !r.Live(now) {
 			return true
 		}
-		if len(page.Items) == q.Limit {
+		if len(page.Items) == q.Limit || budget <= 0 {
 			more = true
 			return false
 		}
+		budget -= len(key) + len(r.Value)
 		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: r.Version})
 		return true
 	})
