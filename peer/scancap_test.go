@@ -51,8 +51,8 @@ func TestScanByteCap(t *testing.T) {
 			t.Fatalf("MaxBytes %d: %d keys, want 40", maxBytes, len(seen))
 		}
 	}
-	f(5000, 5)  // 1003 bytes an item: the fifth reaches the cap
-	f(1, 1)     // always one
+	f(5000, 5)   // 1003 bytes an item: the fifth reaches the cap
+	f(1, 1)      // always one
 	f(50000, 40) // one page
 
 	p, err := n.ScanLocal(ctx, LocalScan{Limit: MaxScanLimit, MaxBytes: 3000})
