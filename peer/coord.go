@@ -183,18 +183,6 @@ func (n *Node) sendApply(addr string, ms []Mutation) error {
 	return n.cfg.Transport.Apply(ctx, addr, ms)
 }
 
-// hint durably queues m for the owner id, to be replayed when it is alive.
-// A hint that cannot be kept (a full disk refuses them all) is logged at
-// most every hintLogEvery, with a count of the others.
-func (n *Node) hint(id string, m Mutation) {
-	if err := n.cfg.Engine.AddHint(id, m.Key, m.Record); err != nil {
-		n.hintsLost.Add(1)
-		if lost, ok := n.hintLog.allow(); ok {
-			n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
-		}
-	}
-}
-
 // hintLogEvery is the shortest time between two "cannot keep a hint" lines.
 const hintLogEvery = 5 * time.Second
 
