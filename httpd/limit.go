@@ -136,7 +136,7 @@ func newLimiter(l Limits, reg prometheus.Registerer) (*limiter, error) {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringkv_http_limited_total",
-			Help: "Requests refused by a limit (reason: rate, scans), since start.",
+			Help: "Requests refused by a limit (reason rate or scans), or stopped because their client hung up (client_gone), since start.",
 		}, []string{"reason"}),
 	}
 	if l.RateLimit > 0 {
