@@ -44,7 +44,9 @@ type Limits struct {
 	// the request. The default, RateKeyIP, is the client's IP address, and
 	// exempts the internode routes (/internal/...), which peers call far
 	// more often than any client. An authenticating layer can point it at
-	// a token's identity instead.
+	// a token's identity instead (falling back on RateKeyIP, which keeps
+	// the exemption). It runs before routing, so it must derive the
+	// identity from the request itself.
 	RateKey func(ctx *fasthttp.RequestCtx) string
 	// RateClients bounds how many clients' buckets are kept; the least
 	// recently seen are forgotten (and start afresh). The default is 65536.

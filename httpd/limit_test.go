@@ -99,7 +99,8 @@ func TestAcceptErrorsRetried(t *testing.T) {
 	ln.fails.Store(5)
 	reg := prometheus.NewRegistry()
 	st := newFakeStore()
-	startServer(t, Config{Registry: reg}, st, &fakeOps{}, ln)
+	var logs syncBuf
+	startServer(t, Config{Registry: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, st, &fakeOps{}, ln)
 	c, err := net.Dial("tcp", inner.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +113,29 @@ func TestAcceptErrorsRetried(t *testing.T) {
 	if got := testutil.ToFloat64(mustCounter(t, reg, "ringkv_http_accept_errors_total")); got != 5 {
 		t.Errorf("accept errors counted = %v, want 5", got)
 	}
+	// Five errors within far less than acceptLogEvery: one line.
+	if n := strings.Count(logs.String(), "cannot accept a connection"); n != 1 {
+		t.Errorf("%d accept error lines logged, want 1:\n%s", n, logs.String())
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for a logger and a test to share.
+type syncBuf struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
 }
 
 type osSyscallError struct{ errno syscall.Errno }
