@@ -59,7 +59,8 @@ type Limits struct {
 	// MaxConcurrentScans caps the client scans (GET /v1/kv) a node runs
 	// at once; one more is answered 429. Internode scans have as many
 	// slots of their own, and wait up to their deadline for one. The
-	// default is max(8, 2×GOMAXPROCS).
+	// default is max(2, GOMAXPROCS): a scan of a sparse prefix reads the
+	// whole store, so more at once than cores starve the other requests.
 	MaxConcurrentScans int
 	// MerkleTimeout bounds building one Merkle tree for another node
 	// (/internal/merkle). The default is DefaultMerkleTimeout.
@@ -76,7 +77,7 @@ const (
 )
 
 // DefaultMaxConcurrentScans returns the default of MaxConcurrentScans.
-func DefaultMaxConcurrentScans() int { return max(8, 2*runtime.GOMAXPROCS(0)) }
+func DefaultMaxConcurrentScans() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 func (l *Limits) ensureDefaults() {
 	if l.MaxConns <= 0 {
