@@ -119,25 +119,7 @@ func TestAcceptErrorsRetried(t *testing.T) {
 	}
 }
 
-// syncBuf is a bytes.Buffer safe for a logger and a test to share.
-type syncBuf struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	return len(p), nil
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.b)
-}
-
+// osSyscallError is the os.SyscallError an accept4 failure comes in.
 type osSyscallError struct{ errno syscall.Errno }
 
 func (e *osSyscallError) Error() string { return "accept4: " + e.errno.Error() }
