@@ -41,12 +41,13 @@ type Limits struct {
 	// (at least 1).
 	RateBurst int
 	// RateKey names the client a request is counted against; "" exempts
-	// the request. The default, RateKeyIP, is the client's IP address, and
-	// exempts the internode routes (/internal/...), which peers call far
-	// more often than any client. An authenticating layer can point it at
-	// a token's identity instead (falling back on RateKeyIP, which keeps
-	// the exemption). It runs before routing, so it must derive the
-	// identity from the request itself.
+	// the request. It runs before routing, so it must derive the name
+	// from the request itself. nil, the default, counts a request with a
+	// credential Config.Auth knows (a bearer token, a verified client
+	// certificate) against that credential, wherever it comes from, and
+	// any other against its IP address (RateKeyIP), exempting the
+	// internode routes (/internal/...), which peers call far more often
+	// than any client.
 	RateKey func(ctx *fasthttp.RequestCtx) string
 	// RateClients bounds how many clients' buckets are kept; the least
 	// recently seen are forgotten (and start afresh). The default is 65536.
@@ -92,9 +93,6 @@ func (l *Limits) ensureDefaults() {
 	if l.RateBurst <= 0 {
 		l.RateBurst = max(1, int(math.Ceil(l.RateLimit)))
 	}
-	if l.RateKey == nil {
-		l.RateKey = RateKeyIP
-	}
 	if l.RateClients <= 0 {
 		l.RateClients = DefaultRateClients
 	}
@@ -119,6 +117,22 @@ func RateKeyIP(ctx *fasthttp.RequestCtx) string {
 		return ""
 	}
 	return ctx.RemoteIP().String()
+}
+
+// rateKeyOfCredential is the default RateKey: the credential of the
+// request if Config.Auth knows it, else RateKeyIP. A token is named by
+// its hash, never itself.
+func (s *Server) rateKeyOfCredential(ctx *fasthttp.RequestCtx) string {
+	if a := s.cfg.Auth; a != nil && !bytes.HasPrefix(ctx.URI().PathOriginal(), []byte("/internal/")) {
+		if id, ok := a.identify(ctx); ok && id != nil {
+			// Stable across reloads of the file, unlike its line numbers.
+			if id.cn != "" {
+				return "cn:" + id.cn
+			}
+			return "token:" + string(id.hash[:])
+		}
+	}
+	return RateKeyIP(ctx)
 }
 
 // limiter holds what the limits need at run time.
@@ -159,6 +173,9 @@ func (s *Server) limitRequests(h fasthttp.RequestHandler) fasthttp.RequestHandle
 		return h
 	}
 	key := s.cfg.Limits.RateKey
+	if key == nil {
+		key = s.rateKeyOfCredential
+	}
 	return func(ctx *fasthttp.RequestCtx) {
 		k := key(ctx)
 		if k == "" {

@@ -286,7 +286,31 @@ func TestRateLimit429(t *testing.T) {
 		t.Error("internode route rate-limited")
 	}
 
-	// Keyed by a header (as a token's identity would be): each has its
+	// With auth, each credential has its own bucket whatever its address;
+	// anonymous requests share their address's.
+	a, err := NewStaticAuth([]byte(testAuthFile()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := New(Config{Registry: prometheus.NewRegistry(), Auth: a, Limits: Limits{RateLimit: 0.001, RateBurst: 1}}, st, &fakeOps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes3 := ""
+	for _, tok := range []string{"tok-read", "tok-admin", "tok-read", "", "", "tok-admin"} {
+		var hdr []string
+		if tok != "" {
+			hdr = append(hdr, "Authorization: Bearer "+tok)
+		}
+		ctx := newRequestCtx(t, rawRequest("GET", "/healthz", nil, hdr...))
+		s3.Handler()(ctx)
+		codes3 += fmt.Sprint(ctx.Response.StatusCode(), " ")
+	}
+	if codes3 != "200 200 429 200 429 429 " {
+		t.Errorf("codes by credential = %q, want 200 200 429 200 429 429", codes3)
+	}
+
+	// Keyed by a header (any identity a RateKey derives): each has its
 	// own bucket.
 	s2, err := New(Config{Registry: prometheus.NewRegistry(), Limits: Limits{RateLimit: 0.001, RateBurst: 1,
 		RateKey: func(ctx *fasthttp.RequestCtx) string { return string(ctx.Request.Header.Peek("X-Who")) }}}, st, &fakeOps{})
