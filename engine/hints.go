@@ -23,10 +23,28 @@ import (
 // MaxHintTarget is the longest node id hints can be kept for.
 const MaxHintTarget = 255
 
-// hintCounts tracks pending hints per target, for ringkv_hints_pending.
+// hintCounts tracks pending hints per target, for ringkv_hints_pending,
+// and their bytes, for the per-target bound of AddHintMax.
 type hintCounts struct {
-	mu sync.Mutex
-	n  map[string]int64
+	mu    sync.Mutex
+	n     map[string]int64
+	bytes map[string]int64
+}
+
+// ErrHintsFull is returned by AddHintMax for a target whose hints already
+// hold the bytes allowed.
+var ErrHintsFull = errors.New("engine: hints for this node at their byte bound")
+
+// hintSize is what one hint counts against its target's byte bound: its
+// storage key and record.
+func hintSize(target string, key, rec []byte) int64 {
+	return int64(2 + len(target) + 16 + len(key) + len(rec))
+}
+
+// forgetLocked drops target's counts.
+func (h *hintCounts) forgetLocked(target string) {
+	delete(h.n, target)
+	delete(h.bytes, target)
 }
 
 func hintPrefix(target string) []byte {
@@ -60,6 +78,22 @@ func appendHintKey(dst []byte, target string, v memtable.Version, key []byte) []
 // AddHint durably queues the encoded record rec of key for the node target.
 // Below the free-space floor it is refused as Engine.Write is.
 func (e *Engine) AddHint(target string, key, rec []byte) error {
+	return e.AddHintMax(target, key, rec, 0)
+}
+
+// AddHintMax is AddHint, refused with ErrHintsFull when target's hints
+// would hold more than maxBytes (0 or negative: no bound). Concurrent calls
+// may pass the bound by one hint each.
+func (e *Engine) AddHintMax(target string, key, rec []byte, maxBytes int64) error {
+	size := hintSize(target, key, rec)
+	if maxBytes > 0 {
+		e.hints.mu.Lock()
+		held := e.hints.bytes[target]
+		e.hints.mu.Unlock()
+		if held+size > maxBytes {
+			return ErrHintsFull
+		}
+	}
 	if err := e.admit(len(target) + len(key) + len(rec)); err != nil {
 		return err
 	}
@@ -75,6 +109,7 @@ func (e *Engine) AddHint(target string, key, rec []byte) error {
 	}
 	e.hints.mu.Lock()
 	e.hints.n[target]++
+	e.hints.bytes[target] += size
 	e.hints.mu.Unlock()
 	return nil
 }
@@ -120,7 +155,7 @@ func (e *Engine) Hints(ctx context.Context, target string, max int) ([]Hint, err
 		// The queue is empty: resynchronize the count, which repeated
 		// hints of one write can inflate.
 		e.hints.mu.Lock()
-		delete(e.hints.n, target)
+		e.hints.forgetLocked(target)
 		e.hints.mu.Unlock()
 	}
 	return out, nil
@@ -141,9 +176,14 @@ func (e *Engine) DeleteHints(target string, hs []Hint) error {
 	if err := e.db.Apply(b, pebble.NoSync); err != nil {
 		return err
 	}
+	var size int64
+	for _, h := range hs {
+		size += int64(len(h.ID) + len(h.Record))
+	}
 	e.hints.mu.Lock()
+	e.hints.bytes[target] -= size
 	if e.hints.n[target] -= int64(len(hs)); e.hints.n[target] <= 0 {
-		delete(e.hints.n, target)
+		e.hints.forgetLocked(target)
 	}
 	e.hints.mu.Unlock()
 	return nil
@@ -160,9 +200,57 @@ func (e *Engine) DropHints(target string) error {
 		return err
 	}
 	e.hints.mu.Lock()
-	delete(e.hints.n, target)
+	e.hints.forgetLocked(target)
 	e.hints.mu.Unlock()
 	return nil
+}
+
+// DropHintsBefore deletes target's hints whose records are stamped before
+// ts (hints are kept in stamp order, so they are a prefix of the queue) and
+// returns how many it deleted.
+func (e *Engine) DropHintsBefore(target string, ts uint64) (int64, error) {
+	if e.closed.Load() {
+		return 0, ErrClosed
+	}
+	lo := hintPrefix(target)
+	hi := binary.BigEndian.AppendUint64(bytes.Clone(lo), ts)
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	var n, size int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+		size += int64(len(it.Key())) + int64(lazyLen(it.LazyValue()))
+	}
+	if err := it.Close(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := e.db.DeleteRange(lo, hi, pebble.NoSync); err != nil {
+		return 0, err
+	}
+	e.hints.mu.Lock()
+	e.hints.bytes[target] -= size
+	if e.hints.n[target] -= n; e.hints.n[target] <= 0 {
+		e.hints.forgetLocked(target)
+	}
+	e.hints.mu.Unlock()
+	return n, nil
+}
+
+// HintBytes returns the bytes of queued hints per target node, as
+// AddHintMax counts them.
+func (e *Engine) HintBytes() map[string]int64 {
+	e.hints.mu.Lock()
+	defer e.hints.mu.Unlock()
+	out := make(map[string]int64, len(e.hints.bytes))
+	for k, v := range e.hints.bytes {
+		out[k] = v
+	}
+	return out
 }
 
 // PendingHints returns the number of queued hints per target node.
@@ -184,13 +272,19 @@ func (e *Engine) countHints() error {
 		return err
 	}
 	e.hints.n = map[string]int64{}
+	e.hints.bytes = map[string]int64{}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) < 2 || len(k) < 2+int(k[1]) {
 			it.Close()
 			return errors.New("malformed hint key")
 		}
-		e.hints.n[string(k[2:2+int(k[1])])]++
+		target := string(k[2 : 2+int(k[1])])
+		e.hints.n[target]++
+		e.hints.bytes[target] += int64(len(k)) + int64(lazyLen(it.LazyValue()))
 	}
 	return it.Close()
 }
+
+// lazyLen is the length of an iterator's value without fetching it.
+func lazyLen(lv pebble.LazyValue) int { return lv.Len() }

@@ -2,6 +2,8 @@ package httpd
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"net"
 	"time"
 
@@ -27,8 +29,13 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusConflict, "a backup of this node is already being taken; retry when it is done")
 		return
 	}
-	stream, err := s.cfg.Backup(s.storeCtx)
+	// The checkpoint is taken before the first byte: it stops if the
+	// client hangs up meanwhile, and so does the stream afterwards.
+	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
+	bctx, cancel := s.clientContext(conn, 0)
+	stream, err := s.cfg.Backup(bctx)
 	if err != nil {
+		cancel()
 		s.backupBusy.Store(false)
 		s.writeStoreError(ctx, "backup", err)
 		return
@@ -36,7 +43,6 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 	// WriteTimeout bounds one response; a backup of a big store takes
 	// longer than that, so the deadline is instead pushed out while bytes
 	// go through: a client that stops reading is still dropped.
-	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
 	ctx.SetWriteDeadline(time.Now().Add(timeout))
 	ctx.SetContentType("application/x-tar")
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="ringkv-backup.tar"`)
@@ -44,7 +50,12 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 	// is where the slot is given back.
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.backupBusy.Store(false)
-		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout}
+		defer cancel()
+		// The stream was given bctx; a write blocked on a departed
+		// client is cut by the deadline, and no later one is tried.
+		stop := context.AfterFunc(bctx, func() { _ = conn.SetWriteDeadline(time.Now()) })
+		defer stop()
+		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout, done: bctx.Done()}
 		if err := stream(dw); err != nil {
 			s.lg.Error("backup stream cut short", "err", err)
 			return
@@ -62,10 +73,19 @@ type deadlineWriter struct {
 	w        *bufio.Writer
 	conn     net.Conn
 	timeout  time.Duration
-	extended time.Time // when the deadline was last moved
+	extended time.Time       // when the deadline was last moved
+	done     <-chan struct{} // when closed, writes fail (nil: never)
 }
 
+// errStreamStopped is a write to a stream whose client went away.
+var errStreamStopped = errors.New("httpd: the client went away")
+
 func (d *deadlineWriter) Write(p []byte) (int, error) {
+	select {
+	case <-d.done:
+		return 0, errStreamStopped
+	default:
+	}
 	if now := time.Now(); now.Sub(d.extended) >= d.timeout/4 {
 		d.extended = now
 		d.conn.SetWriteDeadline(now.Add(d.timeout))

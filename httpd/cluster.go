@@ -256,7 +256,15 @@ func (s *Server) internal(ctx *fasthttp.RequestCtx, o op) {
 			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
 		}
+		// A coordinator gives up after its request timeout; waiting
+		// longer for a slot would only answer nobody.
+		if !s.acquireInternalScan(internalScanWait) {
+			writeError(ctx, fasthttp.StatusTooManyRequests, "this node runs "+strconv.Itoa(cap(s.lim.internalScans))+" internode scans at once already")
+			return
+		}
+		q.MaxBytes = s.cfg.Limits.MaxScanBytes
 		p, err := s.cluster.ScanLocal(s.storeCtx, q)
+		s.releaseInternalScan()
 		if err != nil {
 			s.writeStoreError(ctx, "internal_scan", err)
 			return
@@ -316,9 +324,12 @@ func (s *Server) internalSpan(ctx *fasthttp.RequestCtx) {
 	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
 	ctx.SetWriteDeadline(time.Now().Add(timeout))
 	ctx.SetContentTypeBytes(ctOctet)
-	sctx := s.storeCtx
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout}
+		// The stream stops when its reader goes: a closed connection, a
+		// failed write, or one stalled for the write timeout.
+		sctx, cancel := s.clientContext(conn, 0)
+		defer cancel()
+		dw := &failingWriter{w: &deadlineWriter{w: w, conn: conn, timeout: timeout, done: sctx.Done()}, cancel: cancel}
 		if err := s.cluster.ServeSpan(sctx, lo, hi, dw); err != nil {
 			s.lg.Warn("span stream cut short", "lo", lo, "hi", hi, "err", err)
 			return
@@ -342,7 +353,11 @@ func (s *Server) internalMerkle(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("want start and end as hex tokens and depth 0 to %d", peer.MaxMerkleDepth))
 		return
 	}
-	t, err := s.cluster.LocalMerkle(s.storeCtx, ring.Range{Start: start, End: end}, depth)
+	// Building the tree reads the whole range before the first byte of
+	// the answer: bound it, and stop when the asking node hangs up.
+	mctx, cancel := s.clientContext(ctx.Conn(), s.cfg.Limits.MerkleTimeout)
+	defer cancel()
+	t, err := s.cluster.LocalMerkle(mctx, ring.Range{Start: start, End: end}, depth)
 	if err != nil {
 		s.writeStoreError(ctx, "internal_merkle", err)
 		return

@@ -102,6 +102,8 @@ type Config struct {
 	// Cmdline is the command line /debug/pprof/cmdline shows, with the
 	// values of secret and token flags replaced. nil means os.Args.
 	Cmdline []string
+	// Limits bound connections, request rates and scans (see Limits).
+	Limits Limits
 }
 
 // Defaults of Config, as documented on its fields.
@@ -141,6 +143,7 @@ func (c *Config) EnsureDefaults() {
 	if c.SignatureWindow <= 0 {
 		c.SignatureWindow = DefaultSignatureWindow
 	}
+	c.Limits.ensureDefaults()
 }
 
 // maxBodySizeLimit keeps maxRequestBodySize within an int32-sized buffer,

@@ -22,7 +22,9 @@ const (
 //	{"items":[{"key":"..","value":"..","version":".."}, ...],"next":"..."|null}
 //
 // Items come in token order (see peer.ScanQuery). next is the key to pass
-// as after= for the following page, or null at the end.
+// as after= for the following page, or null at the end. A page ends early
+// once it holds Limits.MaxScanBytes (always one item at least), with next
+// set; past Limits.MaxConcurrentScans scans at once the answer is 429.
 //
 // Keys and values are JSON strings by default, and any invalid UTF-8 in
 // them is replaced by U+FFFD, so binary data does not survive. With
@@ -75,11 +77,17 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "after longer than "+strconv.Itoa(s.cfg.MaxKeySize)+" bytes")
 		return
 	}
+	if !s.acquireScan(ctx) {
+		return
+	}
+	defer s.releaseScan()
+	maxBytes := s.cfg.Limits.MaxScanBytes
 	page, err := s.store.Scan(s.storeCtx, peer.ScanQuery{
 		Prefix:      prefix,
 		After:       after,
 		Limit:       limit,
 		Consistency: c,
+		MaxBytes:    maxBytes,
 	})
 	if err != nil {
 		s.writeStoreError(ctx, "scan", err)
@@ -88,6 +96,12 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 	b := ctx.Response.SwapBody(nil)[:0]
 	b = append(b, `{"items":[`...)
 	for i, kv := range page.Items {
+		// The store capped the raw bytes; escaping can grow them up to
+		// sixfold, so the answer is capped again as encoded.
+		if i > 0 && len(b) >= maxBytes {
+			page.Next = page.Items[i-1].Key
+			break
+		}
 		if i > 0 {
 			b = append(b, ',')
 		}

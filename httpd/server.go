@@ -35,6 +35,7 @@ type Server struct {
 	cluster Cluster
 	lg      *slog.Logger
 	m       *metrics
+	lim     *limiter
 	srv     *fasthttp.Server
 	// peerSrv serves the peer listener (ServePeer).
 	peerSrv *fasthttp.Server
@@ -86,6 +87,10 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: %w", err)
 	}
+	lim, err := newLimiter(cfg.Limits, cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("httpd: %w", err)
+	}
 	page, err := template.New("status").Parse(statusHTML)
 	if err != nil {
 		return nil, fmt.Errorf("BUG: httpd: status page template: %w", err)
@@ -97,6 +102,7 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 		cluster:    clusterOf(ops),
 		lg:         cfg.Logger,
 		m:          m,
+		lim:        lim,
 		statusPage: page,
 		started:    time.Now(),
 		metricsHandler: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
@@ -112,6 +118,8 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	if cfg.SeparatePeer {
 		s.handler = s.serveClient
 	}
+	// The peer listener is not rate-limited: it serves only peers.
+	s.handler = s.limitRequests(s.handler)
 	s.srv = s.newFastServer(s.handler)
 	s.peerSrv = s.newFastServer(s.servePeer)
 	return s, nil
@@ -138,6 +146,8 @@ func (s *Server) newFastServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		ReduceMemoryUsage: false,
 		CloseOnShutdown:   true,
 		Logger:            fasthttpLogger{cfg.Logger},
+		Concurrency:       cfg.Limits.MaxConns,
+		MaxConnsPerIP:     cfg.Limits.maxConnsPerIP(),
 	}
 }
 
@@ -172,8 +182,9 @@ const internalPrefix = "/internal/"
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handler }
 
 // Serve serves HTTP on ln (HTTPS with Config.TLS) until Shutdown, which
-// closes ln, then returns nil. It returns ErrServerClosed (and closes ln)
-// if Shutdown was called before.
+// closes ln, then returns nil. A failed Accept (EMFILE, ...) is retried
+// after a backoff, never returned. It returns ErrServerClosed (and closes
+// ln) if Shutdown was called before.
 func (s *Server) Serve(ln net.Listener) error {
 	return s.serve(s.srv, ln, s.cfg.TLS)
 }
@@ -186,6 +197,7 @@ func (s *Server) ServePeer(ln net.Listener) error {
 }
 
 func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, tc *tls.Config) error {
+	ln = newRetryListener(ln, s.lg, s.lim.acceptErrors)
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()

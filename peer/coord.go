@@ -183,18 +183,6 @@ func (n *Node) sendApply(addr string, ms []Mutation) error {
 	return n.cfg.Transport.Apply(ctx, addr, ms)
 }
 
-// hint durably queues m for the owner id, to be replayed when it is alive.
-// A hint that cannot be kept (a full disk refuses them all) is logged at
-// most every hintLogEvery, with a count of the others.
-func (n *Node) hint(id string, m Mutation) {
-	if err := n.cfg.Engine.AddHint(id, m.Key, m.Record); err != nil {
-		n.hintsLost.Add(1)
-		if lost, ok := n.hintLog.allow(); ok {
-			n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
-		}
-	}
-}
-
 // hintLogEvery is the shortest time between two "cannot keep a hint" lines.
 const hintLogEvery = 5 * time.Second
 
@@ -575,13 +563,15 @@ func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	var p LocalPage
+	budget := maxScanBytes(q.MaxBytes)
 	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
-		if len(p.Items) == q.Limit {
+		if len(p.Items) == q.Limit || budget <= 0 {
 			p.More = true
 			return false
 		}
 		buf := append([]byte(nil), key...)
 		buf = r.Append(buf)
+		budget -= len(buf)
 		p.Items = append(p.Items, Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]})
 		return true
 	})

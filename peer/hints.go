@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -11,6 +12,75 @@ import (
 
 // hintBatch is how many hints one replay message carries.
 const hintBatch = 256
+
+// Defaults of Config.MaxHintBytes and MaxHintAge: Cassandra keeps hints
+// for 3h (max_hint_window), after which repair takes over.
+const (
+	DefaultMaxHintBytes = 1 << 30
+	DefaultMaxHintAge   = 3 * time.Hour
+)
+
+// dropReason says why a hint was dropped, for ringkv_hints_dropped_total.
+type dropReason int
+
+const (
+	dropBytes dropReason = iota // the member's hints were at MaxHintBytes
+	dropAge                     // older than MaxHintAge
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{dropBytes: "bytes", dropAge: "age"}
+
+// hint durably queues m for the owner id, to be replayed when it is alive,
+// unless the bounds on id's hints drop it. A hint that cannot be kept (a
+// full disk refuses them all) is logged at most every hintLogEvery, with a
+// count of the others; so are dropped ones.
+func (n *Node) hint(id string, m Mutation) {
+	if n.cfg.MaxHintAge > 0 {
+		if v, err := memtable.DecodeVersion(m.Record); err == nil && memtable.TimestampTime(v.TS).Before(n.cfg.Now().Add(-n.cfg.MaxHintAge)) {
+			n.dropHints(id, dropAge, 1)
+			return
+		}
+	}
+	err := n.cfg.Engine.AddHintMax(id, m.Key, m.Record, n.cfg.MaxHintBytes)
+	if errors.Is(err, engine.ErrHintsFull) {
+		n.dropHints(id, dropBytes, 1)
+		return
+	}
+	if err != nil {
+		n.hintsLost.Add(1)
+		if lost, ok := n.hintLog.allow(); ok {
+			n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
+		}
+	}
+}
+
+// dropHints counts k hints for id dropped for reason, and warns at most
+// every hintLogEvery.
+func (n *Node) dropHints(id string, reason dropReason, k int64) {
+	n.hintsDropped[reason].Add(k)
+	if skipped, ok := n.dropLog.allow(); ok {
+		n.cfg.Logger.Warn("hints dropped past their bound; anti-entropy will repair the replica",
+			"node", id, "reason", dropReasonNames[reason], "hints", k,
+			"max_hint_bytes", n.cfg.MaxHintBytes, "max_hint_age", n.cfg.MaxHintAge, "drops_since_last_logged", skipped)
+	}
+}
+
+// expireHints drops target's hints older than MaxHintAge.
+func (n *Node) expireHints(target string) {
+	if n.cfg.MaxHintAge <= 0 {
+		return
+	}
+	cut := memtable.TimestampAt(n.cfg.Now().Add(-n.cfg.MaxHintAge))
+	k, err := n.cfg.Engine.DropHintsBefore(target, cut)
+	if err != nil {
+		n.cfg.Logger.Warn("cannot drop old hints", "node", target, "err", err)
+		return
+	}
+	if k > 0 {
+		n.dropHints(target, dropAge, k)
+	}
+}
 
 // hintLoop replays queued hints to their owners once they are alive: when
 // the view says a member came back, and every HintInterval for owners whose
@@ -30,12 +100,13 @@ func (n *Node) hintLoop() {
 }
 
 // ReplayHints delivers every queued hint whose owner the view says is
-// alive, and drops hints for nodes no longer in the ring. It returns how
-// many hints were delivered.
+// alive, and drops hints for nodes no longer in the ring and hints older
+// than MaxHintAge. It returns how many hints were delivered.
 func (n *Node) ReplayHints() int {
 	v := n.view.Load()
 	delivered := 0
 	for target := range n.cfg.Engine.PendingHints() {
+		n.expireHints(target)
 		if !v.Ring.Has(target) {
 			if v.Members[target].State == Left {
 				// Removed for good: nobody will take these.

@@ -18,6 +18,8 @@ var (
 		"Hints delivered to their owners since start.", nil, nil)
 	descHintsLost = prometheus.NewDesc("ringkv_hints_lost_total",
 		"Hints this node could not keep (a full disk refuses them) since start; those replicas rely on read repair and anti-entropy.", nil, nil)
+	descHintsDropped = prometheus.NewDesc("ringkv_hints_dropped_total",
+		"Hints dropped by a bound since start (reason bytes: --max-hint-bytes for their member; age: older than --max-hint-age); those replicas rely on anti-entropy.", []string{"reason"}, nil)
 	descReadRepairs = prometheus.NewDesc("ringkv_read_repairs_total",
 		"Stale replicas a read rewrote with the newest record since start.", nil, nil)
 	descTransferBytes = prometheus.NewDesc("ringkv_transfer_bytes_total",
@@ -46,6 +48,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHintsPending
 	ch <- descHintsReplayed
 	ch <- descHintsLost
+	ch <- descHintsDropped
 	ch <- descReadRepairs
 	ch <- descTransferBytes
 	ch <- descAEPasses
@@ -70,6 +73,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descHintsReplayed, prometheus.CounterValue, float64(c.n.hintsReplayd.Load()))
 	ch <- prometheus.MustNewConstMetric(descHintsLost, prometheus.CounterValue, float64(c.n.hintsLost.Load()))
+	for r, name := range dropReasonNames {
+		ch <- prometheus.MustNewConstMetric(descHintsDropped, prometheus.CounterValue, float64(c.n.hintsDropped[r].Load()), name)
+	}
 	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.readRepairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))

@@ -58,6 +58,16 @@ type Config struct {
 	// HintInterval is how often queued hints are retried for members that
 	// are alive. The default value is 2s.
 	HintInterval time.Duration
+	// MaxHintBytes bounds the hints kept for one member: past it, new
+	// hints for that member are dropped (the write still succeeds as far
+	// as its consistency allows) and anti-entropy catches the replica up.
+	// The default value is DefaultMaxHintBytes; negative means no bound.
+	MaxHintBytes int64
+	// MaxHintAge is the oldest a hint is kept: older ones are dropped,
+	// as is a new hint for a write stamped longer ago, and anti-entropy
+	// repairs instead. The default value is DefaultMaxHintAge; negative
+	// means no bound.
+	MaxHintAge time.Duration
 	// TransferRate bounds the bytes a second this node sends, all streams
 	// together, when others pull ranges from it (for a move or for
 	// anti-entropy). The default value is 32MiB; negative means no bound.
@@ -113,6 +123,10 @@ type Node struct {
 	hintsReplayd atomic.Int64 // hints delivered
 	hintsLost    atomic.Int64 // hints that could not be kept
 	hintLog      logGate      // "cannot keep a hint", at most every 5s
+	// hintsDropped counts hints dropped by the bounds, by reason;
+	// dropLog gates their warning.
+	hintsDropped [numDropReasons]atomic.Int64
+	dropLog      logGate
 
 	reb rebalancer // range transfers (transfer.go)
 	// dropsWithheld counts drops of given-away ranges held back because a
@@ -193,6 +207,18 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	if cfg.HintInterval <= 0 {
 		cfg.HintInterval = 2 * time.Second
+	}
+	switch {
+	case cfg.MaxHintBytes == 0:
+		cfg.MaxHintBytes = DefaultMaxHintBytes
+	case cfg.MaxHintBytes < 0:
+		cfg.MaxHintBytes = 0
+	}
+	switch {
+	case cfg.MaxHintAge == 0:
+		cfg.MaxHintAge = DefaultMaxHintAge
+	case cfg.MaxHintAge < 0:
+		cfg.MaxHintAge = 0
 	}
 	switch {
 	case cfg.TransferRate == 0:
@@ -522,14 +548,16 @@ func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	now := n.cfg.Now().UnixMilli()
 	var page ScanPage
 	more := false
+	budget := maxScanBytes(q.MaxBytes)
 	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
 		if !r.Live(now) {
 			return true
 		}
-		if len(page.Items) == q.Limit {
+		if len(page.Items) == q.Limit || budget <= 0 {
 			more = true
 			return false
 		}
+		budget -= len(key) + len(r.Value)
 		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: r.Version})
 		return true
 	})

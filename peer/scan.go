@@ -20,7 +20,7 @@ func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage,
 	replicas := v.Ring.Replicas()
 	need := q.Consistency.Needed(replicas)
 	allowed := replicas - need
-	local := LocalScan{Prefix: q.Prefix, After: q.After, Limit: q.Limit}
+	local := LocalScan{Prefix: q.Prefix, After: q.After, Limit: q.Limit, MaxBytes: q.MaxBytes}
 
 	type answer struct {
 		page LocalPage
@@ -63,7 +63,7 @@ func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage,
 	if failed > allowed {
 		return ScanPage{}, &UnavailableError{Op: "scan", Needed: len(nodes) - allowed, Answered: len(pages)}
 	}
-	return mergePages(pages, q.Limit, n.cfg.Now().UnixMilli()), nil
+	return mergePages(pages, q.Limit, maxScanBytes(q.MaxBytes), n.cfg.Now().UnixMilli()), nil
 }
 
 // scanItem is one record in a merge, with its token for ordering.
@@ -80,10 +80,11 @@ func compareItems(a, b scanItem) int {
 }
 
 // mergePages merges members' pages into one page of at most limit live
-// keys. A member that had more records than it sent bounds the merge: past
-// its last key, another member's records may not be the whole story, so
-// the page ends there and Next resumes from it.
-func mergePages(pages []LocalPage, limit int, nowMillis int64) ScanPage {
+// keys, which ends once its keys and values reach maxBytes. A member that
+// had more records than it sent bounds the merge: past its last key,
+// another member's records may not be the whole story, so the page ends
+// there and Next resumes from it.
+func mergePages(pages []LocalPage, limit, maxBytes int, nowMillis int64) ScanPage {
 	var items []scanItem
 	var bound *scanItem
 	for _, p := range pages {
@@ -99,6 +100,7 @@ func mergePages(pages []LocalPage, limit int, nowMillis int64) ScanPage {
 	}
 	slices.SortFunc(items, compareItems)
 	var page ScanPage
+	budget := maxBytes
 	for i := 0; i < len(items); {
 		j := i + 1
 		newest := items[i]
@@ -115,10 +117,11 @@ func mergePages(pages []LocalPage, limit int, nowMillis int64) ScanPage {
 		if err != nil || !rec.Live(nowMillis) {
 			continue
 		}
-		if len(page.Items) == limit {
-			page.Next = page.Items[limit-1].Key
+		if len(page.Items) == limit || budget <= 0 {
+			page.Next = page.Items[len(page.Items)-1].Key
 			return page
 		}
+		budget -= len(newest.Key) + len(rec.Value)
 		page.Items = append(page.Items, KV{Key: newest.Key, Value: rec.Value, Version: rec.Version})
 	}
 	if bound != nil {

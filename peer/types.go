@@ -145,6 +145,22 @@ type ScanQuery struct {
 	After       []byte // empty: from the start
 	Limit       int    // at most this many items; must be positive
 	Consistency Consistency
+	// MaxBytes caps the keys and values of the page: it ends once they
+	// reach MaxBytes (one item always fits) and Next continues. 0 means
+	// DefaultMaxScanBytes.
+	MaxBytes int
+}
+
+// DefaultMaxScanBytes is the byte cap of a scan page, and of a member's
+// answer to a scan, when none is given.
+const DefaultMaxScanBytes = 8 << 20
+
+// maxScanBytes returns the cap to apply for a MaxBytes field.
+func maxScanBytes(n int) int {
+	if n <= 0 {
+		return DefaultMaxScanBytes
+	}
+	return n
 }
 
 // ScanPage is one page of a scan. Next is the key to pass as After for the

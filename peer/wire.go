@@ -49,6 +49,10 @@ type LocalScan struct {
 	Prefix []byte
 	After  []byte
 	Limit  int
+	// MaxBytes caps the records of the answer (0: DefaultMaxScanBytes);
+	// past it More is set. It is not sent: each node answers within its
+	// own cap.
+	MaxBytes int
 }
 
 // LocalPage is one node's answer to a LocalScan. More says the node has

@@ -59,6 +59,8 @@ type serveConfig struct {
 	secretOnCmdline bool
 	// TLS (README.md, "TLS").
 	tlsCertFile, tlsKeyFile, peerCertFile, peerKeyFile, peerCAFile, peerAddr string
+	// Limits (README.md, "Limits").
+	limits limitFlags
 }
 
 func defaultServeConfig() serveConfig {
@@ -70,6 +72,7 @@ func defaultServeConfig() serveConfig {
 		maxClockOffset: peer.DefaultMaxClockOffset,
 		pprof:          true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 		clusterName: peer.DefaultClusterName,
+		limits:      defaultLimitFlags(),
 	}
 }
 
@@ -122,6 +125,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.peerCAFile, "peer-ca-file", c.peerCAFile, "PEM cluster CA: internode calls are mutual TLS, with certificates of this CA on both sides")
 	fs.StringVar(&c.peerAddr, "peer-addr", c.peerAddr, "a separate listener for internode calls (HOST:PORT), e.g. on a private interface; the client port then answers /internal/ with 404")
 	fs.Var(freeSpaceFlag{&c.minFreeSpace}, "min-free-space", "free space of --data-dir's filesystem below which writes are refused (507) so that flushes and compactions keep room: a size (512MiB), a share of the filesystem (2%), or 0 for none; the default is the smaller of 512MiB and 2%")
+	c.limits.addFlags(fs)
 }
 
 // validate checks what the flag types cannot. Errors name the flag.
@@ -177,6 +181,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.clusterName == "" {
 		return errors.New("--cluster-name must not be empty")
+	}
+	if err := c.limits.validate(); err != nil {
+		return err
 	}
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
@@ -525,6 +532,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		MaxBatchBytes: int(c.maxValueSize) + 64<<10,
 	})
 	undo = append(undo, func() { transport.Close() })
+	maxHintBytes, maxHintAge := c.limits.hintBounds()
 	node, err := peer.NewNode(peer.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
 		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,
@@ -533,6 +541,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		// peer reads 0 as its default; a grace of 0 here means none.
 		TombstoneGrace: max(c.tombstoneGrace, time.Nanosecond),
 		Now:            wall, Clocks: clocks,
+		MaxHintBytes: maxHintBytes, MaxHintAge: maxHintAge,
 	})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
@@ -584,6 +593,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		StatusOpen:        c.statusOpen,
 		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
 		JoinTLS:           nodeTLS.Transport,
+		Limits:            c.limits.httpd(),
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
