@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -304,6 +305,10 @@ type AuthConfig struct {
 	// Logger receives reloads and files that do not parse. nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// ClientIdentity, when set, names the holder of a request's client
+	// certificate (NodeTLS.ClientIdentity: only one of the client CA
+	// counts); nil takes any certificate the TLS config verified.
+	ClientIdentity func(cs *tls.ConnectionState) (string, bool)
 }
 
 // Auth holds the credentials of an auth file and reloads them when the
@@ -441,7 +446,19 @@ func (a *Auth) identify(ctx *fasthttp.RequestCtx) (id *identity, ok bool) {
 		id = set.match(tok, "")
 		return id, id != nil
 	}
-	if cs := ctx.TLSConnectionState(); cs != nil && len(cs.VerifiedChains) > 0 && len(cs.PeerCertificates) > 0 {
+	cs := ctx.TLSConnectionState()
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil, true
+	}
+	if a.cfg.ClientIdentity != nil {
+		// A certificate of the client CA (a node's certificate of the
+		// cluster CA, on a shared port, names no client).
+		if cn, ok := a.cfg.ClientIdentity(cs); ok {
+			return set.match(nil, cn), true
+		}
+		return nil, true
+	}
+	if len(cs.VerifiedChains) > 0 {
 		// Only a chain the TLS config verified counts; a presented but
 		// unverified certificate names anyone.
 		return set.match(nil, cs.PeerCertificates[0].Subject.CommonName), true

@@ -243,6 +243,11 @@ type TLSFiles struct {
 	// PeerCAFile holds the cluster CA: with it, internode calls are
 	// mutual TLS.
 	PeerCAFile string
+	// ClientCAFile holds the CA of client certificates: with it, the
+	// client port asks clients for a certificate (optional: tokens still
+	// work) and a verified one names its holder to --auth-file's cn:
+	// lines. It may be the same file as PeerCAFile.
+	ClientCAFile string
 }
 
 // NodeTLS is the TLS configuration of a node, built by LoadNodeTLS: nil
@@ -257,6 +262,9 @@ type NodeTLS struct {
 	// MutualTLS is set when internode calls carry certificates of the
 	// cluster CA (Config.RequirePeerCert).
 	MutualTLS bool
+	// ClientIdentity, with a client CA, names the holder of a client
+	// certificate that chains to it (Config.ClientIdentity).
+	ClientIdentity func(cs *tls.ConnectionState) (string, bool)
 }
 
 // LoadNodeTLS loads f's files and builds the node's TLS configuration;
@@ -294,7 +302,19 @@ func LoadNodeTLS(f TLSFiles, separatePeer bool, lg *slog.Logger) (*NodeTLS, erro
 			return nil, err
 		}
 	}
+	var clientCA *CAPool
+	if f.ClientCAFile != "" {
+		if f.CertFile == "" {
+			return nil, errors.New("a client CA needs the client port's certificate (--tls-cert-file)")
+		}
+		if clientCA, err = NewCAPool(f.ClientCAFile, lg); err != nil {
+			return nil, err
+		}
+	}
 	out := &NodeTLS{MutualTLS: ca != nil}
+	if clientCA != nil {
+		out.ClientIdentity = newClientIdentity(clientCA)
+	}
 	base := func() *tls.Config {
 		return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
@@ -315,10 +335,27 @@ func LoadNodeTLS(f TLSFiles, separatePeer bool, lg *slog.Logger) (*NodeTLS, erro
 			}
 			return client.Certificate(), nil
 		}
-		if ca != nil && !separatePeer {
-			// Clients need no certificate; /internal/ routes do.
+		sharedCA := ca != nil && !separatePeer
+		if sharedCA || clientCA != nil {
+			// Clients need no certificate; /internal/ routes do. One
+			// presented must chain to the client CA or, on a shared
+			// port, to the cluster CA.
 			c.ClientAuth = tls.RequestClientCert
-			c.VerifyConnection = verifyCaller
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return nil
+				}
+				var err error
+				if clientCA != nil {
+					if err = clientCA.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth); err == nil {
+						return nil
+					}
+				}
+				if sharedCA {
+					return verifyCaller(cs)
+				}
+				return err
+			}
 		}
 		out.Client = c
 	}
@@ -346,4 +383,40 @@ func LoadNodeTLS(f TLSFiles, separatePeer bool, lg *slog.Logger) (*NodeTLS, erro
 		out.Transport = c
 	}
 	return out, nil
+}
+
+// newClientIdentity returns the holder of a client certificate that
+// chains to ca: its CommonName. A verification costs tens of
+// microseconds, so the answer is kept per certificate (a connection's
+// certificate is one parsed value for its whole life), up to a bound.
+func newClientIdentity(ca *CAPool) func(cs *tls.ConnectionState) (string, bool) {
+	const maxKept = 4096
+	var mu sync.Mutex
+	kept := map[*x509.Certificate]bool{}
+	pool := ca.Pool()
+	return func(cs *tls.ConnectionState) (string, bool) {
+		if cs == nil || len(cs.PeerCertificates) == 0 {
+			return "", false
+		}
+		leaf := cs.PeerCertificates[0]
+		mu.Lock()
+		if p := ca.Pool(); p != pool {
+			pool, kept = p, map[*x509.Certificate]bool{} // the CA file changed
+		}
+		ok, known := kept[leaf]
+		mu.Unlock()
+		if !known {
+			ok = ca.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth) == nil
+			mu.Lock()
+			if len(kept) >= maxKept {
+				clear(kept)
+			}
+			kept[leaf] = ok
+			mu.Unlock()
+		}
+		if !ok {
+			return "", false
+		}
+		return leaf.Subject.CommonName, true
+	}
 }

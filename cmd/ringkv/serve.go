@@ -59,6 +59,7 @@ type serveConfig struct {
 	secretOnCmdline bool
 	// TLS (README.md, "TLS").
 	tlsCertFile, tlsKeyFile, peerCertFile, peerKeyFile, peerCAFile, peerAddr string
+	clientCAFile                                                             string
 	// Limits (README.md, "Limits").
 	limits limitFlags
 }
@@ -123,6 +124,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.peerCertFile, "peer-tls-cert-file", c.peerCertFile, "PEM certificate of this node for internode calls, naming its node id as CN or DNS name (default: --tls-cert-file)")
 	fs.StringVar(&c.peerKeyFile, "peer-tls-key-file", c.peerKeyFile, "PEM private key of --peer-tls-cert-file (default: --tls-key-file)")
 	fs.StringVar(&c.peerCAFile, "peer-ca-file", c.peerCAFile, "PEM cluster CA: internode calls are mutual TLS, with certificates of this CA on both sides")
+	fs.StringVar(&c.clientCAFile, "client-ca-file", c.clientCAFile, "PEM CA of client certificates: the client port asks for one (optional), and a certificate of this CA names its holder to --auth-file's cn: lines; reloaded when it changes")
 	fs.StringVar(&c.peerAddr, "peer-addr", c.peerAddr, "a separate listener for internode calls (HOST:PORT), e.g. on a private interface; the client port then answers /internal/ with 404")
 	fs.Var(freeSpaceFlag{&c.minFreeSpace}, "min-free-space", "free space of --data-dir's filesystem below which writes are refused (507) so that flushes and compactions keep room: a size (512MiB), a share of the filesystem (2%), or 0 for none; the default is the smaller of 512MiB and 2%")
 	c.limits.addFlags(fs)
@@ -254,6 +256,8 @@ func (c *serveConfig) validateTLS() error {
 		return errors.New("--peer-tls-key-file needs --peer-tls-cert-file")
 	case c.peerCAFile != "" && c.peerCertFile == "" && c.tlsCertFile == "":
 		return errors.New("--peer-ca-file needs the node's certificate: --peer-tls-cert-file or --tls-cert-file")
+	case c.clientCAFile != "" && c.tlsCertFile == "":
+		return errors.New("--client-ca-file needs --tls-cert-file")
 	}
 	return nil
 }
@@ -263,9 +267,10 @@ func (c *serveConfig) loadTLS(lg *slog.Logger) (*httpd.NodeTLS, error) {
 	nt, err := httpd.LoadNodeTLS(httpd.TLSFiles{
 		CertFile: c.tlsCertFile, KeyFile: c.tlsKeyFile,
 		PeerCertFile: c.peerCertFile, PeerKeyFile: c.peerKeyFile, PeerCAFile: c.peerCAFile,
+		ClientCAFile: c.clientCAFile,
 	}, c.peerAddr != "", lg)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-cert-file, --peer-tls-cert-file or --peer-ca-file: %v", err)
+		return nil, fmt.Errorf("--tls-cert-file, --peer-tls-cert-file, --peer-ca-file or --client-ca-file: %v", err)
 	}
 	return nt, nil
 }
@@ -442,22 +447,21 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return code
 	}
 
-	// Before anything opens: a bad auth file is a bad flag.
+	// The certificate files, the auth file, then the ports: a bad flag
+	// fails fast, before Pebble opens.
+	nodeTLS, err := c.loadTLS(lg.With("component", "tls"))
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
 	var auth *httpd.Auth
 	if c.authFile != "" {
-		auth, err = httpd.NewAuth(httpd.AuthConfig{File: c.authFile, Logger: lg.With("component", "auth")})
+		auth, err = httpd.NewAuth(httpd.AuthConfig{File: c.authFile, Logger: lg.With("component", "auth"), ClientIdentity: nodeTLS.ClientIdentity})
 		if err != nil {
 			return fail(exitUsage, "--auth-file: %v", err)
 		}
 		defer auth.Close()
 	}
 
-	// The certificate files, then the ports: a bad flag fails fast,
-	// before Pebble opens.
-	nodeTLS, err := c.loadTLS(lg.With("component", "tls"))
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fail(exitUsage, "cannot listen on --http-addr %s: %v", c.httpAddr, err)
