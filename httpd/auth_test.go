@@ -145,6 +145,10 @@ func authMatrix(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 	for _, tt := range testTokens {
 		cols = append(cols, tt.col)
 	}
+	// peer: a call signed with the cluster secret, as another node makes
+	// it, and no client credential.
+	peerSecrets := peer.NewSecrets("test", []byte("hunter2"))
+	cols = append(cols, "peer")
 	var out strings.Builder
 	w := tabwriter.NewWriter(&out, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(w, "request\t%s\n", strings.Join(cols, "\t"))
@@ -160,7 +164,12 @@ func authMatrix(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 		codes := make([]string, 0, len(cols))
 		for _, col := range cols {
 			hdrs := []string{RequestHeader + ": 1"}
-			if col != "anonymous" {
+			switch col {
+			case "anonymous":
+			case "peer":
+				sg, _ := sign(peerSecrets, "node-2", f[0], f[1], body, time.Now())
+				hdrs = append(hdrs, NodeHeader+": "+sg.node, TimeHeader+": "+sg.time, SignatureHeader+": "+sg.sig)
+			default:
 				hdrs = append(hdrs, "Authorization: Bearer "+tokenOf(t, col))
 			}
 			head := f[0] == fasthttp.MethodHead
