@@ -133,23 +133,12 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 // returns the file's size and, on damage, the table that met it.
 func validateTable(fs vfs.FS, path string, ropts sstable.ReaderOptions, tables []pebble.SSTableInfo) (int64, pebble.SSTableInfo, error) {
 	bad := tables[0]
-	f, err := fs.Open(path)
+	st, err := fs.Stat(path)
 	if err != nil {
 		return 0, bad, err
 	}
-	st, err := f.Stat()
+	r, err := newTableReader(context.Background(), fs, path, ropts)
 	if err != nil {
-		f.Close()
-		return 0, bad, err
-	}
-	readable, err := sstable.NewSimpleReadable(f)
-	if err != nil {
-		f.Close()
-		return 0, bad, err
-	}
-	r, err := sstable.NewReader(context.Background(), readable, ropts)
-	if err != nil {
-		readable.Close()
 		return 0, bad, err
 	}
 	defer r.Close()

@@ -106,21 +106,31 @@ func liveBackings(db *pebble.DB) ([]string, map[string][]pebble.SSTableInfo, err
 // openTable opens the SSTable at path, which reads and checks its footer,
 // metaindex and properties, and closes it.
 func openTable(fs vfs.FS, path string, ropts sstable.ReaderOptions) error {
-	f, err := fs.Open(path)
+	r, err := newTableReader(context.Background(), fs, path, ropts)
 	if err != nil {
 		return err
+	}
+	return r.Close()
+}
+
+// newTableReader opens a reader of the SSTable at path; closing the
+// reader closes the file.
+func newTableReader(ctx context.Context, fs vfs.FS, path string, ropts sstable.ReaderOptions) (*sstable.Reader, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	readable, err := sstable.NewSimpleReadable(f)
 	if err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	r, err := sstable.NewReader(context.Background(), readable, ropts)
+	r, err := sstable.NewReader(ctx, readable, ropts)
 	if err != nil {
 		readable.Close()
-		return err
+		return nil, err
 	}
-	return r.Close()
+	return r, nil
 }
 
 // tableSpan describes the damaged file name backing tables: the span of

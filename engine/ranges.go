@@ -341,18 +341,8 @@ type spanInput struct {
 // readTable reads the SSTable at path into in, checking what ingestSpan
 // requires of it.
 func (e *Engine) readTable(ctx context.Context, path string, in *spanInput) error {
-	f, err := e.opts.FS.Open(path)
+	r, err := newTableReader(ctx, e.opts.FS, path, e.popts.MakeReaderOptions())
 	if err != nil {
-		return err
-	}
-	readable, err := sstable.NewSimpleReadable(f)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	r, err := sstable.NewReader(ctx, readable, e.popts.MakeReaderOptions())
-	if err != nil {
-		readable.Close()
 		return err
 	}
 	// NB: the file must be closed before it is ingested (MemFS, like
