@@ -242,8 +242,9 @@ func (c *corruptTracker) report(info pebble.DataCorruptionInfo) {
 func (c *corruptTracker) addUnreadable(sp CorruptSpan) {
 	sp.Unreadable, sp.Events = true, 1
 	c.events.Add(1)
+	kept := sp // the tracker's own copy: reports change it under c.mu
 	c.mu.Lock()
-	c.mu.byPath[sp.Path] = &sp
+	c.mu.byPath[sp.Path] = &kept
 	c.mu.lastLog[sp.Path] = sp.Detected
 	c.publishLocked()
 	c.mu.Unlock()
