@@ -58,7 +58,8 @@ type Limits struct {
 	// DefaultMaxScanBytes.
 	MaxScanBytes int
 	// MaxConcurrentScans caps the client scans (GET /v1/kv) a node runs
-	// at once; one more is answered 429. Internode scans have as many
+	// at once; one more waits up to 250ms for a slot, then is answered
+	// 429. Internode scans have as many
 	// slots of their own, and wait up to their deadline for one. The
 	// default is max(2, GOMAXPROCS): a scan of a sparse prefix reads the
 	// whole store, so more at once than cores starve the other requests.
@@ -248,17 +249,21 @@ func (r *rateLimiter) clients() int {
 	return len(r.cur) + len(r.prev)
 }
 
-// acquireScan takes a client scan slot, or answers 429 and reports false.
-// The caller releases it with releaseScan.
+// scanQueueWait is how long a client scan waits for a slot before its
+// 429: a dense-prefix page takes a millisecond or two, so short scans
+// queue behind each other rather than fail, while scans that hold their
+// slots (sparse prefixes read the whole store) still turn the rest away
+// promptly.
+const scanQueueWait = 250 * time.Millisecond
+
+// acquireScan takes a client scan slot, waiting up to scanQueueWait, or
+// answers 429 and reports false. The caller releases it with releaseScan.
 func (s *Server) acquireScan(ctx *fasthttp.RequestCtx) bool {
-	select {
-	case s.lim.scans <- struct{}{}:
+	if s.acquireSlot(s.lim.scans, scanQueueWait) {
 		return true
-	default:
-		s.lim.rejected.WithLabelValues("scans").Inc()
-		tooMany(ctx, time.Second, "this node runs "+strconv.Itoa(cap(s.lim.scans))+" scans at once already; retry later")
-		return false
 	}
+	tooMany(ctx, time.Second, "this node runs "+strconv.Itoa(cap(s.lim.scans))+" scans at once already; retry later")
+	return false
 }
 
 func (s *Server) releaseScan() { <-s.lim.scans }
@@ -267,25 +272,31 @@ func (s *Server) releaseScan() { <-s.lim.scans }
 // nodes' scans are a client's scan already admitted by its coordinator,
 // so they queue rather than fail; but no more than the slots run at once.
 func (s *Server) acquireInternalScan(wait time.Duration) bool {
+	return s.acquireSlot(s.lim.internalScans, wait)
+}
+
+func (s *Server) releaseInternalScan() { <-s.lim.internalScans }
+
+// acquireSlot takes a slot of slots, waiting at most wait for one; a
+// refusal is counted.
+func (s *Server) acquireSlot(slots chan struct{}, wait time.Duration) bool {
 	select {
-	case s.lim.internalScans <- struct{}{}:
+	case slots <- struct{}{}:
 		return true
 	default:
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case s.lim.internalScans <- struct{}{}:
+	case slots <- struct{}{}:
 		return true
 	case <-t.C:
-		s.lim.rejected.WithLabelValues("scans").Inc()
-		return false
 	case <-s.storeCtx.Done():
 		return false
 	}
+	s.lim.rejected.WithLabelValues("scans").Inc()
+	return false
 }
-
-func (s *Server) releaseInternalScan() { <-s.lim.internalScans }
 
 // Accept backoff bounds, as net/http's Server.Serve.
 const (

@@ -59,7 +59,7 @@ func (l *limitFlags) addFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&l.rateLimit, "rate-limit", l.rateLimit, "requests per second one client may make (one credential of --auth-file, else one IP address), internode calls exempt; past it 429 with Retry-After (0: no limit)")
 	fs.IntVar(&l.rateBurst, "rate-burst", l.rateBurst, "requests a client may make at once above --rate-limit (default: --rate-limit rounded up)")
 	fs.Var(sizeFlag{&l.maxScanBytes}, "max-scan-bytes", "largest scan page: it ends early, with next set, once its keys and values reach this")
-	fs.IntVar(&l.maxConcurrentScans, "max-concurrent-scans", l.maxConcurrentScans, "most client scans run at once; one more is answered 429")
+	fs.IntVar(&l.maxConcurrentScans, "max-concurrent-scans", l.maxConcurrentScans, "most client scans run at once; one more waits up to 250ms for a slot, then is answered 429")
 	fs.Var(sizeFlag{&l.maxHintBytes}, "max-hint-bytes", "most hints kept for one member that is down; past it its writes are not hinted and anti-entropy repairs it (0: no bound)")
 	fs.DurationVar(&l.maxHintAge, "max-hint-age", l.maxHintAge, "oldest hint kept; older ones are dropped and anti-entropy repairs their member (0: no bound)")
 }
