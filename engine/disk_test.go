@@ -261,6 +261,13 @@ func TestFatalCommitLeavesNoLockHeld(t *testing.T) {
 		}()
 		select {
 		case msg = <-fatal:
+			// The hook returns here (in production it exits): the write
+			// then unwinds, releasing its locks, before the check below.
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("write %d hung after the fatal hook", i)
+			}
 		case <-done:
 		case <-time.After(5 * time.Second):
 			t.Fatalf("write %d hung", i)
