@@ -23,13 +23,12 @@ import (
 // ErrWrappingSpan is returned for a span with lo > hi != 0.
 var ErrWrappingSpan = errors.New("engine: span wraps past the largest token; split it")
 
-// ErrInvalidTable reports a file given to IngestSpan or MergeSpan that is
+// ErrInvalidTable reports a file given to MergeSpan that is
 // corrupt or breaks its rules; nothing was ingested.
 var ErrInvalidTable = errors.New("engine: invalid table")
 
-// ingestAsWriteBytes is the size below which IngestSpan and MergeSpan apply
-// the records as one batch (for IngestSpan a range deletion of the span,
-// then the records) instead of ingesting files: a tiny ingest costs a
+// ingestAsWriteBytes is the size below which MergeSpan applies the
+// records as one batch instead of ingesting files: a tiny ingest costs a
 // forced memtable flush whenever the memtable holds keys of the span, and
 // leaves tiny tables behind. CockroachDB applies snapshots below 100 KiB
 // the same way (kv.snapshot.ingest_as_write_threshold).
@@ -109,8 +108,7 @@ func (e *Engine) FS() vfs.FS { return e.opts.FS }
 // Engine returns the engine s was taken from.
 func (s *Snapshot) Engine() *Engine { return s.e }
 
-// A SpanCheck verifies the records of the files IngestSpan or MergeSpan is
-// given before any of them is applied: a digest against what the donor
+// A SpanCheck verifies the records of the files MergeSpan is given before any of them is applied: a digest against what the donor
 // sent, say.
 type SpanCheck interface {
 	// Add sees one record, in storage-key order. key and value are valid
@@ -120,89 +118,36 @@ type SpanCheck interface {
 	Verify() error
 }
 
-// spanMode is how the records of a span's files join the store.
-type spanMode uint8
-
-const (
-	// spanReplace: SETs that replace the span (IngestSpan).
-	spanReplace spanMode = iota
-	// spanMerge: LWW merge operands added to the span (MergeSpan).
-	spanMerge
-)
-
-// kind is the one key kind the files of m may hold.
-func (m spanMode) kind() pebble.InternalKeyKind {
-	if m == spanMerge {
-		return pebble.InternalKeyKindMerge
-	}
-	return pebble.InternalKeyKindSet
-}
-
-// IngestSpan atomically replaces every record whose token is in [lo, hi)
-// with the records of the SSTable files at paths: afterwards the span holds
-// exactly those records, and no reader sees a mix. The files must be on
-// FS(), written with TableWriterOptions, hold only SETs of whole records at
-// sequence number 0 with keys inside the span, and be given in key order
-// (as sstable.Export writes them). On success they are consumed (moved into
-// the store, or applied and removed); on error they are left as they were
-// and the span is unchanged.
-//
-// Every file is read once before anything is applied: to check the
-// above, to run check (if not nil) over every record, and to find the
-// newest timestamp, which is made durable in the ceiling and raised into
-// the key stripes' watermarks so that a later write never stores a SET over
-// a newer ingested record. Spans below ingestAsWriteBytes are applied as
-// one batch (range deletion plus records) rather than ingested.
-//
-// Writes to the span that Pebble sequences before the ingest are replaced
-// with the rest of the span: the caller arranges for the span to receive
-// no writes it must keep while the files are in flight, or repairs them
-// afterwards. MergeSpan has no such caveat.
-//
-// NB: Pebble's excise breaks the point-in-time view of the Snapshots open
-// across it: their reads that start after the ingest see the span's new
-// records (see pebble.DB.NewSnapshot). Reads of other spans are unaffected.
-func (e *Engine) IngestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
-	if e.closed.Load() {
-		return ErrClosed
-	}
-	err := e.ingestSpan(ctx, lo, hi, paths, check, spanReplace)
-	if err != nil {
-		return fmt.Errorf("cannot ingest span [%016x, %016x): %w", lo, hi, err)
-	}
-	return nil
-}
-
 // MergeSpan atomically adds the records of the SSTable files at paths to
 // the span [lo, hi) as last-writer-wins merge operands: afterwards each key
 // holds the newer (by timestamp, then node) of its own record and the
 // files' one, and nothing of the span is deleted, so writes that land
 // while the files are in flight (a range moving to a node that already
-// takes writes for it) are never lost. The files must be as IngestSpan
-// wants them, except that they hold MERGEs (sstable.Receive writes them),
-// and are checked in the same way, check included, before anything is
-// applied; on success they are consumed, on error left as they were with
-// the store unchanged. All files are ingested at once (Pebble ingests a set
+// takes writes for it) are never lost. The files must be on FS(), written
+// with TableWriterOptions, hold only MERGEs of whole records at sequence
+// number 0 with keys inside the span (sstable.Receive writes them), and be
+// given in key order. Every file is read once before anything is applied:
+// to check the above, to run check (if not nil) over every record, and to
+// find the newest timestamp. On success they are consumed, on error left
+// as they were with the store unchanged. All files are ingested at once (Pebble ingests a set
 // of files atomically), so no reader sees some of them without the others;
 // below ingestAsWriteBytes they are applied as one batch of merges instead.
-// The ceiling and watermarks are raised as IngestSpan raises them, so a
-// later write older than a merged record cannot overwrite it. As with
-// IngestSpan, writes and garbage collection wait while the records are
-// applied.
-//
-// Unlike IngestSpan it excises nothing: open Snapshots keep their view.
+// The newest timestamp is made durable in the ceiling and raised into the
+// key stripes' watermarks, so a later write older than a merged record
+// cannot overwrite it. Writes and garbage collection wait while the
+// records are applied. It excises nothing: open Snapshots keep their view.
 func (e *Engine) MergeSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	err := e.ingestSpan(ctx, lo, hi, paths, check, spanMerge)
+	err := e.ingestSpan(ctx, lo, hi, paths, check)
 	if err != nil {
 		return fmt.Errorf("cannot merge into span [%016x, %016x): %w", lo, hi, err)
 	}
 	return nil
 }
 
-func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck, mode spanMode) error {
+func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error {
 	// Below the free-space floor, a pulled range waits (its pull is
 	// retried) rather than take the room flushes and compactions need.
 	if err := e.admit(0); err != nil {
@@ -212,18 +157,12 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 	if err != nil {
 		return err
 	}
-	in := spanInput{start: start, end: end, check: check, mode: mode, batch: e.db.NewBatch()}
+	in := spanInput{start: start, end: end, check: check, batch: e.db.NewBatch()}
 	defer func() {
 		if in.batch != nil {
 			in.batch.Close()
 		}
 	}()
-	if mode == spanReplace {
-		// The range deletion comes first: later entries of a batch shadow it.
-		if err := in.batch.DeleteRange(start, end, nil); err != nil {
-			return err
-		}
-	}
 	for _, p := range paths {
 		if err := e.readTable(ctx, p, &in); err != nil {
 			if pebble.IsCorruptionError(err) {
@@ -241,7 +180,7 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 	if empty {
 		return nil // nothing is in an empty span, and nothing was read
 	}
-	if mode == spanMerge && in.prev == nil {
+	if in.prev == nil {
 		// Merging no records changes nothing: spare the row cache.
 		e.removeApplied(paths)
 		return nil
@@ -273,7 +212,7 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 			return
 		}
 		unlocked = true
-		if in.batch != nil && mode == spanMerge {
+		if in.batch != nil {
 			e.forgetRowsLocked(in.keys)
 		} else {
 			e.invalidateRowsLocked()
@@ -293,11 +232,7 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		e.removeApplied(paths)
 		return nil
 	}
-	if mode == spanMerge {
-		return e.db.Ingest(ctx, paths)
-	}
-	_, err = e.db.IngestAndExcise(ctx, paths, nil, nil, pebble.KeyRange{Start: start, End: end})
-	return err
+	return e.db.Ingest(ctx, paths)
 }
 
 // lockAllStripes locks every stripe, in index order as lockStripes does
@@ -327,7 +262,6 @@ func (e *Engine) removeApplied(paths []string) {
 type spanInput struct {
 	start, end []byte
 	check      SpanCheck
-	mode       spanMode
 	prev       []byte // the last key read, for the order check
 	maxTS      uint64
 	stripeTS   [numStripes]uint64 // the newest timestamp read per stripe
@@ -359,7 +293,7 @@ func (e *Engine) readTable(ctx context.Context, path string, in *spanInput) erro
 	if err != nil {
 		return err
 	}
-	kind := in.mode.kind()
+	const kind = pebble.InternalKeyKindMerge
 	n := 0
 	var buf []byte
 	for kv := it.First(); kv != nil; kv = it.Next() {
@@ -425,11 +359,9 @@ func (in *spanInput) add(k, v []byte) error {
 		if in.bytes += int64(len(k) + len(v)); in.bytes >= ingestAsWriteBytes {
 			in.batch.Close()
 			in.batch, in.keys = nil, nil
-		} else if in.mode == spanMerge {
+		} else {
 			in.keys = append(in.keys, bytes.Clone(u))
 			return in.batch.Merge(k, v, nil)
-		} else {
-			return in.batch.Set(k, v, nil)
 		}
 	}
 	return nil
@@ -572,7 +504,7 @@ func (e *Engine) Checkpoint(dir string) error {
 	return nil
 }
 
-// SetTimestampBound makes IngestSpan and MergeSpan refuse files holding a
+// SetTimestampBound makes MergeSpan refuse files holding a
 // record stamped above bound() (memtable.ErrFutureTimestamp), before
 // anything is applied: a span pulled from a peer must not bring in a
 // record from the far future, which no later write could overwrite. The

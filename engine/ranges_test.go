@@ -47,16 +47,10 @@ func writeTable(t *testing.T, e *Engine, path string, fill func(w *sstable.Write
 	return path
 }
 
-// exportTables writes src's records in [lo, hi) to SSTables of at most
-// perFile records each under dir on dst's filesystem, as sstable.Export
-// does (which this package's tests cannot import), and returns the paths.
-func exportTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, perFile int) []string {
-	t.Helper()
-	return writeSpanTables(t, src, dst, lo, hi, dir, perFile, (*sstable.Writer).Set)
-}
-
-// mergeTables is exportTables with the records written as MERGEs, as
-// sstable.Receive writes them for MergeSpan.
+// mergeTables writes src's records in [lo, hi) to SSTables of MERGEs of at
+// most perFile records each under dir on dst's filesystem, as
+// sstable.Receive writes them for MergeSpan (which this package's tests
+// cannot import), and returns the paths.
 func mergeTables(t *testing.T, src, dst *Engine, lo, hi uint64, dir string, perFile int) []string {
 	t.Helper()
 	return writeSpanTables(t, src, dst, lo, hi, dir, perFile, (*sstable.Writer).Merge)
@@ -101,7 +95,7 @@ func spanRecords(t *testing.T, e *Engine, lo, hi uint64) []string {
 }
 
 // ingested reports how many tables Pebble has ingested, to tell the file
-// path of IngestSpan from the batch path. It flushes first: a table
+// path of MergeSpan from the batch path. It flushes first: a table
 // ingested over the memtable waits in the flush queue, and is counted when
 // it leaves.
 func ingested(t *testing.T, e *Engine) uint64 {
@@ -115,7 +109,7 @@ func ingested(t *testing.T, e *Engine) uint64 {
 	return n
 }
 
-// ingestPaths are the two ways IngestSpan applies files: filler records
+// ingestPaths are the two ways MergeSpan applies files: filler records
 // push the span above ingestAsWriteBytes, or not.
 var ingestPaths = []struct {
 	name   string
@@ -136,118 +130,6 @@ func addFiller(t *testing.T, e *Engine, n int, lo, hi uint64, ts uint64) {
 		}
 	}
 	must(t, e.Commit(b, false))
-}
-
-// TestIngestSpanWatermark: records ingested under a key must raise its
-// stripe's watermark and the durable ceiling, or a later, older write is
-// stored as a SET over them and wins.
-func TestIngestSpanWatermark(t *testing.T) {
-	for _, p := range ingestPaths {
-		t.Run(p.name, func(t *testing.T) {
-			fs := vfs.NewMem()
-			a := openMem(t, fs, func(o *Options) { o.Dir = "a" }, nil)
-			defer a.Close()
-			b := openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
-			now := time.Now()
-			old, late, newest := memtable.TimestampAt(now), memtable.TimestampAt(now.Add(5*time.Second)), memtable.TimestampAt(now.Add(10*time.Second))
-			k := []byte("k")
-			must(t, b.Write(k, rec(old, 2, "old"), true)) // the stripe's watermark is now old
-			must(t, a.Write(k, rec(newest, 1, "new"), true))
-			addFiller(t, a, p.filler, 0, 0, old)
-
-			before := ingested(t, b)
-			must(t, b.IngestSpan(context.Background(), 0, 0, exportTables(t, a, b, 0, 0, "x", 500), nil))
-			if got := ingested(t, b) > before; got != p.files {
-				t.Fatalf("ingested as files: %v, want %v", got, p.files)
-			}
-			expect := func(when string) {
-				t.Helper()
-				_, r, err := b.Get(nil, k)
-				must(t, err)
-				if string(r.Value) != "new" || r.TS != newest {
-					t.Fatalf("%s: Get = %q@%d, want the ingested record", when, r.Value, r.TS)
-				}
-			}
-			expect("after ingest")
-			must(t, b.Write(k, rec(late, 2, "late"), true))
-			expect("after an older write")
-			if b.MaxTimestamp() < newest {
-				t.Fatalf("ceiling %d below the ingested %d", b.MaxTimestamp(), newest)
-			}
-			must(t, b.Close())
-
-			b = openMem(t, fs, func(o *Options) { o.Dir = "b" }, nil)
-			defer b.Close()
-			must(t, b.Write(k, rec(late+1, 2, "late again"), true))
-			expect("after a restart and an older write")
-		})
-	}
-}
-
-// TestIngestSpanReplaces: the span of the receiver ends up equal to the
-// donor's, stale and extra keys included; the rest is untouched; cached
-// rows never outlive an ingest or a drop.
-func TestIngestSpanReplaces(t *testing.T) {
-	for _, p := range ingestPaths {
-		t.Run(p.name, func(t *testing.T) {
-			fs, a, b := openPair(t, nil)
-			ts := memtable.TimestampAt(time.Now())
-			stale, extra, dead, out := keyIn("stale", upper, 0, true), keyIn("extra", upper, 0, true), keyIn("dead", upper, 0, true), keyIn("out", upper, 0, false)
-			// The receiver's stale copy is even newer than the donor's:
-			// ingest replaces, it does not merge.
-			must(t, a.Write(stale, rec(ts+1, 1, "donor"), true))
-			must(t, b.Write(stale, rec(ts+2, 2, "receiver"), true))
-			must(t, a.Write(dead, &memtable.Record{Version: memtable.Version{TS: ts + 3, Node: 1}, Tombstone: true}, true))
-			must(t, b.Write(dead, rec(ts, 2, "alive"), true))
-			must(t, b.Write(extra, rec(ts, 2, "extra"), true))
-			must(t, b.Write(out, rec(ts, 2, "outside"), true))
-			must(t, a.Write(out, rec(ts+5, 1, "donor outside"), true))
-			addFiller(t, a, p.filler, upper, 0, ts)
-			must(t, b.Flush()) // some of the receiver's span in tables, some in the memtable
-			must(t, b.Write(stale, rec(ts+2, 2, "receiver"), true))
-			for _, k := range [][]byte{stale, extra, dead, out} {
-				if _, ok := b.rows.get(nil, k); !ok {
-					t.Fatalf("%s not cached: the test tests nothing", k)
-				}
-			}
-
-			must(t, b.IngestSpan(context.Background(), upper, 0, exportTables(t, a, b, upper, 0, "x", 700), nil))
-			if got, want := spanRecords(t, b, upper, 0), spanRecords(t, a, upper, 0); !slices.Equal(got, want) {
-				t.Fatalf("span differs from the donor's: %d records, want %d", len(got), len(want))
-			}
-			for _, k := range [][]byte{stale, dead} {
-				_, want, err := a.Get(nil, k)
-				must(t, err)
-				_, got, err := b.Get(nil, k)
-				must(t, err)
-				if !bytes.Equal(got.Append(nil), want.Append(nil)) {
-					t.Fatalf("%s: Get = %+v, want %+v", k, got, want)
-				}
-			}
-			if _, _, err := b.Get(nil, extra); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("extra key survived the ingest: %v", err)
-			}
-			if _, r, err := b.Get(nil, out); err != nil || string(r.Value) != "outside" {
-				t.Fatalf("key outside the span: %q, %v", r.Value, err)
-			}
-			if files, _ := fs.List("x"); len(files) != 0 {
-				t.Fatalf("files left after ingest: %v", files)
-			}
-
-			must(t, b.DropSpan(context.Background(), upper, 0))
-			for _, k := range [][]byte{stale, dead} {
-				if _, _, err := b.Get(nil, k); !errors.Is(err, ErrNotFound) {
-					t.Fatalf("%s survived the drop: %v", k, err)
-				}
-			}
-			if n := len(spanRecords(t, b, upper, 0)); n != 0 {
-				t.Fatalf("%d records left in a dropped span", n)
-			}
-			if _, r, err := b.Get(nil, out); err != nil || string(r.Value) != "outside" {
-				t.Fatalf("key outside the span: %q, %v", r.Value, err)
-			}
-		})
-	}
 }
 
 // TestMergeSpan: merging a donor's span keeps, for every key, the newest
@@ -488,7 +370,7 @@ func TestInvalidateRowsStopsFill(t *testing.T) {
 	must(t, err)
 	stale = bytes.Clone(stale)
 	closer.Close()
-	must(t, b.IngestSpan(context.Background(), 0, 0, exportTables(t, a, b, 0, 0, "x", 10), nil))
+	must(t, b.MergeSpan(context.Background(), 0, 0, mergeTables(t, a, b, 0, 0, "x", 10), nil))
 	if s.mu.TryLock() {
 		if s.seq.Load() == seq {
 			b.rows.put(k, stale)
@@ -500,10 +382,10 @@ func TestInvalidateRowsStopsFill(t *testing.T) {
 	}
 }
 
-// TestIngestSpanRejects: a bad file, a failed check or a wrapping span
-// aborts IngestSpan or MergeSpan with the store and the files unchanged;
-// each refuses the other's kind of table.
-func TestIngestSpanRejects(t *testing.T) {
+// TestMergeSpanRejects: a bad file, a failed check or a wrapping span
+// aborts MergeSpan with the store and the files unchanged; it refuses
+// tables of SETs.
+func TestMergeSpanRejects(t *testing.T) {
 	ts := memtable.TimestampAt(time.Now())
 	good := rec(ts, 1, "v").Append(nil)
 	in1, in2 := keyIn("in", upper, 0, true), keyIn("in2", upper, 0, true)
@@ -517,7 +399,6 @@ func TestIngestSpanRejects(t *testing.T) {
 		put, other writeFn // the kind the call takes, and the one it refuses
 		call       func(e *Engine, ctx context.Context, lo, hi uint64, paths []string, check SpanCheck) error
 	}{
-		{"IngestSpan", (*sstable.Writer).Set, (*sstable.Writer).Merge, (*Engine).IngestSpan},
 		{"MergeSpan", (*sstable.Writer).Merge, (*sstable.Writer).Set, (*Engine).MergeSpan},
 	} {
 		with := func(put writeFn, keys ...[]byte) func(w *sstable.Writer) error {
@@ -615,9 +496,9 @@ func readAll(t *testing.T, fs vfs.FS, path string) []byte {
 	return data
 }
 
-// TestIngestSpanConcurrent: writers and readers race ingests and drops of
+// TestMergeSpanConcurrent: writers and readers race merges and drops of
 // their keys' span; afterwards every cached read equals what Pebble holds.
-func TestIngestSpanConcurrent(t *testing.T) {
+func TestMergeSpanConcurrent(t *testing.T) {
 	_, a, b := openPair(t, func(o *Options) { o.RowCacheSize = 1 << 20 })
 	keys := benchKeysT(64)
 	base := memtable.TimestampAt(time.Now())
@@ -659,13 +540,13 @@ func TestIngestSpanConcurrent(t *testing.T) {
 			}
 		}
 		if i == 12 {
-			addFiller(t, a, 1500, 0, 0, base) // from here on, ingests use files
+			addFiller(t, a, 1500, 0, 0, base) // from here on, merges use files
 		}
 		if i%5 == 4 {
 			must(t, b.DropSpan(context.Background(), 0, 0))
 			continue
 		}
-		must(t, b.IngestSpan(context.Background(), 0, 0, exportTables(t, a, b, 0, 0, fmt.Sprint("x", i), 400), nil))
+		must(t, b.MergeSpan(context.Background(), 0, 0, mergeTables(t, a, b, 0, 0, fmt.Sprint("x", i), 400), nil))
 	}
 	close(stop)
 	wg.Wait()

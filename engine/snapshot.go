@@ -12,9 +12,9 @@ import (
 // Snapshot is a consistent, read-only view of the store at one moment:
 // writes after it was taken are invisible to it. Range transfers and
 // anti-entropy read through snapshots so that what they stream is one
-// point in time. One exception: IngestSpan replaces its span with Pebble's
-// excise, which also changes what an open snapshot sees of that span, so
-// a snapshot that must stay fixed must not overlap a span being ingested.
+// point in time. One exception: ExciseCorrupt removes a damaged file's
+// span with Pebble's excise, which also changes what an open snapshot
+// sees of that span.
 // A Snapshot is safe for concurrent use; Close releases it.
 type Snapshot struct {
 	e    *Engine

@@ -122,16 +122,6 @@ func (c *Checkpoint) WriteTo(ctx context.Context, w io.Writer) (Manifest, error)
 	return m, tw.Close()
 }
 
-// Backup is TakeCheckpoint, WriteTo and Close in one call.
-func Backup(ctx context.Context, e *engine.Engine, scratch string, w io.Writer) (Manifest, error) {
-	c, err := TakeCheckpoint(e, scratch)
-	if err != nil {
-		return Manifest{}, err
-	}
-	defer c.Close()
-	return c.WriteTo(ctx, w)
-}
-
 // validName reports whether a backup entry name is a plain file name:
 // nothing that could land outside the directory being extracted into.
 func validName(name string) bool {

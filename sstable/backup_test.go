@@ -27,8 +27,11 @@ func backupOf(t *testing.T) ([]byte, [][]byte, state) {
 	}
 	want := read(t, e, keys)
 	var buf bytes.Buffer
-	m, err := Backup(context.Background(), e, filepath.Join(dir, "data.backup-1"), &buf)
+	c, err := TakeCheckpoint(e, filepath.Join(dir, "data.backup-1"))
 	must(t, err)
+	m, err := c.WriteTo(context.Background(), &buf)
+	must(t, err)
+	must(t, c.Close())
 	if len(m.Files) == 0 || m.Bytes == 0 {
 		t.Fatalf("manifest: %+v", m)
 	}

@@ -66,7 +66,7 @@ var ErrBadStream = errors.New("sstable: malformed record stream")
 // with one record frame per record, each key a storage key of at most
 // MaxStreamKey bytes and each value an encoded record of at most
 // MaxStreamValue bytes. The trailer carries the Digest of the records,
-// which DigestSpan of the donor's snapshot equals; a record frame after
+// that of the donor's snapshot of the span; a record frame after
 // its tag is exactly what the digest hashes of the record. Nothing
 // follows the trailer.
 func Send(ctx context.Context, snap *engine.Snapshot, lo, hi uint64, w io.Writer, lim *Limiter) (Digest, int64, error) {
@@ -165,7 +165,6 @@ func Receive(ctx context.Context, e *engine.Engine, lo, hi uint64, r io.Reader, 
 		opts:   e.TableWriterOptions(),
 		target: uint64(targetFileSize),
 		d:      newDigester(),
-		merge:  true, // engine.MergeSpan takes MERGE operands
 	}
 	err := x.fs.MkdirAll(dir, 0o755)
 	if err == nil {

@@ -56,7 +56,7 @@ func transfer(ctx context.Context, snap *engine.Snapshot, e *engine.Engine, lo, 
 
 // TestSendReceive: the receiver ends with, for each key of the span, the
 // newer of its own record and the donor's snapshot's, and its keys outside
-// the span as they were; both sides' digests are the donor's DigestSpan.
+// the span as they were; both sides' digests are the donor's digestSpan.
 func TestSendReceive(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -91,7 +91,7 @@ func TestSendReceive(t *testing.T) {
 				sent, got, n, sendErr, recvErr := transfer(ctx, snap, b, s.Lo, s.Hi, c.target, 0, func(n int64) { last = n })
 				must(t, sendErr)
 				must(t, recvErr)
-				want, err := DigestSpan(ctx, snap, s.Lo, s.Hi)
+				want, err := digestSpan(ctx, snap, s.Lo, s.Hi)
 				must(t, err)
 				if sent != want || got != want {
 					t.Fatalf("sent %v, received %v, DigestSpan %v", sent, got, want)
@@ -149,7 +149,7 @@ func TestSendReceive(t *testing.T) {
 }
 
 // records returns every record of src by storage key.
-func records(t *testing.T, src Source) map[string][]byte {
+func records(t *testing.T, src source) map[string][]byte {
 	t.Helper()
 	m := map[string][]byte{}
 	must(t, src.ExportSpan(context.Background(), 0, 0, func(k, v []byte) error {
@@ -269,7 +269,7 @@ func TestReceiveRejects(t *testing.T) {
 			b := openEngine(t, fs, fmt.Sprint("b", i))
 			defer b.Close()
 			receiver(t, b, 600, ts)
-			before, err := DigestSpan(ctx, b, 0, 0)
+			before, err := digestSpan(ctx, b, 0, 0)
 			must(t, err)
 			fs.creates.Store(0)
 			fs.failAt.Store(c.failAt)
@@ -280,7 +280,7 @@ func TestReceiveRejects(t *testing.T) {
 				t.Fatalf("Receive = %v, want %v", err, c.want)
 			}
 			t.Log(err)
-			if after, err := DigestSpan(ctx, b, 0, 0); err != nil || after != before {
+			if after, err := digestSpan(ctx, b, 0, 0); err != nil || after != before {
 				t.Fatalf("receiver changed by a refused stream: %v, want %v (%v)", after, before, err)
 			}
 			if left, _ := fs.List("xfer"); len(left) != 0 {
@@ -320,7 +320,7 @@ func TestReceiveTransportError(t *testing.T) {
 	if _, err := Receive(context.Background(), b, 0, 0, r, "xfer", 32<<10, nil); !errors.Is(err, errReset) {
 		t.Fatalf("Receive = %v, want %v", err, errReset)
 	}
-	if d, err := DigestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
+	if d, err := digestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
 		t.Fatalf("receiver holds %v (%v)", d, err)
 	}
 	if left, _ := fs.List("xfer"); len(left) != 0 {
@@ -389,7 +389,7 @@ func TestTransferCancel(t *testing.T) {
 	if !errors.Is(sendErr, context.Canceled) || !errors.Is(recvErr, context.Canceled) {
 		t.Fatalf("Send = %v, Receive = %v; want both cancelled", sendErr, recvErr)
 	}
-	if d, err := DigestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
+	if d, err := digestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
 		t.Fatalf("receiver holds %v (%v)", d, err)
 	}
 	if left, _ := fs.List("xfer"); len(left) != 0 {
@@ -447,14 +447,14 @@ func FuzzReceive(f *testing.F) {
 	defer b.Close()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
-		before, err := DigestSpan(ctx, b, 0, 0)
+		before, err := digestSpan(ctx, b, 0, 0)
 		must(t, err)
 		_, err = Receive(ctx, b, 0, 0, bytes.NewReader(data), "xfer", 4<<10, nil)
 		if left, _ := fs.List("xfer"); len(left) != 0 {
 			t.Fatalf("files left: %v", left)
 		}
 		if err != nil {
-			if after, derr := DigestSpan(ctx, b, 0, 0); derr != nil || after != before {
+			if after, derr := digestSpan(ctx, b, 0, 0); derr != nil || after != before {
 				t.Fatalf("refused stream (%v) changed the receiver: %v, want %v (%v)", err, after, before, derr)
 			}
 			return
@@ -594,7 +594,7 @@ func TestReceiveRespectsFreeSpaceFloor(t *testing.T) {
 	if !errors.As(err, &dfe) {
 		t.Fatalf("Receive into a full disk = %v, want a DiskFullError", err)
 	}
-	if d, err := DigestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
+	if d, err := digestSpan(context.Background(), b, 0, 0); err != nil || d.Keys != 0 {
 		t.Fatalf("receiver holds %v (%v)", d, err)
 	}
 	if left, _ := full.List("xfer"); len(left) != 0 {
