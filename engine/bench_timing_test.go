@@ -39,9 +39,14 @@ func benchKeys(n int) [][]byte {
 }
 
 // BenchmarkWrite measures the write path without fsync: stripe, record
-// encoding and Pebble's commit pipeline.
+// encoding and Pebble's commit pipeline; with the row cache on, what the
+// write does to the cache too.
 func BenchmarkWrite(b *testing.B) {
-	e := benchEngine(b, vfs.NewMem(), "db")
+	b.Run("lsm", func(b *testing.B) { benchWrite(b, benchEngine(b, vfs.NewMem(), "db")) })
+	b.Run("rowcache", func(b *testing.B) { benchWrite(b, benchEngineCache(b, vfs.NewMem(), "db", 64<<20)) })
+}
+
+func benchWrite(b *testing.B, e *Engine) {
 	keys := benchKeys(100_000)
 	clock := memtable.NewClock(nil)
 	val := make([]byte, 100)
