@@ -41,8 +41,29 @@ func ParseProfile(s string) (Profile, error) {
 }
 
 func unknownProfile(s string) error {
-	return fmt.Errorf("unknown --compaction-profile %q: want balanced, write-heavy or read-heavy", s)
+	return knobError("Profile", func(name func(string) string) string {
+		return fmt.Sprintf("unknown %s %q: want balanced, write-heavy or read-heavy", name("Profile"), s)
+	})
 }
+
+// A KnobError says which knob of a Tuning is unknown or unsafe, and why.
+// Its message calls knobs by their Tuning field names; a caller that sets
+// them from its own names (ringkv serve's flags) gets the message in those
+// from Message.
+type KnobError struct {
+	// Field is the Tuning field at fault, e.g. "MemTableSize".
+	Field string
+	msg   func(name func(field string) string) string
+}
+
+func knobError(field string, msg func(name func(field string) string) string) *KnobError {
+	return &KnobError{Field: field, msg: msg}
+}
+
+func (e *KnobError) Error() string { return e.msg(func(f string) string { return f }) }
+
+// Message is the error with every knob it mentions called name(field).
+func (e *KnobError) Message(name func(field string) string) string { return e.msg(name) }
 
 // Tuning is every Pebble knob ringkv exposes, resolved to concrete values.
 // The comment on each field names the flag that overrides it.
@@ -222,7 +243,7 @@ func ProfileTuning(p Profile) (Tuning, error) {
 }
 
 // Resolve returns the profile's values with every non-nil override applied,
-// or the first reason (one line, naming the flag) why they are unsafe.
+// or the first reason (a *KnobError) why they are unsafe.
 func Resolve(p Profile, o Overrides) (Tuning, error) {
 	t, err := ProfileTuning(p)
 	if err != nil {
@@ -268,40 +289,47 @@ const (
 )
 
 // Validate reports the first knob that Pebble would refuse or that would make
-// the node stall or thrash, as one line naming the flag.
+// the node stall or thrash, as a one-line *KnobError.
 func (t Tuning) Validate() error {
 	if _, ok := profileTuning(t.Profile); !ok {
 		return unknownProfile(string(t.Profile))
 	}
 	if err := (memtable.Sizing{Size: t.MemTableSize, StopWrites: t.MemTableStopWrites}).Validate(); err != nil {
-		return fmt.Errorf("--memtable-size (%s) is invalid: %w", FormatSize(t.MemTableSize), err)
+		return knobError("MemTableSize", func(n func(string) string) string {
+			return fmt.Sprintf("%s (%s) is invalid: %v", n("MemTableSize"), FormatSize(t.MemTableSize), err)
+		})
 	}
+	// bad is the error of field's value v, with why naming other knobs
+	// through n.
+	bad := func(field, v string, why func(n func(string) string) string) error {
+		return knobError(field, func(n func(string) string) string {
+			return fmt.Sprintf("%s (%s) %s", n(field), v, why(n))
+		})
+	}
+	fixed := func(s string) func(func(string) string) string { return func(func(string) string) string { return s } }
 	switch {
 	case t.L0CompactionThreshold < 1:
-		return fmt.Errorf("--l0-compaction-threshold (%d) must be at least 1", t.L0CompactionThreshold)
+		return bad("L0CompactionThreshold", strconv.Itoa(t.L0CompactionThreshold), fixed("must be at least 1"))
 	case t.L0StopWritesThreshold <= t.L0CompactionThreshold:
 		// Pebble accepts equality, but then writes stall the moment a
 		// compaction becomes due, before it has had a chance to run.
-		return fmt.Errorf("--l0-stop-writes-threshold (%d) must be greater than --l0-compaction-threshold (%d)",
-			t.L0StopWritesThreshold, t.L0CompactionThreshold)
+		return bad("L0StopWritesThreshold", strconv.Itoa(t.L0StopWritesThreshold), func(n func(string) string) string {
+			return fmt.Sprintf("must be greater than %s (%d)", n("L0CompactionThreshold"), t.L0CompactionThreshold)
+		})
 	case t.LBaseMaxBytes < minLBaseMaxBytes:
-		return fmt.Errorf("--lbase-max-bytes (%s) must be at least %s",
-			FormatSize(t.LBaseMaxBytes), FormatSize(minLBaseMaxBytes))
+		return bad("LBaseMaxBytes", FormatSize(t.LBaseMaxBytes), fixed("must be at least "+FormatSize(minLBaseMaxBytes)))
 	case t.TargetFileSize < minTargetFileSize:
-		return fmt.Errorf("--target-file-size (%s) must be at least %s",
-			FormatSize(t.TargetFileSize), FormatSize(minTargetFileSize))
+		return bad("TargetFileSize", FormatSize(t.TargetFileSize), fixed("must be at least "+FormatSize(minTargetFileSize)))
 	case t.TargetFileSize > t.LBaseMaxBytes:
-		return fmt.Errorf("--target-file-size (%s) must not exceed --lbase-max-bytes (%s)",
-			FormatSize(t.TargetFileSize), FormatSize(t.LBaseMaxBytes))
+		return bad("TargetFileSize", FormatSize(t.TargetFileSize), func(n func(string) string) string {
+			return fmt.Sprintf("must not exceed %s (%s)", n("LBaseMaxBytes"), FormatSize(t.LBaseMaxBytes))
+		})
 	case t.MaxConcurrentCompactions < 1 || t.MaxConcurrentCompactions > maxCompactions:
-		return fmt.Errorf("--max-concurrent-compactions (%d) must be between 1 and %d",
-			t.MaxConcurrentCompactions, maxCompactions)
+		return bad("MaxConcurrentCompactions", strconv.Itoa(t.MaxConcurrentCompactions), fixed(fmt.Sprintf("must be between 1 and %d", maxCompactions)))
 	case t.BlockCacheSize < minBlockCacheSize:
-		return fmt.Errorf("--block-cache-size (%s) must be at least %s",
-			FormatSize(t.BlockCacheSize), FormatSize(minBlockCacheSize))
+		return bad("BlockCacheSize", FormatSize(t.BlockCacheSize), fixed("must be at least "+FormatSize(minBlockCacheSize)))
 	case t.BloomBitsPerKey < 0 || t.BloomBitsPerKey > maxBloomBitsPerKey:
-		return fmt.Errorf("--bloom-bits-per-key (%d) must be between 0 (no filter) and %d",
-			t.BloomBitsPerKey, maxBloomBitsPerKey)
+		return bad("BloomBitsPerKey", strconv.Itoa(t.BloomBitsPerKey), fixed(fmt.Sprintf("must be between 0 (no filter) and %d", maxBloomBitsPerKey)))
 	}
 	return nil
 }

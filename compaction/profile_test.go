@@ -111,8 +111,8 @@ func TestParseProfile(t *testing.T) {
 	f("balanced", Balanced, "")
 	f("write-heavy", WriteHeavy, "")
 	f(" Read-Heavy\n", ReadHeavy, "")
-	f("", "", `unknown --compaction-profile "": want balanced, write-heavy or read-heavy`)
-	f("fast", "", `unknown --compaction-profile "fast": want balanced, write-heavy or read-heavy`)
+	f("", "", `unknown Profile "": want balanced, write-heavy or read-heavy`)
+	f("fast", "", `unknown Profile "fast": want balanced, write-heavy or read-heavy`)
 
 	want := []Profile{Balanced, WriteHeavy, ReadHeavy}
 	if got := Profiles(); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -310,7 +310,7 @@ func (c *serveConfig) joinAddrs() []string {
 func (c *serveConfig) tuning(given map[string]bool) (compaction.Tuning, error) {
 	p, err := compaction.ParseProfile(c.profile)
 	if err != nil {
-		return compaction.Tuning{}, fmt.Errorf("--compaction-profile: %v", err)
+		return compaction.Tuning{}, knobFlagError(err)
 	}
 	var o compaction.Overrides
 	if given["memtable-size"] {
@@ -337,7 +337,8 @@ func (c *serveConfig) tuning(given map[string]bool) (compaction.Tuning, error) {
 	if given["bloom-bits-per-key"] {
 		o.BloomBitsPerKey = &c.bloom
 	}
-	return compaction.Resolve(p, o)
+	t, err := compaction.Resolve(p, o)
+	return t, knobFlagError(err)
 }
 
 // parseServe parses serve's command line and environment into a config.
