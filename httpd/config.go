@@ -24,7 +24,10 @@ type Config struct {
 	// larger ones get 413 and nothing is written. The default is 1 MiB.
 	MaxValueSize int
 	// MaxKeySize is the longest key, in bytes after percent-decoding, that
-	// any request accepts; longer ones get 400. The default is 4096.
+	// any request accepts; longer ones get 400. The default, and the
+	// largest value Validate accepts, is peer.MaxKeySize: the coordinator
+	// refuses longer keys, so a larger limit here would turn a client's
+	// mistake into a 500.
 	MaxKeySize int
 	// ReadTimeout bounds reading one whole request, body included, so that
 	// a slow client cannot hold a connection forever. The default is 30s.
@@ -110,7 +113,7 @@ type Config struct {
 const (
 	DefaultAddr         = "127.0.0.1:8080"
 	DefaultMaxValueSize = 1 << 20
-	DefaultMaxKeySize   = 4096
+	DefaultMaxKeySize   = peer.MaxKeySize
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultIdleTimeout  = 2 * time.Minute
@@ -159,8 +162,8 @@ func (c *Config) Validate() error {
 	if c.MaxValueSize > maxBodySizeLimit/4 {
 		return fmt.Errorf("httpd: MaxValueSize %d is above the limit of %d", c.MaxValueSize, maxBodySizeLimit/4)
 	}
-	if c.MaxKeySize > 1<<20 {
-		return fmt.Errorf("httpd: MaxKeySize %d is above the limit of %d", c.MaxKeySize, 1<<20)
+	if c.MaxKeySize > peer.MaxKeySize {
+		return fmt.Errorf("httpd: MaxKeySize %d is above the store's limit of %d", c.MaxKeySize, peer.MaxKeySize)
 	}
 	return nil
 }
