@@ -29,7 +29,7 @@ var ErrNoMembership = errors.New("peer: this node runs without membership (no --
 
 // Config configures a Node. Every field documents its default.
 type Config struct {
-	// NodeID is this node's stable identity; required, at most 255 bytes.
+	// NodeID is this node's stable identity; required, at most MaxNodeIDLen bytes.
 	NodeID string
 	// HTTPAddr is the address clients and peers reach this node at.
 	HTTPAddr string

@@ -72,9 +72,11 @@ type Degraded = engine.Degraded
 // replicas answered than their consistency level needs.
 var ErrUnavailable = errors.New("peer: not enough replicas answered")
 
-// MaxNodeIDLen bounds a node's id (the CLI refuses a longer --node-id):
-// ids travel in internode messages, which refuse longer ones.
-const MaxNodeIDLen = 1024
+// MaxNodeIDLen bounds a node's id: NewNode refuses a longer one, and so
+// does the CLI (--node-id, a usage error). Ids name the hints kept for a
+// node (engine.MaxHintTarget) and travel in internode messages, which
+// refuse longer ones.
+const MaxNodeIDLen = engine.MaxHintTarget
 
 // ErrRangePending is a replica's answer for a key of a range it has just
 // been given and is still pulling from the range's old owners: its copy

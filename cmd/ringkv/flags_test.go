@@ -40,6 +40,7 @@ func TestServeFlagErrors(t *testing.T) {
 	f(nil, "--memtable-size", "--memtable-size", "512KiB")
 	f(nil, "--l0-stop-writes-threshold", "--l0-compaction-threshold", "8", "--l0-stop-writes-threshold", "8")
 	f(nil, "--compaction-profile", "--compaction-profile", "fast")
+	f(nil, "--node-id", "--node-id", strings.Repeat("n", 256)) // NewNode's limit: a usage error, not exit 1
 	f(nil, "--sync", "--sync=maybe")
 	f(nil, "--row-cache-warm", "--row-cache-warm=maybe")
 	f(nil, "--replicas", "--replicas", "0")
