@@ -223,6 +223,40 @@ func open(o Options, h hooks) (*Engine, error) {
 	}
 	e.corrupt = newCorruptTracker(o.Logger)
 
+	po, err := e.pebbleOptions()
+	if err != nil {
+		return nil, err
+	}
+	db, damaged, err := e.openPebble(po, o.KeepDamaged)
+	if err != nil {
+		return nil, err
+	}
+	e.db = db
+	e.popts = po
+	for _, sp := range damaged {
+		e.corrupt.addUnreadable(sp)
+	}
+	err = e.loadCeiling()
+	if err == nil {
+		err = e.countHints()
+		if err != nil && len(damaged) > 0 && pebble.IsCorruptionError(err) {
+			// A damaged hints table: the counts are what could be read,
+			// and are taken again once it is excised.
+			err = nil
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
+	}
+	e.startLoops(h)
+	return e, nil
+}
+
+// pebbleOptions returns the Pebble options of e's store: the tuning, the
+// merge operator, and the engine's listeners and hooks.
+func (e *Engine) pebbleOptions() (*pebble.Options, error) {
+	o := &e.opts
 	po := &pebble.Options{
 		// Pebble's writes that meet ENOSPC free the ballast and are
 		// retried once (see disk.go).
@@ -249,28 +283,13 @@ func open(o Options, h hooks) (*Engine, error) {
 	if err := po.Validate(); err != nil {
 		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
 	}
-	db, damaged, err := e.openPebble(po, o.KeepDamaged)
-	if err != nil {
-		return nil, err
-	}
-	e.db = db
-	e.popts = po
-	for _, sp := range damaged {
-		e.corrupt.addUnreadable(sp)
-	}
-	err = e.loadCeiling()
-	if err == nil {
-		err = e.countHints()
-		if err != nil && len(damaged) > 0 && pebble.IsCorruptionError(err) {
-			// A damaged hints table: the counts are what could be read,
-			// and are taken again once it is excised.
-			err = nil
-		}
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("cannot open engine at %q: %w", o.Dir, err)
-	}
+	return po, nil
+}
+
+// startLoops starts the engine's background work: the disk guard, GC and
+// the row cache's warm.
+func (e *Engine) startLoops(h hooks) {
+	o := &e.opts
 	e.disk.refresh()
 	every := diskRefresh
 	if h.diskRefresh > 0 {
@@ -289,7 +308,6 @@ func open(o Options, h hooks) (*Engine, error) {
 		e.warmAsked.Store(1)
 		e.wg.Go(e.warmLoop)
 	}
-	return e, nil
 }
 
 // Dir returns the engine's directory (Options.Dir).

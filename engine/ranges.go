@@ -163,22 +163,8 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 			in.batch.Close()
 		}
 	}()
-	for _, p := range paths {
-		if err := e.readTable(ctx, p, &in); err != nil {
-			if pebble.IsCorruptionError(err) {
-				// To a caller, a corrupt file is one more invalid table.
-				err = fmt.Errorf("%w: %w", ErrInvalidTable, err)
-			}
-			return fmt.Errorf("cannot read %s: %w", p, err)
-		}
-	}
-	if check != nil {
-		if err := check.Verify(); err != nil {
-			return err
-		}
-	}
-	if empty {
-		return nil // nothing is in an empty span, and nothing was read
+	if err := e.readTables(ctx, paths, &in); err != nil || empty {
+		return err // nothing is in an empty span, and nothing was read
 	}
 	if in.prev == nil {
 		// Merging no records changes nothing: spare the row cache.
@@ -194,6 +180,29 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		return err
 	}
 	e.raiseWatermarks(&in.stripeTS)
+	return e.applySpan(ctx, paths, &in)
+}
+
+// readTables reads every file into in and runs its check's Verify.
+func (e *Engine) readTables(ctx context.Context, paths []string, in *spanInput) error {
+	for _, p := range paths {
+		if err := e.readTable(ctx, p, in); err != nil {
+			if pebble.IsCorruptionError(err) {
+				// To a caller, a corrupt file is one more invalid table.
+				err = fmt.Errorf("%w: %w", ErrInvalidTable, err)
+			}
+			return fmt.Errorf("cannot read %s: %w", p, err)
+		}
+	}
+	if in.check != nil {
+		return in.check.Verify()
+	}
+	return nil
+}
+
+// applySpan adds the records read into in to the store: in.batch when it
+// still holds them, else the files by ingestion.
+func (e *Engine) applySpan(ctx context.Context, paths []string, in *spanInput) error {
 	// Garbage collection reads a droppable record and deletes its key
 	// under the key's stripe lock: holding every stripe keeps the records
 	// from landing between the two, where the delete would take them too.
@@ -220,19 +229,19 @@ func (e *Engine) ingestSpan(ctx context.Context, lo, hi uint64, paths []string, 
 		unlockStripes()
 	}
 	defer unlock()
-	if in.batch != nil {
-		err := e.db.ApplyNoSyncWait(in.batch, pebble.Sync)
-		unlock()
-		if err == nil {
-			err = in.batch.SyncWait()
-		}
-		if err != nil {
-			return err
-		}
-		e.removeApplied(paths)
-		return nil
+	if in.batch == nil {
+		return e.db.Ingest(ctx, paths)
 	}
-	return e.db.Ingest(ctx, paths)
+	err := e.db.ApplyNoSyncWait(in.batch, pebble.Sync)
+	unlock()
+	if err == nil {
+		err = in.batch.SyncWait()
+	}
+	if err != nil {
+		return err
+	}
+	e.removeApplied(paths)
+	return nil
 }
 
 // lockAllStripes locks every stripe, in index order as lockStripes does
