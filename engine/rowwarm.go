@@ -129,91 +129,121 @@ func (e *Engine) warmRows(pass uint64) {
 func (e *Engine) warmRowsUntil(budget int64, stop <-chan struct{}, stale func() bool) (n int, bytes int64, err error) {
 	var st fastcache.Stats
 	e.rows.c.UpdateStats(&st)
-	before := st.EntriesCount // entries cached before this pass
-	full := func() bool {
-		if n == 0 || before == 0 {
-			return bytes >= budget
-		}
-		return bytes+int64(before)*(bytes/int64(n)) >= budget
-	}
-	lo, hi := spanOf(spaceData)
-	var seqs [numStripes]uint64
-	type entry struct {
-		tok       uint64
-		key, rec  []byte // into buf or an array buf outgrew, which stays intact
-		stripeSeq uint64
-	}
-	chunk := make([]entry, 0, warmChunk)
-	var buf, last []byte
-	for !full() {
+	w := rowWarmer{e: e, budget: budget, before: st.EntriesCount, chunk: make([]warmEntry, 0, warmChunk)}
+	w.lo, w.hi = spanOf(spaceData)
+	for !w.full() {
 		select {
 		case <-stop:
-			return n, bytes, nil
+			return w.n, w.bytes, nil
 		default:
 		}
 		if stale != nil && stale() {
-			return n, bytes, nil
+			return w.n, w.bytes, nil
 		}
-		for i := range e.stripes {
-			seqs[i] = e.stripes[i].seq.Load()
-		}
-		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		more, err := w.read()
 		if err != nil {
-			return n, bytes, err
-		}
-		chunk, buf = chunk[:0], buf[:0]
-		visited := 0
-		for ok := it.First(); ok && visited < warmChunk && len(buf) < warmChunkBytes; ok = it.Next() {
-			visited++
-			last = append(last[:0], it.Key()...)
-			k, ok := userKey(it.Key())
-			if !ok {
-				it.Close()
-				return n, bytes, fmt.Errorf("malformed storage key %x", it.Key())
-			}
-			if lv := it.LazyValue(); len(k)+lv.Len() > maxRowEntry {
-				continue // the row cache would not keep it: do not load it
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				it.Close()
-				return n, bytes, err
-			}
-			tok := dataKeyToken(it.Key()) // the store's own keys: no need to hash again
-			kl := len(buf)
-			buf = append(buf, k...)
-			buf = append(buf, v...)
-			chunk = append(chunk, entry{tok: tok, key: buf[kl : kl+len(k)], rec: buf[kl+len(k):], stripeSeq: seqs[tok%numStripes]})
-		}
-		more := it.Valid()
-		if err := it.Close(); err != nil {
-			return n, bytes, err
+			return w.n, w.bytes, err
 		}
 		if e.warmHook != nil {
 			e.warmHook()
 		}
-		for _, c := range chunk {
-			if full() {
-				break
-			}
-			s := e.stripeAt(c.tok)
-			if !s.mu.TryLock() {
-				continue // a busy stripe is skipped, as a read-miss fill does
-			}
-			if s.seq.Load() == c.stripeSeq {
-				e.rows.put(c.key, c.rec)
-				n++
-				bytes += int64(len(c.key) + len(c.rec) + 4)
-			}
-			s.mu.Unlock()
-		}
+		w.cache()
 		if !more {
-			return n, bytes, nil
+			break
 		}
 		// The next chunk starts just after the last key visited.
-		lo = append(append(lo[:0:0], last...), 0)
+		w.lo = append(append(w.lo[:0:0], w.last...), 0)
 	}
-	return n, bytes, nil
+	return w.n, w.bytes, nil
+}
+
+// rowWarmer is the state of one warm pass: where it is, what it read and
+// what it cached.
+type rowWarmer struct {
+	e      *Engine
+	budget int64
+	before uint64 // entries cached before the pass
+	lo, hi []byte // what is left to read
+	seqs   [numStripes]uint64
+	chunk  []warmEntry
+	buf    []byte // the chunk's keys and records
+	last   []byte // the last key read
+	n      int
+	bytes  int64
+}
+
+type warmEntry struct {
+	tok       uint64
+	key, rec  []byte // into buf or an array buf outgrew, which stays intact
+	stripeSeq uint64
+}
+
+// full reports whether the pass has cached its budget.
+func (w *rowWarmer) full() bool {
+	if w.n == 0 || w.before == 0 {
+		return w.bytes >= w.budget
+	}
+	return w.bytes+int64(w.before)*(w.bytes/int64(w.n)) >= w.budget
+}
+
+// read reads the next chunk of records from w.lo, noting each stripe's
+// sequence first so that cache can skip the keys written since; more is
+// false at the end of the keyspace.
+func (w *rowWarmer) read() (more bool, err error) {
+	e := w.e
+	for i := range e.stripes {
+		w.seqs[i] = e.stripes[i].seq.Load()
+	}
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: w.lo, UpperBound: w.hi})
+	if err != nil {
+		return false, err
+	}
+	w.chunk, w.buf = w.chunk[:0], w.buf[:0]
+	visited := 0
+	for ok := it.First(); ok && visited < warmChunk && len(w.buf) < warmChunkBytes; ok = it.Next() {
+		visited++
+		w.last = append(w.last[:0], it.Key()...)
+		k, ok := userKey(it.Key())
+		if !ok {
+			it.Close()
+			return false, fmt.Errorf("malformed storage key %x", it.Key())
+		}
+		if lv := it.LazyValue(); len(k)+lv.Len() > maxRowEntry {
+			continue // the row cache would not keep it: do not load it
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return false, err
+		}
+		tok := dataKeyToken(it.Key()) // the store's own keys: no need to hash again
+		kl := len(w.buf)
+		w.buf = append(w.buf, k...)
+		w.buf = append(w.buf, v...)
+		w.chunk = append(w.chunk, warmEntry{tok: tok, key: w.buf[kl : kl+len(k)], rec: w.buf[kl+len(k):], stripeSeq: w.seqs[tok%numStripes]})
+	}
+	more = it.Valid()
+	return more, it.Close()
+}
+
+// cache caches the chunk's records whose stripes saw no write since they
+// were read, until the budget is reached.
+func (w *rowWarmer) cache() {
+	for _, c := range w.chunk {
+		if w.full() {
+			return
+		}
+		s := w.e.stripeAt(c.tok)
+		if !s.mu.TryLock() {
+			continue // a busy stripe is skipped, as a read-miss fill does
+		}
+		if s.seq.Load() == c.stripeSeq {
+			w.e.rows.put(c.key, c.rec)
+			w.n++
+			w.bytes += int64(len(c.key) + len(c.rec) + 4)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // rowCacheStats is the row cache's stats with the warm's state.
