@@ -619,3 +619,23 @@ func TestReportLegendsStayInside(t *testing.T) {
 		}
 	}
 }
+
+// TestReportTablesScroll: every table of report.html sits in a div that
+// scrolls sideways, so a wide one scrolls inside a narrow window instead
+// of running off the page.
+func TestReportTablesScroll(t *testing.T) {
+	r := &Report{Config: ReportConfig{Duration: 1, Addrs: []string{"127.0.0.1:1"}}, Elapsed: 1,
+		LSM: []NodeLSM{{Addr: "127.0.0.1:1"}}}
+	var b strings.Builder
+	if err := writeHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	n := strings.Count(page, "<table")
+	if n < 3 || strings.Count(page, `<div class="scroll"><table`) != n {
+		t.Errorf("%d tables, %d in a scrolling div", n, strings.Count(page, `<div class="scroll"><table`))
+	}
+	if !regexp.MustCompile(`\.scroll\{[^}]*overflow-x:auto`).MatchString(page) {
+		t.Error("no overflow-x:auto rule for .scroll")
+	}
+}
