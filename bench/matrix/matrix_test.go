@@ -312,3 +312,23 @@ func TestDurationBoundsWrites(t *testing.T) {
 		t.Errorf("table does not say the writes were cut:\n%s", table.String())
 	}
 }
+
+func TestMedian(t *testing.T) {
+	f := func(in []float64, want float64) {
+		t.Helper()
+		orig := slices.Clone(in)
+		if got := Median(in); got != want {
+			t.Errorf("Median(%v) = %v, want %v", in, got, want)
+		}
+		if !slices.Equal(in, orig) {
+			t.Errorf("Median changed its input: %v", in)
+		}
+	}
+	f(nil, 0)
+	f([]float64{3}, 3)
+	f([]float64{3, 1, 2}, 2)
+	f([]float64{4, 1, 3, 2}, 2) // the lower middle: a measured figure
+	if got := Median([]string{"b", "a", "c"}); got != "b" {
+		t.Errorf("strings: %q", got)
+	}
+}
