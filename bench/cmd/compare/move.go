@@ -128,30 +128,9 @@ func runMove(ctx context.Context, e *runEnv, c moveConfig) error {
 			return err
 		}
 	}
-	h1, g1, h2, g2 := addrs[0], addrs[1], addrs[2], addrs[3]
-	rk := filepath.Join(h.bin, "ringkv")
+	h1, g1 := addrs[0], addrs[1]
 	dir1 := filepath.Join(h.work, "n1")
-	start1 := func(extra ...string) (*proc, error) {
-		p, err := h.start("n1", nil, append([]string{rk, "serve", "--node-id", "n1", "--http-addr", h1, "--gossip-addr", g1,
-			"--data-dir", dir1, "--replicas", "2", "--transfer-rate", c.TransferRate}, extra...)...)
-		if err != nil {
-			return nil, err
-		}
-		return p, waitFor(ctx, p, 30*time.Second, "node 1 healthy", func() bool { return healthy(ctx, h1) })
-	}
-
-	h.logf("loading %d keys of %d bytes into node 1", c.Keys, c.ValueSize)
-	n1, err := start1("--sync=false")
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := h.preload(ctx, preloadSpec{Addr: h1, Keys: c.Keys, ValueSize: c.ValueSize, Conns: 64, Shuffle: true}); err != nil {
-		return err
-	}
-	h.logf("loaded in %s", time.Since(t0).Round(time.Second))
-	h.stop(n1)
-	if _, err = start1(); err != nil {
+	if err := c.loadNode1(ctx, h, h1, g1, dir1); err != nil {
 		return err
 	}
 	res := moveResult{Keys: c.Keys, ValueSize: c.ValueSize, Rate: c.Rate, TransferRate: c.TransferRate,
@@ -163,7 +142,51 @@ func runMove(ctx context.Context, e *runEnv, c moveConfig) error {
 		return fmt.Errorf("client load before the move: %w", err)
 	}
 	res.Before = phaseOf(before)
+	if err := c.join(ctx, h, addrs, &res); err != nil {
+		return err
+	}
+	res.date = stamp(time.Now())
+	res.command = fmt.Sprintf("go run ./bench/cmd/compare move -keys %d -value-size %d -rate %d -before %s -transfer-rate %s",
+		c.Keys, c.ValueSize, c.Rate, c.Before, c.TransferRate)
+	md, js, err := res.render()
+	if err != nil {
+		return err
+	}
+	return e.writeResults("move-"+res.date, md, js)
+}
 
+// loadNode1 loads node 1 alone (--sync=false, keys in random order), then
+// restarts it with default flags, as the move is measured with them.
+func (c moveConfig) loadNode1(ctx context.Context, h *harness, httpAddr, gossip, dir string) error {
+	start := func(extra ...string) (*proc, error) {
+		p, err := h.start("n1", nil, append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--node-id", "n1",
+			"--http-addr", httpAddr, "--gossip-addr", gossip, "--data-dir", dir, "--replicas", "2",
+			"--transfer-rate", c.TransferRate}, extra...)...)
+		if err != nil {
+			return nil, err
+		}
+		return p, waitFor(ctx, p, 30*time.Second, "node 1 healthy", func() bool { return healthy(ctx, httpAddr) })
+	}
+	h.logf("loading %d keys of %d bytes into node 1", c.Keys, c.ValueSize)
+	n1, err := start("--sync=false")
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := h.preload(ctx, preloadSpec{Addr: httpAddr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: 64, Shuffle: true}); err != nil {
+		return err
+	}
+	h.logf("loaded in %s", time.Since(t0).Round(time.Second))
+	h.stop(n1)
+	_, err = start()
+	return err
+}
+
+// join starts node 2 under the client load and measures until it holds
+// every range: the move's time and bytes, and the client's figures
+// during it.
+func (c moveConfig) join(ctx context.Context, h *harness, addrs [4]string, res *moveResult) error {
+	h1, g1, h2, g2 := addrs[0], addrs[1], addrs[2], addrs[3]
 	h.logf("node 2 joins; the same load runs until it holds every range")
 	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
@@ -178,9 +201,9 @@ func runMove(ctx context.Context, e *runEnv, c moveConfig) error {
 	case <-ctx.Done():
 	case <-time.After(2 * time.Second):
 	}
-	t0 = time.Now()
-	n2, err := h.start("n2", nil, rk, "serve", "--node-id", "n2", "--http-addr", h2, "--gossip-addr", g2,
-		"--data-dir", filepath.Join(h.work, "n2"), "--replicas", "2", "--join", g1)
+	t0 := time.Now()
+	n2, err := h.start("n2", nil, filepath.Join(h.bin, "ringkv"), "serve", "--node-id", "n2", "--http-addr", h2,
+		"--gossip-addr", g2, "--data-dir", filepath.Join(h.work, "n2"), "--replicas", "2", "--join", g1)
 	if err == nil {
 		err = waitFor(ctx, n2, c.Settle, "node 2 settled", func() bool {
 			b, err := getBody(ctx, h2, "/v1/cluster")
@@ -190,13 +213,12 @@ func runMove(ctx context.Context, e *runEnv, c moveConfig) error {
 	res.MoveSeconds = math.Round(time.Since(t0).Seconds()*100) / 100
 	stopLoad()
 	wg.Wait()
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if derr != nil && during == nil {
+	case derr != nil && during == nil:
 		return fmt.Errorf("client load during the move: %w", derr)
-	}
-	if during == nil {
+	case during == nil:
 		return errors.New("client load during the move made no report")
 	}
 	res.During = phaseOf(during)
@@ -212,14 +234,7 @@ func runMove(ctx context.Context, e *runEnv, c moveConfig) error {
 	if res.MoveSeconds > 0 {
 		res.MovedMiBPerS = math.Round(moved/(1<<20)/res.MoveSeconds*10) / 10
 	}
-	res.date = stamp(time.Now())
-	res.command = fmt.Sprintf("go run ./bench/cmd/compare move -keys %d -value-size %d -rate %d -before %s -transfer-rate %s",
-		c.Keys, c.ValueSize, c.Rate, c.Before, c.TransferRate)
-	md, js, err := res.render()
-	if err != nil {
-		return err
-	}
-	return e.writeResults("move-"+res.date, md, js)
+	return nil
 }
 
 func (r *moveResult) render() (string, []byte, error) {

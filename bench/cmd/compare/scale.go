@@ -87,6 +87,26 @@ func lsmField(body []byte, name string) int64 {
 	return v
 }
 
+// scaleNode starts and measures the one node of `compare scale`.
+type scaleNode struct {
+	e            *runEnv
+	c            scaleConfig
+	hz           float64
+	addr, gossip string
+}
+
+// start runs ringkv on dir (plus extra flags) and waits until it serves.
+func (sn *scaleNode) start(ctx context.Context, dir string, extra ...string) (*proc, error) {
+	h := sn.e.h
+	argv := append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--data-dir", dir, "--http-addr", sn.addr,
+		"--gossip-addr", sn.gossip, "--log-level", "warn"}, extra...)
+	p, err := h.start("node", nil, argv...)
+	if err != nil {
+		return nil, err
+	}
+	return p, waitFor(ctx, p, 60*time.Second, "the node healthy", func() bool { return healthy(ctx, sn.addr) })
+}
+
 func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 	sizes, err := parseSizes(c.Sizes)
 	if err != nil {
@@ -105,11 +125,10 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 		return usageErr("-distribution must be uniform or zipf")
 	}
 	h := e.h
-	data := c.Data
-	if data == "" {
-		data = filepath.Join(h.work, "data")
+	if c.Data == "" {
+		c.Data = filepath.Join(h.work, "data")
 	}
-	if err := os.MkdirAll(data, 0o755); err != nil {
+	if err := os.MkdirAll(c.Data, 0o755); err != nil {
 		return err
 	}
 	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
@@ -118,48 +137,19 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 	if err := h.ensureWrk(ctx); err != nil {
 		return err
 	}
-	hz := clockTick()
+	sn := &scaleNode{e: e, c: c, hz: clockTick()}
 	ports := map[int]bool{}
-	addr, err := freeAddr(ports)
-	if err != nil {
+	if sn.addr, err = freeAddr(ports); err != nil {
 		return err
 	}
-	gossip, err := freeAddr(ports)
-	if err != nil {
+	if sn.gossip, err = freeAddr(ports); err != nil {
 		return err
-	}
-	start := func(dir string, extra ...string) (*proc, error) {
-		argv := append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--data-dir", dir, "--http-addr", addr,
-			"--gossip-addr", gossip, "--log-level", "warn"}, extra...)
-		p, err := h.start("node", nil, argv...)
-		if err != nil {
-			return nil, err
-		}
-		return p, waitFor(ctx, p, 60*time.Second, "the node healthy", func() bool { return healthy(ctx, addr) })
 	}
 	for _, n := range sizes {
-		dir := filepath.Join(data, fmt.Sprintf("keys-%d", n))
-		if _, err := os.Stat(filepath.Join(dir, "loaded")); err == nil {
-			h.logf("%d keys: already loaded in %s", n, dir)
-			continue
-		}
-		os.RemoveAll(dir)
-		h.logf("%d keys: loading (--sync=false)", n)
-		t0 := time.Now()
-		p, err := start(dir, "--sync=false")
-		if err != nil {
+		if err := sn.load(ctx, n); err != nil {
 			return err
 		}
-		if err := h.preload(ctx, preloadSpec{Addr: addr, Keys: n, ValueSize: c.ValueSize, Conns: 64}); err != nil {
-			return err
-		}
-		h.stop(p)
-		if err := os.WriteFile(filepath.Join(dir, "loaded"), nil, 0o644); err != nil {
-			return err
-		}
-		h.logf("%d keys: loaded in %s, %d MiB on disk", n, time.Since(t0).Round(time.Second), dirBytes(dir)>>20)
 	}
-
 	results := map[int][]scaleRun{}
 	for r := 1; r <= c.Rounds; r++ {
 		order := slices.Clone(sizes)
@@ -168,53 +158,10 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 		}
 		for _, n := range order {
 			h.logf("round %d: %d keys", r, n)
-			p, err := start(filepath.Join(data, fmt.Sprintf("keys-%d", n)), strings.Fields(c.RingkvArgs)...)
+			run, err := sn.measure(ctx, n)
 			if err != nil {
 				return err
 			}
-			// Every size is measured with its row cache as full as it
-			// will get: wait for the warm at start to end.
-			warm := func() bool {
-				b, err := getBody(ctx, addr, "/v1/lsm")
-				return err == nil && !bytes.Contains(b, []byte(`"warming":true`))
-			}
-			if err := waitFor(ctx, p, 10*time.Minute, "the end of the row cache warm", warm); err != nil {
-				return err
-			}
-			env := []string{"KEYS=" + strconv.Itoa(n), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize), "DISTRIBUTION=" + c.Distribution}
-			w := wrkRun{Script: "get", Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Warmup, Env: env}
-			if _, err := h.runWrk(ctx, w); err != nil {
-				return err
-			}
-			before, err := cpuTicks(p.pid())
-			if err != nil {
-				return err
-			}
-			w.Duration = c.Duration
-			res, err := h.runWrk(ctx, w)
-			if err != nil {
-				return err
-			}
-			after, err := cpuTicks(p.pid())
-			if err != nil {
-				return err
-			}
-			if res.Non2xx > 0 {
-				return fmt.Errorf("%d keys: %d non-2xx answers", n, res.Non2xx)
-			}
-			run := scaleRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, hz, res.Requests), P99: p99ms(res.P99US),
-				P99MS: float64(res.P99US) / 1000}
-			if run.RSS, run.HWM, err = procStatusBytes(p.pid()); err != nil {
-				return err
-			}
-			lsm, err := getBody(ctx, addr, "/v1/lsm")
-			if err != nil {
-				return err
-			}
-			run.Cache, run.Mem = lsmField(lsm, "block_cache_bytes"), lsmField(lsm, "memtable_bytes")
-			h.stop(p)
-			h.logf("%d keys: %.2f req/s, p99 %s, CPU %.2f us/req, RSS %dMiB (peak %dMiB), block cache %dMiB, memtables %dMiB",
-				n, run.RPS, run.P99, run.CPU, run.RSS>>20, run.HWM>>20, run.Cache>>20, run.Mem>>20)
 			results[n] = append(results[n], run)
 		}
 	}
@@ -224,6 +171,87 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 		return err
 	}
 	return e.writeResults("scale-"+rep.Date, md, js)
+}
+
+// load fills the store of n keys once (--sync=false), unless it is
+// marked loaded already.
+func (sn *scaleNode) load(ctx context.Context, n int) error {
+	h := sn.e.h
+	dir := filepath.Join(sn.c.Data, fmt.Sprintf("keys-%d", n))
+	if _, err := os.Stat(filepath.Join(dir, "loaded")); err == nil {
+		h.logf("%d keys: already loaded in %s", n, dir)
+		return nil
+	}
+	os.RemoveAll(dir)
+	h.logf("%d keys: loading (--sync=false)", n)
+	t0 := time.Now()
+	p, err := sn.start(ctx, dir, "--sync=false")
+	if err != nil {
+		return err
+	}
+	if err := h.preload(ctx, preloadSpec{Addr: sn.addr, Keys: n, ValueSize: sn.c.ValueSize, Conns: 64}); err != nil {
+		return err
+	}
+	h.stop(p)
+	if err := os.WriteFile(filepath.Join(dir, "loaded"), nil, 0o644); err != nil {
+		return err
+	}
+	h.logf("%d keys: loaded in %s, %d MiB on disk", n, time.Since(t0).Round(time.Second), dirBytes(dir)>>20)
+	return nil
+}
+
+// measure starts the node on the store of n keys, waits for its row
+// cache warm, runs wrk unmeasured then measured, and reads its memory.
+func (sn *scaleNode) measure(ctx context.Context, n int) (scaleRun, error) {
+	h, c, addr := sn.e.h, sn.c, sn.addr
+	var run scaleRun
+	p, err := sn.start(ctx, filepath.Join(c.Data, fmt.Sprintf("keys-%d", n)), strings.Fields(c.RingkvArgs)...)
+	if err != nil {
+		return run, err
+	}
+	defer h.stop(p)
+	// Every size is measured with its row cache as full as it will get.
+	warm := func() bool {
+		b, err := getBody(ctx, addr, "/v1/lsm")
+		return err == nil && !bytes.Contains(b, []byte(`"warming":true`))
+	}
+	if err := waitFor(ctx, p, 10*time.Minute, "the end of the row cache warm", warm); err != nil {
+		return run, err
+	}
+	env := []string{"KEYS=" + strconv.Itoa(n), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize), "DISTRIBUTION=" + c.Distribution}
+	w := wrkRun{Script: "get", Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Warmup, Env: env}
+	if _, err := h.runWrk(ctx, w); err != nil {
+		return run, err
+	}
+	before, err := cpuTicks(p.pid())
+	if err != nil {
+		return run, err
+	}
+	w.Duration = c.Duration
+	res, err := h.runWrk(ctx, w)
+	if err != nil {
+		return run, err
+	}
+	after, err := cpuTicks(p.pid())
+	if err != nil {
+		return run, err
+	}
+	if res.Non2xx > 0 {
+		return run, fmt.Errorf("%d keys: %d non-2xx answers", n, res.Non2xx)
+	}
+	run = scaleRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, sn.hz, res.Requests), P99: p99ms(res.P99US),
+		P99MS: float64(res.P99US) / 1000}
+	if run.RSS, run.HWM, err = procStatusBytes(p.pid()); err != nil {
+		return run, err
+	}
+	lsm, err := getBody(ctx, addr, "/v1/lsm")
+	if err != nil {
+		return run, err
+	}
+	run.Cache, run.Mem = lsmField(lsm, "block_cache_bytes"), lsmField(lsm, "memtable_bytes")
+	h.logf("%d keys: %.2f req/s, p99 %s, CPU %.2f us/req, RSS %dMiB (peak %dMiB), block cache %dMiB, memtables %dMiB",
+		n, run.RPS, run.P99, run.CPU, run.RSS>>20, run.HWM>>20, run.Cache>>20, run.Mem>>20)
+	return run, nil
 }
 
 type scaleReport struct {

@@ -114,6 +114,16 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// singleRunner holds what every round of `compare single` shares.
+type singleRunner struct {
+	e                 *runEnv
+	c                 singleConfig
+	hz                float64
+	addrs             map[string]string // target (and "gossip") -> 127.0.0.1:PORT
+	serverPin, wrkPin []string
+	wrkEnv            []string
+}
+
 func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 	targets, err := targetList(c.Targets)
 	if err != nil {
@@ -129,8 +139,10 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 		return usageErr("-keys, -conns and -threads must be positive, -value-size not negative")
 	}
 	ncpu := runtime.NumCPU()
-	serverPin, wrkPin, pinDesc, err := pinning(c, ncpu)
-	if err != nil {
+	sr := &singleRunner{e: e, c: c, addrs: map[string]string{},
+		wrkEnv: []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize), "SHUFFLE=" + boolEnv(c.Shuffle)}}
+	var pinDesc string
+	if sr.serverPin, sr.wrkPin, pinDesc, err = pinning(c, ncpu); err != nil {
 		return err
 	}
 	h := e.h
@@ -144,21 +156,20 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 	if err := h.ensureWrk(ctx); err != nil {
 		return err
 	}
-	hz := clockTick()
+	sr.hz = clockTick()
 	ports := map[int]bool{}
-	addrs := map[string]string{}
 	for _, t := range append([]string{"gossip"}, targets...) {
-		if addrs[t], err = freeAddr(ports); err != nil {
+		if sr.addrs[t], err = freeAddr(ports); err != nil {
 			return err
 		}
 	}
-	wrkEnv := []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize), "SHUFFLE=" + boolEnv(c.Shuffle)}
 	setup := fmt.Sprintf("KEYS=%d VALUE_SIZE=%d SHUFFLE=%s DURATION=%s ROUNDS=%d wrk -t%d -c%d",
 		c.Keys, c.ValueSize, boolEnv(c.Shuffle), wrkDuration(c.Duration), c.Rounds, c.Threads, c.Conns)
 	h.logf("%s; pinning: %s", setup, pinDesc)
 
-	var runs []singleRun
-	var warnings []string
+	rep := singleReport{Setup: setup, Pinning: pinDesc, Rounds: c.Rounds, Targets: targets, CPUs: ncpu,
+		Params: singleParams{Keys: c.Keys, ValueSize: c.ValueSize, Duration: wrkDuration(c.Duration), Rounds: c.Rounds,
+			Threads: c.Threads, Connections: c.Conns, Sync: true}}
 	bad := 0
 	for r := 1; r <= c.Rounds; r++ {
 		for i := range targets {
@@ -166,77 +177,28 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 			// shared machine spreads over every target.
 			t := targets[(i+r-1)%len(targets)]
 			h.logf("round %d/%d: %s", r, c.Rounds, t)
-			dir := filepath.Join(h.work, fmt.Sprintf("data-%s-%d", t, r))
-			var argv []string
-			switch t {
-			case "ringkv":
-				argv = append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--http-addr", addrs[t], "--gossip-addr", addrs["gossip"],
-					"--data-dir", dir, "--sync=true"}, strings.Fields(c.RingkvArgs)...)
-			case "baseline":
-				argv = []string{filepath.Join(h.bin, "baseline"), "--addr", addrs[t], "--data-dir", dir, "--sync=true"}
-			case "const":
-				argv = []string{filepath.Join(h.bin, "const"), "--addr", addrs[t]}
-			}
-			if listening(addrs[t]) {
-				return fmt.Errorf("something is already listening on %s", addrs[t])
-			}
-			p, err := h.start(fmt.Sprintf("server-%s-%d", t, r), serverPin, argv...)
+			runs, err := sr.target(ctx, t, r)
 			if err != nil {
 				return err
 			}
-			if err := waitFor(ctx, p, 30*time.Second, t+" listening on "+addrs[t], func() bool { return listening(addrs[t]) }); err != nil {
-				return err
-			}
-			if t != "const" {
-				if err := h.preload(ctx, preloadSpec{Addr: addrs[t], Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns,
-					Shuffle: c.Shuffle, Prefix: wrkPin}); err != nil {
-					return err
-				}
-			}
-			workloads := []string{"get", "put"}
-			if t == "const" {
-				workloads = workloads[:1]
-			}
-			for _, w := range workloads {
-				load, _ := strconv.ParseFloat(loadAvg(), 64) // other users of the machine skew every figure
-				before, err := cpuTicks(p.pid())
-				if err != nil {
-					return err
-				}
-				res, err := h.runWrk(ctx, wrkRun{Script: w, Addr: addrs[t], Threads: c.Threads, Conns: c.Conns,
-					Duration: c.Duration, Env: wrkEnv, Prefix: wrkPin})
-				if err != nil {
-					return fmt.Errorf("%s (%s, round %d): %w", t, w, r, err)
-				}
-				after, err := cpuTicks(p.pid())
-				if err != nil {
-					return err
-				}
-				os.WriteFile(filepath.Join(h.work, fmt.Sprintf("wrk-%s-%s-%d.txt", t, w, r)), []byte(res.Output), 0o644)
-				run := singleRun{Round: r, Target: t, Workload: w, Requests: res.Requests, DurationUS: res.DurationUS,
-					RPS: res.RPS, P50US: res.P50US, P99US: res.P99US, Errors: res.Errors, Non2xx: res.Non2xx,
-					CPUUSPerReq: cpuPerRequest(after-before, hz, res.Requests), LoadAvg: load}
+			for _, run := range runs {
 				if run.Errors > 0 || run.Non2xx > 0 {
-					msg := fmt.Sprintf("%s %s round %d: errors=%d non2xx=%d", t, w, r, run.Errors, run.Non2xx)
-					warnings = append(warnings, msg)
+					msg := fmt.Sprintf("%s %s round %d: errors=%d non2xx=%d", t, run.Workload, r, run.Errors, run.Non2xx)
+					rep.Warnings = append(rep.Warnings, msg)
 					bad++
 					fmt.Fprintf(e.stderr, "WARNING: %s\n", msg)
 				}
-				fmt.Fprintf(e.stderr, "   %-8s %-3s round %d: %8.0f req/s %7.2f us CPU/req  p50 %6d us  p99 %7d us  (load %.2f)\n",
-					t, w, r, run.RPS, run.CPUUSPerReq, run.P50US, run.P99US, load)
-				runs = append(runs, run)
 			}
-			h.stop(p)
-			os.RemoveAll(dir)
+			rep.Runs = append(rep.Runs, runs...)
 		}
 	}
+	return e.finishSingle(&rep, bad)
+}
 
-	rep := singleReport{
-		Date: stamp(time.Now()), Commit: gitCommit(e.root, true), Go: goVersion(e.root), CPUs: ncpu,
-		Setup: setup, Pinning: pinDesc, Rounds: c.Rounds, Targets: targets, Runs: runs, Warnings: warnings,
-		Params: singleParams{Keys: c.Keys, ValueSize: c.ValueSize, Duration: wrkDuration(c.Duration), Rounds: c.Rounds,
-			Threads: c.Threads, Connections: c.Conns, Sync: true},
-	}
+// finishSingle folds the runs, writes the files and repeats the warnings;
+// bad runs make the exit status 3.
+func (e *runEnv) finishSingle(rep *singleReport, bad int) error {
+	rep.Date, rep.Commit, rep.Go = stamp(time.Now()), gitCommit(e.root, true), goVersion(e.root)
 	rep.fold()
 	md, js, err := rep.render()
 	if err != nil {
@@ -253,6 +215,68 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 		e.badRuns = true
 	}
 	return nil
+}
+
+// target runs round r of target t: start the server on a fresh data dir,
+// preload (not const), wrk get and put (const: get only), stop it and
+// delete its data.
+func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRun, error) {
+	h, c, addr := sr.e.h, sr.c, sr.addrs[t]
+	dir := filepath.Join(h.work, fmt.Sprintf("data-%s-%d", t, r))
+	defer os.RemoveAll(dir)
+	var argv []string
+	switch t {
+	case "ringkv":
+		argv = append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--http-addr", addr, "--gossip-addr", sr.addrs["gossip"],
+			"--data-dir", dir, "--sync=true"}, strings.Fields(c.RingkvArgs)...)
+	case "baseline":
+		argv = []string{filepath.Join(h.bin, "baseline"), "--addr", addr, "--data-dir", dir, "--sync=true"}
+	case "const":
+		argv = []string{filepath.Join(h.bin, "const"), "--addr", addr}
+	}
+	if listening(addr) {
+		return nil, fmt.Errorf("something is already listening on %s", addr)
+	}
+	p, err := h.start(fmt.Sprintf("server-%s-%d", t, r), sr.serverPin, argv...)
+	if err != nil {
+		return nil, err
+	}
+	defer h.stop(p)
+	if err := waitFor(ctx, p, 30*time.Second, t+" listening on "+addr, func() bool { return listening(addr) }); err != nil {
+		return nil, err
+	}
+	workloads := []string{"get", "put"}
+	if t == "const" {
+		workloads = workloads[:1]
+	} else if err := h.preload(ctx, preloadSpec{Addr: addr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns,
+		Shuffle: c.Shuffle, Prefix: sr.wrkPin}); err != nil {
+		return nil, err
+	}
+	var runs []singleRun
+	for _, w := range workloads {
+		load, _ := strconv.ParseFloat(loadAvg(), 64) // other users of the machine skew every figure
+		before, err := cpuTicks(p.pid())
+		if err != nil {
+			return nil, err
+		}
+		res, err := h.runWrk(ctx, wrkRun{Script: w, Addr: addr, Threads: c.Threads, Conns: c.Conns,
+			Duration: c.Duration, Env: sr.wrkEnv, Prefix: sr.wrkPin})
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s, round %d): %w", t, w, r, err)
+		}
+		after, err := cpuTicks(p.pid())
+		if err != nil {
+			return nil, err
+		}
+		os.WriteFile(filepath.Join(h.work, fmt.Sprintf("wrk-%s-%s-%d.txt", t, w, r)), []byte(res.Output), 0o644)
+		run := singleRun{Round: r, Target: t, Workload: w, Requests: res.Requests, DurationUS: res.DurationUS,
+			RPS: res.RPS, P50US: res.P50US, P99US: res.P99US, Errors: res.Errors, Non2xx: res.Non2xx,
+			CPUUSPerReq: cpuPerRequest(after-before, sr.hz, res.Requests), LoadAvg: load}
+		fmt.Fprintf(sr.e.stderr, "   %-8s %-3s round %d: %8.0f req/s %7.2f us CPU/req  p50 %6d us  p99 %7d us  (load %.2f)\n",
+			t, w, r, run.RPS, run.CPUUSPerReq, run.P50US, run.P99US, load)
+		runs = append(runs, run)
+	}
+	return runs, nil
 }
 
 func boolEnv(b bool) string {
