@@ -44,6 +44,7 @@ th{background:#f4f4f4}
 td.l,th.l{text-align:left}
 .rows td{border:none;padding:0;vertical-align:top}
 .note{color:#666;font-size:12px}
+.scroll{max-width:100%;overflow-x:auto}
 {{.CSS}}
 </style></head><body>
 <h1>{{.Title}}</h1>
@@ -52,32 +53,32 @@ td.l,th.l{text-align:left}
 Preload: {{if .R.Preload.Done}}wrote {{.R.Preload.Keys}} keys in {{f1 .R.Preload.Seconds}}s{{else}}none{{end}} ({{.R.Preload.Reason}}).</p>
 
 <h2>Summary</h2>
-<table>
+<div class="scroll"><table>
 <tr><th class="l">requests</th><th>req/s</th><th>success</th><th>ok</th><th>misses (404)</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>bytes in</th><th>bytes out</th></tr>
 {{with .R.Summary}}<tr><td class="l">{{.Requests}}</td><td>{{f1 .RPS}}</td><td>{{pct .SuccessRatio}}</td><td>{{.OK}}</td><td>{{.Misses}}</td><td>{{.Errors}}</td>
 <td>{{ms .Latency.P50}}</td><td>{{ms .Latency.P90}}</td><td>{{ms .Latency.P99}}</td><td>{{ms .Latency.P999}}</td><td>{{ms .Latency.Max}}</td><td>{{.BytesIn}}</td><td>{{.BytesOut}}</td></tr>{{end}}
 {{range .R.Ops}}<tr><td class="l">{{.Op}}: {{.Requests}}</td><td></td><td></td><td>{{.OK}}</td><td>{{.Misses}}</td><td>{{.Errors}}</td>
 <td>{{ms .Latency.P50}}</td><td>{{ms .Latency.P90}}</td><td>{{ms .Latency.P99}}</td><td>{{ms .Latency.P999}}</td><td>{{ms .Latency.Max}}</td><td></td><td></td></tr>
-{{end}}</table>
+{{end}}</table></div>
 {{if .R.Summary.Errors}}<h3>Errors by status</h3>
-<table><tr><th class="l">status</th><th>count</th></tr>
+<div class="scroll"><table><tr><th class="l">status</th><th>count</th></tr>
 {{range .Codes}}<tr><td class="l">{{if eq . "0"}}transport{{else}}{{.}}{{end}}</td><td>{{index $.R.Summary.ErrorsByCode .}}</td></tr>{{end}}
-</table>
+</table></div>
 <ul>{{range .R.Summary.ErrorSamples}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
 
 <h2>Over time</h2>
 <p class="note">Left: the requests, by the second they were sent. Right: each node's LSM from GET /v1/lsm, sampled once a second. Same time axis: a latency spike on the left lines up with its cause on the right.</p>
-<table class="rows">
+<div class="scroll"><table class="rows">
 {{range .Rows}}<tr><td>{{.Left}}</td><td>{{.Right}}</td></tr>
-{{end}}</table>
+{{end}}</table></div>
 
 <h2>LSM per node</h2>
-<table>
+<div class="scroll"><table>
 <tr><th class="l">node</th><th class="l">profile</th><th>samples</th><th>max L0 sublevels</th><th>max read amp</th><th>max compaction debt</th><th>max memtables</th><th>stalls</th><th>stalled</th><th>flushes</th><th>compactions</th><th>write amp</th><th class="l">last error</th></tr>
 {{range .R.LSM}}<tr><td class="l">{{.Addr}}</td><td class="l">{{.Profile}}</td><td>{{len .Samples}}</td>
 {{with .Summary}}<td>{{.MaxL0Sublevels}}</td><td>{{.MaxReadAmp}}</td><td>{{mib .MaxCompactionDebt}}</td><td>{{.MaxMemTables}}</td><td>{{.Stalls}}</td><td>{{s .StallSeconds}}</td><td>{{.Flushes}}</td><td>{{.Compactions}}</td><td>{{f2 .WriteAmp}}</td>{{end}}
 <td class="l">{{.Error}}</td></tr>
-{{end}}</table>
+{{end}}</table></div>
 <p class="note">Stalls, flushes and compactions are what the node's counters grew by during the run; write amplification is the node's, since it started.
 Latency quantiles are vegeta's t-digest estimates. The raw figures are in report.json.</p>
 </body></html>

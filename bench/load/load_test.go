@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/ringkv/ringkv/bench/internal/chart/charttest"
 	"github.com/ringkv/ringkv/bench/workload"
 )
 
@@ -549,5 +551,91 @@ func TestHTMLSelfContained(t *testing.T) {
 	checkSelfContained(t, html)
 	if strings.Contains(html, "<b>h</b>") || strings.Contains(html, "<script") {
 		t.Error("report.html does not escape its data")
+	}
+}
+
+// TestLiveP99IsTheLastIntervals: the progress line's p99 is that of the
+// answers received since the previous line, so a spike shows while it
+// happens; a cumulative p99 would still show the fast second's.
+func TestLiveP99IsTheLastIntervals(t *testing.T) {
+	start := time.Unix(1000, 0)
+	rec := newRecorder(start, 10*time.Second)
+	add := func(n int, at time.Time, lat time.Duration) {
+		for range n {
+			rec.add(&vegeta.Result{Method: "GET", URL: "http://n/v1/kv/key-1", Code: 200, Timestamp: at, Latency: lat})
+		}
+	}
+	var out bytes.Buffer
+	p := &progressLine{w: &out} // a line a second, the default
+	add(10000, start, time.Millisecond)
+	p.show(rec, start.Add(time.Second), false)
+	// The next second: half of its answers take 90ms, 0.5% of the run's.
+	add(50, start.Add(time.Second), time.Millisecond)
+	add(50, start.Add(time.Second), 90*time.Millisecond)
+	p.show(rec, start.Add(2*time.Second), false)
+	p.show(rec, start.Add(3*time.Second), false) // nothing answered
+	p.show(rec, start.Add(3*time.Second), true)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("progress:\n%s", out.String())
+	}
+	for i, want := range []string{"p99 (last 1s) 1ms", "p99 (last 1s) 90ms", "p99 (last 1s) -"} {
+		if !strings.HasSuffix(lines[i], want) {
+			t.Errorf("line %d %q does not end in %q", i+1, lines[i], want)
+		}
+	}
+	// The final line is the run's, a t-digest estimate well under the spike.
+	if !strings.Contains(lines[3], "p99 (whole run) ") || strings.HasSuffix(lines[3], "90ms") {
+		t.Errorf("final line %q", lines[3])
+	}
+}
+
+// TestReportLegendsStayInside renders the report's charts for 1, 3 and 8
+// nodes and checks that every legend entry is inside its chart (with 3
+// nodes the flush/memtable chart once drew 3 of its 6 entries at x < 0).
+func TestReportLegendsStayInside(t *testing.T) {
+	for _, nodes := range []int{1, 3, 8} {
+		r := &Report{Config: ReportConfig{Duration: 10}, Elapsed: 10}
+		for i := range nodes {
+			n := NodeLSM{Addr: fmt.Sprintf("127.0.0.1:%d", 18080+i)}
+			for s := range 11 {
+				n.Samples = append(n.Samples, LSMSample{T: float64(s), L0Sublevels: int32(s % 4), Flushes: int64(s), MemTableCount: 2})
+			}
+			r.LSM = append(r.LSM, n)
+		}
+		for j, row := range charts(r) {
+			for side, svg := range []template.HTML{row.Left, row.Right} {
+				es, err := charttest.Legends(string(svg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := charttest.CheckLegends(string(svg), len(es)); err != nil {
+					t.Errorf("%d nodes, row %d, chart %d: %v", nodes, j, side, err)
+				}
+				if j == 3 && side == 1 && len(es) != 2*nodes {
+					t.Errorf("%d nodes: the flush chart has %d legend entries, want %d", nodes, len(es), 2*nodes)
+				}
+			}
+		}
+	}
+}
+
+// TestReportTablesScroll: every table of report.html sits in a div that
+// scrolls sideways, so a wide one scrolls inside a narrow window instead
+// of running off the page.
+func TestReportTablesScroll(t *testing.T) {
+	r := &Report{Config: ReportConfig{Duration: 1, Addrs: []string{"127.0.0.1:1"}}, Elapsed: 1,
+		LSM: []NodeLSM{{Addr: "127.0.0.1:1"}}}
+	var b strings.Builder
+	if err := writeHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	n := strings.Count(page, "<table")
+	if n < 3 || strings.Count(page, `<div class="scroll"><table`) != n {
+		t.Errorf("%d tables, %d in a scrolling div", n, strings.Count(page, `<div class="scroll"><table`))
+	}
+	if !regexp.MustCompile(`\.scroll\{[^}]*overflow-x:auto`).MatchString(page) {
+		t.Error("no overflow-x:auto rule for .scroll")
 	}
 }

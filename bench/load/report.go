@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,6 +159,10 @@ type recorder struct {
 	// progress: requests and errors at the last progress line
 	lastReq uint64
 	lastAt  time.Time
+	// window holds the latencies of the answers received since the last
+	// progress line, so that the live p99 is that interval's, not the
+	// run's: a cumulative p99 hides a spike while it happens.
+	window []time.Duration
 }
 
 func newRecorder(start time.Time, d time.Duration) *recorder {
@@ -214,6 +219,21 @@ func (rec *recorder) add(r *vegeta.Result) {
 	// name the URL, so they would pile up: this report keeps its own.
 	r.Error = ""
 	rec.metrics.Add(r)
+	rec.window = append(rec.window, r.Latency)
+}
+
+// windowP99 returns the p99 of the answers received since the last call
+// (the nearest rank, exact) and starts a new window; ok is false when none
+// came.
+func (rec *recorder) windowP99() (p99 time.Duration, ok bool) {
+	w := rec.window
+	if len(w) == 0 {
+		return 0, false
+	}
+	slices.Sort(w)
+	p99 = w[(len(w)*99+99)/100-1]
+	rec.window = w[:0]
+	return p99, true
 }
 
 func (c *counts) add(d counts) {

@@ -97,7 +97,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	results := atk.Attack(tg.Targeter(), pace, c.Duration, "ringkv-bench")
 	tick := time.NewTicker(c.Interval)
 	defer tick.Stop()
-	pr := &progressLine{w: progress, tty: c.ProgressTTY}
+	pr := &progressLine{w: progress, tty: c.ProgressTTY, every: c.Interval}
 	done := ctx.Done()
 loop:
 	for {
@@ -209,11 +209,20 @@ func dialCheck(ctx context.Context, base string) error {
 type progressLine struct {
 	w     io.Writer
 	tty   bool
+	every time.Duration // the interval between lines (0: a second)
 	wrote bool
+}
+
+func (p *progressLine) interval() time.Duration {
+	if p.every <= 0 {
+		return time.Second
+	}
+	return p.every
 }
 
 func (p *progressLine) show(rec *recorder, now time.Time, final bool) {
 	if p.w == io.Discard {
+		rec.window = rec.window[:0] // nobody reads it: keep it from growing
 		return
 	}
 	elapsed := now.Sub(rec.start)
@@ -228,12 +237,19 @@ func (p *progressLine) show(rec *recorder, now time.Time, final bool) {
 		rps = float64(n) / dt
 	}
 	rec.lastReq, rec.lastAt = rec.all.requests, now
-	p99 := "-"
-	if rec.metrics.Requests > 0 {
-		p99 = fmtDur(rec.metrics.Latencies.Quantile(0.99))
+	// The live p99 is the last interval's (answers received in it); the
+	// final line gives the whole run's, and says so.
+	p99, label := "-", "p99 (last "+fmtDur(p.interval())+")"
+	if final {
+		label = "p99 (whole run)"
+		if rec.metrics.Requests > 0 {
+			p99 = fmtDur(rec.metrics.Latencies.Quantile(0.99))
+		}
+	} else if d, ok := rec.windowP99(); ok {
+		p99 = fmtDur(d)
 	}
-	line := fmt.Sprintf("%6.1fs  requests %9d  req/s %8.0f  errors %6d  misses %6d  p99 %s",
-		elapsed.Seconds(), rec.all.requests, rps, rec.all.errors, rec.all.misses, p99)
+	line := fmt.Sprintf("%6.1fs  requests %9d  req/s %8.0f  errors %6d  misses %6d  %s %s",
+		elapsed.Seconds(), rec.all.requests, rps, rec.all.errors, rec.all.misses, label, p99)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 	} else {

@@ -8,8 +8,12 @@
 // Each case gets a new engine directory under the output directory. The
 // write phase has --concurrency writers calling engine.Write without
 // fsync, as fast as they go, until they have made --writes writes between
-// them (or, with --writes 0, for half of --duration); every case writes
-// the same data, so the read phase compares like with like. The engine's
+// them or half of --duration has passed, whichever comes first (with
+// --writes 0, for half of --duration): the matrix takes about --duration
+// per case. A case that reaches --writes writes the same data as every
+// other that does, so their read phases compare like with like; a case
+// stopped by the clock first is marked (Row.WritesCut) and the table says
+// so. The engine's
 // memtable is then flushed, so that every case pays for what it wrote; the
 // read phase (half of --duration) has as many readers doing point reads of
 // keys written in the first phase, while compactions catch up. Write
@@ -57,7 +61,7 @@ const PebbleDefaultsName = "pebble-defaults"
 // filters. One difference remains: Tuning gives Lbase the L0 file size
 // (2MB) where Pebble doubles it (4MB); the levels below double from there.
 // Tuning.Profile must name a real profile, so the reference carries
-// "balanced" as its label, but none of balanced's values.
+// "balanced" inside, but none of balanced's values; Case.Knobs labels it.
 func PebbleDefaults() compaction.Tuning {
 	return compaction.Tuning{
 		Profile:                  compaction.Balanced,
@@ -71,6 +75,23 @@ func PebbleDefaults() compaction.Tuning {
 		BlockCacheSize:           8 << 20,
 		BloomBitsPerKey:          0,
 	}
+}
+
+// pebbleDefaultsLabel is the reference row's compaction-profile knob.
+const pebbleDefaultsLabel = "none (Pebble's defaults)"
+
+// Knobs returns cs's settings for display. The reference row's profile
+// knob says it is Pebble's defaults, not the profile its Tuning names.
+func (cs Case) Knobs() []compaction.Knob {
+	ks := cs.Tuning.Knobs()
+	if cs.Name == PebbleDefaultsName {
+		for i := range ks {
+			if ks[i].Name == "compaction-profile" {
+				ks[i].Value = pebbleDefaultsLabel
+			}
+		}
+	}
+	return ks
 }
 
 // Cases returns the default rows: Pebble's defaults, then every profile.
@@ -139,7 +160,7 @@ const (
 type Config struct {
 	Out         string        // --out: compaction.json, compaction.html and the engine directories go here
 	Duration    time.Duration // --duration: per case, the read phase is half of it (and so is the write phase with Writes 0)
-	Writes      int           // --writes: writes per case (0: write for half of Duration)
+	Writes      int           // --writes: writes per case at most; the write phase also ends at half of Duration (0: write for half of Duration)
 	Keys        int           // --keys: the key space
 	ValueSize   int           // --value-size
 	Concurrency int           // --concurrency: writers, then readers
@@ -156,7 +177,7 @@ func DefaultConfig() Config {
 	return Config{
 		Out:         "ringkv-bench",
 		Duration:    30 * time.Second,
-		Writes:      4_000_000,
+		Writes:      1_000_000,
 		Keys:        50_000_000,
 		ValueSize:   100,
 		Concurrency: 4,
@@ -204,7 +225,7 @@ type Result struct {
 	Tool        string    `json:"tool"` // "ringkv bench compaction"
 	Started     time.Time `json:"started"`
 	Duration    float64   `json:"duration_seconds"` // per case
-	Writes      int       `json:"writes"`           // per case; 0: for half of Duration
+	Writes      int       `json:"writes"`           // per case at most, within half of Duration; 0: for half of Duration
 	Keys        int       `json:"keys"`
 	ValueSize   int       `json:"value_size"`
 	Concurrency int       `json:"concurrency"`
@@ -222,7 +243,10 @@ type Row struct {
 	Reference bool              `json:"reference"`
 	Knobs     []compaction.Knob `json:"knobs"`
 
-	WriteOps       uint64  `json:"write_ops"`
+	WriteOps uint64 `json:"write_ops"`
+	// WritesCut is set when half of --duration ended the write phase
+	// before it had made --writes writes (in any run, with --runs).
+	WritesCut      bool    `json:"writes_cut,omitempty"`
 	WriteOpsPerSec float64 `json:"write_ops_per_second"`
 	WriteP50       float64 `json:"write_p50_ms"`
 	WriteP99       float64 `json:"write_p99_ms"`
@@ -299,7 +323,11 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	res.Runs = c.Runs
 	for _, rs := range runs {
-		res.Rows = append(res.Rows, medianRow(rs))
+		row := medianRow(rs)
+		for _, r := range rs {
+			row.WritesCut = row.WritesCut || r.WritesCut
+		}
+		res.Rows = append(res.Rows, row)
 	}
 	for _, r := range res.Rows {
 		if r.Reference {
@@ -316,7 +344,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 
 // runCase runs one case on a fresh engine.
 func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, error) {
-	row := Row{Name: cs.Name, Reference: cs.Reference, Knobs: cs.Tuning.Knobs(), LoadAvg: loadAvg()}
+	row := Row{Name: cs.Name, Reference: cs.Reference, Knobs: cs.Knobs(), LoadAvg: loadAvg()}
 	dir, err := os.MkdirTemp(c.Out, "engine-"+cs.Name+"-")
 	if err != nil {
 		return row, err
@@ -346,7 +374,7 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 
 	// Write phase.
 	if c.Writes > 0 {
-		fmt.Fprintf(progress, "%-16s writing %d keys with %d writers (load average %.2f)...\n", cs.Name, c.Writes, c.Concurrency, row.LoadAvg)
+		fmt.Fprintf(progress, "%-16s writing %d keys (for %s at most) with %d writers (load average %.2f)...\n", cs.Name, c.Writes, half, c.Concurrency, row.LoadAvg)
 	} else {
 		fmt.Fprintf(progress, "%-16s writing for %s with %d writers (load average %.2f)...\n", cs.Name, half, c.Concurrency, row.LoadAvg)
 	}
@@ -362,6 +390,7 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 	}
 	row.FlushSeconds = round(time.Since(t0).Seconds(), 3)
 	row.WriteOps = w.n
+	row.WritesCut = c.Writes > 0 && w.n < uint64(c.Writes)
 	row.WriteOpsPerSec = round(float64(w.n)/w.elapsed.Seconds(), 0)
 	row.WriteP50, row.WriteP99, row.WriteMax = msOf(w.h.quantile(0.5)), msOf(w.h.quantile(0.99)), msOf(time.Duration(w.h.max))
 
@@ -447,12 +476,10 @@ func writePhase(ctx context.Context, e *engine.Engine, c *Config, d time.Duratio
 	}
 	clock := memtable.NewClock(nil)
 	// With a write count, the phase ends when the writers have made it
-	// between them, bounded only by ctx (Ctrl-C).
+	// between them or at d, whichever comes first: --duration bounds the
+	// run (4M writes once took 116s of a --duration 10s).
 	var left atomic.Int64
 	left.Store(int64(c.Writes))
-	if c.Writes > 0 {
-		d = 365 * 24 * time.Hour
-	}
 	return workers(ctx, c, d, func(i int, deadline time.Time, p *phase) error {
 		r := rand.New(rand.NewPCG(c.Seed, uint64(i)+10))
 		key := make([]byte, 0, 32)

@@ -16,13 +16,15 @@ import (
 	"github.com/ringkv/ringkv/compaction"
 )
 
-// TestRunMatrix runs the four cases for a few hundred milliseconds each
-// and checks the files and their shape.
+// TestRunMatrix runs the four cases for a second each and checks the
+// files and their shape.
 func TestRunMatrix(t *testing.T) {
 	c := DefaultConfig()
 	c.Out = filepath.Join(t.TempDir(), "out")
-	c.Duration = 300 * time.Millisecond
-	c.Writes = 20000
+	// 2000 writes take a few ms; half a second leaves a slow machine
+	// (and -race) room to make them all.
+	c.Duration = time.Second
+	c.Writes = 2000
 	c.Keys = 5000
 	c.ValueSize = 64
 	c.Concurrency = 2
@@ -62,7 +64,7 @@ func TestRunMatrix(t *testing.T) {
 	}
 	for _, r := range res.Rows {
 		// Every case writes the same data.
-		if r.WriteOps != uint64(c.Writes) {
+		if r.WriteOps != uint64(c.Writes) || r.WritesCut {
 			t.Errorf("row %s: %d writes, want %d", r.Name, r.WriteOps, c.Writes)
 		}
 		if r.WriteOps == 0 || r.ReadOps == 0 || r.DiskBytes == 0 || r.WALBytes == 0 || len(r.LevelBytes) != 7 {
@@ -92,6 +94,15 @@ func TestRunMatrix(t *testing.T) {
 			t.Errorf("compaction.html lacks %q", want)
 		}
 	}
+	// The reference row's profile knob says what it is (it once said
+	// "balanced", the profile its Tuning carries inside).
+	if k := res.Rows[0].Knobs[0]; k.Name != "compaction-profile" || k.Value != pebbleDefaultsLabel {
+		t.Errorf("pebble-defaults knob %+v, want compaction-profile %q", k, pebbleDefaultsLabel)
+	}
+	if k := res.Rows[1].Knobs[0]; k.Value != "balanced" {
+		t.Errorf("balanced knob %+v", k)
+	}
+	checkTablesScroll(t, string(html))
 	var table bytes.Buffer
 	res.WriteTable(&table)
 	if n := strings.Count(table.String(), "\n| "); n != 6 { // header, separator, 4 rows
@@ -243,5 +254,81 @@ func TestRunMatrixRuns(t *testing.T) {
 	}
 	if !strings.Contains(res.Phases(), "medians of 2") {
 		t.Errorf("phases: %s", res.Phases())
+	}
+}
+
+// checkTablesScroll: every table of page sits in a div that scrolls
+// sideways, so a wide table scrolls inside a narrow window (a 1400px one
+// cut the matrix's table off) instead of widening the page.
+func checkTablesScroll(t *testing.T, page string) {
+	t.Helper()
+	n := strings.Count(page, "<table")
+	if n == 0 || strings.Count(page, `<div class="scroll"><table`) != n {
+		t.Errorf("%d tables, %d in a scrolling div", n, strings.Count(page, `<div class="scroll"><table`))
+	}
+	if !regexp.MustCompile(`\.scroll\{[^}]*overflow-x:auto`).MatchString(page) {
+		t.Error("no overflow-x:auto rule for .scroll")
+	}
+}
+
+// TestDurationBoundsWrites: --duration bounds the write phase even when
+// --writes asks for more than fits in it (4M writes once took 116s of a
+// --duration 10s), and the row and the table say the writes were cut.
+func TestDurationBoundsWrites(t *testing.T) {
+	c := DefaultConfig()
+	c.Out = filepath.Join(t.TempDir(), "out")
+	c.Duration = 400 * time.Millisecond
+	c.Writes = 1 << 40 // far more than any machine makes in 200ms
+	c.Keys = 5000
+	c.ValueSize = 64
+	c.Concurrency = 2
+	c.Seed = 1
+	c.Cases, _ = SelectCases(PebbleDefaultsName)
+	type out struct {
+		res *Result
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := Run(context.Background(), c)
+		done <- out{res, err}
+	}()
+	var o out
+	select {
+	case o = <-done:
+	case <-time.After(5 * time.Minute): // a bound no machine misses for a 0.4s run; the old code never returned
+		t.Fatal("Run ignored --duration")
+	}
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	r := o.res.Rows[0]
+	if r.WriteOps == 0 || r.WriteOps >= uint64(c.Writes) || !r.WritesCut {
+		t.Errorf("row: %d writes, cut %v; want some, fewer than %d, cut", r.WriteOps, r.WritesCut, c.Writes)
+	}
+	var table bytes.Buffer
+	o.res.WriteTable(&table)
+	if !strings.Contains(table.String(), "Note: pebble-defaults reached half of --duration") {
+		t.Errorf("table does not say the writes were cut:\n%s", table.String())
+	}
+}
+
+func TestMedian(t *testing.T) {
+	f := func(in []float64, want float64) {
+		t.Helper()
+		orig := slices.Clone(in)
+		if got := Median(in); got != want {
+			t.Errorf("Median(%v) = %v, want %v", in, got, want)
+		}
+		if !slices.Equal(in, orig) {
+			t.Errorf("Median changed its input: %v", in)
+		}
+	}
+	f(nil, 0)
+	f([]float64{3}, 3)
+	f([]float64{3, 1, 2}, 2)
+	f([]float64{4, 1, 3, 2}, 2) // the lower middle: a measured figure
+	if got := Median([]string{"b", "a", "c"}); got != "b" {
+		t.Errorf("strings: %q", got)
 	}
 }

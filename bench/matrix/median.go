@@ -1,9 +1,25 @@
 package matrix
 
 import (
+	"cmp"
 	"reflect"
 	"slices"
 )
+
+// Median returns the median of vs without changing vs: with an even count
+// the lower middle, so that integers stay integers and every median is a
+// figure that was measured. The bench drivers (bench/cmd/compare) take
+// their medians here too, so that every report folds runs the same way.
+// It returns the zero value for no values.
+func Median[T cmp.Ordered](vs []T) T {
+	if len(vs) == 0 {
+		var zero T
+		return zero
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
 
 // medianRow folds one case's runs into a row whose every number is the
 // median of that number over the runs, each taken on its own (so the read
@@ -24,22 +40,19 @@ func medianRow(runs []Row) Row {
 			for i := range runs {
 				vs[i] = reflect.ValueOf(runs[i]).Field(f).Float()
 			}
-			slices.Sort(vs)
-			fv.SetFloat(vs[(len(vs)-1)/2])
+			fv.SetFloat(Median(vs))
 		case reflect.Int, reflect.Int32, reflect.Int64:
 			vs := make([]int64, len(runs))
 			for i := range runs {
 				vs[i] = reflect.ValueOf(runs[i]).Field(f).Int()
 			}
-			slices.Sort(vs)
-			fv.SetInt(vs[(len(vs)-1)/2])
+			fv.SetInt(Median(vs))
 		case reflect.Uint64:
 			vs := make([]uint64, len(runs))
 			for i := range runs {
 				vs[i] = reflect.ValueOf(runs[i]).Field(f).Uint()
 			}
-			slices.Sort(vs)
-			fv.SetUint(vs[(len(vs)-1)/2])
+			fv.SetUint(Median(vs))
 		}
 	}
 	// Level sizes describe one LSM's shape: take the median-disk run's.

@@ -21,7 +21,7 @@ func jsonIndent(v any) ([]byte, error) {
 func (res *Result) Phases() string { return res.phases() }
 
 func (res *Result) phases() string {
-	w := fmt.Sprintf("%d writes", res.Writes)
+	w := fmt.Sprintf("up to %d writes in %s", res.Writes, fmtSeconds(res.Duration/2))
 	if res.Writes == 0 {
 		w = fmtSeconds(res.Duration/2) + " of writes"
 	}
@@ -47,7 +47,28 @@ func (res *Result) WriteTable(w io.Writer) {
 			r.Name, r.WriteOpsPerSec, r.WriteP99, r.ReadOpsPerSec, r.ReadP99, compaction.FormatBytes(r.WALBytes), r.WriteAmp, vs, r.ReadAmp,
 			r.MaxL0Sublevels, r.Stalls, r.StallSeconds, compaction.FormatBytes(r.CompactionDebtEnd), compaction.FormatBytes(r.DiskBytes))
 	}
+	if cut := res.cut(); cut != "" {
+		fmt.Fprintf(w, "\n%s\n", cut)
+	}
 }
+
+// cut says which rows the clock stopped before --writes, or "".
+func (res *Result) cut() string {
+	var names []string
+	for _, r := range res.Rows {
+		if r.WritesCut {
+			names = append(names, r.Name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Note: %s reached half of --duration (%s) before %d writes, so they wrote less than the others and read from a smaller store; for like with like, raise --duration or lower --writes.",
+		strings.Join(names, ", "), fmtSeconds(res.Duration/2), res.Writes)
+}
+
+// Cut says which rows the clock stopped before --writes, or "".
+func (res *Result) Cut() string { return res.cut() }
 
 func (res *Result) refName() string {
 	if res.Reference == "" {
@@ -82,31 +103,33 @@ th{background:#f4f4f4}
 td.l,th.l{text-align:left}
 tr.ref td{background:#fafae8}
 .note{color:#666;font-size:12px}
+.scroll{max-width:100%;overflow-x:auto}
 {{.CSS}}
 </style></head><body>
 <h1>ringkv bench compaction</h1>
 <p>Each profile on a fresh engine: {{.R.Phases}} of written keys,
 {{.R.Keys}} keys ({{.R.Order}}), {{.R.ValueSize}}-byte values, {{.R.Concurrency}} writers then readers, {{.R.CPUs}} CPUs, {{.R.GoVersion}}.
 Started {{.R.Started.Format "2006-01-02 15:04:05 UTC"}}.</p>
-<table>
+{{with .R.Cut}}<p><b>{{.}}</b></p>{{end}}
+<div class="scroll"><table>
 <tr><th class="l">profile</th><th>write ops/s</th><th>write p50 ms</th><th>write p99 ms</th><th>write max ms</th><th>flush s</th>
 <th>read ops/s</th><th>read p50 ms</th><th>read p99 ms</th><th>read hits</th>
 <th>WAL bytes</th><th>write amp</th><th>vs {{.Ref}}</th><th>read amp (mean, max)</th><th>max L0 sublevels</th><th>max debt</th><th>debt left</th>
 <th>stalls</th><th>stalled s</th><th>flushes</th><th>compactions</th><th>disk</th><th>load avg before</th></tr>
-{{range .R.Rows}}<tr{{if .Reference}} class="ref"{{end}}><td class="l">{{.Name}}</td><td>{{f0 .WriteOpsPerSec}}</td><td>{{f3 .WriteP50}}</td><td>{{f3 .WriteP99}}</td><td>{{f1 .WriteMax}}</td><td>{{f2 .FlushSeconds}}</td>
+{{range .R.Rows}}<tr{{if .Reference}} class="ref"{{end}}><td class="l">{{.Name}}{{if .WritesCut}} (writes cut short){{end}}</td><td>{{f0 .WriteOpsPerSec}}</td><td>{{f3 .WriteP50}}</td><td>{{f3 .WriteP99}}</td><td>{{f1 .WriteMax}}</td><td>{{f2 .FlushSeconds}}</td>
 <td>{{f0 .ReadOpsPerSec}}</td><td>{{f3 .ReadP50}}</td><td>{{f3 .ReadP99}}</td><td>{{f3 .ReadHitRatio}}</td>
 <td>{{bytes .WALBytes}}</td><td>{{f2 .WriteAmp}}</td><td>{{if .WriteAmpVsReference}}{{f2 .WriteAmpVsReference}}{{else}}-{{end}}</td><td>{{f1 .ReadAmp}}, {{.ReadAmpMax}}</td><td>{{.MaxL0Sublevels}}</td><td>{{bytes .MaxCompactionDebt}}</td><td>{{bytes .CompactionDebtEnd}}</td>
 <td>{{.Stalls}}</td><td>{{f2 .StallSeconds}}</td><td>{{.Flushes}}</td><td>{{.Compactions}}</td><td>{{bytes .DiskBytes}}</td><td>{{f2 .LoadAvg}}</td></tr>
-{{end}}</table>
+{{end}}</table></div>
 <div>{{range .Charts}}{{.}}{{end}}</div>
 <h2>Knobs</h2>
-<table><tr><th class="l">knob</th>{{range .R.Rows}}<th>{{.Name}}</th>{{end}}</tr>
+<div class="scroll"><table><tr><th class="l">knob</th>{{range .R.Rows}}<th>{{.Name}}</th>{{end}}</tr>
 {{range $i, $k := .KnobNames}}<tr><td class="l">{{$k}}</td>{{range $.R.Rows}}<td>{{(index .Knobs $i).Value}}</td>{{end}}</tr>
-{{end}}</table>
+{{end}}</table></div>
 <h2>Level sizes at the end</h2>
-<table><tr><th class="l">profile</th><th>L0</th><th>L1</th><th>L2</th><th>L3</th><th>L4</th><th>L5</th><th>L6</th></tr>
+<div class="scroll"><table><tr><th class="l">profile</th><th>L0</th><th>L1</th><th>L2</th><th>L3</th><th>L4</th><th>L5</th><th>L6</th></tr>
 {{range .R.Rows}}<tr><td class="l">{{.Name}}</td>{{range .LevelBytes}}<td>{{ibytes .}}</td>{{end}}</tr>
-{{end}}</table>
+{{end}}</table></div>
 <p class="note">Write amplification is the bytes flushed and compacted per byte written to the WAL, at the end of the read phase
 (so it includes the compactions that ran during the reads); "debt left" is Pebble's estimate of the compaction still owed then.
 Read amplification is L0 sublevels plus non-empty levels, sampled every 250ms during the read phase. The reference row uses Pebble's

@@ -33,10 +33,12 @@ unreachable node, 1 on another failure.`
 const benchCompactionUsage = `usage: ringkv bench compaction [flags]
 
 Runs the same load on a fresh engine in --out under Pebble's default knobs
-and under each compaction profile: --writes writes (no fsync; with
---writes 0, --duration/2 of them), a flush, then --duration/2 of point
-reads of the written keys. Prints a table and writes DIR/compaction.json
-and DIR/compaction.html.`
+and under each compaction profile: up to --writes writes (no fsync) within
+--duration/2 (with --writes 0, as many as fit in it), a flush, then
+--duration/2 of point reads of the written keys, so each profile takes
+about --duration. A profile that runs out of time before --writes is
+marked in the table (its reads then see less data). Prints a table and
+writes DIR/compaction.json and DIR/compaction.html.`
 
 // bench runs 'ringkv bench' and 'ringkv bench compaction'.
 func bench(args []string, env *environ, stdout, stderr io.Writer) int {
@@ -148,8 +150,8 @@ func benchCompaction(args []string, stdout, stderr io.Writer) int {
 	valueSize := int64(c.ValueSize)
 	fs := flag.NewFlagSet("ringkv bench compaction", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "per profile: the read phase is half of it (the write phase too, with --writes 0)")
-	fs.IntVar(&c.Writes, "writes", c.Writes, "writes per profile, the same for each (0: write for --duration/2)")
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "per profile: the write phase ends within half of it, the read phase takes the other half")
+	fs.IntVar(&c.Writes, "writes", c.Writes, "writes per profile at most, the same for each that makes them within --duration/2 (0: as many as fit)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for compaction.json, compaction.html and the engines' data")
 	fs.IntVar(&c.Keys, "keys", c.Keys, "key space: key-0 .. key-(N-1)")
 	fs.Var(sizeFlag{&valueSize}, "value-size", "bytes per value, e.g. 100 or 1KiB")

@@ -152,3 +152,33 @@ func TestBenchCompactionRun(t *testing.T) {
 		t.Fatalf("compaction.json: %v %s", err, raw)
 	}
 }
+
+// TestBenchCompactionHonoursDuration: --duration bounds each profile even
+// with --writes at its default (4M writes once made --duration 10s run
+// 116s), and the table says the writes were cut short.
+func TestBenchCompactionHonoursDuration(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "compaction", "--duration", "400ms", "--concurrency", "1",
+		"--profiles", "pebble-defaults", "--out", "m"}, nil, &out, &errb)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+	var res struct {
+		Writes int
+		Rows   []struct {
+			WriteOps  int  `json:"write_ops"`
+			WritesCut bool `json:"writes_cut"`
+		} `json:"rows"`
+	}
+	raw, err := os.ReadFile("m/compaction.json")
+	if err != nil || json.Unmarshal(raw, &res) != nil || len(res.Rows) != 1 {
+		t.Fatalf("compaction.json: %v %s", err, raw)
+	}
+	if r := res.Rows[0]; r.WriteOps >= res.Writes || !r.WritesCut {
+		t.Errorf("%d of %d writes, cut %v: --duration did not bound the write phase", r.WriteOps, res.Writes, r.WritesCut)
+	}
+	if !strings.Contains(out.String(), "reached half of --duration") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}

@@ -1,5 +1,5 @@
 // Command pointread times the storage engine's point reads in process, on a
-// data directory that bench/scale.sh (or preload) filled with key-0 ..
+// data directory that `bench/cmd/compare scale` (or preload) filled with key-0 ..
 // key-(N-1): no HTTP and no load generator sharing the CPU, so the figure is
 // the read path alone (the row cache, then Pebble's DB.Get). bench/README.md
 // uses it to split a GET's cost at 10M keys between Pebble and the rest.

@@ -42,6 +42,58 @@ const charWidth = 6.5
 
 func legendWidth(name string) float64 { return charWidth*float64(len([]rune(name))) + 20 }
 
+// legendLineH is the height of one line of legend below the title.
+const legendLineH = 14
+
+// legendEntry is where one series' swatch goes (its label follows it).
+type legendEntry struct {
+	x, y float64
+	name string // shortened with "…" when it would not fit on a line
+}
+
+type legendLayout struct {
+	entries []legendEntry // one per series, in the series' order
+	lines   int           // lines added below the title (0: beside it)
+}
+
+// layoutLegend places the legend of series in a chart w wide whose title
+// ends at titleEnd: right-aligned beside the title when it fits, else
+// flowed left to right over lines below it, wrapping at the right edge.
+func layoutLegend(series []Series, w int, titleEnd float64) legendLayout {
+	right := float64(w - padRight)
+	left := 4.0
+	maxChars := int((right - left - 20) / charWidth)
+	out := legendLayout{entries: make([]legendEntry, len(series))}
+	total := 0.0
+	for i, s := range series {
+		name := []rune(s.Name)
+		if len(name) > maxChars {
+			name = append(name[:max(maxChars-1, 0)], '…')
+		}
+		out.entries[i].name = string(name)
+		total += legendWidth(out.entries[i].name)
+	}
+	if titleEnd+total <= right {
+		x := right - total
+		for i := range out.entries {
+			out.entries[i].x, out.entries[i].y = x, 7
+			x += legendWidth(out.entries[i].name)
+		}
+		return out
+	}
+	x, line := left, 1
+	for i := range out.entries {
+		lw := legendWidth(out.entries[i].name)
+		if x > left && x+lw > right {
+			x, line = left, line+1
+		}
+		out.entries[i].x, out.entries[i].y = x, float64(7+legendLineH*line)
+		x += lw
+	}
+	out.lines = line
+	return out
+}
+
 const (
 	padLeft   = 58
 	padRight  = 14
@@ -71,17 +123,12 @@ func (c Line) SVG() template.HTML {
 		}
 	}
 	ymax = NiceCeil(ymax)
-	// The legend goes right of the title, or on a line of its own below
-	// it when they would overlap.
-	legendW := 0.0
-	for _, s := range c.Series {
-		legendW += legendWidth(s.Name)
-	}
-	top, legendY := padTop, 7.0
-	if padLeft+charWidth*float64(len([]rune(c.Title)))+12+legendW > float64(w-padRight) {
-		top, legendY = padTop+14, 21
-		h += 14
-	}
+	// The legend goes right of the title when it fits there, else on
+	// lines of its own below it, as many as it needs: every entry stays
+	// inside the chart whatever the number of series.
+	legend := layoutLegend(c.Series, w, padLeft+charWidth*float64(len([]rune(c.Title)))+12)
+	top := padTop + legendLineH*legend.lines
+	h += legendLineH * legend.lines
 	pw, ph := float64(w-padLeft-padRight), float64(h-top-padBottom)
 	px := func(x float64) float64 { return padLeft + x/xmax*pw }
 	py := func(y float64) float64 { return float64(top) + ph - y/ymax*ph }
@@ -108,7 +155,6 @@ func (c Line) SVG() template.HTML {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="xl">%s</text>`, px(xmax)-4, h-2, esc(c.XLabel))
 	}
 	// Series and legend.
-	lx := float64(w - padRight)
 	for i := len(c.Series) - 1; i >= 0; i-- {
 		s := c.Series[i]
 		color := s.Color
@@ -137,9 +183,9 @@ func (c Line) SVG() template.HTML {
 				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, px(p.X), py(p.Y), esc(color))
 			}
 		}
-		lx -= legendWidth(s.Name)
+		e := legend.entries[i]
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.1f" y="%.0f" class="lg">%s</text>`,
-			lx, legendY, esc(color), lx+13, legendY+9, esc(s.Name))
+			e.x, e.y, esc(color), e.x+13, e.y+9, esc(e.name))
 	}
 	if len(c.Series) == 0 || ymax == 0 {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="xl">no data</text>`, px(xmax/2), py(ymax/2))

@@ -1,9 +1,12 @@
 package chart
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/ringkv/ringkv/bench/internal/chart/charttest"
 )
 
 func TestNiceCeil(t *testing.T) {
@@ -51,5 +54,23 @@ func TestSVG(t *testing.T) {
 	}
 	if e := string((Line{Title: "empty"}).SVG()); !strings.Contains(e, "no data") {
 		t.Fatalf("empty chart: %s", e)
+	}
+}
+
+// TestLegendsStayInside: however many series and however long their
+// names, every legend entry is drawn inside the chart and none overlaps
+// another (the 3-node flush chart once drew half its legend at x < 0).
+func TestLegendsStayInside(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 6, 8, 16, 40} {
+		for _, name := range []string{"p50", "127.0.0.1:18080 memtables", strings.Repeat("a-very-long-node-name", 5)} {
+			var ss []Series
+			for i := range n {
+				ss = append(ss, Series{Name: fmt.Sprintf("%s %d", name, i), Points: []Point{{0, 1}, {1, float64(i)}}})
+			}
+			svg := string(Line{Title: "memtable flushes per second, memtables", XMax: 2, Series: ss}.SVG())
+			if err := charttest.CheckLegends(svg, n); err != nil {
+				t.Errorf("%d series named %q...: %v", n, name, err)
+			}
+		}
 	}
 }

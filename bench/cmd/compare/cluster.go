@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ringkv/ringkv/bench/matrix"
+)
+
+// clusterConfig is `compare cluster` (cluster.sh's variables, as flags).
+type clusterConfig struct {
+	Duration   time.Duration
+	Rounds     int
+	Keys       int
+	ValueSize  int
+	Conns      int
+	Threads    int
+	RingkvArgs string
+}
+
+func clusterFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
+	c := clusterConfig{Duration: 10 * time.Second, Rounds: 3, Keys: 100000, ValueSize: 100, Conns: 64, Threads: 1}
+	fs.DurationVar(&c.Duration, "duration", c.Duration, "wrk duration per run")
+	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds; figures are medians over them")
+	fs.IntVar(&c.Keys, "keys", c.Keys, "keys preloaded and read")
+	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "bytes per value")
+	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk -c (and the preload's connections)")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk -t")
+	fs.StringVar(&c.RingkvArgs, "ringkv-args", "", "extra `ringkv serve` flags for every node, space-separated")
+	return func(ctx context.Context, e *runEnv) error { return runCluster(ctx, e, c) }
+}
+
+// clusterRun is one wrk run of a setup: cluster.sh's "rps cpu p99".
+type clusterRun struct {
+	RPS float64
+	CPU float64 // µs of all the setup's ringkv processes per request
+	P99 string  // e.g. "7.60ms"
+}
+
+func (r clusterRun) raw() string { return fmt.Sprintf("%.2f %.2f %s;", r.RPS, r.CPU, r.P99) }
+
+// clusterNodes starts n ringkv nodes (n > 1: nodes 2.. join node 1, and
+// the run waits until node 1 sees n members alive) and returns them with
+// node 1's HTTP address.
+func clusterNodes(ctx context.Context, e *runEnv, c clusterConfig, n, round int, ports map[int]bool) ([]*proc, string, error) {
+	h := e.h
+	var ps []*proc
+	var first, firstGossip string
+	for i := range n {
+		httpAddr, err := freeAddr(ports)
+		if err != nil {
+			return ps, "", err
+		}
+		gossip, err := freeAddr(ports)
+		if err != nil {
+			return ps, "", err
+		}
+		argv := []string{filepath.Join(h.bin, "ringkv"), "serve", "--data-dir", filepath.Join(h.work, fmt.Sprintf("data-%d-%d-%d", n, round, i)),
+			"--http-addr", httpAddr, "--gossip-addr", gossip, "--replicas", "3", "--log-level", "warn"}
+		if i > 0 {
+			argv = append(argv, "--join", firstGossip)
+		} else {
+			first, firstGossip = httpAddr, gossip
+		}
+		argv = append(argv, strings.Fields(c.RingkvArgs)...)
+		p, err := h.start(fmt.Sprintf("node-%d-%d-%d", n, round, i), nil, argv...)
+		if err != nil {
+			return ps, "", err
+		}
+		ps = append(ps, p)
+		if err := waitFor(ctx, p, 30*time.Second, "node "+strconv.Itoa(i+1)+" healthy", func() bool { return healthy(ctx, httpAddr) }); err != nil {
+			return ps, "", err
+		}
+	}
+	if n > 1 {
+		alive := func() bool {
+			b, err := getBody(ctx, first, "/v1/cluster")
+			return err == nil && aliveMembers(b) == n
+		}
+		if err := waitFor(ctx, ps[0], 30*time.Second, "a cluster of "+strconv.Itoa(n)+" alive members", alive); err != nil {
+			return ps, "", err
+		}
+	}
+	return ps, first, nil
+}
+
+// aliveMembers counts the members of a /v1/cluster answer in state alive.
+func aliveMembers(body []byte) int {
+	var st struct {
+		Members []struct {
+			State string `json:"state"`
+		} `json:"members"`
+	}
+	if json.Unmarshal(body, &st) != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range st.Members {
+		if m.State == "alive" {
+			n++
+		}
+	}
+	return n
+}
+
+func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
+	if err := checkRounds(c.Rounds); err != nil {
+		return err
+	}
+	if err := checkDuration("duration", c.Duration); err != nil {
+		return err
+	}
+	h := e.h
+	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
+		return err
+	}
+	if err := h.ensureWrk(ctx); err != nil {
+		return err
+	}
+	hz := clockTick()
+	ports := map[int]bool{}
+	wrkEnv := []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize)}
+	results := map[string][]clusterRun{} // "single,get" -> runs
+	for r := 1; r <= c.Rounds; r++ {
+		order := []string{"single", "cluster"}
+		if r%2 == 0 {
+			order = []string{"cluster", "single"}
+		}
+		for _, setup := range order {
+			h.logf("round %d: %s", r, setup)
+			n := 1
+			if setup == "cluster" {
+				n = 3
+			}
+			ps, addr, err := clusterNodes(ctx, e, c, n, r, ports)
+			if err != nil {
+				return err
+			}
+			if err := h.preload(ctx, preloadSpec{Addr: addr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns}); err != nil {
+				return err
+			}
+			for _, op := range []string{"get", "put"} {
+				before, err := sumTicks(ps)
+				if err != nil {
+					return err
+				}
+				res, err := h.runWrk(ctx, wrkRun{Script: op, Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Duration, Env: wrkEnv})
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", setup, op, err)
+				}
+				after, err := sumTicks(ps)
+				if err != nil {
+					return err
+				}
+				appendFile(filepath.Join(h.work, "wrk-"+setup+"-"+op+".txt"), res.Output)
+				if res.Non2xx > 0 || res.Errors > 0 {
+					return fmt.Errorf("%s %s: %d non-2xx answers, %d errors", setup, op, res.Non2xx, res.Errors)
+				}
+				run := clusterRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, hz, res.Requests), P99: p99ms(res.P99US)}
+				h.logf("%s %s: %.2f req/s, p99 %s, server CPU %.2f us/req", setup, op, run.RPS, run.P99, run.CPU)
+				results[setup+","+op] = append(results[setup+","+op], run)
+			}
+			for _, p := range ps {
+				h.stop(p)
+			}
+			removeGlob(filepath.Join(h.work, "data-*"))
+		}
+	}
+	rep := clusterReport{Date: stamp(time.Now()), Config: c, CPUs: runtime.NumCPU(), Results: results}
+	md, js, err := rep.render()
+	if err != nil {
+		return err
+	}
+	return e.writeResults("cluster-"+rep.Date, md, js)
+}
+
+type clusterReport struct {
+	Date    string
+	Config  clusterConfig
+	CPUs    int
+	Results map[string][]clusterRun
+}
+
+func (r *clusterReport) render() (string, []byte, error) {
+	c := r.Config
+	var md strings.Builder
+	fmt.Fprintf(&md, "# 3-node cluster vs one node (%s)\n\n", r.Date)
+	fmt.Fprintf(&md, "`go run ./bench/cmd/compare cluster -duration %s -rounds %d -keys %d -value-size %d -conns %d -threads %d`, %d CPUs, medians of %d. Cluster: 3 nodes on this machine, --replicas 3, quorum reads and writes (R=W=2), fsync on; wrk sends to node 1.\n\n",
+		wrkDuration(c.Duration), c.Rounds, c.Keys, c.ValueSize, c.Conns, c.Threads, r.CPUs, c.Rounds)
+	md.WriteString("| op | single req/s | cluster req/s | ratio | single CPU µs/req | cluster CPU µs/req (3 nodes) |\n|---|---|---|---|---|---|\n")
+	var doc ordered
+	for _, op := range []string{"get", "put"} {
+		single, cluster := r.Results["single,"+op], r.Results["cluster,"+op]
+		med := func(rs []clusterRun, cpu bool) float64 {
+			vs := make([]float64, len(rs))
+			for i, x := range rs {
+				vs[i] = x.RPS
+				if cpu {
+					vs[i] = x.CPU
+				}
+			}
+			return matrix.Median(vs)
+		}
+		s, cl, sc, cc := med(single, false), med(cluster, false), med(single, true), med(cluster, true)
+		q := ratio(cl, s)
+		fmt.Fprintf(&md, "| %s | %.2f | %.2f | **%s** | %.2f | %.2f |\n", op, s, cl, fmtRatio(q), sc, cc)
+		raw := func(rs []clusterRun) string {
+			var b strings.Builder
+			for _, x := range rs {
+				b.WriteString(x.raw())
+			}
+			return b.String()
+		}
+		doc.add(op, ordered{{"single_rps", jnum(s)}, {"cluster_rps", jnum(cl)}, {"ratio", jnum(q)},
+			{"single_cpu_us", jnum(sc)}, {"cluster_cpu_us", jnum(cc)}, {"raw_single", raw(single)}, {"raw_cluster", raw(cluster)}})
+	}
+	md.WriteString("\nMedians are bench/matrix.Median's: with an even number of rounds, the lower middle.\n")
+	js, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return "", nil, err
+	}
+	return md.String(), append(js, '\n'), nil
+}
+
+func appendFile(path, s string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.WriteString(s)
+}
+
+func removeGlob(pattern string) {
+	m, _ := filepath.Glob(pattern)
+	for _, p := range m {
+		os.RemoveAll(p)
+	}
+}
