@@ -46,24 +46,27 @@ func plan(st rebalanceState, v *View, self string, replicas int) rebalancePlan {
 	if settled == nil {
 		settled = joinedBefore(v, self)
 	}
-	var p rebalancePlan
+	var moves []ring.Move
 	if !slices.Equal(settled, cur) {
 		var prev *ring.Ring
 		if len(settled) > 0 {
 			prev = ring.New(settled, v.Ring.VNodes(), replicas)
 		}
-		moves := ring.Diff(prev, v.Ring)
-		for _, m := range moves {
-			if slices.Contains(m.To, self) && !slices.Contains(m.From, self) && len(m.From) > 0 {
-				p.Pull = append(p.Pull, m)
-			}
-		}
-		if st.Settled != nil && !st.orphaned() {
-			p.Drop = givenAway(moves, self)
+		moves = ring.Diff(prev, v.Ring)
+	}
+	var p rebalancePlan
+	for _, m := range moves {
+		if slices.Contains(m.To, self) && !slices.Contains(m.From, self) && len(m.From) > 0 {
+			p.Pull = append(p.Pull, m)
 		}
 	}
-	if st.Settled != nil && st.orphaned() {
+	switch {
+	case st.Settled == nil:
+		// Never settled: it holds nothing to give away.
+	case st.orphaned():
 		p.Drop = unowned(v.Ring, self)
+	default:
+		p.Drop = givenAway(moves, self)
 	}
 	p.Done = map[string]bool{}
 	if slices.Equal(st.Target, cur) {

@@ -148,6 +148,13 @@ type rebalancer struct {
 
 	leaveRunning atomic.Bool            // startLeave's goroutine runs
 	leaveState   atomic.Pointer[string] // ClusterStatus.Leave
+
+	// fetch pulls rg from one of its old owners (pullSpans), and
+	// heldElsewhere says why the ranges st gives away may not be dropped
+	// yet ("" once they may); the transcripts of rebalance_test.go
+	// replace these two, the I/O of a move, to drive it.
+	fetch         func(from Member, rg ring.Range) error
+	heldElsewhere func(ctx context.Context, v *View, st rebalanceState) string
 }
 
 // rebalanceDeps is what the rebalancer takes from the rest of the node.
@@ -171,6 +178,8 @@ type rebalanceDeps struct {
 func newRebalancer(cfg *Config, view *atomic.Pointer[View], deps rebalanceDeps) (*rebalancer, error) {
 	r := &rebalancer{cfg: cfg, view: view, deps: deps, kick: make(chan struct{}, 1), sendLimit: sstable.NewLimiter(cfg.TransferRate)}
 	r.setup()
+	r.fetch = func(from Member, rg ring.Range) error { return r.pullSpans(rg, from.HTTPAddr) }
+	r.heldElsewhere = r.handoverWhy
 	st, err := loadRebalance(cfg.Engine)
 	if err != nil {
 		return nil, err
@@ -378,7 +387,7 @@ func (r *rebalancer) rebalance() error {
 		}
 		err := pullQuorum(v, m, func(from Member) error {
 			r.status.rangeStarted(m.Range, from.ID)
-			return r.pullSpans(m.Range, from.HTTPAddr)
+			return r.fetch(from, m.Range)
 		})
 		if err != nil {
 			r.status.rangeFailed(err)
@@ -429,25 +438,7 @@ func (r *rebalancer) dropGivenAway(ctx context.Context) error {
 	if !slices.Equal(v.Ring.Nodes(), st.DropRing) {
 		return r.storeState(st.abandonDrop())
 	}
-	if why := r.othersHoldRanges(ctx, v); why != "" {
-		r.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
-		return errNotYet
-	}
-	// The others' word that they are settled is not enough: this node
-	// checks that they hold what it is about to delete (verify.go).
-	var drop []ring.Span
-	var spans []engine.Span
-	for _, rg := range st.Drop {
-		for _, sp := range rg.Spans() {
-			drop = append(drop, sp)
-			spans = append(spans, engine.Span{Lo: sp.Lo, Hi: sp.Hi})
-		}
-	}
-	r.handoverMu.Lock()
-	why := r.handedOver(ctx, v, drop, &r.handover)
-	r.handoverMu.Unlock()
-	if why != "" {
-		r.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
+	if why := r.heldElsewhere(ctx, v, st); why != "" {
 		return errNotYet
 	}
 	// The ring must not change between the check and the deletion: a
@@ -456,11 +447,41 @@ func (r *rebalancer) dropGivenAway(ctx context.Context) error {
 		return errNotYet
 	}
 	defer r.endDrop()
+	var spans []engine.Span
+	for _, rg := range st.Drop {
+		for _, sp := range rg.Spans() {
+			spans = append(spans, engine.Span{Lo: sp.Lo, Hi: sp.Hi})
+		}
+	}
 	if err := r.cfg.Engine.DropSpans(ctx, spans); err != nil {
 		return err
 	}
 	r.cfg.Logger.Info("dropped the ranges given away", "ranges", len(st.Drop), "ring", st.DropRing)
 	return r.storeState(st.dropped())
+}
+
+// handoverWhy says why the ranges st gives away in v's ring may not be
+// dropped yet: a member of it does not say it holds all of its ranges, or
+// this node has not checked that their new owners hold its records of
+// them. "" once they may.
+func (r *rebalancer) handoverWhy(ctx context.Context, v *View, st rebalanceState) string {
+	if why := r.othersHoldRanges(ctx, v); why != "" {
+		r.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
+		return why
+	}
+	// The others' word that they are settled is not enough: this node
+	// checks that they hold what it is about to delete (verify.go).
+	var drop []ring.Span
+	for _, rg := range st.Drop {
+		drop = append(drop, rg.Spans()...)
+	}
+	r.handoverMu.Lock()
+	why := r.handedOver(ctx, v, drop, &r.handover)
+	r.handoverMu.Unlock()
+	if why != "" {
+		r.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
+	}
+	return why
 }
 
 // sortedNodes returns a copy of r's node ids, which Ring keeps sorted,
