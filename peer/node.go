@@ -171,42 +171,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.HintInterval <= 0 {
 		cfg.HintInterval = 2 * time.Second
 	}
-	switch {
-	case cfg.MaxHintBytes == 0:
-		cfg.MaxHintBytes = DefaultMaxHintBytes
-	case cfg.MaxHintBytes < 0:
-		cfg.MaxHintBytes = 0
-	}
-	switch {
-	case cfg.MaxHintAge == 0:
-		cfg.MaxHintAge = DefaultMaxHintAge
-	case cfg.MaxHintAge < 0:
-		cfg.MaxHintAge = 0
-	}
-	switch {
-	case cfg.TransferRate == 0:
-		cfg.TransferRate = 32 << 20
-	case cfg.TransferRate < 0:
-		cfg.TransferRate = 0 // sstable.NewLimiter(0) is nil: unlimited
-	}
-	switch {
-	case cfg.AntiEntropyInterval == 0:
-		cfg.AntiEntropyInterval = 10 * time.Minute
-	case cfg.AntiEntropyInterval < 0:
-		cfg.AntiEntropyInterval = 0
-	}
-	switch {
-	case cfg.AntiEntropyRate == 0:
-		cfg.AntiEntropyRate = 8 << 20
-	case cfg.AntiEntropyRate < 0:
-		cfg.AntiEntropyRate = 0
-	}
-	if cfg.TombstoneGrace <= 0 {
-		cfg.TombstoneGrace = 24 * time.Hour
-	}
-	if cfg.TransferDir == "" {
-		cfg.TransferDir = cfg.Engine.Dir() + ".transfers"
-	}
+	cfg.ensureSubsystemDefaults()
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay
@@ -258,6 +223,48 @@ func (n *Node) startSubsystems() error {
 	n.reb.start()
 	n.ae.start()
 	return nil
+}
+
+// ensureSubsystemDefaults fills in the defaults of the fields that
+// configure hints, rebalancing and anti-entropy; for each, 0 means the
+// default and a negative value no bound (or off), stored as 0.
+func (c *Config) ensureSubsystemDefaults() {
+	switch {
+	case c.MaxHintBytes == 0:
+		c.MaxHintBytes = DefaultMaxHintBytes
+	case c.MaxHintBytes < 0:
+		c.MaxHintBytes = 0
+	}
+	switch {
+	case c.MaxHintAge == 0:
+		c.MaxHintAge = DefaultMaxHintAge
+	case c.MaxHintAge < 0:
+		c.MaxHintAge = 0
+	}
+	switch {
+	case c.TransferRate == 0:
+		c.TransferRate = 32 << 20
+	case c.TransferRate < 0:
+		c.TransferRate = 0 // sstable.NewLimiter(0) is nil: unlimited
+	}
+	switch {
+	case c.AntiEntropyInterval == 0:
+		c.AntiEntropyInterval = 10 * time.Minute
+	case c.AntiEntropyInterval < 0:
+		c.AntiEntropyInterval = 0
+	}
+	switch {
+	case c.AntiEntropyRate == 0:
+		c.AntiEntropyRate = 8 << 20
+	case c.AntiEntropyRate < 0:
+		c.AntiEntropyRate = 0
+	}
+	if c.TombstoneGrace <= 0 {
+		c.TombstoneGrace = 24 * time.Hour
+	}
+	if c.TransferDir == "" {
+		c.TransferDir = c.Engine.Dir() + ".transfers"
+	}
 }
 
 // Close stops the node's background work (hint replay, range pulls, a
