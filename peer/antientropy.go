@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/compaction"
+	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/ring"
 	"github.com/ringkv/ringkv/sstable"
@@ -28,14 +30,50 @@ import (
 // antiEntropyDepth is the depth of the trees compared: 1024 leaves a range.
 const antiEntropyDepth = DefaultMerkleDepth
 
-// LocalMerkle builds this node's Merkle tree of rg, as of one snapshot.
-func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
-	snap, err := n.cfg.Engine.NewSnapshot()
+// antiEntropy owns the background comparison of this node's ranges with
+// their other owners, the GC horizon it yields, and the repair of damaged
+// spans (corrupt.go), which is anti-entropy run at once for one span. Its
+// loops run on its own goroutines.
+type antiEntropy struct {
+	cfg  *Config
+	view *atomic.Pointer[View]
+	reb  *rebalancer // a pass waits for the node to hold its ranges
+	worker
+	limit *sstable.Limiter // what its pulls read, AntiEntropyRate
+
+	clean   atomic.Uint64 // HLC start of the last complete pass
+	horizon atomic.Uint64 // GCHorizon in a cluster
+	passes  atomic.Int64  // passes completed
+	spans   atomic.Int64  // spans found different and pulled
+
+	repairs    atomic.Int64 // damaged spans pulled back (corrupt.go)
+	warnedSolo atomic.Bool  // logged that a damaged span cannot be repaired
+	soloSince  atomic.Int64 // unix nanos since a damaged span found no replica; 0: it did
+}
+
+func newAntiEntropy(cfg *Config, view *atomic.Pointer[View], reb *rebalancer) *antiEntropy {
+	a := &antiEntropy{cfg: cfg, view: view, reb: reb, limit: sstable.NewLimiter(cfg.AntiEntropyRate)}
+	a.setup()
+	return a
+}
+
+// start runs the pass loop (unless AntiEntropyInterval is off) and the
+// corruption repair loop until halt.
+func (a *antiEntropy) start() {
+	if a.cfg.AntiEntropyInterval > 0 {
+		a.wg.Go(a.loop)
+	}
+	a.wg.Go(a.corruptionLoop)
+}
+
+// localMerkle builds e's Merkle tree of rg, as of one snapshot, leaving
+// out what gc may delete.
+func localMerkle(ctx context.Context, e *engine.Engine, gc compaction.GC, rg ring.Range, depth int) (*Merkle, error) {
+	snap, err := e.NewSnapshot()
 	if err != nil {
 		return nil, err
 	}
 	defer snap.Close()
-	gc := n.gcRule()
 	t := NewMerkle(rg, depth)
 	for _, sp := range rg.Spans() {
 		err := snap.ScanTokens(ctx, sp.Lo, sp.Hi, func(key []byte, r memtable.Record) (bool, error) {
@@ -51,34 +89,32 @@ func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merk
 	return t, nil
 }
 
+// localMerkle is Node.LocalMerkle.
+func (a *antiEntropy) localMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
+	return localMerkle(ctx, a.cfg.Engine, a.gcRule(), rg, depth)
+}
+
 // gcRule is what garbage collection may delete on this node: records
 // past TombstoneGrace and, in a cluster, at or below the GC horizon.
-func (n *Node) gcRule() compaction.GC {
-	return compaction.GC{TombstoneGrace: n.cfg.TombstoneGrace, Now: n.cfg.Now, Horizon: n.GCHorizon}
+func (a *antiEntropy) gcRule() compaction.GC {
+	return compaction.GC{TombstoneGrace: a.cfg.TombstoneGrace, Now: a.cfg.Now, Horizon: a.gcHorizon}
 }
 
-// GCHorizon is the timestamp at or below which garbage collection may
-// delete a tombstone or expired record: alone in its ring, any; in a
-// cluster, only up to the earliest of the members' last complete
-// anti-entropy passes, by which every replica held every such record (a
-// replica that missed a delete would otherwise bring the key back). The
-// engine calls it through Engine.SetGCHorizon.
-func (n *Node) GCHorizon() uint64 {
-	if n.solo(n.view.Load()) {
+// gcHorizon is Node.GCHorizon.
+func (a *antiEntropy) gcHorizon() uint64 {
+	if a.view.Load().soloFor(a.cfg.NodeID) {
 		return math.MaxUint64
 	}
-	return n.horizon.Load()
+	return a.horizon.Load()
 }
 
-// UpdateHorizon sets the GC horizon to the earliest clean pass of the
-// ring's members; if one cannot be asked, the horizon stays. The
-// anti-entropy loop calls it after each pass.
-func (n *Node) UpdateHorizon(ctx context.Context) {
-	v := n.view.Load()
+// updateHorizon is Node.UpdateHorizon.
+func (a *antiEntropy) updateHorizon(ctx context.Context) {
+	v := a.view.Load()
 	low := uint64(math.MaxUint64)
 	for _, id := range v.Ring.Nodes() {
-		if id == n.cfg.NodeID {
-			low = min(low, n.cleanSince())
+		if id == a.cfg.NodeID {
+			low = min(low, a.cleanSince())
 			continue
 		}
 		m, ok := v.reachable(id)
@@ -86,53 +122,49 @@ func (n *Node) UpdateHorizon(ctx context.Context) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := n.cfg.Transport.Status(cctx, m.HTTPAddr)
+		st, err := a.cfg.Transport.Status(cctx, m.HTTPAddr)
 		cancel()
 		if err != nil || st.Self != id {
 			return // unreachable, or another node now answers at its address
 		}
 		low = min(low, st.AntiEntropyClean)
 	}
-	n.horizon.Store(low)
+	a.horizon.Store(low)
 }
 
 // cleanSince is the clean pass this node reports to the others' GC
 // horizon: its last complete anti-entropy pass, held back while it keeps
 // ranges it gave away.
-func (n *Node) cleanSince() uint64 { return min(n.aeClean.Load(), n.kept.Load()) }
+func (a *antiEntropy) cleanSince() uint64 { return min(a.clean.Load(), a.reb.kept()) }
 
-// antiEntropyLoop runs a pass every AntiEntropyInterval until Close.
-func (n *Node) antiEntropyLoop() {
-	t := time.NewTicker(n.cfg.AntiEntropyInterval)
+// loop runs a pass every AntiEntropyInterval until halt.
+func (a *antiEntropy) loop() {
+	t := time.NewTicker(a.cfg.AntiEntropyInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-a.stop:
 			return
 		case <-t.C:
 		}
-		if err := n.AntiEntropyPass(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
-			n.cfg.Logger.Warn("anti-entropy pass incomplete", "err", err)
+		if err := a.pass(a.ctx); err != nil && a.ctx.Err() == nil {
+			a.cfg.Logger.Warn("anti-entropy pass incomplete", "err", err)
 		}
-		n.UpdateHorizon(n.bgCtx)
+		a.updateHorizon(a.ctx)
 	}
 }
 
-// AntiEntropyPass compares every range this node owns with its other
-// owners once, and pulls what differs. It skips the pass while the node
-// is still pulling ranges of a new ring. A peer that fails leaves the pass
-// incomplete (not clean) but the other ranges are still compared; it
-// returns the first such error.
-func (n *Node) AntiEntropyPass(ctx context.Context) error {
-	gen := n.ringGen.Load() // before the view: a change between the two voids the pass
-	v := n.view.Load()
-	if n.solo(v) || n.pending.Load() != nil || !n.Settled() {
+// pass is Node.AntiEntropyPass.
+func (a *antiEntropy) pass(ctx context.Context) error {
+	gen := a.reb.gen.Load() // before the view: a change between the two voids the pass
+	v := a.view.Load()
+	if v.soloFor(a.cfg.NodeID) || a.reb.pulling() || !a.reb.settled() {
 		return nil
 	}
-	self := n.cfg.NodeID
+	self := a.cfg.NodeID
 	// Every record written before start that any owner held, this node
 	// holds after a complete pass (it pulled what it lacked).
-	start := n.cfg.Clock.Now()
+	start := a.cfg.Clock.Now()
 	complete := true
 	var firstErr, unreadable error
 	skipped := 0
@@ -143,7 +175,7 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ok, err := n.syncRange(ctx, v, or)
+		ok, err := a.syncRange(ctx, v, or)
 		if errors.Is(err, errLocalTree) {
 			// This node's own copy cannot be read (a damaged file, say):
 			// the other ranges are still compared.
@@ -155,13 +187,13 @@ func (n *Node) AntiEntropyPass(ctx context.Context) error {
 		}
 	}
 	if skipped > 0 {
-		n.cfg.Logger.Warn("anti-entropy skipped ranges this node cannot read", "ranges", skipped, "first_err", unreadable)
+		a.cfg.Logger.Warn("anti-entropy skipped ranges this node cannot read", "ranges", skipped, "first_err", unreadable)
 	}
-	n.aePasses.Add(1)
+	a.passes.Add(1)
 	// The pass counts only if the ring did not change meanwhile (views
 	// themselves are republished every gossip tick).
-	if complete && n.ringGen.Load() == gen {
-		n.aeClean.Store(start)
+	if complete && a.reb.gen.Load() == gen {
+		a.clean.Store(start)
 	}
 	return firstErr
 }
@@ -172,11 +204,11 @@ var errLocalTree = errors.New("cannot build this node's Merkle tree")
 // syncRange compares this node's tree of or with every other owner's and
 // pulls what differs. It reports whether every other owner was compared
 // and every difference pulled; err is the first failure.
-func (n *Node) syncRange(ctx context.Context, v *View, or ring.OwnedRange) (complete bool, firstErr error) {
+func (a *antiEntropy) syncRange(ctx context.Context, v *View, or ring.OwnedRange) (complete bool, firstErr error) {
 	complete = true
 	var local *Merkle
 	for _, id := range or.Owners {
-		if id == n.cfg.NodeID {
+		if id == a.cfg.NodeID {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -189,44 +221,78 @@ func (n *Node) syncRange(ctx context.Context, v *View, or ring.OwnedRange) (comp
 		}
 		if local == nil {
 			var err error
-			if local, err = n.LocalMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
+			if local, err = a.localMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
 				return false, fmt.Errorf("%w of %s: %w", errLocalTree, or.Range, err)
 			}
 		}
 		// A peer that fails (or is still pulling the range) leaves the
 		// range incomplete; the other owners are still compared.
-		remote, err := n.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, antiEntropyDepth)
+		pulled, err := a.syncWith(ctx, m.HTTPAddr, or.Range, local)
 		if err != nil {
 			complete, firstErr = false, cmp.Or(firstErr, err)
-			continue
 		}
-		spans, err := local.Diff(remote)
-		if err != nil {
-			complete, firstErr = false, cmp.Or(firstErr, err)
-			continue
-		}
-		for _, sp := range spans {
-			if err := n.pullAntiEntropy(ctx, m.HTTPAddr, sp); err != nil {
-				complete, firstErr = false, cmp.Or(firstErr, err)
-				continue
-			}
-			n.aeSpans.Add(1)
-		}
-		if len(spans) > 0 {
+		if pulled {
 			local = nil // rebuilt for the next owner: it has changed
 		}
 	}
 	return complete, firstErr
 }
 
-// pullAntiEntropy merges a peer's records of one span, reading at most
+// syncWith compares local, this node's tree of rg, with the tree of the
+// owner at addr and pulls the spans that differ. pulled says there were
+// some (local is then stale); err is the first failure.
+func (a *antiEntropy) syncWith(ctx context.Context, addr string, rg ring.Range, local *Merkle) (pulled bool, firstErr error) {
+	remote, err := a.cfg.Transport.Merkle(ctx, addr, rg, antiEntropyDepth)
+	if err != nil {
+		return false, err
+	}
+	spans, err := local.Diff(remote)
+	if err != nil {
+		return false, err
+	}
+	for _, sp := range spans {
+		if err := a.pullSpan(ctx, addr, sp); err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		a.spans.Add(1)
+	}
+	return len(spans) > 0, firstErr
+}
+
+// pullSpan merges a peer's records of one span, reading at most
 // AntiEntropyRate bytes a second.
-func (n *Node) pullAntiEntropy(ctx context.Context, addr string, sp ring.Span) error {
-	body, err := n.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)
+func (a *antiEntropy) pullSpan(ctx context.Context, addr string, sp ring.Span) error {
+	body, err := a.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	_, err = sstable.Receive(ctx, n.cfg.Engine, sp.Lo, sp.Hi, n.aeLimit.Reader(ctx, body), n.cfg.TransferDir, transferTableSize, nil)
+	_, err = sstable.Receive(ctx, a.cfg.Engine, sp.Lo, sp.Hi, a.limit.Reader(ctx, body), a.cfg.TransferDir, transferTableSize, nil)
 	return err
 }
+
+// LocalMerkle builds this node's Merkle tree of rg, as of one snapshot.
+func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
+	return n.ae.localMerkle(ctx, rg, depth)
+}
+
+// GCHorizon is the timestamp at or below which garbage collection may
+// delete a tombstone or expired record: alone in its ring, any; in a
+// cluster, only up to the earliest of the members' last complete
+// anti-entropy passes, by which every replica held every such record (a
+// replica that missed a delete would otherwise bring the key back). The
+// engine calls it through Engine.SetGCHorizon.
+func (n *Node) GCHorizon() uint64 { return n.ae.gcHorizon() }
+
+// UpdateHorizon sets the GC horizon to the earliest clean pass of the
+// ring's members; if one cannot be asked, the horizon stays. The
+// anti-entropy loop calls it after each pass.
+func (n *Node) UpdateHorizon(ctx context.Context) { n.ae.updateHorizon(ctx) }
+
+// AntiEntropyPass compares every range this node owns with its other
+// owners once, and pulls what differs. It skips the pass while the node
+// is still pulling ranges of a new ring. A peer that fails leaves the pass
+// incomplete (not clean) but the other ranges are still compared; it
+// returns the first such error.
+func (n *Node) AntiEntropyPass(ctx context.Context) error { return n.ae.pass(ctx) }

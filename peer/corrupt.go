@@ -46,37 +46,34 @@ const soloGrace = 10 * time.Second
 var ErrCorruption = engine.ErrCorruption
 
 // corruptionLoop repairs damaged spans as the engine reports them, until
-// Close.
-func (n *Node) corruptionLoop() {
+// halt.
+func (a *antiEntropy) corruptionLoop() {
 	t := time.NewTicker(repairRetry)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-a.stop:
 			return
-		case <-n.cfg.Engine.CorruptionNotify():
+		case <-a.cfg.Engine.CorruptionNotify():
 		case <-t.C:
 		}
-		n.RepairCorruption(n.bgCtx)
+		a.repairCorruption(a.ctx)
 	}
 }
 
 // canRepair reports whether v gives this node other replicas to pull a
 // damaged span back from.
-func (n *Node) canRepair(v *View) bool {
-	return !n.solo(v) && n.cfg.Replicas > 1 && len(v.Ring.Nodes()) > 1
+func (a *antiEntropy) canRepair(v *View) bool {
+	return !v.soloFor(a.cfg.NodeID) && a.cfg.Replicas > 1 && len(v.Ring.Nodes()) > 1
 }
 
-// RepairCorruption excises every damaged span the engine reports and
-// pulls it back from the other owners, putting back in service each span
-// that every other owner was compared with. It returns the first error;
-// the spans not repaired are retried on the next call.
-func (n *Node) RepairCorruption(ctx context.Context) error {
-	spans := n.cfg.Engine.Corruption()
+// repairCorruption is Node.RepairCorruption.
+func (a *antiEntropy) repairCorruption(ctx context.Context) error {
+	spans := a.cfg.Engine.Corruption()
 	if len(spans) == 0 {
 		return nil
 	}
-	v := n.view.Load()
+	v := a.view.Load()
 	var firstErr error
 	for _, sp := range spans {
 		if sp.State == engine.CorruptRepaired || !sp.Data && !slices.Contains(sp.Other, "hints") {
@@ -86,44 +83,44 @@ func (n *Node) RepairCorruption(ctx context.Context) error {
 			// Only hints: nothing to pull back, and excising them is safe
 			// alone too (anti-entropy makes up for a lost hint).
 			if sp.State == engine.CorruptDamaged {
-				if _, err := n.cfg.Engine.ExciseCorrupt(ctx, sp.Path); err != nil {
+				if _, err := a.cfg.Engine.ExciseCorrupt(ctx, sp.Path); err != nil {
 					firstErr = errors.Join(firstErr, err)
 					continue
 				}
 			}
-			n.cfg.Engine.Repaired(sp.Path)
+			a.cfg.Engine.Repaired(sp.Path)
 			continue
 		}
-		if !n.canRepair(v) {
+		if !a.canRepair(v) {
 			// Right after a start the view may still be this node alone
 			// until gossip brings the stored members in: wait before
 			// saying the span cannot be repaired.
 			now := time.Now().UnixNano()
-			n.soloSince.CompareAndSwap(0, now)
-			if time.Duration(now-n.soloSince.Load()) >= soloGrace && !n.warnedSolo.Swap(true) {
-				n.cfg.Logger.Error("a damaged file cannot be repaired: no other replica holds its span; reads of the span fail until the file is restored (ringkv check names it)",
+			a.soloSince.CompareAndSwap(0, now)
+			if time.Duration(now-a.soloSince.Load()) >= soloGrace && !a.warnedSolo.Swap(true) {
+				a.cfg.Logger.Error("a damaged file cannot be repaired: no other replica holds its span; reads of the span fail until the file is restored (ringkv check names it)",
 					"file", sp.File, "span", sp.TokenSpan())
 			}
 			continue
 		}
-		n.soloSince.Store(0)
+		a.soloSince.Store(0)
 		if sp.State == engine.CorruptDamaged {
 			var err error
-			if sp, err = n.cfg.Engine.ExciseCorrupt(ctx, sp.Path); err != nil {
+			if sp, err = a.cfg.Engine.ExciseCorrupt(ctx, sp.Path); err != nil {
 				firstErr = errors.Join(firstErr, err)
 				continue
 			}
 		}
 		start := time.Now()
-		if err := n.resyncSpan(ctx, v, sp.Lo, sp.Hi); err != nil {
+		if err := a.resyncSpan(ctx, v, sp.Lo, sp.Hi); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		n.cfg.Engine.Repaired(sp.Path)
-		n.repairs.Add(1)
-		n.cfg.Logger.Info("damaged span pulled back from the other replicas", "file", sp.File, "span", sp.TokenSpan(), "duration", time.Since(start))
+		a.cfg.Engine.Repaired(sp.Path)
+		a.repairs.Add(1)
+		a.cfg.Logger.Info("damaged span pulled back from the other replicas", "file", sp.File, "span", sp.TokenSpan(), "duration", time.Since(start))
 	}
 	return firstErr
 }
@@ -131,12 +128,12 @@ func (n *Node) RepairCorruption(ctx context.Context) error {
 // resyncSpan runs anti-entropy for every ring range this node owns that
 // overlaps the token span [lo, hi) (hi 0 meaning 2^64), with every other
 // owner. It fails unless every one was compared and pulled from.
-func (n *Node) resyncSpan(ctx context.Context, v *View, lo, hi uint64) error {
+func (a *antiEntropy) resyncSpan(ctx context.Context, v *View, lo, hi uint64) error {
 	for _, or := range v.Ring.Ranges() {
-		if !slices.Contains(or.Owners, n.cfg.NodeID) || !overlaps(or.Range, lo, hi) {
+		if !slices.Contains(or.Owners, a.cfg.NodeID) || !overlaps(or.Range, lo, hi) {
 			continue
 		}
-		complete, err := n.syncRange(ctx, v, or)
+		complete, err := a.syncRange(ctx, v, or)
 		if err != nil {
 			return err
 		}
@@ -150,9 +147,9 @@ func (n *Node) resyncSpan(ctx context.Context, v *View, lo, hi uint64) error {
 // corruptionHealth returns one reason to be degraded per damaged file
 // whose span is out of service; none on a healthy node. The node still
 // takes writes and routes reads around the span.
-func (n *Node) corruptionHealth() []Degraded {
+func (a *antiEntropy) corruptionHealth() []Degraded {
 	var out []Degraded
-	for _, sp := range n.cfg.Engine.Corruption() {
+	for _, sp := range a.cfg.Engine.Corruption() {
 		switch sp.State {
 		case engine.CorruptDamaged:
 			out = append(out, Degraded{Reason: "corruption", Detail: fmt.Sprintf("file %s covering %s damaged, reads that meet the damage fail on this node", sp.File, sp.TokenSpan())})
@@ -174,3 +171,9 @@ func overlaps(rg ring.Range, lo, hi uint64) bool {
 	}
 	return false
 }
+
+// RepairCorruption excises every damaged span the engine reports and
+// pulls it back from the other owners, putting back in service each span
+// that every other owner was compared with. It returns the first error;
+// the spans not repaired are retried on the next call.
+func (n *Node) RepairCorruption(ctx context.Context) error { return n.ae.repairCorruption(ctx) }

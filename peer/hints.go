@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/engine"
@@ -31,173 +32,221 @@ const (
 
 var dropReasonNames = [numDropReasons]string{dropBytes: "bytes", dropAge: "age"}
 
+// hints owns hinted handoff: the hints a coordinator keeps for owners
+// that missed writes, their bounds, and their replay on its own goroutine.
+type hints struct {
+	cfg  *Config
+	view *atomic.Pointer[View]
+	send func(addr string, ms []Mutation) error // one replay batch
+	worker
+	wake chan struct{} // nudges the replay loop: a member came back
+
+	replayed atomic.Int64 // hints delivered
+	lost     atomic.Int64 // hints that could not be kept
+	lostLog  logGate      // "cannot keep a hint", at most every 5s
+	// dropped counts hints dropped by the bounds, by reason; dropLog
+	// gates their warning.
+	dropped [numDropReasons]atomic.Int64
+	dropLog logGate
+}
+
+func newHints(cfg *Config, view *atomic.Pointer[View], send func(string, []Mutation) error) *hints {
+	h := &hints{cfg: cfg, view: view, send: send, wake: make(chan struct{}, 1)}
+	h.setup()
+	return h
+}
+
+// start runs the replay loop until halt.
+func (h *hints) start() { h.wg.Go(h.loop) }
+
+// viewChanged nudges the replay loop when cur says a member came back
+// alive that old did not.
+func (h *hints) viewChanged(old, cur *View) {
+	for id, m := range cur.Members {
+		if m.State == Alive && (old == nil || old.Members[id].State != Alive) {
+			signal(h.wake)
+			return
+		}
+	}
+}
+
 // hint durably queues m for the owner id, to be replayed when it is alive,
 // unless the bounds on id's hints drop it. A hint that cannot be kept (a
 // full disk refuses them all) is logged at most every hintLogEvery, with a
 // count of the others; so are dropped ones.
-func (n *Node) hint(id string, m Mutation) {
-	if n.cfg.MaxHintAge > 0 {
-		if v, err := memtable.DecodeVersion(m.Record); err == nil && memtable.TimestampTime(v.TS).Before(n.cfg.Now().Add(-n.cfg.MaxHintAge)) {
-			n.dropHints(id, dropAge, 1)
+func (h *hints) add(id string, m Mutation) {
+	if h.cfg.MaxHintAge > 0 {
+		if v, err := memtable.DecodeVersion(m.Record); err == nil && memtable.TimestampTime(v.TS).Before(h.cfg.Now().Add(-h.cfg.MaxHintAge)) {
+			h.drop(id, dropAge, 1)
 			return
 		}
 	}
-	err := n.cfg.Engine.AddHintMax(id, m.Key, m.Record, n.cfg.MaxHintBytes)
+	err := h.cfg.Engine.AddHintMax(id, m.Key, m.Record, h.cfg.MaxHintBytes)
 	if errors.Is(err, engine.ErrHintsFull) {
-		n.dropHints(id, dropBytes, 1)
+		h.drop(id, dropBytes, 1)
 		return
 	}
 	if err != nil {
-		n.hintsLost.Add(1)
-		if lost, ok := n.hintLog.allow(); ok {
-			n.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
+		h.lost.Add(1)
+		if lost, ok := h.lostLog.allow(); ok {
+			h.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
 		}
 	}
 }
 
 // dropHints counts k hints for id dropped for reason, and warns at most
 // every hintLogEvery.
-func (n *Node) dropHints(id string, reason dropReason, k int64) {
-	n.hintsDropped[reason].Add(k)
-	if skipped, ok := n.dropLog.allow(); ok {
-		n.cfg.Logger.Warn("hints dropped past their bound; anti-entropy will repair the replica",
+func (h *hints) drop(id string, reason dropReason, k int64) {
+	h.dropped[reason].Add(k)
+	if skipped, ok := h.dropLog.allow(); ok {
+		h.cfg.Logger.Warn("hints dropped past their bound; anti-entropy will repair the replica",
 			"node", id, "reason", dropReasonNames[reason], "hints", k,
-			"max_hint_bytes", n.cfg.MaxHintBytes, "max_hint_age", n.cfg.MaxHintAge, "drops_since_last_logged", skipped)
+			"max_hint_bytes", h.cfg.MaxHintBytes, "max_hint_age", h.cfg.MaxHintAge, "drops_since_last_logged", skipped)
 	}
 }
 
 // expireHints drops target's hints older than MaxHintAge.
-func (n *Node) expireHints(target string) {
-	if n.cfg.MaxHintAge <= 0 {
+func (h *hints) expire(target string) {
+	if h.cfg.MaxHintAge <= 0 {
 		return
 	}
-	cut := memtable.TimestampAt(n.cfg.Now().Add(-n.cfg.MaxHintAge))
-	k, err := n.cfg.Engine.DropHintsBefore(target, cut)
+	cut := memtable.TimestampAt(h.cfg.Now().Add(-h.cfg.MaxHintAge))
+	k, err := h.cfg.Engine.DropHintsBefore(target, cut)
 	if err != nil {
-		n.cfg.Logger.Warn("cannot drop old hints", "node", target, "err", err)
+		h.cfg.Logger.Warn("cannot drop old hints", "node", target, "err", err)
 		return
 	}
 	if k > 0 {
-		n.dropHints(target, dropAge, k)
+		h.drop(target, dropAge, k)
 	}
 }
 
-// hintLoop replays queued hints to their owners once they are alive: when
+// loop replays queued hints to their owners once they are alive: when
 // the view says a member came back, and every HintInterval for owners whose
 // earlier replay failed.
-func (n *Node) hintLoop() {
-	t := time.NewTicker(n.cfg.HintInterval)
+func (h *hints) loop() {
+	t := time.NewTicker(h.cfg.HintInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-h.stop:
 			return
-		case <-n.wake:
+		case <-h.wake:
 		case <-t.C:
 		}
-		n.ReplayHints()
+		h.replay()
 	}
 }
 
-// ReplayHints delivers every queued hint whose owner the view says is
-// alive, and drops hints for nodes no longer in the ring and hints older
-// than MaxHintAge. It returns how many hints were delivered.
-func (n *Node) ReplayHints() int {
-	v := n.view.Load()
+// replay is Node.ReplayHints.
+func (h *hints) replay() int {
+	v := h.view.Load()
 	delivered := 0
-	for target := range n.cfg.Engine.PendingHints() {
-		n.expireHints(target)
+	for target := range h.cfg.Engine.PendingHints() {
+		h.expire(target)
 		if !v.Ring.Has(target) {
 			if v.Members[target].State == Left {
 				// Removed for good: nobody will take these.
-				if err := n.cfg.Engine.DropHints(target); err != nil {
-					n.cfg.Logger.Warn("cannot drop hints of a removed node", "node", target, "err", err)
+				if err := h.cfg.Engine.DropHints(target); err != nil {
+					h.cfg.Logger.Warn("cannot drop hints of a removed node", "node", target, "err", err)
 				}
 			}
 			continue
 		}
 		mem, ok := v.Members[target]
-		if !ok || mem.State != Alive || n.cfg.Transport == nil {
+		if !ok || mem.State != Alive || h.cfg.Transport == nil {
 			continue
 		}
-		delivered += n.replayTo(target, mem.HTTPAddr)
+		delivered += h.replayTo(target, mem.HTTPAddr)
 	}
 	return delivered
 }
 
 // replayTo sends target's hints in batches until none are left or a batch
 // fails.
-func (n *Node) replayTo(target, addr string) int {
+func (h *hints) replayTo(target, addr string) int {
 	delivered := 0
 	for {
 		select {
-		case <-n.stop:
+		case <-h.stop:
 			return delivered
 		default:
 		}
-		hs, err := n.cfg.Engine.Hints(context.Background(), target, hintBatch)
+		hs, err := h.cfg.Engine.Hints(context.Background(), target, hintBatch)
 		if err != nil || len(hs) == 0 {
 			if err != nil {
-				n.cfg.Logger.Warn("cannot read hints", "node", target, "err", err)
+				h.cfg.Logger.Warn("cannot read hints", "node", target, "err", err)
 			}
 			return delivered
 		}
-		// A hint for a key target no longer owns would be refused, and
-		// hold up the others: the key's new owners pulled its range from
-		// a quorum of the old ones, and anti-entropy covers the rest.
-		// So would one stamped beyond the clock bound (a read repair's
-		// copy of a record from the future): it would block the rest for
-		// good.
-		r := n.view.Load().Ring
-		bound := memtable.TimestampAt(n.cfg.Clock.Wall().Add(n.cfg.Clock.MaxOffset()))
-		dead := func(h engine.Hint) bool {
-			if !slices.Contains(r.KeyOwners(h.Key), target) {
-				return true
-			}
-			v, err := memtable.DecodeVersion(h.Record)
-			return err != nil || v.TS > bound
-		}
-		ms := make([]Mutation, 0, len(hs))
-		var stale []engine.Hint
-		for _, h := range hs {
-			if dead(h) {
-				stale = append(stale, h)
-				continue
-			}
-			ms = append(ms, Mutation{Key: h.Key, Record: h.Record})
-		}
+		ms, live, stale := h.sortOut(target, hs)
 		if len(stale) > 0 {
-			if err := n.cfg.Engine.DeleteHints(target, stale); err != nil {
-				n.cfg.Logger.Warn("cannot delete hints the node would refuse", "node", target, "err", err)
+			if err := h.cfg.Engine.DeleteHints(target, stale); err != nil {
+				h.cfg.Logger.Warn("cannot delete hints the node would refuse", "node", target, "err", err)
 				return delivered
 			}
-			n.cfg.Logger.Info("dropped hints the node would refuse: keys it no longer owns, or stamped beyond the clock bound", "node", target, "hints", len(stale))
+			h.cfg.Logger.Info("dropped hints the node would refuse: keys it no longer owns, or stamped beyond the clock bound", "node", target, "hints", len(stale))
 			if len(ms) == 0 {
 				continue
 			}
-			hs = slices.DeleteFunc(hs, dead)
+			hs = live
 		}
-		if err := n.sendApply(addr, ms); err != nil {
-			n.cfg.Logger.Debug("hint replay failed; will retry", "node", target, "err", err)
+		if err := h.send(addr, ms); err != nil {
+			h.cfg.Logger.Debug("hint replay failed; will retry", "node", target, "err", err)
 			return delivered
 		}
-		if err := n.cfg.Engine.DeleteHints(target, hs); err != nil {
-			n.cfg.Logger.Warn("cannot delete delivered hints", "node", target, "err", err)
+		if err := h.cfg.Engine.DeleteHints(target, hs); err != nil {
+			h.cfg.Logger.Warn("cannot delete delivered hints", "node", target, "err", err)
 			return delivered
 		}
 		delivered += len(hs)
-		n.hintsReplayd.Add(int64(len(hs)))
+		h.replayed.Add(int64(len(hs)))
 	}
 }
 
-// HintsPending returns the number of hints queued on this node.
-func (n *Node) HintsPending() int64 {
+// sortOut splits target's hints hs into those to send (as mutations, and
+// as hints to delete once sent) and those to drop unsent. A hint for a key
+// target no longer owns would be refused, and hold up the others: the
+// key's new owners pulled its range from a quorum of the old ones, and
+// anti-entropy covers the rest. So would one stamped beyond the clock
+// bound (a read repair's copy of a record from the future): it would
+// block the rest for good.
+func (h *hints) sortOut(target string, hs []engine.Hint) (ms []Mutation, live, stale []engine.Hint) {
+	r := h.view.Load().Ring
+	bound := memtable.TimestampAt(h.cfg.Clock.Wall().Add(h.cfg.Clock.MaxOffset()))
+	ms = make([]Mutation, 0, len(hs))
+	for _, e := range hs {
+		v, err := memtable.DecodeVersion(e.Record)
+		if !slices.Contains(r.KeyOwners(e.Key), target) || err != nil || v.TS > bound {
+			stale = append(stale, e)
+			continue
+		}
+		live = append(live, e)
+		ms = append(ms, Mutation{Key: e.Key, Record: e.Record})
+	}
+	return ms, live, stale
+}
+
+// pending is Node.HintsPending.
+func (h *hints) pending() int64 {
 	var total int64
-	for _, c := range n.cfg.Engine.PendingHints() {
+	for _, c := range h.cfg.Engine.PendingHints() {
 		total += c
 	}
 	return total
 }
+
+// hint durably queues m for the owner id (the coordinator's writes and
+// read repairs call it); see hints.add.
+func (n *Node) hint(id string, m Mutation) { n.hints.add(id, m) }
+
+// ReplayHints delivers every queued hint whose owner the view says is
+// alive, and drops hints for nodes no longer in the ring and hints older
+// than MaxHintAge. It returns how many hints were delivered.
+func (n *Node) ReplayHints() int { return n.hints.replay() }
+
+// HintsPending returns the number of hints queued on this node.
+func (n *Node) HintsPending() int64 { return n.hints.pending() }
 
 // DropHintsFor deletes every hint this node holds for the node id.
 func (n *Node) DropHintsFor(id string) error { return n.cfg.Engine.DropHints(id) }

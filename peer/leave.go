@@ -22,87 +22,102 @@ import (
 var ErrOnlyMember = errors.New("peer: the only member of the ring cannot leave it")
 
 // leaveStatus is what ClusterStatus.Leave shows.
-func (n *Node) leaveStatus() string {
-	if s := n.leaveState.Load(); s != nil {
+func (r *rebalancer) leaveStatus() string {
+	if s := r.leaveState.Load(); s != nil {
 		return *s
 	}
 	return ""
 }
 
-func (n *Node) setLeave(format string, a ...any) {
+func (r *rebalancer) setLeave(format string, a ...any) {
 	s := fmt.Sprintf(format, a...)
-	if old := n.leaveState.Load(); old == nil || *old != s {
-		n.cfg.Logger.Info("leave: " + s)
+	if old := r.leaveState.Load(); old == nil || *old != s {
+		r.cfg.Logger.Info("leave: " + s)
 	}
-	n.leaveState.Store(&s)
+	r.leaveState.Store(&s)
 }
 
-// StartLeave begins Leave in the background and returns at once; the
-// progress shows in ClusterStatus.Leave. Calling it again while a leave
-// runs does nothing.
-func (n *Node) StartLeave() error {
-	if err := n.canLeave(); err != nil {
+// startLeave is Node.StartLeave.
+func (r *rebalancer) startLeave() error {
+	if err := r.canLeave(); err != nil {
 		return err
 	}
-	if !n.leaveRunning.CompareAndSwap(false, true) {
+	if !r.leaveRunning.CompareAndSwap(false, true) {
 		return nil
 	}
 	// Before returning: a caller polling the status must not read the
 	// failure of an earlier attempt as this one's.
-	n.setLeave("starting")
-	n.wg.Go(func() {
-		defer n.leaveRunning.Store(false)
-		if err := n.leave(n.bgCtx); err != nil {
-			n.setLeave("failed: %v", err)
+	r.setLeave("starting")
+	r.wg.Go(func() {
+		defer r.leaveRunning.Store(false)
+		if err := r.leave(r.ctx); err != nil {
+			r.setLeave("failed: %v", err)
 		}
 	})
 	return nil
 }
 
-// Leave hands this node's ranges over and takes it out of the cluster; it
-// returns once every remaining member holds the ranges it gained, or when
-// ctx ends (the node then stays out of the ring, listed as leaving, and a
-// later Leave picks up where this one stopped).
-func (n *Node) Leave(ctx context.Context) error {
-	if err := n.canLeave(); err != nil {
+// leaveNow is Node.Leave.
+func (r *rebalancer) leaveNow(ctx context.Context) error {
+	if err := r.canLeave(); err != nil {
 		return err
 	}
-	err := n.leave(ctx)
+	err := r.leave(ctx)
 	if err != nil {
-		n.setLeave("stopped: %v", err)
+		r.setLeave("stopped: %v", err)
 	}
 	return err
 }
 
-func (n *Node) canLeave() error {
-	if n.membership.Load() == nil {
+func (r *rebalancer) canLeave() error {
+	if r.deps.membership() == nil {
 		return ErrNoMembership
 	}
-	if n.cfg.Transport == nil {
+	if r.cfg.Transport == nil {
 		return errors.New("peer: no transport")
 	}
-	if v := n.view.Load(); v.Ring.Has(n.cfg.NodeID) && len(v.Ring.Nodes()) == 1 {
+	if v := r.view.Load(); v.Ring.Has(r.cfg.NodeID) && len(v.Ring.Nodes()) == 1 {
 		return ErrOnlyMember
 	}
 	return nil
 }
 
-func (n *Node) leave(ctx context.Context) error {
-	ref := n.membership.Load()
-	self := n.cfg.NodeID
-	if v := n.view.Load(); v.Members[self].State == Left {
-		n.setLeave("left")
+func (r *rebalancer) leave(ctx context.Context) error {
+	m := r.deps.membership()
+	self := r.cfg.NodeID
+	if v := r.view.Load(); v.Members[self].State == Left {
+		r.setLeave("left")
 		return nil
 	}
-	if err := ref.m.Leave(); err != nil {
+	if err := m.Leave(); err != nil {
 		return err
 	}
-	n.setLeave("handing ranges over")
+	r.setLeave("handing ranges over")
+	if err := r.awaitHandover(ctx); err != nil {
+		return err
+	}
+	// Recorded before anyone hears of it: a node stopped the moment its
+	// leave is done must still refuse, when started again, to rejoin with
+	// its stale data (see StartGossip).
+	if err := r.cfg.Engine.SetMeta(leftMeta, []byte("1")); err != nil {
+		return fmt.Errorf("cannot record that this node left: %w", err)
+	}
+	if err := m.Remove(self); err != nil {
+		return err
+	}
+	r.setLeave("left")
+	return nil
+}
+
+// awaitHandover returns once the ring without this node has every range
+// it held, checked, or when ctx ends.
+func (r *rebalancer) awaitHandover(ctx context.Context) error {
+	self := r.cfg.NodeID
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	var ho handover // ranges shown held, across the rounds of this leave
 	for {
-		v := n.view.Load()
+		v := r.view.Load()
 		why := ""
 		switch {
 		case v.Ring.Has(self):
@@ -110,39 +125,28 @@ func (n *Node) leave(ctx context.Context) error {
 		case len(v.Ring.Nodes()) == 0:
 			return errors.New("no other member would hold the data")
 		default:
-			why = n.othersHoldRanges(ctx, v)
+			why = r.othersHoldRanges(ctx, v)
 			if why == "" {
 				// Checked, not taken on their word: the node's copy is
 				// about to be the cluster's no longer.
-				why = n.handedOver(ctx, v, []ring.Span{{Lo: 0, Hi: 0}}, &ho)
+				why = r.handedOver(ctx, v, []ring.Span{{Lo: 0, Hi: 0}}, &ho)
 			}
 		}
 		if why == "" {
-			break
+			return nil
 		}
-		n.setLeave("handing ranges over: %s", why)
+		r.setLeave("handing ranges over: %s", why)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
-	// Recorded before anyone hears of it: a node stopped the moment its
-	// leave is done must still refuse, when started again, to rejoin with
-	// its stale data (see StartGossip).
-	if err := n.cfg.Engine.SetMeta(leftMeta, []byte("1")); err != nil {
-		return fmt.Errorf("cannot record that this node left: %w", err)
-	}
-	if err := ref.m.Remove(self); err != nil {
-		return err
-	}
-	n.setLeave("left")
-	return nil
 }
 
 // othersHoldRanges asks every member of v's ring whether it holds all of
 // its ranges of that ring; it returns why not, or "" when all do.
-func (n *Node) othersHoldRanges(ctx context.Context, v *View) string {
+func (r *rebalancer) othersHoldRanges(ctx context.Context, v *View) string {
 	want := sortedNodes(v.Ring)
 	for _, id := range want {
 		m, ok := v.reachable(id)
@@ -150,7 +154,7 @@ func (n *Node) othersHoldRanges(ctx context.Context, v *View) string {
 			return fmt.Sprintf("%s is down", id)
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := n.cfg.Transport.Status(cctx, m.HTTPAddr)
+		st, err := r.cfg.Transport.Status(cctx, m.HTTPAddr)
 		cancel()
 		if err != nil {
 			return fmt.Sprintf("%s does not answer: %v", id, err)
@@ -179,3 +183,14 @@ func (n *Node) othersHoldRanges(ctx context.Context, v *View) string {
 	}
 	return ""
 }
+
+// StartLeave begins Leave in the background and returns at once; the
+// progress shows in ClusterStatus.Leave. Calling it again while a leave
+// runs does nothing.
+func (n *Node) StartLeave() error { return n.reb.startLeave() }
+
+// Leave hands this node's ranges over and takes it out of the cluster; it
+// returns once every remaining member holds the ranges it gained, or when
+// ctx ends (the node then stays out of the ring, listed as leaving, and a
+// later Leave picks up where this one stopped).
+func (n *Node) Leave(ctx context.Context) error { return n.reb.leaveNow(ctx) }

@@ -71,15 +71,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for id, v := range pending {
 		ch <- prometheus.MustNewConstMetric(descHintsPending, prometheus.GaugeValue, float64(v), id)
 	}
-	ch <- prometheus.MustNewConstMetric(descHintsReplayed, prometheus.CounterValue, float64(c.n.hintsReplayd.Load()))
-	ch <- prometheus.MustNewConstMetric(descHintsLost, prometheus.CounterValue, float64(c.n.hintsLost.Load()))
+	ch <- prometheus.MustNewConstMetric(descHintsReplayed, prometheus.CounterValue, float64(c.n.hints.replayed.Load()))
+	ch <- prometheus.MustNewConstMetric(descHintsLost, prometheus.CounterValue, float64(c.n.hints.lost.Load()))
 	for r, name := range dropReasonNames {
-		ch <- prometheus.MustNewConstMetric(descHintsDropped, prometheus.CounterValue, float64(c.n.hintsDropped[r].Load()), name)
+		ch <- prometheus.MustNewConstMetric(descHintsDropped, prometheus.CounterValue, float64(c.n.hints.dropped[r].Load()), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.readRepairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
-	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.aePasses.Load()))
-	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.aeSpans.Load()))
+	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.ae.passes.Load()))
+	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.ae.spans.Load()))
 	v := c.n.view.Load()
 	for id, o := range c.n.cfg.Clocks.Offsets() {
 		if v.Ring.Has(id) { // not members removed since
@@ -93,7 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descClockOff, prometheus.GaugeValue, off)
 	ch <- prometheus.MustNewConstMetric(descCommitWaits, prometheus.CounterValue, float64(c.n.commitWaits.Load()))
 	ch <- prometheus.MustNewConstMetric(descCommitWaitSeconds, prometheus.CounterValue, float64(c.n.commitWaitNanos.Load())/1e9)
-	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.repairs.Load()))
-	ch <- prometheus.MustNewConstMetric(descDropsWithheld, prometheus.CounterValue, float64(c.n.dropsWithheld.Load()))
+	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.ae.repairs.Load()))
+	ch <- prometheus.MustNewConstMetric(descDropsWithheld, prometheus.CounterValue, float64(c.n.reb.dropsWithheld.Load()))
 	ch <- prometheus.MustNewConstMetric(descApplyRefused, prometheus.CounterValue, float64(c.n.applyRefused.Load()))
 }

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/ring"
-	"github.com/ringkv/ringkv/sstable"
 )
 
 // MaxKeySize is the longest key ringkv stores.
@@ -104,13 +103,15 @@ type Config struct {
 type Node struct {
 	cfg        Config
 	tag        uint64
-	view       atomic.Pointer[View]
+	view       atomic.Pointer[View] // published by reb; read by every subsystem
 	membership atomic.Pointer[membershipRef]
 
-	wake      chan struct{} // nudges the hint loop
-	stop      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	// The subsystems, each the one owner of its state and goroutines;
+	// what they share is the published view and the engine.
+	reb   *rebalancer  // view publication, range moves, leave (transfer.go)
+	ae    *antiEntropy // anti-entropy, GC horizon, corruption repair
+	hints *hints       // hinted handoff
+
 	// bg tracks replica writes and repairs still running after their
 	// request was answered, so Close can wait for them.
 	bg sync.WaitGroup
@@ -119,52 +120,14 @@ type Node struct {
 	// their timestamp, commitWaitNanos how long in all (see commitWait).
 	commitWaits, commitWaitNanos atomic.Int64
 
-	readRepairs  atomic.Int64 // stale replicas a read rewrote
-	hintsReplayd atomic.Int64 // hints delivered
-	hintsLost    atomic.Int64 // hints that could not be kept
-	hintLog      logGate      // "cannot keep a hint", at most every 5s
-	// hintsDropped counts hints dropped by the bounds, by reason;
-	// dropLog gates their warning.
-	hintsDropped [numDropReasons]atomic.Int64
-	dropLog      logGate
+	readRepairs atomic.Int64 // stale replicas a read rewrote
 
-	reb rebalancer // range transfers (transfer.go)
-	// dropsWithheld counts drops of given-away ranges held back because a
-	// new owner could not be shown to hold them (verify.go).
-	dropsWithheld atomic.Int64
-
-	aeClean atomic.Uint64 // HLC start of the last complete anti-entropy pass
-	kept    atomic.Uint64 // rebalanceState.keptHorizon of the stored state
-	ringGen atomic.Uint64 // counts ring changes (SetView), not view updates
-	// sendLimit paces every span this node streams (TransferRate, all
-	// streams together); aeLimit what its anti-entropy pulls read.
-	sendLimit, aeLimit *sstable.Limiter
-	horizon            atomic.Uint64 // GCHorizon in a cluster
-	aePasses           atomic.Int64  // anti-entropy passes completed
-	aeSpans            atomic.Int64  // spans anti-entropy found different and pulled
-	repairs            atomic.Int64  // damaged spans pulled back (corrupt.go)
-	warnedSolo         atomic.Bool   // logged that a damaged span cannot be repaired
-	soloSince          atomic.Int64  // unix nanos since a damaged span found no replica; 0: it did
-	// pending lists the ranges of the current ring this node is still
-	// pulling, with their old owners (nil: none); reads of their keys
-	// answer a PendingError.
-	pending atomic.Pointer[[]ring.Move]
-
-	// bgCtx ends when Close begins: background pulls and leaves stop.
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
-
-	// viewMu serializes SetView with the deletion of given-away ranges.
-	viewMu sync.Mutex
 	// pastRings are the rings replaced less than applyGrace ago (under
-	// viewMu): replica writes for keys this node owned in them are still
-	// taken (see mayStore).
+	// reb.viewMu): replica writes for keys this node owned in them are
+	// still taken (see mayStore).
 	pastRings atomic.Pointer[[]pastRing]
 	// applyRefused counts records ApplyLocal refused as not this node's.
 	applyRefused atomic.Int64
-
-	leaveRunning atomic.Bool            // StartLeave's goroutine runs
-	leaveState   atomic.Pointer[string] // ClusterStatus.Leave
 }
 
 type membershipRef struct{ m Membership }
@@ -208,42 +171,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.HintInterval <= 0 {
 		cfg.HintInterval = 2 * time.Second
 	}
-	switch {
-	case cfg.MaxHintBytes == 0:
-		cfg.MaxHintBytes = DefaultMaxHintBytes
-	case cfg.MaxHintBytes < 0:
-		cfg.MaxHintBytes = 0
-	}
-	switch {
-	case cfg.MaxHintAge == 0:
-		cfg.MaxHintAge = DefaultMaxHintAge
-	case cfg.MaxHintAge < 0:
-		cfg.MaxHintAge = 0
-	}
-	switch {
-	case cfg.TransferRate == 0:
-		cfg.TransferRate = 32 << 20
-	case cfg.TransferRate < 0:
-		cfg.TransferRate = 0 // sstable.NewLimiter(0) is nil: unlimited
-	}
-	switch {
-	case cfg.AntiEntropyInterval == 0:
-		cfg.AntiEntropyInterval = 10 * time.Minute
-	case cfg.AntiEntropyInterval < 0:
-		cfg.AntiEntropyInterval = 0
-	}
-	switch {
-	case cfg.AntiEntropyRate == 0:
-		cfg.AntiEntropyRate = 8 << 20
-	case cfg.AntiEntropyRate < 0:
-		cfg.AntiEntropyRate = 0
-	}
-	if cfg.TombstoneGrace <= 0 {
-		cfg.TombstoneGrace = 24 * time.Hour
-	}
-	if cfg.TransferDir == "" {
-		cfg.TransferDir = cfg.Engine.Dir() + ".transfers"
-	}
+	cfg.ensureSubsystemDefaults()
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay
@@ -256,48 +184,98 @@ func NewNode(cfg Config) (*Node, error) {
 	// refused whole.
 	clk := cfg.Clock
 	cfg.Engine.SetTimestampBound(func() uint64 { return memtable.TimestampAt(clk.Wall().Add(clk.MaxOffset())) })
-	n := &Node{
-		cfg:  cfg,
-		tag:  memtable.NodeTag(cfg.NodeID),
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		reb:  rebalancer{kick: make(chan struct{}, 1)},
-	}
-	n.sendLimit, n.aeLimit = sstable.NewLimiter(cfg.TransferRate), sstable.NewLimiter(cfg.AntiEntropyRate)
-	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	n := &Node{cfg: cfg, tag: memtable.NodeTag(cfg.NodeID)}
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
 	})
-	st, err := n.loadRebalance()
-	if err != nil {
+	if err := n.startSubsystems(); err != nil {
 		return nil, err
 	}
-	n.kept.Store(st.keptHorizon())
-	if cfg.Transport != nil {
-		// Tables staged by a pull that a crash cut short: the pull starts
-		// the range again.
-		if err := cfg.Engine.FS().RemoveAll(cfg.TransferDir); err != nil {
-			cfg.Logger.Warn("cannot clear the transfer directory", "dir", cfg.TransferDir, "err", err)
-		}
-		n.wg.Go(n.hintLoop)
-		n.wg.Go(n.rebalanceLoop)
-		if cfg.AntiEntropyInterval > 0 {
-			n.wg.Go(n.antiEntropyLoop)
-		}
-		n.wg.Go(n.corruptionLoop)
-	}
 	return n, nil
+}
+
+// startSubsystems builds the rebalancer, anti-entropy and hints over the
+// node's view, and starts their goroutines when the node has peers.
+func (n *Node) startSubsystems() error {
+	cfg := &n.cfg
+	n.hints = newHints(cfg, &n.view, n.sendApply)
+	reb, err := newRebalancer(cfg, &n.view, rebalanceDeps{
+		cleanPass:  func() uint64 { return n.ae.clean.Load() },
+		gc:         func() compaction.GC { return n.ae.gcRule() },
+		swapped:    n.viewSwapped,
+		membership: n.membershipLayer,
+	})
+	if err != nil {
+		return err
+	}
+	n.reb = reb
+	n.ae = newAntiEntropy(cfg, &n.view, reb)
+	if cfg.Transport == nil {
+		return nil
+	}
+	// Tables staged by a pull that a crash cut short: the pull starts
+	// the range again.
+	if err := cfg.Engine.FS().RemoveAll(cfg.TransferDir); err != nil {
+		cfg.Logger.Warn("cannot clear the transfer directory", "dir", cfg.TransferDir, "err", err)
+	}
+	n.hints.start()
+	n.reb.start()
+	n.ae.start()
+	return nil
+}
+
+// ensureSubsystemDefaults fills in the defaults of the fields that
+// configure hints, rebalancing and anti-entropy; for each, 0 means the
+// default and a negative value no bound (or off), stored as 0.
+func (c *Config) ensureSubsystemDefaults() {
+	switch {
+	case c.MaxHintBytes == 0:
+		c.MaxHintBytes = DefaultMaxHintBytes
+	case c.MaxHintBytes < 0:
+		c.MaxHintBytes = 0
+	}
+	switch {
+	case c.MaxHintAge == 0:
+		c.MaxHintAge = DefaultMaxHintAge
+	case c.MaxHintAge < 0:
+		c.MaxHintAge = 0
+	}
+	switch {
+	case c.TransferRate == 0:
+		c.TransferRate = 32 << 20
+	case c.TransferRate < 0:
+		c.TransferRate = 0 // sstable.NewLimiter(0) is nil: unlimited
+	}
+	switch {
+	case c.AntiEntropyInterval == 0:
+		c.AntiEntropyInterval = 10 * time.Minute
+	case c.AntiEntropyInterval < 0:
+		c.AntiEntropyInterval = 0
+	}
+	switch {
+	case c.AntiEntropyRate == 0:
+		c.AntiEntropyRate = 8 << 20
+	case c.AntiEntropyRate < 0:
+		c.AntiEntropyRate = 0
+	}
+	if c.TombstoneGrace <= 0 {
+		c.TombstoneGrace = 24 * time.Hour
+	}
+	if c.TransferDir == "" {
+		c.TransferDir = c.Engine.Dir() + ".transfers"
+	}
 }
 
 // Close stops the node's background work (hint replay, range pulls, a
 // leave, anti-entropy) and waits for replica writes still in flight. It does not close the engine.
 func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		close(n.stop)
-		n.bgCancel()
-	})
-	n.wg.Wait()
+	n.hints.halt()
+	n.reb.halt()
+	n.ae.halt()
+	n.hints.wait()
+	n.reb.wait()
+	n.ae.wait()
 	n.bg.Wait()
 	return nil
 }
@@ -316,48 +294,31 @@ func (n *Node) Clocks() *ClockMonitor { return n.cfg.Clocks }
 func (n *Node) View() *View { return n.view.Load() }
 
 // SetView installs a new view of the cluster. The membership layer calls
-// it on every change; a member that comes back alive has its hints replayed.
-func (n *Node) SetView(v *View) {
-	n.viewMu.Lock()
-	defer n.viewMu.Unlock()
-	ringChanged := false
-	if old := n.view.Load(); old == nil || !slices.Equal(old.Ring.Nodes(), v.Ring.Nodes()) {
-		// Before the new ring is used, mark what it gives this node that
-		// it has yet to pull, so no read is answered from a partial copy.
-		if mine, done, _, err := n.plan(v); err == nil {
-			n.setPending(mine, done)
-		} else {
-			n.cfg.Logger.Error("cannot plan range transfers", "err", err)
-		}
-		ringChanged = true
-	}
-	old := n.view.Swap(v)
-	if ringChanged && old != nil && n.ringGen.Load() > 0 {
-		// Not NewNode's placeholder ring of this node alone: it was
-		// never a ring the cluster wrote to it by.
+// it on every change; a member that comes back alive has its hints
+// replayed. It never waits on storage: a ring change that comes while
+// given-away ranges are being deleted is installed as soon as the
+// deletion is done (see publish.go).
+func (n *Node) SetView(v *View) { n.reb.publish(v) }
+
+// viewSwapped is called by the rebalancer, under its viewMu, after each
+// view it publishes.
+func (n *Node) viewSwapped(old, cur *View, replaced bool) {
+	if replaced {
 		n.rememberRing(old.Ring)
 	}
-	if ringChanged {
-		n.ringGen.Add(1)
-		n.kickRebalance() // after the swap: the pull must see the new ring
-	}
-	for id, m := range v.Members {
-		if m.State == Alive && (old == nil || old.Members[id].State != Alive) {
-			n.nudge()
-			break
-		}
-	}
+	n.hints.viewChanged(old, cur)
 }
 
 // UseMembership connects the node to its membership layer, for AddNode,
 // RemoveNode and the gossip address shown in status.
 func (n *Node) UseMembership(m Membership) { n.membership.Store(&membershipRef{m}) }
 
-func (n *Node) nudge() {
-	select {
-	case n.wake <- struct{}{}:
-	default:
+// membershipLayer returns the node's membership layer, or nil.
+func (n *Node) membershipLayer() Membership {
+	if ref := n.membership.Load(); ref != nil {
+		return ref.m
 	}
+	return nil
 }
 
 func checkKey(key []byte) error {
@@ -525,7 +486,7 @@ func (n *Node) Health() []Degraded {
 	if err := n.clockError(n.view.Load()); err != nil {
 		h = append(h, Degraded{Reason: "clock offset", Detail: err.Error(), RefusesWrites: true})
 	}
-	return append(h, n.corruptionHealth()...)
+	return append(h, n.ae.corruptionHealth()...)
 
 }
 

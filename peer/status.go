@@ -52,8 +52,8 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		Members:          v.sortedMembers(),
 		Transfers:        n.Transfers(),
 		Settled:          n.Settled(),
-		Leave:            n.leaveStatus(),
-		AntiEntropyClean: n.cleanSince(),
+		Leave:            n.reb.leaveStatus(),
+		AntiEntropyClean: n.ae.cleanSince(),
 		HintsPending:     n.cfg.Engine.PendingHints(),
 		Ownership:        v.Ring.Ownership(),
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/ring"
 	"github.com/ringkv/ringkv/sstable"
@@ -103,15 +104,112 @@ type Transfer struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-// rebalancer is a Node's data movement state.
+// rebalancer owns a Node's data movement: the published view's ordering
+// with the ranges it still pulls and the ranges it drops (publish.go), the
+// pulls themselves and their progress, the handover checks before a drop
+// (verify.go) and a graceful leave (leave.go). Its loop runs on its own
+// goroutine; the view is its one input from membership.
 type rebalancer struct {
-	kick chan struct{}
+	cfg  *Config
+	view *atomic.Pointer[View] // shared with the other subsystems; only publish writes it
+	deps rebalanceDeps
+	worker
+	kick      chan struct{} // nudges the loop: the ring changed
+	sendLimit *sstable.Limiter
+
+	// viewMu orders the publication of views (SetView) with the pending
+	// ranges published for them and with the deletion of given-away
+	// ranges; it is never held across I/O. REQUIRES for the fields below.
+	viewMu sync.Mutex
+	// dropping: a drop of the ranges given away in the current ring is
+	// committing; a ring change that comes meanwhile waits in deferred
+	// and is published when the drop is done (endDrop).
+	dropping bool
+	deferred *View
+	gen      atomic.Uint64 // counts ring changes, not view updates
+
+	// state is the stored rebalanceState as last stored: the views'
+	// plans read it here, never from the engine.
+	state atomic.Pointer[rebalanceState]
+	// pending lists the ranges of the current ring this node is still
+	// pulling, with their old owners (nil: none); reads of their keys
+	// answer a PendingError.
+	pending atomic.Pointer[[]ring.Move]
+
 	// handover is dropGivenAway's memory of ranges shown held, under
 	// handoverMu (the rebalance loop calls it, and tests).
 	handoverMu sync.Mutex
 	handover   handover
-	bytes      atomic.Int64 // ringkv_transfer_bytes_total: received
+	// dropsWithheld counts drops of given-away ranges held back because a
+	// new owner could not be shown to hold them (verify.go).
+	dropsWithheld atomic.Int64
+	bytes         atomic.Int64 // ringkv_transfer_bytes_total: received
+	status        transferStatus
 
+	leaveRunning atomic.Bool            // startLeave's goroutine runs
+	leaveState   atomic.Pointer[string] // ClusterStatus.Leave
+
+	// fetch pulls rg from one of its old owners (pullSpans), and
+	// heldElsewhere says why the ranges st gives away may not be dropped
+	// yet ("" once they may); the transcripts of rebalance_test.go
+	// replace these two, the I/O of a move, to drive it.
+	fetch         func(from Member, rg ring.Range) error
+	heldElsewhere func(ctx context.Context, v *View, st rebalanceState) string
+}
+
+// rebalanceDeps is what the rebalancer takes from the rest of the node.
+type rebalanceDeps struct {
+	// cleanPass is the start of anti-entropy's last clean pass.
+	cleanPass func() uint64
+	// gc is what garbage collection may delete: handover checks leave
+	// it out, as the trees do.
+	gc func() compaction.GC
+	// swapped is called under viewMu after each view is published, old
+	// being the one replaced; replaced says old's ring was a real one the
+	// cluster wrote by (not NewNode's placeholder) and is gone. It must
+	// not block.
+	swapped func(old, cur *View, replaced bool)
+	// membership is the node's membership layer, or nil.
+	membership func() Membership
+}
+
+// newRebalancer returns the rebalancer of cfg's node, with the stored
+// state loaded and view published as the placeholder view.
+func newRebalancer(cfg *Config, view *atomic.Pointer[View], deps rebalanceDeps) (*rebalancer, error) {
+	r := &rebalancer{cfg: cfg, view: view, deps: deps, kick: make(chan struct{}, 1), sendLimit: sstable.NewLimiter(cfg.TransferRate)}
+	r.setup()
+	r.fetch = func(from Member, rg ring.Range) error { return r.pullSpans(rg, from.HTTPAddr) }
+	r.heldElsewhere = r.handoverWhy
+	st, err := loadRebalance(cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	r.state.Store(&st)
+	return r, nil
+}
+
+// start runs the rebalance loop until halt.
+func (r *rebalancer) start() { r.wg.Go(r.loop) }
+
+// transferTableSize is the size of the SSTables a pull stages.
+const transferTableSize = 64 << 20
+
+// serveSpan is Node.ServeSpan.
+func (r *rebalancer) serveSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
+	if r.spanPending(lo, hi) {
+		return ErrRangePending
+	}
+	snap, err := r.cfg.Engine.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	_, _, err = sstable.Send(ctx, snap, lo, hi, w, r.sendLimit)
+	return err
+}
+
+// transferStatus is the progress of the move under way, for Transfers.
+type transferStatus struct {
 	mu        sync.Mutex
 	active    bool // a move with ranges left is under way
 	t         Transfer
@@ -119,39 +217,16 @@ type rebalancer struct {
 	moveBytes int64 // received in this move
 }
 
-// transferTableSize is the size of the SSTables a pull stages.
-const transferTableSize = 64 << 20
-
-// ServeSpan streams this node's records of the token span [lo, hi) as of
-// one snapshot to w (the donor side of a pull), paced by the node's one
-// limiter: TransferRate bytes a second for all its streams together. A span this node is itself still pulling is refused
-// (ErrRangePending) before anything is sent: a partial copy must not count
-// as one of the quorum of old owners a puller needs.
-func (n *Node) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
-	if n.spanPending(lo, hi) {
-		return ErrRangePending
-	}
-	snap, err := n.cfg.Engine.NewSnapshot()
-	if err != nil {
-		return err
-	}
-	defer snap.Close()
-	_, _, err = sstable.Send(ctx, snap, lo, hi, w, n.sendLimit)
-	return err
-}
-
-// Transfers returns the range moves in flight on this node: none, or one
-// describing the move under way.
-func (n *Node) Transfers() []Transfer {
-	r := &n.reb
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.active {
+// transfers is Node.Transfers.
+func (s *transferStatus) transfers() []Transfer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active {
 		return []Transfer{}
 	}
-	t := r.t
-	t.BytesDone = r.moveBytes
-	if el := time.Since(r.started).Seconds(); el > 0 {
+	t := s.t
+	t.BytesDone = s.moveBytes
+	if el := time.Since(s.started).Seconds(); el > 0 {
 		t.Rate = float64(t.BytesDone) / el
 		if t.RangesDone > 0 {
 			t.ETASeconds = el / float64(t.RangesDone) * float64(t.RangesTotal-t.RangesDone)
@@ -163,75 +238,68 @@ func (n *Node) Transfers() []Transfer {
 
 // moveStarted, rangeStarted, rangeFailed, rangeDone and moveEnded keep
 // the status of Transfers.
-func (r *rebalancer) moveStarted(to string, done, total int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.active && r.t.RangesTotal == total {
+func (s *transferStatus) moveStarted(to string, done, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active && s.t.RangesTotal == total {
 		return // a retry of the same move: keep its clock
 	}
-	r.active, r.started, r.moveBytes = true, time.Now(), 0
-	r.t = Transfer{To: to, RangesDone: done, RangesTotal: total, Started: r.started.UTC().Format(time.RFC3339)}
+	s.active, s.started, s.moveBytes = true, time.Now(), 0
+	s.t = Transfer{To: to, RangesDone: done, RangesTotal: total, Started: s.started.UTC().Format(time.RFC3339)}
 }
 
-func (r *rebalancer) rangeStarted(rg ring.Range, from string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.t.Range != rg.String() {
-		r.t.Attempts, r.t.LastError = 0, ""
+func (s *transferStatus) rangeStarted(rg ring.Range, from string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.t.Range != rg.String() {
+		s.t.Attempts, s.t.LastError = 0, ""
 	}
-	r.t.Range, r.t.From = rg.String(), from
+	s.t.Range, s.t.From = rg.String(), from
 }
 
-func (r *rebalancer) rangeFailed(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.t.Attempts++
-	r.t.LastError = err.Error()
+func (s *transferStatus) rangeFailed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.t.Attempts++
+	s.t.LastError = err.Error()
 }
 
-func (r *rebalancer) rangeDone() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.t.RangesDone++
-	r.t.Attempts, r.t.LastError = 0, ""
+func (s *transferStatus) rangeDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.t.RangesDone++
+	s.t.Attempts, s.t.LastError = 0, ""
 }
 
-func (r *rebalancer) moveEnded() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.active = false
+func (s *transferStatus) moveEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active = false
 }
 
 func (r *rebalancer) received(k int) {
 	r.bytes.Add(int64(k))
-	r.mu.Lock()
-	r.moveBytes += int64(k)
-	r.mu.Unlock()
+	r.status.mu.Lock()
+	r.status.moveBytes += int64(k)
+	r.status.mu.Unlock()
 }
 
-func (n *Node) kickRebalance() {
-	select {
-	case n.reb.kick <- struct{}{}:
-	default:
-	}
-}
-
-// rebalanceLoop settles this node on the current ring whenever it
-// changes, retrying with backoff while donors are missing.
-func (n *Node) rebalanceLoop() {
+// loop settles this node on the current ring whenever it changes,
+// retrying with backoff while donors are missing.
+func (r *rebalancer) loop() {
 	backoff := time.Second
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
-		case <-n.stop:
+		case <-r.stop:
 			return
-		case <-n.reb.kick:
+		case <-r.kick:
 		case <-timer.C:
 		}
-		err := n.rebalance()
+		err := r.rebalance()
 		if err == nil {
-			err = n.dropGivenAway(n.bgCtx)
+			err = r.dropGivenAway(r.ctx)
 		}
 		if !timer.Stop() {
 			select {
@@ -245,16 +313,17 @@ func (n *Node) rebalanceLoop() {
 			continue
 		}
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, errNotYet) {
-			n.cfg.Logger.Warn("range transfer failed; will retry", "err", err, "retry_in", backoff)
+			r.cfg.Logger.Warn("range transfer failed; will retry", "err", err, "retry_in", backoff)
 		}
 		timer.Reset(backoff)
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
-func (n *Node) loadRebalance() (rebalanceState, error) {
+// loadRebalance reads the stored rebalance state of e (NewNode, once).
+func loadRebalance(e *engine.Engine) (rebalanceState, error) {
 	var st rebalanceState
-	b, err := n.cfg.Engine.GetMeta(settledMeta)
+	b, err := e.GetMeta(settledMeta)
 	if errors.Is(err, engine.ErrNotFound) {
 		return st, nil
 	}
@@ -267,240 +336,88 @@ func (n *Node) loadRebalance() (rebalanceState, error) {
 	return st, nil
 }
 
-func (n *Node) storeRebalance(st rebalanceState) error {
+// loadState returns the stored state. Its slices are shared and must not
+// be modified: the pure functions of rebalance.go build new ones.
+func (r *rebalancer) loadState() rebalanceState { return *r.state.Load() }
+
+// storeState stores st durably, then makes it the state views are
+// planned from.
+func (r *rebalancer) storeState(st rebalanceState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	if err := n.cfg.Engine.SetMeta(settledMeta, b); err != nil {
+	if err := r.cfg.Engine.SetMeta(settledMeta, b); err != nil {
 		return err
 	}
-	n.kept.Store(st.keptHorizon())
+	r.state.Store(&st)
 	return nil
 }
 
-// plan returns the moves of ring v that give this node a range it did not
-// hold in its settled ring, the ranges of them already pulled, and the
-// state they came from. No moves means the node is settled (or alone).
-func (n *Node) plan(v *View) (mine []ring.Move, done map[string]bool, st rebalanceState, err error) {
-	cur := sortedNodes(v.Ring)
-	if !slices.Contains(cur, n.cfg.NodeID) {
-		return nil, nil, st, nil // not (or no longer) in the ring: nothing to hold
-	}
-	if st, err = n.loadRebalance(); err != nil {
-		return nil, nil, st, err
-	}
-	settled := st.Settled
-	if settled == nil {
-		// Never settled: this node is joining the members that joined
-		// before it, and pulls from them; the first members pull nothing.
-		mine := v.Members[n.cfg.NodeID].Joined
-		settled = []string{}
-		for _, id := range cur {
-			if m, ok := v.Members[id]; ok && id != n.cfg.NodeID && m.Joined < mine {
-				settled = append(settled, id)
-			}
-		}
-	}
-	if slices.Equal(settled, cur) {
-		return nil, nil, st, nil
-	}
-	var prev *ring.Ring
-	if len(settled) > 0 {
-		prev = ring.New(settled, v.Ring.VNodes(), n.cfg.Replicas)
-	}
-	for _, m := range ring.Diff(prev, v.Ring) {
-		if slices.Contains(m.To, n.cfg.NodeID) && !slices.Contains(m.From, n.cfg.NodeID) && len(m.From) > 0 {
-			mine = append(mine, m)
-		}
-	}
-	done = map[string]bool{}
-	if slices.Equal(st.Target, cur) {
-		for _, d := range st.Done {
-			done[d] = true
-		}
-	}
-	return mine, done, st, nil
-}
+// kept is rebalanceState.keptHorizon of the stored state.
+func (r *rebalancer) kept() uint64 { return r.loadState().keptHorizon() }
 
-// setPending publishes the ranges this node still has to pull, with their
-// old owners; reads of their keys answer a PendingError until then.
-func (n *Node) setPending(mine []ring.Move, done map[string]bool) {
-	var left []ring.Move
-	for _, m := range mine {
-		if !done[m.Range.String()] {
-			left = append(left, m)
-		}
-	}
-	if len(left) == 0 {
-		n.pending.Store(nil)
-		return
-	}
-	n.pending.Store(&left)
-}
-
-// spanPending reports whether the token span [lo, hi) (hi 0: to 2^64)
-// overlaps a range this node is still pulling.
-func (n *Node) spanPending(lo, hi uint64) bool {
-	p := n.pending.Load()
-	if p == nil {
-		return false
-	}
-	last := hi - 1 // inclusive; hi 0 wraps to MaxUint64
-	for _, rg := range *p {
-		for _, sp := range rg.Spans() {
-			if sp.Lo <= last && lo <= sp.Hi-1 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// setPendingIfRing is setPending for the rebalance loop, which planned for
-// ring cur: if the ring has changed since, SetView already published the
-// pending ranges of the new one, and they must not be overwritten.
-func (n *Node) setPendingIfRing(cur []string, mine []ring.Move, done map[string]bool) {
-	n.viewMu.Lock()
-	defer n.viewMu.Unlock()
-	if slices.Equal(n.view.Load().Ring.Nodes(), cur) {
-		n.setPending(mine, done)
-	}
-}
-
-// pendingFrom returns the old owners of the range holding tok, if this
-// node is still pulling that range.
-func (n *Node) pendingFrom(tok uint64) ([]string, bool) {
-	p := n.pending.Load()
-	if p == nil {
-		return nil, false
-	}
-	for _, m := range *p {
-		if m.Contains(tok) {
-			return m.From, true
-		}
-	}
-	return nil, false
+// planFor is plan for this node's stored state and view v.
+func (r *rebalancer) planFor(v *View) rebalancePlan {
+	return plan(r.loadState(), v, r.cfg.NodeID, r.cfg.Replicas)
 }
 
 // rebalance pulls whatever the current ring gives this node that its
-// settled ring did not.
-func (n *Node) rebalance() error {
-	v := n.view.Load()
+// settled ring did not, then settles.
+func (r *rebalancer) rebalance() error {
+	v := r.view.Load()
 	cur := sortedNodes(v.Ring)
-	mine, done, st, err := n.plan(v)
-	if err != nil {
-		return err
-	}
-	if len(mine) == 0 {
-		n.setPendingIfRing(cur, nil, nil)
-		n.reb.moveEnded()
-		// Alone and never settled, a node may be a joiner before its
-		// first gossip exchange: settling then would skip its pulls.
-		alone := len(cur) == 1 && st.Settled == nil
-		if slices.Contains(cur, n.cfg.NodeID) && !slices.Equal(st.Settled, cur) && !alone {
-			return n.settle(v, st)
+	st := r.loadState()
+	p := plan(st, v, r.cfg.NodeID, r.cfg.Replicas)
+	if len(p.Pull) == 0 {
+		r.setPendingIfRing(cur, nil)
+		r.status.moveEnded()
+		if p.Settle {
+			return r.settle(st, p, cur)
 		}
 		return nil
 	}
-	n.setPendingIfRing(cur, mine, done)
-	if !slices.Equal(st.Target, cur) {
-		st.Target, st.Done = cur, nil
-	}
-	left := 0
-	for _, m := range mine {
-		if !done[m.Range.String()] {
-			left++
-		}
-	}
-	n.cfg.Logger.Info("pulling ranges the ring gives this node", "ranges", left, "of", len(mine), "ring", cur)
-	n.reb.moveStarted(n.cfg.NodeID, len(mine)-left, len(mine))
-	for _, m := range mine {
-		if done[m.Range.String()] {
-			continue
-		}
-		if n.view.Load() != v && !slices.Equal(n.view.Load().Ring.Nodes(), cur) {
+	r.setPendingIfRing(cur, p.Pending)
+	left := len(p.Pending)
+	r.cfg.Logger.Info("pulling ranges the ring gives this node", "ranges", left, "of", len(p.Pull), "ring", cur)
+	r.status.moveStarted(r.cfg.NodeID, len(p.Pull)-left, len(p.Pull))
+	for _, m := range p.Pending {
+		if now := r.view.Load(); now != v && !slices.Equal(now.Ring.Nodes(), cur) {
 			return nil // the ring moved on; start over with the new one
 		}
-		if err := n.pullRange(v, m); err != nil {
-			n.reb.rangeFailed(err)
+		err := pullQuorum(v, m, func(from Member) error {
+			r.status.rangeStarted(m.Range, from.ID)
+			return r.fetch(from, m.Range)
+		})
+		if err != nil {
+			r.status.rangeFailed(err)
 			return err
 		}
-		n.reb.rangeDone()
-		done[m.Range.String()] = true
-		st.Done = append(st.Done, m.Range.String())
-		if err := n.storeRebalance(rebalanceState{Settled: st.Settled, Target: st.Target, Done: st.Done, Orphans: st.orphaned(), KeptSince: st.KeptSince}); err != nil {
+		r.status.rangeDone()
+		p.Done[m.Range.String()] = true
+		st = st.withPulled(cur, m.Range)
+		if err := r.storeState(st); err != nil {
 			return err
 		}
-		n.setPendingIfRing(cur, mine, done)
+		r.setPendingIfRing(cur, pendingOf(p.Pull, p.Done))
 	}
-	if !slices.Equal(n.view.Load().Ring.Nodes(), cur) {
+	if !slices.Equal(r.view.Load().Ring.Nodes(), cur) {
 		return nil
 	}
-	n.cfg.Logger.Info("holds every range of the ring", "ring", cur, "ranges_pulled", len(mine))
-	if err := n.settle(v, st); err != nil {
+	r.cfg.Logger.Info("holds every range of the ring", "ring", cur, "ranges_pulled", len(p.Pull))
+	if err := r.settle(st, p, cur); err != nil {
 		return err
 	}
-	n.setPendingIfRing(cur, nil, nil)
-	n.reb.moveEnded()
+	r.setPendingIfRing(cur, nil)
+	r.status.moveEnded()
 	return nil
 }
 
-// settle records that this node holds every range of v's ring, and which
+// settle records that this node holds every range of ring cur, and which
 // ranges of it the node does not own but may hold records of, to drop once
-// every member holds its ranges.
-//
-// Those are the ranges it gave away in this move and, if an earlier Drop
-// was abandoned because the ring changed before it could run, every range
-// it does not own: a copy kept past its drop misses the deletes made while
-// others own the range, and if the range came back to this node after
-// their tombstones were collected, merging the old copy would bring the
-// deleted keys back. (A range given back before the drop is safe too:
-// until the drop the node reports KeptSince as its clean pass, so the GC
-// horizon keeps the tombstones its copy missed until it has merged them.)
-func (n *Node) settle(v *View, st rebalanceState) error {
-	next := rebalanceState{Settled: sortedNodes(v.Ring)}
-	if st.Settled != nil {
-		self := n.cfg.NodeID
-		if st.orphaned() {
-			next.Drop = unowned(v.Ring, self)
-		} else {
-			prev := ring.New(st.Settled, v.Ring.VNodes(), n.cfg.Replicas)
-			for _, m := range ring.Diff(prev, v.Ring) {
-				if slices.Contains(m.From, self) && !slices.Contains(m.To, self) {
-					next.Drop = append(next.Drop, m.Range)
-				}
-			}
-		}
-		if len(next.Drop) > 0 {
-			next.DropRing = next.Settled
-			// No pass completes between this node's view change and its
-			// settle, so its last clean pass began before it gave the
-			// ranges away.
-			next.KeptSince = n.aeClean.Load()
-			if st.orphaned() {
-				next.KeptSince = st.KeptSince
-			}
-		}
-	}
-	return n.storeRebalance(next)
-}
-
-// unowned returns the ranges of r that self does not own, adjacent ones
-// merged.
-func unowned(r *ring.Ring, self string) []ring.Range {
-	var out []ring.Range
-	for _, or := range r.Ranges() {
-		if slices.Contains(or.Owners, self) {
-			continue
-		}
-		if k := len(out); k > 0 && out[k-1].End == or.Start {
-			out[k-1].End = or.End
-			continue
-		}
-		out = append(out, or.Range)
-	}
-	return out
+// every member holds its ranges (see settledState).
+func (r *rebalancer) settle(st rebalanceState, p rebalancePlan, cur []string) error {
+	return r.storeState(settledState(st, p, cur, r.deps.cleanPass()))
 }
 
 // errNotYet is dropGivenAway's "the new owners do not all hold their
@@ -512,20 +429,45 @@ var errNotYet = errors.New("peer: not yet")
 // this node has checked that their new owners hold its records of them. If the ring
 // changed since, the ranges stay (a later move may give them back; an
 // old copy is merged, never trusted).
-func (n *Node) dropGivenAway(ctx context.Context) error {
-	st, err := n.loadRebalance()
-	if err != nil || len(st.Drop) == 0 {
+func (r *rebalancer) dropGivenAway(ctx context.Context) error {
+	st := r.loadState()
+	if len(st.Drop) == 0 {
+		return nil
+	}
+	v := r.view.Load()
+	if !slices.Equal(v.Ring.Nodes(), st.DropRing) {
+		return r.storeState(st.abandonDrop())
+	}
+	if why := r.heldElsewhere(ctx, v, st); why != "" {
+		return errNotYet
+	}
+	// The ring must not change between the check and the deletion: a
+	// range given back would lose the writes it took meanwhile.
+	if !r.beginDrop(st.DropRing) {
+		return errNotYet
+	}
+	defer r.endDrop()
+	var spans []engine.Span
+	for _, rg := range st.Drop {
+		for _, sp := range rg.Spans() {
+			spans = append(spans, engine.Span{Lo: sp.Lo, Hi: sp.Hi})
+		}
+	}
+	if err := r.cfg.Engine.DropSpans(ctx, spans); err != nil {
 		return err
 	}
-	v := n.view.Load()
-	if !slices.Equal(v.Ring.Nodes(), st.DropRing) {
-		// The next settle drops whatever this node does not own then.
-		st.Drop, st.DropRing, st.Orphans = nil, nil, true
-		return n.storeRebalance(st)
-	}
-	if why := n.othersHoldRanges(ctx, v); why != "" {
-		n.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
-		return errNotYet
+	r.cfg.Logger.Info("dropped the ranges given away", "ranges", len(st.Drop), "ring", st.DropRing)
+	return r.storeState(st.dropped())
+}
+
+// handoverWhy says why the ranges st gives away in v's ring may not be
+// dropped yet: a member of it does not say it holds all of its ranges, or
+// this node has not checked that their new owners hold its records of
+// them. "" once they may.
+func (r *rebalancer) handoverWhy(ctx context.Context, v *View, st rebalanceState) string {
+	if why := r.othersHoldRanges(ctx, v); why != "" {
+		r.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
+		return why
 	}
 	// The others' word that they are settled is not enough: this node
 	// checks that they hold what it is about to delete (verify.go).
@@ -533,71 +475,30 @@ func (n *Node) dropGivenAway(ctx context.Context) error {
 	for _, rg := range st.Drop {
 		drop = append(drop, rg.Spans()...)
 	}
-	n.reb.handoverMu.Lock()
-	why := n.handedOver(ctx, v, drop, &n.reb.handover)
-	n.reb.handoverMu.Unlock()
+	r.handoverMu.Lock()
+	why := r.handedOver(ctx, v, drop, &r.handover)
+	r.handoverMu.Unlock()
 	if why != "" {
-		n.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
-		return errNotYet
+		r.cfg.Logger.Info("ranges given away are kept: a new owner is not shown to hold them yet", "why", why)
 	}
-	// The ring must not change between the check and the deletion: a
-	// range given back would lose the writes it took meanwhile.
-	n.viewMu.Lock()
-	defer n.viewMu.Unlock()
-	if !slices.Equal(n.view.Load().Ring.Nodes(), st.DropRing) {
-		return errNotYet
-	}
-	var spans []engine.Span
-	for _, rg := range st.Drop {
-		for _, sp := range rg.Spans() {
-			spans = append(spans, engine.Span{Lo: sp.Lo, Hi: sp.Hi})
-		}
-	}
-	if err := n.cfg.Engine.DropSpans(ctx, spans); err != nil {
-		return err
-	}
-	n.cfg.Logger.Info("dropped the ranges given away", "ranges", len(st.Drop), "ring", st.DropRing)
-	st.Drop, st.DropRing, st.Orphans, st.KeptSince = nil, nil, false, 0
-	return n.storeRebalance(st)
+	return why
 }
 
 // sortedNodes returns a copy of r's node ids, which Ring keeps sorted,
 // for a caller that keeps them.
 func sortedNodes(r *ring.Ring) []string { return slices.Clone(r.Nodes()) }
 
-// pullRange fetches m's range from a quorum of its old owners.
-func (n *Node) pullRange(v *View, m ring.Move) error {
-	need := len(m.From)/2 + 1
-	got := 0
-	var errs []error
-	for _, from := range m.From {
-		mem, ok := v.reachable(from)
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s is down", from))
-			continue
-		}
-		n.reb.rangeStarted(m.Range, from)
-		if err := n.pullSpans(m.Range, mem.HTTPAddr); err != nil {
-			errs = append(errs, fmt.Errorf("from %s: %w", from, err))
-			continue
-		}
-		if got++; got == need {
-			return nil
-		}
-	}
-	return fmt.Errorf("range %s: %d of the %d old owners needed answered: %w", m.Range, got, need, errors.Join(errs...))
-}
-
-func (n *Node) pullSpans(rg ring.Range, addr string) error {
-	ctx := n.bgCtx // Close stops a pull at once
-	cr := &countingReader{reb: &n.reb}
+// pullSpans fetches rg's records from the node at addr.
+func (r *rebalancer) pullSpans(rg ring.Range, addr string) error {
+	ctx := r.ctx // Close stops a pull at once
+	cr := &countingReader{reb: r}
 	for _, sp := range rg.Spans() {
-		body, err := n.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)
+		body, err := r.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)
 		if err != nil {
 			return err
 		}
 		cr.r = body
-		_, err = sstable.Receive(ctx, n.cfg.Engine, sp.Lo, sp.Hi, cr, n.cfg.TransferDir, transferTableSize, nil)
+		_, err = sstable.Receive(ctx, r.cfg.Engine, sp.Lo, sp.Hi, cr, r.cfg.TransferDir, transferTableSize, nil)
 		body.Close()
 		if err != nil {
 			return err
@@ -621,13 +522,35 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// Settled reports whether this node holds every range the current ring
-// gives it: no pull is pending.
-func (n *Node) Settled() bool {
-	cur := sortedNodes(n.view.Load().Ring)
-	if !slices.Contains(cur, n.cfg.NodeID) {
+// settled is Node.Settled.
+func (r *rebalancer) settled() bool {
+	cur := r.view.Load().Ring.Nodes()
+	if !slices.Contains(cur, r.cfg.NodeID) {
 		return true // out of the ring (leaving or left): nothing to hold
 	}
-	st, err := n.loadRebalance()
-	return err == nil && (slices.Equal(st.Settled, cur) || (st.Settled == nil && len(cur) == 1))
+	st := r.loadState()
+	return slices.Equal(st.Settled, cur) || (st.Settled == nil && len(cur) == 1)
 }
+
+// ServeSpan streams this node's records of the token span [lo, hi) as of
+// one snapshot to w (the donor side of a pull), paced by the node's one
+// limiter: TransferRate bytes a second for all its streams together. A
+// span this node is itself still pulling is refused (ErrRangePending)
+// before anything is sent: a partial copy must not count as one of the
+// quorum of old owners a puller needs.
+func (n *Node) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
+	return n.reb.serveSpan(ctx, lo, hi, w)
+}
+
+// Transfers returns the range moves in flight on this node: none, or one
+// describing the move under way.
+func (n *Node) Transfers() []Transfer { return n.reb.status.transfers() }
+
+// Settled reports whether this node holds every range the current ring
+// gives it: no pull is pending.
+func (n *Node) Settled() bool { return n.reb.settled() }
+
+// pendingFrom returns the old owners of the range holding tok, if this
+// node is still pulling that range (the coordinator's reads answer a
+// PendingError for it).
+func (n *Node) pendingFrom(tok uint64) ([]string, bool) { return n.reb.pendingFrom(tok) }

@@ -49,7 +49,7 @@ type handover struct {
 // once every owner of every range of v's ring that meets them holds every
 // record of it this node holds. h (nil: no memory) spares the ranges
 // shown held in earlier rounds but the last.
-func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span, h *handover) string {
+func (r *rebalancer) handedOver(ctx context.Context, v *View, spans []ring.Span, h *handover) string {
 	if h == nil {
 		h = &handover{}
 	}
@@ -58,7 +58,7 @@ func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span, h *ha
 	}
 	var todo []ring.OwnedRange
 	for _, or := range v.Ring.Ranges() {
-		if !slices.Contains(or.Owners, n.cfg.NodeID) && slices.ContainsFunc(spans, func(sp ring.Span) bool { return overlaps(or.Range, sp.Lo, sp.Hi) }) {
+		if !slices.Contains(or.Owners, r.cfg.NodeID) && slices.ContainsFunc(spans, func(sp ring.Span) bool { return overlaps(or.Range, sp.Lo, sp.Hi) }) {
 			todo = append(todo, or)
 		}
 	}
@@ -68,8 +68,8 @@ func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span, h *ha
 			remembered = true
 			continue
 		}
-		if why := n.rangeHeld(ctx, v, or); why != "" {
-			n.dropsWithheld.Add(1)
+		if why := r.rangeHeld(ctx, v, or); why != "" {
+			r.dropsWithheld.Add(1)
 			return why
 		}
 		h.held[or.Range] = true
@@ -78,9 +78,9 @@ func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span, h *ha
 		// Ranges shown held rounds ago may have taken records since (a
 		// late write, a repair): before the caller acts, all again.
 		for _, or := range todo {
-			if why := n.rangeHeld(ctx, v, or); why != "" {
+			if why := r.rangeHeld(ctx, v, or); why != "" {
 				delete(h.held, or.Range)
-				n.dropsWithheld.Add(1)
+				r.dropsWithheld.Add(1)
 				return why
 			}
 		}
@@ -90,8 +90,8 @@ func (n *Node) handedOver(ctx context.Context, v *View, spans []ring.Span, h *ha
 
 // rangeHeld reports why not every owner of or holds this node's records
 // of its range; "" when they all do.
-func (n *Node) rangeHeld(ctx context.Context, v *View, or ring.OwnedRange) string {
-	local, err := n.LocalMerkle(ctx, or.Range, verifyDepth)
+func (r *rebalancer) rangeHeld(ctx context.Context, v *View, or ring.OwnedRange) string {
+	local, err := localMerkle(ctx, r.cfg.Engine, r.deps.gc(), or.Range, verifyDepth)
 	if err != nil {
 		return fmt.Sprintf("cannot build this node's tree of %s: %v", or.Range, err)
 	}
@@ -103,7 +103,7 @@ func (n *Node) rangeHeld(ctx context.Context, v *View, or ring.OwnedRange) strin
 		if !ok {
 			return fmt.Sprintf("%s, an owner of %s, is down", id, or.Range)
 		}
-		remote, err := n.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, verifyDepth)
+		remote, err := r.cfg.Transport.Merkle(ctx, m.HTTPAddr, or.Range, verifyDepth)
 		if err != nil {
 			return fmt.Sprintf("%s cannot show its tree of %s: %v", id, or.Range, err)
 		}
@@ -114,7 +114,7 @@ func (n *Node) rangeHeld(ctx context.Context, v *View, or ring.OwnedRange) strin
 		if len(spans) == 0 {
 			continue
 		}
-		missing, err := n.checkRecords(ctx, m.HTTPAddr, spans)
+		missing, err := r.checkRecords(ctx, m.HTTPAddr, spans)
 		switch {
 		case err != nil:
 			return fmt.Sprintf("cannot check %s's records of %s: %v", id, or.Range, err)
@@ -133,26 +133,26 @@ var errTooManyMissing = errors.New("it lacks more records than one round checks;
 // out those garbage collection may delete, as the trees do), the owner's
 // record of its key at addr, and sends the owner the ones it lacks or
 // holds an older version of. It returns how many it lacked.
-func (n *Node) checkRecords(ctx context.Context, addr string, spans []ring.Span) (int, error) {
-	snap, err := n.cfg.Engine.NewSnapshot()
+func (r *rebalancer) checkRecords(ctx context.Context, addr string, spans []ring.Span) (int, error) {
+	snap, err := r.cfg.Engine.NewSnapshot()
 	if err != nil {
 		return 0, err
 	}
 	defer snap.Close()
-	gc := n.gcRule()
+	gc := r.deps.gc()
 	var send []Mutation
 	checked := 0
 	var readErr error
 	for _, sp := range spans {
-		err := snap.ScanTokens(ctx, sp.Lo, sp.Hi, func(key []byte, r memtable.Record) (bool, error) {
-			if gc.Drop(&r) {
+		err := snap.ScanTokens(ctx, sp.Lo, sp.Hi, func(key []byte, rec memtable.Record) (bool, error) {
+			if gc.Drop(&rec) {
 				return true, nil
 			}
 			if checked++; checked > verifyKeysPerRound {
 				return false, errTooManyMissing
 			}
-			ours := r.Append(nil)
-			theirs, err := n.readFrom(ctx, addr, key)
+			ours := rec.Append(nil)
+			theirs, err := r.readFrom(ctx, addr, key)
 			if err != nil {
 				readErr = err
 				return false, nil
@@ -174,7 +174,7 @@ func (n *Node) checkRecords(ctx context.Context, addr string, spans []ring.Span)
 		}
 	}
 	if len(send) > 0 {
-		if err := n.cfg.Transport.Apply(ctx, addr, send); err != nil {
+		if err := r.cfg.Transport.Apply(ctx, addr, send); err != nil {
 			return len(send), fmt.Errorf("sending the %d records it lacks: %w", len(send), err)
 		}
 	}
@@ -184,13 +184,13 @@ func (n *Node) checkRecords(ctx context.Context, addr string, spans []ring.Span)
 // readFrom returns the node at addr's record of key (nil: none), waiting
 // at most the request timeout. A node still pulling the key's range
 // answers an error: its copy is not yet whole.
-func (n *Node) readFrom(ctx context.Context, addr string, key []byte) ([]byte, error) {
+func (r *rebalancer) readFrom(ctx context.Context, addr string, key []byte) ([]byte, error) {
 	type answer struct {
 		rec []byte
 		err error
 	}
 	ch := make(chan answer, 1)
-	n.cfg.Transport.ReadAsync(addr, key, time.Now().Add(n.cfg.RequestTimeout), func(rec []byte, err error) {
+	r.cfg.Transport.ReadAsync(addr, key, time.Now().Add(r.cfg.RequestTimeout), func(rec []byte, err error) {
 		ch <- answer{rec, err}
 	})
 	select {
@@ -204,4 +204,4 @@ func (n *Node) readFrom(ctx context.Context, addr string, key []byte) ([]byte, e
 // DropsWithheld counts the times this node kept ranges it gave away
 // because a new owner could not be shown to hold them
 // (ringkv_transfer_drops_withheld_total).
-func (n *Node) DropsWithheld() int64 { return n.dropsWithheld.Load() }
+func (n *Node) DropsWithheld() int64 { return n.reb.dropsWithheld.Load() }

@@ -63,6 +63,13 @@ func (v *View) reachable(id string) (Member, bool) {
 	return m, ok && (m.State == Alive || m.State == Suspect)
 }
 
+// soloFor reports whether node id alone owns every key of v, so it needs
+// no other node.
+func (v *View) soloFor(id string) bool {
+	nodes := v.Ring.Nodes()
+	return len(nodes) == 1 && nodes[0] == id
+}
+
 // sortedMembers returns the members ordered by id.
 func (v *View) sortedMembers() []Member {
 	out := make([]Member, 0, len(v.Members))
