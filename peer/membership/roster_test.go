@@ -1,4 +1,4 @@
-package peer
+package membership
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer"
 )
 
 // rosterNow is the wall time of the member-list tests' clocks.
@@ -23,23 +24,16 @@ func newRosterGossip(t testing.TB, secrets ...string) *Gossip {
 	for _, s := range secrets {
 		secs = append(secs, []byte(s))
 	}
-	g := &Gossip{
-		cfg: GossipConfig{
-			NodeID: "self", Secrets: NewSecrets("test", secs...),
-			Clock:  memtable.NewClockBound(func() time.Time { return rosterNow }, 500*time.Millisecond),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Now:    func() time.Time { return rosterNow },
-		},
-		pingSoon: make(chan struct{}, 1),
-		roster:   map[string]rosterEntry{},
-		live:     map[string]MemberState{"self": Alive, "a": Alive, "b": Dead},
-		seen:     map[string]rosterEntry{},
-		since:    map[string]time.Time{},
-		changed:  make(chan struct{}, 1),
-	}
+	g := newGossip(Config{
+		NodeID: "self", Secrets: peer.NewSecrets("test", secs...),
+		Clock:  memtable.NewClockBound(func() time.Time { return rosterNow }, 500*time.Millisecond),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:    func() time.Time { return rosterNow },
+	})
+	g.live.state["a"], g.live.state["b"] = peer.Alive, peer.Dead
 	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 3 }, RetransmitMult: 1}
 	for _, id := range []string{"self", "a", "b"} {
-		g.roster[id] = rosterEntry{ID: id, HTTPAddr: id + ":80", GossipAddr: id + ":7946", Stamp: ts(0)}
+		g.roster[id] = Entry{ID: id, HTTPAddr: id + ":80", GossipAddr: id + ":7946", Stamp: ts(0)}
 	}
 	g.seen["a"] = g.roster["a"]
 	return g
@@ -48,10 +42,10 @@ func newRosterGossip(t testing.TB, secrets ...string) *Gossip {
 // ts is the HLC stamp d after rosterNow.
 func ts(d time.Duration) uint64 { return memtable.TimestampAt(rosterNow.Add(d)) }
 
-func removal(id string, stamp uint64, secret string) rosterEntry {
-	e := rosterEntry{ID: id, HTTPAddr: "evil:80", GossipAddr: "evil:7946", Stamp: stamp, Removed: true}
+func removal(id string, stamp uint64, secret string) Entry {
+	e := Entry{ID: id, HTTPAddr: "evil:80", GossipAddr: "evil:7946", Stamp: stamp, Removed: true}
 	if secret != "" {
-		e.Proof = removalProof(DeriveKeys([]byte(secret), "test").Internode, id, stamp)
+		e.Proof = removalProof(peer.DeriveKeys([]byte(secret), "test").Internode, id, stamp)
 	}
 	return e
 }
@@ -61,22 +55,22 @@ func TestRosterMerge(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		secrets []string // this node's; the first is the cluster's primary
-		entry   rosterEntry
+		entry   Entry
 		taken   bool
 	}{
 		// A stamp of 2^64-1 would beat every later change: refused, with
 		// a valid proof or without.
 		{"max stamp removal", []string{"k"}, removal("a", math.MaxUint64, "k"), false},
 		{"max stamp removal without secret", nil, removal("a", math.MaxUint64, ""), false},
-		{"max stamp entry of a dead member", nil, rosterEntry{ID: "b", HTTPAddr: "evil:80", Stamp: math.MaxUint64}, false},
-		{"max stamp new member", nil, rosterEntry{ID: "c", HTTPAddr: "c:80", Stamp: math.MaxUint64}, false},
-		{"beyond bound", []string{"k"}, removal("b", ts(500*time.Millisecond+rosterStampMargin+time.Second), "k"), false},
-		{"within margin", []string{"k"}, removal("b", ts(rosterStampMargin), "k"), true},
+		{"max stamp entry of a dead member", nil, Entry{ID: "b", HTTPAddr: "evil:80", Stamp: math.MaxUint64}, false},
+		{"max stamp new member", nil, Entry{ID: "c", HTTPAddr: "c:80", Stamp: math.MaxUint64}, false},
+		{"beyond bound", []string{"k"}, removal("b", ts(500*time.Millisecond+stampMargin+time.Second), "k"), false},
+		{"within margin", []string{"k"}, removal("b", ts(stampMargin), "k"), true},
 
 		// Removals need their proof when the cluster has a secret.
 		{"removal without proof", []string{"k"}, removal("b", ts(time.Millisecond), ""), false},
 		{"removal with another cluster's proof", []string{"k"}, removal("b", ts(time.Millisecond), "other"), false},
-		{"removal with a proof of another stamp", []string{"k"}, func() rosterEntry {
+		{"removal with a proof of another stamp", []string{"k"}, func() Entry {
 			e := removal("b", ts(time.Millisecond), "k")
 			e.Stamp++
 			return e
@@ -88,12 +82,12 @@ func TestRosterMerge(t *testing.T) {
 		{"removal without a secret", nil, removal("b", ts(time.Millisecond), ""), true},
 
 		// Other entries: a member speaks for itself.
-		{"this node's own entry", nil, rosterEntry{ID: "self", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
-		{"alive member moved elsewhere", nil, rosterEntry{ID: "a", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
-		{"alive member made leaving", nil, rosterEntry{ID: "a", HTTPAddr: "a:80", Stamp: ts(time.Millisecond), Leaving: true}, false},
-		{"dead member moved elsewhere", nil, rosterEntry{ID: "b", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
-		{"member never met", []string{"k"}, rosterEntry{ID: "c", HTTPAddr: "c:80", Stamp: ts(time.Millisecond)}, true},
-		{"id that is not its key", nil, rosterEntry{ID: "d", HTTPAddr: "d:80", Stamp: ts(time.Millisecond)}, false},
+		{"this node's own entry", nil, Entry{ID: "self", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
+		{"alive member moved elsewhere", nil, Entry{ID: "a", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
+		{"alive member made leaving", nil, Entry{ID: "a", HTTPAddr: "a:80", Stamp: ts(time.Millisecond), Leaving: true}, false},
+		{"dead member moved elsewhere", nil, Entry{ID: "b", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
+		{"member never met", []string{"k"}, Entry{ID: "c", HTTPAddr: "c:80", Stamp: ts(time.Millisecond)}, true},
+		{"id that is not its key", nil, Entry{ID: "d", HTTPAddr: "d:80", Stamp: ts(time.Millisecond)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newRosterGossip(t, tc.secrets...)
@@ -102,7 +96,7 @@ func TestRosterMerge(t *testing.T) {
 				key = "c"
 			}
 			before := g.roster[key]
-			b, _ := json.Marshal(map[string]rosterEntry{key: tc.entry})
+			b, _ := json.Marshal(List{key: tc.entry})
 			g.NotifyMsg(b)
 			after := g.roster[key]
 			taken := after.Stamp == tc.entry.Stamp && after.Removed == tc.entry.Removed
@@ -120,11 +114,11 @@ func TestRosterMerge(t *testing.T) {
 // change, the same change relayed by others is taken.
 func TestRosterMergeFollowsMeta(t *testing.T) {
 	g := newRosterGossip(t, "k")
-	moved := rosterEntry{ID: "a", HTTPAddr: "a2:80", GossipAddr: "a:7946", Stamp: ts(time.Millisecond)}
+	moved := Entry{ID: "a", HTTPAddr: "a2:80", GossipAddr: "a:7946", Stamp: ts(time.Millisecond)}
 	g.mu.Lock()
 	g.seen["a"] = moved
 	g.mu.Unlock()
-	if !g.merge(map[string]rosterEntry{"a": moved}) || g.roster["a"].HTTPAddr != "a2:80" {
+	if !g.merge(List{"a": moved}) || g.roster["a"].HTTPAddr != "a2:80" {
 		t.Fatalf("a change the member announced itself was refused: %+v", g.roster["a"])
 	}
 }
@@ -154,25 +148,25 @@ func TestRemovalStampSaturates(t *testing.T) {
 // with, no known member is removed or changed, and no stamp beyond the
 // clock bound is taken.
 func FuzzRosterMerge(f *testing.F) {
-	seed := func(m map[string]rosterEntry) {
+	seed := func(m List) {
 		b, _ := json.Marshal(m)
 		f.Add(b)
 	}
-	seed(map[string]rosterEntry{"a": removal("a", math.MaxUint64, "")})
-	seed(map[string]rosterEntry{"self": removal("self", ts(time.Millisecond), "wrong")})
-	seed(map[string]rosterEntry{"b": {ID: "b", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}})
-	seed(map[string]rosterEntry{"c": {ID: "c", HTTPAddr: "c:80", Stamp: ts(time.Millisecond)}, "d": {ID: "x"}})
+	seed(List{"a": removal("a", math.MaxUint64, "")})
+	seed(List{"self": removal("self", ts(time.Millisecond), "wrong")})
+	seed(List{"b": {ID: "b", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}})
+	seed(List{"c": {ID: "c", HTTPAddr: "c:80", Stamp: ts(time.Millisecond)}, "d": {ID: "x"}})
 	f.Add([]byte(`{"a":{"id":"a","stamp":18446744073709551615,"removed":true,"proof":"AAAA"}}`))
 	f.Add([]byte(`{"a":{"id":"a","stamp":1e30}}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"":{}}`))
-	bound := ts(500*time.Millisecond + rosterStampMargin)
+	bound := ts(500*time.Millisecond + stampMargin)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 0 && (b[0] == msgClockPing || b[0] == msgClockReply) {
 			return // clock probes, which need a running memberlist
 		}
 		g := newRosterGossip(t, "k")
-		before := map[string]rosterEntry{}
+		before := List{}
 		for id, e := range g.roster {
 			before[id] = e
 		}
@@ -200,8 +194,8 @@ func FuzzRosterMerge(f *testing.F) {
 // reports it.
 func TestOwnWordBeatsSecondHand(t *testing.T) {
 	g := newRosterGossip(t, "k")
-	forged := rosterEntry{ID: "c", HTTPAddr: "evil:80", GossipAddr: "evil:7946", Stamp: ts(500 * time.Millisecond)}
-	if !g.merge(map[string]rosterEntry{"c": forged}) {
+	forged := Entry{ID: "c", HTTPAddr: "evil:80", GossipAddr: "evil:7946", Stamp: ts(500 * time.Millisecond)}
+	if !g.merge(List{"c": forged}) {
 		t.Fatal("the second-hand entry of a member never met was refused")
 	}
 	meta, _ := json.Marshal(nodeMeta{HTTPAddr: "c:80", Stamp: ts(time.Millisecond)})
@@ -211,7 +205,7 @@ func TestOwnWordBeatsSecondHand(t *testing.T) {
 	}
 	// A removal stays: the member's old announcement does not undo it.
 	rm := removal("c", ts(600*time.Millisecond), "k")
-	if !g.merge(map[string]rosterEntry{"c": rm}) {
+	if !g.merge(List{"c": rm}) {
 		t.Fatal("a proven removal was refused")
 	}
 	g.NotifyUpdate(&memberlist.Node{Name: "c", Addr: []byte{127, 0, 0, 3}, Port: 7946, Meta: meta})
