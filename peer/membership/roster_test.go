@@ -50,66 +50,6 @@ func removal(id string, stamp uint64, secret string) Entry {
 	return e
 }
 
-// TestRosterMerge: what a member list from gossip may change.
-func TestRosterMerge(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		secrets []string // this node's; the first is the cluster's primary
-		entry   Entry
-		taken   bool
-	}{
-		// A stamp of 2^64-1 would beat every later change: refused, with
-		// a valid proof or without.
-		{"max stamp removal", []string{"k"}, removal("a", math.MaxUint64, "k"), false},
-		{"max stamp removal without secret", nil, removal("a", math.MaxUint64, ""), false},
-		{"max stamp entry of a dead member", nil, Entry{ID: "b", HTTPAddr: "evil:80", Stamp: math.MaxUint64}, false},
-		{"max stamp new member", nil, Entry{ID: "c", HTTPAddr: "c:80", Stamp: math.MaxUint64}, false},
-		{"beyond bound", []string{"k"}, removal("b", ts(500*time.Millisecond+stampMargin+time.Second), "k"), false},
-		{"within margin", []string{"k"}, removal("b", ts(stampMargin), "k"), true},
-
-		// Removals need their proof when the cluster has a secret.
-		{"removal without proof", []string{"k"}, removal("b", ts(time.Millisecond), ""), false},
-		{"removal with another cluster's proof", []string{"k"}, removal("b", ts(time.Millisecond), "other"), false},
-		{"removal with a proof of another stamp", []string{"k"}, func() Entry {
-			e := removal("b", ts(time.Millisecond), "k")
-			e.Stamp++
-			return e
-		}(), false},
-		{"removal with proof", []string{"k"}, removal("b", ts(time.Millisecond), "k"), true},
-		{"removal proven with the secondary key", []string{"new", "k"}, removal("b", ts(time.Millisecond), "k"), true},
-		{"removal of this node without proof", []string{"k"}, removal("self", ts(time.Millisecond), ""), false},
-		{"removal of this node with proof", []string{"k"}, removal("self", ts(time.Millisecond), "k"), true},
-		{"removal without a secret", nil, removal("b", ts(time.Millisecond), ""), true},
-
-		// Other entries: a member speaks for itself.
-		{"this node's own entry", nil, Entry{ID: "self", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
-		{"alive member moved elsewhere", nil, Entry{ID: "a", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
-		{"alive member made leaving", nil, Entry{ID: "a", HTTPAddr: "a:80", Stamp: ts(time.Millisecond), Leaving: true}, false},
-		{"dead member moved elsewhere", nil, Entry{ID: "b", HTTPAddr: "evil:80", Stamp: ts(time.Millisecond)}, false},
-		{"member never met", []string{"k"}, Entry{ID: "c", HTTPAddr: "c:80", Stamp: ts(time.Millisecond)}, true},
-		{"id that is not its key", nil, Entry{ID: "d", HTTPAddr: "d:80", Stamp: ts(time.Millisecond)}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g := newRosterGossip(t, tc.secrets...)
-			key := tc.entry.ID
-			if tc.name == "id that is not its key" {
-				key = "c"
-			}
-			before := g.roster[key]
-			b, _ := json.Marshal(List{key: tc.entry})
-			g.NotifyMsg(b)
-			after := g.roster[key]
-			taken := after.Stamp == tc.entry.Stamp && after.Removed == tc.entry.Removed
-			if taken != tc.taken {
-				t.Fatalf("entry %+v: taken=%v, want %v (before %+v, after %+v)", tc.entry, taken, tc.taken, before, after)
-			}
-			if taken && tc.entry.Removed && before.ID != "" && after.HTTPAddr != before.HTTPAddr {
-				t.Fatalf("a removal changed the member's address to %q", after.HTTPAddr)
-			}
-		})
-	}
-}
-
 // TestRosterMergeFollowsMeta: once a member's own metadata announces a
 // change, the same change relayed by others is taken.
 func TestRosterMergeFollowsMeta(t *testing.T) {
