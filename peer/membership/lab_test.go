@@ -185,14 +185,12 @@ func (n *labNode) mustStart() *labNode {
 	return n
 }
 
-// fastTimings are memberlist's DefaultLocalConfig, faster still: fast
-// enough for short tests, slow enough that a loaded machine does not miss
-// acks and suspect healthy members. Nothing gossips to the dead, so only
-// the reconnect loop brings a member back from the dead.
+// fastTimings shorten memberlist's intervals, as its DefaultLocalConfig
+// does and further: fast enough for short tests, slow enough that a loaded
+// machine does not miss acks and suspect healthy members. Nothing gossips
+// to the dead, so only the reconnect loop brings a member back from the
+// dead.
 func fastTimings(c *memberlist.Config) {
-	c.TCPTimeout = time.Second
-	c.IndirectChecks = 1
-	c.RetransmitMult = 2
 	c.ProbeInterval = 300 * time.Millisecond
 	c.ProbeTimeout = 250 * time.Millisecond
 	c.GossipInterval = 50 * time.Millisecond
