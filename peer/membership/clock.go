@@ -28,9 +28,10 @@ func (g *Gossip) pingClocks() {
 	}
 	msg := binary.BigEndian.AppendUint64([]byte{msgClockPing}, uint64(time.Since(g.started)))
 	msg = append(msg, g.cfg.NodeID...)
-	for _, m := range g.ml.Members() {
+	ml := g.ml.Load()
+	for _, m := range ml.Members() {
 		if m.Name != g.cfg.NodeID {
-			if err := g.ml.SendBestEffort(m, msg); err != nil {
+			if err := ml.SendBestEffort(m, msg); err != nil {
 				g.cfg.Logger.Debug("cannot send a clock ping", "node", m.Name, "err", err)
 			}
 		}
@@ -42,13 +43,17 @@ func (g *Gossip) clockMsg(b []byte) {
 	const payloadLen = peer.ClockPayloadLen
 	switch {
 	case b[0] == msgClockPing && len(b) > 9:
+		ml := g.ml.Load()
+		if ml == nil {
+			return // not up yet: the sender pings again in a second
+		}
 		from := string(b[9:])
 		reply := append([]byte{msgClockReply}, b[1:9]...)
 		reply = peer.AppendClockPayload(reply, g.cfg.Now())
 		reply = append(reply, g.cfg.NodeID...)
-		for _, m := range g.ml.Members() {
+		for _, m := range ml.Members() {
 			if m.Name == from {
-				if err := g.ml.SendBestEffort(m, reply); err != nil {
+				if err := ml.SendBestEffort(m, reply); err != nil {
 					g.cfg.Logger.Debug("cannot answer a clock ping", "node", from, "err", err)
 				}
 				return

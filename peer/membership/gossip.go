@@ -78,7 +78,10 @@ const DefaultLivenessInterval = time.Second
 // node that fails or restarts stays in it.
 type Gossip struct {
 	cfg Config
-	ml  *memberlist.Memberlist
+	// ml is memberlist, set once Create returns: its handlers may call
+	// the delegates before that (a clock ping from a member that still
+	// sees this node alive, when it restarts).
+	ml atomic.Pointer[memberlist.Memberlist]
 	// keyring is memberlist's, nil without a cluster secret.
 	keyring *memberlist.Keyring
 	queue   *memberlist.TransmitLimitedQueue
@@ -128,12 +131,12 @@ func Start(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return g.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
+	g.queue = &memberlist.TransmitLimitedQueue{NumNodes: g.numMembers, RetransmitMult: mc.RetransmitMult}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %v", peer.ErrGossipAddr, cfg.BindAddr, err)
 	}
-	g.ml = ml
+	g.ml.Store(ml)
 	if cfg.Secrets != nil {
 		cfg.Secrets.OnChange(func() { g.rotateKeys(g.keyring) })
 	}
@@ -255,12 +258,21 @@ func (g *Gossip) memberlistConfig(host string, port int) (*memberlist.Config, er
 	return mc, nil
 }
 
+// numMembers is memberlist's count of live members (1, this node, until
+// memberlist is up).
+func (g *Gossip) numMembers() int {
+	if ml := g.ml.Load(); ml != nil {
+		return ml.NumMembers()
+	}
+	return 1
+}
+
 // GossipAddr returns the address memberlist listens on.
 func (g *Gossip) GossipAddr() string { return g.cfg.BindAddr }
 
 // Join contacts members at addrs and exchanges member lists with them.
 func (g *Gossip) Join(addrs []string) error {
-	n, err := g.ml.Join(addrs)
+	n, err := g.ml.Load().Join(addrs)
 	if n == 0 {
 		if err == nil {
 			err = errors.New("no member answered")
@@ -336,7 +348,7 @@ func (g *Gossip) Leave() error {
 		g.dirty = true
 	}
 	g.mu.Unlock()
-	if err := g.ml.UpdateNode(time.Second); err != nil {
+	if err := g.ml.Load().UpdateNode(time.Second); err != nil {
 		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
 	}
 	g.signal()
@@ -347,10 +359,10 @@ func (g *Gossip) Leave() error {
 // Close tells the other members this node is going away (they mark it
 // down at once and keep hints for it; it stays in the ring), then stops.
 func (g *Gossip) Close() error {
-	err := g.ml.Leave(2 * time.Second)
+	err := g.ml.Load().Leave(2 * time.Second)
 	close(g.stop)
 	<-g.done
-	if serr := g.ml.Shutdown(); err == nil {
+	if serr := g.ml.Load().Shutdown(); err == nil {
 		err = serr
 	}
 	// A reconnect to a member cut off waits out memberlist's TCP timeout
@@ -427,7 +439,7 @@ func (g *Gossip) reconnect() {
 				delete(g.dialing, e.ID)
 				g.mu.Unlock()
 			}()
-			if _, err := g.ml.Join([]string{e.GossipAddr}); err != nil {
+			if _, err := g.ml.Load().Join([]string{e.GossipAddr}); err != nil {
 				g.cfg.Logger.Debug("cannot reach a dead member yet", "node", e.ID, "addr", e.GossipAddr, "err", err)
 				return
 			}
@@ -453,7 +465,7 @@ func (g *Gossip) setLiveLocked(id string, st peer.MemberState) {
 
 // refreshLiveness reads suspect/alive states from memberlist.
 func (g *Gossip) refreshLiveness() {
-	ms := g.ml.Members()
+	ms := g.ml.Load().Members()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, m := range ms {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ringkv/ringkv/engine"
@@ -31,15 +32,53 @@ func storedList(t *testing.T, n *labNode) List {
 }
 
 // TestJoin: three nodes that join one of them each end with the same ring
-// of the three, all alive, and store the member list.
+// of the three, all alive, and store the member list; each knows the
+// others' addresses (c's --peer-addr too).
 func TestJoin(t *testing.T) {
-	ns := newLab(t).cluster([]string{"a", "b", "c"})
+	l := newLab(t)
+	var ns []*labNode
+	for _, id := range []string{"a", "b", "c"} {
+		ns = append(ns, l.node(id))
+	}
+	ns[2].peerAddr = "127.0.0.1:9"
+	for _, n := range ns {
+		n.mustStart()
+	}
+	ns[1].join(ns[0])
+	ns[2].join(ns[1])
+	waitRing(t, ns, "a", "b", "c")
 	for _, n := range ns {
 		peertest.WaitFor(t, within, func() bool { return len(storedList(t, n)) == 3 }, n.id+" stores the three members")
+		for _, m := range ns {
+			got := n.last().Members[m.id]
+			if got.GossipAddr != m.addr || got.PeerAddr != m.peerAddr {
+				t.Errorf("%s has %s at gossip %q peer %q, want %q %q", n.id, m.id, got.GossipAddr, got.PeerAddr, m.addr, m.peerAddr)
+			}
+		}
 	}
-	if a, c := ns[0].last().Ring, ns[2].last().Ring; !slices.Equal(a.Nodes(), c.Nodes()) {
-		t.Fatalf("rings differ: %v and %v", a.Nodes(), c.Nodes())
+}
+
+// TestClockOffsets: each node measures its peers' clock offsets (clock
+// pings, and memberlist's probes whose acks carry the peer's clock), so a
+// node whose clock is 2s ahead is seen 2s ahead, and sees the other 2s
+// behind.
+func TestClockOffsets(t *testing.T) {
+	l := newLab(t)
+	a, b := l.node("a"), l.node("b")
+	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ahead := func() time.Time { return time.Now().Add(2 * time.Second) }
+	a.offsets = peer.NewClockMonitor(0, nil, lg)
+	b.offsets = peer.NewClockMonitor(0, ahead, lg)
+	b.now = ahead
+	a.mustStart()
+	b.mustStart()
+	b.join(a)
+	near := func(m *peer.ClockMonitor, id string, want time.Duration) bool {
+		o, ok := m.Offsets()[id]
+		return ok && (o.Offset-want).Abs() < time.Second
 	}
+	peertest.WaitFor(t, within, func() bool { return near(a.offsets, "b", 2*time.Second) }, "a to measure b 2s ahead")
+	peertest.WaitFor(t, within, func() bool { return near(b.offsets, "a", -2*time.Second) }, "b to measure a 2s behind")
 }
 
 // TestFailureAndReturn: a node that crashes is seen dead and stays in the
@@ -187,7 +226,7 @@ func TestGossipRefusesMembersWithoutTheKey(t *testing.T) {
 			t.Errorf("%s joined a cluster whose key it lacks", x.id)
 		}
 		// The cluster reaching out to it fails too.
-		if _, err := a.g.ml.Join([]string{x.addr}); err == nil {
+		if _, err := a.g.ml.Load().Join([]string{x.addr}); err == nil {
 			t.Errorf("a joined %s, which lacks its key", x.id)
 		}
 	}

@@ -113,6 +113,11 @@ type labNode struct {
 	probes  atomic.Int64
 	// watch, once set, makes the node record every member it sees dead.
 	watch atomic.Bool
+	// Set before start, if at all: the node's --peer-addr, its wall clock
+	// (time.Now when nil) and its clock monitor.
+	peerAddr string
+	now      func() time.Time
+	offsets  *peer.ClockMonitor
 
 	mu    sync.Mutex
 	views []*peer.View
@@ -157,7 +162,8 @@ func (n *labNode) start() error {
 	n.views = nil
 	n.mu.Unlock()
 	g, err := Start(Config{
-		NodeID: n.id, HTTPAddr: "127.0.0.1:1", BindAddr: n.addr, Secrets: n.secrets,
+		NodeID: n.id, HTTPAddr: "127.0.0.1:1", BindAddr: n.addr, Secrets: n.secrets, PeerAddr: n.peerAddr,
+		Now: n.now, Offsets: n.offsets,
 		Replicas: 3, VNodes: 8, Engine: n.eng, Clock: memtable.NewClock(nil),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnView: n.onView,
 		ReconnectInterval: 200 * time.Millisecond, LivenessInterval: 100 * time.Millisecond,
@@ -225,7 +231,7 @@ func (n *labNode) crash() {
 	n.g = nil
 	close(g.stop)
 	<-g.done
-	g.ml.Shutdown()
+	g.ml.Load().Shutdown()
 	g.dials.Wait()
 }
 
