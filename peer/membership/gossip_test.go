@@ -97,10 +97,14 @@ func TestFailureAndReturn(t *testing.T) {
 			t.Fatalf("%s's ring with c dead: %v, want c kept", n.id, got)
 		}
 	}
+	// Cut off until it has published its first view, c knows the others
+	// from its disk alone (a's reconnects would tell it otherwise).
+	l.partition([]*labNode{c}, a, b)
 	c.mustStart()
 	if v := c.first(); !slices.Equal(v.Ring.Nodes(), []string{"a", "b", "c"}) || v.Members["a"].State != peer.Dead {
 		t.Fatalf("c's first view after the restart: ring %v, members %v", v.Ring.Nodes(), v.Members)
 	}
+	l.heal()
 	c.joinUntil()
 	waitRing(t, ns, "a", "b", "c")
 	if got := storedList(t, a)["c"].Stamp; got != stamp {
