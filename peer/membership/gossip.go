@@ -75,7 +75,9 @@ const DefaultLivenessInterval = time.Second
 // detection, plus the durable member list that defines the ring, kept on
 // disk and spread by memberlist's push/pull exchange and broadcasts. The
 // ring changes only when a node joins for the first time or is removed; a
-// node that fails or restarts stays in it.
+// node that fails or restarts stays in it. Its methods are safe for
+// concurrent use; one goroutine of its own persists the list and hands
+// out views.
 type Gossip struct {
 	cfg Config
 	// ml is memberlist, set once Create returns: its handlers may call
