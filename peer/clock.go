@@ -190,7 +190,7 @@ func (c *ClockMonitor) Refused(peer string) {
 	c.mu.Unlock()
 }
 
-// SetProbed says that offsets are being measured (StartGossip calls it):
+// SetProbed says that offsets are being measured (membership.Start calls it):
 // from then on a verdict is Verified only once they came.
 func (c *ClockMonitor) SetProbed() { c.probed.Store(true) }
 

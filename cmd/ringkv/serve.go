@@ -25,6 +25,7 @@ import (
 	"github.com/ringkv/ringkv/httpd"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/membership"
 	"github.com/ringkv/ringkv/sstable"
 )
 
@@ -552,7 +553,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return fail(exitFailure, "%v", err)
 	}
 	undo = append(undo, func() { node.Close() })
-	gossip, err := peer.StartGossip(peer.GossipConfig{
+	gossip, err := membership.Start(membership.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
 		PeerAddr: peerLnAddr(peerLn),
 		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: func(v *peer.View) { peerAddrs.set(v); node.SetView(v) },
