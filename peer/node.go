@@ -164,18 +164,10 @@ type Node struct {
 
 type membershipRef struct{ m Membership }
 
-// NewNode returns the coordinator for cfg, alone in its ring until SetView
-// says otherwise. Close stops its background work.
-func NewNode(cfg Config) (*Node, error) {
-	if cfg.NodeID == "" {
-		return nil, errors.New("peer: node id is required")
-	}
-	if len(cfg.NodeID) > engine.MaxHintTarget {
-		return nil, fmt.Errorf("peer: node id is %d bytes, the limit is %d", len(cfg.NodeID), engine.MaxHintTarget)
-	}
-	if cfg.Engine == nil {
-		return nil, errors.New("peer: engine is required")
-	}
+// fillDefaults sets the zero fields of cfg to their defaults, and the
+// negative ones that mean "off" or "no bound" to what the code takes for
+// that. REQUIRES: cfg.Engine.
+func (cfg *Config) fillDefaults() {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -242,6 +234,21 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.TransferDir == "" {
 		cfg.TransferDir = cfg.Engine.Dir() + ".transfers"
 	}
+}
+
+// NewNode returns the coordinator for cfg, alone in its ring until SetView
+// says otherwise. Close stops its background work.
+func NewNode(cfg Config) (*Node, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("peer: node id is required")
+	}
+	if len(cfg.NodeID) > engine.MaxHintTarget {
+		return nil, fmt.Errorf("peer: node id is %d bytes, the limit is %d", len(cfg.NodeID), engine.MaxHintTarget)
+	}
+	if cfg.Engine == nil {
+		return nil, errors.New("peer: engine is required")
+	}
+	cfg.fillDefaults()
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay

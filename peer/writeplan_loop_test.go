@@ -53,7 +53,7 @@ func TestClusterWriteOnFakeTime(t *testing.T) {
 	tr.next(t).apply(nil)
 	hung := tr.next(t)
 	defer hung.apply(errors.New("too late")) // before the coordinator's WaitGroup
-	ft.waitArmed(t, 2) // the request timeout and the commit wait
+	ft.waitArmed(t, 2)                       // the request timeout and the commit wait
 	select {
 	case r := <-got:
 		t.Fatalf("the write was answered before its commit wait: %v", r.err)
