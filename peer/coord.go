@@ -127,9 +127,8 @@ func (c *coordinator) clusterWrite(ctx context.Context, v *View, op string, key 
 		select {
 		case a := <-done:
 			if p.onAnswer(a.replica, a.err) {
-				// writeLocal writes this node's copy from m (key and rec
-				// alias the request's buffers, which may be recycled by
-				// then).
+				// This node's deferred copy, from m: key and rec alias
+				// the request's buffers, which may be recycled by then.
 				c.bg.Go(func() { done <- writeAnswer{err: c.storeEncoded(m)} })
 			}
 		case <-timer.C():
