@@ -451,7 +451,17 @@ func (e *Engine) release(b *[]byte) {
 // result never aliases engine memory. Tombstones and expired records are
 // returned as they are; ErrNotFound means no record at all.
 func (e *Engine) Get(dst, key []byte) ([]byte, memtable.Record, error) {
-	return e.get(e.db, dst, key)
+	return e.get(e.db, dst, key, appendValue)
+}
+
+// GetStored reads the newest record of key as it is stored: it returns dst
+// with the encoded record appended (tombstones and expired records
+// included), and the record decoded from those bytes, its Value aliasing
+// them. A coordinator that passes records on to others (a replica's read
+// answer, its own copy in a cluster read) then never re-encodes one, and
+// the record is decoded once. ErrNotFound means no record at all.
+func (e *Engine) GetStored(dst, key []byte) ([]byte, memtable.Record, error) {
+	return e.get(e.db, dst, key, appendStored)
 }
 
 // ScanFunc receives one record during a scan. key and r.Value alias engine

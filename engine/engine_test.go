@@ -459,6 +459,12 @@ func runRandomized(t *testing.T, seed uint64, sync bool, hook func(*pebble.Optio
 			if got := r.Append(nil); !bytes.Equal(got, want) {
 				t.Fatalf("op %d: Get(%s) = %x, want %x", i, k, got, want)
 			}
+			// The record as stored is the winning encoding, byte for byte.
+			got, sr, err := e.GetStored([]byte("pre"), []byte(k))
+			must(t, err)
+			if !bytes.Equal(got[3:], want) || string(got[:3]) != "pre" || sr.Version != r.Version || !bytes.Equal(sr.Value, r.Value) {
+				t.Fatalf("op %d: GetStored(%s) = %x (%+v), want %x", i, k, got, sr, want)
+			}
 		case p < 90:
 			compareScan(t, e, model)
 		case p < 93:
@@ -715,6 +721,10 @@ func TestRowCacheCoherent(t *testing.T) {
 		if (err1 == nil) != (err2 == nil) || (err1 == nil && !bytes.Equal(cached.Append(nil), stored.Append(nil))) {
 			t.Fatalf("%s: cache says %+v (%v), Pebble %+v (%v)", k, cached, err1, stored, err2)
 		}
+		raw, _, err3 := e.GetStored(nil, k)
+		if (err1 == nil) != (err3 == nil) || (err1 == nil && !bytes.Equal(raw, stored.Append(nil))) {
+			t.Fatalf("%s: stored %x (%v), Pebble %+v (%v)", k, raw, err3, stored, err2)
+		}
 	}
 	if st := e.rows.stats(); st.Hits == 0 || st.Entries == 0 {
 		t.Fatalf("row cache stats %+v", st)
@@ -727,4 +737,59 @@ func benchKeysT(n int) [][]byte {
 		keys[i] = []byte(fmt.Sprintf("key-%d", i))
 	}
 	return keys
+}
+
+// TestGetStored: GetStored appends the record as it was stored, in every
+// place a read finds it (memtable, SSTable, row cache, a merge of two
+// writes), tombstones and expiries included; it leaves dst alone when
+// there is nothing; and with room in dst it allocates nothing.
+func TestGetStored(t *testing.T) {
+	for _, cache := range []int64{-1, 1 << 20} {
+		t.Run(fmt.Sprint("rowcache=", cache > 0), func(t *testing.T) {
+			e := openMem(t, vfs.NewMem(), func(o *Options) { o.RowCacheSize = cache }, nil)
+			defer e.Close()
+			want := map[string][]byte{}
+			write := func(k string, r *memtable.Record) {
+				must(t, e.Write([]byte(k), r, false))
+				if old, ok := want[k]; !ok || mustNewer(t, r.Append(nil), old) {
+					want[k] = r.Append(nil)
+				}
+			}
+			// Recent stamps, so that the compaction below drops nothing.
+			ts := memtable.TimestampAt(time.Now())
+			write("plain", rec(ts+10, 1, "v"))
+			write("tomb", &memtable.Record{Version: memtable.Version{TS: ts + 11, Node: 1}, Tombstone: true})
+			write("ttl", &memtable.Record{Version: memtable.Version{TS: ts + 12, Node: 1}, ExpiresAt: time.Now().Add(time.Hour).UnixMilli(), Value: []byte("x")})
+			write("merged", rec(ts+20, 1, "newer"))
+			write("merged", rec(ts+19, 2, "older, late"))
+			check := func(when string) {
+				t.Helper()
+				for k, w := range want {
+					for range 2 { // the second read may come from the row cache
+						got, r, err := e.GetStored([]byte("dst:"), []byte(k))
+						must(t, err)
+						if string(got[:4]) != "dst:" || !bytes.Equal(got[4:], w) {
+							t.Fatalf("%s: GetStored(%s) = %x, want %x", when, k, got, w)
+						}
+						if enc := r.Append(nil); !bytes.Equal(enc, w) {
+							t.Fatalf("%s: GetStored(%s) decoded %+v", when, k, r)
+						}
+					}
+				}
+				if got, _, err := e.GetStored([]byte("dst:"), []byte("absent")); !errors.Is(err, ErrNotFound) || string(got) != "dst:" {
+					t.Fatalf("%s: GetStored(absent) = %q, %v", when, got, err)
+				}
+			}
+			check("memtable")
+			must(t, e.Compact(context.Background()))
+			check("sstables")
+			// Reads after writes stay exact through the row cache.
+			write("plain", rec(ts+30, 1, "rewritten"))
+			check("rewritten")
+			dst, k := make([]byte, 0, 256), []byte("plain")
+			if n := testing.AllocsPerRun(100, func() { _, _, _ = e.GetStored(dst[:0], k) }); n != 0 {
+				t.Errorf("GetStored allocates %v times a read", n)
+			}
+		})
+	}
 }

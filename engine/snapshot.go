@@ -31,7 +31,7 @@ func (e *Engine) NewSnapshot() (*Snapshot, error) {
 
 // Get reads key as of the snapshot; see Engine.Get.
 func (s *Snapshot) Get(dst, key []byte) ([]byte, memtable.Record, error) {
-	return s.e.get(s.snap, dst, key)
+	return s.e.get(s.snap, dst, key, appendValue)
 }
 
 // ScanTokens visits the snapshot's records whose token is in [start, end);
@@ -44,9 +44,13 @@ func (s *Snapshot) ScanTokens(ctx context.Context, start, end uint64, fn ScanFun
 // Close releases the snapshot.
 func (s *Snapshot) Close() error { return s.snap.Close() }
 
-// get reads key through r (the DB or a snapshot). Reads of the DB go
-// through the row cache.
-func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record, error) {
+// appendFunc appends what a read returns of the stored record v of key to
+// dst: its value (appendValue) or the record as stored (appendStored).
+type appendFunc func(dst, key, v []byte) ([]byte, memtable.Record, error)
+
+// get reads key through r (the DB or a snapshot) and appends it to dst as
+// app says. Reads of the DB go through the row cache.
+func (e *Engine) get(r pebble.Reader, dst, key []byte, app appendFunc) ([]byte, memtable.Record, error) {
 	if e.closed.Load() {
 		return dst, memtable.Record{}, ErrClosed
 	}
@@ -61,7 +65,7 @@ func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record,
 		rec, ok := e.rows.get((*buf)[:0], key)
 		*buf = rec
 		if ok {
-			dst, r, err := appendRecord(dst, key, rec)
+			dst, r, err := app(dst, key, rec)
 			e.release(buf)
 			return dst, r, err
 		}
@@ -87,13 +91,14 @@ func (e *Engine) get(r pebble.Reader, dst, key []byte) ([]byte, memtable.Record,
 		}
 		return dst, memtable.Record{}, fmt.Errorf("cannot read %q: %w", key, e.corruptionOf(err))
 	}
-	dst, rec, err := appendRecord(dst, key, v)
+	dst, rec, err := app(dst, key, v)
 	closer.Close()
 	return dst, rec, err
 }
 
-// appendRecord decodes the encoded record v of key and appends its value to dst.
-func appendRecord(dst, key, v []byte) ([]byte, memtable.Record, error) {
+// appendValue decodes the encoded record v of key and appends its value to
+// dst; the record's Value is that appended part.
+func appendValue(dst, key, v []byte) ([]byte, memtable.Record, error) {
 	rec, err := memtable.Decode(v)
 	if err != nil {
 		return dst, rec, fmt.Errorf("cannot decode record of %q: %w", key, err)
@@ -101,5 +106,18 @@ func appendRecord(dst, key, v []byte) ([]byte, memtable.Record, error) {
 	n := len(dst)
 	dst = append(dst, rec.Value...)
 	rec.Value = dst[n:]
+	return dst, rec, nil
+}
+
+// appendStored appends the encoded record v of key to dst as it is stored
+// and decodes it there, once, to check it: the record's Value aliases the
+// appended bytes. A record that does not decode is not appended.
+func appendStored(dst, key, v []byte) ([]byte, memtable.Record, error) {
+	n := len(dst)
+	dst = append(dst, v...)
+	rec, err := memtable.Decode(dst[n:])
+	if err != nil {
+		return dst[:n], rec, fmt.Errorf("cannot decode record of %q: %w", key, err)
+	}
 	return dst, rec, nil
 }

@@ -6,169 +6,225 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/ring"
 )
 
-// errDown stands for a replica the view says is dead: it is not asked, and
-// its share of a write becomes a hint at once.
-var errDown = errors.New("replica is down")
+// TimeSource is where the coordinator reads the time and arms its timers:
+// request timeouts, read hedges, commit waits and replica deadlines. Tests
+// pass a fake to drive them without sleeping (a fake needs a transport
+// that reads the deadlines it is given against it too).
+type TimeSource interface {
+	Now() time.Time
+	// NewTimer returns a timer that fires once, d from now.
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a TimeSource's timer, as time.Timer.
+type Timer interface {
+	C() <-chan time.Time
+	Stop() bool
+	Reset(d time.Duration) bool
+}
+
+// RealTime is the TimeSource of the time package.
+type RealTime struct{}
+
+// Now returns time.Now().
+func (RealTime) Now() time.Time { return time.Now() }
+
+// NewTimer returns a time.Timer.
+func (RealTime) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+// realTimer is pointer-shaped: returned as a Timer, it allocates nothing
+// beyond the time.Timer.
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) C() <-chan time.Time        { return t.t.C }
+func (t realTimer) Stop() bool                 { return t.t.Stop() }
+func (t realTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
+
+// coordinator is the node's request path: quorum reads and writes (read
+// plan and write plan, readplan.go and writeplan.go, around short I/O
+// loops), read repair, commit waits, and the replica side of writes and
+// reads. Its state is its own; what it shares with the node's other
+// subsystems is the published view, the background WaitGroup, and the two
+// calls below into them. It is safe for concurrent use.
+type coordinator struct {
+	cfg  *Config // the node's, immutable once NewNode returns
+	time TimeSource
+	tag  uint64 // memtable.NodeTag of this node's id, in its writes' versions
+	view *atomic.Pointer[View]
+	// bg is the node's WaitGroup of work that outlives a request.
+	bg *sync.WaitGroup
+	// hint keeps a write for replica id that missed it (hints.go).
+	hint func(id string, m Mutation)
+	// pendingFrom returns the old owners of a range this node is still
+	// pulling (transfer.go).
+	pendingFrom func(tok uint64) ([]string, bool)
+
+	// commitWaits counts the writes that waited for peers' clocks to pass
+	// their timestamp, commitWaitNanos how long in all (see commitWait).
+	commitWaits, commitWaitNanos atomic.Int64
+	readRepairs                  atomic.Int64 // stale replicas a read rewrote
+	// applyRefused counts records ApplyLocal refused as not this node's.
+	applyRefused atomic.Int64
+	// pastRings are the rings replaced less than applyGrace ago (written
+	// under the node's viewMu): replica writes for keys this node owned
+	// in them are still taken (see mayStore).
+	pastRings atomic.Pointer[[]pastRing]
+}
+
+// solo reports whether this node alone owns every key of view v, so
+// requests need no coordination.
+func (c *coordinator) solo(v *View) bool {
+	nodes := v.Ring.Nodes()
+	return len(nodes) == 1 && nodes[0] == c.cfg.NodeID
+}
+
+// writeAnswer is one owner's outcome of a write; replica marks another
+// node's word.
+type writeAnswer struct {
+	err     error
+	replica bool
+}
 
 // clusterWrite sends rec to every owner of key and returns once c's share
 // of them applied it durably. Owners that fail, are down or answer late
 // get a hint; the request never waits on them once enough have answered.
-func (n *Node) clusterWrite(ctx context.Context, v *View, op string, key []byte, rec *memtable.Record, c Consistency, vd ClockVerdict) (Version, error) {
+func (c *coordinator) clusterWrite(ctx context.Context, v *View, op string, key []byte, rec *memtable.Record, cons Consistency, vd ClockVerdict) (Version, error) {
 	owners := v.Ring.KeyOwners(key)
 	if len(owners) == 0 {
 		return Version{}, &UnavailableError{Op: op, Needed: 1}
 	}
-	need := c.Needed(len(owners))
+	p := newWritePlan(writeEnv{
+		op: op, self: c.cfg.NodeID, owners: owners, need: cons.Needed(len(owners)), checked: vd.Compared,
+		reachable: func(id string) bool { _, ok := v.reachable(id); return ok && c.cfg.Transport != nil },
+	})
+	steps := p.start()
+	if p.done {
+		return Version{}, p.err
+	}
+	// The write is answered only once every peer's clock has passed its
+	// timestamp (see clock.go): then any write that begins after the
+	// answer, wherever, stamps a later one. The next millisecond, since
+	// timestamps have millisecond wall time.
+	waitUntil := memtable.TimestampTime(rec.TS).Add(time.Millisecond + vd.Lag)
 	// The replica calls outlive the request (its buffers are recycled), so
 	// they get their own copy of the key and record, in one allocation.
 	buf := make([]byte, 0, len(key)+rec.EncodedLen())
 	buf = append(buf, key...)
 	buf = rec.Append(buf)
 	m := Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]}
-
-	ms := []Mutation{m}
-
-	// The write is answered only once every peer's clock has passed its
-	// timestamp (see clock.go): then any write that begins after the
-	// answer, wherever, stamps a later one. The next millisecond, since
-	// timestamps have millisecond wall time.
-	waitUntil := memtable.TimestampTime(rec.TS).Add(time.Millisecond + vd.Lag)
-	// A clock not yet compared with a majority of the peers that answer
-	// might be far ahead: then this node's own copy waits for a replica's
-	// word, so that a write they refuse as from the future is stored
-	// nowhere (it would later beat writes acknowledged after it).
-	checked := vd.Compared
-
-	if !checked && !slices.ContainsFunc(owners, func(id string) bool {
-		_, ok := v.reachable(id)
-		return ok && id != n.cfg.NodeID && n.cfg.Transport != nil
-	}) {
-		// Nobody to give its word on the clock: no copy, no hint.
-		return Version{}, &UnavailableError{Op: op, Needed: need, Cause: errClockUnchecked}
-	}
-
-	// answer is one owner's outcome; replica marks another node's word.
-	type answer struct {
-		err     error
-		replica bool
-	}
-	done := make(chan answer, len(owners)+1)
-	local := false
-	remote := 0
-	var deadline time.Time
-	for _, id := range owners {
-		if id == n.cfg.NodeID {
-			local = true
-			continue
-		}
-		mem, ok := v.reachable(id)
-		if !ok || n.cfg.Transport == nil {
-			n.bg.Go(func() { n.hint(id, m) })
-			done <- answer{err: errDown}
-			continue
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(n.cfg.RequestTimeout)
-		}
-		remote++
-		// Asynchronous, with no goroutine of its own: the transport
-		// batches it with other writes to the same replica.
-		n.bg.Add(1)
-		n.cfg.Transport.ApplyAsync(mem.HTTPAddr, ms, deadline, func(err error) {
-			switch {
-			case errors.Is(err, ErrClockOffset):
-				// Refused as from the future: a hint would land it once
-				// the replica's clock caught up, ahead of writes made
-				// since. This node's clock is suspect until measured.
-				n.cfg.Clocks.Refused(id)
-				n.cfg.Logger.Warn("a replica refused a write as stamped too far ahead of its clock", "node", id, "err", err)
-			case err != nil:
-				n.cfg.Logger.Debug("replica write failed; keeping a hint", "node", id, "err", err)
-				n.bg.Go(func() { n.hint(id, m) })
-			}
-			done <- answer{err: err, replica: true}
-			n.bg.Done()
-		})
-	}
-	if local && (checked || remote == 0) {
-		if e := n.cfg.Engine; !e.WriteMayBlock() {
-			done <- answer{err: e.Write(key, rec, n.cfg.Sync)}
-		} else {
-			// A write that may block answers through done like a
-			// replica's, and the timer below bounds it (see writeLocal).
-			k, r := copyRecord(key, rec)
-			n.bg.Go(func() { done <- answer{err: e.Write(k, r, n.cfg.Sync)} })
-		}
-		local = false
-	}
-	// writeLocal writes this node's copy later, from m (key and rec alias
-	// the request's buffers, which may be recycled by then).
-	writeLocal := func() {
-		r, err := memtable.Decode(m.Record)
-		if err == nil {
-			err = n.cfg.Engine.Write(m.Key, &r, n.cfg.Sync)
-		}
-		done <- answer{err: err}
-	}
-	acks, fails := 0, 0
-	var refusal error
-	timer := time.NewTimer(n.cfg.RequestTimeout)
+	done := make(chan writeAnswer, len(owners)+1)
+	c.sendWrites(v, steps, key, rec, m, done)
+	timer := c.time.NewTimer(c.cfg.RequestTimeout)
 	defer timer.Stop()
-	for acks < need {
+	for !p.done {
 		select {
 		case a := <-done:
-			if a.replica && local {
-				// The first replica's word on an unchecked clock.
-				local = false
-				if !errors.Is(a.err, ErrClockOffset) {
-					n.bg.Go(writeLocal)
-				} else {
-					fails++ // this node's own copy is not written
-				}
+			if p.onAnswer(a.replica, a.err) {
+				// This node's deferred copy, from m: key and rec alias
+				// the request's buffers, which may be recycled by then.
+				c.bg.Go(func() { done <- writeAnswer{err: c.storeEncoded(m)} })
 			}
-			if a.err != nil {
-				fails++
-				if errors.Is(a.err, ErrClockOffset) {
-					refusal = a.err
-				}
-				if len(owners)-fails < need {
-					return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks, Cause: refusal}
-				}
-				continue
-			}
-			acks++
-		case <-timer.C:
-			return Version{}, &UnavailableError{Op: op, Needed: need, Answered: acks, TimedOut: true, Cause: refusal}
+		case <-timer.C():
+			p.onTimeout()
 		case <-ctx.Done():
 			return Version{}, ctx.Err()
 		}
 	}
-	if err := n.commitWait(ctx, waitUntil); err != nil {
+	if p.err != nil {
+		return Version{}, p.err
+	}
+	if err := c.commitWait(ctx, waitUntil); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
 }
 
+// sendWrites carries out a write plan's steps: m (rec for key, encoded) to
+// the replicas, hints for the owners down, and this node's copy; each
+// outcome is answered on done.
+func (c *coordinator) sendWrites(v *View, steps []writeStep, key []byte, rec *memtable.Record, m Mutation, done chan<- writeAnswer) {
+	var deadline time.Time
+	ms := []Mutation{m}
+	for _, s := range steps {
+		id := s.id
+		switch s.act {
+		case writeHint:
+			c.bg.Go(func() { c.hint(id, m) })
+			done <- writeAnswer{err: errDown}
+		case writeSend:
+			mem, _ := v.reachable(id)
+			if deadline.IsZero() {
+				deadline = c.time.Now().Add(c.cfg.RequestTimeout)
+			}
+			// Asynchronous, with no goroutine of its own: the transport
+			// batches it with other writes to the same replica.
+			c.bg.Add(1)
+			c.cfg.Transport.ApplyAsync(mem.HTTPAddr, ms, deadline, func(err error) {
+				c.replicaWritten(id, m, err)
+				done <- writeAnswer{err: err, replica: true}
+				c.bg.Done()
+			})
+		case writeLocal:
+			if e := c.cfg.Engine; !e.WriteMayBlock() {
+				done <- writeAnswer{err: e.Write(key, rec, c.cfg.Sync)}
+			} else {
+				// A write that may block answers through done like a
+				// replica's, and the request timeout bounds it (see
+				// writeLocal).
+				k, r := copyRecord(key, rec)
+				c.bg.Go(func() { done <- writeAnswer{err: e.Write(k, r, c.cfg.Sync)} })
+			}
+		}
+	}
+}
+
+// replicaWritten does what replica id's write of m leaves to do, whether or
+// not the request still waits for it.
+func (c *coordinator) replicaWritten(id string, m Mutation, err error) {
+	hint, refused := replicaFailure(err)
+	if refused {
+		// Refused as from the future: a hint would land it once the
+		// replica's clock caught up, ahead of writes made since. This
+		// node's clock is suspect until measured.
+		c.cfg.Clocks.Refused(id)
+		c.cfg.Logger.Warn("a replica refused a write as stamped too far ahead of its clock", "node", id, "err", err)
+	}
+	if hint {
+		c.cfg.Logger.Debug("replica write failed; keeping a hint", "node", id, "err", err)
+		c.bg.Go(func() { c.hint(id, m) })
+	}
+}
+
+// storeEncoded writes the encoded mutation m to this node's engine.
+func (c *coordinator) storeEncoded(m Mutation) error {
+	r, err := memtable.Decode(m.Record)
+	if err != nil {
+		return err
+	}
+	return c.cfg.Engine.Write(m.Key, &r, c.cfg.Sync)
+}
+
 // commitWait returns once this node's wall clock reads until, or ctx ends.
 // With clocks in sync the replicas' fsyncs took longer, and it returns at
 // once.
-func (n *Node) commitWait(ctx context.Context, until time.Time) error {
-	d := until.Sub(n.cfg.Now())
+func (c *coordinator) commitWait(ctx context.Context, until time.Time) error {
+	d := until.Sub(c.cfg.Now())
 	if d <= 0 {
 		return nil
 	}
-	n.commitWaits.Add(1)
-	n.commitWaitNanos.Add(int64(d))
-	t := time.NewTimer(d)
+	c.commitWaits.Add(1)
+	c.commitWaitNanos.Add(int64(d))
+	t := c.time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-t.C():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -177,11 +233,14 @@ func (n *Node) commitWait(ctx context.Context, until time.Time) error {
 
 // sendApply delivers ms to the node at addr, bounded by the request
 // timeout but not by any client request.
-func (n *Node) sendApply(addr string, ms []Mutation) error {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+func (c *coordinator) sendApply(addr string, ms []Mutation) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RequestTimeout)
 	defer cancel()
-	return n.cfg.Transport.Apply(ctx, addr, ms)
+	return c.cfg.Transport.Apply(ctx, addr, ms)
 }
+
+// sendApply is the coordinator's, for hint replay.
+func (n *Node) sendApply(addr string, ms []Mutation) error { return n.co.sendApply(addr, ms) }
 
 // hintLogEvery is the shortest time between two "cannot keep a hint" lines.
 const hintLogEvery = 5 * time.Second
@@ -207,257 +266,119 @@ func (g *logGate) allow() (skipped int64, ok bool) {
 	return skipped, true
 }
 
-// reply is one replica's answer to a read.
-type reply struct {
-	id  string
-	rec []byte // encoded record; nil when the replica has none
-	err error
-}
-
-// clusterGet reads key from c's share of its owners, this node first when
-// it is one, and returns the newest record. A replica that fails is
-// replaced by the next owner. An owner still pulling the key's range
-// answers "pending" with the old owners it pulls from, and those are asked
-// in its place; its own copy never counts toward the quorum, but a newer
-// record in it wins. Replicas that answered with an older record, or none,
-// are repaired in the background.
-func (n *Node) clusterGet(ctx context.Context, v *View, dst, key []byte, c Consistency) ([]byte, Version, error) {
+// clusterGet reads key from cons's share of its owners and returns the
+// newest record's value; readPlan says whom it asks and when it is done.
+// Replicas that answered with an older record, or none, are repaired in
+// the background.
+func (c *coordinator) clusterGet(ctx context.Context, v *View, dst, key []byte, cons Consistency) ([]byte, Version, error) {
 	owners := v.Ring.KeyOwners(key)
 	if len(owners) == 0 {
 		return dst, Version{}, &UnavailableError{Op: "get", Needed: 1}
 	}
-	need := c.Needed(len(owners))
-	// Ask this node first, then live owners in ring order; dead ones only
-	// as a last resort.
-	order := make([]string, 0, len(owners))
-	for _, id := range owners {
-		if id == n.cfg.NodeID {
-			order = append(order, id)
-		}
-	}
-	for _, id := range owners {
-		if _, ok := v.reachable(id); ok && id != n.cfg.NodeID {
-			order = append(order, id)
-		}
-	}
-	for _, id := range owners {
-		if _, ok := v.reachable(id); !ok && id != n.cfg.NodeID {
-			order = append(order, id)
-		}
-	}
 	kc := append([]byte(nil), key...)
-	deadline := time.Now().Add(n.cfg.RequestTimeout)
-	// Room for the owners and as many more as the old owners of a range
-	// being moved can add, so that no answer ever blocks.
-	replies := make(chan reply, len(order)+n.cfg.Replicas+2)
-	next, pending := 0, 0
-	extended := false       // order holds successors beyond the owners
-	var pendingRepl []reply // answers of owners still pulling key's range
-	// also asks id, once, if it can answer and there is room.
-	also := func(id string) {
-		if _, ok := v.reachable(id); (ok || id == n.cfg.NodeID) && !slices.Contains(order, id) && len(order) < cap(replies) {
-			order = append(order, id)
+	p := newReadPlan(readEnv{
+		self: c.cfg.NodeID, owners: owners, need: cons.Needed(len(owners)),
+		room:      len(owners) + c.cfg.Replicas + 2,
+		reachable: func(id string) bool { _, ok := v.reachable(id); return ok },
+		beyond:    func() []string { return v.Ring.Successors(ring.Token(kc), len(owners)+2)[len(owners):] },
+		allOwners: len(v.Ring.Nodes()) <= c.cfg.Replicas,
+	})
+	deadline := c.time.Now().Add(c.cfg.RequestTimeout)
+	// Room for every node the plan may ask, so that no answer ever blocks.
+	replies := make(chan reply, p.env.room)
+	ask := func(ids []string) {
+		for _, id := range ids {
+			c.askRead(v, id, kc, deadline, replies)
 		}
 	}
-	askID := func(id string) {
-		pending++
-		if id == n.cfg.NodeID {
-			replies <- n.readLocalReply(id, kc)
-			return
-		}
-		mem, ok := v.reachable(id)
-		if !ok || n.cfg.Transport == nil {
-			replies <- reply{id: id, err: errDown}
-			return
-		}
-		// replies has room for every id order can hold, so got never
-		// blocks.
-		n.cfg.Transport.ReadAsync(mem.HTTPAddr, kc, deadline, func(rec []byte, err error) {
-			replies <- reply{id: id, rec: rec, err: err}
-		})
-	}
-	ask := func() { next++; askID(order[next-1]) }
-	// The first round: remote replicas first, so they run while this node
-	// reads its own copy.
-	first := order[:min(need, len(order))]
-	next = len(first)
+	// The first round last to first: remote replicas first, so they run
+	// while this node reads its own copy.
+	first := p.start()
 	for i := len(first) - 1; i >= 0; i-- {
-		askID(first[i])
+		ask(first[i : i+1])
 	}
-	var got []reply
-	var corrupt error // a replica's read met damaged data
-	timer := time.NewTimer(n.cfg.RequestTimeout)
+	timer := c.time.NewTimer(c.cfg.RequestTimeout)
 	defer timer.Stop()
 	// A replica that hangs (paused, or cut off before failure detection
 	// notices) must not hold the read: after HedgeAfter, ask one more.
-	hedge := time.NewTimer(n.cfg.HedgeAfter)
+	hedge := c.time.NewTimer(c.cfg.HedgeAfter)
 	defer hedge.Stop()
-	for len(got) < need {
+	for !p.done {
 		select {
-		case <-hedge.C:
-			if next < len(order) {
-				ask()
-				hedge.Reset(n.cfg.HedgeAfter)
+		case <-hedge.C():
+			more, rearm := p.onHedge()
+			ask(more)
+			if rearm {
+				hedge.Reset(c.cfg.HedgeAfter)
 			}
 		case r := <-replies:
-			pending--
 			if r.err != nil {
-				n.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
-				if errors.Is(r.err, ErrCorruption) && corrupt == nil {
-					corrupt = r.err
-				}
-				if errors.Is(r.err, ErrRangePending) {
-					pendingRepl = append(pendingRepl, reply{id: r.id, rec: r.rec})
-				}
-				var pe *PendingError
-				switch {
-				case errors.As(r.err, &pe) && len(pe.From) > 0:
-					// A new owner still pulling: ask the old owners it
-					// pulls from, the ones it displaced among them. Only
-					// they (and settled owners) held the key before.
-					for _, id := range pe.From {
-						also(id)
-					}
-				case errors.Is(r.err, ErrRangePending) && !extended:
-					// One that does not say where from (an older node):
-					// ask the owners after the N, in the hope that the
-					// displaced one is among them.
-					extended = true
-					for _, id := range v.Ring.Successors(ring.Token(kc), len(owners)+2)[len(owners):] {
-						also(id)
-					}
-				}
-			} else {
-				got = append(got, r)
+				c.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
 			}
-			// Keep as many asks in flight as answers are missing: a
-			// pending answer may have added several old owners at once.
-			for len(got)+pending < need && next < len(order) {
-				ask()
-			}
-			if len(got) >= need {
-				continue
-			}
-			if pending > 0 {
-				// Wait for the asks in flight even when they look too few:
-				// one may be a new owner's pending answer that names
-				// old owners to ask (the request deadline bounds this).
-				continue
-			}
-			// Nobody left to ask and too few answers: what the copies of
-			// owners still pulling the key's range allow. They may lack
-			// older writes, but hold every write made since the move began.
-			switch {
-			case len(pendingRepl) > 0 && len(v.Ring.Nodes()) <= n.cfg.Replicas && coversOwners(owners, got, pendingRepl):
-				// Every node is an owner, so the ring grew from fewer than
-				// N nodes and the owners that answered are all the old
-				// owners there are: every earlier write is among the
-				// answers, and the new ones' copies add the later ones
-				// (which an old owner that was down may lack).
-				got = append(got, pendingRepl...)
-			default:
-				// No old owner can answer: this node's own copy, if it is
-				// an owner still pulling, is the best there is.
-				for _, r := range pendingRepl {
-					if r.id == n.cfg.NodeID {
-						got = append(got, r)
-					}
-				}
-			}
-			if len(got) < need {
-				if corrupt != nil && len(owners) == 1 {
-					// The only replica there is holds the key in a damaged
-					// file: say so (and which), rather than "unavailable".
-					return dst, Version{}, corrupt
-				}
-				return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got)}
-			}
-		case <-timer.C:
-			return dst, Version{}, &UnavailableError{Op: "get", Needed: need, Answered: len(got), TimedOut: true}
+			ask(p.onReply(r))
+		case <-timer.C():
+			p.onTimeout()
 		case <-ctx.Done():
 			return dst, Version{}, ctx.Err()
 		}
 	}
-	newest := newestReply(got)
-	// An owner still pulling the key's range holds every write made since
-	// its move began, which the old owners that made up the quorum may
-	// lack: its copy never counts toward the quorum, but a newer record
-	// in it wins (and is repaired onto the others).
-	if p := newestReply(pendingRepl); p != nil && newest == nil {
-		newest = p
-	} else if p != nil {
-		if newer, err := memtable.Newer(p, newest); err == nil && newer {
-			newest = p
-		}
+	return c.readResult(v, dst, kc, p.result)
+}
+
+// askRead asks node id for its record of key, answering on replies.
+// replies has room for every node a plan asks, so this never blocks.
+func (c *coordinator) askRead(v *View, id string, key []byte, deadline time.Time, replies chan<- reply) {
+	if id == c.cfg.NodeID {
+		replies <- c.readLocalReply(id, key)
+		return
 	}
-	if newest == nil {
+	mem, ok := v.reachable(id)
+	if !ok || c.cfg.Transport == nil {
+		replies <- reply{id: id, err: errDown}
+		return
+	}
+	c.cfg.Transport.ReadAsync(mem.HTTPAddr, key, deadline, func(rec []byte, err error) {
+		replies <- reply{id: id, rec: rec, err: err}
+	})
+}
+
+// readResult turns a read plan's result into Get's, and starts its repairs.
+func (c *coordinator) readResult(v *View, dst, key []byte, res readResult) ([]byte, Version, error) {
+	if res.err != nil {
+		return dst, Version{}, res.err
+	}
+	if res.rec == nil {
 		return dst, Version{}, ErrNotFound
 	}
-	n.repair(v, kc, newest, got)
-	rec, err := memtable.Decode(newest)
+	c.repair(v, key, res.rec, res.repair)
+	rec, err := memtable.Decode(res.rec)
 	if err != nil {
 		return dst, Version{}, fmt.Errorf("cannot decode record of %q: %w", key, err)
 	}
-	if !rec.Live(n.cfg.Now().UnixMilli()) {
+	if !rec.Live(c.cfg.Now().UnixMilli()) {
 		return dst, Version{}, ErrNotFound
 	}
 	return append(dst, rec.Value...), rec.Version, nil
 }
 
-// coversOwners reports whether every owner but those still pulling
-// answered.
-func coversOwners(owners []string, got, pending []reply) bool {
-	for _, id := range owners {
-		has := func(r reply) bool { return r.id == id }
-		if !slices.ContainsFunc(pending, has) && !slices.ContainsFunc(got, has) {
-			return false
-		}
-	}
-	return true
-}
-
 // readLocalReply reads this node's own record of key as a reply.
-func (n *Node) readLocalReply(id string, key []byte) reply {
-	rec, err := n.ReadLocal(nil, key)
+func (c *coordinator) readLocalReply(id string, key []byte) reply {
+	rec, err := c.ReadLocal(nil, key)
 	if errors.Is(err, ErrNotFound) {
 		return reply{id: id}
 	}
 	return reply{id: id, rec: rec, err: err}
 }
 
-// newestReply returns the newest record among replies, or nil if none has one.
-func newestReply(rs []reply) []byte {
-	var best []byte
-	for _, r := range rs {
-		if r.rec == nil {
-			continue
-		}
-		if best == nil {
-			best = r.rec
-			continue
-		}
-		if newer, err := memtable.Newer(r.rec, best); err == nil && newer {
-			best = r.rec
-		}
-	}
-	return best
-}
-
-// repair writes newest to every replica in rs that answered with an older
-// record or none, in the background.
-func (n *Node) repair(v *View, key, newest []byte, rs []reply) {
-	for _, r := range rs {
-		if r.rec != nil {
-			if same, err := memtable.Newer(newest, r.rec); err != nil || !same {
-				continue // already has newest (or something newer)
-			}
-		}
+// repair writes newest to the replicas ids (those a read found stale), in
+// the background.
+func (c *coordinator) repair(v *View, key, newest []byte, ids []string) {
+	for _, id := range ids {
 		m := Mutation{Key: key, Record: newest}
-		id := r.id
-		n.readRepairs.Add(1)
-		if id == n.cfg.NodeID {
-			if err := n.ApplyLocal([]Mutation{m}); err != nil {
-				n.cfg.Logger.Warn("read repair failed", "node", id, "err", err)
+		c.readRepairs.Add(1)
+		if id == c.cfg.NodeID {
+			if err := c.ApplyLocal([]Mutation{m}); err != nil {
+				c.cfg.Logger.Warn("read repair failed", "node", id, "err", err)
 			}
 			continue
 		}
@@ -465,38 +386,33 @@ func (n *Node) repair(v *View, key, newest []byte, rs []reply) {
 		if !ok {
 			continue
 		}
-		n.bg.Go(func() {
-			if err := n.sendApply(mem.HTTPAddr, []Mutation{m}); err != nil {
+		c.bg.Go(func() {
+			if err := c.sendApply(mem.HTTPAddr, []Mutation{m}); err != nil {
 				if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrClockOffset) {
 					// An old owner of a range being moved, past its grace,
 					// or a clock refusal: a hint would be refused too.
-					n.cfg.Logger.Debug("read repair refused", "node", id, "err", err)
+					c.cfg.Logger.Debug("read repair refused", "node", id, "err", err)
 					return
 				}
-				n.cfg.Logger.Debug("read repair failed; keeping a hint", "node", id, "err", err)
-				n.hint(id, m)
+				c.cfg.Logger.Debug("read repair failed; keeping a hint", "node", id, "err", err)
+				c.hint(id, m)
 			}
 		})
 	}
 }
 
-// ApplyLocal stores records sent by a coordinator (a replica write, read
-// repair or hint replay) in one durable batch; the newest version of each
-// key wins. A batch with a key this node does not own (nor owned in a ring
-// replaced less than applyGrace ago) is refused whole with ErrNotOwner,
-// and one with a record stamped beyond the clock bound with
-// ErrClockOffset: a replica stores only what is its to store.
-func (n *Node) ApplyLocal(ms []Mutation) error {
+// ApplyLocal is Node.ApplyLocal.
+func (c *coordinator) ApplyLocal(ms []Mutation) error {
 	if len(ms) == 0 {
 		return nil
 	}
-	b := n.cfg.Engine.NewBatch()
+	b := c.cfg.Engine.NewBatch()
 	for _, m := range ms {
 		if err := checkKey(m.Key); err != nil {
 			return err
 		}
-		if !n.mayStore(m.Key) {
-			n.applyRefused.Add(1)
+		if !c.mayStore(m.Key) {
+			c.applyRefused.Add(1)
 			return fmt.Errorf("%w: key %q (token %016x) is not in a range this node owns", ErrNotOwner, m.Key, ring.Token(m.Key))
 		}
 		if err := b.WriteEncoded(m.Key, m.Record); err != nil {
@@ -507,7 +423,7 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 			// stamped further ahead of it than the bound is refused: a
 			// broken clock's write must not be acknowledged, and stored it
 			// would beat every write for as long as the clock is off.
-			if err := n.cfg.Clock.Update(v.TS); err != nil {
+			if err := c.cfg.Clock.Update(v.TS); err != nil {
 				return fmt.Errorf("%w: key %q: %v", ErrClockOffset, m.Key, err)
 			}
 		}
@@ -515,67 +431,37 @@ func (n *Node) ApplyLocal(ms []Mutation) error {
 	// A full disk refuses the batch at once (engine.ErrDiskFull), which
 	// the coordinator counts as a failed replica and hints. A commit that
 	// may block is answered within the request timeout, as writeLocal does.
-	e := n.cfg.Engine
+	e := c.cfg.Engine
 	if !e.WriteMayBlock() {
-		return e.Commit(b, n.cfg.Sync)
+		return e.Commit(b, c.cfg.Sync)
 	}
 	done := make(chan error, 1)
-	n.bg.Go(func() { done <- e.Commit(b, n.cfg.Sync) })
-	return n.awaitLocal(context.Background(), done)
+	c.bg.Go(func() { done <- e.Commit(b, c.cfg.Sync) })
+	return c.awaitLocal(context.Background(), done)
 }
 
-// ReadLocal appends this node's stored record of key (encoded, tombstones
-// and expired records included) to dst, or returns ErrNotFound. For a key
-// of a range the node is still pulling it returns a *PendingError (the
-// range's old owners), with the record it holds (if any) appended all the
-// same.
-func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) {
+// ReadLocal is Node.ReadLocal.
+func (c *coordinator) ReadLocal(dst, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return dst, err
 	}
-	if from, ok := n.pendingFrom(ring.Token(key)); ok {
+	if from, ok := c.pendingFrom(ring.Token(key)); ok {
 		// What it holds may lack older writes, but has every write made
 		// since the range became its: the coordinator may still use it.
-		out, err := n.readLocal(dst, key)
+		out, err := c.readLocal(dst, key)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return dst, err
 		}
 		return out, &PendingError{From: from}
 	}
-	return n.readLocal(dst, key)
+	return c.readLocal(dst, key)
 }
 
-// readLocal is ReadLocal without the pending-range check.
-func (n *Node) readLocal(dst, key []byte) ([]byte, error) {
-	val, rec, err := n.cfg.Engine.Get(nil, key)
-	if err != nil {
-		return dst, err
-	}
-	rec.Value = val
-	return rec.Append(dst), nil
-}
-
-// ScanLocal answers another node's scan with this node's own records.
-func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
-	if q.Limit <= 0 || q.Limit > MaxScanLimit {
-		return LocalPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-	defer cancel()
-	var p LocalPage
-	budget := maxScanBytes(q.MaxBytes)
-	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
-		if len(p.Items) == q.Limit || budget <= 0 {
-			p.More = true
-			return false
-		}
-		buf := append([]byte(nil), key...)
-		buf = r.Append(buf)
-		budget -= len(buf)
-		p.Items = append(p.Items, Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]})
-		return true
-	})
-	return p, err
+// readLocal is ReadLocal without the pending-range check: the record as
+// the engine stores it, never re-encoded.
+func (c *coordinator) readLocal(dst, key []byte) ([]byte, error) {
+	out, _, err := c.cfg.Engine.GetStored(dst, key)
+	return out, err
 }
 
 // ErrNotOwner is matched by ApplyLocal's refusal of a record of a key that
@@ -595,11 +481,12 @@ type pastRing struct {
 	until time.Time
 }
 
-// rememberRing keeps r, just replaced, for applyGrace. REQUIRES: viewMu.
-func (n *Node) rememberRing(r *ring.Ring) {
-	now := time.Now()
+// rememberRing keeps r, just replaced, for applyGrace. REQUIRES: the
+// node's viewMu.
+func (c *coordinator) rememberRing(r *ring.Ring) {
+	now := c.time.Now()
 	var keep []pastRing
-	if p := n.pastRings.Load(); p != nil {
+	if p := c.pastRings.Load(); p != nil {
 		for _, pr := range *p {
 			if now.Before(pr.until) {
 				keep = append(keep, pr)
@@ -607,24 +494,24 @@ func (n *Node) rememberRing(r *ring.Ring) {
 		}
 	}
 	keep = append(keep, pastRing{r: r, until: now.Add(applyGrace)})
-	n.pastRings.Store(&keep)
+	c.pastRings.Store(&keep)
 }
 
 // mayStore reports whether a replica write of key is this node's to
 // store: it owns the key (ranges it is still pulling included) in the
 // current ring, or did in a ring replaced less than applyGrace ago.
-func (n *Node) mayStore(key []byte) bool {
+func (c *coordinator) mayStore(key []byte) bool {
 	tok := ring.Token(key)
-	if slices.Contains(n.view.Load().Ring.Owners(tok), n.cfg.NodeID) {
+	if slices.Contains(c.view.Load().Ring.Owners(tok), c.cfg.NodeID) {
 		return true
 	}
-	p := n.pastRings.Load()
+	p := c.pastRings.Load()
 	if p == nil {
 		return false
 	}
-	now := time.Now()
+	now := c.time.Now()
 	for _, pr := range *p {
-		if now.Before(pr.until) && slices.Contains(pr.r.Owners(tok), n.cfg.NodeID) {
+		if now.Before(pr.until) && slices.Contains(pr.r.Owners(tok), c.cfg.NodeID) {
 			return true
 		}
 	}

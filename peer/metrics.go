@@ -76,7 +76,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for r, name := range dropReasonNames {
 		ch <- prometheus.MustNewConstMetric(descHintsDropped, prometheus.CounterValue, float64(c.n.hints.dropped[r].Load()), name)
 	}
-	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.readRepairs.Load()))
+	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.co.readRepairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.ae.passes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.ae.spans.Load()))
@@ -91,9 +91,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		off = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descClockOff, prometheus.GaugeValue, off)
-	ch <- prometheus.MustNewConstMetric(descCommitWaits, prometheus.CounterValue, float64(c.n.commitWaits.Load()))
-	ch <- prometheus.MustNewConstMetric(descCommitWaitSeconds, prometheus.CounterValue, float64(c.n.commitWaitNanos.Load())/1e9)
+	ch <- prometheus.MustNewConstMetric(descCommitWaits, prometheus.CounterValue, float64(c.n.co.commitWaits.Load()))
+	ch <- prometheus.MustNewConstMetric(descCommitWaitSeconds, prometheus.CounterValue, float64(c.n.co.commitWaitNanos.Load())/1e9)
 	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.ae.repairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descDropsWithheld, prometheus.CounterValue, float64(c.n.reb.dropsWithheld.Load()))
-	ch <- prometheus.MustNewConstMetric(descApplyRefused, prometheus.CounterValue, float64(c.n.applyRefused.Load()))
+	ch <- prometheus.MustNewConstMetric(descApplyRefused, prometheus.CounterValue, float64(c.n.co.applyRefused.Load()))
 }

@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +87,10 @@ type Config struct {
 	TombstoneGrace time.Duration
 	// Now reads wall time for TTLs and expiry. The default is time.Now.
 	Now func() time.Time
+	// Time is where the coordinator reads the time for its deadlines and
+	// arms its timers (request timeouts, read hedges, commit waits), so
+	// tests can drive them. The default is RealTime.
+	Time TimeSource
 	// Clocks measures the clock offsets to peers (the gossip layer feeds
 	// it) and bounds them; see clock.go. The default is a monitor of
 	// DefaultMaxClockOffset on Now. Clock's bound should be the same.
@@ -102,7 +105,6 @@ type Config struct {
 // for concurrent use.
 type Node struct {
 	cfg        Config
-	tag        uint64
 	view       atomic.Pointer[View] // published by reb; read by every subsystem
 	membership atomic.Pointer[membershipRef]
 
@@ -116,36 +118,23 @@ type Node struct {
 	// request was answered, so Close can wait for them.
 	bg sync.WaitGroup
 
-	// commitWaits counts the writes that waited for peers' clocks to pass
-	// their timestamp, commitWaitNanos how long in all (see commitWait).
-	commitWaits, commitWaitNanos atomic.Int64
+	// co coordinates requests: quorum reads and writes, read repair, and
+	// the replica side of both (coord.go).
+	co coordinator
 
-	readRepairs atomic.Int64 // stale replicas a read rewrote
-
-	// pastRings are the rings replaced less than applyGrace ago (under
-	// reb.viewMu): replica writes for keys this node owned in them are
-	// still taken (see mayStore).
-	pastRings atomic.Pointer[[]pastRing]
-	// applyRefused counts records ApplyLocal refused as not this node's.
-	applyRefused atomic.Int64
 }
 
 type membershipRef struct{ m Membership }
 
-// NewNode returns the coordinator for cfg, alone in its ring until SetView
-// says otherwise. Close stops its background work.
-func NewNode(cfg Config) (*Node, error) {
-	if cfg.NodeID == "" {
-		return nil, errors.New("peer: node id is required")
-	}
-	if len(cfg.NodeID) > engine.MaxHintTarget {
-		return nil, fmt.Errorf("peer: node id is %d bytes, the limit is %d", len(cfg.NodeID), engine.MaxHintTarget)
-	}
-	if cfg.Engine == nil {
-		return nil, errors.New("peer: engine is required")
-	}
+// fillDefaults sets the zero fields of cfg to their defaults, and the
+// negative ones that mean "off" or "no bound" to what the code takes for
+// that. REQUIRES: cfg.Engine.
+func (cfg *Config) fillDefaults() {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Time == nil {
+		cfg.Time = RealTime{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -172,6 +161,21 @@ func NewNode(cfg Config) (*Node, error) {
 		cfg.HintInterval = 2 * time.Second
 	}
 	cfg.ensureSubsystemDefaults()
+}
+
+// NewNode returns the coordinator for cfg, alone in its ring until SetView
+// says otherwise. Close stops its background work.
+func NewNode(cfg Config) (*Node, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("peer: node id is required")
+	}
+	if len(cfg.NodeID) > engine.MaxHintTarget {
+		return nil, fmt.Errorf("peer: node id is %d bytes, the limit is %d", len(cfg.NodeID), engine.MaxHintTarget)
+	}
+	if cfg.Engine == nil {
+		return nil, errors.New("peer: engine is required")
+	}
+	cfg.fillDefaults()
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay
@@ -184,7 +188,8 @@ func NewNode(cfg Config) (*Node, error) {
 	// refused whole.
 	clk := cfg.Clock
 	cfg.Engine.SetTimestampBound(func() uint64 { return memtable.TimestampAt(clk.Wall().Add(clk.MaxOffset())) })
-	n := &Node{cfg: cfg, tag: memtable.NodeTag(cfg.NodeID)}
+	n := &Node{cfg: cfg}
+	n.co = coordinator{cfg: &n.cfg, time: cfg.Time, tag: memtable.NodeTag(cfg.NodeID), view: &n.view, bg: &n.bg, hint: n.hint, pendingFrom: n.pendingFrom}
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
@@ -304,7 +309,7 @@ func (n *Node) SetView(v *View) { n.reb.publish(v) }
 // view it publishes.
 func (n *Node) viewSwapped(old, cur *View, replaced bool) {
 	if replaced {
-		n.rememberRing(old.Ring)
+		n.co.rememberRing(old.Ring)
 	}
 	n.hints.viewChanged(old, cur)
 }
@@ -330,75 +335,118 @@ func checkKey(key []byte) error {
 
 // solo reports whether this node alone owns every key of view v, so
 // requests need no coordination.
-func (n *Node) solo(v *View) bool {
-	nodes := v.Ring.Nodes()
-	return len(nodes) == 1 && nodes[0] == n.cfg.NodeID
-}
+func (n *Node) solo(v *View) bool { return n.co.solo(v) }
+
+// clockError returns why this node coordinates no writes because of its
+// clock, or nil.
+func (n *Node) clockError(v *View) error { return n.co.clockError(v) }
 
 // Get appends the newest live value of key to dst, asking as many replicas
 // as c needs. Tombstones and expired records read as ErrNotFound.
 func (n *Node) Get(ctx context.Context, dst, key []byte, c Consistency) ([]byte, Version, error) {
-	if err := checkKey(key); err != nil {
-		return dst, Version{}, err
-	}
-	if v := n.view.Load(); !n.solo(v) {
-		return n.clusterGet(ctx, v, dst, key, c)
-	}
-	orig := len(dst)
-	out, rec, err := n.cfg.Engine.Get(dst, key)
-	if err != nil {
-		return dst, Version{}, err
-	}
-	// Read the clock only for records that can expire.
-	if rec.Tombstone || (rec.ExpiresAt != 0 && rec.Expired(n.cfg.Now().UnixMilli())) {
-		return out[:orig], Version{}, ErrNotFound
-	}
-	return out, rec.Version, nil
+	return n.co.Get(ctx, dst, key, c)
 }
 
 // Put writes value under key, stamped with a new timestamp, to the key's
 // replicas; it returns once c's share of them have it durably.
 func (n *Node) Put(ctx context.Context, key, value []byte, o WriteOptions) (Version, error) {
-	if err := checkKey(key); err != nil {
-		return Version{}, err
-	}
-	rec := memtable.Record{Version: Version{Node: n.tag}, Value: value} // stamped by write
-	if o.TTL > 0 {
-		rec.ExpiresAt = n.cfg.Now().Add(o.TTL).UnixMilli()
-	}
-	return n.write(ctx, "put", key, &rec, o.Consistency)
+	return n.co.Put(ctx, key, value, o)
 }
 
 // Delete writes a tombstone for key, so older writes that arrive later
 // cannot bring it back.
 func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version, error) {
+	return n.co.Delete(ctx, key, o)
+}
+
+// ApplyLocal stores records sent by a coordinator (a replica write, read
+// repair or hint replay) in one durable batch; the newest version of each
+// key wins. A batch with a key this node does not own (nor owned in a ring
+// replaced less than applyGrace ago) is refused whole with ErrNotOwner,
+// and one with a record stamped beyond the clock bound with
+// ErrClockOffset: a replica stores only what is its to store.
+func (n *Node) ApplyLocal(ms []Mutation) error { return n.co.ApplyLocal(ms) }
+
+// ReadLocal appends this node's stored record of key (encoded as stored,
+// tombstones and expired records included) to dst, or returns ErrNotFound.
+// For a key of a range the node is still pulling it returns a
+// *PendingError (the range's old owners), with the record it holds (if
+// any) appended all the same.
+func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) { return n.co.ReadLocal(dst, key) }
+
+// ScanLocal answers another node's scan with this node's own records.
+func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
+	return n.co.ScanLocal(ctx, q)
+}
+
+// Scan returns up to q.Limit live keys with prefix q.Prefix in token order,
+// after q.After, from the whole cluster. Keys are hash-ordered, so a scan
+// reads every key after q.After to find the matches: a sparse prefix costs
+// a full pass.
+func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) { return n.co.Scan(ctx, q) }
+
+// Get is Node.Get.
+func (c *coordinator) Get(ctx context.Context, dst, key []byte, cons Consistency) ([]byte, Version, error) {
+	if err := checkKey(key); err != nil {
+		return dst, Version{}, err
+	}
+	if v := c.view.Load(); !c.solo(v) {
+		return c.clusterGet(ctx, v, dst, key, cons)
+	}
+	orig := len(dst)
+	out, rec, err := c.cfg.Engine.Get(dst, key)
+	if err != nil {
+		return dst, Version{}, err
+	}
+	// Read the clock only for records that can expire.
+	if rec.Tombstone || (rec.ExpiresAt != 0 && rec.Expired(c.cfg.Now().UnixMilli())) {
+		return out[:orig], Version{}, ErrNotFound
+	}
+	return out, rec.Version, nil
+}
+
+// Put is Node.Put.
+func (c *coordinator) Put(ctx context.Context, key, value []byte, o WriteOptions) (Version, error) {
 	if err := checkKey(key); err != nil {
 		return Version{}, err
 	}
-	rec := memtable.Record{Version: Version{Node: n.tag}, Tombstone: true} // stamped by write
-	return n.write(ctx, "delete", key, &rec, o.Consistency)
+	rec := memtable.Record{Version: Version{Node: c.tag}, Value: value} // stamped by write
+	if o.TTL > 0 {
+		rec.ExpiresAt = c.cfg.Now().Add(o.TTL).UnixMilli()
+	}
+	return c.write(ctx, "put", key, &rec, o.Consistency)
 }
 
-func (n *Node) write(ctx context.Context, op string, key []byte, rec *memtable.Record, c Consistency) (Version, error) {
-	if v := n.view.Load(); !n.solo(v) {
-		vd := n.cfg.Clocks.Assess(n.cfg.NodeID, v)
+// Delete is Node.Delete.
+func (c *coordinator) Delete(ctx context.Context, key []byte, o WriteOptions) (Version, error) {
+	if err := checkKey(key); err != nil {
+		return Version{}, err
+	}
+	rec := memtable.Record{Version: Version{Node: c.tag}, Tombstone: true} // stamped by write
+	return c.write(ctx, "delete", key, &rec, o.Consistency)
+}
+
+// write stamps rec and stores it on key's owners as cons asks.
+func (c *coordinator) write(ctx context.Context, op string, key []byte, rec *memtable.Record, cons Consistency) (Version, error) {
+	if v := c.view.Load(); !c.solo(v) {
+		vd := c.cfg.Clocks.Assess(c.cfg.NodeID, v)
 		if !vd.Verified {
-			vd = n.awaitClockCheck(ctx)
-			v = n.view.Load()
+			vd = c.awaitClockCheck(ctx)
+			v = c.view.Load()
 		}
 		if vd.Err == nil && !vd.Verified {
 			vd.Err = errClockUnverified
 		}
 		if vd.Err != nil {
-			return Version{}, &UnavailableError{Op: op, Needed: c.Needed(len(v.Ring.KeyOwners(key))), Cause: vd.Err}
+			return Version{}, &UnavailableError{Op: op, Needed: cons.Needed(len(v.Ring.KeyOwners(key))), Cause: vd.Err}
 		}
 		// Stamped only now: a stamp taken before a wait would be older
 		// than writes made elsewhere meanwhile.
-		rec.TS = n.cfg.Clock.Now()
-		return n.clusterWrite(ctx, v, op, key, rec, c, vd)
+		rec.TS = c.cfg.Clock.Now()
+		return c.clusterWrite(ctx, v, op, key, rec, cons, vd)
 	}
-	rec.TS = n.cfg.Clock.Now()
-	if err := n.writeLocal(ctx, key, rec); err != nil {
+	rec.TS = c.cfg.Clock.Now()
+	if err := c.writeLocal(ctx, key, rec); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
@@ -415,24 +463,24 @@ const clockCheckWait = 2 * time.Second
 // would otherwise stamp writes that order before ones made elsewhere,
 // which the replicas cannot tell from old records (hints, repairs). If no
 // comparison comes, the write is refused (errClockUnverified).
-func (n *Node) awaitClockCheck(ctx context.Context) ClockVerdict {
-	deadline := time.Now().Add(min(clockCheckWait, n.cfg.RequestTimeout/2))
+func (c *coordinator) awaitClockCheck(ctx context.Context) ClockVerdict {
+	deadline := c.time.Now().Add(min(clockCheckWait, c.cfg.RequestTimeout/2))
 	for {
-		vd := n.cfg.Clocks.Assess(n.cfg.NodeID, n.view.Load())
-		if vd.Verified || !time.Now().Before(deadline) || ctx.Err() != nil {
+		vd := c.cfg.Clocks.Assess(c.cfg.NodeID, c.view.Load())
+		if vd.Verified || !c.time.Now().Before(deadline) || ctx.Err() != nil {
 			return vd
 		}
-		time.Sleep(2 * time.Millisecond)
+		c.sleep(2 * time.Millisecond)
 	}
 }
 
 // clockError returns why this node coordinates no writes because of its
 // clock, or nil.
-func (n *Node) clockError(v *View) error {
-	if n.solo(v) {
+func (c *coordinator) clockError(v *View) error {
+	if c.solo(v) {
 		return nil
 	}
-	return n.cfg.Clocks.Assess(n.cfg.NodeID, v).Err
+	return c.cfg.Clocks.Assess(c.cfg.NodeID, v).Err
 }
 
 // writeLocal writes rec to this node's engine, answering within the
@@ -441,30 +489,36 @@ func (n *Node) clockError(v *View) error {
 // with its own copy of key and record, and is answered when it is done or
 // when the request times out, whichever is first (it may then still be
 // applied). Otherwise it runs inline, as most writes do.
-func (n *Node) writeLocal(ctx context.Context, key []byte, rec *memtable.Record) error {
-	e := n.cfg.Engine
+func (c *coordinator) writeLocal(ctx context.Context, key []byte, rec *memtable.Record) error {
+	e := c.cfg.Engine
 	if !e.WriteMayBlock() {
-		return e.Write(key, rec, n.cfg.Sync)
+		return e.Write(key, rec, c.cfg.Sync)
 	}
 	k, r := copyRecord(key, rec)
 	done := make(chan error, 1)
-	n.bg.Go(func() { done <- e.Write(k, r, n.cfg.Sync) })
-	return n.awaitLocal(ctx, done)
+	c.bg.Go(func() { done <- e.Write(k, r, c.cfg.Sync) })
+	return c.awaitLocal(ctx, done)
 }
 
 // awaitLocal waits for a local write that may block, for at most the
 // request timeout.
-func (n *Node) awaitLocal(ctx context.Context, done <-chan error) error {
-	t := time.NewTimer(n.cfg.RequestTimeout)
+func (c *coordinator) awaitLocal(ctx context.Context, done <-chan error) error {
+	t := c.time.NewTimer(c.cfg.RequestTimeout)
 	defer t.Stop()
 	select {
 	case err := <-done:
 		return err
-	case <-t.C:
-		return fmt.Errorf("%w: the local store did not confirm the write within the request timeout (%s; Pebble is stalling writes); it may still be applied", ErrUnavailable, n.cfg.RequestTimeout)
+	case <-t.C():
+		return fmt.Errorf("%w: the local store did not confirm the write within the request timeout (%s; Pebble is stalling writes); it may still be applied", ErrUnavailable, c.cfg.RequestTimeout)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// sleep waits d on the coordinator's time source.
+func (c *coordinator) sleep(d time.Duration) {
+	t := c.time.NewTimer(d)
+	<-t.C()
 }
 
 // copyRecord returns copies of key and rec that outlive the request.
@@ -488,61 +542,6 @@ func (n *Node) Health() []Degraded {
 	}
 	return append(h, n.ae.corruptionHealth()...)
 
-}
-
-// MaxScanLimit is the largest page a scan returns.
-const MaxScanLimit = 10000
-
-// Scan returns up to q.Limit live keys with prefix q.Prefix in token order,
-// after q.After, from the whole cluster. Keys are hash-ordered, so a scan
-// reads every key after q.After to find the matches: a sparse prefix costs
-// a full pass.
-func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
-	if q.Limit <= 0 || q.Limit > MaxScanLimit {
-		return ScanPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-	defer cancel()
-	if v := n.view.Load(); !n.solo(v) {
-		return n.clusterScan(ctx, v, q)
-	}
-	now := n.cfg.Now().UnixMilli()
-	var page ScanPage
-	more := false
-	budget := maxScanBytes(q.MaxBytes)
-	err := n.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
-		if !r.Live(now) {
-			return true
-		}
-		if len(page.Items) == q.Limit || budget <= 0 {
-			more = true
-			return false
-		}
-		budget -= len(key) + len(r.Value)
-		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: r.Version})
-		return true
-	})
-	if err != nil {
-		return ScanPage{}, err
-	}
-	if more {
-		page.Next = page.Items[len(page.Items)-1].Key
-	}
-	return page, nil
-}
-
-// scanLocal visits this node's records with prefix after the key after, in
-// token order, tombstones and expired records included.
-func (n *Node) scanLocal(ctx context.Context, prefix, after []byte, fn func([]byte, memtable.Record) bool) error {
-	if len(after) == 0 {
-		after = nil
-	}
-	return n.cfg.Engine.Scan(ctx, after, func(key []byte, r memtable.Record) (bool, error) {
-		if !bytes.HasPrefix(key, prefix) {
-			return true, nil
-		}
-		return fn(key, r), nil
-	})
 }
 
 // LSM returns the local engine's LSM report (GET /v1/lsm).

@@ -241,3 +241,83 @@ func TestWriteAnswersWithinTimeoutWhileStalled(t *testing.T) {
 		t.Errorf("a write during a stall: %v, want ErrUnavailable", err)
 	}
 }
+
+// benchNode returns a single node holding keys, each with a 100-byte value.
+func benchNode(b *testing.B, keys [][]byte) *Node {
+	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := engine.Open(engine.Options{FS: vfs.NewMem(), Logger: lg, GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	n, err := NewNode(Config{NodeID: "n1", HTTPAddr: "127.0.0.1:1", Engine: e, Logger: lg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	val := make([]byte, 100)
+	for _, k := range keys {
+		if _, err := n.Put(context.Background(), k, val, WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return n
+}
+
+// BenchmarkLocalRead measures a node's reads of its own keys: Get (a
+// single node's, which must not allocate), the replica's and a cluster
+// read's own copy as it is now (stored, ReadLocal) and as it was
+// (decode-encode: the value read, then the record encoded again into a
+// new slice, and decoded once more by the coordinator).
+func BenchmarkLocalRead(b *testing.B) {
+	keys := make([][]byte, 10_000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%d", i)
+	}
+	n := benchNode(b, keys)
+	ctx := context.Background()
+	for _, how := range []string{"get", "stored", "decode-encode"} {
+		b.Run(how, func(b *testing.B) {
+			dst := make([]byte, 0, 256)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := keys[i%len(keys)]
+				i++
+				var err error
+				switch how {
+				case "get":
+					_, _, err = n.Get(ctx, dst[:0], k, Quorum)
+				case "stored":
+					var rec []byte
+					if rec, err = n.ReadLocal(nil, k); err == nil {
+						_, err = memtable.Decode(rec)
+					}
+				default:
+					_, r, err2 := n.cfg.Engine.Get(nil, k)
+					if err = err2; err == nil {
+						_, err = memtable.Decode(r.Append(nil))
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestSoloGetAllocates nothing: a single node's read of a key into a dst
+// with room is zero-alloc.
+func TestSoloGetAllocatesNothing(t *testing.T) {
+	n, _ := newNode(t)
+	ctx := context.Background()
+	k := []byte("k")
+	if _, err := n.Put(ctx, k, []byte("value"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, 0, 64)
+	if a := testing.AllocsPerRun(100, func() { _, _, _ = n.Get(ctx, dst[:0], k, Quorum) }); a != 0 {
+		t.Fatalf("Get allocates %v times a read", a)
+	}
+}

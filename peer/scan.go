@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/ringkv/ringkv/engine"
@@ -15,7 +16,7 @@ import (
 // and drops deleted and expired ones. It answers as long as every key still
 // has enough live owners for q's consistency: at most N - needed members
 // may fail to answer.
-func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage, error) {
+func (c *coordinator) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage, error) {
 	nodes := v.Ring.Nodes()
 	replicas := v.Ring.Replicas()
 	need := q.Consistency.Needed(replicas)
@@ -28,21 +29,21 @@ func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage,
 	}
 	answers := make(chan answer, len(nodes))
 	for _, id := range nodes {
-		if id == n.cfg.NodeID {
+		if id == c.cfg.NodeID {
 			continue
 		}
 		mem, ok := v.reachable(id)
-		if !ok || n.cfg.Transport == nil {
+		if !ok || c.cfg.Transport == nil {
 			answers <- answer{err: errDown}
 			continue
 		}
 		go func() {
-			p, err := n.cfg.Transport.Scan(ctx, mem.HTTPAddr, local)
+			p, err := c.cfg.Transport.Scan(ctx, mem.HTTPAddr, local)
 			answers <- answer{page: p, err: err}
 		}()
 	}
-	if v.Ring.Has(n.cfg.NodeID) {
-		p, err := n.ScanLocal(ctx, local)
+	if v.Ring.Has(c.cfg.NodeID) {
+		p, err := c.ScanLocal(ctx, local)
 		answers <- answer{page: p, err: err}
 	}
 	var pages []LocalPage
@@ -51,7 +52,7 @@ func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage,
 		select {
 		case a := <-answers:
 			if a.err != nil {
-				n.cfg.Logger.Debug("scan: a member did not answer", "err", a.err)
+				c.cfg.Logger.Debug("scan: a member did not answer", "err", a.err)
 				failed++
 				continue
 			}
@@ -63,7 +64,82 @@ func (n *Node) clusterScan(ctx context.Context, v *View, q ScanQuery) (ScanPage,
 	if failed > allowed {
 		return ScanPage{}, &UnavailableError{Op: "scan", Needed: len(nodes) - allowed, Answered: len(pages)}
 	}
-	return mergePages(pages, q.Limit, maxScanBytes(q.MaxBytes), n.cfg.Now().UnixMilli()), nil
+	return mergePages(pages, q.Limit, maxScanBytes(q.MaxBytes), c.cfg.Now().UnixMilli()), nil
+}
+
+// MaxScanLimit is the largest page a scan returns.
+const MaxScanLimit = 10000
+
+// Scan is Node.Scan.
+func (c *coordinator) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
+	if q.Limit <= 0 || q.Limit > MaxScanLimit {
+		return ScanPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	if v := c.view.Load(); !c.solo(v) {
+		return c.clusterScan(ctx, v, q)
+	}
+	now := c.cfg.Now().UnixMilli()
+	var page ScanPage
+	more := false
+	budget := maxScanBytes(q.MaxBytes)
+	err := c.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
+		if !r.Live(now) {
+			return true
+		}
+		if len(page.Items) == q.Limit || budget <= 0 {
+			more = true
+			return false
+		}
+		budget -= len(key) + len(r.Value)
+		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: r.Version})
+		return true
+	})
+	if err != nil {
+		return ScanPage{}, err
+	}
+	if more {
+		page.Next = page.Items[len(page.Items)-1].Key
+	}
+	return page, nil
+}
+
+// scanLocal visits this node's records with prefix after the key after, in
+// token order, tombstones and expired records included.
+func (c *coordinator) scanLocal(ctx context.Context, prefix, after []byte, fn func([]byte, memtable.Record) bool) error {
+	if len(after) == 0 {
+		after = nil
+	}
+	return c.cfg.Engine.Scan(ctx, after, func(key []byte, r memtable.Record) (bool, error) {
+		if !bytes.HasPrefix(key, prefix) {
+			return true, nil
+		}
+		return fn(key, r), nil
+	})
+}
+
+// ScanLocal is Node.ScanLocal.
+func (c *coordinator) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
+	if q.Limit <= 0 || q.Limit > MaxScanLimit {
+		return LocalPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	var p LocalPage
+	budget := maxScanBytes(q.MaxBytes)
+	err := c.scanLocal(ctx, q.Prefix, q.After, func(key []byte, r memtable.Record) bool {
+		if len(p.Items) == q.Limit || budget <= 0 {
+			p.More = true
+			return false
+		}
+		buf := append([]byte(nil), key...)
+		buf = r.Append(buf)
+		budget -= len(buf)
+		p.Items = append(p.Items, Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]})
+		return true
+	})
+	return p, err
 }
 
 // scanItem is one record in a merge, with its token for ordering.
