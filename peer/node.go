@@ -121,7 +121,6 @@ type Node struct {
 	// co coordinates requests: quorum reads and writes, read repair, and
 	// the replica side of both (coord.go).
 	co coordinator
-
 }
 
 type membershipRef struct{ m Membership }
