@@ -43,7 +43,7 @@ type Config struct {
 	// TLS verifies https:// nodes and may carry a client certificate;
 	// nil means the system roots. CAFile, CertFile and KeyFile, when
 	// set, are loaded into a copy of it.
-	TLS                      *tls.Config
+	TLS                       *tls.Config
 	CAFile, CertFile, KeyFile string
 	// Timeout bounds each attempt of a request (default DefaultTimeout).
 	// For Backup it bounds the connection, the wait for the answer to

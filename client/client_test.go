@@ -114,7 +114,7 @@ func TestErrors(t *testing.T) {
 }
 
 func second[A, B any](_ A, _ B, err error) error { return err }
-func errOf[A any](_ A, err error) error           { return err }
+func errOf[A any](_ A, err error) error          { return err }
 
 // TestFailover: a request goes on to the next address when a node cannot
 // be reached or answers 503 or 429, and not for an answer that holds for
