@@ -250,6 +250,7 @@ type request struct {
 
 // answer is a node's 2xx answer, its body read.
 type answer struct {
+	addr   string // the node that answered, as given
 	code   int
 	header http.Header
 	body   []byte
@@ -296,7 +297,7 @@ func (c *Client) attempt(ctx context.Context, n int, r request) (answer, error) 
 	if resp.StatusCode/100 != 2 {
 		return answer{}, statusError(c.cfg.Addrs[n], resp.StatusCode, resp.Status, body)
 	}
-	return answer{code: resp.StatusCode, header: resp.Header, body: body}, nil
+	return answer{addr: c.cfg.Addrs[n], code: resp.StatusCode, header: resp.Header, body: body}, nil
 }
 
 // send makes the request; the caller closes the body.

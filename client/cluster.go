@@ -126,7 +126,7 @@ func (c *Client) getJSON(ctx context.Context, r request, v any) (json.RawMessage
 		return nil, err
 	}
 	if err := json.Unmarshal(a.body, v); err != nil {
-		return nil, fmt.Errorf("client: malformed answer to %s %s: %w", r.method, r.path, err)
+		return nil, fmt.Errorf("malformed answer from %s to %s %s: %w", a.addr, r.method, r.path, err)
 	}
 	return a.body, nil
 }

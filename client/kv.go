@@ -149,7 +149,11 @@ func (c *Client) Scan(ctx context.Context, q ScanRequest) (ScanPage, error) {
 	if err != nil {
 		return ScanPage{}, err
 	}
-	return decodePage(a.body)
+	p, err := decodePage(a.body)
+	if err != nil {
+		return p, fmt.Errorf("malformed scan answer from %s: %w", a.addr, err)
+	}
+	return p, nil
 }
 
 func decodePage(body []byte) (ScanPage, error) {
@@ -162,7 +166,7 @@ func decodePage(body []byte) (ScanPage, error) {
 		Next *[]byte `json:"next"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return ScanPage{}, fmt.Errorf("client: malformed scan answer: %w", err)
+		return ScanPage{}, err
 	}
 	p := ScanPage{Items: make([]Item, len(raw.Items))}
 	for i, it := range raw.Items {
