@@ -59,7 +59,7 @@ func commands() []command {
 		{name: "check", synop: "--data-dir D", about: "verify a stopped node's files offline", run: func(args []string, _ *environ, _ io.Reader, stdout, stderr io.Writer) int {
 			return checkCmd(args, stdout, stderr)
 		}},
-		{name: "bench", synop: "[compaction] [flags]", about: "load test with live progress and a report; compaction: every profile on one load", run: withoutStdin(bench), subs: []string{"compaction"}},
+		{name: "bench", synop: "[compaction] [flags]", about: "load test with live progress and a report (compaction: every compaction profile on one load)", run: withoutStdin(bench), subs: []string{"compaction"}},
 		{name: "completion", synop: "bash | zsh | fish", about: "print shell completion", run: withoutStdin(completionCmd), subs: completionShells(), noFlags: true},
 		{name: "version", about: "print the version", run: func(_ []string, _ *environ, _ io.Reader, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, versionString())
@@ -80,6 +80,9 @@ func usage() string {
 	b.WriteString("ringkv: a distributed key-value store\n\nusage:\n")
 	for _, c := range commands() {
 		line := strings.TrimSpace("ringkv " + c.name + " " + c.synop)
+		if len(line) > 44 {
+			line += "\n" + strings.Repeat(" ", 44)
+		}
 		fmt.Fprintf(&b, "  %-44s %s\n", line, c.about)
 	}
 	b.WriteString("\nRun 'ringkv COMMAND -h' for a command's flags.\n")
