@@ -81,7 +81,8 @@ func usage() string {
 	for _, c := range commands() {
 		line := strings.TrimSpace("ringkv " + c.name + " " + c.synop)
 		if len(line) > 44 {
-			line += "\n" + strings.Repeat(" ", 44)
+			fmt.Fprintf(&b, "  %s\n  %44s %s\n", line, "", c.about)
+			continue
 		}
 		fmt.Fprintf(&b, "  %-44s %s\n", line, c.about)
 	}
