@@ -292,3 +292,27 @@ func TestBaseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusSentinels: every status the API answers matches its sentinel,
+// and only the ones that mean "this node could not answer" fail over.
+func TestStatusSentinels(t *testing.T) {
+	n := newNode(t, nil)
+	ctx := context.Background()
+	for code, want := range map[int]error{
+		400: client.ErrBadRequest, 401: client.ErrUnauthorized, 403: client.ErrForbidden,
+		404: client.ErrNotFound, 409: client.ErrConflict, 413: client.ErrTooLarge,
+		429: client.ErrTooManyRequests, 501: client.ErrNotImplemented, 503: client.ErrUnavailable,
+		504: client.ErrTimeout, 507: client.ErrInsufficientStorage, 500: nil,
+	} {
+		addr, _ := answering(t, code)
+		_, err := newClient(t, addr).Put(ctx, "k", nil)
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Code != code || (want != nil && !errors.Is(err, want)) || se.Message != "from the stand-in" {
+			t.Errorf("%d: %v, want %v", code, err, want)
+		}
+		_, err = newClient(t, addr, n.addr).Put(ctx, "k", nil)
+		if failsOver := err == nil; failsOver != (code == 503 || code == 429) {
+			t.Errorf("%d before a good node: %v", code, err)
+		}
+	}
+}

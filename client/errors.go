@@ -48,19 +48,33 @@ var (
 	ErrUnreachable = errors.New("ringkv: node unreachable")
 )
 
-// statusSentinels maps HTTP statuses to the sentinels they match.
-var statusSentinels = map[int]error{
-	http.StatusNotFound:              ErrNotFound,
-	http.StatusBadRequest:            ErrBadRequest,
-	http.StatusUnauthorized:          ErrUnauthorized,
-	http.StatusForbidden:             ErrForbidden,
-	http.StatusConflict:              ErrConflict,
-	http.StatusRequestEntityTooLarge: ErrTooLarge,
-	http.StatusTooManyRequests:       ErrTooManyRequests,
-	http.StatusNotImplemented:        ErrNotImplemented,
-	http.StatusServiceUnavailable:    ErrUnavailable,
-	http.StatusGatewayTimeout:        ErrTimeout,
-	http.StatusInsufficientStorage:   ErrInsufficientStorage,
+// sentinelOf returns the sentinel an HTTP status matches, or nil.
+func sentinelOf(code int) error {
+	switch code {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusBadRequest:
+		return ErrBadRequest
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusRequestEntityTooLarge:
+		return ErrTooLarge
+	case http.StatusTooManyRequests:
+		return ErrTooManyRequests
+	case http.StatusNotImplemented:
+		return ErrNotImplemented
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	case http.StatusGatewayTimeout:
+		return ErrTimeout
+	case http.StatusInsufficientStorage:
+		return ErrInsufficientStorage
+	}
+	return nil
 }
 
 // StatusError is an error answer of a node: its status and the message of
@@ -82,8 +96,8 @@ func (e *StatusError) Error() string {
 
 // Is matches the sentinel of e's status.
 func (e *StatusError) Is(target error) bool {
-	s, ok := statusSentinels[e.Code]
-	return ok && s == target
+	s := sentinelOf(e.Code)
+	return s != nil && s == target
 }
 
 // NodeError is a failure to get any answer from the node at Addr.
