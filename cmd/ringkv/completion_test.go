@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,4 +85,71 @@ func TestCompletionBash(t *testing.T) {
 			t.Errorf("%q<TAB> completes to %q (%v), want %q", line, strings.TrimSpace(string(got)), err, want)
 		}
 	}
+}
+
+// TestCompletionFish asks fish for the completions of lines being typed.
+func TestCompletionFish(t *testing.T) {
+	fish, err := exec.LookPath("fish")
+	if err != nil {
+		t.Skip("no fish")
+	}
+	script := writeCompletion(t, "fish")
+	for line, want := range map[string]string{
+		"ringkv ser":                    "serve",
+		"ringkv bench compaction --wri": "--writes",
+		"ringkv bench --wor":            "--workload",
+		"ringkv cluster ":               "leave remove ring status",
+		"ringkv scan --af":              "--after --after-base64",
+	} {
+		out, err := exec.Command(fish, "--no-config", "-c", "source $argv[1]; complete -C $argv[2]", script, line).Output()
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			w, _, _ := strings.Cut(l, "\t")
+			got = append(got, w)
+		}
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("%q<TAB> completes to %q (%v), want %q", line, got, err, want)
+		}
+	}
+}
+
+// TestCompletionZsh runs the zsh function with _arguments and _describe
+// stubbed to print what they are given.
+func TestCompletionZsh(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Skip("no zsh")
+	}
+	script := writeCompletion(t, "zsh")
+	if out, err := exec.Command(zsh, "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v %s", err, out)
+	}
+	for line, want := range map[string]string{
+		"ringkv ser":                   "cmds",
+		"ringkv bench compaction --wr": "--writes[writes per profile, the same for each]:value: ",
+		"ringkv bench --wo":            "--workload[put, get, a]:value: ",
+		"ringkv cluster st":            "1:command:(status ring remove leave)",
+		"ringkv backup --t":            "--to[directory to create for the backup]:path:_files",
+	} {
+		stubs := `compdef() { :; }; _arguments() { print -rl -- "$@"; }; _describe() { print -rl -- "$@"; }; source $1; shift; words=("$@"); CURRENT=$#; _ringkv`
+		out, err := exec.Command(zsh, append([]string{"-f", "-c", stubs, "zsh", script}, strings.Split(line, " ")...)...).CombinedOutput()
+		if err != nil || !slices.Contains(strings.Split(string(out), "\n"), want) {
+			t.Errorf("%q<TAB>: zsh was asked %q (%v), want an argument %q", line, out, err, want)
+		}
+	}
+}
+
+func writeCompletion(t *testing.T, shell string) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	out, _, code := cli(t, "", "completion", shell)
+	if code != exitOK {
+		t.Fatalf("completion %s: exit %d", shell, code)
+	}
+	script := filepath.Join(dir, "ringkv."+shell)
+	if err := os.WriteFile(script, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return script
 }
