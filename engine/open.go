@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -166,9 +168,15 @@ func keyspacePolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
 }
 
 // openError describes an error of opening the store in one line, naming
-// the damaged file when Pebble says which.
+// the damaged file when Pebble says which, or the process holding the
+// directory's lock when the OS says which.
 func (e *Engine) openError(err error) error {
 	dir := e.opts.Dir
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		if who := lockHolder(filepath.Join(dir, "LOCK")); who != "" {
+			return &openError{msg: fmt.Sprintf("cannot open engine at %q: the data directory is in use by %s: stop it first, or use another data directory (%v)", dir, who, err), err: err}
+		}
+	}
 	hint := fmt.Sprintf("; run `ringkv check --data-dir %s` to list damaged files", dir)
 	if errors.Is(err, pebble.ErrDBDoesNotExist) || strings.Contains(err.Error(), "lock") {
 		hint = ""

@@ -1,58 +1,48 @@
 package load
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringkv/ringkv/client"
 )
 
 // preloadSample is how many keys PreloadAuto reads to decide whether the
 // keys are already there.
 const preloadSample = 8
 
-// keysPresent reads the first key, the last key and a few random ones from
-// the first node: all there (200) means a previous run or preload wrote them.
-func keysPresent(ctx context.Context, hc *http.Client, base string, c *Config, seed uint64) (bool, error) {
-	r := rand.New(rand.NewPCG(seed, 7))
-	nums := []uint64{0, uint64(c.Keys - 1)}
-	for len(nums) < preloadSample {
-		nums = append(nums, r.Uint64N(uint64(c.Keys)))
-	}
-	for _, n := range nums {
-		u := base + "/v1/kv/" + url.PathEscape(c.KeyPrefix) + strconv.FormatUint(n, 10)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return false, fmt.Errorf("cannot check whether the keys exist: %w", err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		switch resp.StatusCode {
-		case http.StatusOK:
-		case http.StatusNotFound:
-			return false, nil
-		default:
-			return false, fmt.Errorf("cannot check whether the keys exist: GET %s: %s", u, resp.Status)
-		}
-	}
-	return true, nil
+// PreloadOptions says what PreloadKeys writes: KeyPrefix0 .. KeyPrefix(Keys-1),
+// each with Value.
+type PreloadOptions struct {
+	// Clients take the writes, each worker using one in turn (give one
+	// per node, each failing over to the others, to spread the load).
+	Clients     []*client.Client
+	Keys        int
+	KeyPrefix   string
+	Value       []byte
+	Concurrency int // writers at once (at least 1)
+	// Shuffle writes the keys in a seeded random order rather than
+	// key-0, key-1, ...: sequential keys land next to their neighbours
+	// in a store ordered by key (like the baseline's), which flatters its
+	// memtable reads; real clients write in no such order.
+	Shuffle bool
 }
 
-// preload PUTs every key, over c.Concurrency connections spread
-// round-robin over the nodes, and stops at the first failure.
-func preload(ctx context.Context, hc *http.Client, bases []string, c *Config, value []byte) error {
+// PreloadKeys PUTs every key of o, Concurrency at a time, and stops at the
+// first failure (an error answer or a node that cannot be reached), which
+// it returns naming the key.
+func PreloadKeys(ctx context.Context, o PreloadOptions) error {
+	if len(o.Clients) == 0 || o.Concurrency < 1 {
+		return errors.New("load: PreloadKeys needs a client and a concurrency of at least 1")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -61,35 +51,23 @@ func preload(ctx context.Context, hc *http.Client, bases []string, c *Config, va
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err })
-		cancel()
+	order := func(n int64) int64 { return n }
+	if o.Shuffle {
+		perm := rand.New(rand.NewPCG(1, 2)).Perm(o.Keys)
+		order = func(n int64) int64 { return int64(perm[n]) }
 	}
-	prefix := url.PathEscape(c.KeyPrefix)
-	workers := min(c.Concurrency, c.Keys)
-	for w := range workers {
+	for w := range min(o.Concurrency, max(o.Keys, 1)) {
+		cl := o.Clients[w%len(o.Clients)]
 		wg.Go(func() {
-			base := bases[w%len(bases)]
 			for ctx.Err() == nil {
 				n := next.Add(1) - 1
-				if n >= int64(c.Keys) {
+				if n >= int64(o.Keys) {
 					return
 				}
-				u := base + "/v1/kv/" + prefix + strconv.FormatInt(n, 10)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader(value))
-				if err != nil {
-					fail(err)
-					return
-				}
-				resp, err := hc.Do(req)
-				if err != nil {
-					fail(fmt.Errorf("preload: PUT %s: %w", u, err))
-					return
-				}
-				body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					fail(fmt.Errorf("preload: PUT %s: %s %s", u, resp.Status, oneLine(string(body), 200)))
+				key := o.KeyPrefix + strconv.FormatInt(order(n), 10)
+				if _, err := cl.Put(ctx, key, o.Value); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("preload: PUT %s: %s", key, oneLine(err.Error(), 200)) })
+					cancel()
 					return
 				}
 			}
@@ -102,6 +80,47 @@ func preload(ctx context.Context, hc *http.Client, bases []string, c *Config, va
 	return firstErr
 }
 
+// keysPresent reads the first key, the last key and a few random ones from
+// the first node: all there means a previous run or preload wrote them.
+func keysPresent(ctx context.Context, hc *http.Client, base string, c *Config, seed uint64) (bool, error) {
+	cl, err := client.Config{Addrs: []string{base}, Transport: hc.Transport, Timeout: c.Timeout}.New()
+	if err != nil {
+		return false, err
+	}
+	r := rand.New(rand.NewPCG(seed, 7))
+	nums := []uint64{0, uint64(c.Keys - 1)}
+	for len(nums) < preloadSample {
+		nums = append(nums, r.Uint64N(uint64(c.Keys)))
+	}
+	for _, n := range nums {
+		key := c.KeyPrefix + strconv.FormatUint(n, 10)
+		_, _, err := cl.Get(ctx, key)
+		switch {
+		case errors.Is(err, client.ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("cannot check whether the keys exist: GET %s: %w", key, err)
+		}
+	}
+	return true, nil
+}
+
+// preload PUTs every key, over c.Concurrency connections spread
+// round-robin over the nodes, and stops at the first failure.
+func preload(ctx context.Context, hc *http.Client, bases []string, c *Config, value []byte) error {
+	o := PreloadOptions{Keys: c.Keys, KeyPrefix: c.KeyPrefix, Value: value, Concurrency: c.Concurrency}
+	for i := range bases {
+		// Each node first, the others behind it.
+		addrs := append(append([]string(nil), bases[i:]...), bases[:i]...)
+		cl, err := client.Config{Addrs: addrs, Transport: hc.Transport, Timeout: c.Timeout}.New()
+		if err != nil {
+			return err
+		}
+		o.Clients = append(o.Clients, cl)
+	}
+	return PreloadKeys(ctx, o)
+}
+
 // tlsOf returns c's TLS configuration, a verifying one when it has none.
 func tlsOf(c *Config) *tls.Config {
 	if c.TLS == nil {
@@ -110,7 +129,9 @@ func tlsOf(c *Config) *tls.Config {
 	return c.TLS
 }
 
-// newClient returns the HTTP client of the preload and the key check.
+// newClient returns the HTTP client whose transport (the token, TLS,
+// idle connections for c.Concurrency) the preload and the key check go
+// through.
 func newClient(c *Config) *http.Client {
 	return &http.Client{
 		Timeout: c.Timeout,

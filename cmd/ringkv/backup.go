@@ -9,18 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ringkv/ringkv/client"
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
-	"github.com/ringkv/ringkv/httpd"
-	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/sstable"
 )
 
@@ -73,13 +71,14 @@ func removeStaleBackups(dataDir string, lg *slog.Logger) {
 	}
 }
 
-const backupUsage = `usage: ringkv backup --to DIR [--addr HOST:PORT] [--nodes ID,...]
+const backupUsage = `usage: ringkv backup --to DIR [--addr HOST[:PORT]] [--nodes ID,...]
 
 Takes a consistent copy of every member's store (a Pebble checkpoint, taken
 with the WAL flushed, so every write acknowledged before it is in it) over
 HTTP and writes it to DIR/ID/, one directory per node, with DIR/backup.json
-describing the cluster. Members that left are skipped unless --nodes names
-them. Each node's copy is verified against its manifest
+describing the cluster. --nodes backs up exactly the members it names
+('ringkv cluster status' lists their ids); without it, every member but
+those that left. Each node's copy is verified against its manifest
 (file sizes and hashes) before it is kept. DIR must not exist.
 
 Restore a node with 'ringkv restore --from DIR/ID --data-dir D', then start
@@ -109,90 +108,114 @@ type backupNode struct {
 	Error      string  `json:"error,omitempty"`
 }
 
-// backupCmd runs 'ringkv backup'.
-func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
-	addr := "127.0.0.1:8080"
-	if v, _, ok := env.lookup("RINGKV_ADDR"); ok {
-		addr = v
-	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
-		addr = normalizeNodeAddress(v)
-	}
-	var to, nodes, token string
-	timeout := 10 * time.Second
+// backupConfig holds the flags of 'ringkv backup'.
+type backupConfig struct {
+	node      nodeFlags
+	to, nodes string
+}
+
+func backupFlags(env *environ, c *backupConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("ringkv backup", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&addr, "addr", addr, "any member's HTTP address (also RINGKV_ADDR)")
-	fs.StringVar(&to, "to", "", "directory to create for the backup (required)")
-	fs.StringVar(&nodes, "nodes", "", "comma-separated node ids to back up (default: every member that has not left)")
-	fs.DurationVar(&timeout, "timeout", timeout, "longest wait to connect to a node, for its answer to start, and between two parts of it")
-	addTokenFlag(fs, env, &token)
-	var tf tlsFlags
-	tf.add(fs, env)
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "ringkv backup: %s\n", fmt.Sprintf(format, a...))
-		return exitUsage
-	}
+	c.node.add(fs, env, "any member's HTTP address")
+	fs.StringVar(&c.to, "to", "", "directory to create for the backup (required)")
+	fs.StringVar(&c.nodes, "nodes", "", "comma-separated ids of the nodes to back up, and only those (default: every member that has not left)")
+	fs.Lookup("timeout").Usage = "longest wait to connect to a node, for its answer to start, and between two parts of it"
+	return fs
+}
+
+// backupCmd runs 'ringkv backup'.
+func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
+	fail := failer(stderr, "ringkv backup")
+	var c backupConfig
+	fs := backupFlags(env, &c)
 	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return printUsage(stdout, backupUsage, fs)
-	}
 	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return printUsage(stdout, backupUsage, fs)
 	case err != nil:
 		return fail("%v", err)
 	case len(pos) != 0:
 		return fail("unexpected argument %q", pos[0])
-	case to == "":
+	case c.to == "":
 		return fail("--to DIR is required")
-	case timeout <= 0:
-		return fail("--timeout (%s) must be positive", timeout)
 	}
-	if _, err := os.Stat(to); err == nil {
-		return fail("--to %s already exists; a backup goes to a new directory", to)
+	if _, err := os.Stat(c.to); err == nil {
+		return fail("--to %s already exists; a backup goes to a new directory", c.to)
 	}
-	tr, err := tf.transport()
+	cl, err := c.node.client()
 	if err != nil {
 		return fail("%v", err)
 	}
-	cc := &clusterClient{name: "ringkv backup", c: clusterConfig{addr: addr, timeout: timeout, token: token}, hc: withToken(&http.Client{Timeout: timeout, Transport: tr}, token), stderr: stderr, base: baseURL(addr)}
-	st, _, code := cc.status("cluster status")
-	if code != exitOK {
-		return code
+	defer cl.CloseIdleConnections()
+	ctx := context.Background()
+	st, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		fail("cluster status: %v", err)
+		return exitCode(err)
 	}
+	members, err := selectMembers(st.Members, c.nodes)
+	if err != nil {
+		return fail("%v", err)
+	}
+	m := backupManifest{TakenAt: time.Now().UTC(), From: c.node.addr, Replicas: st.Replicas, VNodes: st.VNodes}
+	for _, mb := range members {
+		m.Nodes = append(m.Nodes, backupNode{ID: mb.ID, HTTPAddr: mb.HTTPAddr, GossipAddr: mb.GossipAddr, Dir: safeDirName(mb.ID)})
+	}
+	if err := os.MkdirAll(c.to, 0o755); err != nil {
+		return fail("--to: %v", err)
+	}
+	code := backupNodes(ctx, cl, m.Nodes, c.to, stdout, stderr)
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(c.to, "backup.json"), append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintf(stderr, "ringkv backup: %v\n", err)
+		return exitFailure
+	}
+	return code
+}
+
+// selectMembers returns the members to back up: those named in the
+// comma-separated ids, exactly, or with none named every member that has
+// not left (one that left holds no ranges: it is backed up only by name).
+func selectMembers(members []client.Member, ids string) ([]client.Member, error) {
 	want := map[string]bool{}
-	for _, id := range strings.Split(nodes, ",") {
+	for _, id := range strings.Split(ids, ",") {
 		if id = strings.TrimSpace(id); id != "" {
 			want[id] = true
 		}
 	}
-	m := backupManifest{TakenAt: time.Now().UTC(), From: addr, Replicas: st.Replicas, VNodes: st.VNodes}
-	for _, mb := range st.Members {
-		// A member that left holds no ranges: back it up only by name.
-		if len(want) > 0 && !want[mb.ID] || len(want) == 0 && mb.State == string(peer.Left) {
-			continue
+	var out []client.Member
+	found := map[string]bool{}
+	for _, mb := range members {
+		if len(want) > 0 && want[mb.ID] || len(want) == 0 && mb.State != client.Left {
+			out = append(out, mb)
+			found[mb.ID] = true
 		}
-		delete(want, mb.ID)
-		m.Nodes = append(m.Nodes, backupNode{ID: mb.ID, HTTPAddr: mb.HTTPAddr, GossipAddr: mb.GossipAddr, Dir: safeDirName(mb.ID)})
 	}
+	var missing []string
 	for id := range want {
-		return fail("--nodes: %s is not a member (see 'ringkv cluster status')", id)
+		if !found[id] {
+			missing = append(missing, id)
+		}
 	}
-	if len(m.Nodes) == 0 {
-		return fail("no members to back up")
+	slices.Sort(missing)
+	switch {
+	case len(missing) > 0:
+		return nil, fmt.Errorf("--nodes: %s is not a member (see 'ringkv cluster status')", strings.Join(missing, ", "))
+	case len(out) == 0:
+		return nil, errors.New("no members to back up")
 	}
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return fail("--to: %v", err)
-	}
-	// Streams have no overall timeout (a big store takes a while); the
-	// transport bounds the wait for each answer to start.
-	tr = tr.Clone() // its proxy, keep-alive and TLS settings
-	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
-	tr.ResponseHeaderTimeout = timeout
-	hc := withToken(&http.Client{Transport: tr}, token) // an admin token: backup is an admin action
-	code = exitOK
-	for i := range m.Nodes {
-		n := &m.Nodes[i]
+	return out, nil
+}
+
+// backupNodes backs each node up in turn into DIR/node.Dir, recording
+// the outcome in nodes; exit 1 when any failed.
+func backupNodes(ctx context.Context, cl *client.Client, nodes []backupNode, to string, stdout, stderr io.Writer) int {
+	code := exitOK
+	for i := range nodes {
+		n := &nodes[i]
 		start := time.Now()
-		mf, err := backupNodeTo(hc, sameScheme(addr, n.HTTPAddr), filepath.Join(to, n.Dir), timeout)
+		mf, err := backupNodeTo(ctx, cl, n.HTTPAddr, filepath.Join(to, n.Dir))
 		n.Seconds = time.Since(start).Round(time.Millisecond).Seconds()
 		if err != nil {
 			n.Error = err.Error()
@@ -203,29 +226,22 @@ func backupCmd(args []string, env *environ, stdout, stderr io.Writer) int {
 		n.Files, n.Bytes = len(mf.Files), mf.Bytes
 		fmt.Fprintf(stdout, "%s (%s): %d files, %s in %.1fs -> %s\n", n.ID, n.HTTPAddr, n.Files, compaction.FormatBytes(uint64(n.Bytes)), n.Seconds, filepath.Join(to, n.Dir))
 	}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := os.WriteFile(filepath.Join(to, "backup.json"), append(b, '\n'), 0o644); err != nil {
-		fmt.Fprintf(stderr, "ringkv backup: %v\n", err)
-		return exitFailure
-	}
 	return code
 }
 
-// backupNodeTo streams one node's backup into dir.
-func backupNodeTo(hc *http.Client, addr, dir string, idle time.Duration) (sstable.Manifest, error) {
-	resp, err := hc.Get(baseURL(addr) + "/v1/admin/backup")
+// backupNodeTo streams the backup of the node at addr (with the scheme of
+// the client's address) into dir.
+func backupNodeTo(ctx context.Context, cl *client.Client, addr, dir string) (sstable.Manifest, error) {
+	node, err := cl.Node(addr)
 	if err != nil {
-		if u := errors.Unwrap(err); u != nil {
-			err = u
-		}
-		return sstable.Manifest{}, fmt.Errorf("cannot reach %s: %v", addr, err)
+		return sstable.Manifest{}, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return sstable.Manifest{}, fmt.Errorf("%s: %s", resp.Status, oneLine(errorText(data)))
+	rc, err := node.Backup(ctx)
+	if err != nil {
+		return sstable.Manifest{}, err
 	}
-	return sstable.Extract(httpd.IdleReader(resp.Body, idle, func() { resp.Body.Close() }), dir)
+	defer rc.Close()
+	return sstable.Extract(rc, dir)
 }
 
 // safeDirName makes a node id usable as a directory name.

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,234 +9,67 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ringkv/ringkv/client"
 )
 
-// clientConfig holds the flags of get, put, delete and scan.
-type clientConfig struct {
-	addr        string
-	consistency string
-	timeout     time.Duration
-	ttl         time.Duration
-	prefix      string
-	after       string
-	limit       int
-	pageSize    int
-	json        bool
-	token       string
+// nodeFlags are the flags of every command that calls nodes: where they
+// are, how long to wait, and the credentials.
+type nodeFlags struct {
+	addr    string
+	timeout time.Duration
+	token   string
+	tls     tlsFlags
 }
 
-func clientUsage(cmd string) string {
-	switch cmd {
-	case "get":
-		return "usage: ringkv get KEY [--addr HOST:PORT] [--consistency one|quorum|all]\nPrints the value to stdout. Exit 0 found, 1 not found, 2 error."
-	case "put":
-		return "usage: ringkv put KEY VALUE [--ttl DURATION] [--addr HOST:PORT] [--consistency ...]\nVALUE '-' reads the value from stdin."
-	case "delete":
-		return "usage: ringkv delete KEY [--addr HOST:PORT] [--consistency ...]"
-	}
-	return "usage: ringkv scan [--prefix P] [--limit N] [--after K] [--json] [--addr HOST:PORT]\nPrints KEY<TAB>VALUE lines in token (hash) order."
-}
-
-// client runs one client command against a node's HTTP API.
-func client(cmd string, args []string, env *environ, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := clientConfig{addr: "127.0.0.1:8080", timeout: 10 * time.Second, limit: 100}
+// add binds the flags; --addr defaults to RINGKV_ADDR, else NODE_ADDRESS.
+func (n *nodeFlags) add(fs *flag.FlagSet, env *environ, addrUse string) {
+	n.addr, n.timeout = "127.0.0.1:8080", client.DefaultTimeout
 	if v, _, ok := env.lookup("RINGKV_ADDR"); ok {
-		c.addr = v
+		n.addr = v
 	} else if v, _, ok := env.lookup("NODE_ADDRESS"); ok {
-		c.addr = normalizeNodeAddress(v)
+		n.addr = normalizeNodeAddress(v)
 	}
-	fs := flag.NewFlagSet("ringkv "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.addr, "addr", c.addr, "node HTTP address (also RINGKV_ADDR)")
-	fs.DurationVar(&c.timeout, "timeout", c.timeout, "request timeout")
-	addTokenFlag(fs, env, &c.token)
-	var tf tlsFlags
-	tf.add(fs, env)
-	if cmd != "scan" {
-		fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum)")
-	}
-	if cmd == "put" {
-		fs.DurationVar(&c.ttl, "ttl", 0, "expire the key after this long")
-	}
-	if cmd == "scan" {
-		fs.StringVar(&c.prefix, "prefix", "", "only keys with this prefix")
-		fs.StringVar(&c.after, "after", "", "start after this key")
-		fs.IntVar(&c.limit, "limit", c.limit, "most keys to list")
-		fs.IntVar(&c.pageSize, "page-size", 1000, "keys asked for per request (1 to 10000)")
-		fs.BoolVar(&c.json, "json", false, "print one JSON object per key")
-	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "ringkv %s: %s\n", cmd, fmt.Sprintf(format, a...))
-		return exitUsage
-	}
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, clientUsage(cmd))
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return exitOK
-	}
-	if err != nil {
-		return fail("%v", err)
-	}
-	want := map[string]int{"get": 1, "put": 2, "delete": 1, "scan": 0}[cmd]
-	if len(pos) != want {
-		u, _, _ := strings.Cut(clientUsage(cmd), "\n")
-		return fail("want %d argument(s), got %d (%s)", want, len(pos), u)
-	}
-	if cmd == "scan" && c.limit < 1 {
-		return fail("--limit (%d) must be positive", c.limit)
-	}
-	if cmd == "scan" && (c.pageSize < 1 || c.pageSize > 10000) {
-		return fail("--page-size (%d) must be 1 to 10000", c.pageSize)
-	}
-	if c.consistency != "" && c.consistency != "one" && c.consistency != "quorum" && c.consistency != "all" {
-		return fail("--consistency %q: want one, quorum or all", c.consistency)
-	}
-	base := baseURL(c.addr)
-	tr, err := tf.transport()
-	if err != nil {
-		return fail("%v", err)
-	}
-	hc := withToken(&http.Client{Timeout: c.timeout, Transport: tr}, c.token)
-
-	if cmd == "scan" {
-		return scanCmd(hc, base, c, stdout, stderr)
-	}
-	key := pos[0]
-	if key == "" {
-		return fail("KEY must not be empty")
-	}
-	q := url.Values{}
-	if c.consistency != "" {
-		q.Set("consistency", c.consistency)
-	}
-	if c.ttl > 0 {
-		q.Set("ttl", c.ttl.String())
-	}
-	u := base + "/v1/kv/" + url.PathEscape(key)
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	var method string
-	var body io.Reader
-	switch cmd {
-	case "get":
-		method = http.MethodGet
-	case "delete":
-		method = http.MethodDelete
-	case "put":
-		method = http.MethodPut
-		if pos[1] == "-" {
-			v, err := io.ReadAll(stdin)
-			if err != nil {
-				return fail("cannot read the value from stdin: %v", err)
-			}
-			body = bytes.NewReader(v)
-		} else {
-			body = strings.NewReader(pos[1])
-		}
-	}
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		return fail("%v", err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fail("cannot reach %s: %v", c.addr, errors.Unwrap(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fail("cannot read the answer from %s: %v", c.addr, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound && cmd == "get":
-		fmt.Fprintf(stderr, "ringkv get: %q not found\n", key)
-		return exitNotFound
-	case resp.StatusCode/100 != 2:
-		return fail("%s: %s", resp.Status, errorText(data))
-	}
-	if cmd == "get" {
-		stdout.Write(data)
-	}
-	return exitOK
+	fs.StringVar(&n.addr, "addr", n.addr, addrUse+"; a HOST without a port means port 8080 (also RINGKV_ADDR)")
+	fs.DurationVar(&n.timeout, "timeout", n.timeout, "request timeout")
+	addTokenFlag(fs, env, &n.token)
+	n.tls.add(fs, env)
 }
 
-// errorText extracts the message of a JSON error body.
-func errorText(body []byte) string {
-	var e struct {
-		Error string `json:"error"`
+// addrs splits --addr's comma-separated list.
+func (n *nodeFlags) addrs() []string {
+	var out []string
+	for _, a := range strings.Split(n.addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
 	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return strings.TrimSpace(string(body))
+	return out
 }
 
-type scanItem struct {
-	Key     string `json:"key"`
-	Value   string `json:"value"`
-	Version string `json:"version,omitempty"`
-}
-
-func scanCmd(hc *http.Client, base string, c clientConfig, stdout, stderr io.Writer) int {
-	// With encoding=base64 the node reads after= as base64 and answers next
-	// in base64, so next passes back unchanged.
-	after := base64.StdEncoding.EncodeToString([]byte(c.after))
-	left := c.limit
-	enc := json.NewEncoder(stdout)
-	for left > 0 {
-		q := url.Values{}
-		q.Set("prefix", c.prefix)
-		q.Set("limit", strconv.Itoa(min(left, c.pageSize)))
-		q.Set("encoding", "base64")
-		if after != "" {
-			q.Set("after", after)
-		}
-		resp, err := hc.Get(base + "/v1/kv?" + q.Encode())
-		if err != nil {
-			fmt.Fprintf(stderr, "ringkv scan: cannot reach %s: %v\n", c.addr, errors.Unwrap(err))
-			return exitUsage
-		}
-		data, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			fmt.Fprintf(stderr, "ringkv scan: %s: %s\n", resp.Status, errorText(data))
-			return exitUsage
-		}
-		var page struct {
-			Items []scanItem `json:"items"`
-			Next  *string    `json:"next"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			fmt.Fprintf(stderr, "ringkv scan: malformed answer: %v\n", err)
-			return exitUsage
-		}
-		for _, it := range page.Items {
-			k, err1 := base64.StdEncoding.DecodeString(it.Key)
-			v, err2 := base64.StdEncoding.DecodeString(it.Value)
-			if err1 != nil || err2 != nil {
-				fmt.Fprintf(stderr, "ringkv scan: malformed item in answer\n")
-				return exitUsage
-			}
-			if c.json {
-				enc.Encode(scanItem{Key: string(k), Value: string(v), Version: it.Version})
-			} else {
-				fmt.Fprintf(stdout, "%s\t%s\n", k, v)
-			}
-			left--
-		}
-		if page.Next == nil || len(page.Items) == 0 {
-			break
-		}
-		after = *page.Next
+// client returns the client the flags describe; errors name the flag.
+func (n *nodeFlags) client() (*client.Client, error) {
+	if n.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout (%s) must be positive", n.timeout)
 	}
-	return exitOK
+	tc, err := n.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	addrs := n.addrs()
+	if len(addrs) == 0 {
+		return nil, errors.New("--addr: want HOST[:PORT]")
+	}
+	for _, a := range addrs {
+		if _, err := client.BaseURL(a); err != nil {
+			return nil, fmt.Errorf("--addr %q: want HOST[:PORT] or http(s)://HOST[:PORT]", a)
+		}
+	}
+	return client.Config{Addrs: addrs, Token: n.token, TLS: tc, Timeout: n.timeout}.New()
 }
 
 // addTokenFlag binds --token, whose default is RINGKV_TOKEN.
@@ -247,39 +80,324 @@ func addTokenFlag(fs *flag.FlagSet, env *environ, token *string) {
 	fs.StringVar(token, "token", *token, "bearer token, for a node with --auth-file (also RINGKV_TOKEN, which ps does not show)")
 }
 
-// withToken makes hc send "Authorization: Bearer token" (when token is
-// set) and the X-Ringkv-Request header that admin POSTs need, on every
-// request. It follows no redirect: a node never sends one, and a
-// redirect must not carry the token to another host.
-func withToken(hc *http.Client, token string) *http.Client {
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	hc.Transport = tokenTransport{base: base, token: token}
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return hc
+// kvConfig holds the flags of get, put and delete.
+type kvConfig struct {
+	node        nodeFlags
+	consistency string
+	ttl         time.Duration
 }
 
-type tokenTransport struct {
-	base  http.RoundTripper
-	token string
+func clientUsage(cmd string) string {
+	switch cmd {
+	case "get":
+		return "usage: ringkv get KEY [--addr HOST[:PORT],...] [--consistency one|quorum|all]\nPrints the value to stdout. Exit 0 found, 1 not found, 2 error.\nWith several --addr, a node that cannot answer passes the request to the next."
+	case "put":
+		return "usage: ringkv put KEY VALUE [--ttl DURATION] [--addr HOST[:PORT],...] [--consistency ...]\nVALUE '-' reads the value from stdin."
+	case "delete":
+		return "usage: ringkv delete KEY [--addr HOST[:PORT],...] [--consistency ...]"
+	}
+	return scanUsage
 }
 
-func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context()) // a RoundTripper must not change the request
-	r.Header.Set("X-Ringkv-Request", "1")
-	if t.token != "" {
-		r.Header.Set("Authorization", "Bearer "+t.token)
+// kvFlags returns the flag set of get, put or delete.
+func kvFlags(cmd string, env *environ, c *kvConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("ringkv "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.node.add(fs, env, "node HTTP addresses, comma-separated")
+	fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum)")
+	if cmd == "put" {
+		fs.DurationVar(&c.ttl, "ttl", 0, "expire the key after this long")
 	}
-	return t.base.RoundTrip(r)
+	return fs
 }
 
-// baseURL turns an --addr (HOST:PORT, or a URL) into the URL requests are
-// made under, without a trailing slash.
-func baseURL(addr string) string {
-	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
-		addr = "http://" + addr
+// kvCmd runs get, put or delete.
+func kvCmd(cmd string, args []string, env *environ, stdin io.Reader, stdout, stderr io.Writer) int {
+	fail := failer(stderr, "ringkv "+cmd)
+	var c kvConfig
+	fs := kvFlags(cmd, env, &c)
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return printUsage(stdout, clientUsage(cmd), fs)
 	}
-	return strings.TrimSuffix(addr, "/")
+	if err != nil {
+		return fail("%v", err)
+	}
+	if want := map[string]int{"get": 1, "put": 2, "delete": 1}[cmd]; len(pos) != want {
+		u, _, _ := strings.Cut(clientUsage(cmd), "\n")
+		return fail("want %d argument(s), got %d (%s)", want, len(pos), u)
+	}
+	if err := checkConsistency(c.consistency); err != nil {
+		return fail("%v", err)
+	}
+	if pos[0] == "" {
+		return fail("KEY must not be empty")
+	}
+	cl, err := c.node.client()
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer cl.CloseIdleConnections()
+	opts := []client.Option{client.WithConsistency(client.Consistency(c.consistency))}
+	ctx := context.Background()
+	switch cmd {
+	case "get":
+		val, _, err := cl.Get(ctx, pos[0], opts...)
+		if errors.Is(err, client.ErrNotFound) {
+			fmt.Fprintf(stderr, "ringkv get: %q not found\n", pos[0])
+			return exitNotFound
+		}
+		if err == nil {
+			_, err = stdout.Write(val)
+		}
+		return failed(fail, err)
+	case "put":
+		val, err := putValue(pos[1], stdin)
+		if err != nil {
+			return fail("cannot read the value from stdin: %v", err)
+		}
+		_, err = cl.Put(ctx, pos[0], val, append(opts, client.WithTTL(c.ttl))...)
+		return failed(fail, err)
+	}
+	_, err = cl.Delete(ctx, pos[0], opts...)
+	return failed(fail, err)
+}
+
+func putValue(arg string, stdin io.Reader) ([]byte, error) {
+	if arg == "-" {
+		return io.ReadAll(stdin)
+	}
+	return []byte(arg), nil
+}
+
+func checkConsistency(c string) error {
+	switch c {
+	case "", "one", "quorum", "all":
+		return nil
+	}
+	return fmt.Errorf("--consistency %q: want one, quorum or all", c)
+}
+
+// failer returns the function that prints "NAME: message" and returns
+// exit code 2.
+func failer(stderr io.Writer, name string) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(fmt.Sprintf(format, a...)))
+		return exitUsage
+	}
+}
+
+// failed is exitOK for a nil error, else fail's line and code.
+func failed(fail func(string, ...any) int, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	return fail("%v", err)
+}
+
+// exitCode is the exit code of a client error: 2 when no node answered,
+// it lacks the command (501) or its answer did not parse; 1 when a node
+// refused.
+func exitCode(err error) int {
+	var se *client.StatusError
+	if errors.As(err, &se) && se.Code != http.StatusNotImplemented {
+		return exitFailure
+	}
+	return exitUsage
+}
+
+const scanUsage = `usage: ringkv scan [--prefix P] [--limit N | --all] [--after K | --after-base64 B] [--json] [--addr HOST[:PORT],...]
+
+Prints KEY<TAB>VALUE lines in token (hash) order, at most --limit of them;
+when more keys follow, says on stderr how to list them (--after, or --all
+to page through every key). --json prints one JSON object per key, with
+"key_encoding" or "value_encoding" "base64" when the key or the value is
+not valid UTF-8 and is given in base64.`
+
+// scanConfig holds the flags of scan.
+type scanConfig struct {
+	node             nodeFlags
+	prefix, after    string
+	afterB64         string
+	limit, pageSize  int
+	all, json        bool
+	limitGiven, both bool // --limit was given; so were --after and --after-base64
+}
+
+func scanFlags(env *environ, c *scanConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("ringkv scan", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.node.add(fs, env, "node HTTP addresses, comma-separated")
+	fs.StringVar(&c.prefix, "prefix", "", "only keys with this prefix")
+	fs.StringVar(&c.after, "after", "", "start after this key")
+	fs.StringVar(&c.afterB64, "after-base64", "", "start after this key, given in base64 (for a key that is not text)")
+	fs.IntVar(&c.limit, "limit", 100, "most keys to list")
+	fs.BoolVar(&c.all, "all", false, "list every key, page by page (instead of --limit)")
+	fs.IntVar(&c.pageSize, "page-size", 1000, "keys asked for per request (1 to 10000)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON object per key")
+	return fs
+}
+
+// check validates the flags and returns the key to start after.
+func (c *scanConfig) check(fs *flag.FlagSet) (string, error) {
+	fs.Visit(func(f *flag.Flag) {
+		c.limitGiven = c.limitGiven || f.Name == "limit"
+		c.both = c.both || f.Name == "after-base64" && c.after != ""
+	})
+	switch {
+	case c.all && c.limitGiven:
+		return "", errors.New("--all and --limit exclude each other")
+	case c.limit < 1:
+		return "", fmt.Errorf("--limit (%d) must be positive", c.limit)
+	case c.pageSize < 1 || c.pageSize > client.MaxScanLimit:
+		return "", fmt.Errorf("--page-size (%d) must be 1 to %d", c.pageSize, client.MaxScanLimit)
+	case c.both:
+		return "", errors.New("--after and --after-base64 exclude each other")
+	case c.afterB64 != "":
+		b, err := base64.StdEncoding.DecodeString(c.afterB64)
+		if err != nil {
+			return "", fmt.Errorf("--after-base64: %v", err)
+		}
+		return string(b), nil
+	}
+	return c.after, nil
+}
+
+// scanCmd runs scan.
+func scanCmd(args []string, env *environ, stdout, stderr io.Writer) int {
+	fail := failer(stderr, "ringkv scan")
+	var c scanConfig
+	fs := scanFlags(env, &c)
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return printUsage(stdout, scanUsage, fs)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(pos) != 0 {
+		return fail("want 0 argument(s), got %d (usage: ringkv scan [--prefix P] ...)", len(pos))
+	}
+	after, err := c.check(fs)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cl, err := c.node.client()
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer cl.CloseIdleConnections()
+	out := scanPrinter{w: stdout, json: c.json}
+	more, err := scanPages(context.Background(), cl, c, after, out.print)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if more != "" {
+		fmt.Fprintf(stderr, "ringkv scan: more keys follow; to list them: ringkv scan %s (or --all for every key)\n", continueArgs(c, more))
+	}
+	return exitOK
+}
+
+// scanPages calls print for each key of the scan, page by page, and
+// returns the key to continue after when --limit stopped it with more
+// keys to come.
+func scanPages(ctx context.Context, cl *client.Client, c scanConfig, after string, print func(client.Item)) (string, error) {
+	q := client.ScanRequest{Prefix: c.prefix, After: after}
+	left := c.limit
+	for c.all || left > 0 {
+		q.Limit = c.pageSize
+		if !c.all {
+			q.Limit = min(left, c.pageSize)
+		}
+		p, err := cl.Scan(ctx, q)
+		if err != nil {
+			return "", err
+		}
+		for _, it := range p.Items {
+			print(it)
+		}
+		left -= len(p.Items)
+		if p.Next == "" || len(p.Items) == 0 {
+			return "", nil
+		}
+		q.After = p.Next
+	}
+	// A full page sets next whether or not a key follows it: ask.
+	q.Limit = 1
+	p, err := cl.Scan(ctx, q)
+	if err != nil || len(p.Items) == 0 {
+		return "", err
+	}
+	return q.After, nil
+}
+
+// continueArgs are the flags of the scan that continues after key.
+func continueArgs(c scanConfig, key string) string {
+	var b strings.Builder
+	if c.prefix != "" {
+		b.WriteString("--prefix " + shellQuote(c.prefix) + " ")
+	}
+	if printable(key) {
+		b.WriteString("--after " + shellQuote(key))
+	} else {
+		b.WriteString("--after-base64 " + base64.StdEncoding.EncodeToString([]byte(key)))
+	}
+	if c.json {
+		b.WriteString(" --json")
+	}
+	return b.String()
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// scanPrinter prints scan items as KEY<TAB>VALUE lines or JSON objects.
+type scanPrinter struct {
+	w    io.Writer
+	json bool
+}
+
+// scanLine is one JSON object of scan --json. A key or value that is not
+// valid UTF-8 is written in base64, and its _encoding field says so:
+// JSON strings cannot hold such bytes.
+type scanLine struct {
+	Key           string `json:"key"`
+	KeyEncoding   string `json:"key_encoding,omitempty"`
+	Value         string `json:"value"`
+	ValueEncoding string `json:"value_encoding,omitempty"`
+	Version       string `json:"version,omitempty"`
+}
+
+func (p scanPrinter) print(it client.Item) {
+	if !p.json {
+		fmt.Fprintf(p.w, "%s\t%s\n", it.Key, it.Value)
+		return
+	}
+	l := scanLine{Version: string(it.Version)}
+	l.Key, l.KeyEncoding = jsonText([]byte(it.Key))
+	l.Value, l.ValueEncoding = jsonText(it.Value)
+	b, _ := json.Marshal(l)
+	p.w.Write(append(b, '\n'))
+}
+
+// jsonText returns b as a JSON string's text, or in base64 ("base64").
+func jsonText(b []byte) (string, string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
 }

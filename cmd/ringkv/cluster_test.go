@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringkv/ringkv/client"
 	"github.com/ringkv/ringkv/peer"
 )
 
@@ -464,8 +466,12 @@ func TestClusterLeaveRidesOutMissedPolls(t *testing.T) {
 		code        int
 	}{{time.Minute, 300 * time.Millisecond, exitUsage}, {300 * time.Millisecond, time.Minute, exitFailure}} {
 		var stdout, stderr bytes.Buffer
-		cc := &clusterClient{name: "ringkv cluster", c: clusterConfig{addr: goneAddr}, hc: &http.Client{Timeout: time.Second}, stderr: &stderr, base: baseURL(goneAddr)}
-		if code := cc.waitLeft(&stdout, tc.wait, tc.grace); code != tc.code {
+		cl, err := client.Config{Addrs: []string{goneAddr}, Timeout: time.Second}.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := &clusterCmdCtx{ctx: context.Background(), cl: cl, sub: "leave", stdout: &stdout, stderr: &stderr}
+		if code := cc.waitLeft(tc.wait, tc.grace); code != tc.code {
 			t.Errorf("--wait %s, grace %s on a node that is gone: exit %d, want %d", tc.wait, tc.grace, code, tc.code)
 		}
 		oneLineErr(t, []string{"leave"}, stderr.String(), "cannot reach "+goneAddr)

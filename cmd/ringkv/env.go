@@ -83,8 +83,13 @@ func unwrapFlagErr(err error) error {
 	return err
 }
 
-// printUsage prints a command's usage text and its flags, for -h.
+// printUsage prints a command's usage text and its flags, for -h. To a
+// flagCollector it hands the FlagSet instead ('ringkv completion').
 func printUsage(w io.Writer, usage string, fs *flag.FlagSet) int {
+	if c, ok := w.(*flagCollector); ok {
+		c.fs = fs
+		return exitOK
+	}
 	fmt.Fprintln(w, usage)
 	fmt.Fprintln(w, "\nflags:")
 	fs.SetOutput(w)

@@ -1,7 +1,7 @@
 // Command ringkv is the one ringkv binary: it runs a node (serve), talks to
 // one (get, put, delete, scan, cluster), load-tests nodes and compaction
-// profiles (bench), verifies a data directory offline (check), and prints
-// its version. It only parses flags and wires
+// profiles (bench), verifies a data directory offline (check), prints
+// shell completion and its version. It only parses flags and wires
 // packages together; the logic lives in the packages.
 package main
 
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Exit codes a script can rely on.
@@ -19,22 +20,75 @@ const (
 	exitFailure  = 1 // serve: the node failed after starting
 )
 
-const usage = `ringkv: a distributed key-value store
+// command is one subcommand of ringkv.
+type command struct {
+	name  string
+	synop string // what follows the name in the usage
+	about string
+	run   func(args []string, env *environ, stdin io.Reader, stdout, stderr io.Writer) int
+	// subs are its own subcommands, for completion; flags apply to each
+	// (the FlagSet is the command's, whichever sub is given).
+	subs []string
+	// noFlags: no flag set to complete (version, help, completion).
+	noFlags bool
+}
 
-usage:
-  ringkv serve [flags]                          run a node
-  ringkv get KEY | put KEY VALUE | delete KEY   client calls against --addr
-  ringkv scan [--prefix P] [--limit N]          list keys
-  ringkv cluster status | ring KEY | remove ID | leave
-                                                inspect and change the cluster
-  ringkv backup --to DIR | restore --from DIR   copy every node's store out, bring one back
-  ringkv check --data-dir D                     verify a stopped node's files offline
-  ringkv bench [flags]                          load test with live progress and a report
-  ringkv bench compaction [flags]               every compaction profile on one write-heavy load
-  ringkv version                                print the version
+// commands is the table of subcommands, in the order usage lists them.
+func commands() []command {
+	kv := func(name string) func([]string, *environ, io.Reader, io.Writer, io.Writer) int {
+		return func(args []string, env *environ, stdin io.Reader, stdout, stderr io.Writer) int {
+			return kvCmd(name, args, env, stdin, stdout, stderr)
+		}
+	}
+	var clusterSubs, clusterSynop []string
+	for _, c := range clusterCommands() {
+		clusterSubs = append(clusterSubs, c.name)
+		clusterSynop = append(clusterSynop, strings.TrimSpace(c.name+" "+c.arg))
+	}
+	return []command{
+		{name: "serve", synop: "[flags]", about: "run a node", run: withoutStdin(serve)},
+		{name: "get", synop: "KEY", about: "print a key's value (client calls go to --addr)", run: kv("get")},
+		{name: "put", synop: "KEY VALUE", about: "write a key (VALUE - reads stdin)", run: kv("put")},
+		{name: "delete", synop: "KEY", about: "delete a key", run: kv("delete")},
+		{name: "scan", synop: "[--prefix P] [--limit N | --all]", about: "list keys", run: withoutStdin(scanCmd)},
+		{name: "cluster", synop: strings.Join(clusterSynop, " | "), about: "inspect and change the cluster", run: withoutStdin(cluster), subs: clusterSubs},
+		{name: "backup", synop: "--to DIR [--nodes IDS]", about: "copy the members' stores out", run: withoutStdin(backupCmd)},
+		{name: "restore", synop: "--from DIR/ID --data-dir D", about: "bring one node's copy back", run: func(args []string, _ *environ, _ io.Reader, stdout, stderr io.Writer) int {
+			return restoreCmd(args, stdout, stderr)
+		}},
+		{name: "check", synop: "--data-dir D", about: "verify a stopped node's files offline", run: func(args []string, _ *environ, _ io.Reader, stdout, stderr io.Writer) int {
+			return checkCmd(args, stdout, stderr)
+		}},
+		{name: "bench", synop: "[compaction] [flags]", about: "load test with live progress and a report (compaction: every compaction profile on one load)", run: withoutStdin(bench), subs: []string{"compaction"}},
+		{name: "completion", synop: "bash | zsh | fish", about: "print shell completion", run: withoutStdin(completionCmd), subs: completionShells(), noFlags: true},
+		{name: "version", about: "print the version", run: func(_ []string, _ *environ, _ io.Reader, stdout, _ io.Writer) int {
+			fmt.Fprintln(stdout, versionString())
+			return exitOK
+		}, noFlags: true},
+	}
+}
 
-Run 'ringkv COMMAND -h' for a command's flags.
-`
+func withoutStdin(f func([]string, *environ, io.Writer, io.Writer) int) func([]string, *environ, io.Reader, io.Writer, io.Writer) int {
+	return func(args []string, env *environ, _ io.Reader, stdout, stderr io.Writer) int {
+		return f(args, env, stdout, stderr)
+	}
+}
+
+// usage is the text of 'ringkv help', from the table.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("ringkv: a distributed key-value store\n\nusage:\n")
+	for _, c := range commands() {
+		line := strings.TrimSpace("ringkv " + c.name + " " + c.synop)
+		if len(line) > 44 {
+			fmt.Fprintf(&b, "  %s\n  %44s %s\n", line, "", c.about)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-44s %s\n", line, c.about)
+	}
+	b.WriteString("\nRun 'ringkv COMMAND -h' for a command's flags.\n")
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -43,33 +97,21 @@ func main() {
 // run executes one command line and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
-	env := newEnviron()
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		return serve(rest, env, stdout, stderr)
-	case "get", "put", "delete", "scan":
-		return client(cmd, rest, env, stdin, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, versionString())
-		return exitOK
+	switch args[0] {
+	case "--version", "-version":
+		args = append([]string{"version"}, args[1:]...)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
-	case "bench":
-		return bench(rest, env, stdout, stderr)
-	case "cluster":
-		return cluster(rest, env, stdout, stderr)
-	case "backup":
-		return backupCmd(rest, env, stdout, stderr)
-	case "restore":
-		return restoreCmd(rest, stdout, stderr)
-	case "check":
-		return checkCmd(rest, stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "ringkv: unknown command %q (run 'ringkv help')\n", cmd)
-		return exitUsage
 	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], newEnviron(), stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "ringkv: unknown command %q (run 'ringkv help')\n", args[0])
+	return exitUsage
 }

@@ -6,13 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
 )
 
 // tlsFlags are the client-side TLS flags of the commands that call a node
 // (get, put, delete, scan, cluster, backup, bench), for https:// addresses.
+// Their errors name the flags, which the client package's cannot.
 type tlsFlags struct {
 	cacert, cert, key string
 }
@@ -62,26 +61,4 @@ func (f *tlsFlags) config() (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{pair}
 	}
 	return c, nil
-}
-
-// transport returns a clone of net/http's default transport (its proxy
-// and keep-alive settings) with the flags' TLS configuration.
-func (f *tlsFlags) transport() (*http.Transport, error) {
-	c, err := f.config()
-	if err != nil {
-		return nil, err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = c
-	return tr, nil
-}
-
-// sameScheme gives a member's HOST:PORT the scheme of the address the
-// command was given, so that an https:// --addr reaches every member over
-// TLS.
-func sameScheme(given, member string) string {
-	if strings.HasPrefix(given, "https://") && !strings.Contains(member, "://") {
-		return "https://" + member
-	}
-	return member
 }

@@ -8,23 +8,23 @@
 //	preload --addr 127.0.0.1:8080 --keys 100000 --value-size 100 --concurrency 64
 //
 // --keys and --value-size default to $KEYS and $VALUE_SIZE when set, like the
-// wrk scripts.
+// wrk scripts. The writes go through the client package, as the bench's own
+// preload (load.PreloadKeys) does.
 package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/ringkv/ringkv/bench/load"
+	"github.com/ringkv/ringkv/client"
 )
 
 func main() {
@@ -38,76 +38,26 @@ func main() {
 	token := flag.String("token", os.Getenv("TOKEN"), "bearer token of a node with --auth-file (default $TOKEN, as the wrk scripts)")
 	shuffle := flag.Bool("shuffle", envBool("SHUFFLE"), "write the keys in a random order (default $SHUFFLE) rather than key-0, key-1, ...")
 	flag.Parse()
-	if flag.NArg() != 0 || *keys < 0 || *valueSize < 0 || *conc < 1 {
+	if flag.NArg() != 0 || *keys < 0 || *valueSize < 0 || *conc < 1 || *timeout <= 0 {
 		fmt.Fprintln(os.Stderr, "preload: bad arguments (see -h)")
+		os.Exit(2)
+	}
+	cl, err := client.Config{Addrs: []string{*addr}, Token: *token, Timeout: *timeout, MaxIdleConnsPerHost: *conc}.New()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "preload: %v\n", err)
 		os.Exit(2)
 	}
 	if err := waitListening(*addr, *wait); err != nil {
 		fmt.Fprintf(os.Stderr, "preload: %v\n", err)
 		os.Exit(1)
 	}
-
-	client := &fasthttp.HostClient{Addr: *addr, MaxConns: *conc}
-	value := bytes.Repeat([]byte("x"), *valueSize)
-	path := "/v1/kv/" + url.PathEscape(*prefix)
-	var (
-		next     atomic.Int64
-		failed   atomic.Bool
-		errOnce  sync.Once
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err })
-		failed.Store(true)
-	}
-	// order maps the n-th write to its key number: identity, or a seeded
-	// permutation. Sequential writes of key-0, key-1, ... land next to their
-	// neighbours in a store ordered by key (like the baseline's), which
-	// flatters its memtable reads; real clients write in no such order.
-	order := func(n int64) int64 { return n }
-	if *shuffle {
-		perm := rand.New(rand.NewPCG(1, 2)).Perm(*keys)
-		order = func(n int64) int64 { return int64(perm[n]) }
-	}
 	start := time.Now()
-	for range *conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := fasthttp.AcquireRequest()
-			resp := fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			uri := make([]byte, 0, len(path)+20)
-			for !failed.Load() {
-				n := next.Add(1) - 1
-				if n >= int64(*keys) {
-					return
-				}
-				uri = strconv.AppendInt(append(uri[:0], path...), order(n), 10)
-				req.Reset()
-				req.Header.SetMethod(fasthttp.MethodPut)
-				req.SetRequestURIBytes(uri)
-				req.Header.SetHost(*addr)
-				if *token != "" {
-					req.Header.Set("Authorization", "Bearer "+*token)
-				}
-				req.SetBody(value)
-				if err := client.DoTimeout(req, resp, *timeout); err != nil {
-					fail(fmt.Errorf("PUT %s: %w", uri, err))
-					return
-				}
-				if c := resp.StatusCode(); c < 200 || c > 299 {
-					fail(fmt.Errorf("PUT %s: status %d: %.200s", uri, c, resp.Body()))
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		fmt.Fprintf(os.Stderr, "preload: %v\n", firstErr)
+	err = load.PreloadKeys(context.Background(), load.PreloadOptions{
+		Clients: []*client.Client{cl}, Keys: *keys, KeyPrefix: *prefix,
+		Value: bytes.Repeat([]byte("x"), *valueSize), Concurrency: *conc, Shuffle: *shuffle,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
 		os.Exit(1)
 	}
 	d := time.Since(start)
@@ -117,6 +67,9 @@ func main() {
 
 // waitListening dials addr until it accepts a connection or d has passed.
 func waitListening(addr string, d time.Duration) error {
+	if b, err := client.BaseURL(addr); err == nil {
+		_, addr, _ = strings.Cut(b, "://") // HOST:PORT, the port defaulted
+	}
 	deadline := time.Now().Add(d)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
