@@ -58,51 +58,84 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 	}
 	lock, err := pebble.LockDirectory(dir, fs)
 	if err != nil {
+		if who := lockHolder(fs.PathJoin(dir, "LOCK")); who != "" && fs == vfs.Default {
+			return rep, fmt.Errorf("cannot check %s: %w: held by %s (%v)", dir, ErrLocked, who, err)
+		}
 		return rep, fmt.Errorf("cannot check %s: %w (%v)", dir, ErrLocked, err)
 	}
 	defer lock.Close()
 
-	var found []CorruptSpan
-	var mu sync.Mutex
-	el := pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
-		mu.Lock()
-		found = append(found, spanOfCorruption(info, timeNow()))
-		mu.Unlock()
-	}}
+	c := checker{rep: &rep}
 	po := &pebble.Options{
 		FS: fs, ReadOnly: true, Lock: lock, Merger: memtable.NewMerger(),
-		Logger: pebbleLogger{log: slog.New(slog.NewTextHandler(io.Discard, nil)), fs: fs, onTail: func(t WALTail) {
-			mu.Lock()
-			rep.WALTails = append(rep.WALTails, t)
-			mu.Unlock()
-		}},
-		EventListener: &el,
+		Logger:        pebbleLogger{log: slog.New(slog.NewTextHandler(io.Discard, nil)), fs: fs, onTail: c.walTail},
+		EventListener: &pebble.EventListener{DataCorruption: c.corruption},
 	}
 	po.EnsureDefaults()
 	e := &Engine{opts: Options{Dir: dir, FS: fs}, now: timeNow}
 	db, _, err := e.openPebble(po, true)
 	if err != nil {
-		var oe *openError
-		if errors.As(err, &oe) && errors.Is(err, pebble.ErrDBDoesNotExist) {
-			return rep, fmt.Errorf("cannot check %s: %w", dir, err)
-		}
-		// The store does not open: that is the damage found.
-		sp := CorruptSpan{Kind: "store", State: CorruptDamaged, Error: err.Error()}
-		if info := pebble.ExtractDataCorruptionInfo(err); info != nil {
-			sp = spanOfCorruption(*info, timeNow())
-		} else if m := manifestName(fs, dir); m != "" {
-			sp.File, sp.Path = m, fs.PathJoin(dir, m)
-		}
-		rep.Damaged = append(rep.Damaged, sp)
-		return rep, nil
+		return rep, c.unopened(fs, dir, err)
 	}
 	defer db.Close()
+	if err := c.tables(db, fs, dir, po.MakeReaderOptions()); err != nil {
+		return rep, err
+	}
+	// Damage Pebble met on its own (table stats) in a file not seen above.
+	c.mu.Lock()
+	for _, f := range c.found {
+		if !containsFile(rep.Damaged, f.File) {
+			rep.Damaged = append(rep.Damaged, f)
+		}
+	}
+	c.mu.Unlock()
+	return rep, nil
+}
 
+// checker gathers what one Check finds: from Pebble's listeners, which may
+// call it on Pebble's goroutines, and from its own reads.
+type checker struct {
+	rep   *CheckReport
+	mu    sync.Mutex
+	found []CorruptSpan // DataCorruption events
+}
+
+func (c *checker) corruption(info pebble.DataCorruptionInfo) {
+	c.mu.Lock()
+	c.found = append(c.found, spanOfCorruption(info, timeNow()))
+	c.mu.Unlock()
+}
+
+func (c *checker) walTail(t WALTail) {
+	c.mu.Lock()
+	c.rep.WALTails = append(c.rep.WALTails, t)
+	c.mu.Unlock()
+}
+
+// unopened reports the store that does not open: that is the damage found
+// (an error only when there is no store at all).
+func (c *checker) unopened(fs vfs.FS, dir string, err error) error {
+	var oe *openError
+	if errors.As(err, &oe) && errors.Is(err, pebble.ErrDBDoesNotExist) {
+		return fmt.Errorf("cannot check %s: %w", dir, err)
+	}
+	sp := CorruptSpan{Kind: "store", State: CorruptDamaged, Error: err.Error()}
+	if info := pebble.ExtractDataCorruptionInfo(err); info != nil {
+		sp = spanOfCorruption(*info, timeNow())
+	} else if m := manifestName(fs, dir); m != "" {
+		sp.File, sp.Path = m, fs.PathJoin(dir, m)
+	}
+	c.rep.Damaged = append(c.rep.Damaged, sp)
+	return nil
+}
+
+// tables verifies every live SSTable of db.
+func (c *checker) tables(db *pebble.DB, fs vfs.FS, dir string, ropts sstable.ReaderOptions) error {
 	order, backs, err := liveBackings(db)
 	if err != nil {
-		return rep, fmt.Errorf("cannot list the tables of %s: %w", dir, err)
+		return fmt.Errorf("cannot list the tables of %s: %w", dir, err)
 	}
-	ropts := po.MakeReaderOptions()
+	rep := c.rep
 	for _, name := range order {
 		tables := backs[name]
 		path := fs.PathJoin(dir, name)
@@ -115,15 +148,7 @@ func Check(dir string, fs vfs.FS) (rep CheckReport, err error) {
 		}
 		rep.Damaged = append(rep.Damaged, tableSpan(name, path, []pebble.SSTableInfo{bad}, verr, timeNow()))
 	}
-	// Damage Pebble met on its own (table stats) in a file not seen above.
-	mu.Lock()
-	for _, f := range found {
-		if !containsFile(rep.Damaged, f.File) {
-			rep.Damaged = append(rep.Damaged, f)
-		}
-	}
-	mu.Unlock()
-	return rep, nil
+	return nil
 }
 
 // validateTable verifies the SSTable at path, which backs tables: every

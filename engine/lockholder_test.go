@@ -4,6 +4,7 @@ package engine
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,8 +15,8 @@ import (
 	"testing"
 )
 
-// TestOpenNamesLockHolder: opening a data directory whose LOCK another
-// process holds names that process, pid and command line.
+// TestOpenNamesLockHolder: opening or checking a data directory whose
+// LOCK another process holds names that process, pid and command line.
 func TestOpenNamesLockHolder(t *testing.T) {
 	if path := os.Getenv("RINGKV_TEST_HOLD_LOCK"); path != "" {
 		holdLock(t, path)
@@ -43,6 +44,9 @@ func TestOpenNamesLockHolder(t *testing.T) {
 	want := "in use by process " + strconv.Itoa(holder.Process.Pid) + " (" + os.Args[0]
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Open of a locked dir: %v; want it to say %q", err, want)
+	}
+	if _, err := Check(dir, nil); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "held by process "+strconv.Itoa(holder.Process.Pid)) {
+		t.Fatalf("Check of a locked dir: %v; want ErrLocked naming process %d", err, holder.Process.Pid)
 	}
 }
 
