@@ -1,4 +1,4 @@
-package httpd
+package transport
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 // TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
 // for the span asked; bad bounds are a 400 and a missing secret a 401.
 func TestTransportOpenSpan(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, TransportConfig{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
+	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
 	ctx := testCtx(t, 10*time.Second)
 	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
 	ts.cl.mu.Lock()
@@ -42,7 +42,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	if _, err := tr.OpenSpan(ctx, addr, 0x20, 0x10); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("lo > hi: %v", err)
 	}
-	bad := NewTransport(TransportConfig{})
+	bad := New(Config{})
 	defer bad.Close()
 	if _, err := bad.OpenSpan(ctx, addr, 0, 0); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("without the secret: %v", err)
@@ -68,7 +68,7 @@ func TestTransportOpenSpan(t *testing.T) {
 // comes back as ErrRangePending naming the range's old owners, with the
 // record the node holds, without failing the other keys batched with it.
 func TestTransportReadPending(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 10*time.Second)
 	if err := tr.Apply(ctx, addr, testMutations("k", 2, 1)); err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestTransportReadPending(t *testing.T) {
 // TestTransportMerkle: Merkle fetches the node's tree of a range as the
 // node builds it; bad parameters are a 400.
 func TestTransportMerkle(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 10*time.Second)
 	if err := tr.Apply(ctx, addr, testMutations("k", 50, 1)); err != nil {
 		t.Fatal(err)
