@@ -183,6 +183,7 @@ func New(cfg Config) *Transport {
 			// Range streams have no deadline: their reads have one of
 			// spanIdle each instead (span.go).
 			DialTimeout: dialIdle,
+			RetryIfErr:  retryIfErr,
 		},
 		lanes: map[laneKey]*lane{},
 		stop:  make(chan struct{}),

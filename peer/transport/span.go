@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,18 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// retryIfErr is fasthttp's retry rule (idempotent calls are tried again
+// on a fresh connection, within their deadline), but for range streams:
+// they have no deadline, so a peer that never answers would be waited on
+// spanIdle for each of the attempts; the puller retries the range later.
+func retryIfErr(req *fasthttp.Request, _ int, _ error) (resetTimeout, retry bool) {
+	if bytes.HasPrefix(req.URI().PathOriginal(), []byte("/internal/span")) {
+		return false, false
+	}
+	h := &req.Header
+	return false, h.IsGet() || h.IsHead() || h.IsPut()
+}
+
 // OpenSpan asks addr for its records of the token span [lo, hi) and returns
 // the stream. A stream that stalls for 30s fails; closing it, or ctx
 // ending, stops it (its connection is closed, not reused).
@@ -76,13 +89,30 @@ func (t *Transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 		return nil, err
 	}
 	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	req.SetRequestURI(t.url(addr, uri))
 	t.sign(&req.Header, fasthttp.MethodGet, uri, nil)
 	resp.StreamBody = true
-	// No deadline: the stream takes as long as it takes (idleConn).
-	if err := t.client.Do(req, resp); err != nil {
+	// No deadline: the stream takes as long as it takes (idleConn bounds
+	// each read). The wait for the headers stops with ctx too; the call
+	// then finishes on its own.
+	done := make(chan error, 1)
+	go func() { done <- t.client.Do(req, resp) }()
+	var err error
+	select {
+	case err = <-done:
+		fasthttp.ReleaseRequest(req)
+	case <-ctx.Done():
+		go func() {
+			if <-done == nil {
+				resp.CloseBodyStream()
+			}
+			fasthttp.ReleaseResponse(resp)
+			fasthttp.ReleaseRequest(req)
+		}()
+		return nil, fmt.Errorf("%s/internal/span: %w", addr, ctx.Err())
+	}
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return nil, fmt.Errorf("%s/internal/span: %w", addr, err)
 	}
