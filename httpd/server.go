@@ -117,7 +117,8 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	s.healthOK = appendJSONString([]byte(`{"status":"ok","node":`), cfg.NodeID)
 	s.healthOK = append(s.healthOK, "}\n"...)
 	if cfg.Internode != nil {
-		s.internodeHandler = cfg.Internode.Handler()
+		// Its refusals count with the server's own.
+		s.internodeHandler = cfg.Internode.Handler(func(reason string) { lim.rejected.WithLabelValues(reason).Inc() })
 	}
 	// Without a peer listener of its own, the client listener serves
 	// the internode routes too.

@@ -59,8 +59,10 @@ type Cluster interface {
 // check of the other requests peers make (GET /v1/cluster).
 // peer/transport.Transport implements it.
 type Internode interface {
-	// Handler answers the internode calls, authenticating each.
-	Handler() fasthttp.RequestHandler
+	// Handler answers the internode calls, authenticating each; it
+	// calls refused for each one a limit turns away ("scans") or whose
+	// caller hung up ("client_gone"), which the server counts.
+	Handler(refused func(reason string)) fasthttp.RequestHandler
 	// Authentic reports whether a request carries the internode
 	// credential, and the node it claims to come from.
 	Authentic(ctx *fasthttp.RequestCtx) (node string, ok bool)

@@ -156,10 +156,9 @@ type Transport struct {
 	closeOnce sync.Once
 
 	// The server side (server.go).
-	scans   chan struct{}      // internode scan slots, one per scan running
-	ctx     context.Context    // of every Local call; Close cancels it
-	cancel  context.CancelFunc //
-	handler fasthttp.RequestHandler
+	scans  chan struct{}      // internode scan slots, one per scan running
+	ctx    context.Context    // of every Local call; Close cancels it
+	cancel context.CancelFunc //
 }
 
 // New returns a Transport for cfg (defaults filled in); Close stops its
@@ -190,7 +189,6 @@ func New(cfg Config) *Transport {
 		scans: make(chan struct{}, cfg.MaxConcurrentScans),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.handler = t.serve
 	return t
 }
 

@@ -14,8 +14,8 @@ import (
 // a connection closed by its peer is noticed within clientPollInterval,
 // without reading anything from it (a Merkle tree is built, and a paced
 // range stream waits, before anything is written that would fail). cancel
-// must be called.
-func (t *Transport) clientContext(conn net.Conn, timeout time.Duration) (context.Context, context.CancelFunc) {
+// must be called. A caller gone is reported to gone("client_gone").
+func (t *Transport) clientContext(conn net.Conn, timeout time.Duration, gone func(reason string)) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(t.ctx)
 	if timeout > 0 {
 		var c2 context.CancelFunc
@@ -36,6 +36,7 @@ func (t *Transport) clientContext(conn net.Conn, timeout time.Duration) (context
 				return
 			case <-tk.C:
 				if peek() {
+					gone("client_gone")
 					cancel()
 					return
 				}

@@ -259,7 +259,7 @@ func newTestServerBody(t testing.TB, cfg Config, maxBody int) *testServer {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ts.tr = New(cfg)
-	srv := &fasthttp.Server{Handler: ts.tr.Handler(), MaxRequestBodySize: maxBody, CloseOnShutdown: true,
+	srv := &fasthttp.Server{Handler: ts.tr.Handler(nil), MaxRequestBodySize: maxBody, CloseOnShutdown: true,
 		DisablePreParseMultipartForm: true, NoDefaultContentType: true}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

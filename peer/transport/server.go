@@ -67,8 +67,17 @@ func (t *Transport) SetLocal(l Local) { t.cfg.Local = l }
 
 // Handler returns the handler of the internode endpoints, for a server to
 // mount under /internal/ (httpd does, on the client or the peer
-// listener). It dispatches on the request's original path.
-func (t *Transport) Handler() fasthttp.RequestHandler { return t.handler }
+// listener). It dispatches on the request's original path. refused, if
+// not nil, is called for each call turned away by a limit (reason
+// "scans": the internode scan slots are busy) or stopped because its
+// caller hung up ("client_gone"), for the server to count with its own
+// refusals (httpd's ringkv_http_limited_total).
+func (t *Transport) Handler(refused func(reason string)) fasthttp.RequestHandler {
+	if refused == nil {
+		refused = func(string) {}
+	}
+	return func(ctx *fasthttp.RequestCtx) { t.serve(ctx, refused) }
+}
 
 // Authentic reports whether a request carries the internode credential by
 // the handler's rules, for the endpoints other than /internal/ that peers
@@ -80,7 +89,7 @@ func (t *Transport) Authentic(ctx *fasthttp.RequestCtx) (node string, ok bool) {
 }
 
 // serve is the handler.
-func (t *Transport) serve(ctx *fasthttp.RequestCtx) {
+func (t *Transport) serve(ctx *fasthttp.RequestCtx, refused func(string)) {
 	if err := t.authenticate(ctx); err != nil {
 		writeError(ctx, fasthttp.StatusUnauthorized, err.Error())
 		return
@@ -100,7 +109,7 @@ func (t *Transport) serve(ctx *fasthttp.RequestCtx) {
 		}
 	case "/internal/scan":
 		if onlyPost(ctx) {
-			t.scan(ctx)
+			t.scan(ctx, refused)
 		}
 	case "/internal/gossip":
 		if onlyGet(ctx) {
@@ -111,10 +120,10 @@ func (t *Transport) serve(ctx *fasthttp.RequestCtx) {
 			methodNotAllowed(ctx, "GET")
 			return
 		}
-		t.span(ctx)
+		t.span(ctx, refused)
 	case "/internal/merkle":
 		if onlyGet(ctx) {
-			t.merkle(ctx)
+			t.merkle(ctx, refused)
 		}
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint")
@@ -239,13 +248,14 @@ const scanWait = 5 * time.Second
 // scan serves POST /internal/scan. Other nodes' scans are a client's
 // scan already admitted by its coordinator, so they queue for a slot
 // rather than fail at once; but no more than the slots run at once.
-func (t *Transport) scan(ctx *fasthttp.RequestCtx) {
+func (t *Transport) scan(ctx *fasthttp.RequestCtx, refused func(string)) {
 	q, err := DecodeScan(ctx.PostBody())
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
 	if !t.acquireScan(scanWait) {
+		refused("scans")
 		writeError(ctx, fasthttp.StatusTooManyRequests, "this node runs "+strconv.Itoa(cap(t.scans))+" internode scans at once already")
 		return
 	}
@@ -294,7 +304,7 @@ func (t *Transport) gossip(ctx *fasthttp.RequestCtx) {
 // the range merges in (peer.Node.ServeSpan, sstable.Send's format). An
 // error after the answer began cuts the stream short; the receiver
 // notices the missing trailer and merges nothing.
-func (t *Transport) span(ctx *fasthttp.RequestCtx) {
+func (t *Transport) span(ctx *fasthttp.RequestCtx, refused func(string)) {
 	args := ctx.QueryArgs()
 	lo, err1 := strconv.ParseUint(string(args.Peek("lo")), 16, 64)
 	hi, err2 := strconv.ParseUint(string(args.Peek("hi")), 16, 64)
@@ -308,7 +318,7 @@ func (t *Transport) span(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		// The stream stops when its reader goes: a closed connection, a
 		// failed write, or one stalled for the write timeout.
-		sctx, cancel := t.clientContext(conn, 0)
+		sctx, cancel := t.clientContext(conn, 0, refused)
 		defer cancel()
 		dw := &failingWriter{w: &deadlineWriter{w: w, conn: conn, timeout: timeout, done: sctx.Done()}, cancel: cancel}
 		if err := t.cfg.Local.ServeSpan(sctx, lo, hi, dw); err != nil {
@@ -322,7 +332,7 @@ func (t *Transport) span(ctx *fasthttp.RequestCtx) {
 // merkle serves GET /internal/merkle?start=HEX&end=HEX&depth=N: the node's
 // Merkle tree of the ring range (start, end] (merkle.go's message), for
 // another owner's anti-entropy.
-func (t *Transport) merkle(ctx *fasthttp.RequestCtx) {
+func (t *Transport) merkle(ctx *fasthttp.RequestCtx, refused func(string)) {
 	args := ctx.QueryArgs()
 	start, err1 := strconv.ParseUint(string(args.Peek("start")), 16, 64)
 	end, err2 := strconv.ParseUint(string(args.Peek("end")), 16, 64)
@@ -333,7 +343,7 @@ func (t *Transport) merkle(ctx *fasthttp.RequestCtx) {
 	}
 	// Building the tree reads the whole range before the first byte of
 	// the answer: bound it, and stop when the asking node hangs up.
-	mctx, cancel := t.clientContext(ctx.Conn(), t.cfg.MerkleTimeout)
+	mctx, cancel := t.clientContext(ctx.Conn(), t.cfg.MerkleTimeout, refused)
 	defer cancel()
 	m, err := t.cfg.Local.LocalMerkle(mctx, ring.Range{Start: start, End: end}, depth)
 	if err != nil {

@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // The handler's endpoints, called as raw HTTP: bodies, statuses, errors.
@@ -311,5 +316,79 @@ func TestClusterInternalReadDamagedKey(t *testing.T) {
 	}
 	if !IsFailed(recs[1]) || !strings.Contains(FailedMessage(recs[1]), "corruption") {
 		t.Fatalf("damaged key's answer = %q, want a failed answer", recs[1])
+	}
+}
+
+// stallMerkle is a fakeLocal whose Merkle trees take until their context
+// ends.
+type stallMerkle struct {
+	*fakeLocal
+	started chan struct{}
+}
+
+func (s stallMerkle) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*peer.Merkle, error) {
+	s.started <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestHandlerRefusals: the handler reports a scan its slots turn away and
+// a Merkle tree whose caller hung up to its server, which counts them.
+func TestHandlerRefusals(t *testing.T) {
+	reasons := make(chan string, 10)
+	refused := func(reason string) { reasons <- reason }
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case r := <-reasons:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: nothing reported", what)
+			return ""
+		}
+	}
+
+	local := stallMerkle{fakeLocal: newFakeLocal(), started: make(chan struct{}, 1)}
+	tr := New(Config{Local: local, MaxConcurrentScans: 1, Logger: slog.New(slog.DiscardHandler)})
+	defer tr.Close()
+	h := tr.Handler(refused)
+
+	// Every slot taken, and the node closing: a scan is refused at once.
+	tr.scans <- struct{}{}
+	tr.cancel()
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(bytes.NewReader(rawRequest("POST", "/internal/scan", AppendScan(nil, peer.LocalScan{Limit: 1}))))); err != nil {
+		t.Fatal(err)
+	}
+	var rctx fasthttp.RequestCtx
+	rctx.Init(&req, nil, nil)
+	h(&rctx)
+	if code := rctx.Response.StatusCode(); code != fasthttp.StatusTooManyRequests {
+		t.Errorf("scan with no slot: %d, want 429", code)
+	}
+	if r := next("scan with no slot"); r != "scans" {
+		t.Errorf("scan with no slot: reported %q, want scans", r)
+	}
+
+	tr2 := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
+	defer tr2.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip("no loopback:", err)
+	}
+	srv := &fasthttp.Server{Handler: tr2.Handler(refused), CloseOnShutdown: true}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(rawRequest("GET", "/internal/merkle?start=0&end=0&depth=4", nil)); err != nil {
+		t.Fatal(err)
+	}
+	<-local.started
+	c.Close()
+	if r := next("a Merkle tree whose caller hung up"); r != "client_gone" {
+		t.Errorf("a Merkle tree whose caller hung up: reported %q, want client_gone", r)
 	}
 }

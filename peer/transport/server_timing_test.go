@@ -36,7 +36,7 @@ func (nopLocal) LocalMerkle(context.Context, ring.Range, int) (*peer.Merkle, err
 func benchInternal(b *testing.B, raw []byte, want int) {
 	tr := New(Config{Local: nopLocal{rec: testRecord(1, string(make([]byte, 100)))}, Logger: slog.New(slog.DiscardHandler)})
 	defer tr.Close()
-	h := tr.Handler()
+	h := tr.Handler(nil)
 	var ctx fasthttp.RequestCtx
 	var req fasthttp.Request
 	if err := req.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {

@@ -145,7 +145,7 @@ func TestTransportOpenSpanStops(t *testing.T) {
 	}
 	srvTr := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
 	defer srvTr.Close()
-	srv := &fasthttp.Server{Handler: srvTr.Handler(), CloseOnShutdown: true}
+	srv := &fasthttp.Server{Handler: srvTr.Handler(nil), CloseOnShutdown: true}
 	go srv.Serve(ln)
 	defer srv.Shutdown()
 	tr := New(Config{})
