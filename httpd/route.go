@@ -46,6 +46,8 @@ type route struct {
 	serve func(s *Server, ctx *fasthttp.RequestCtx, o op, path []byte)
 }
 
+// methodOp is an endpoint: a method of a route ("" for any), its op, and
+// the role it needs.
 type methodOp struct {
 	method string
 	op     op
@@ -64,11 +66,11 @@ const (
 	bothPorts = clientPort | peerPort
 )
 
-// one is the methodOp list of a route with a single op.
+// one is the endpoint of every method of a route with a single op.
 func one(o op, need Role) methodOp { return methodOp{op: o, need: need} }
 
-// Roles of the routes whose openness is configured (need's callers see
-// these as placeholders, resolved by Server.need).
+// Placeholder roles of the routes whose openness is configured: Server.need
+// resolves them by Config.StatusOpen and Config.MetricsOpen.
 const (
 	roleStatus  Role = 255 - iota // RoleAdmin, or none with StatusOpen
 	roleLSM                       // RoleRead, or none with StatusOpen
