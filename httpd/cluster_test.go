@@ -1,13 +1,9 @@
 package httpd
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +13,8 @@ import (
 	"github.com/ringkv/ringkv/peer"
 )
 
-// The JSON cluster endpoints are pinned by testdata/api/cluster; these
-// tests cover the binary /internal/ ones and check every route of a kind.
+// The JSON cluster endpoints are pinned by testdata/api/cluster; the
+// internode ones, which the server mounts, are peer/transport's.
 
 // testRecord returns a valid encoded record.
 func testRecord(ts uint64, value string) []byte {
@@ -72,279 +68,19 @@ func TestClusterStatusJSON(t *testing.T) {
 	}
 }
 
-func TestClusterInternalApply(t *testing.T) {
-	ts := newClusterTestServer(t, Config{})
-	ms := testMutations("k", 10, 5)
-	ms = append(ms, peer.Mutation{Key: []byte{0, 0xff, '/'}, Record: (&memtable.Record{Version: memtable.Version{TS: 5}, Tombstone: true}).Append(nil)})
-	resp := ts.post(t, "/internal/apply", peer.AppendApply(nil, ms))
-	wantStatus(t, "apply", resp, fasthttp.StatusNoContent)
-	if len(resp.Body()) != 0 {
-		t.Errorf("apply answered a body: %q", resp.Body())
-	}
-	for _, m := range ms {
-		if got := ts.cl.record(string(m.Key)); !bytes.Equal(got, m.Record) {
-			t.Errorf("record of %q = %x, want %x", m.Key, got, m.Record)
-		}
-	}
-	if applies, applied := ts.cl.counts(); applies != 1 || applied != len(ms) {
-		t.Errorf("ApplyLocal: %d calls, %d mutations; want 1, %d", applies, applied, len(ms))
-	}
-
-	// An empty batch is valid.
-	wantStatus(t, "empty apply", ts.post(t, "/internal/apply", peer.AppendApply(nil, nil)), fasthttp.StatusNoContent)
-
-	// Garbage and near misses are 400 with a JSON error, and nothing is
-	// applied.
-	bad := testMutations("bad", 3, 9)
-	bad[2].Record = []byte("not a record")
-	for name, body := range map[string][]byte{
-		"empty":          nil,
-		"garbage":        []byte("garbage"),
-		"scan message":   peer.AppendScan(nil, peer.LocalScan{Limit: 1}),
-		"bad record":     peer.AppendApply(nil, bad),
-		"trailing bytes": append(peer.AppendApply(nil, testMutations("t", 1, 1)), 0),
-		"too many":       peer.AppendApply(nil, testMutations("m", peer.MaxBatch+1, 1)),
-	} {
-		resp := ts.post(t, "/internal/apply", body)
-		wantStatus(t, name, resp, fasthttp.StatusBadRequest)
-		checkJSONError(t, resp.Header.ContentType(), resp.Body())
-	}
-	if applies, _ := ts.cl.counts(); applies != 2 {
-		t.Errorf("rejected bodies reached ApplyLocal: %d calls, want 2", applies)
-	}
-	if ts.cl.record("bad0000") != nil {
-		t.Error("a rejected batch was partly applied")
-	}
-
-	// Errors of ApplyLocal.
-	for _, tc := range []struct {
-		err  error
-		code int
-	}{
-		{fmt.Errorf("wrapped: %w", peer.ErrInvalidKey), 400},
-		{fmt.Errorf("wrapped: %w", peer.ErrBadMessage), 400},
-		{fmt.Errorf("wrapped: %w", peer.ErrClockOffset), 409},
-		{fmt.Errorf("wrapped: %w", peer.ErrNotOwner), 403},
-		{errors.New("disk on fire"), 500},
-	} {
-		ts.cl.setApplyErr(tc.err)
-		resp := ts.post(t, "/internal/apply", peer.AppendApply(nil, testMutations("e", 1, 1)))
-		wantStatus(t, tc.err.Error(), resp, tc.code)
-		checkJSONError(t, resp.Header.ContentType(), resp.Body())
-	}
-}
-
-func TestClusterInternalRead(t *testing.T) {
-	ts := newClusterTestServer(t, Config{})
-	small, big := testRecord(7, "value"), testRecord(7, string(bytes.Repeat([]byte{'v'}, 64<<10)))
-	if err := ts.cl.ApplyLocal([]peer.Mutation{{Key: []byte("k"), Record: small}, {Key: []byte("big"), Record: big}}); err != nil {
-		t.Fatal(err)
-	}
-	keys := [][]byte{[]byte("k"), []byte("missing"), []byte("big"), []byte("k")}
-	resp := ts.post(t, "/internal/read", peer.AppendRead(nil, keys))
-	wantStatus(t, "read", resp, 200)
-	if ct := string(resp.Header.ContentType()); ct != "application/octet-stream" {
-		t.Errorf("read: Content-Type %q", ct)
-	}
-	recs, err := peer.DecodeRecords(resp.Body(), len(keys))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, want := range [][]byte{small, nil, big, small} {
-		if !bytes.Equal(recs[i], want) || (want == nil) != (recs[i] == nil) {
-			t.Errorf("record of %q = %x, want %x", keys[i], clipB(recs[i]), clipB(want))
-		}
-	}
-	tooMany := make([][]byte, peer.MaxReadBatch+1)
-	for i := range tooMany {
-		tooMany[i] = []byte("k")
-	}
-	for name, body := range map[string][]byte{
-		"empty":     nil,
-		"bare key":  []byte("k"),
-		"no keys":   peer.AppendRead(nil, nil),
-		"empty key": peer.AppendRead(nil, [][]byte{nil}),
-		"too long":  peer.AppendRead(nil, [][]byte{bytes.Repeat([]byte{'k'}, 4097)}),
-		"too many":  peer.AppendRead(nil, tooMany),
-	} {
-		resp := ts.post(t, "/internal/read", body)
-		wantStatus(t, name, resp, 400)
-		checkJSONError(t, resp.Header.ContentType(), resp.Body())
-	}
-}
-
-func clipB(b []byte) []byte {
-	if len(b) > 32 {
-		return b[:32]
-	}
-	return b
-}
-
-func TestClusterInternalScan(t *testing.T) {
-	ts := newClusterTestServer(t, Config{})
-	all := append(testMutations("a/", 5, 1), testMutations("b/", 3, 2)...)
-	if err := ts.cl.ApplyLocal(all); err != nil {
-		t.Fatal(err)
-	}
-	scan := func(q peer.LocalScan) peer.LocalPage {
-		t.Helper()
-		resp := ts.post(t, "/internal/scan", peer.AppendScan(nil, q))
-		wantStatus(t, fmt.Sprintf("scan %+v", q), resp, 200)
-		p, err := peer.DecodeScanPage(resp.Body())
-		if err != nil {
-			t.Fatalf("scan %+v: %v", q, err)
-		}
-		return p
-	}
-	// Page through a/ two at a time.
-	var got []peer.Mutation
-	q := peer.LocalScan{Prefix: []byte("a/"), Limit: 2}
-	for pages := 0; ; pages++ {
-		if pages > 5 {
-			t.Fatal("scan does not end")
-		}
-		p := scan(q)
-		got = append(got, p.Items...)
-		if !p.More {
-			break
-		}
-		q.After = p.Items[len(p.Items)-1].Key
-	}
-	if len(got) != 5 {
-		t.Fatalf("scan a/ gave %d records, want 5", len(got))
-	}
-	for i, m := range got {
-		if !bytes.Equal(m.Key, all[i].Key) || !bytes.Equal(m.Record, all[i].Record) {
-			t.Errorf("item %d = %q %x, want %q %x", i, m.Key, m.Record, all[i].Key, all[i].Record)
-		}
-	}
-	if p := scan(peer.LocalScan{Limit: peer.MaxScanLimit}); len(p.Items) != len(all) || p.More {
-		t.Errorf("scan everything: %d items, more=%v", len(p.Items), p.More)
-	}
-	if p := scan(peer.LocalScan{Prefix: []byte("zzz"), Limit: 1}); len(p.Items) != 0 || p.More {
-		t.Errorf("scan zzz: %d items, more=%v", len(p.Items), p.More)
-	}
-	for name, body := range map[string][]byte{
-		"zero limit": peer.AppendScan(nil, peer.LocalScan{}),
-		"over limit": peer.AppendScan(nil, peer.LocalScan{Limit: peer.MaxScanLimit + 1}),
-		"apply":      peer.AppendApply(nil, nil),
-		"empty":      nil,
-	} {
-		resp := ts.post(t, "/internal/scan", body)
-		wantStatus(t, name, resp, 400)
-		checkJSONError(t, resp.Header.ContentType(), resp.Body())
-	}
-}
-
-// internalCalls are one valid call of each /internal/ endpoint, with the
-// status it gets when the secret is right.
+// internalCalls are one call of each /internal/ endpoint the server
+// mounts, and of a method none answers.
 var internalCalls = []struct {
 	method, target string
 	body           []byte
 	code           int
 }{
-	{"POST", "/internal/apply", peer.AppendApply(nil, testMutations("s", 2, 1)), 204},
-	{"POST", "/internal/read", peer.AppendRead(nil, [][]byte{[]byte("missing")}), 200},
-	{"POST", "/internal/read", []byte("not a read message"), 400},
-	{"POST", "/internal/scan", peer.AppendScan(nil, peer.LocalScan{Limit: 10}), 200},
+	{"POST", "/internal/apply", []byte("x"), 204},
+	{"POST", "/internal/read", []byte("x"), 200},
+	{"POST", "/internal/scan", []byte("x"), 200},
 	{"GET", "/internal/gossip", nil, 200},
-	{"GET", "/internal/apply", nil, 405},
-}
-
-// TestInternodeSignature: with a cluster secret, an /internal/ call needs
-// a signature by a key of the keyring, over its method, URI, time, node
-// and body, within the window; the raw secret is no credential.
-func TestInternodeSignature(t *testing.T) {
-	const secret = "correct horse"
-	now := time.Now()
-	ts := newClusterTestServer(t, Config{Secrets: peer.NewSecrets("", []byte(secret))})
-	for _, c := range internalCalls {
-		good := signedHeaders(secret, "n2", c.method, c.target, c.body, now)
-		for _, tc := range []struct {
-			what string
-			hdr  []string
-		}{
-			{"no headers", nil},
-			{"the raw secret", []string{"X-Ringkv-Secret: " + secret}},
-			{"another secret", signedHeaders("wrong", "n2", c.method, c.target, c.body, now)},
-			{"31s old", signedHeaders(secret, "n2", c.method, c.target, c.body, now.Add(-31*time.Second))},
-			{"31s ahead", signedHeaders(secret, "n2", c.method, c.target, c.body, now.Add(31*time.Second))},
-			{"another method", signedHeaders(secret, "n2", "PUT", c.target, c.body, now)},
-			{"another URI", signedHeaders(secret, "n2", c.method, c.target+"?x=1", c.body, now)},
-			{"another body", signedHeaders(secret, "n2", c.method, c.target, append(slices.Clip(c.body), 'x'), now)},
-			{"another node", append(good[1:], NodeHeader+": n3")},
-			{"no node", good[1:]},
-			{"no time", []string{good[0], good[2]}},
-			{"no signature", good[:2]},
-			{"a signature without v1=", []string{good[0], good[1], SignatureHeader + ": " + strings.TrimPrefix(good[2][len(SignatureHeader)+2:], "v1=")}},
-			{"a signed time with a sign", []string{good[0], TimeHeader + ": +" + good[1][len(TimeHeader)+2:], good[2]}},
-		} {
-			resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, tc.hdr...), false)
-			wantStatus(t, fmt.Sprintf("%s %s with %s", c.method, c.target, tc.what), resp, 401)
-			checkJSONError(t, resp.Header.ContentType(), resp.Body())
-		}
-		if applies, _ := ts.cl.counts(); applies != 0 {
-			t.Fatalf("a call without a good signature reached ApplyLocal")
-		}
-	}
-	for _, c := range internalCalls {
-		for _, at := range []time.Duration{0, -29 * time.Second, 29 * time.Second} {
-			resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, signedHeaders(secret, "n2", c.method, c.target, c.body, now.Add(at))...), false)
-			wantStatus(t, fmt.Sprintf("%s %s signed %s off", c.method, c.target, at), resp, c.code)
-		}
-		// Header names are case-insensitive.
-		var lower []string
-		for _, h := range signedHeaders(secret, "n2", c.method, c.target, c.body, now) {
-			k, v, _ := strings.Cut(h, ": ")
-			lower = append(lower, strings.ToLower(k)+": "+v)
-		}
-		resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body, lower...), false)
-		wantStatus(t, c.method+" "+c.target+" with lower-case headers", resp, c.code)
-	}
-	// The client and admin routes do not need it.
-	for _, target := range []string{"/v1/cluster", "/v1/ring?key=k", "/healthz"} {
-		wantStatus(t, target, ts.roundTrip(t, rawRequest("GET", target, nil), false), 200)
-	}
-}
-
-// TestInternodeSignatureRotation: a node verifies against every key of
-// its keyring, so a call signed with the old primary passes while both
-// are held, and not once the old one is dropped.
-func TestInternodeSignatureRotation(t *testing.T) {
-	secrets := peer.NewSecrets("c1", []byte("new"), []byte("old"))
-	ts := newClusterTestServer(t, Config{Secrets: secrets})
-	c := internalCalls[0]
-	call := func(s *peer.Secrets) int {
-		sig, ok := sign(s, "n2", c.method, c.target, c.body, time.Now())
-		if !ok {
-			t.Fatal("no signature")
-		}
-		return ts.roundTrip(t, rawRequest(c.method, c.target, c.body,
-			NodeHeader+": "+sig.node, TimeHeader+": "+sig.time, SignatureHeader+": "+sig.sig), false).StatusCode()
-	}
-	for i, tc := range []struct {
-		signer *peer.Secrets
-		want   int
-	}{
-		{peer.NewSecrets("c1", []byte("old")), c.code},
-		{peer.NewSecrets("c1", []byte("new"), []byte("old")), c.code},
-		{peer.NewSecrets("c1", []byte("other")), 401},
-		{peer.NewSecrets("c2", []byte("new")), 401}, // another cluster's name: other keys
-	} {
-		if got := call(tc.signer); got != tc.want {
-			t.Errorf("signer %d: %d, want %d", i, got, tc.want)
-		}
-	}
-	secrets.Set([]byte("new"))
-	if got := call(peer.NewSecrets("c1", []byte("old"))); got != 401 {
-		t.Errorf("signed with a dropped key: %d, want 401", got)
-	}
-}
-
-// signedHeaders returns the signature headers of a call by node at now.
-func signedHeaders(secret, node, method, target string, body []byte, now time.Time) []string {
-	sig, _ := sign(peer.NewSecrets("", []byte(secret)), node, method, target, body, now)
-	return []string{NodeHeader + ": " + sig.node, TimeHeader + ": " + sig.time, SignatureHeader + ": " + sig.sig}
+	{"GET", "/internal/span?lo=0&hi=0", nil, 200},
+	{"GET", "/internal/merkle?start=0&end=0&depth=1", nil, 200},
 }
 
 // TestClusterNotImplemented: when the Ops given to New is not a Cluster,
@@ -375,28 +111,25 @@ func TestClusterNotImplemented(t *testing.T) {
 	}
 }
 
-// A key in a damaged file fails alone: the batch's other keys keep their
-// records, and the node answers (no 500, no crash).
-func TestClusterInternalReadDamagedKey(t *testing.T) {
-	ts := newClusterTestServer(t, Config{})
-	small := testRecord(7, "value")
-	if err := ts.cl.ApplyLocal([]peer.Mutation{{Key: []byte("k"), Record: small}, {Key: []byte("bad"), Record: small}}); err != nil {
-		t.Fatal(err)
+// TestInternodeMounted: the server mounts Config.Internode's handler for
+// the internode routes, which then need its credential (a signature by
+// the cluster secret), while the client and admin routes do not.
+func TestInternodeMounted(t *testing.T) {
+	const secret = "correct horse"
+	ts := newClusterTestServer(t, Config{Secrets: peer.NewSecrets("", []byte(secret))})
+	for _, c := range internalCalls {
+		resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body), false)
+		wantStatus(t, c.method+" "+c.target+" unsigned", resp, 401)
+		checkJSONError(t, resp.Header.ContentType(), resp.Body())
 	}
-	ts.cl.mu.Lock()
-	ts.cl.mu.damagedKeys = map[string]bool{"bad": true}
-	ts.cl.mu.Unlock()
-	keys := [][]byte{[]byte("k"), []byte("bad"), []byte("missing")}
-	resp := ts.post(t, "/internal/read", peer.AppendRead(nil, keys))
-	wantStatus(t, "read", resp, 200)
-	recs, err := peer.DecodeRecords(resp.Body(), len(keys))
-	if err != nil {
-		t.Fatal(err)
+	s, _ := sign(peer.NewSecrets("", []byte(secret)), "n2", "GET", "/internal/gossip", nil, time.Now())
+	resp := ts.roundTrip(t, rawRequest("GET", "/internal/gossip", nil, NodeHeader+": "+s.node, TimeHeader+": "+s.time, SignatureHeader+": "+s.sig), false)
+	wantStatus(t, "GET /internal/gossip signed", resp, 200)
+	var addrs []string
+	if err := json.Unmarshal(resp.Body(), &addrs); err != nil || !reflect.DeepEqual(addrs, ts.cl.GossipAddrs()) {
+		t.Errorf("GET /internal/gossip: %q, %v; want %q", resp.Body(), err, ts.cl.GossipAddrs())
 	}
-	if !bytes.Equal(recs[0], small) || recs[2] != nil {
-		t.Fatalf("healthy keys' records = %x, %x", clipB(recs[0]), clipB(recs[2]))
-	}
-	if !peer.IsFailed(recs[1]) || !strings.Contains(peer.FailedMessage(recs[1]), "corruption") {
-		t.Fatalf("damaged key's answer = %q, want a failed answer", recs[1])
+	for _, target := range []string{"/v1/cluster", "/v1/ring?key=k", "/healthz"} {
+		wantStatus(t, target, ts.roundTrip(t, rawRequest("GET", target, nil), false), 200)
 	}
 }

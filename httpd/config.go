@@ -52,24 +52,19 @@ type Config struct {
 	// NodeID names this node on the status page and in /healthz.
 	// The default is "" (shown as is).
 	NodeID string
-	// Secrets, when it holds a secret, makes every /internal/ call need a
-	// signature by one of its keys (sign.go); calls without one get 401.
-	// /add-node also makes its target prove membership with the Join key
-	// before calling it, and /internal/hello answers such proofs
-	// (hello.go). The default is none.
+	// Secrets, when it holds a secret, makes /add-node's target prove
+	// membership with the Join key before it is called, and
+	// /internal/hello answers such proofs (hello.go). (The internode
+	// protocol's own credential is Internode's.) The default is none.
 	Secrets *peer.Secrets
-	// SignatureWindow is how far a signed call's time may be from this
-	// node's clock. The default is DefaultSignatureWindow.
-	SignatureWindow time.Duration
+	// Internode is the internode protocol that the server mounts under
+	// /internal/ (peer/transport.Transport); it also decides which GET
+	// /v1/cluster reads are peers'. nil answers /internal/ with 501.
+	Internode Internode
 	// TLS, when set, makes Serve serve TLS (LoadNodeTLS builds it).
 	TLS *tls.Config
 	// PeerTLS, when set, makes ServePeer serve TLS.
 	PeerTLS *tls.Config
-	// RequirePeerCert makes every /internal/ call need a TLS client
-	// certificate (the listener's TLS config has verified it against the
-	// cluster CA) that names the node the call claims to come from
-	// (NodeHeader), as its Common Name or a DNS name; 401 otherwise.
-	RequirePeerCert bool
 	// SeparatePeer says that internode calls come to their own listener
 	// (ServePeer): the listener of Serve then answers /internal/ with 404.
 	SeparatePeer bool
@@ -142,9 +137,6 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.SignatureWindow <= 0 {
-		c.SignatureWindow = DefaultSignatureWindow
 	}
 	c.Limits.ensureDefaults()
 }

@@ -2,6 +2,10 @@
 // HTTP requests to the node's Store (the coordinator, peer.Node) and Ops,
 // plus metrics, pprof and a status page. It holds no placement and no
 // storage logic; statusOf is the one place that maps errors to statuses.
+// It mounts the internode protocol (Config.Internode, peer/transport)
+// under /internal/ but does not implement it. route.go's table is the one
+// list of its endpoints: the op of each method, the handler, the role
+// auth requires, and the listeners that serve it.
 //
 // Routes (DESIGN.md, "HTTP API", is the contract):
 //
@@ -14,6 +18,8 @@
 //	GET  /v1/lsm                       the JSON of Ops.LSM
 //	POST /v1/admin/compact             Ops.Compact
 //	GET  /                             an HTML status page
+//	/v1/cluster, /v1/ring, ...         the cluster endpoints (cluster.go)
+//	/internal/...                      Config.Internode's handler
 //
 // Errors are JSON, {"error":"..."}, with their status: 400 for a malformed
 // request (bad key escape, key over Config.MaxKeySize, bad consistency= or

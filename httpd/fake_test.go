@@ -25,6 +25,7 @@ import (
 
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -338,7 +339,10 @@ func (c *fakeCluster) blockRead(t testing.TB) (entered <-chan int, release func(
 	return b.entered, release
 }
 
-var _ Cluster = (*fakeCluster)(nil)
+var (
+	_ Cluster         = (*fakeCluster)(nil)
+	_ transport.Local = (*fakeCluster)(nil)
+)
 
 func newFakeCluster(ops *fakeOps) *fakeCluster {
 	c := &fakeCluster{fakeOps: ops}
@@ -602,7 +606,36 @@ func newTCPClusterTestServer(t testing.TB, cfg Config) (*testServer, string) {
 	return startTestServer(t, cfg, ln, true), ln.Addr().String()
 }
 
+// newTCPClusterTestServerPeerCert is newTCPClusterTestServer whose
+// internode protocol requires a certificate naming the caller
+// (transport.Config.RequirePeerCert).
+func newTCPClusterTestServerPeerCert(t testing.TB, cfg Config, requirePeerCert bool) (*testServer, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip("no loopback:", err)
+	}
+	return startTestServerWith(t, cfg, ln, true, requirePeerCert), ln.Addr().String()
+}
+
 func startTestServer(t testing.TB, cfg Config, ln net.Listener, cluster bool) *testServer {
+	t.Helper()
+	return startTestServerWith(t, cfg, ln, cluster, false)
+}
+
+// mountInternode sets cfg.Internode, unless set, to a transport serving
+// local with cfg's cluster secret, as ringkv serve mounts it.
+func mountInternode(t testing.TB, cfg *Config, local transport.Local, requirePeerCert bool) {
+	if cfg.Internode != nil {
+		return
+	}
+	tr := transport.New(transport.Config{NodeID: cfg.NodeID, Local: local, Secrets: cfg.Secrets, RequirePeerCert: requirePeerCert,
+		MaxScanBytes: cfg.Limits.MaxScanBytes, MaxConcurrentScans: cfg.Limits.MaxConcurrentScans, Logger: cfg.Logger})
+	t.Cleanup(tr.Close)
+	cfg.Internode = tr
+}
+
+func startTestServerWith(t testing.TB, cfg Config, ln net.Listener, cluster, requirePeerCert bool) *testServer {
 	t.Helper()
 	ts := &testServer{
 		st:    newFakeStore(),
@@ -621,6 +654,9 @@ func startTestServer(t testing.TB, cfg Config, ln net.Listener, cluster bool) *t
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = "node-1"
+	}
+	if cluster {
+		mountInternode(t, &cfg, ts.cl, requirePeerCert)
 	}
 	var err error
 	if ts.Server, err = New(cfg, ts.st, ops); err != nil {
@@ -710,4 +746,41 @@ func rawRequest(method, target string, body []byte, headers ...string) []byte {
 	b.WriteString("\r\n")
 	b.Write(body)
 	return b.Bytes()
+}
+
+// The internode protocol's names, as the tests of the routes that mount
+// it (and those older than its package) use them.
+const (
+	NodeHeader             = transport.NodeHeader
+	TimeHeader             = transport.TimeHeader
+	SignatureHeader        = transport.SignatureHeader
+	DefaultSignatureWindow = transport.DefaultSignatureWindow
+)
+
+type (
+	Transport       = transport.Transport
+	TransportConfig = transport.Config
+)
+
+// NewTransport is transport.New: the client of another node's tests.
+func NewTransport(cfg TransportConfig) *Transport { return transport.New(cfg) }
+
+// signature is the headers of a signed internode call.
+type signature struct{ node, time, sig string }
+
+// sign signs an internode call as a node's transport does.
+func sign(secrets *peer.Secrets, node, method, uri string, body []byte, now time.Time) (signature, bool) {
+	s, ok := transport.Sign(secrets, node, method, uri, body, now)
+	return signature{s.Node, s.Time, s.Sig}, ok
+}
+
+// verifySignature is transport.VerifySignature.
+func verifySignature(keys []peer.ClusterKeys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
+	return transport.VerifySignature(keys, method, uri, node, timeHdr, sigHdr, body, now, window)
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

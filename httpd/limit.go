@@ -59,14 +59,11 @@ type Limits struct {
 	MaxScanBytes int
 	// MaxConcurrentScans caps the client scans (GET /v1/kv) a node runs
 	// at once; one more waits up to 250ms for a slot, then is answered
-	// 429. Internode scans have as many
-	// slots of their own, and wait up to their deadline for one. The
-	// default is max(2, GOMAXPROCS): a scan of a sparse prefix reads the
-	// whole store, so more at once than cores starve the other requests.
+	// 429. (Internode scans have slots of their own: peer/transport's
+	// Config.MaxConcurrentScans.) The default is max(2, GOMAXPROCS): a
+	// scan of a sparse prefix reads the whole store, so more at once than
+	// cores starve the other requests.
 	MaxConcurrentScans int
-	// MerkleTimeout bounds building one Merkle tree for another node
-	// (/internal/merkle). The default is DefaultMerkleTimeout.
-	MerkleTimeout time.Duration
 }
 
 // Defaults of Limits, as documented on its fields.
@@ -75,7 +72,6 @@ const (
 	DefaultMaxConnsPerIP = 1000
 	DefaultRateClients   = 1 << 16
 	DefaultMaxScanBytes  = peer.DefaultMaxScanBytes
-	DefaultMerkleTimeout = 2 * time.Minute
 )
 
 // DefaultMaxConcurrentScans returns the default of MaxConcurrentScans.
@@ -102,9 +98,6 @@ func (l *Limits) ensureDefaults() {
 	}
 	if l.MaxConcurrentScans <= 0 {
 		l.MaxConcurrentScans = DefaultMaxConcurrentScans()
-	}
-	if l.MerkleTimeout <= 0 {
-		l.MerkleTimeout = DefaultMerkleTimeout
 	}
 }
 
@@ -138,16 +131,15 @@ func (s *Server) rateKeyOfCredential(ctx *fasthttp.RequestCtx) string {
 
 // limiter holds what the limits need at run time.
 type limiter struct {
-	scans, internalScans chan struct{} // slots, one per scan running
-	rate                 *rateLimiter  // nil without a rate limit
-	acceptErrors         prometheus.Counter
-	rejected             *prometheus.CounterVec // by reason
+	scans        chan struct{} // slots, one per scan running
+	rate         *rateLimiter  // nil without a rate limit
+	acceptErrors prometheus.Counter
+	rejected     *prometheus.CounterVec // by reason
 }
 
 func newLimiter(l Limits, reg prometheus.Registerer) (*limiter, error) {
 	lim := &limiter{
-		scans:         make(chan struct{}, l.MaxConcurrentScans),
-		internalScans: make(chan struct{}, l.MaxConcurrentScans),
+		scans: make(chan struct{}, l.MaxConcurrentScans),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ringkv_http_accept_errors_total",
 			Help: "Errors accepting a connection (EMFILE, ENFILE, ...), each retried after a backoff, since start.",
@@ -267,15 +259,6 @@ func (s *Server) acquireScan(ctx *fasthttp.RequestCtx) bool {
 }
 
 func (s *Server) releaseScan() { <-s.lim.scans }
-
-// acquireInternalScan waits until wait for an internode scan slot: other
-// nodes' scans are a client's scan already admitted by its coordinator,
-// so they queue rather than fail; but no more than the slots run at once.
-func (s *Server) acquireInternalScan(wait time.Duration) bool {
-	return s.acquireSlot(s.lim.internalScans, wait)
-}
-
-func (s *Server) releaseInternalScan() { <-s.lim.internalScans }
 
 // acquireSlot takes a slot of slots, waiting at most wait for one; a
 // refusal is counted.
@@ -434,7 +417,3 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// internalScanWait is how long an internode scan waits for a slot: the
-// default request timeout, after which its coordinator has given up.
-const internalScanWait = 5 * time.Second

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -34,6 +35,9 @@ func startServer(t testing.TB, cfg Config, store Store, ops Ops, ln net.Listener
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if local, ok := ops.(transport.Local); ok {
+		mountInternode(t, &cfg, local, false)
 	}
 	s, err := New(cfg, store, ops)
 	if err != nil {
@@ -485,7 +489,7 @@ func TestWorkStopsWithClient(t *testing.T) {
 	cl := &stallCluster{fakeCluster: newFakeCluster(&fakeOps{}), started: make(chan struct{}, 10)}
 	backups := atomic.Int64{}
 	cfg := Config{
-		Limits: Limits{MerkleTimeout: time.Hour},
+		Internode: transport.New(transport.Config{Local: cl, MerkleTimeout: time.Hour}),
 		Backup: func(ctx context.Context) (func(io.Writer) error, error) {
 			return func(w io.Writer) error {
 				backups.Add(1)
@@ -517,7 +521,7 @@ func TestWorkStopsWithClient(t *testing.T) {
 	// A deadline, with the client still there.
 	cl2 := &stallCluster{fakeCluster: newFakeCluster(&fakeOps{}), started: make(chan struct{}, 10)}
 	ln2 := fasthttputil.NewInmemoryListener()
-	startServer(t, Config{Limits: Limits{MerkleTimeout: 50 * time.Millisecond}}, newFakeStore(), cl2, ln2)
+	startServer(t, Config{Internode: transport.New(transport.Config{Local: cl2, MerkleTimeout: 50 * time.Millisecond})}, newFakeStore(), cl2, ln2)
 	c, err := ln2.Dial()
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package httpd
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -24,7 +23,8 @@ import (
 var ErrServerClosed = errors.New("httpd: server closed")
 
 // Server serves ringkv's HTTP API over fasthttp: the client API, the
-// go-kvstore compatibility routes, and the operations endpoints. It is safe
+// go-kvstore compatibility routes, and the operations endpoints; it
+// mounts the internode protocol (Config.Internode) under /internal/. It is safe
 // for concurrent use. Several Servers may run in one process, each with its
 // own Registry.
 type Server struct {
@@ -39,6 +39,8 @@ type Server struct {
 	srv     *fasthttp.Server
 	// peerSrv serves the peer listener (ServePeer).
 	peerSrv *fasthttp.Server
+	// internodeHandler is Config.Internode's handler, or nil.
+	internodeHandler fasthttp.RequestHandler
 
 	handler        fasthttp.RequestHandler
 	metricsHandler fasthttp.RequestHandler
@@ -114,14 +116,20 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	s.keyBufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	s.healthOK = appendJSONString([]byte(`{"status":"ok","node":`), cfg.NodeID)
 	s.healthOK = append(s.healthOK, "}\n"...)
-	s.handler = s.serveHTTP
+	if cfg.Internode != nil {
+		// Its refusals count with the server's own.
+		s.internodeHandler = cfg.Internode.Handler(func(reason string) { lim.rejected.WithLabelValues(reason).Inc() })
+	}
+	// Without a peer listener of its own, the client listener serves
+	// the internode routes too.
+	client := bothPorts
 	if cfg.SeparatePeer {
-		s.handler = s.serveClient
+		client = clientPort
 	}
 	// The peer listener is not rate-limited: it serves only peers.
-	s.handler = s.limitRequests(s.handler)
+	s.handler = s.limitRequests(s.handlerOn(client))
 	s.srv = s.newFastServer(s.handler)
-	s.peerSrv = s.newFastServer(s.servePeer)
+	s.peerSrv = s.newFastServer(s.handlerOn(peerPort))
 	return s, nil
 }
 
@@ -150,32 +158,6 @@ func (s *Server) newFastServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		MaxConnsPerIP:     cfg.Limits.maxConnsPerIP(),
 	}
 }
-
-// serveClient is the handler of the client listener when internode calls
-// have their own (Config.SeparatePeer): /internal/ is not there.
-func (s *Server) serveClient(ctx *fasthttp.RequestCtx) {
-	if bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(internalPrefix)) {
-		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint")
-		s.m.observe(opUnknown, fasthttp.StatusNotFound, 0)
-		return
-	}
-	s.serveHTTP(ctx)
-}
-
-// servePeer is the handler of the peer listener (ServePeer): the
-// internode routes, and GET /v1/cluster and /healthz, which other nodes
-// read of their peers.
-func (s *Server) servePeer(ctx *fasthttp.RequestCtx) {
-	path := ctx.URI().PathOriginal()
-	if !bytes.HasPrefix(path, []byte(internalPrefix)) && string(path) != "/v1/cluster" && string(path) != "/healthz" {
-		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint on the peer listener")
-		s.m.observe(opUnknown, fasthttp.StatusNotFound, 0)
-		return
-	}
-	s.serveHTTP(ctx)
-}
-
-const internalPrefix = "/internal/"
 
 // Handler returns the request handler of s, for tests and fuzzing that
 // drive it without a listener.

@@ -2,10 +2,10 @@ package httpd
 
 import (
 	"context"
-	"io"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/ring"
 )
 
 // Store is what the client API needs from the node. peer.Node, the
@@ -38,9 +38,9 @@ type Ops interface {
 	Health() []peer.Degraded
 }
 
-// Cluster is what the cluster and internode endpoints need from the node.
-// peer.Node satisfies it; when the Ops given to New does not, those
-// endpoints answer 501.
+// Cluster is what the cluster endpoints need from the node. peer.Node
+// satisfies it; when the Ops given to New does not, those endpoints
+// answer 501.
 type Cluster interface {
 	// ClusterStatus is the JSON served at GET /v1/cluster.
 	ClusterStatus() peer.ClusterStatus
@@ -52,17 +52,18 @@ type Cluster interface {
 	RemoveNode(id string) error
 	// StartLeave begins this node's graceful leave in the background.
 	StartLeave() error
+}
 
-	// ApplyLocal, ReadLocal, ScanLocal and GossipAddrs answer other nodes
-	// (the /internal/ endpoints).
-	ApplyLocal(ms []peer.Mutation) error
-	ReadLocal(dst, key []byte) ([]byte, error)
-	ScanLocal(ctx context.Context, q peer.LocalScan) (peer.LocalPage, error)
-	GossipAddrs() []string
-	// ServeSpan streams the node's records of the token span [lo, hi) to
-	// w, for a node pulling the range (GET /internal/span).
-	ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error
-	// LocalMerkle builds the node's Merkle tree of a range, for another
-	// owner comparing it (GET /internal/merkle).
-	LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*peer.Merkle, error)
+// Internode is the internode protocol a Server mounts: one handler for
+// every path under /internal/ but /internal/hello, and the credential
+// check of the other requests peers make (GET /v1/cluster).
+// peer/transport.Transport implements it.
+type Internode interface {
+	// Handler answers the internode calls, authenticating each; it
+	// calls refused for each one a limit turns away ("scans") or whose
+	// caller hung up ("client_gone"), which the server counts.
+	Handler(refused func(reason string)) fasthttp.RequestHandler
+	// Authentic reports whether a request carries the internode
+	// credential, and the node it claims to come from.
+	Authentic(ctx *fasthttp.RequestCtx) (node string, ok bool)
 }

@@ -227,12 +227,6 @@ func (p *CAPool) verify(certs []*x509.Certificate, usage x509.ExtKeyUsage) error
 	return nil
 }
 
-// certNames reports whether cert names node: as its Common Name or one of
-// its DNS names.
-func certNames(cert *x509.Certificate, node string) bool {
-	return node != "" && (cert.Subject.CommonName == node || slices.Contains(cert.DNSNames, node))
-}
-
 // TLSFiles names a node's certificate files; "" means none.
 type TLSFiles struct {
 	// CertFile and KeyFile are the client port's pair.
@@ -257,10 +251,10 @@ type NodeTLS struct {
 	Client *tls.Config
 	// Peer is the separate peer listener's (Config.PeerTLS).
 	Peer *tls.Config
-	// Transport is internode calls' (TransportConfig.TLS).
+	// Transport is internode calls' (peer/transport's Config.TLS).
 	Transport *tls.Config
 	// MutualTLS is set when internode calls carry certificates of the
-	// cluster CA (Config.RequirePeerCert).
+	// cluster CA (peer/transport's Config.RequirePeerCert).
 	MutualTLS bool
 	// ClientIdentity, with a client CA, names the holder of a client
 	// certificate that chains to it (Config.ClientIdentity).
@@ -319,7 +313,7 @@ func LoadNodeTLS(f TLSFiles, separatePeer bool, lg *slog.Logger) (*NodeTLS, erro
 		return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
 	// verifyCaller checks a caller's certificate, if any, against the CA;
-	// the route then requires one (Config.RequirePeerCert).
+	// the internode handler then requires one (peer/transport's Config.RequirePeerCert).
 	verifyCaller := func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return nil

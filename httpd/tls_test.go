@@ -131,7 +131,7 @@ func TestMutualTLS(t *testing.T) {
 	caFile := ca.WriteCA(t, dir, "ca")
 	n1 := newTLSNode(t, ca, caFile, dir, "n1", false)
 	n2 := newTLSNode(t, ca, caFile, dir, "n2", false)
-	ts, addr := newTCPClusterTestServer(t, Config{NodeID: "n1", TLS: n1.nt.Client, RequirePeerCert: n1.nt.MutualTLS})
+	ts, addr := newTCPClusterTestServerPeerCert(t, Config{NodeID: "n1", TLS: n1.nt.Client}, n1.nt.MutualTLS)
 	if !n1.nt.MutualTLS || n1.nt.Peer != nil {
 		t.Fatalf("NodeTLS %+v: want mutual TLS on the shared port", n1.nt)
 	}
@@ -217,8 +217,8 @@ func TestPeerListener(t *testing.T) {
 	caFile := ca.WriteCA(t, dir, "ca")
 	n1 := newTLSNode(t, ca, caFile, dir, "n1", true)
 	n2 := newTLSNode(t, ca, caFile, dir, "n2", true)
-	ts, addr := newTCPClusterTestServer(t, Config{NodeID: "n1", TLS: n1.nt.Client, PeerTLS: n1.nt.Peer,
-		RequirePeerCert: n1.nt.MutualTLS, SeparatePeer: true})
+	ts, addr := newTCPClusterTestServerPeerCert(t, Config{NodeID: "n1", TLS: n1.nt.Client, PeerTLS: n1.nt.Peer,
+		SeparatePeer: true}, n1.nt.MutualTLS)
 	pln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -393,7 +393,7 @@ func TestSharedPortPeerCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, addr := newTCPClusterTestServer(t, Config{NodeID: "n1", TLS: nt.Client, RequirePeerCert: nt.MutualTLS})
+	_, addr := newTCPClusterTestServerPeerCert(t, Config{NodeID: "n1", TLS: nt.Client}, nt.MutualTLS)
 	n2 := newTLSNode(t, ca, caFile, dir, "n2", false)
 	if err := n2.transport(t, "n2", nil).Apply(testCtx(t, 10*time.Second), addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatalf("internode call to a port with a public client certificate: %v", err)

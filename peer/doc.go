@@ -1,6 +1,7 @@
 // Package peer is everything between nodes: the coordinator that serves
-// client reads and writes, membership, the internode wire format, hinted
-// handoff, read repair, data movement and anti-entropy.
+// client reads and writes, membership, hinted handoff, read repair, data
+// movement and anti-entropy; the internode protocol that carries them is
+// its sub-package transport.
 //
 // The coordinator is Node. It stamps each write with the node's hybrid
 // logical clock, finds the key's N owners on the ring of its current View,
@@ -26,6 +27,7 @@
 // Gossip is the membership layer: hashicorp/memberlist for failure
 // detection, and a durable member list, spread by memberlist's push/pull
 // exchange, from which every node builds the same ring. Transport is
-// implemented over HTTP in package httpd, and in memory, with partitions
-// and drops, in peer/peertest.
+// implemented over HTTP in peer/transport (both its client and the
+// handlers that answer it, which call the Node as transport.Local), and
+// in memory, with partitions and drops, in peer/peertest.
 package peer

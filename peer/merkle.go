@@ -22,15 +22,6 @@ const (
 	// MaxMerkleDepth bounds a tree's depth: 65536 leaves, 1MiB in memory.
 	MaxMerkleDepth = 16
 
-	// The Merkle message (kind byte, then fixed-width big-endian tokens and
-	// hashes, which are random and would take 10 bytes as uvarints):
-	//
-	//	merkle:    'M' 1 | start (8) | end (8) | depth | 2^depth × (count | hash (8), only when count > 0)
-	//
-	// An empty leaf is one byte. recordHash is part of the format: changing
-	// it needs a new kind byte, or replicas would see every leaf differ.
-	kindMerkle = 'M'
-
 	// maxMerkleCount bounds a decoded leaf's count (a trillion records) so
 	// that the sums of counts in Root and Coarsen never overflow.
 	maxMerkleCount = 1 << 40
@@ -49,7 +40,7 @@ type MerkleNode struct {
 
 // Merkle is a digest of one replica's records in a token range, for
 // anti-entropy: the replicas of a range each build one from a snapshot,
-// exchange them (AppendMerkle, DecodeMerkle), and stream only the spans
+// exchange them (peer/transport carries them), and stream only the spans
 // that Diff reports.
 //
 // The range is cut into 2^depth leaves of equal width, to within a token.
@@ -74,7 +65,7 @@ type MerkleNode struct {
 //	}
 //
 // Once built it is read only and safe for concurrent use. The zero Merkle
-// is not usable: make one with NewMerkle or DecodeMerkle.
+// is not usable: make one with NewMerkle or NewMerkleFrom.
 type Merkle struct {
 	rg     ring.Range
 	first  uint64 // the range's first token, rg.Start+1: offsets count from it
@@ -187,7 +178,9 @@ func (t *Merkle) leafStart(i int) uint64 {
 }
 
 // recordHash is a record's share of its leaf: a hash of what tells one
-// stored version of a key from another. The key is known by its token;
+// stored version of a key from another. It is part of the wire format of
+// Merkle trees: changing it needs a new message kind in peer/transport, or
+// replicas would see every leaf differ. The key is known by its token;
 // keys that share a token still differ unless their records are identical,
 // which distinct writes, each with its own version, never are. The value
 // is hashed apart so that the fixed part fits on the stack, whatever the
@@ -255,67 +248,26 @@ func (t *Merkle) Diff(u *Merkle) ([]ring.Span, error) {
 	return out, nil
 }
 
-// AppendMerkle appends the Merkle message carrying t to dst.
-func AppendMerkle(dst []byte, t *Merkle) []byte {
-	dst = append(dst, kindMerkle, wireV1)
-	dst = binary.BigEndian.AppendUint64(dst, t.rg.Start)
-	dst = binary.BigEndian.AppendUint64(dst, t.rg.End)
-	dst = binary.AppendUvarint(dst, uint64(t.depth))
-	for _, l := range t.leaves {
-		dst = binary.AppendUvarint(dst, l.Count)
-		if l.Count != 0 {
-			dst = binary.BigEndian.AppendUint64(dst, l.Hash)
+// NewMerkleFrom returns the tree of rg whose leaves are leaves, which it
+// keeps: the constructor of a decoder (peer/transport's DecodeMerkle).
+// It refuses a number of leaves other than 2^Depth of NewMerkle(rg, d)
+// for some depth d, a leaf of more than 2^40 records (so that the sums of
+// Root and Coarsen never overflow), and a hash without records.
+func NewMerkleFrom(rg ring.Range, leaves []MerkleNode) (*Merkle, error) {
+	n := len(leaves)
+	if n == 0 || n&(n-1) != 0 {
+		return nil, fmt.Errorf("peer: %d Merkle leaves, not a power of 2", n)
+	}
+	depth := bits.Len(uint(n)) - 1
+	t := merkleShape(rg, depth)
+	if t.depth != depth {
+		return nil, fmt.Errorf("peer: depth %d for a range of %d tokens", depth, t.width)
+	}
+	for i, l := range leaves {
+		if l.Count > maxMerkleCount || (l.Count == 0 && l.Hash != 0) {
+			return nil, fmt.Errorf("peer: Merkle leaf %d: %d records, hash %016x", i, l.Count, l.Hash)
 		}
 	}
-	return dst
-}
-
-// DecodeMerkle parses a Merkle message. It rejects a depth greater than
-// NewMerkle would give the range, and a leaf with more than 2^40 records;
-// it allocates at most 16 bytes per byte of b.
-func DecodeMerkle(b []byte) (*Merkle, error) {
-	r := reader{b: b}
-	r.header(kindMerkle)
-	start := merkleUint64(&r, "range start")
-	end := merkleUint64(&r, "range end")
-	depth := r.uvarint(MaxMerkleDepth, "depth")
-	if r.err != nil {
-		return nil, r.err
-	}
-	t := merkleShape(ring.Range{Start: start, End: end}, int(depth))
-	if uint64(t.depth) != depth {
-		r.fail("depth %d for a range of %d tokens", depth, t.width)
-		return nil, r.err
-	}
-	// Each leaf takes a byte at least: don't trust depth for the allocation.
-	n := 1 << depth
-	if len(r.b) < n {
-		r.fail("%d leaves in %d bytes", n, len(r.b))
-		return nil, r.err
-	}
-	t.leaves = make([]MerkleNode, n)
-	for i := range t.leaves {
-		if c := r.uvarint(maxMerkleCount, "count"); c != 0 {
-			t.leaves[i] = MerkleNode{Hash: merkleUint64(&r, "hash"), Count: c}
-		}
-	}
-	r.end()
-	if r.err != nil {
-		return nil, r.err
-	}
+	t.leaves = leaves
 	return t, nil
-}
-
-// merkleUint64 reads a fixed-width big-endian uint64 field.
-func merkleUint64(r *reader, what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) < 8 {
-		r.fail("%s truncated", what)
-		return 0
-	}
-	v := binary.BigEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
 }

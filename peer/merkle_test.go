@@ -3,13 +3,11 @@ package peer
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -532,122 +530,6 @@ func TestMerkleCoarsen(t *testing.T) {
 }
 
 // merkleSamples are trees for the wire tests.
-func merkleSamples(tb testing.TB) map[string]*Merkle {
-	rng := rand.New(rand.NewPCG(8, 9))
-	plain := ring.Range{Start: 1 << 60, End: 1<<60 + 1<<50}
-	huge := NewMerkle(plain, 3)
-	huge.leaves[5] = MerkleNode{Hash: maxTok, Count: maxMerkleCount}
-	zeroHash := NewMerkle(plain, 2)
-	zeroHash.leaves[1] = MerkleNode{Hash: 0, Count: 3}
-	return map[string]*Merkle{
-		"empty root":     NewMerkle(ring.Range{}, 0),
-		"empty default":  NewMerkle(ring.Range{}, DefaultMerkleDepth),
-		"sparse":         buildMerkle(tb, plain, DefaultMerkleDepth, randRecs(rng, plain, 20)),
-		"dense":          buildMerkle(tb, plain, DefaultMerkleDepth, randRecs(rng, plain, 20000)),
-		"max depth":      buildMerkle(tb, ring.Range{}, MaxMerkleDepth, randRecs(rng, ring.Range{}, 1000)),
-		"wrapping":       buildMerkle(tb, merkleRanges[2].rg, 7, randRecs(rng, merkleRanges[2].rg, 300)),
-		"tiny wrapping":  buildMerkle(tb, merkleRanges[3].rg, 10, randRecs(rng, merkleRanges[3].rg, 50)),
-		"one token":      buildMerkle(tb, ring.Range{Start: 5, End: 6}, 10, randRecs(rng, ring.Range{Start: 5, End: 6}, 3)),
-		"largest count":  huge,
-		"zero hash":      zeroHash,
-		"through max":    buildMerkle(tb, ring.Range{Start: 1, End: maxTok}, 4, randRecs(rng, ring.Range{Start: 1, End: maxTok}, 40)),
-		"whole as Start": NewMerkle(ring.Range{Start: 42, End: 42}, 1),
-	}
-}
-
-func TestMerkleRoundTrip(t *testing.T) {
-	for name, m := range merkleSamples(t) {
-		t.Run(name, func(t *testing.T) {
-			msg := AppendMerkle(nil, m)
-			got, err := DecodeMerkle(msg)
-			if err != nil {
-				t.Fatalf("DecodeMerkle: %v", err)
-			}
-			if !sameMerkle(got, m) {
-				t.Fatal("round trip changed the tree")
-			}
-			if again := AppendMerkle(nil, got); !bytes.Equal(again, msg) {
-				t.Fatal("re-encoding the decoded tree gives other bytes")
-			}
-			prefixed := AppendMerkle([]byte("prefix"), m)
-			if !bytes.HasPrefix(prefixed, []byte("prefix")) || !bytes.Equal(prefixed[len("prefix"):], msg) {
-				t.Fatal("AppendMerkle with a non-empty dst")
-			}
-		})
-	}
-	// An empty leaf is one byte.
-	if n := len(AppendMerkle(nil, NewMerkle(ring.Range{}, DefaultMerkleDepth))); n != 2+8+8+1+1024 {
-		t.Errorf("an empty tree of 1024 leaves takes %d bytes", n)
-	}
-}
-
-func TestMerkleDecodeRejects(t *testing.T) {
-	rng := rand.New(rand.NewPCG(10, 11))
-	plain := ring.Range{Start: 100, End: 1 << 40}
-	good := AppendMerkle(nil, buildMerkle(t, plain, 3, randRecs(rng, plain, 30)))
-	head := func(start, end, depth uint64) []byte {
-		b := binary.BigEndian.AppendUint64([]byte{'M', 1}, start)
-		return uv(binary.BigEndian.AppendUint64(b, end), depth)
-	}
-	cases := map[string][]byte{
-		"nil":                nil,
-		"kind only":          {'M'},
-		"header only":        {'M', 1},
-		"wrong kind":         append([]byte{'A'}, good[1:]...),
-		"version 0":          append([]byte{'M', 0}, good[2:]...),
-		"version 2":          append([]byte{'M', 2}, good[2:]...),
-		"trailing byte":      append(bytes.Clone(good), 0),
-		"two joined":         append(bytes.Clone(good), good...),
-		"no depth":           head(0, 0, 0)[:18],
-		"depth 17":           append(head(0, 0, MaxMerkleDepth+1), make([]byte, 1<<17)...),
-		"depth overflow":     append(head(0, 0, 0)[:18], bytes.Repeat([]byte{0xff}, 11)...),
-		"deeper than range":  append(head(0, 5, 3), make([]byte, 8)...), // 5 tokens: depth 2 at most
-		"one token, depth 1": append(head(5, 6, 1), 0, 0),
-		"leaves absent":      head(0, 0, MaxMerkleDepth),
-		"one leaf short":     append(head(0, 0, MaxMerkleDepth), make([]byte, 1<<16-1)...),
-		"a leaf short":       append(head(0, 0, 3), make([]byte, 7)...),
-		"count too big":      uv(head(0, 0, 0), maxMerkleCount+1),
-		"count overflow":     append(head(0, 0, 0), bytes.Repeat([]byte{0xff}, 11)...),
-		"hash truncated":     append(uv(head(0, 0, 0), 1), 1, 2, 3),
-		"hash missing":       uv(head(0, 0, 0), 1),
-		"apply message":      AppendApply(nil, wireMuts(1)),
-	}
-	for i := range len(good) {
-		cases[fmt.Sprintf("truncated to %d", i)] = good[:i]
-	}
-	for name, msg := range cases {
-		m, err := DecodeMerkle(msg)
-		if err == nil {
-			t.Errorf("%s: DecodeMerkle(%q) = a tree of depth %d, want an error", name, clipBytes(msg), m.depth)
-			continue
-		}
-		if m != nil {
-			t.Errorf("%s: a tree with the error", name)
-		}
-		if !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: error %v does not match ErrBadMessage", name, err)
-		}
-	}
-}
-
-// TestMerkleDecodeBounded: a header claiming 65536 leaves (1MiB) over a
-// few bytes is refused before the leaves are allocated.
-func TestMerkleDecodeBounded(t *testing.T) {
-	msg := uv(append([]byte{'M', 1}, make([]byte, 16)...), MaxMerkleDepth)
-	msg = append(msg, 0, 0, 0)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range 10 {
-		if _, err := DecodeMerkle(msg); err == nil {
-			t.Fatal("no error")
-		}
-	}
-	runtime.ReadMemStats(&after)
-	if n := after.TotalAlloc - before.TotalAlloc; n > 10<<14 {
-		t.Errorf("10 decodes of a %d-byte message allocated %d bytes", len(msg), n)
-	}
-}
-
 func TestMerkleAddAllocs(t *testing.T) {
 	m := NewMerkle(ring.Range{Start: 1, End: 1}, DefaultMerkleDepth)
 	key := []byte("user:000000042")
@@ -657,76 +539,9 @@ func TestMerkleAddAllocs(t *testing.T) {
 	}
 }
 
-// fuzzSeedsMerkle are valid Merkle messages, and a few near misses.
-func fuzzSeedsMerkle(tb testing.TB) [][]byte {
-	// Small trees: the fuzzer minimizes each new input, slowly for large ones.
-	var seeds [][]byte
-	samples := merkleSamples(tb)
-	for _, name := range []string{"empty root", "tiny wrapping", "one token", "largest count", "zero hash", "whole as Start"} {
-		seeds = append(seeds, AppendMerkle(nil, samples[name]))
-	}
-	rng := rand.New(rand.NewPCG(17, 18))
-	for _, rc := range merkleRanges {
-		seeds = append(seeds, AppendMerkle(nil, buildMerkle(tb, rc.rg, 3, randRecs(rng, rc.rg, 5))))
-	}
-	return append(seeds,
-		[]byte{'M', 1},
-		append([]byte{'M', 1}, make([]byte, 18)...),               // whole ring, depth 0, one empty leaf
-		append(append([]byte{'M', 1}, make([]byte, 16)...), 1, 0), // depth 1, one leaf short
-		// Non-minimal varint depth (0x81 0x00 = 1): valid, not canonical.
-		append(append([]byte{'M', 1}, make([]byte, 16)...), 0x81, 0x00, 0, 0),
-	)
-}
-
-func FuzzDecodeMerkle(f *testing.F) {
-	for _, s := range fuzzSeedsMerkle(f) {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		orig := bytes.Clone(msg)
-		m, err := DecodeMerkle(msg)
-		if !bytes.Equal(msg, orig) {
-			t.Fatal("DecodeMerkle modified its input")
-		}
-		if err != nil {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("error %v does not match ErrBadMessage", err)
-			}
-			return
-		}
-		if m.depth < 0 || m.depth > maxMerkleDepth(m.width) || len(m.leaves) != 1<<m.depth {
-			t.Fatalf("decoded depth %d with %d leaves over %d tokens", m.depth, len(m.leaves), m.width)
-		}
-		if len(msg) < len(m.leaves) {
-			t.Fatalf("%d leaves from %d bytes", len(m.leaves), len(msg))
-		}
-		for i, l := range m.leaves {
-			if l.Count > maxMerkleCount || (l.Count == 0 && l.Hash != 0) {
-				t.Fatalf("leaf %d: %+v", i, l)
-			}
-		}
-		if d, err := m.Diff(m); err != nil || len(d) != 0 {
-			t.Fatalf("Diff with itself = %v, %v", d, err)
-		}
-		if !sameMerkle(m.Coarsen(m.depth), m) {
-			t.Fatal("Coarsen to its own depth changes the tree")
-		}
-		again := AppendMerkle(nil, m)
-		m2, err := DecodeMerkle(again)
-		if err != nil {
-			t.Fatalf("re-encoded tree does not decode: %v", err)
-		}
-		if !sameMerkle(m, m2) {
-			t.Fatal("re-encoded tree decodes differently")
-		}
-		if !bytes.Equal(AppendMerkle(nil, m2), again) {
-			t.Fatal("encoding is not a fixed point")
-		}
-	})
-}
-
 // FuzzMerkleDiff builds two replicas' trees that differ in a few records
-// and checks Diff against the oracle, and the round trip of both trees.
+// and checks Diff against the oracle, and that NewMerkleFrom rebuilds
+// both trees from their leaves.
 func FuzzMerkleDiff(f *testing.F) {
 	f.Add(uint64(7), uint64(7), uint8(10), uint64(1), uint16(100), uint8(3))
 	f.Add(uint64(maxTok-10), uint64(10), uint8(2), uint64(2), uint16(50), uint8(2))
@@ -763,9 +578,9 @@ func FuzzMerkleDiff(f *testing.F) {
 			t.Fatalf("Diff = %x, want %x", got, want)
 		}
 		for _, m := range []*Merkle{a, b} {
-			m2, err := DecodeMerkle(AppendMerkle(nil, m))
+			m2, err := NewMerkleFrom(m.Range(), slices.Clone(m.Leaves()))
 			if err != nil || !sameMerkle(m, m2) {
-				t.Fatalf("round trip: %v", err)
+				t.Fatalf("NewMerkleFrom of the leaves: %v", err)
 			}
 		}
 	})
@@ -825,15 +640,37 @@ func BenchmarkMerkleDiff(b *testing.B) {
 	}
 }
 
-func BenchmarkDecodeMerkle(b *testing.B) {
-	rng := rand.New(rand.NewPCG(15, 16))
-	rg := ring.Range{Start: 1 << 60, End: 1 << 62}
-	msg := AppendMerkle(nil, buildMerkle(b, rg, DefaultMerkleDepth, randRecs(rng, rg, 20000)))
-	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := DecodeMerkle(msg); err != nil {
-			b.Fatal(err)
+// TestNewMerkleFrom: the leaves of a tree make the same tree; a number of
+// leaves that is not the depth NewMerkle gives the range, a count that
+// Root could overflow on, and a hash without records are refused.
+func TestNewMerkleFrom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, rc := range merkleRanges {
+		m := buildMerkle(t, rc.rg, 5, randRecs(rng, rc.rg, 40))
+		got, err := NewMerkleFrom(rc.rg, slices.Clone(m.Leaves()))
+		if err != nil || !sameMerkle(got, m) {
+			t.Errorf("%s: NewMerkleFrom(its leaves) = %v, %v", rc.name, got, err)
+		}
+	}
+	tiny := ring.Range{Start: 0, End: 5} // 5 tokens: depth 2 at most
+	huge := make([]MerkleNode, 8)
+	huge[5] = MerkleNode{Hash: maxTok, Count: maxMerkleCount}
+	if _, err := NewMerkleFrom(ring.Range{}, huge); err != nil {
+		t.Errorf("a leaf of 2^40 records: %v", err)
+	}
+	for name, c := range map[string]struct {
+		rg     ring.Range
+		leaves []MerkleNode
+	}{
+		"no leaves":         {ring.Range{}, nil},
+		"three leaves":      {ring.Range{}, make([]MerkleNode, 3)},
+		"deeper than range": {tiny, make([]MerkleNode, 8)},
+		"deeper than max":   {ring.Range{}, make([]MerkleNode, 1<<(MaxMerkleDepth+1))},
+		"count too big":     {ring.Range{}, []MerkleNode{{Hash: 1, Count: maxMerkleCount + 1}}},
+		"hash, no records":  {ring.Range{}, []MerkleNode{{Hash: 1}}},
+	} {
+		if m, err := NewMerkleFrom(c.rg, c.leaves); err == nil {
+			t.Errorf("%s: a tree of depth %d, want an error", name, m.Depth())
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/membership"
+	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/sstable"
 )
 
@@ -533,15 +534,21 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
 	// The HMAC keys of internode calls are secrets' (clusterSecrets).
 	peerAddrs := newPeerAddrs()
-	transport := httpd.NewTransport(httpd.TransportConfig{
+	// The internode protocol, both ways: calls to the peers, and the
+	// handler of theirs that srv mounts (for node, once it exists).
+	limits := c.limits.httpd()
+	internode := transport.New(transport.Config{
 		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.lookup,
-		MaxBatchBytes: int(c.maxValueSize) + 64<<10,
+		MaxBatchBytes:   int(c.maxValueSize) + 64<<10,
+		RequirePeerCert: nodeTLS.MutualTLS,
+		MaxScanBytes:    limits.MaxScanBytes, MaxConcurrentScans: limits.MaxConcurrentScans,
+		Logger: lg.With("component", "internode"),
 	})
-	undo = append(undo, func() { transport.Close() })
+	undo = append(undo, func() { internode.Close() })
 	maxHintBytes, maxHintAge := c.limits.hintBounds()
 	node, err := peer.NewNode(peer.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
-		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: transport,
+		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: internode,
 		TransferRate: c.transferRate, TransferDir: filepath.Clean(c.dataDir) + ".transfers",
 		AntiEntropyInterval: c.antiEntropyInterval, AntiEntropyRate: c.antiEntropyRate,
 		// peer reads 0 as its default; a grace of 0 here means none.
@@ -553,6 +560,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return fail(exitFailure, "%v", err)
 	}
 	undo = append(undo, func() { node.Close() })
+	internode.SetLocal(node)
 	gossip, err := membership.Start(membership.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
 		PeerAddr: peerLnAddr(peerLn),
@@ -581,18 +589,18 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := httpd.New(httpd.Config{
-		Addr:            ln.Addr().String(),
-		MaxValueSize:    int(c.maxValueSize),
-		Pprof:           c.pprof,
-		Registry:        reg,
-		Logger:          lg.With("component", "httpd"),
-		NodeID:          nodeID,
-		Secrets:         secrets,
-		TLS:             nodeTLS.Client,
-		PeerTLS:         nodeTLS.Peer,
-		RequirePeerCert: nodeTLS.MutualTLS,
-		SeparatePeer:    peerLn != nil,
-		Backup:          backupFunc(eng, c.dataDir),
+		Addr:         ln.Addr().String(),
+		MaxValueSize: int(c.maxValueSize),
+		Pprof:        c.pprof,
+		Registry:     reg,
+		Logger:       lg.With("component", "httpd"),
+		NodeID:       nodeID,
+		Secrets:      secrets,
+		Internode:    internode,
+		TLS:          nodeTLS.Client,
+		PeerTLS:      nodeTLS.Peer,
+		SeparatePeer: peerLn != nil,
+		Backup:       backupFunc(eng, c.dataDir),
 
 		Auth:              auth,
 		MetricsOpen:       c.metricsOpen,
@@ -660,7 +668,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		lg.Warn("gossip leave", "err", err)
 	}
 	node.Close() // waits for replica writes in flight
-	transport.Close()
+	internode.Close()
 	lg.Info("cluster stopped", "duration", time.Since(t0))
 	t0 = time.Now()
 	switch err := eng.Flush(); {

@@ -6,7 +6,6 @@
 package peertest
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -166,13 +166,16 @@ func (n *Network) route(ctx context.Context, from, to, kind string) (*peer.Node,
 	return node, nil
 }
 
-// transport is one node's view of the network.
-type transport struct {
+// memTransport is one node's view of the network: a peer.Transport, as
+// peer/transport's is, whose calls run on the other node's peer.Node
+// directly. Writes and scans go through peer/transport's codec, as over
+// the wire, which also copies them.
+type memTransport struct {
 	net  *Network
 	from string
 }
 
-func (t *transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) error {
+func (t *memTransport) Apply(ctx context.Context, addr string, ms []peer.Mutation) error {
 	node, err := t.net.route(ctx, t.from, addr, "apply")
 	if err != nil {
 		return err
@@ -180,14 +183,14 @@ func (t *transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) 
 	if t.net.liesOf(addr).SwallowApplies {
 		return nil
 	}
-	cp := make([]peer.Mutation, len(ms))
-	for i, m := range ms {
-		cp[i] = peer.Mutation{Key: bytes.Clone(m.Key), Record: bytes.Clone(m.Record)}
+	cp, err := transport.DecodeApply(transport.AppendApply(nil, ms))
+	if err != nil {
+		return err
 	}
 	return node.ApplyLocal(cp)
 }
 
-func (t *transport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
+func (t *memTransport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
 	t.net.inflight.Go(func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
@@ -195,7 +198,7 @@ func (t *transport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Ti
 	})
 }
 
-func (t *transport) ReadAsync(addr string, key []byte, deadline time.Time, got func([]byte, error)) {
+func (t *memTransport) ReadAsync(addr string, key []byte, deadline time.Time, got func([]byte, error)) {
 	t.net.inflight.Go(func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
@@ -212,15 +215,22 @@ func (t *transport) ReadAsync(addr string, key []byte, deadline time.Time, got f
 	})
 }
 
-func (t *transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (peer.LocalPage, error) {
+func (t *memTransport) Scan(ctx context.Context, addr string, q peer.LocalScan) (peer.LocalPage, error) {
 	node, err := t.net.route(ctx, t.from, addr, "scan")
 	if err != nil {
 		return peer.LocalPage{}, err
 	}
-	return node.ScanLocal(ctx, q)
+	if q, err = transport.DecodeScan(transport.AppendScan(nil, q)); err != nil {
+		return peer.LocalPage{}, err
+	}
+	p, err := node.ScanLocal(ctx, q)
+	if err != nil {
+		return peer.LocalPage{}, err
+	}
+	return transport.DecodeScanPage(transport.AppendScanPage(nil, p))
 }
 
-func (t *transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error) {
+func (t *memTransport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (io.ReadCloser, error) {
 	node, err := t.net.route(ctx, t.from, addr, "span")
 	if err != nil {
 		return nil, err
@@ -230,7 +240,7 @@ func (t *transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 	return pr, nil
 }
 
-func (t *transport) Merkle(ctx context.Context, addr string, rg ring.Range, depth int) (*peer.Merkle, error) {
+func (t *memTransport) Merkle(ctx context.Context, addr string, rg ring.Range, depth int) (*peer.Merkle, error) {
 	node, err := t.net.route(ctx, t.from, addr, "merkle")
 	if err != nil {
 		return nil, err
@@ -239,10 +249,10 @@ func (t *transport) Merkle(ctx context.Context, addr string, rg ring.Range, dept
 	if err != nil {
 		return nil, err
 	}
-	return peer.DecodeMerkle(peer.AppendMerkle(nil, m)) // as over the wire
+	return transport.DecodeMerkle(transport.AppendMerkle(nil, m)) // as over the wire
 }
 
-func (t *transport) Status(ctx context.Context, addr string) (peer.ClusterStatus, error) {
+func (t *memTransport) Status(ctx context.Context, addr string) (peer.ClusterStatus, error) {
 	node, err := t.net.route(ctx, t.from, addr, "status")
 	if err != nil {
 		return peer.ClusterStatus{}, err
@@ -254,7 +264,9 @@ func (t *transport) Status(ctx context.Context, addr string) (peer.ClusterStatus
 	return st, nil
 }
 
-func (t *transport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
+var _ peer.Transport = (*memTransport)(nil)
+
+func (t *memTransport) GossipAddrs(ctx context.Context, addr string) ([]string, error) {
 	return nil, errors.New("peertest: no gossip")
 }
 
@@ -393,7 +405,7 @@ func (c *Cluster) start(i int) {
 		Clock:          memtable.NewClockBound(wall, c.cfg.MaxClockOffset),
 		Clocks:         peer.NewClockMonitor(c.cfg.MaxClockOffset, wall, nil),
 		RequestTimeout: c.cfg.RequestTimeout, Replicas: c.cfg.Replicas, VNodes: c.cfg.VNodes,
-		Transport:           &transport{net: c.Net, from: c.Addrs[i]},
+		Transport:           &memTransport{net: c.Net, from: c.Addrs[i]},
 		HintInterval:        time.Hour, // tests replay hints themselves
 		HedgeAfter:          20 * time.Millisecond,
 		TransferRate:        cmp.Or(c.cfg.TransferRate, -1),

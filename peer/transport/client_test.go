@@ -1,4 +1,4 @@
-package httpd
+package transport
 
 import (
 	"bytes"
@@ -15,22 +15,6 @@ import (
 
 	"github.com/ringkv/ringkv/peer"
 )
-
-// newTransportPair starts a server with a fakeCluster on a loopback port
-// and a Transport to it; the Transport is closed before the server stops.
-func newTransportPair(t *testing.T, cfg Config, tcfg TransportConfig) (*testServer, string, *Transport) {
-	t.Helper()
-	ts, addr := newTCPClusterTestServer(t, cfg)
-	tr := NewTransport(tcfg)
-	t.Cleanup(tr.Close)
-	return ts, addr, tr
-}
-
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // queued returns the number of Apply calls waiting in tr's queue for addr.
 func (tr *Transport) queued(addr string) int {
@@ -83,7 +67,7 @@ func waitQueued(t *testing.T, tr *Transport, addr string, n int) {
 }
 
 func TestTransportApply(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ms := testMutations("k", 3, 4)
 	if err := tr.Apply(testCtx(t, 10*time.Second), addr, ms); err != nil {
 		t.Fatal(err)
@@ -116,7 +100,7 @@ func TestTransportApply(t *testing.T) {
 // behind the requests in flight and go out together.
 func TestTransportApplyBatches(t *testing.T) {
 	const calls = 200
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	entered, release := ts.cl.blockApply(t)
 	ctx := testCtx(t, 30*time.Second)
 	errs := make(chan error, calls)
@@ -156,11 +140,11 @@ func TestTransportApplyBatches(t *testing.T) {
 }
 
 // TestTransportApplyBatchLimit: calls that queue up behind a request in
-// flight are batched, but a batch must not exceed peer.MaxBatch mutations,
+// flight are batched, but a batch must not exceed MaxBatch mutations,
 // which the receiver refuses.
 func TestTransportApplyBatchLimit(t *testing.T) {
 	// Byte limits out of the way: this is about the count.
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{Senders: 1, MaxBatchBytes: 1 << 30})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{Senders: 1, MaxBatchBytes: 1 << 30})
 	entered, release := ts.cl.blockApply(t)
 	ctx := testCtx(t, 30*time.Second)
 	const big = 3000 // two of them make more than MaxBatch
@@ -193,7 +177,7 @@ func TestTransportApplyBatchLimit(t *testing.T) {
 // sends 256 at once, and the sender batches up to MaxBatch.
 func TestTransportApplyLargeBatch(t *testing.T) {
 	const maxValue = 1024
-	ts, addr, tr := newTransportPair(t, Config{MaxValueSize: maxValue}, TransportConfig{})
+	ts, addr, tr := newTransportPairBody(t, Config{}, Config{}, 2*maxValue+64<<10)
 	ms := make([]peer.Mutation, 100)
 	for i := range ms {
 		ms[i] = peer.Mutation{Key: fmt.Appendf(nil, "k%03d", i), Record: testRecord(1, strings.Repeat("v", maxValue))}
@@ -207,7 +191,7 @@ func TestTransportApplyLargeBatch(t *testing.T) {
 }
 
 func TestTransportRead(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 10*time.Second)
 	big := testRecord(9, strings.Repeat("v", 256<<10))
 	ms := []peer.Mutation{{Key: []byte("k"), Record: testRecord(9, "value")}, {Key: []byte("big"), Record: big}}
@@ -234,8 +218,8 @@ func TestTransportRead(t *testing.T) {
 // read is in flight queue and go out together, past MaxReadBatch too;
 // each gets its own key's record, or none.
 func TestTransportConcurrentReads(t *testing.T) {
-	const reads = 150 // more than two batches of peer.MaxReadBatch
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	const reads = 150 // more than two batches of MaxReadBatch
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 30*time.Second)
 	ms := testMutations("k", reads, 1)
 	if err := tr.Apply(ctx, addr, ms[:reads/2]); err != nil { // the other half stays absent
@@ -284,7 +268,7 @@ func queuedReads(tr *Transport, addr string) int {
 }
 
 func TestTransportScan(t *testing.T) {
-	_, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	_, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 10*time.Second)
 	all := append(testMutations("a/", 5, 1), testMutations("b/", 2, 1)...)
 	if err := tr.Apply(ctx, addr, all); err != nil {
@@ -316,7 +300,7 @@ func TestTransportScan(t *testing.T) {
 }
 
 func TestTransportGossipAddrs(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	got, err := tr.GossipAddrs(testCtx(t, 10*time.Second), addr)
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +346,7 @@ func TestTransportUnreachable(t *testing.T) {
 		}
 	})
 
-	tr := NewTransport(TransportConfig{})
+	tr := New(Config{})
 	defer tr.Close()
 	const timeout = 300 * time.Millisecond
 	calls := map[string]func(ctx context.Context, addr string) error{
@@ -404,7 +388,7 @@ func TestTransportUnreachable(t *testing.T) {
 
 func TestTransportSecret(t *testing.T) {
 	_, addr, good := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s3cret"))},
-		TransportConfig{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s3cret"))})
+		Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s3cret"))})
 	ctx := testCtx(t, 10*time.Second)
 	if err := good.Apply(ctx, addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatal(err)
@@ -423,7 +407,7 @@ func TestTransportSecret(t *testing.T) {
 		if secret != "" {
 			secrets = peer.NewSecrets("", []byte(secret))
 		}
-		tr := NewTransport(TransportConfig{NodeID: "n1", Secrets: secrets})
+		tr := New(Config{NodeID: "n1", Secrets: secrets})
 		errs := map[string]error{"Apply": tr.Apply(ctx, addr, testMutations("k", 1, 2))}
 		_, errs["Read"] = tr.Read(ctx, addr, []byte("k0000"))
 		_, errs["Scan"] = tr.Scan(ctx, addr, peer.LocalScan{Limit: 1})
@@ -449,7 +433,7 @@ func transportGoroutines() (n int, stacks string) {
 		if strings.Contains(g, "connsCleaner") || strings.Contains(g, "mCleaner") {
 			continue
 		}
-		if strings.Contains(g, "httpd.(*Transport)") || strings.Contains(g, "fasthttp.(*HostClient)") || strings.Contains(g, "fasthttp.(*Client)") {
+		if strings.Contains(g, "transport.(*Transport)") || strings.Contains(g, "fasthttp.(*HostClient)") || strings.Contains(g, "fasthttp.(*Client)") {
 			kept = append(kept, g)
 		}
 	}
@@ -457,9 +441,9 @@ func transportGoroutines() (n int, stacks string) {
 }
 
 func TestTransportCloseStopsSenders(t *testing.T) {
-	_, addr, _ := newTransportPair(t, Config{}, TransportConfig{})
+	_, addr, _ := newTransportPair(t, Config{}, Config{})
 	before := runtime.NumGoroutine()
-	tr := NewTransport(TransportConfig{Senders: 8})
+	tr := New(Config{Senders: 8})
 	ctx := testCtx(t, 10*time.Second)
 	if err := tr.Apply(ctx, addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatal(err)
@@ -499,7 +483,7 @@ func TestTransportCloseStopsSenders(t *testing.T) {
 // Close is called must return soon, not wait for their ctx.
 func TestTransportCloseAnswersQueuedCalls(t *testing.T) {
 	for round := range 8 {
-		ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{Senders: 1})
+		ts, addr, tr := newTransportPair(t, Config{}, Config{Senders: 1})
 		entered, release := ts.cl.blockApply(t)
 		first := make(chan error, 1)
 		go func() { first <- tr.Apply(testCtx(t, 10*time.Second), addr, testMutations("first", 1, 1)) }()
@@ -529,7 +513,7 @@ func TestTransportCloseAnswersQueuedCalls(t *testing.T) {
 // full, further calls fail at once (the coordinator keeps hints) instead
 // of holding the client requests that made them.
 func TestTransportQueueFullFailsFast(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{Senders: 1, MaxQueued: 2})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{Senders: 1, MaxQueued: 2})
 	entered, release := ts.cl.blockApply(t)
 	defer release()
 	deadline := time.Now().Add(30 * time.Second)
@@ -567,7 +551,7 @@ func TestTransportQueueFullFailsFast(t *testing.T) {
 // errors the coordinator acts on: 409 as ErrClockOffset (no hint), 403
 // as ErrNotOwner.
 func TestTransportApplyRefusals(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	for _, want := range []error{peer.ErrClockOffset, peer.ErrNotOwner} {
 		ts.cl.setApplyErr(fmt.Errorf("refused: %w", want))
 		err := tr.Apply(testCtx(t, 10*time.Second), addr, testMutations("r", 1, 1))

@@ -1,4 +1,4 @@
-package peer
+package transport
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer"
 )
 
 // wireRec returns a valid encoded record.
@@ -24,10 +25,10 @@ func wireTombstone(ts uint64) []byte {
 }
 
 // wireMuts returns n valid mutations with distinct keys.
-func wireMuts(n int) []Mutation {
-	ms := make([]Mutation, n)
+func wireMuts(n int) []peer.Mutation {
+	ms := make([]peer.Mutation, n)
 	for i := range ms {
-		ms[i] = Mutation{Key: fmt.Appendf(nil, "key-%06d", i), Record: wireRec(uint64(i+1), fmt.Sprint("v", i))}
+		ms[i] = peer.Mutation{Key: fmt.Appendf(nil, "key-%06d", i), Record: wireRec(uint64(i+1), fmt.Sprint("v", i))}
 		if i%5 == 4 {
 			ms[i].Record = wireTombstone(uint64(i + 1))
 		}
@@ -35,7 +36,7 @@ func wireMuts(n int) []Mutation {
 	return ms
 }
 
-func sameMutations(a, b []Mutation) bool {
+func sameMutations(a, b []peer.Mutation) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -47,30 +48,30 @@ func sameMutations(a, b []Mutation) bool {
 	return true
 }
 
-func sameScan(a, b LocalScan) bool {
+func sameScan(a, b peer.LocalScan) bool {
 	return a.Limit == b.Limit && bytes.Equal(a.Prefix, b.Prefix) && bytes.Equal(a.After, b.After)
 }
 
-func samePage(a, b LocalPage) bool { return a.More == b.More && sameMutations(a.Items, b.Items) }
+func samePage(a, b peer.LocalPage) bool { return a.More == b.More && sameMutations(a.Items, b.Items) }
 
 // bigRecord is a record of a 1 MiB value (the default --max-value-size).
 var bigRecord = wireRec(42, strings.Repeat("x", 1<<20))
 
 func TestWireApplyRoundTrip(t *testing.T) {
-	maxKey := bytes.Repeat([]byte{0xff}, MaxKeySize)
+	maxKey := bytes.Repeat([]byte{0xff}, peer.MaxKeySize)
 	for _, tc := range []struct {
 		name string
-		ms   []Mutation
+		ms   []peer.Mutation
 	}{
 		{"nil", nil},
-		{"empty", []Mutation{}},
+		{"empty", []peer.Mutation{}},
 		{"one", wireMuts(1)},
 		{"many", wireMuts(100)},
 		{"max batch", wireMuts(MaxBatch)},
-		{"max key", []Mutation{{Key: maxKey, Record: wireRec(1, "v")}}},
-		{"binary key", []Mutation{{Key: []byte{0, 1, 0x80, 0xff}, Record: wireRec(1, "")}}},
-		{"big record", []Mutation{{Key: []byte("big"), Record: bigRecord}, {Key: []byte("small"), Record: wireRec(2, "s")}}},
-		{"tombstone", []Mutation{{Key: []byte("t"), Record: wireTombstone(3)}}},
+		{"max key", []peer.Mutation{{Key: maxKey, Record: wireRec(1, "v")}}},
+		{"binary key", []peer.Mutation{{Key: []byte{0, 1, 0x80, 0xff}, Record: wireRec(1, "")}}},
+		{"big record", []peer.Mutation{{Key: []byte("big"), Record: bigRecord}, {Key: []byte("small"), Record: wireRec(2, "s")}}},
+		{"tombstone", []peer.Mutation{{Key: []byte("t"), Record: wireTombstone(3)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := AppendApply(nil, tc.ms)
@@ -94,13 +95,13 @@ func TestWireApplyRoundTrip(t *testing.T) {
 }
 
 func TestWireScanRoundTrip(t *testing.T) {
-	maxKey := bytes.Repeat([]byte{'k'}, MaxKeySize)
-	for _, q := range []LocalScan{
+	maxKey := bytes.Repeat([]byte{'k'}, peer.MaxKeySize)
+	for _, q := range []peer.LocalScan{
 		{Limit: 1},
 		{Limit: 100, Prefix: []byte("user:")},
 		{Limit: 100, Prefix: []byte("user:"), After: []byte("user:42")},
-		{Limit: MaxScanLimit, After: []byte{0, 0xff}},
-		{Limit: MaxScanLimit, Prefix: maxKey, After: maxKey},
+		{Limit: peer.MaxScanLimit, After: []byte{0, 0xff}},
+		{Limit: peer.MaxScanLimit, Prefix: maxKey, After: maxKey},
 	} {
 		msg := AppendScan(nil, q)
 		got, err := DecodeScan(msg)
@@ -119,15 +120,15 @@ func TestWireScanRoundTrip(t *testing.T) {
 func TestWireScanPageRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		p    LocalPage
+		p    peer.LocalPage
 	}{
-		{"empty", LocalPage{}},
-		{"empty more", LocalPage{More: true}},
-		{"one", LocalPage{Items: wireMuts(1)}},
-		{"many more", LocalPage{Items: wireMuts(250), More: true}},
-		{"many last", LocalPage{Items: wireMuts(250)}},
-		{"max items", LocalPage{Items: wireMuts(MaxScanLimit), More: true}},
-		{"big record", LocalPage{Items: []Mutation{{Key: []byte("big"), Record: bigRecord}}, More: true}},
+		{"empty", peer.LocalPage{}},
+		{"empty more", peer.LocalPage{More: true}},
+		{"one", peer.LocalPage{Items: wireMuts(1)}},
+		{"many more", peer.LocalPage{Items: wireMuts(250), More: true}},
+		{"many last", peer.LocalPage{Items: wireMuts(250)}},
+		{"max items", peer.LocalPage{Items: wireMuts(peer.MaxScanLimit), More: true}},
+		{"big record", peer.LocalPage{Items: []peer.Mutation{{Key: []byte("big"), Record: bigRecord}}, More: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := AppendScanPage(nil, tc.p)
@@ -161,7 +162,7 @@ func TestWireAliasing(t *testing.T) {
 	if !bytes.Equal(msg, orig) {
 		t.Fatal("appending to a decoded slice overwrote the message")
 	}
-	q, err := DecodeScan(AppendScan(nil, LocalScan{Limit: 1, Prefix: []byte("p"), After: []byte("a")}))
+	q, err := DecodeScan(AppendScan(nil, peer.LocalScan{Limit: 1, Prefix: []byte("p"), After: []byte("a")}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,7 @@ func TestWireApplyRejects(t *testing.T) {
 		"count says fewer":   append([]byte{'A', 1, 2}, good[3:]...),
 		"count overflow":     append([]byte{'A', 1}, bytes.Repeat([]byte{0xff}, 11)...),
 		"count huge":         uv([]byte{'A', 1}, 1<<62),
-		"key too long":       one(bytes.Repeat([]byte{'k'}, MaxKeySize+1), wireRec(1, "v")),
+		"key too long":       one(bytes.Repeat([]byte{'k'}, peer.MaxKeySize+1), wireRec(1, "v")),
 		"empty key":          one(nil, wireRec(1, "v")),
 		"key length huge":    uv(uv([]byte{'A', 1}, 1), 1<<40),
 		"record length huge": uv(field(uv([]byte{'A', 1}, 1), []byte("k")), 1<<40),
@@ -233,33 +234,33 @@ func TestWireApplyRejects(t *testing.T) {
 			t.Errorf("%s: DecodeApply(%q) = %d mutations, want an error", name, clipBytes(msg), len(ms))
 			continue
 		}
-		if !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: error %v does not match ErrBadMessage", name, err)
+		if !errors.Is(err, peer.ErrBadMessage) {
+			t.Errorf("%s: error %v does not match peer.ErrBadMessage", name, err)
 		}
 	}
 }
 
 func TestWireScanRejects(t *testing.T) {
-	good := AppendScan(nil, LocalScan{Limit: 10, Prefix: []byte("pre"), After: []byte("pre-after")})
+	good := AppendScan(nil, peer.LocalScan{Limit: 10, Prefix: []byte("pre"), After: []byte("pre-after")})
 	cases := map[string][]byte{
 		"nil":              nil,
 		"wrong kind":       append([]byte{'A'}, good[1:]...),
 		"version 2":        append([]byte{'S', 2}, good[2:]...),
 		"trailing byte":    append(bytes.Clone(good), 0),
-		"zero limit":       AppendScan(nil, LocalScan{Limit: 0}),
-		"limit too high":   AppendScan(nil, LocalScan{Limit: MaxScanLimit + 1}),
-		"negative limit":   AppendScan(nil, LocalScan{Limit: -1}),
-		"prefix too long":  AppendScan(nil, LocalScan{Limit: 1, Prefix: bytes.Repeat([]byte{'p'}, MaxKeySize+1)}),
-		"after too long":   AppendScan(nil, LocalScan{Limit: 1, After: bytes.Repeat([]byte{'a'}, MaxKeySize+1)}),
+		"zero limit":       AppendScan(nil, peer.LocalScan{Limit: 0}),
+		"limit too high":   AppendScan(nil, peer.LocalScan{Limit: peer.MaxScanLimit + 1}),
+		"negative limit":   AppendScan(nil, peer.LocalScan{Limit: -1}),
+		"prefix too long":  AppendScan(nil, peer.LocalScan{Limit: 1, Prefix: bytes.Repeat([]byte{'p'}, peer.MaxKeySize+1)}),
+		"after too long":   AppendScan(nil, peer.LocalScan{Limit: 1, After: bytes.Repeat([]byte{'a'}, peer.MaxKeySize+1)}),
 		"limit overflow":   append([]byte{'S', 1}, bytes.Repeat([]byte{0xff}, 11)...),
 		"prefix len huge":  uv(uv([]byte{'S', 1}, 1), 1<<40),
 		"missing after":    field(uv([]byte{'S', 1}, 1), []byte("p")),
 		"after truncated":  uv(field(uv([]byte{'S', 1}, 1), []byte("p")), 5),
 		"apply message":    AppendApply(nil, wireMuts(1)),
-		"scan page":        AppendScanPage(nil, LocalPage{}),
+		"scan page":        AppendScanPage(nil, peer.LocalPage{}),
 		"header only":      {'S', 1},
 		"kind only":        {'S'},
-		"page as scan":     append([]byte{'S', 1}, AppendScanPage(nil, LocalPage{Items: wireMuts(1)})[2:]...),
+		"page as scan":     append([]byte{'S', 1}, AppendScanPage(nil, peer.LocalPage{Items: wireMuts(1)})[2:]...),
 		"two scans joined": append(bytes.Clone(good), good...),
 	}
 	for i := range len(good) {
@@ -271,14 +272,14 @@ func TestWireScanRejects(t *testing.T) {
 			t.Errorf("%s: DecodeScan(%q) = %+v, want an error", name, clipBytes(msg), q)
 			continue
 		}
-		if !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: error %v does not match ErrBadMessage", name, err)
+		if !errors.Is(err, peer.ErrBadMessage) {
+			t.Errorf("%s: error %v does not match peer.ErrBadMessage", name, err)
 		}
 	}
 }
 
 func TestWireScanPageRejects(t *testing.T) {
-	good := AppendScanPage(nil, LocalPage{Items: wireMuts(3), More: true})
+	good := AppendScanPage(nil, peer.LocalPage{Items: wireMuts(3), More: true})
 	bad := wireMuts(2)
 	bad[1].Record = wireRec(1, "v")[:10]
 	cases := map[string][]byte{
@@ -290,11 +291,11 @@ func TestWireScanPageRejects(t *testing.T) {
 		"more flag 0xff": append([]byte{'P', 1, 0xff}, good[3:]...),
 		"no count":       {'P', 1, 0},
 		"trailing byte":  append(bytes.Clone(good), 0),
-		"too many items": AppendScanPage(nil, LocalPage{Items: wireMuts(MaxScanLimit + 1)}),
+		"too many items": AppendScanPage(nil, peer.LocalPage{Items: wireMuts(peer.MaxScanLimit + 1)}),
 		"count huge":     uv([]byte{'P', 1, 1}, 1<<50),
-		"empty key":      AppendScanPage(nil, LocalPage{Items: []Mutation{{Record: wireRec(1, "v")}}}),
-		"key too long":   AppendScanPage(nil, LocalPage{Items: []Mutation{{Key: bytes.Repeat([]byte{'k'}, MaxKeySize+1), Record: wireRec(1, "v")}}}),
-		"bad record":     AppendScanPage(nil, LocalPage{Items: bad}),
+		"empty key":      AppendScanPage(nil, peer.LocalPage{Items: []peer.Mutation{{Record: wireRec(1, "v")}}}),
+		"key too long":   AppendScanPage(nil, peer.LocalPage{Items: []peer.Mutation{{Key: bytes.Repeat([]byte{'k'}, peer.MaxKeySize+1), Record: wireRec(1, "v")}}}),
+		"bad record":     AppendScanPage(nil, peer.LocalPage{Items: bad}),
 		"apply message":  AppendApply(nil, wireMuts(1)),
 	}
 	for i := range len(good) {
@@ -306,8 +307,8 @@ func TestWireScanPageRejects(t *testing.T) {
 			t.Errorf("%s: DecodeScanPage(%q) = %d items, want an error", name, clipBytes(msg), len(p.Items))
 			continue
 		}
-		if !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: error %v does not match ErrBadMessage", name, err)
+		if !errors.Is(err, peer.ErrBadMessage) {
+			t.Errorf("%s: error %v does not match peer.ErrBadMessage", name, err)
 		}
 	}
 }
@@ -320,15 +321,15 @@ func clipBytes(b []byte) []byte {
 }
 
 // checkMutations checks what every decoded list of mutations promises:
-// keys of 1 to MaxKeySize bytes, records that memtable decodes and whose
+// keys of 1 to peer.MaxKeySize bytes, records that memtable decodes and whose
 // decoded form encodes back to the same bytes.
-func checkMutations(t *testing.T, ms []Mutation, max int) {
+func checkMutations(t *testing.T, ms []peer.Mutation, max int) {
 	t.Helper()
 	if len(ms) > max {
 		t.Fatalf("%d mutations, more than %d", len(ms), max)
 	}
 	for i, m := range ms {
-		if len(m.Key) == 0 || len(m.Key) > MaxKeySize {
+		if len(m.Key) == 0 || len(m.Key) > peer.MaxKeySize {
 			t.Fatalf("mutation %d: key of %d bytes", i, len(m.Key))
 		}
 		r, err := memtable.Decode(m.Record)
@@ -347,8 +348,8 @@ func fuzzSeedsApply() [][]byte {
 		AppendApply(nil, nil),
 		AppendApply(nil, wireMuts(1)),
 		AppendApply(nil, wireMuts(6)),
-		AppendApply(nil, []Mutation{{Key: []byte{0}, Record: wireTombstone(1)}}),
-		AppendApply(nil, []Mutation{{Key: []byte("k"), Record: (&memtable.Record{Version: memtable.Version{TS: 5, Node: 1}, ExpiresAt: 99, Value: []byte("v")}).Append(nil)}}),
+		AppendApply(nil, []peer.Mutation{{Key: []byte{0}, Record: wireTombstone(1)}}),
+		AppendApply(nil, []peer.Mutation{{Key: []byte("k"), Record: (&memtable.Record{Version: memtable.Version{TS: 5, Node: 1}, ExpiresAt: 99, Value: []byte("v")}).Append(nil)}}),
 		// Non-minimal varint count (0x81 0x00 = 1): valid, not canonical.
 		append([]byte{'A', 1, 0x81, 0x00}, AppendApply(nil, wireMuts(1))[3:]...),
 		{'A', 1},
@@ -367,8 +368,8 @@ func FuzzDecodeApply(f *testing.F) {
 			t.Fatal("DecodeApply modified its input")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("error %v does not match ErrBadMessage", err)
+			if !errors.Is(err, peer.ErrBadMessage) {
+				t.Fatalf("error %v does not match peer.ErrBadMessage", err)
 			}
 			return
 		}
@@ -388,10 +389,10 @@ func FuzzDecodeApply(f *testing.F) {
 }
 
 func FuzzDecodeScan(f *testing.F) {
-	for _, q := range []LocalScan{
+	for _, q := range []peer.LocalScan{
 		{Limit: 1},
 		{Limit: 100, Prefix: []byte("user:"), After: []byte("user:7")},
-		{Limit: MaxScanLimit, After: []byte{0xff}},
+		{Limit: peer.MaxScanLimit, After: []byte{0xff}},
 	} {
 		f.Add(AppendScan(nil, q))
 	}
@@ -404,12 +405,12 @@ func FuzzDecodeScan(f *testing.F) {
 			t.Fatal("DecodeScan modified its input")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("error %v does not match ErrBadMessage", err)
+			if !errors.Is(err, peer.ErrBadMessage) {
+				t.Fatalf("error %v does not match peer.ErrBadMessage", err)
 			}
 			return
 		}
-		if q.Limit < 1 || q.Limit > MaxScanLimit || len(q.Prefix) > MaxKeySize || len(q.After) > MaxKeySize {
+		if q.Limit < 1 || q.Limit > peer.MaxScanLimit || len(q.Prefix) > peer.MaxKeySize || len(q.After) > peer.MaxKeySize {
 			t.Fatalf("decoded an out-of-range scan: limit %d, prefix %d bytes, after %d bytes", q.Limit, len(q.Prefix), len(q.After))
 		}
 		again := AppendScan(nil, q)
@@ -427,7 +428,7 @@ func FuzzDecodeScan(f *testing.F) {
 }
 
 func FuzzDecodeScanPage(f *testing.F) {
-	for _, p := range []LocalPage{
+	for _, p := range []peer.LocalPage{
 		{},
 		{More: true},
 		{Items: wireMuts(1)},
@@ -443,12 +444,12 @@ func FuzzDecodeScanPage(f *testing.F) {
 			t.Fatal("DecodeScanPage modified its input")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("error %v does not match ErrBadMessage", err)
+			if !errors.Is(err, peer.ErrBadMessage) {
+				t.Fatalf("error %v does not match peer.ErrBadMessage", err)
 			}
 			return
 		}
-		checkMutations(t, p.Items, MaxScanLimit)
+		checkMutations(t, p.Items, peer.MaxScanLimit)
 		again := AppendScanPage(nil, p)
 		p2, err := DecodeScanPage(again)
 		if err != nil {
@@ -503,15 +504,15 @@ func TestReadRoundTrip(t *testing.T) {
 		"trailing":       {append(appendRecords(recs), 0), 3},
 		"wrong kind":     {AppendRead(nil, keys), 3},
 	} {
-		if _, err := DecodeRecords(c.msg, c.n); !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: err = %v, want ErrBadMessage", name, err)
+		if _, err := DecodeRecords(c.msg, c.n); !errors.Is(err, peer.ErrBadMessage) {
+			t.Errorf("%s: err = %v, want peer.ErrBadMessage", name, err)
 		}
 	}
 }
 
 func FuzzDecodeRead(f *testing.F) {
 	f.Add(AppendRead(nil, [][]byte{[]byte("k")}))
-	f.Add(AppendRead(nil, [][]byte{[]byte("a"), {0xff, 0}, bytes.Repeat([]byte{'x'}, MaxKeySize)}))
+	f.Add(AppendRead(nil, [][]byte{[]byte("a"), {0xff, 0}, bytes.Repeat([]byte{'x'}, peer.MaxKeySize)}))
 	f.Add([]byte{'R', 1, 0})
 	f.Add([]byte{'R', 1, 65})
 	f.Fuzz(func(t *testing.T, msg []byte) {
@@ -521,8 +522,8 @@ func FuzzDecodeRead(f *testing.F) {
 			t.Fatal("DecodeRead modified its input")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("error %v does not match ErrBadMessage", err)
+			if !errors.Is(err, peer.ErrBadMessage) {
+				t.Fatalf("error %v does not match peer.ErrBadMessage", err)
 			}
 			return
 		}
@@ -530,7 +531,7 @@ func FuzzDecodeRead(f *testing.F) {
 			t.Fatalf("decoded %d keys", len(keys))
 		}
 		for _, k := range keys {
-			if len(k) < 1 || len(k) > MaxKeySize {
+			if len(k) < 1 || len(k) > peer.MaxKeySize {
 				t.Fatalf("decoded a key of %d bytes", len(k))
 			}
 		}
@@ -563,8 +564,8 @@ func FuzzDecodeRecords(f *testing.F) {
 			t.Fatal("DecodeRecords modified its input")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("error %v does not match ErrBadMessage", err)
+			if !errors.Is(err, peer.ErrBadMessage) {
+				t.Fatalf("error %v does not match peer.ErrBadMessage", err)
 			}
 			return
 		}

@@ -1,4 +1,4 @@
-package httpd
+package transport
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -16,14 +17,17 @@ import (
 	"github.com/ringkv/ringkv/peer"
 )
 
-// TransportConfig configures a Transport.
-type TransportConfig struct {
+// Config configures a Transport: the client fields, then the server's.
+// The zero value of every field means its default (EnsureDefaults).
+type Config struct {
 	// NodeID is this node's id, which every call names (NodeHeader).
 	NodeID string
 	// Secrets, when it holds a secret, signs every internode call with
-	// its primary (sign.go). The default is none: calls go unsigned.
+	// its primary (sign.go), and makes the handler refuse (401) a call
+	// without a signature by one of its keys. The default is none: calls
+	// go unsigned and the handler takes unsigned calls.
 	Secrets *peer.Secrets
-	// TLS, when set, makes calls HTTPS with it (NodeTLS.Transport).
+	// TLS, when set, makes calls HTTPS with it (httpd.NodeTLS.Transport).
 	TLS *tls.Config
 	// PeerAddr, when set, maps a member's HTTP address to the address
 	// internode calls go to (its --peer-addr); "" keeps the address. The
@@ -50,17 +54,97 @@ type TransportConfig struct {
 	// calls fail at once (the coordinator keeps hints) rather than hold
 	// the requests that made them. The default is 8192.
 	MaxQueued int
+
+	// Local is the node the handler answers for (*peer.Node). Without
+	// it the handler answers 501.
+	Local Local
+	// RequirePeerCert makes the handler refuse (401) a call without a
+	// TLS client certificate (the listener's TLS config has verified it
+	// against the cluster CA) that names the node the call claims to
+	// come from (NodeHeader), as its Common Name or a DNS name.
+	RequirePeerCert bool
+	// SignatureWindow is how far a signed call's time may be from this
+	// node's clock. The default is DefaultSignatureWindow.
+	SignatureWindow time.Duration
+	// WriteTimeout bounds a range stream's wait for its reader: the
+	// stream is cut once a write has waited that long. The default is
+	// DefaultWriteTimeout, the HTTP server's own.
+	WriteTimeout time.Duration
+	// MaxScanBytes caps one scan answer (peer.LocalScan.MaxBytes). The
+	// default is peer.DefaultMaxScanBytes.
+	MaxScanBytes int
+	// MaxConcurrentScans caps the scans the handler runs at once for
+	// other nodes; one more waits up to its coordinator's request
+	// timeout for a slot, then is answered 429. The default is
+	// max(2, GOMAXPROCS), as for client scans.
+	MaxConcurrentScans int
+	// MerkleTimeout bounds building one Merkle tree for another node.
+	// The default is DefaultMerkleTimeout.
+	MerkleTimeout time.Duration
+	// Logger receives the handler's errors (5xx causes, streams cut
+	// short). nil means slog.Default().
+	Logger *slog.Logger
 }
 
-// Transport is peer.Transport over fasthttp: persistent connections,
-// binary framed bodies (peer's wire format), and replica writes and reads
-// to one peer batched while earlier ones are in flight, so a busy
+// Defaults of Config, as documented on its fields.
+const (
+	DefaultSenders         = 1
+	DefaultMaxConnsPerHost = 64
+	DefaultMaxBatchBytes   = 63 << 10
+	DefaultMaxQueued       = 8192
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultMerkleTimeout   = 2 * time.Minute
+)
+
+// DefaultMaxConcurrentScans returns the default of MaxConcurrentScans.
+func DefaultMaxConcurrentScans() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// EnsureDefaults replaces every zero (or negative) field with its default.
+func (c *Config) EnsureDefaults() {
+	if c.Senders <= 0 {
+		c.Senders = DefaultSenders
+	}
+	if c.MaxConnsPerHost <= 0 {
+		c.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = DefaultMaxQueued
+	}
+	if c.SignatureWindow <= 0 {
+		c.SignatureWindow = DefaultSignatureWindow
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxScanBytes <= 0 {
+		c.MaxScanBytes = peer.DefaultMaxScanBytes
+	}
+	if c.MaxConcurrentScans <= 0 {
+		c.MaxConcurrentScans = DefaultMaxConcurrentScans()
+	}
+	if c.MerkleTimeout <= 0 {
+		c.MerkleTimeout = DefaultMerkleTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Transport is the internode protocol of one node, both ways, as etcd's
+// rafthttp.Transport is: the peer.Transport its coordinator calls other
+// nodes through, and the handler (Handler) that answers theirs, which
+// httpd mounts under /internal/. Calls go over fasthttp: persistent
+// connections, binary framed bodies (codec.go), and replica writes and
+// reads to one peer batched while earlier ones are in flight, so a busy
 // coordinator sends one request (and the replica does one fsync) for many
-// writes, and one request for many reads.
+// writes, and one request for many reads. Range streams use the same
+// client, their body streamed.
 type Transport struct {
-	cfg    TransportConfig
+	cfg    Config
 	client *fasthttp.Client
-	span   *http.Client // range streams (span.go)
 
 	// mu guards lanes and closed; calls hold it shared while they queue,
 	// so once Close has set closed nothing more is queued.
@@ -70,23 +154,18 @@ type Transport struct {
 	wg        sync.WaitGroup
 	stop      chan struct{} // closed by Close: senders stop
 	closeOnce sync.Once
+
+	// The server side (server.go).
+	scans  chan struct{}      // internode scan slots, one per scan running
+	ctx    context.Context    // of every Local call; Close cancels it
+	cancel context.CancelFunc //
 }
 
-// NewTransport returns a Transport; Close stops its senders.
-func NewTransport(cfg TransportConfig) *Transport {
-	if cfg.Senders <= 0 {
-		cfg.Senders = 1
-	}
-	if cfg.MaxConnsPerHost <= 0 {
-		cfg.MaxConnsPerHost = 64
-	}
-	if cfg.MaxBatchBytes <= 0 {
-		cfg.MaxBatchBytes = 63 << 10
-	}
-	if cfg.MaxQueued <= 0 {
-		cfg.MaxQueued = 8192
-	}
-	return &Transport{
+// New returns a Transport for cfg (defaults filled in); Close stops its
+// senders.
+func New(cfg Config) *Transport {
+	cfg.EnsureDefaults()
+	t := &Transport{
 		cfg: cfg,
 		client: &fasthttp.Client{
 			Name:            "ringkv-peer",
@@ -100,11 +179,17 @@ func NewTransport(cfg TransportConfig) *Transport {
 			DisablePathNormalizing:        true,
 			MaxResponseBodySize:           2<<30 - 1,
 			TLSConfig:                     cfg.TLS,
+			// Range streams have no deadline: their reads have one of
+			// spanIdle each instead (span.go).
+			DialTimeout: dialIdle,
+			RetryIfErr:  retryIfErr,
 		},
-		span:  newSpanClient(cfg.TLS),
 		lanes: map[laneKey]*lane{},
 		stop:  make(chan struct{}),
+		scans: make(chan struct{}, cfg.MaxConcurrentScans),
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	return t
 }
 
 // Close stops the senders once the requests in flight are answered, and
@@ -122,7 +207,7 @@ func (t *Transport) Close() {
 			}
 		}
 		t.client.CloseIdleConnections()
-		t.span.CloseIdleConnections()
+		t.cancel()
 	})
 }
 
@@ -222,7 +307,7 @@ func (t *Transport) Apply(ctx context.Context, addr string, ms []peer.Mutation) 
 // peer, and returns without waiting: done is called once with the outcome,
 // on a sender goroutine (so it must not block), or before ApplyAsync
 // returns when the call fails at once. A call larger than MaxBatchBytes or
-// peer.MaxBatch goes in several requests; if it fails, some of them may
+// MaxBatch goes in several requests; if it fails, some of them may
 // have been stored (replica writes are idempotent: the caller keeps a hint
 // and resends them all). ms must not change until done is called.
 func (t *Transport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
@@ -266,7 +351,7 @@ func (t *Transport) Read(ctx context.Context, addr string, key []byte) ([]byte, 
 }
 
 // ReadAsync queues a read of key on addr, batched with other reads of the
-// same peer (up to peer.MaxReadBatch keys), and returns without waiting:
+// same peer (up to MaxReadBatch keys), and returns without waiting:
 // got is called once, on a sender goroutine or before ReadAsync returns,
 // with the node's encoded record (nil when it has none), which the callee
 // may keep, or an error. key must not change until got is called.
@@ -280,13 +365,13 @@ func (t *Transport) ReadAsync(addr string, key []byte, deadline time.Time, got f
 	enqueue(l, &call{key: key, size: len(key) + binary.MaxVarintLen32, deadline: deadline, got: got})
 }
 
-// split cuts ms into calls of at most peer.MaxBatch mutations and
+// split cuts ms into calls of at most MaxBatch mutations and
 // MaxBatchBytes (or one mutation).
 func (t *Transport) split(ms []peer.Mutation) []*call {
 	var out []*call
 	for len(ms) > 0 {
 		n, size := 0, 0
-		for n < len(ms) && n < peer.MaxBatch {
+		for n < len(ms) && n < MaxBatch {
 			sz := mutationSize(ms[n])
 			if n > 0 && size+sz > t.cfg.MaxBatchBytes {
 				break
@@ -335,9 +420,9 @@ func (c *call) items() int {
 // MaxBatchBytes, and sends them as one request. A call that does not fit
 // starts the next batch.
 func (t *Transport) send(l *lane) {
-	maxItems, path := peer.MaxBatch, "/internal/apply"
+	maxItems, path := MaxBatch, "/internal/apply"
 	if l.kind == laneRead {
-		maxItems, path = peer.MaxReadBatch, "/internal/read"
+		maxItems, path = MaxReadBatch, "/internal/read"
 	}
 	var batch, live []*call
 	var body []byte
@@ -390,22 +475,22 @@ func (t *Transport) send(l *lane) {
 				for _, c := range live {
 					keys = append(keys, c.key)
 				}
-				body = peer.AppendRead(body[:0], keys)
+				body = AppendRead(body[:0], keys)
 				var out []byte // the callees keep the records: a new buffer
 				err := t.post(l.addr, path, body, deadline, fasthttp.StatusOK, &out)
 				var recs [][]byte
 				if err == nil {
-					recs, err = peer.DecodeRecords(out, len(keys))
+					recs, err = DecodeRecords(out, len(keys))
 				}
 				for i, c := range live {
 					switch {
 					case err != nil:
 						c.got(nil, err)
-					case peer.IsFailed(recs[i]):
-						c.got(nil, &peer.ReplicaReadError{Msg: peer.FailedMessage(recs[i])})
-					case peer.IsPending(recs[i]):
+					case IsFailed(recs[i]):
+						c.got(nil, &peer.ReplicaReadError{Msg: FailedMessage(recs[i])})
+					case IsPending(recs[i]):
 						// DecodeRecords has checked it.
-						rec, from, _ := peer.DecodePending(recs[i])
+						rec, from, _ := DecodePending(recs[i])
 						c.got(rec, &peer.PendingError{From: from})
 					default:
 						c.got(recs[i], nil)
@@ -417,7 +502,7 @@ func (t *Transport) send(l *lane) {
 				for _, c := range live {
 					ms = append(ms, c.ms...)
 				}
-				body = peer.AppendApply(body[:0], ms)
+				body = AppendApply(body[:0], ms)
 				err := t.post(l.addr, path, body, deadline, fasthttp.StatusNoContent, nil)
 				for _, c := range live {
 					c.done(err)
@@ -486,19 +571,16 @@ func (t *Transport) url(addr, uri string) string {
 
 // sign sets the node and signature headers (sign.go) of a call of method
 // to uri with body on h.
-func (t *Transport) sign(h headerSetter, method, uri string, body []byte) {
-	sig, ok := sign(t.cfg.Secrets, t.cfg.NodeID, method, uri, body, time.Now())
-	if sig.node != "" {
-		h.Set(NodeHeader, sig.node)
+func (t *Transport) sign(h *fasthttp.RequestHeader, method, uri string, body []byte) {
+	sig, ok := Sign(t.cfg.Secrets, t.cfg.NodeID, method, uri, body, time.Now())
+	if sig.Node != "" {
+		h.Set(NodeHeader, sig.Node)
 	}
 	if ok {
-		h.Set(TimeHeader, sig.time)
-		h.Set(SignatureHeader, sig.sig)
+		h.Set(TimeHeader, sig.Time)
+		h.Set(SignatureHeader, sig.Sig)
 	}
 }
-
-// headerSetter is what sign needs of fasthttp's and net/http's headers.
-type headerSetter interface{ Set(k, v string) }
 
 func clip(b []byte) string {
 	if len(b) > 200 {
@@ -517,10 +599,10 @@ func deadlineOf(ctx context.Context) time.Time {
 // Scan asks addr for one page of its records.
 func (t *Transport) Scan(ctx context.Context, addr string, q peer.LocalScan) (peer.LocalPage, error) {
 	var out []byte
-	if err := t.post(addr, "/internal/scan", peer.AppendScan(nil, q), deadlineOf(ctx), fasthttp.StatusOK, &out); err != nil {
+	if err := t.post(addr, "/internal/scan", AppendScan(nil, q), deadlineOf(ctx), fasthttp.StatusOK, &out); err != nil {
 		return peer.LocalPage{}, err
 	}
-	return peer.DecodeScanPage(out)
+	return DecodeScanPage(out)
 }
 
 // Status asks addr for its view of the cluster (GET /v1/cluster).
@@ -530,7 +612,7 @@ func (t *Transport) Status(ctx context.Context, addr string) (peer.ClusterStatus
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(t.url(addr, "/v1/cluster"))
-	// Signed, so that a peer with --auth-file answers it (route.go's peerCall).
+	// Signed, so that a peer with --auth-file answers it (httpd's peer reads, Authentic).
 	t.sign(&req.Header, fasthttp.MethodGet, "/v1/cluster", nil)
 	var st peer.ClusterStatus
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {

@@ -1,4 +1,4 @@
-package httpd
+package transport
 
 import (
 	"strings"
@@ -14,14 +14,14 @@ import (
 func FuzzSignature(f *testing.F) {
 	secrets := peer.NewSecrets("", []byte("fuzz"))
 	now := time.UnixMilli(1_800_000_000_000)
-	good, _ := sign(secrets, "n1", "POST", "/internal/apply", []byte("body"), now)
-	f.Add("POST", "/internal/apply", "n1", good.time, good.sig, []byte("body"))
-	f.Add("POST", "/internal/apply", "n1", good.time, strings.ToUpper(good.sig), []byte("body"))
-	f.Add("POST", "/internal/apply", "n1", good.time, "v1="+strings.Repeat("0", 64), []byte("body"))
-	f.Add("POST", "/internal/apply", "n2", good.time, good.sig, []byte("body"))
+	good, _ := Sign(secrets, "n1", "POST", "/internal/apply", []byte("body"), now)
+	f.Add("POST", "/internal/apply", "n1", good.Time, good.Sig, []byte("body"))
+	f.Add("POST", "/internal/apply", "n1", good.Time, strings.ToUpper(good.Sig), []byte("body"))
+	f.Add("POST", "/internal/apply", "n1", good.Time, "v1="+strings.Repeat("0", 64), []byte("body"))
+	f.Add("POST", "/internal/apply", "n2", good.Time, good.Sig, []byte("body"))
 	f.Add("GET", "/internal/span?lo=0&hi=0", "n1", "-1", "v1=", []byte(nil))
 	f.Add("GET", "/internal/gossip", "", "99999999999999999999", "v1="+strings.Repeat("zz", 32), []byte(nil))
-	f.Add("GET", "/internal/gossip", "n1", "+1800000000000", good.sig+",v1=00", []byte(nil))
+	f.Add("GET", "/internal/gossip", "n1", "+1800000000000", good.Sig+",v1=00", []byte(nil))
 	f.Fuzz(func(t *testing.T, method, uri, node, timeHdr, sigHdr string, body []byte) {
 		ms, _, err := parseSignature([]byte(timeHdr), []byte(sigHdr))
 		at := now
@@ -31,17 +31,17 @@ func FuzzSignature(f *testing.F) {
 			}
 			at = time.UnixMilli(ms)
 		}
-		err = verifySignature(secrets.All(), []byte(method), []byte(uri), []byte(node), []byte(timeHdr), []byte(sigHdr), body, at, DefaultSignatureWindow)
+		err = VerifySignature(secrets.All(), []byte(method), []byte(uri), []byte(node), []byte(timeHdr), []byte(sigHdr), body, at, DefaultSignatureWindow)
 		if err == nil {
-			want, _ := sign(secrets, node, method, uri, body, at)
-			if !strings.EqualFold(sigHdr, want.sig) {
-				t.Fatalf("accepted %q, the call's signature is %q", sigHdr, want.sig)
+			want, _ := Sign(secrets, node, method, uri, body, at)
+			if !strings.EqualFold(sigHdr, want.Sig) {
+				t.Fatalf("accepted %q, the call's signature is %q", sigHdr, want.Sig)
 			}
 		}
 		// The call's own signature always passes.
 		if node != "" {
-			s, _ := sign(secrets, node, method, uri, body, at)
-			if err := verifySignature(secrets.All(), []byte(method), []byte(uri), []byte(node), []byte(s.time), []byte(s.sig), body, at, DefaultSignatureWindow); err != nil {
+			s, _ := Sign(secrets, node, method, uri, body, at)
+			if err := VerifySignature(secrets.All(), []byte(method), []byte(uri), []byte(node), []byte(s.Time), []byte(s.Sig), body, at, DefaultSignatureWindow); err != nil {
 				t.Fatalf("its own signature fails: %v", err)
 			}
 		}
@@ -57,8 +57,8 @@ func BenchmarkSignVerify(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		now := time.Now()
-		s, _ := sign(secrets, "n1", "POST", "/internal/apply", body, now)
-		if err := verifySignature(secrets.All(), []byte("POST"), []byte("/internal/apply"), []byte("n1"), []byte(s.time), []byte(s.sig), body, now, DefaultSignatureWindow); err != nil {
+		s, _ := Sign(secrets, "n1", "POST", "/internal/apply", body, now)
+		if err := VerifySignature(secrets.All(), []byte("POST"), []byte("/internal/apply"), []byte("n1"), []byte(s.Time), []byte(s.Sig), body, now, DefaultSignatureWindow); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package httpd
+package transport
 
 import (
 	"crypto/hmac"
@@ -74,23 +74,23 @@ func writeLines(h hash.Hash, lines ...[]byte) {
 	}
 }
 
-// signature is the headers a signed call carries.
-type signature struct {
-	node, time, sig string
+// Signature is the values of the headers a signed call carries.
+type Signature struct {
+	Node, Time, Sig string // NodeHeader, TimeHeader, SignatureHeader
 }
 
-// sign returns the headers of a call by node, signed with the primary of
+// Sign returns the headers of a call by node, signed with the primary of
 // secrets at now; ok is false when secrets has no secret (the call then
 // carries only the node header).
-func sign(secrets *peer.Secrets, node, method, uri string, body []byte, now time.Time) (s signature, ok bool) {
-	s.node = node
+func Sign(secrets *peer.Secrets, node, method, uri string, body []byte, now time.Time) (s Signature, ok bool) {
+	s.Node = node
 	keys, ok := secrets.Primary()
 	if !ok {
 		return s, false
 	}
 	ms := now.UnixMilli()
-	s.time = strconv.FormatInt(ms, 10)
-	s.sig = signaturePrefix + hex.EncodeToString(mac(keys.Internode, []byte(method), []byte(uri), ms, []byte(node), body))
+	s.Time = strconv.FormatInt(ms, 10)
+	s.Sig = signaturePrefix + hex.EncodeToString(mac(keys.Internode, []byte(method), []byte(uri), ms, []byte(node), body))
 	return s, true
 }
 
@@ -130,9 +130,9 @@ func cutPrefix(b []byte, p string) ([]byte, bool) {
 	return b[len(p):], true
 }
 
-// verifySignature checks a call's signature headers against every key of
+// VerifySignature checks a call's signature headers against every key of
 // keys, and its time against now within window.
-func verifySignature(keys []peer.ClusterKeys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
+func VerifySignature(keys []peer.ClusterKeys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
 	ms, sum, err := parseSignature(timeHdr, sigHdr)
 	if err != nil {
 		return err

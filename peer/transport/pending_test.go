@@ -1,10 +1,12 @@
-package peer
+package transport
 
 import (
 	"encoding/binary"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ringkv/ringkv/peer"
 )
 
 // TestPendingMark: a pending answer, with the old owners it names and the
@@ -43,7 +45,7 @@ func TestPendingMark(t *testing.T) {
 	}
 	// Owner ids as long as a --node-id may be, and a record of 300 bytes
 	// (two-byte lengths), round-trip too.
-	long := []string{strings.Repeat("a", MaxNodeIDLen), "b", strings.Repeat("c", 200)}
+	long := []string{strings.Repeat("a", peer.MaxNodeIDLen), "b", strings.Repeat("c", 200)}
 	big := wireRec(8, strings.Repeat("v", 300))
 	one, err := DecodeRecords(AppendPending(AppendRecordsHeader(nil, 1), big, long), 1)
 	if err != nil {

@@ -1,9 +1,12 @@
-package httpd
+package transport
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +21,7 @@ import (
 // TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
 // for the span asked; bad bounds are a 400 and a missing secret a 401.
 func TestTransportOpenSpan(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, TransportConfig{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
+	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
 	ctx := testCtx(t, 10*time.Second)
 	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
 	ts.cl.mu.Lock()
@@ -42,7 +45,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	if _, err := tr.OpenSpan(ctx, addr, 0x20, 0x10); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("lo > hi: %v", err)
 	}
-	bad := NewTransport(TransportConfig{})
+	bad := New(Config{})
 	defer bad.Close()
 	if _, err := bad.OpenSpan(ctx, addr, 0, 0); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("without the secret: %v", err)
@@ -68,7 +71,7 @@ func TestTransportOpenSpan(t *testing.T) {
 // comes back as ErrRangePending naming the range's old owners, with the
 // record the node holds, without failing the other keys batched with it.
 func TestTransportReadPending(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 10*time.Second)
 	if err := tr.Apply(ctx, addr, testMutations("k", 2, 1)); err != nil {
 		t.Fatal(err)
@@ -93,7 +96,7 @@ func TestTransportReadPending(t *testing.T) {
 // TestTransportMerkle: Merkle fetches the node's tree of a range as the
 // node builds it; bad parameters are a 400.
 func TestTransportMerkle(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{}, TransportConfig{})
+	ts, addr, tr := newTransportPair(t, Config{}, Config{})
 	ctx := testCtx(t, 10*time.Second)
 	if err := tr.Apply(ctx, addr, testMutations("k", 50, 1)); err != nil {
 		t.Fatal(err)
@@ -112,5 +115,79 @@ func TestTransportMerkle(t *testing.T) {
 		if err != nil || code != 400 {
 			t.Errorf("%s: %d %s %v", q, code, body, err)
 		}
+	}
+}
+
+// stallSpan is a fakeLocal whose range streams send a first part, then
+// wait for their context to end, as a donor paced to a halt would.
+type stallSpan struct {
+	*fakeLocal
+	stopped chan error
+}
+
+func (s *stallSpan) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
+	if _, err := w.Write(make([]byte, 64<<10)); err != nil { // past the writer's buffer: sent
+		return err
+	}
+	<-ctx.Done()
+	s.stopped <- ctx.Err()
+	return ctx.Err()
+}
+
+// TestTransportOpenSpanStops: ctx ending stops a range stream, in the
+// middle of its body and while its headers are awaited, and the donor's
+// side of a stream stops once its puller is gone.
+func TestTransportOpenSpanStops(t *testing.T) {
+	local := &stallSpan{fakeLocal: newFakeLocal(), stopped: make(chan error, 1)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip("no loopback:", err)
+	}
+	srvTr := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
+	defer srvTr.Close()
+	srv := &fasthttp.Server{Handler: srvTr.Handler(nil), CloseOnShutdown: true}
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	tr := New(Config{})
+	defer tr.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rc, err := tr.OpenSpan(ctx, ln.Addr().String(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if n, err := io.Copy(io.Discard, rc); err == nil {
+		t.Errorf("the stream went on to its end (%d more bytes) after ctx ended", n)
+	}
+	rc.Close()
+	select {
+	case <-local.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the donor's stream did not stop once its puller was gone")
+	}
+
+	// A peer that takes the call and never answers.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	go func() {
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	hctx, hcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer hcancel()
+	if _, err := tr.OpenSpan(hctx, mute.Addr().String(), 0, 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("OpenSpan of a mute peer: %v, want the context's deadline", err)
 	}
 }

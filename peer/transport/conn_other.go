@@ -1,0 +1,9 @@
+//go:build !unix
+
+package transport
+
+import "net"
+
+// peekerOf is nil off Unix: a departed client is then noticed only by a
+// failed write.
+func peekerOf(net.Conn) func() bool { return nil }
