@@ -47,11 +47,11 @@ type clusterRun struct {
 
 func (r clusterRun) raw() string { return fmt.Sprintf("%.2f %.2f %s;", r.RPS, r.CPU, r.P99) }
 
-// clusterNodes starts n ringkv nodes (n > 1: nodes 2.. join node 1, and
-// the run waits until node 1 sees n members alive) and returns them with
-// node 1's HTTP address.
-func clusterNodes(ctx context.Context, e *runEnv, c clusterConfig, n, round int, ports map[int]bool) ([]*proc, string, error) {
-	h := e.h
+// startNodes starts n nodes of the ringkv binary bin (n > 1: nodes 2..
+// join node 1, and it waits until node 1 sees n members alive), each
+// with --replicas 3 and extra, logs in node-NAME-I.log and data in
+// data-NAME-I, and returns them with node 1's HTTP address.
+func startNodes(ctx context.Context, h *harness, bin, name string, n int, extra []string, ports map[int]bool) ([]*proc, string, error) {
 	var ps []*proc
 	var first, firstGossip string
 	for i := range n {
@@ -63,15 +63,15 @@ func clusterNodes(ctx context.Context, e *runEnv, c clusterConfig, n, round int,
 		if err != nil {
 			return ps, "", err
 		}
-		argv := []string{filepath.Join(h.bin, "ringkv"), "serve", "--data-dir", filepath.Join(h.work, fmt.Sprintf("data-%d-%d-%d", n, round, i)),
+		argv := []string{bin, "serve", "--data-dir", filepath.Join(h.work, fmt.Sprintf("data-%s-%d", name, i)),
 			"--http-addr", httpAddr, "--gossip-addr", gossip, "--replicas", "3", "--log-level", "warn"}
 		if i > 0 {
 			argv = append(argv, "--join", firstGossip)
 		} else {
 			first, firstGossip = httpAddr, gossip
 		}
-		argv = append(argv, strings.Fields(c.RingkvArgs)...)
-		p, err := h.start(fmt.Sprintf("node-%d-%d-%d", n, round, i), nil, argv...)
+		argv = append(argv, extra...)
+		p, err := h.start(fmt.Sprintf("node-%s-%d", name, i), nil, argv...)
 		if err != nil {
 			return ps, "", err
 		}
@@ -125,7 +125,6 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 	if err := h.ensureWrk(ctx); err != nil {
 		return err
 	}
-	hz := clockTick()
 	ports := map[int]bool{}
 	wrkEnv := []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize)}
 	results := map[string][]clusterRun{} // "single,get" -> runs
@@ -140,7 +139,7 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 			if setup == "cluster" {
 				n = 3
 			}
-			ps, addr, err := clusterNodes(ctx, e, c, n, r, ports)
+			ps, addr, err := startNodes(ctx, h, filepath.Join(h.bin, "ringkv"), fmt.Sprintf("%d-%d", n, r), n, strings.Fields(c.RingkvArgs), ports)
 			if err != nil {
 				return err
 			}
@@ -148,23 +147,15 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 				return err
 			}
 			for _, op := range []string{"get", "put"} {
-				before, err := sumTicks(ps)
-				if err != nil {
-					return err
-				}
-				res, err := h.runWrk(ctx, wrkRun{Script: op, Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Duration, Env: wrkEnv})
+				res, cpu, err := h.measureWrk(ctx, wrkRun{Script: op, Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Duration, Env: wrkEnv}, ps)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", setup, op, err)
-				}
-				after, err := sumTicks(ps)
-				if err != nil {
-					return err
 				}
 				appendFile(filepath.Join(h.work, "wrk-"+setup+"-"+op+".txt"), res.Output)
 				if res.Non2xx > 0 || res.Errors > 0 {
 					return fmt.Errorf("%s %s: %d non-2xx answers, %d errors", setup, op, res.Non2xx, res.Errors)
 				}
-				run := clusterRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, hz, res.Requests), P99: p99ms(res.P99US)}
+				run := clusterRun{RPS: round2(res.RPS), CPU: cpu, P99: p99ms(res.P99US)}
 				h.logf("%s %s: %.2f req/s, p99 %s, server CPU %.2f us/req", setup, op, run.RPS, run.P99, run.CPU)
 				results[setup+","+op] = append(results[setup+","+op], run)
 			}

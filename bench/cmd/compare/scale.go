@@ -91,7 +91,6 @@ func lsmField(body []byte, name string) int64 {
 type scaleNode struct {
 	e            *runEnv
 	c            scaleConfig
-	hz           float64
 	addr, gossip string
 }
 
@@ -137,7 +136,7 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 	if err := h.ensureWrk(ctx); err != nil {
 		return err
 	}
-	sn := &scaleNode{e: e, c: c, hz: clockTick()}
+	sn := &scaleNode{e: e, c: c}
 	ports := map[int]bool{}
 	if sn.addr, err = freeAddr(ports); err != nil {
 		return err
@@ -223,23 +222,15 @@ func (sn *scaleNode) measure(ctx context.Context, n int) (scaleRun, error) {
 	if _, err := h.runWrk(ctx, w); err != nil {
 		return run, err
 	}
-	before, err := cpuTicks(p.pid())
-	if err != nil {
-		return run, err
-	}
 	w.Duration = c.Duration
-	res, err := h.runWrk(ctx, w)
-	if err != nil {
-		return run, err
-	}
-	after, err := cpuTicks(p.pid())
+	res, cpu, err := h.measureWrk(ctx, w, []*proc{p})
 	if err != nil {
 		return run, err
 	}
 	if res.Non2xx > 0 {
 		return run, fmt.Errorf("%d keys: %d non-2xx answers", n, res.Non2xx)
 	}
-	run = scaleRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, sn.hz, res.Requests), P99: p99ms(res.P99US),
+	run = scaleRun{RPS: round2(res.RPS), CPU: cpu, P99: p99ms(res.P99US),
 		P99MS: float64(res.P99US) / 1000}
 	if run.RSS, run.HWM, err = procStatusBytes(p.pid()); err != nil {
 		return run, err

@@ -118,7 +118,6 @@ func cmpOr(a, b string) string {
 type singleRunner struct {
 	e                 *runEnv
 	c                 singleConfig
-	hz                float64
 	addrs             map[string]string // target (and "gossip") -> 127.0.0.1:PORT
 	serverPin, wrkPin []string
 	wrkEnv            []string
@@ -156,7 +155,6 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 	if err := h.ensureWrk(ctx); err != nil {
 		return err
 	}
-	sr.hz = clockTick()
 	ports := map[int]bool{}
 	for _, t := range append([]string{"gossip"}, targets...) {
 		if sr.addrs[t], err = freeAddr(ports); err != nil {
@@ -255,23 +253,15 @@ func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRu
 	var runs []singleRun
 	for _, w := range workloads {
 		load, _ := strconv.ParseFloat(loadAvg(), 64) // other users of the machine skew every figure
-		before, err := cpuTicks(p.pid())
-		if err != nil {
-			return nil, err
-		}
-		res, err := h.runWrk(ctx, wrkRun{Script: w, Addr: addr, Threads: c.Threads, Conns: c.Conns,
-			Duration: c.Duration, Env: sr.wrkEnv, Prefix: sr.wrkPin})
+		res, cpu, err := h.measureWrk(ctx, wrkRun{Script: w, Addr: addr, Threads: c.Threads, Conns: c.Conns,
+			Duration: c.Duration, Env: sr.wrkEnv, Prefix: sr.wrkPin}, []*proc{p})
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s, round %d): %w", t, w, r, err)
-		}
-		after, err := cpuTicks(p.pid())
-		if err != nil {
-			return nil, err
 		}
 		os.WriteFile(filepath.Join(h.work, fmt.Sprintf("wrk-%s-%s-%d.txt", t, w, r)), []byte(res.Output), 0o644)
 		run := singleRun{Round: r, Target: t, Workload: w, Requests: res.Requests, DurationUS: res.DurationUS,
 			RPS: res.RPS, P50US: res.P50US, P99US: res.P99US, Errors: res.Errors, Non2xx: res.Non2xx,
-			CPUUSPerReq: cpuPerRequest(after-before, sr.hz, res.Requests), LoadAvg: load}
+			CPUUSPerReq: cpu, LoadAvg: load}
 		fmt.Fprintf(sr.e.stderr, "   %-8s %-3s round %d: %8.0f req/s %7.2f us CPU/req  p50 %6d us  p99 %7d us  (load %.2f)\n",
 			t, w, r, run.RPS, run.CPUUSPerReq, run.P50US, run.P99US, load)
 		runs = append(runs, run)

@@ -72,6 +72,7 @@ type wrkRun struct {
 	Duration time.Duration
 	Env      []string
 	Prefix   []string // e.g. taskset -c 1
+	Scheme   string   // http (when empty) or https
 }
 
 // runWrk runs wrk and parses its RESULT line. wrk's own duration bounds
@@ -79,7 +80,7 @@ type wrkRun struct {
 func (h *harness) runWrk(ctx context.Context, w wrkRun) (wrkResult, error) {
 	argv := append(append([]string{}, w.Prefix...), "wrk",
 		fmt.Sprintf("-t%d", w.Threads), fmt.Sprintf("-c%d", w.Conns), "-d"+wrkDuration(w.Duration), "--latency",
-		"-s", filepath.Join(h.root, "bench", "wrk", w.Script+".lua"), "http://"+w.Addr)
+		"-s", filepath.Join(h.root, "bench", "wrk", w.Script+".lua"), cmpOr(w.Scheme, "http")+"://"+w.Addr)
 	var out bytes.Buffer
 	if err := h.runTo(ctx, w.Duration+time.Minute, &out, w.Env, argv...); err != nil {
 		return wrkResult{Output: out.String()}, fmt.Errorf("wrk %s against %s: %w\n%s", w.Script, w.Addr, err, strings.TrimSpace(out.String()))
@@ -89,6 +90,25 @@ func (h *harness) runWrk(ctx context.Context, w wrkRun) (wrkResult, error) {
 		err = fmt.Errorf("wrk %s made no requests against %s", w.Script, w.Addr)
 	}
 	return r, err
+}
+
+// measureWrk runs w and reads the CPU time servers spent in it: the
+// figure every mode reports beside wrk's, in µs per request
+// (cpuPerRequest).
+func (h *harness) measureWrk(ctx context.Context, w wrkRun, servers []*proc) (wrkResult, float64, error) {
+	before, err := sumTicks(servers)
+	if err != nil {
+		return wrkResult{}, 0, err
+	}
+	res, err := h.runWrk(ctx, w)
+	if err != nil {
+		return res, 0, err
+	}
+	after, err := sumTicks(servers)
+	if err != nil {
+		return res, 0, err
+	}
+	return res, cpuPerRequest(after-before, h.hz, res.Requests), nil
 }
 
 // wrkDuration writes d as wrk's -d wants it: whole seconds, at least 1.
