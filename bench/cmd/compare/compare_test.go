@@ -333,6 +333,10 @@ func TestUsage(t *testing.T) {
 	f(exitUsage, "cluster", "-duration", "10ms")
 	f(exitUsage, "scale", "-sizes", "1,x")
 	f(exitUsage, "move", "-rate", "0")
+	f(exitOK, "tls", "-h")
+	f(exitUsage, "tls", "-rounds", "0")
+	f(exitUsage, "commitwait", "-bins", "=x")
+	f(exitUsage, "commitwait", "-duration", "1ms")
 	// Nothing of a rejected run is left in the temp dir.
 	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "ringkv-single.*")); len(m) != 0 {
 		t.Logf("note: %v exist (another run?)", m)

@@ -4,7 +4,8 @@
 // alternating rounds, reads each server's CPU time per request from
 // /proc, folds the rounds into medians (bench/matrix.Median) and writes
 // bench/results/<mode>-<date>.md and .json. It replaces compare.sh,
-// cluster.sh, scale.sh and move.sh; the result files keep their shapes.
+// cluster.sh, scale.sh, move.sh, tls.sh and commitwait.sh; the result
+// files keep their shapes.
 //
 // Modes:
 //
@@ -12,6 +13,8 @@
 //	compare cluster  a 3-node cluster (N=3, quorum) against one node
 //	compare scale    GET throughput and memory by store size
 //	compare move     a node joining a loaded one: move time, client latency
+//	compare tls      one node over plain HTTP, HTTPS, and HTTPS with a token
+//	compare commitwait  3-node PUTs and their commit waits, by build
 //
 // Every process it starts it stops (SIGTERM, then SIGKILL after 15s), on
 // success, error and Ctrl-C alike, and it removes its temp dir unless
@@ -47,6 +50,8 @@ Modes:
   cluster  a 3-node cluster (--replicas 3, quorum reads and writes) against one node
   scale    GET throughput, CPU and memory of one node at each store size
   move     a node joining a loaded one: time to pull its ranges, client latency before and during
+  tls      one node's GET and PUT over plain HTTP, HTTPS, and HTTPS with a bearer token (--auth-file)
+  commitwait  3-node PUTs to node 1 and its commit waits, for one or more builds, alternating
 
 'go run ./bench/cmd/compare MODE -h' lists a mode's flags. Results go to
 bench/results/MODE-<date>.md and .json (single writes compare-<date>.*).`
@@ -79,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		{"cluster", clusterFlags},
 		{"scale", scaleFlags},
 		{"move", moveFlags},
+		{"tls", tlsFlags},
+		{"commitwait", commitwaitFlags},
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
