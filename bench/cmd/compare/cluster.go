@@ -15,26 +15,10 @@ import (
 	"github.com/ringkv/ringkv/bench/matrix"
 )
 
-// clusterConfig is `compare cluster` (cluster.sh's variables, as flags).
-type clusterConfig struct {
-	Duration   time.Duration
-	Rounds     int
-	Keys       int
-	ValueSize  int
-	Conns      int
-	Threads    int
-	RingkvArgs string
-}
-
+// clusterFlags binds `compare cluster`'s flags (cluster.sh's variables).
 func clusterFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := clusterConfig{Duration: 10 * time.Second, Rounds: 3, Keys: 100000, ValueSize: 100, Conns: 64, Threads: 1}
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wrk duration per run")
-	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds; figures are medians over them")
-	fs.IntVar(&c.Keys, "keys", c.Keys, "keys preloaded and read")
-	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "bytes per value")
-	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk -c (and the preload's connections)")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk -t")
-	fs.StringVar(&c.RingkvArgs, "ringkv-args", "", "extra `ringkv serve` flags for every node, space-separated")
+	c := defaultWrk(3)
+	c.register(fs, "extra `ringkv serve` flags for every node, space-separated")
 	return func(ctx context.Context, e *runEnv) error { return runCluster(ctx, e, c) }
 }
 
@@ -111,11 +95,8 @@ func aliveMembers(body []byte) int {
 	return n
 }
 
-func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
-	if err := checkRounds(c.Rounds); err != nil {
-		return err
-	}
-	if err := checkDuration("duration", c.Duration); err != nil {
+func runCluster(ctx context.Context, e *runEnv, c wrkConfig) error {
+	if err := c.check(); err != nil {
 		return err
 	}
 	h := e.h
@@ -126,7 +107,7 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 		return err
 	}
 	ports := map[int]bool{}
-	wrkEnv := []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize)}
+	wrkEnv := c.env()
 	results := map[string][]clusterRun{} // "single,get" -> runs
 	for r := 1; r <= c.Rounds; r++ {
 		order := []string{"single", "cluster"}
@@ -139,15 +120,15 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 			if setup == "cluster" {
 				n = 3
 			}
-			ps, addr, err := startNodes(ctx, h, filepath.Join(h.bin, "ringkv"), fmt.Sprintf("%d-%d", n, r), n, strings.Fields(c.RingkvArgs), ports)
+			ps, addr, err := startNodes(ctx, h, filepath.Join(h.bin, "ringkv"), fmt.Sprintf("%d-%d", n, r), n, c.ringkvArgs(), ports)
 			if err != nil {
 				return err
 			}
-			if err := h.preload(ctx, preloadSpec{Addr: addr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns}); err != nil {
+			if err := h.preload(ctx, c.preload(addr)); err != nil {
 				return err
 			}
 			for _, op := range []string{"get", "put"} {
-				res, cpu, err := h.measureWrk(ctx, wrkRun{Script: op, Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Duration, Env: wrkEnv}, ps)
+				res, cpu, err := h.measureWrk(ctx, c.run(op, addr, wrkEnv), ps)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", setup, op, err)
 				}
@@ -175,7 +156,7 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 
 type clusterReport struct {
 	Date    string
-	Config  clusterConfig
+	Config  wrkConfig
 	CPUs    int
 	Results map[string][]clusterRun
 }
@@ -184,8 +165,8 @@ func (r *clusterReport) render() (string, []byte, error) {
 	c := r.Config
 	var md strings.Builder
 	fmt.Fprintf(&md, "# 3-node cluster vs one node (%s)\n\n", r.Date)
-	fmt.Fprintf(&md, "`go run ./bench/cmd/compare cluster -duration %s -rounds %d -keys %d -value-size %d -conns %d -threads %d`, %d CPUs, medians of %d. Cluster: 3 nodes on this machine, --replicas 3, quorum reads and writes (R=W=2), fsync on; wrk sends to node 1.\n\n",
-		wrkDuration(c.Duration), c.Rounds, c.Keys, c.ValueSize, c.Conns, c.Threads, r.CPUs, c.Rounds)
+	fmt.Fprintf(&md, "`go run ./bench/cmd/compare cluster %s`, %d CPUs, medians of %d. Cluster: 3 nodes on this machine, --replicas 3, quorum reads and writes (R=W=2), fsync on; wrk sends to node 1.\n\n",
+		c.flagLine(), r.CPUs, c.Rounds)
 	md.WriteString("| op | single req/s | cluster req/s | ratio | single CPU µs/req | cluster CPU µs/req (3 nodes) |\n|---|---|---|---|---|---|\n")
 	var doc ordered
 	for _, op := range []string{"get", "put"} {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,26 +16,17 @@ import (
 )
 
 // commitwaitConfig is `compare commitwait` (commitwait.sh's BIN and
-// LABEL, for several builds at once, and its constants as flags).
+// LABEL, for several builds at once, and its constants as flags; one
+// round, as commitwait.sh made).
 type commitwaitConfig struct {
-	Bins       string // label=path,...; empty: the checkout's ringkv
-	Duration   time.Duration
-	Rounds     int
-	Keys       int
-	Conns      int
-	Threads    int
-	RingkvArgs string
+	wrkConfig
+	Bins string // label=path,...; empty: the checkout's ringkv
 }
 
 func commitwaitFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := commitwaitConfig{Duration: 10 * time.Second, Rounds: 1, Keys: 100000, Conns: 64, Threads: 1}
+	c := commitwaitConfig{wrkConfig: defaultWrk(1)}
+	c.register(fs, "extra `ringkv serve` flags for every node, space-separated")
 	fs.StringVar(&c.Bins, "bins", "", "ringkv binaries to compare, LABEL=PATH or PATH, comma-separated, run alternating; ratios are to the first (default: the checkout's, built)")
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wrk duration per run")
-	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds over the builds; figures are medians over them")
-	fs.IntVar(&c.Keys, "keys", c.Keys, "keys PUT (put.lua's KEYS)")
-	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk -c")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk -t")
-	fs.StringVar(&c.RingkvArgs, "ringkv-args", "", "extra `ringkv serve` flags for every node, space-separated")
 	return func(ctx context.Context, e *runEnv) error { return runCommitwait(ctx, e, c) }
 }
 
@@ -88,14 +78,8 @@ func runCommitwait(ctx context.Context, e *runEnv, c commitwaitConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := checkRounds(c.Rounds); err != nil {
+	if err := c.check(); err != nil {
 		return err
-	}
-	if err := checkDuration("duration", c.Duration); err != nil {
-		return err
-	}
-	if c.Keys < 1 || c.Conns < 1 || c.Threads < 1 {
-		return usageErr("-keys, -conns and -threads must be positive")
 	}
 	h := e.h
 	if len(builds) == 0 {
@@ -144,7 +128,7 @@ func runCommitwait(ctx context.Context, e *runEnv, c commitwaitConfig) error {
 // measured both peers' clocks (what the commit wait waits on), sends it
 // wrk's PUTs and reads its metrics.
 func (c commitwaitConfig) measure(ctx context.Context, h *harness, b cwBuild, name string, ports map[int]bool) (cwRun, error) {
-	ps, addr, err := startNodes(ctx, h, b.Path, name, 3, strings.Fields(c.RingkvArgs), ports)
+	ps, addr, err := startNodes(ctx, h, b.Path, name, 3, c.ringkvArgs(), ports)
 	defer func() {
 		for _, p := range ps {
 			h.stop(p)
@@ -161,8 +145,7 @@ func (c commitwaitConfig) measure(ctx context.Context, h *harness, b cwBuild, na
 	if err := waitFor(ctx, ps[0], 30*time.Second, "node 1's clock offsets to both peers", measured); err != nil {
 		return cwRun{}, err
 	}
-	res, cpu, err := h.measureWrk(ctx, wrkRun{Script: "put", Addr: addr, Threads: c.Threads, Conns: c.Conns,
-		Duration: c.Duration, Env: []string{"KEYS=" + strconv.Itoa(c.Keys)}}, ps)
+	res, cpu, err := h.measureWrk(ctx, c.run("put", addr, c.env()), ps)
 	if err != nil {
 		return cwRun{}, err
 	}
@@ -239,8 +222,8 @@ func (r *cwReport) render() (string, []byte, error) {
 	for _, b := range r.Builds {
 		builds = append(builds, fmt.Sprintf("%s (%s)", b.Label, b.Path))
 	}
-	fmt.Fprintf(&md, "`%s -duration %s -rounds %d -keys %d -conns %d -threads %d`, %d CPUs, commit %s; builds %s; medians over %d rounds, the order reversed every other round. Each run is a fresh 3-node cluster of the build on this machine (--replicas 3, quorum writes, fsync), wrk put.lua sent to node 1; CPU is the three nodes' per request; commit waits (`ringkv_commit_waits_total`, `ringkv_commit_wait_seconds_total`) and the clock offset are node 1's after the run, summed and maxed over the rounds.\n\n",
-		command, wrkDuration(c.Duration), c.Rounds, c.Keys, c.Conns, c.Threads, r.CPUs, r.Commit, strings.Join(builds, ", "), c.Rounds)
+	fmt.Fprintf(&md, "`%s %s`, %d CPUs, commit %s; builds %s; medians over %d rounds, the order reversed every other round. Each run is a fresh 3-node cluster of the build on this machine (--replicas 3, quorum writes, fsync), wrk put.lua sent to node 1; CPU is the three nodes' per request; commit waits (`ringkv_commit_waits_total`, `ringkv_commit_wait_seconds_total`) and the clock offset are node 1's after the run, summed and maxed over the rounds.\n\n",
+		command, c.flagLine(), r.CPUs, r.Commit, strings.Join(builds, ", "), c.Rounds)
 	md.WriteString("| build | PUT req/s | vs first | p50 ms | p99 ms | CPU µs/req (3 nodes) | writes | commit waits | mean wait ms | max clock offset ms | offset exceeded | non-2xx + errors |\n")
 	md.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	var doc ordered

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseBins(t *testing.T) {
@@ -56,7 +57,7 @@ func TestCommitwaitReport(t *testing.T) {
 		"new": {{RPS: 900, P50US: 4000, P99US: 9000, CPU: 120, Requests: 9000, Failed: 2},
 			{RPS: 800, P50US: 4000, P99US: 9000, CPU: 130, Requests: 8000, Exceeded: true}},
 	}
-	rep := cwReport{Date: "x", Commit: "abc", Config: commitwaitConfig{Bins: "old=/a,new=/b", Rounds: 2}, Builds: builds, CPUs: 2, Results: res}
+	rep := cwReport{Date: "x", Commit: "abc", Config: commitwaitConfig{wrkConfig: wrkConfig{Duration: 10 * time.Second, Rounds: 2, Keys: 100000, ValueSize: 100, Conns: 64, Threads: 1}, Bins: "old=/a,new=/b"}, Builds: builds, CPUs: 2, Results: res}
 	md, js, err := rep.render()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,8 @@ func TestCommitwaitReport(t *testing.T) {
 	for _, want := range []string{
 		"| old | 1000.00 | **1.000** | 4.00 | 8.00 | 100.00 | 22000 | 50 | 0.200 | 0.500 | false | 0 |",
 		"| new | 800.00 | **0.800** | 4.00 | 9.00 | 120.00 | 17000 | 0 | - | 0.000 | true | 2 |",
-		"-bins old=/a,new=/b -duration", "builds old (/a), new (/b)",
+		"`go run ./bench/cmd/compare commitwait -bins old=/a,new=/b -duration 10s -rounds 2 -keys 100000 -value-size 100 -conns 64 -threads 1`",
+		"builds old (/a), new (/b)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q in:\n%s", want, md)

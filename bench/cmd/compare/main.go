@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -180,6 +181,23 @@ func checkDuration(name string, d time.Duration) error {
 		return usageErr("-%s (%s) must be at least 1s (wrk counts whole seconds)", name, d)
 	}
 	return nil
+}
+
+// parseList parses a comma- or space-separated flag value with parse; an
+// empty list is a usage error.
+func parseList[T any](name, s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		v, err := parse(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, usageErr("-%s is empty", name)
+	}
+	return out, nil
 }
 
 // stamp is the results' file date, UTC.

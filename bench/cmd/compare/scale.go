@@ -49,18 +49,13 @@ func scaleFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
 }
 
 func parseSizes(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+	return parseList("sizes", s, func(f string) (int, error) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, usageErr("bad size %q in -sizes", f)
+			return 0, usageErr("bad size %q in -sizes", f)
 		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, usageErr("-sizes is empty")
-	}
-	return out, nil
+		return n, nil
+	})
 }
 
 // scaleRun is one measured run: scale.sh's "rps cpu p99 rss hwm cache mem".

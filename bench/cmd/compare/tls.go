@@ -21,33 +21,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ringkv/ringkv/bench/matrix"
 )
 
-// tlsConfig is `compare tls` (tls.sh's variables, as flags).
-type tlsConfig struct {
-	Duration   time.Duration
-	Rounds     int
-	Keys       int
-	ValueSize  int
-	Conns      int
-	Threads    int
-	RingkvArgs string
-}
-
+// tlsFlags binds `compare tls`'s flags (tls.sh's variables; one round,
+// as tls.sh made).
 func tlsFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := tlsConfig{Duration: 10 * time.Second, Rounds: 1, Keys: 100000, ValueSize: 100, Conns: 64, Threads: 1}
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wrk duration per run")
-	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds of the six runs (tls.sh made one); figures are medians over them")
-	fs.IntVar(&c.Keys, "keys", c.Keys, "keys preloaded and read")
-	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "bytes per value")
-	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk -c (and the preload's connections)")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk -t")
-	fs.StringVar(&c.RingkvArgs, "ringkv-args", "", "extra `ringkv serve` flags, space-separated")
+	c := defaultWrk(1)
+	c.register(fs, "extra `ringkv serve` flags, space-separated")
 	return func(ctx context.Context, e *runEnv) error { return runTLS(ctx, e, c) }
 }
 
@@ -77,7 +61,7 @@ type tlsRun struct {
 // same data directory in the run's setup.
 type tlsNode struct {
 	h                  *harness
-	c                  tlsConfig
+	c                  wrkConfig
 	addr, gossip, dir  string
 	cert, key, auth    string
 	token              string
@@ -86,15 +70,9 @@ type tlsNode struct {
 	wrkEnv, wrkEnvAuth []string
 }
 
-func runTLS(ctx context.Context, e *runEnv, c tlsConfig) error {
-	if err := checkRounds(c.Rounds); err != nil {
+func runTLS(ctx context.Context, e *runEnv, c wrkConfig) error {
+	if err := c.check(); err != nil {
 		return err
-	}
-	if err := checkDuration("duration", c.Duration); err != nil {
-		return err
-	}
-	if c.Keys < 1 || c.ValueSize < 0 || c.Conns < 1 || c.Threads < 1 {
-		return usageErr("-keys, -conns and -threads must be positive, -value-size not negative")
 	}
 	h := e.h
 	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
@@ -112,7 +90,7 @@ func runTLS(ctx context.Context, e *runEnv, c tlsConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := h.preload(ctx, preloadSpec{Addr: n.addr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns}); err != nil {
+	if err := h.preload(ctx, c.preload(n.addr)); err != nil {
 		return err
 	}
 	h.stop(p)
@@ -141,7 +119,7 @@ func runTLS(ctx context.Context, e *runEnv, c tlsConfig) error {
 
 // newTLSNode makes the node's certificates, token and auth file in the
 // temp dir and picks its ports.
-func newTLSNode(h *harness, c tlsConfig) (*tlsNode, error) {
+func newTLSNode(h *harness, c wrkConfig) (*tlsNode, error) {
 	n := &tlsNode{h: h, c: c, dir: filepath.Join(h.work, "data")}
 	var err error
 	if n.certPool, n.cert, n.key, err = benchCerts(h.work); err != nil {
@@ -163,8 +141,7 @@ func newTLSNode(h *harness, c tlsConfig) (*tlsNode, error) {
 	if n.gossip, err = freeAddr(ports); err != nil {
 		return nil, err
 	}
-	n.wrkEnv = []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize)}
-	n.wrkEnvAuth = append(slices.Clone(n.wrkEnv), "TOKEN="+n.token)
+	n.wrkEnv, n.wrkEnvAuth = c.env(), c.env("TOKEN="+n.token)
 	return n, nil
 }
 
@@ -186,7 +163,7 @@ func (n *tlsNode) start(ctx context.Context, setup string) (*proc, error) {
 	if setup == "auth" {
 		argv = append(argv, "--auth-file", n.auth)
 	}
-	argv = append(argv, strings.Fields(n.c.RingkvArgs)...)
+	argv = append(argv, n.c.ringkvArgs()...)
 	p, err := n.h.start("node-"+setup, nil, argv...)
 	if err != nil {
 		return nil, err
@@ -211,8 +188,9 @@ func (n *tlsNode) measure(ctx context.Context, op, setup string) (tlsRun, error)
 	if setup == "auth" {
 		env = n.wrkEnvAuth
 	}
-	res, cpu, err := h.measureWrk(ctx, wrkRun{Script: op, Addr: n.addr, Threads: c.Threads, Conns: c.Conns,
-		Duration: c.Duration, Env: env, Scheme: tlsScheme(setup)}, []*proc{p})
+	w := c.run(op, n.addr, env)
+	w.Scheme = tlsScheme(setup)
+	res, cpu, err := h.measureWrk(ctx, w, []*proc{p})
 	if err != nil {
 		return tlsRun{}, err
 	}
@@ -231,7 +209,7 @@ func (r tlsRun) line(op, setup string) string {
 
 type tlsReport struct {
 	Date, Commit string
-	Config       tlsConfig
+	Config       wrkConfig
 	CPUs         int
 	Results      map[string][]tlsRun // "get:plain" -> its rounds
 }
@@ -252,8 +230,8 @@ func (r *tlsReport) render() (string, []byte, error) {
 	c := r.Config
 	var md, lines, ratios strings.Builder
 	fmt.Fprintf(&md, "# TLS and token auth vs plain HTTP, one node (%s)\n\n", r.Date)
-	fmt.Fprintf(&md, "Command: `go run ./bench/cmd/compare tls -duration %s -rounds %d -keys %d -value-size %d -conns %d -threads %d`, %d CPUs, commit %s (medians over %d rounds, the order reversed every other round; the node restarted on the same data dir for each run, plain, with --tls-cert-file, and with --auth-file too; wrk -t%d -c%d on the same machine, keep-alive; ECDSA P-256; PUT with fsync).\n\n",
-		wrkDuration(c.Duration), c.Rounds, c.Keys, c.ValueSize, c.Conns, c.Threads, r.CPUs, r.Commit, c.Rounds, c.Threads, c.Conns)
+	fmt.Fprintf(&md, "Command: `go run ./bench/cmd/compare tls %s`, %d CPUs, commit %s (medians over %d rounds, the order reversed every other round; the node restarted on the same data dir for each run, plain, with --tls-cert-file, and with --auth-file too; wrk -t%d -c%d on the same machine, keep-alive; ECDSA P-256; PUT with fsync).\n\n",
+		c.flagLine(), r.CPUs, r.Commit, c.Rounds, c.Threads, c.Conns)
 	var doc ordered
 	for _, op := range []string{"get", "put"} {
 		var figures ordered
@@ -286,31 +264,17 @@ func (r *tlsReport) render() (string, []byte, error) {
 // ECDSA P-256, valid for a day, into dir, and returns a pool that trusts
 // the CA.
 func benchCerts(dir string) (pool *x509.CertPool, certFile, keyFile string, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, "", "", err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, "", "", err
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench-ca"},
+	ca, caKey, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench-ca"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}, nil, nil)
 	if err != nil {
 		return nil, "", "", err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, "", "", err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "n1"},
+	leaf, key, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "n1"},
 		DNSNames: []string{"n1"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}, ca, caKey)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -322,7 +286,7 @@ func benchCerts(dir string) (pool *x509.CertPool, certFile, keyFile string, err 
 	for _, f := range []struct {
 		path, typ string
 		der       []byte
-	}{{filepath.Join(dir, "ca.crt"), "CERTIFICATE", caDER}, {certFile, "CERTIFICATE", der}, {keyFile, "PRIVATE KEY", keyDER}} {
+	}{{filepath.Join(dir, "ca.crt"), "CERTIFICATE", ca.Raw}, {certFile, "CERTIFICATE", leaf.Raw}, {keyFile, "PRIVATE KEY", keyDER}} {
 		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
 			return nil, "", "", err
 		}
@@ -330,6 +294,24 @@ func benchCerts(dir string) (pool *x509.CertPool, certFile, keyFile string, err 
 	pool = x509.NewCertPool()
 	pool.AddCert(ca)
 	return pool, certFile, keyFile, nil
+}
+
+// newCert makes a P-256 key and the certificate of tmpl for it, signed by
+// parent's key (nil: self-signed).
+func newCert(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
 }
 
 // benchToken returns a random bearer token (32 bytes, hex, as `openssl

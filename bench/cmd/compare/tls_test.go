@@ -35,7 +35,7 @@ func TestTLSReportShape(t *testing.T) {
 			res[run] = append(res[run], tlsRun{RPS: float64(1000*(i+1) + 100*r), P99US: int64(1000 * (r + 1)), CPU: float64(10*(i+1) + r)})
 		}
 	}
-	rep := tlsReport{Date: "x", Commit: "abc", Config: tlsConfig{Duration: 8 * time.Second, Rounds: 3, Keys: 1, Conns: 64, Threads: 1}, CPUs: 2, Results: res}
+	rep := tlsReport{Date: "x", Commit: "abc", Config: wrkConfig{Duration: 8 * time.Second, Rounds: 3, Keys: 1, Conns: 64, Threads: 1}, CPUs: 2, Results: res}
 	md, js, err := rep.render()
 	if err != nil {
 		t.Fatal(err)
