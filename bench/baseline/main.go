@@ -24,20 +24,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/ringkv/ringkv/bench/internal/yardstick"
 	"github.com/valyala/fasthttp"
 )
 
@@ -80,31 +77,11 @@ func main() {
 	if *sync {
 		h.wo = pebble.Sync
 	}
-	srv := &fasthttp.Server{
-		Handler:                      h.serve,
-		Name:                         "baseline",
-		DisablePreParseMultipartForm: true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe(*addr) }()
-	log.Printf("baseline: serving on %s, data in %s, sync=%v", *addr, *dataDir, *sync)
-
+	log.Printf("baseline: data in %s, sync=%v", *dataDir, *sync)
 	code := 0
-	select {
-	case err := <-errc:
+	if err := yardstick.Serve("baseline", *addr, h.serve); err != nil {
 		log.Printf("baseline: serve: %v", err)
 		code = 1
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := srv.ShutdownWithContext(sctx); err != nil {
-			log.Printf("baseline: shutdown: %v", err)
-		}
-		cancel()
 	}
 	if err := db.Close(); err != nil {
 		log.Printf("baseline: close pebble: %v", err)
