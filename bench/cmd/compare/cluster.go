@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,13 +13,6 @@ import (
 
 	"github.com/ringkv/ringkv/bench/matrix"
 )
-
-// clusterFlags binds `compare cluster`'s flags (cluster.sh's variables).
-func clusterFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := defaultWrk(3)
-	c.register(fs, "extra `ringkv serve` flags for every node, space-separated")
-	return func(ctx context.Context, e *runEnv) error { return runCluster(ctx, e, c) }
-}
 
 // clusterRun is one wrk run of a setup: cluster.sh's "rps cpu p99".
 type clusterRun struct {
@@ -100,10 +92,7 @@ func runCluster(ctx context.Context, e *runEnv, c wrkConfig) error {
 		return err
 	}
 	h := e.h
-	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
-		return err
-	}
-	if err := h.ensureWrk(ctx); err != nil {
+	if err := h.buildWithWrk(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
 		return err
 	}
 	ports := map[int]bool{}

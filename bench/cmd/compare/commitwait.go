@@ -82,13 +82,11 @@ func runCommitwait(ctx context.Context, e *runEnv, c commitwaitConfig) error {
 		return err
 	}
 	h := e.h
+	var pkgs []string
 	if len(builds) == 0 {
-		if err := h.build(ctx, "./cmd/ringkv"); err != nil {
-			return err
-		}
-		builds = []cwBuild{{gitCommit(e.root, true), filepath.Join(h.bin, "ringkv")}}
+		pkgs, builds = []string{"./cmd/ringkv"}, []cwBuild{{gitCommit(e.root, true), filepath.Join(h.bin, "ringkv")}}
 	}
-	if err := h.ensureWrk(ctx); err != nil {
+	if err := h.buildWithWrk(ctx, pkgs...); err != nil {
 		return err
 	}
 	ports := map[int]bool{}

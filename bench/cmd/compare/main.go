@@ -67,6 +67,16 @@ type mode struct {
 	flags func(fs *flag.FlagSet) func(ctx context.Context, env *runEnv) error
 }
 
+// wrkMode is a mode whose flags are wrkConfig's alone, rounds and
+// -ringkv-args' help its own.
+func wrkMode(rounds int, ringkvArgs string, body func(context.Context, *runEnv, wrkConfig) error) func(*flag.FlagSet) func(context.Context, *runEnv) error {
+	return func(fs *flag.FlagSet) func(context.Context, *runEnv) error {
+		c := defaultWrk(rounds)
+		c.register(fs, ringkvArgs)
+		return func(ctx context.Context, e *runEnv) error { return body(ctx, e, c) }
+	}
+}
+
 // runEnv is what every mode gets: the module root, the harness and where
 // to write.
 type runEnv struct {
@@ -82,10 +92,12 @@ type runEnv struct {
 func run(args []string, stdout, stderr io.Writer) int {
 	modes := []mode{
 		{"single", singleFlags},
-		{"cluster", clusterFlags},
+		// cluster.sh's variables as flags, 3 rounds.
+		{"cluster", wrkMode(3, "extra `ringkv serve` flags for every node, space-separated", runCluster)},
 		{"scale", scaleFlags},
 		{"move", moveFlags},
-		{"tls", tlsFlags},
+		// tls.sh's variables as flags, one round as tls.sh made.
+		{"tls", wrkMode(1, "extra `ringkv serve` flags, space-separated", runTLS)},
 		{"commitwait", commitwaitFlags},
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {

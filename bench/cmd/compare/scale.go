@@ -125,10 +125,7 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 	if err := os.MkdirAll(c.Data, 0o755); err != nil {
 		return err
 	}
-	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
-		return err
-	}
-	if err := h.ensureWrk(ctx); err != nil {
+	if err := h.buildWithWrk(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
 		return err
 	}
 	sn := &scaleNode{e: e, c: c}

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -26,14 +25,6 @@ import (
 
 	"github.com/ringkv/ringkv/bench/matrix"
 )
-
-// tlsFlags binds `compare tls`'s flags (tls.sh's variables; one round,
-// as tls.sh made).
-func tlsFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := defaultWrk(1)
-	c.register(fs, "extra `ringkv serve` flags, space-separated")
-	return func(ctx context.Context, e *runEnv) error { return runTLS(ctx, e, c) }
-}
 
 // tlsSetups are the node's three setups: plain HTTP, HTTPS, and HTTPS
 // with --auth-file and a bearer token on every request.
@@ -75,10 +66,7 @@ func runTLS(ctx context.Context, e *runEnv, c wrkConfig) error {
 		return err
 	}
 	h := e.h
-	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
-		return err
-	}
-	if err := h.ensureWrk(ctx); err != nil {
+	if err := h.buildWithWrk(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
 		return err
 	}
 	n, err := newTLSNode(h, c)

@@ -118,6 +118,17 @@ func wrkDuration(d time.Duration) string {
 	return strconv.FormatInt(max(int64((d+time.Second/2)/time.Second), 1), 10) + "s"
 }
 
+// buildWithWrk builds pkgs (none: nothing) and makes sure wrk is there:
+// what a mode that runs wrk needs before it starts.
+func (h *harness) buildWithWrk(ctx context.Context, pkgs ...string) error {
+	if len(pkgs) > 0 {
+		if err := h.build(ctx, pkgs...); err != nil {
+			return err
+		}
+	}
+	return h.ensureWrk(ctx)
+}
+
 // ensureWrk makes sure wrk is on PATH, installing Debian's package when
 // it is missing (as the scripts did).
 func (h *harness) ensureWrk(ctx context.Context) error {
