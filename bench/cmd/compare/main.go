@@ -89,8 +89,9 @@ type runEnv struct {
 	badRuns bool
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	modes := []mode{
+// modes are the sub-commands, in the order usage lists them.
+func allModes() []mode {
+	return []mode{
 		{"single", singleFlags},
 		// cluster.sh's variables as flags, 3 rounds.
 		{"cluster", wrkMode(3, "extra `ringkv serve` flags for every node, space-separated", runCluster)},
@@ -100,6 +101,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		{"tls", wrkMode(1, "extra `ringkv serve` flags, space-separated", runTLS)},
 		{"commitwait", commitwaitFlags},
 	}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	modes := allModes()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
 		if len(args) == 0 {
