@@ -37,15 +37,8 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 <html lang="en"><head><meta charset="utf-8">
 <title>{{.Title}}</title>
 <style>
-body{font:14px sans-serif;margin:16px;color:#222}
-table{border-collapse:collapse;margin:8px 0}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}
-td.l,th.l{text-align:left}
-.rows td{border:none;padding:0;vertical-align:top}
-.note{color:#666;font-size:12px}
-.scroll{max-width:100%;overflow-x:auto}
 {{.CSS}}
+.rows td{border:none;padding:0;vertical-align:top}
 </style></head><body>
 <h1>{{.Title}}</h1>
 <p>{{.Config}}</p>

@@ -96,15 +96,8 @@ var pageTmpl = template.Must(template.New("compaction").Funcs(template.FuncMap{
 <html lang="en"><head><meta charset="utf-8">
 <title>ringkv bench compaction</title>
 <style>
-body{font:14px sans-serif;margin:16px;color:#222}
-table{border-collapse:collapse;margin:8px 0}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}
-td.l,th.l{text-align:left}
-tr.ref td{background:#fafae8}
-.note{color:#666;font-size:12px}
-.scroll{max-width:100%;overflow-x:auto}
 {{.CSS}}
+tr.ref td{background:#fafae8}
 </style></head><body>
 <h1>ringkv bench compaction</h1>
 <p>Each profile on a fresh engine: {{.R.Phases}} of written keys,

@@ -12,19 +12,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
+	"github.com/ringkv/ringkv/bench/internal/yardstick"
 	"github.com/valyala/fasthttp"
 )
-
-var body = bytes.Repeat([]byte("v"), 100)
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8091", "HTTP listen address")
@@ -33,27 +28,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "const: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
-	srv := &fasthttp.Server{
-		Handler:                      func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) },
-		Name:                         "const",
-		DisablePreParseMultipartForm: true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe(*addr) }()
-	log.Printf("const: serving on %s", *addr)
-	select {
-	case err := <-errc:
+	body := bytes.Repeat([]byte("v"), 100)
+	if err := yardstick.Serve("const", *addr, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }); err != nil {
 		log.Fatalf("const: serve: %v", err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.ShutdownWithContext(sctx); err != nil {
-			log.Printf("const: shutdown: %v", err)
-		}
 	}
 }

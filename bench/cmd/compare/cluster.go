@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,29 +14,6 @@ import (
 	"github.com/ringkv/ringkv/bench/matrix"
 )
 
-// clusterConfig is `compare cluster` (cluster.sh's variables, as flags).
-type clusterConfig struct {
-	Duration   time.Duration
-	Rounds     int
-	Keys       int
-	ValueSize  int
-	Conns      int
-	Threads    int
-	RingkvArgs string
-}
-
-func clusterFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := clusterConfig{Duration: 10 * time.Second, Rounds: 3, Keys: 100000, ValueSize: 100, Conns: 64, Threads: 1}
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wrk duration per run")
-	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds; figures are medians over them")
-	fs.IntVar(&c.Keys, "keys", c.Keys, "keys preloaded and read")
-	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "bytes per value")
-	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk -c (and the preload's connections)")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk -t")
-	fs.StringVar(&c.RingkvArgs, "ringkv-args", "", "extra `ringkv serve` flags for every node, space-separated")
-	return func(ctx context.Context, e *runEnv) error { return runCluster(ctx, e, c) }
-}
-
 // clusterRun is one wrk run of a setup: cluster.sh's "rps cpu p99".
 type clusterRun struct {
 	RPS float64
@@ -47,11 +23,11 @@ type clusterRun struct {
 
 func (r clusterRun) raw() string { return fmt.Sprintf("%.2f %.2f %s;", r.RPS, r.CPU, r.P99) }
 
-// clusterNodes starts n ringkv nodes (n > 1: nodes 2.. join node 1, and
-// the run waits until node 1 sees n members alive) and returns them with
-// node 1's HTTP address.
-func clusterNodes(ctx context.Context, e *runEnv, c clusterConfig, n, round int, ports map[int]bool) ([]*proc, string, error) {
-	h := e.h
+// startNodes starts n nodes of the ringkv binary bin (n > 1: nodes 2..
+// join node 1, and it waits until node 1 sees n members alive), each
+// with --replicas 3 and extra, logs in node-NAME-I.log and data in
+// data-NAME-I, and returns them with node 1's HTTP address.
+func startNodes(ctx context.Context, h *harness, bin, name string, n int, extra []string, ports map[int]bool) ([]*proc, string, error) {
 	var ps []*proc
 	var first, firstGossip string
 	for i := range n {
@@ -63,15 +39,15 @@ func clusterNodes(ctx context.Context, e *runEnv, c clusterConfig, n, round int,
 		if err != nil {
 			return ps, "", err
 		}
-		argv := []string{filepath.Join(h.bin, "ringkv"), "serve", "--data-dir", filepath.Join(h.work, fmt.Sprintf("data-%d-%d-%d", n, round, i)),
+		argv := []string{bin, "serve", "--data-dir", filepath.Join(h.work, fmt.Sprintf("data-%s-%d", name, i)),
 			"--http-addr", httpAddr, "--gossip-addr", gossip, "--replicas", "3", "--log-level", "warn"}
 		if i > 0 {
 			argv = append(argv, "--join", firstGossip)
 		} else {
 			first, firstGossip = httpAddr, gossip
 		}
-		argv = append(argv, strings.Fields(c.RingkvArgs)...)
-		p, err := h.start(fmt.Sprintf("node-%d-%d-%d", n, round, i), nil, argv...)
+		argv = append(argv, extra...)
+		p, err := h.start(fmt.Sprintf("node-%s-%d", name, i), nil, argv...)
 		if err != nil {
 			return ps, "", err
 		}
@@ -111,23 +87,16 @@ func aliveMembers(body []byte) int {
 	return n
 }
 
-func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
-	if err := checkRounds(c.Rounds); err != nil {
-		return err
-	}
-	if err := checkDuration("duration", c.Duration); err != nil {
+func runCluster(ctx context.Context, e *runEnv, c wrkConfig) error {
+	if err := c.check(); err != nil {
 		return err
 	}
 	h := e.h
-	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
+	if err := h.buildWithWrk(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
 		return err
 	}
-	if err := h.ensureWrk(ctx); err != nil {
-		return err
-	}
-	hz := clockTick()
 	ports := map[int]bool{}
-	wrkEnv := []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize)}
+	wrkEnv := c.env()
 	results := map[string][]clusterRun{} // "single,get" -> runs
 	for r := 1; r <= c.Rounds; r++ {
 		order := []string{"single", "cluster"}
@@ -140,31 +109,23 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 			if setup == "cluster" {
 				n = 3
 			}
-			ps, addr, err := clusterNodes(ctx, e, c, n, r, ports)
+			ps, addr, err := startNodes(ctx, h, filepath.Join(h.bin, "ringkv"), fmt.Sprintf("%d-%d", n, r), n, c.ringkvArgs(), ports)
 			if err != nil {
 				return err
 			}
-			if err := h.preload(ctx, preloadSpec{Addr: addr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns}); err != nil {
+			if err := h.preload(ctx, c.preload(addr)); err != nil {
 				return err
 			}
 			for _, op := range []string{"get", "put"} {
-				before, err := sumTicks(ps)
-				if err != nil {
-					return err
-				}
-				res, err := h.runWrk(ctx, wrkRun{Script: op, Addr: addr, Threads: c.Threads, Conns: c.Conns, Duration: c.Duration, Env: wrkEnv})
+				res, cpu, err := h.measureWrk(ctx, c.run(op, addr, wrkEnv), ps)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", setup, op, err)
-				}
-				after, err := sumTicks(ps)
-				if err != nil {
-					return err
 				}
 				appendFile(filepath.Join(h.work, "wrk-"+setup+"-"+op+".txt"), res.Output)
 				if res.Non2xx > 0 || res.Errors > 0 {
 					return fmt.Errorf("%s %s: %d non-2xx answers, %d errors", setup, op, res.Non2xx, res.Errors)
 				}
-				run := clusterRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, hz, res.Requests), P99: p99ms(res.P99US)}
+				run := clusterRun{RPS: round2(res.RPS), CPU: cpu, P99: p99ms(res.P99US)}
 				h.logf("%s %s: %.2f req/s, p99 %s, server CPU %.2f us/req", setup, op, run.RPS, run.P99, run.CPU)
 				results[setup+","+op] = append(results[setup+","+op], run)
 			}
@@ -184,7 +145,7 @@ func runCluster(ctx context.Context, e *runEnv, c clusterConfig) error {
 
 type clusterReport struct {
 	Date    string
-	Config  clusterConfig
+	Config  wrkConfig
 	CPUs    int
 	Results map[string][]clusterRun
 }
@@ -193,8 +154,8 @@ func (r *clusterReport) render() (string, []byte, error) {
 	c := r.Config
 	var md strings.Builder
 	fmt.Fprintf(&md, "# 3-node cluster vs one node (%s)\n\n", r.Date)
-	fmt.Fprintf(&md, "`go run ./bench/cmd/compare cluster -duration %s -rounds %d -keys %d -value-size %d -conns %d -threads %d`, %d CPUs, medians of %d. Cluster: 3 nodes on this machine, --replicas 3, quorum reads and writes (R=W=2), fsync on; wrk sends to node 1.\n\n",
-		wrkDuration(c.Duration), c.Rounds, c.Keys, c.ValueSize, c.Conns, c.Threads, r.CPUs, c.Rounds)
+	fmt.Fprintf(&md, "`go run ./bench/cmd/compare cluster %s`, %d CPUs, medians of %d. Cluster: 3 nodes on this machine, --replicas 3, quorum reads and writes (R=W=2), fsync on; wrk sends to node 1.\n\n",
+		c.flagLine(), r.CPUs, c.Rounds)
 	md.WriteString("| op | single req/s | cluster req/s | ratio | single CPU µs/req | cluster CPU µs/req (3 nodes) |\n|---|---|---|---|---|---|\n")
 	var doc ordered
 	for _, op := range []string{"get", "put"} {

@@ -246,7 +246,7 @@ func TestClusterReportShape(t *testing.T) {
 			res[k] = append(res[k], clusterRun{RPS: float64(100 * (r + 1)), CPU: 10, P99: "1.00ms"})
 		}
 	}
-	rep := clusterReport{Date: "x", Config: clusterConfig{Duration: time.Second, Rounds: 3}, CPUs: 2, Results: res}
+	rep := clusterReport{Date: "x", Config: wrkConfig{Duration: time.Second, Rounds: 3}, CPUs: 2, Results: res}
 	md, js, err := rep.render()
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +332,12 @@ func TestUsage(t *testing.T) {
 	f(exitUsage, "single", "-targets", "ringkv,nope")
 	f(exitUsage, "cluster", "-duration", "10ms")
 	f(exitUsage, "scale", "-sizes", "1,x")
+	f(exitUsage, "scale", "-sizes", ", ")
 	f(exitUsage, "move", "-rate", "0")
+	f(exitOK, "tls", "-h")
+	f(exitUsage, "tls", "-rounds", "0")
+	f(exitUsage, "commitwait", "-bins", "=x")
+	f(exitUsage, "commitwait", "-duration", "1ms")
 	// Nothing of a rejected run is left in the temp dir.
 	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "ringkv-single.*")); len(m) != 0 {
 		t.Logf("note: %v exist (another run?)", m)

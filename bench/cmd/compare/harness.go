@@ -36,6 +36,7 @@ type harness struct {
 	// grace is how long a process has after SIGTERM (stopGrace; tests
 	// shorten it).
 	grace time.Duration
+	hz    float64 // clock ticks a second, of /proc/PID/stat's times
 
 	mu    sync.Mutex
 	procs []*proc // started and not yet stopped
@@ -46,7 +47,7 @@ func newHarness(root, name string, keep bool, log io.Writer) (*harness, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &harness{root: root, work: work, bin: filepath.Join(work, "bin"), keep: keep, log: log, grace: stopGrace}, nil
+	return &harness{root: root, work: work, bin: filepath.Join(work, "bin"), keep: keep, log: log, grace: stopGrace, hz: clockTick()}, nil
 }
 
 func (h *harness) logf(format string, a ...any) { fmt.Fprintf(h.log, "== "+format+"\n", a...) }
@@ -269,20 +270,25 @@ func listening(addr string) bool {
 
 // getBody GETs http://addr/path and returns the body of a 200.
 func getBody(ctx context.Context, addr, path string) ([]byte, error) {
+	return getURL(ctx, http.DefaultTransport, "http://"+addr+path)
+}
+
+// getURL GETs url through rt and returns the body of a 200.
+func getURL(ctx context.Context, rt http.RoundTripper, url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s: %s", path, resp.Status)
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return b, err
 }

@@ -4,7 +4,8 @@
 // alternating rounds, reads each server's CPU time per request from
 // /proc, folds the rounds into medians (bench/matrix.Median) and writes
 // bench/results/<mode>-<date>.md and .json. It replaces compare.sh,
-// cluster.sh, scale.sh and move.sh; the result files keep their shapes.
+// cluster.sh, scale.sh, move.sh, tls.sh and commitwait.sh; the result
+// files keep their shapes.
 //
 // Modes:
 //
@@ -12,6 +13,8 @@
 //	compare cluster  a 3-node cluster (N=3, quorum) against one node
 //	compare scale    GET throughput and memory by store size
 //	compare move     a node joining a loaded one: move time, client latency
+//	compare tls      one node over plain HTTP, HTTPS, and HTTPS with a token
+//	compare commitwait  3-node PUTs and their commit waits, by build
 //
 // Every process it starts it stops (SIGTERM, then SIGKILL after 15s), on
 // success, error and Ctrl-C alike, and it removes its temp dir unless
@@ -28,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -47,6 +51,8 @@ Modes:
   cluster  a 3-node cluster (--replicas 3, quorum reads and writes) against one node
   scale    GET throughput, CPU and memory of one node at each store size
   move     a node joining a loaded one: time to pull its ranges, client latency before and during
+  tls      one node's GET and PUT over plain HTTP, HTTPS, and HTTPS with a bearer token (--auth-file)
+  commitwait  3-node PUTs to node 1 and its commit waits, for one or more builds, alternating
 
 'go run ./bench/cmd/compare MODE -h' lists a mode's flags. Results go to
 bench/results/MODE-<date>.md and .json (single writes compare-<date>.*).`
@@ -61,6 +67,16 @@ type mode struct {
 	flags func(fs *flag.FlagSet) func(ctx context.Context, env *runEnv) error
 }
 
+// wrkMode is a mode whose flags are wrkConfig's alone, rounds and
+// -ringkv-args' help its own.
+func wrkMode(rounds int, ringkvArgs string, body func(context.Context, *runEnv, wrkConfig) error) func(*flag.FlagSet) func(context.Context, *runEnv) error {
+	return func(fs *flag.FlagSet) func(context.Context, *runEnv) error {
+		c := defaultWrk(rounds)
+		c.register(fs, ringkvArgs)
+		return func(ctx context.Context, e *runEnv) error { return body(ctx, e, c) }
+	}
+}
+
 // runEnv is what every mode gets: the module root, the harness and where
 // to write.
 type runEnv struct {
@@ -73,13 +89,22 @@ type runEnv struct {
 	badRuns bool
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	modes := []mode{
+// modes are the sub-commands, in the order usage lists them.
+func allModes() []mode {
+	return []mode{
 		{"single", singleFlags},
-		{"cluster", clusterFlags},
+		// cluster.sh's variables as flags, 3 rounds.
+		{"cluster", wrkMode(3, "extra `ringkv serve` flags for every node, space-separated", runCluster)},
 		{"scale", scaleFlags},
 		{"move", moveFlags},
+		// tls.sh's variables as flags, one round as tls.sh made.
+		{"tls", wrkMode(1, "extra `ringkv serve` flags, space-separated", runTLS)},
+		{"commitwait", commitwaitFlags},
 	}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	modes := allModes()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, usage)
 		if len(args) == 0 {
@@ -173,6 +198,23 @@ func checkDuration(name string, d time.Duration) error {
 		return usageErr("-%s (%s) must be at least 1s (wrk counts whole seconds)", name, d)
 	}
 	return nil
+}
+
+// parseList parses a comma- or space-separated flag value with parse; an
+// empty list is a usage error.
+func parseList[T any](name, s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		v, err := parse(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, usageErr("-%s is empty", name)
+	}
+	return out, nil
 }
 
 // stamp is the results' file date, UTC.

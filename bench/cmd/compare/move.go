@@ -88,15 +88,48 @@ func (c moveConfig) clientLoad(ctx context.Context, addr, out string, d time.Dur
 
 // metricValue reads an unlabelled sample from a Prometheus text page.
 func metricValue(page []byte, name string) (float64, error) {
+	for _, s := range metricLines(page, name) {
+		if s.labelled {
+			continue
+		}
+		return s.v, s.err
+	}
+	return 0, fmt.Errorf("no %s in /metrics", name)
+}
+
+// metricSamples returns the values of every sample of name, labelled or
+// not, that parse.
+func metricSamples(page []byte, name string) []float64 {
+	var out []float64
+	for _, s := range metricLines(page, name) {
+		if s.err == nil {
+			out = append(out, s.v)
+		}
+	}
+	return out
+}
+
+type metricSample struct {
+	labelled bool
+	v        float64
+	err      error
+}
+
+// metricLines finds the samples of name on a Prometheus text page (label
+// values without spaces, as ringkv's are).
+func metricLines(page []byte, name string) []metricSample {
+	var out []metricSample
 	sc := bufio.NewScanner(bytes.NewReader(page))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == name {
-			return strconv.ParseFloat(f[1], 64)
+		if len(f) < 2 || (f[0] != name && !strings.HasPrefix(f[0], name+"{")) {
+			continue
 		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		out = append(out, metricSample{labelled: f[0] != name, v: v, err: err})
 	}
-	return 0, fmt.Errorf("no %s in /metrics", name)
+	return out
 }
 
 // settled reports whether a /v1/cluster answer says the node holds its

@@ -49,18 +49,13 @@ func scaleFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
 }
 
 func parseSizes(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+	return parseList("sizes", s, func(f string) (int, error) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, usageErr("bad size %q in -sizes", f)
+			return 0, usageErr("bad size %q in -sizes", f)
 		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, usageErr("-sizes is empty")
-	}
-	return out, nil
+		return n, nil
+	})
 }
 
 // scaleRun is one measured run: scale.sh's "rps cpu p99 rss hwm cache mem".
@@ -91,7 +86,6 @@ func lsmField(body []byte, name string) int64 {
 type scaleNode struct {
 	e            *runEnv
 	c            scaleConfig
-	hz           float64
 	addr, gossip string
 }
 
@@ -131,13 +125,10 @@ func runScale(ctx context.Context, e *runEnv, c scaleConfig) error {
 	if err := os.MkdirAll(c.Data, 0o755); err != nil {
 		return err
 	}
-	if err := h.build(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
+	if err := h.buildWithWrk(ctx, "./cmd/ringkv", "./bench/cmd/preload"); err != nil {
 		return err
 	}
-	if err := h.ensureWrk(ctx); err != nil {
-		return err
-	}
-	sn := &scaleNode{e: e, c: c, hz: clockTick()}
+	sn := &scaleNode{e: e, c: c}
 	ports := map[int]bool{}
 	if sn.addr, err = freeAddr(ports); err != nil {
 		return err
@@ -223,23 +214,15 @@ func (sn *scaleNode) measure(ctx context.Context, n int) (scaleRun, error) {
 	if _, err := h.runWrk(ctx, w); err != nil {
 		return run, err
 	}
-	before, err := cpuTicks(p.pid())
-	if err != nil {
-		return run, err
-	}
 	w.Duration = c.Duration
-	res, err := h.runWrk(ctx, w)
-	if err != nil {
-		return run, err
-	}
-	after, err := cpuTicks(p.pid())
+	res, cpu, err := h.measureWrk(ctx, w, []*proc{p})
 	if err != nil {
 		return run, err
 	}
 	if res.Non2xx > 0 {
 		return run, fmt.Errorf("%d keys: %d non-2xx answers", n, res.Non2xx)
 	}
-	run = scaleRun{RPS: round2(res.RPS), CPU: cpuPerRequest(after-before, sn.hz, res.Requests), P99: p99ms(res.P99US),
+	run = scaleRun{RPS: round2(res.RPS), CPU: cpu, P99: p99ms(res.P99US),
 		P99MS: float64(res.P99US) / 1000}
 	if run.RSS, run.HWM, err = procStatusBytes(p.pid()); err != nil {
 		return run, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,57 +20,35 @@ import (
 
 // singleConfig is `compare single` (compare.sh's variables, as flags).
 type singleConfig struct {
-	Duration   time.Duration
-	Rounds     int
-	Keys       int
-	ValueSize  int
-	Conns      int
-	Threads    int
+	wrkConfig
 	Targets    string // comma- or space-separated subset of ringkv, baseline, const
 	Pin        string // auto, 0 or 1
 	ServerCPUs string
 	WrkCPUs    string
-	RingkvArgs string // extra `ringkv serve` flags
 	Shuffle    bool
 }
 
 var singleTargets = []string{"ringkv", "baseline", "const"}
 
 func singleFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
-	c := singleConfig{Duration: 10 * time.Second, Rounds: 3, Keys: 100000, ValueSize: 100, Conns: 64, Threads: 1,
-		Targets: "ringkv,baseline,const", Pin: "auto"}
-	fs.DurationVar(&c.Duration, "duration", c.Duration, "wrk duration per run")
-	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds; figures are medians over them")
-	fs.IntVar(&c.Keys, "keys", c.Keys, "keys preloaded and read: key-0 .. key-(N-1)")
-	fs.IntVar(&c.ValueSize, "value-size", c.ValueSize, "bytes per value")
-	fs.IntVar(&c.Conns, "conns", c.Conns, "wrk -c (and the preload's connections)")
-	fs.IntVar(&c.Threads, "threads", c.Threads, "wrk -t")
+	c := singleConfig{wrkConfig: defaultWrk(3), Targets: "ringkv,baseline,const", Pin: "auto"}
+	c.register(fs, "extra `ringkv serve` flags, space-separated, e.g. '--row-cache-size 0'")
 	fs.StringVar(&c.Targets, "targets", c.Targets, "any subset of ringkv,baseline,const")
 	fs.StringVar(&c.Pin, "pin", c.Pin, "CPU pinning: auto (only with 4+ CPUs), 1 (always) or 0 (never)")
 	fs.StringVar(&c.ServerCPUs, "server-cpus", "", "taskset -c list for the server when pinning (default: the first half, or 0)")
 	fs.StringVar(&c.WrkCPUs, "wrk-cpus", "", "taskset -c list for wrk and the preload when pinning (default: the second half, or 1)")
-	fs.StringVar(&c.RingkvArgs, "ringkv-args", "", "extra `ringkv serve` flags, space-separated, e.g. '--row-cache-size 0'")
 	fs.BoolVar(&c.Shuffle, "shuffle", false, "preload the keys in a random order")
 	return func(ctx context.Context, e *runEnv) error { return runSingle(ctx, e, c) }
 }
 
 // targetList parses -targets.
 func targetList(s string) ([]string, error) {
-	var out []string
-	for _, t := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		ok := false
-		for _, k := range singleTargets {
-			ok = ok || k == t
+	return parseList("targets", s, func(t string) (string, error) {
+		if !slices.Contains(singleTargets, t) {
+			return "", usageErr("unknown target %q in -targets (want ringkv, baseline, const)", t)
 		}
-		if !ok {
-			return nil, usageErr("unknown target %q in -targets (want ringkv, baseline, const)", t)
-		}
-		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return nil, usageErr("-targets is empty")
-	}
-	return out, nil
+		return t, nil
+	})
 }
 
 // singleRun is one wrk run: a row of runs.tsv in compare.sh.
@@ -98,27 +78,19 @@ func pinning(c singleConfig, ncpu int) (server, wrk []string, desc string, err e
 	}
 	sc, wc := c.ServerCPUs, c.WrkCPUs
 	if ncpu >= 4 {
-		sc = cmpOr(sc, fmt.Sprintf("0-%d", ncpu/2-1))
-		wc = cmpOr(wc, fmt.Sprintf("%d-%d", ncpu/2, ncpu-1))
+		sc = cmp.Or(sc, fmt.Sprintf("0-%d", ncpu/2-1))
+		wc = cmp.Or(wc, fmt.Sprintf("%d-%d", ncpu/2, ncpu-1))
 	} else {
-		sc, wc = cmpOr(sc, "0"), cmpOr(wc, "1")
+		sc, wc = cmp.Or(sc, "0"), cmp.Or(wc, "1")
 	}
 	return []string{"taskset", "-c", sc}, []string{"taskset", "-c", wc},
 		fmt.Sprintf("server on CPUs %s (Go sizes GOMAXPROCS to them), wrk and preload on CPUs %s", sc, wc), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // singleRunner holds what every round of `compare single` shares.
 type singleRunner struct {
 	e                 *runEnv
 	c                 singleConfig
-	hz                float64
 	addrs             map[string]string // target (and "gossip") -> 127.0.0.1:PORT
 	serverPin, wrkPin []string
 	wrkEnv            []string
@@ -129,25 +101,19 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := checkRounds(c.Rounds); err != nil {
+	if err := c.check(); err != nil {
 		return err
-	}
-	if err := checkDuration("duration", c.Duration); err != nil {
-		return err
-	}
-	if c.Keys < 1 || c.ValueSize < 0 || c.Conns < 1 || c.Threads < 1 {
-		return usageErr("-keys, -conns and -threads must be positive, -value-size not negative")
 	}
 	ncpu := runtime.NumCPU()
 	sr := &singleRunner{e: e, c: c, addrs: map[string]string{},
-		wrkEnv: []string{"KEYS=" + strconv.Itoa(c.Keys), "VALUE_SIZE=" + strconv.Itoa(c.ValueSize), "SHUFFLE=" + boolEnv(c.Shuffle)}}
+		wrkEnv: c.env("SHUFFLE=" + boolEnv(c.Shuffle))}
 	var pinDesc string
 	if sr.serverPin, sr.wrkPin, pinDesc, err = pinning(c, ncpu); err != nil {
 		return err
 	}
 	h := e.h
 	pkgs := []string{"./bench/baseline", "./bench/baseline/const", "./bench/cmd/preload"}
-	if slicesContains(targets, "ringkv") {
+	if slices.Contains(targets, "ringkv") {
 		pkgs = append(pkgs, "./cmd/ringkv")
 	}
 	if err := h.build(ctx, pkgs...); err != nil {
@@ -156,7 +122,6 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 	if err := h.ensureWrk(ctx); err != nil {
 		return err
 	}
-	sr.hz = clockTick()
 	ports := map[int]bool{}
 	for _, t := range append([]string{"gossip"}, targets...) {
 		if sr.addrs[t], err = freeAddr(ports); err != nil {
@@ -228,7 +193,7 @@ func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRu
 	switch t {
 	case "ringkv":
 		argv = append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--http-addr", addr, "--gossip-addr", sr.addrs["gossip"],
-			"--data-dir", dir, "--sync=true"}, strings.Fields(c.RingkvArgs)...)
+			"--data-dir", dir, "--sync=true"}, c.ringkvArgs()...)
 	case "baseline":
 		argv = []string{filepath.Join(h.bin, "baseline"), "--addr", addr, "--data-dir", dir, "--sync=true"}
 	case "const":
@@ -248,30 +213,22 @@ func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRu
 	workloads := []string{"get", "put"}
 	if t == "const" {
 		workloads = workloads[:1]
-	} else if err := h.preload(ctx, preloadSpec{Addr: addr, Keys: c.Keys, ValueSize: c.ValueSize, Conns: c.Conns,
-		Shuffle: c.Shuffle, Prefix: sr.wrkPin}); err != nil {
+	} else if err := h.preload(ctx, c.preloadPinned(addr, sr.wrkPin)); err != nil {
 		return nil, err
 	}
 	var runs []singleRun
 	for _, w := range workloads {
 		load, _ := strconv.ParseFloat(loadAvg(), 64) // other users of the machine skew every figure
-		before, err := cpuTicks(p.pid())
-		if err != nil {
-			return nil, err
-		}
-		res, err := h.runWrk(ctx, wrkRun{Script: w, Addr: addr, Threads: c.Threads, Conns: c.Conns,
-			Duration: c.Duration, Env: sr.wrkEnv, Prefix: sr.wrkPin})
+		wr := c.run(w, addr, sr.wrkEnv)
+		wr.Prefix = sr.wrkPin
+		res, cpu, err := h.measureWrk(ctx, wr, []*proc{p})
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s, round %d): %w", t, w, r, err)
-		}
-		after, err := cpuTicks(p.pid())
-		if err != nil {
-			return nil, err
 		}
 		os.WriteFile(filepath.Join(h.work, fmt.Sprintf("wrk-%s-%s-%d.txt", t, w, r)), []byte(res.Output), 0o644)
 		run := singleRun{Round: r, Target: t, Workload: w, Requests: res.Requests, DurationUS: res.DurationUS,
 			RPS: res.RPS, P50US: res.P50US, P99US: res.P99US, Errors: res.Errors, Non2xx: res.Non2xx,
-			CPUUSPerReq: cpuPerRequest(after-before, sr.hz, res.Requests), LoadAvg: load}
+			CPUUSPerReq: cpu, LoadAvg: load}
 		fmt.Fprintf(sr.e.stderr, "   %-8s %-3s round %d: %8.0f req/s %7.2f us CPU/req  p50 %6d us  p99 %7d us  (load %.2f)\n",
 			t, w, r, run.RPS, run.CPUUSPerReq, run.P50US, run.P99US, load)
 		runs = append(runs, run)
@@ -279,20 +236,19 @@ func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRu
 	return runs, nil
 }
 
+// preloadPinned is the preload of the key space, shuffled with
+// -shuffle, on wrk's CPUs.
+func (c singleConfig) preloadPinned(addr string, pin []string) preloadSpec {
+	s := c.preload(addr)
+	s.Shuffle, s.Prefix = c.Shuffle, pin
+	return s
+}
+
 func boolEnv(b bool) string {
 	if b {
 		return "1"
 	}
 	return "0"
-}
-
-func slicesContains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // singleParams is compare-<date>.json's "params".
@@ -340,7 +296,7 @@ func (r *singleReport) fold() {
 	r.Median = map[string]singleMedian{}
 	r.Rows = nil
 	for _, t := range singleTargets {
-		if !slicesContains(r.Targets, t) {
+		if !slices.Contains(r.Targets, t) {
 			continue
 		}
 		for _, w := range []string{"get", "put"} {

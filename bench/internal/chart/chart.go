@@ -253,8 +253,16 @@ func (c Bars) SVG() template.HTML {
 	return template.HTML(b.String())
 }
 
-// CSS is the style the charts expect; include it once per page.
-const CSS = `svg.chart{background:#fff;border:1px solid #ddd;margin:4px}
+// CSS is the style of a report page (its body, tables, notes and
+// scrolling tables) and of the charts in it; include it once per page.
+const CSS = `body{font:14px sans-serif;margin:16px;color:#222}
+table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f4f4f4}
+td.l,th.l{text-align:left}
+.note{color:#666;font-size:12px}
+.scroll{max-width:100%;overflow-x:auto}
+svg.chart{background:#fff;border:1px solid #ddd;margin:4px}
 svg.chart text{font:11px sans-serif;fill:#333}
 svg.chart .t{font-weight:bold;font-size:12px}
 svg.chart .yl{text-anchor:end}
