@@ -30,7 +30,7 @@ import (
 //     say, error included): a write that begins anywhere after the answer
 //     then stamps a later timestamp, so sequential writes never reorder.
 //     The wait runs beside the replicas' fsyncs, so with clocks in sync it
-//     costs nothing (see Node.commitWait).
+//     costs nothing (see coordinator.commitWait).
 //
 // Replicas also refuse records stamped further ahead of their clock than
 // the bound (ApplyLocal), so a fast clock's write is never acknowledged.

@@ -1,33 +1,42 @@
 // Package peer is everything between nodes: the coordinator that serves
-// client reads and writes, membership, hinted handoff, read repair, data
-// movement and anti-entropy; the internode protocol that carries them is
-// its sub-package transport.
+// client reads and writes, hinted handoff, read repair, data movement and
+// anti-entropy. Two sub-packages carry the rest: transport, the internode
+// protocol (codec, client, and the handlers that answer it, calling the
+// Node as transport.Local), and membership, failure detection and the
+// durable member list on hashicorp/memberlist. peer imports neither; the
+// binary wires them to a Node through the Transport and Membership
+// interfaces, and peertest implements Transport in memory, with
+// partitions and drops.
 //
-// The coordinator is Node. It stamps each write with the node's hybrid
-// logical clock, finds the key's N owners on the ring of its current View,
-// writes to all of them at once (itself directly, the others through a
-// Transport) and answers once the consistency level's share of them has
-// the record durably; owners that are down or fail get a durable hint,
-// replayed when membership sees them alive. A read asks as many owners as
-// its consistency needs, returns the newest record and rewrites stale
-// replicas. A node alone in its ring skips all of that and uses its engine
-// directly.
+// Node is the facade a server holds; each subsystem behind it owns its
+// state and goroutines, and what they share is the published View and the
+// engine:
 //
-// When the ring changes, each node pulls the ranges the new ring gives it
-// from a quorum of their old owners (transfer.go: verified streams merged
-// atomically, resumable, paced by TransferRate), answers reads of ranges
-// it is still pulling as pending, naming the old owners (PendingError) so
-// that coordinators read those too, and drops the ranges it gave away once
-// every member holds its own; a leave (leave.go) is a ring change the
-// leaving node waits out. Anti-entropy (antientropy.go, merkle.go)
-// compares Merkle trees of each shared range with the other owners and
-// pulls what differs; the start of each node's last clean pass sets the
-// GC horizon below which tombstones may be collected.
-//
-// Gossip is the membership layer: hashicorp/memberlist for failure
-// detection, and a durable member list, spread by memberlist's push/pull
-// exchange, from which every node builds the same ring. Transport is
-// implemented over HTTP in peer/transport (both its client and the
-// handlers that answer it, which call the Node as transport.Local), and
-// in memory, with partitions and drops, in peer/peertest.
+//   - the coordinator (coord.go) stamps each write with the node's hybrid
+//     logical clock, finds the key's N owners on the ring of the current
+//     View and writes to all of them at once, answering once the
+//     consistency level's share has the record durably; a read asks as
+//     many owners as its consistency needs, returns the newest record and
+//     rewrites stale replicas. The decisions are pure state machines, the
+//     write plan (writeplan.go) and the read plan (readplan.go: whom to
+//     ask, when to hedge, when the read is done), driven by short I/O
+//     loops and an injected TimeSource. A node alone in its ring uses its
+//     engine directly.
+//   - hints (hints.go) keeps a durable hint for each owner that is down or
+//     fails a write, within bounds, and replays them when it is alive.
+//   - the rebalancer (publish.go, rebalance.go, transfer.go, leave.go,
+//     verify.go) publishes views, and on a ring change plans (a pure
+//     function of the stored state and the new view) the ranges to pull
+//     from a quorum of their old owners (verified streams merged
+//     atomically, resumable, paced by TransferRate); reads of ranges still
+//     being pulled answer a PendingError naming the old owners, so that
+//     coordinators read those too; ranges given away are dropped once
+//     their new owners are shown to hold them. A leave is a ring change
+//     the leaving node waits out. Publishing a view never waits on
+//     storage.
+//   - anti-entropy (antientropy.go, merkle.go, corrupt.go) compares Merkle
+//     trees of each shared range with the other owners and pulls what
+//     differs, repairs damaged spans from the other replicas, and sets the
+//     GC horizon below which tombstones may be collected: the start of
+//     each node's last clean pass.
 package peer

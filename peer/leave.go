@@ -98,7 +98,7 @@ func (r *rebalancer) leave(ctx context.Context) error {
 	}
 	// Recorded before anyone hears of it: a node stopped the moment its
 	// leave is done must still refuse, when started again, to rejoin with
-	// its stale data (see StartGossip).
+	// its stale data (see membership.Start).
 	if err := r.cfg.Engine.SetMeta(leftMeta, []byte("1")); err != nil {
 		return fmt.Errorf("cannot record that this node left: %w", err)
 	}

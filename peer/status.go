@@ -148,11 +148,11 @@ var ErrMemberAlive = errors.New("peer: member is alive")
 // ErrUnknownMember is returned when removing a member the ring does not have.
 var ErrUnknownMember = errors.New("peer: no such member")
 
-// ErrGossipAddr is matched by StartGossip's errors that come from the
+// ErrGossipAddr is matched by membership.Start's errors that come from the
 // address it was given (it does not parse, or cannot be listened on).
 var ErrGossipAddr = errors.New("peer: cannot gossip on")
 
-// ErrLeftMember is returned by StartGossip for a node whose stored member
+// ErrLeftMember is returned by membership.Start for a node whose stored member
 // list says it left the cluster or was removed from it.
 var ErrLeftMember = errors.New("peer: this node is no longer a member")
 

@@ -125,7 +125,7 @@ type Transport interface {
 }
 
 // Membership is the failure detector and durable member list a Node
-// defers to for joining and removing members. peer.Gossip implements it
+// defers to for joining and removing members. membership.Gossip implements it
 // with hashicorp/memberlist.
 type Membership interface {
 	// Join contacts the members at these gossip addresses and joins their
