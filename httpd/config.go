@@ -104,6 +104,9 @@ type Config struct {
 	Cmdline []string
 	// Limits bound connections, request rates and scans (see Limits).
 	Limits Limits
+	// Status configures the status page and GET /v1/overview (see
+	// StatusConfig).
+	Status StatusConfig
 }
 
 // Defaults of Config, as documented on its fields.
@@ -144,6 +147,7 @@ func (c *Config) EnsureDefaults() {
 		c.SignatureWindow = DefaultSignatureWindow
 	}
 	c.Limits.ensureDefaults()
+	c.Status.ensureDefaults()
 }
 
 // maxBodySizeLimit keeps maxRequestBodySize within an int32-sized buffer,

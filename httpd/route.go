@@ -85,6 +85,8 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 		s.status(ctx)
 	case opCluster:
 		s.clusterStatus(ctx)
+	case opOverview:
+		s.overview(ctx)
 	case opRing:
 		s.ringOwners(ctx)
 	case opClusterRemove:
@@ -146,6 +148,8 @@ func (s *Server) classify(ctx *fasthttp.RequestCtx, path []byte) op {
 		return opStatus
 	case "/v1/cluster":
 		return opCluster
+	case "/v1/overview":
+		return opOverview
 	case "/v1/ring":
 		return opRing
 	case "/v1/cluster/remove":
@@ -223,7 +227,7 @@ func (s *Server) need(o op) (need Role, keyed bool) {
 			return RoleNone, false
 		}
 		return RoleMetrics, false
-	case opStatus:
+	case opStatus, opOverview:
 		if s.cfg.StatusOpen {
 			return RoleNone, false
 		}
@@ -291,9 +295,10 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, o op, path []byte) bool {
 	who := anonymousNoAuth
 	if a := s.cfg.Auth; a != nil {
 		need, keyed := s.need(o)
-		if o == opCluster && s.peerCall(ctx) {
+		if (o == opCluster || o == opOverview) && s.peerCall(ctx) {
 			// A peer's read of its view (anti-entropy, a leave's
-			// handover), with the internode credential.
+			// handover) or of its snapshot (the status page), with the
+			// internode credential.
 			need, who = RoleNone, "peer "+strconv.Quote(clipString(string(ctx.Request.Header.Peek(NodeHeader)), 100))
 		}
 		if need != RoleNone {

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net"
 	"strings"
@@ -42,7 +41,7 @@ type Server struct {
 
 	handler        fasthttp.RequestHandler
 	metricsHandler fasthttp.RequestHandler
-	statusPage     *template.Template
+	statusPage     *statusState
 	healthOK       []byte // the /healthz body, built once
 	started        time.Time
 
@@ -91,10 +90,6 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: %w", err)
 	}
-	page, err := template.New("status").Parse(statusHTML)
-	if err != nil {
-		return nil, fmt.Errorf("BUG: httpd: status page template: %w", err)
-	}
 	s := &Server{
 		cfg:        cfg,
 		store:      store,
@@ -103,7 +98,7 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 		lg:         cfg.Logger,
 		m:          m,
 		lim:        lim,
-		statusPage: page,
+		statusPage: &statusState{},
 		started:    time.Now(),
 		metricsHandler: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
@@ -167,7 +162,7 @@ func (s *Server) serveClient(ctx *fasthttp.RequestCtx) {
 // read of their peers.
 func (s *Server) servePeer(ctx *fasthttp.RequestCtx) {
 	path := ctx.URI().PathOriginal()
-	if !bytes.HasPrefix(path, []byte(internalPrefix)) && string(path) != "/v1/cluster" && string(path) != "/healthz" {
+	if !bytes.HasPrefix(path, []byte(internalPrefix)) && string(path) != "/v1/cluster" && string(path) != "/healthz" && string(path) != "/v1/overview" {
 		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint on the peer listener")
 		s.m.observe(opUnknown, fasthttp.StatusNotFound, 0)
 		return

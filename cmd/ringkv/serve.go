@@ -578,6 +578,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The status page's sparklines: a sample of the registry a second.
+	history := httpd.NewHistory(reg, 0)
+	historyCtx, stopHistory := context.WithCancel(context.Background())
+	historyDone := make(chan struct{})
+	go func() { defer close(historyDone); history.Run(historyCtx) }()
+	undo = append(undo, func() { stopHistory(); <-historyDone })
 	srv, err := httpd.New(httpd.Config{
 		Addr:            ln.Addr().String(),
 		MaxValueSize:    int(c.maxValueSize),
@@ -598,6 +604,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
 		JoinTLS:           nodeTLS.Transport,
 		Limits:            c.limits.httpd(),
+		Status:            httpd.StatusConfig{Version: versionString(), Peers: transport, History: history},
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -650,6 +657,8 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		code = exitFailure
 	}
 	cancel()
+	stopHistory()
+	<-historyDone
 	lg.Info("http stopped", "duration", time.Since(t0))
 	t0 = time.Now()
 	stopJoining()
