@@ -86,9 +86,10 @@ type Config struct {
 	// MetricsOpen serves /metrics without a credential although Auth is
 	// set (--metrics-open); otherwise it needs the metrics or admin role.
 	MetricsOpen bool
-	// StatusOpen serves the status page, GET /, and /v1/lsm, which the
-	// page refreshes from, without a credential although Auth is set
-	// (--status-open); otherwise / needs admin and /v1/lsm read.
+	// StatusOpen serves the status page, GET /, its data, GET
+	// /v1/overview, and /v1/lsm without a credential although Auth is
+	// set (--status-open); otherwise / and /v1/overview need admin and
+	// /v1/lsm read.
 	StatusOpen bool
 	// KVStoreAddNodeGet accepts GET /add-node as go-kvstore sent it
 	// (--kvstore-add-node-get). The default is POST only: a GET can be

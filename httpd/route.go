@@ -211,8 +211,7 @@ func (s *Server) need(o op) (need Role, keyed bool) {
 	case opGet, opHead, opKV, opScan, opKVStoreGet, opKVStore:
 		return RoleRead, true
 	case opLSM:
-		// The status page refreshes its LSM table from /v1/lsm: open
-		// with it.
+		// The LSM report is in the status page's data: open with it.
 		if s.cfg.StatusOpen {
 			return RoleNone, false
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -326,4 +328,113 @@ func TestBucketQuantile(t *testing.T) {
 	f(0.5, []uint64{5, 5, 0}, 10, 1)
 	// Past the last bound (counted in total, in no bucket): the last bound.
 	f(0.99, []uint64{1, 0, 0}, 10, 4)
+}
+
+// TestStatusPageRendersStates loads the page in headless Chromium (skipped
+// without one, unless CI=true) against a node whose peers are fakes: a
+// member that never answers, one whose snapshot has a transfer, an
+// ongoing write stall with the advisor's advice, and text that would be
+// markup if the page did not write it as text. It checks the DOM the
+// page's script RENDERED.
+func TestStatusPageRendersStates(t *testing.T) {
+	browser := chromiumPath(t)
+	now := time.Now()
+	hostile := `<img src=x onerror="document.title='pwned'">`
+	stallAdvice := "writes stalled: L0 reached 12 sublevels (--l0-stop-writes-threshold) because compactions out of L0 are slower than flushes; raise --l0-stop-writes-threshold (e.g. to 24)"
+	rate := make([]float64, 60)
+	p99 := make([]float64, 60)
+	for i := range rate {
+		rate[i], p99[i] = float64(100+i*10), float64(1+i%7)
+	}
+	peerSnap := map[string]any{
+		"id": "node-2", "version": "ringkv v9 " + hostile, "time": now, "started": now.Add(-time.Hour),
+		"cluster": peer.ClusterStatus{
+			Self: "node-2", Replicas: 3, VNodes: 128, Members: fakeMembers,
+			Transfers: []peer.Transfer{{Range: "(00, 80]", From: "node-1", To: "node-2", RangesDone: 3, RangesTotal: 10,
+				BytesDone: 3 << 20, BytesTotal: 10 << 20, Rate: 1 << 20, ETASeconds: 7, Started: now.Add(-3 * time.Second).UTC().Format(time.RFC3339)}},
+			HintsPending: map[string]int64{"node-3": 5}, Ownership: map[string]float64{},
+		},
+		"health":   []peer.Degraded{},
+		"metrics":  map[string]float64{"ringkv_disk_free_bytes": 5 << 30, "ringkv_read_repairs_total": 7},
+		"requests": []requestCount{{"get", "200", 1000}, {"put", "503", 3}},
+		"history": HistoryWindow{End: now.Unix(), Seconds: 60, Ops: map[string]map[string][]float64{
+			"get": {"rate": rate, "errors": make([]float64, 60), "p50_ms": p99, "p99_ms": p99}}},
+		"lsm": map[string]any{
+			"profile": "balanced", "l0_sublevels": 12, "compaction_debt_bytes": 3 << 30,
+			"levels": []map[string]any{{"level": 0, "sublevels": 12, "files": 30, "bytes": 90 << 20, "score": 2.5},
+				{"level": 5, "files": 40, "bytes": 2 << 30, "score": 0.4}, {"level": 6, "files": 90, "bytes": 9 << 30}},
+			"block_cache_hits": 90, "block_cache_misses": 10,
+			"stalls": map[string]any{"count": 1, "duration_ns": 1.5e9, "recent": []map[string]any{{"reason": "L0 file count limit exceeded",
+				"start": now.Add(-1500 * time.Millisecond), "duration_ns": 1.5e9, "ongoing": true, "flag": "l0-stop-writes-threshold", "advice": stallAdvice}}},
+			"pebble_options": "[Version]\n  pebble_version=0.1\n" + hostile,
+		},
+	}
+	b, err := json.Marshal(peerSnap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := newFakePeers(t)
+	peers.answers["127.0.0.1:8081"] = string(b)
+	peers.hang["127.0.0.1:8082"] = true
+	ts, addr := newTCPClusterTestServer(t, Config{NodeID: "node-1", Status: StatusConfig{Version: "v1", Peers: peers, PeerTimeout: 300 * time.Millisecond}})
+	ts.ops.setHealth(peer.Degraded{Reason: "disk full", Detail: "free 10MiB < --min-free-space 512MiB", RefusesWrites: true})
+
+	dom := dumpDOM(t, browser, "http://"+addr+"/")
+	for _, want := range []string{
+		`<tr data-member="node-1" data-state="alive">`,
+		`<tr data-member="node-2" data-state="alive">`,
+		`<tr data-member="node-3" data-state="dead" class="down">`,
+		`data-down="node-3"`, "node-3 does not answer",
+		`class="card transfer" data-node="node-2" data-from="node-1"`, "3 / 10", "of ~10.0 MiB",
+		`data-stall="ongoing"`, "writes stalled now, for 1.5 s", "advice: " + stallAdvice,
+		"node-2: writes stalled for 1.5 s",
+		"disk full", "(refuses writes)",
+		`data-level="0"`, "90.0 MiB · 30 files", "compaction due",
+		"<summary>Pebble options</summary>",
+		"&lt;img src=x",
+		`id="script-errors" data-count="0"`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q", want)
+		}
+	}
+	if strings.Contains(dom, "<img src") || strings.Contains(dom, "<title>pwned") {
+		t.Error("text from a snapshot was rendered as markup")
+	}
+	if t.Failed() {
+		t.Logf("rendered page:\n%s", dom)
+	}
+}
+
+// chromiumPath finds Debian's chromium; without one the test skips, but
+// under CI=true (whose .ci/run installs it) it fails.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium; CI installs it)")
+	return ""
+}
+
+// dumpDOM loads url in headless Chromium and returns the DOM after its
+// scripts ran for 3 seconds of virtual time (the data here does not
+// change, so virtual time is enough: the page renders its first answers).
+func dumpDOM(t *testing.T, browser, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--no-first-run", "--user-data-dir="+t.TempDir(), "--window-size=1400,1000", "--virtual-time-budget=3000", "--dump-dom", url)
+	var out, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	return out.String()
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/httpd"
 )
 
 // TestStatusPageInBrowser loads the status page of a live cluster in
@@ -37,7 +39,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	nodes := newCluster(t, 4, "--replicas", "3", "--transfer-rate", "32KiB", "--anti-entropy-interval", "1h")
 	startJoined(t, nodes[:3])
 
-	const keys = 4000
+	// To update the screenshot, more data: a move long enough for the
+	// page to show a minute of traffic while it runs.
+	update := os.Getenv("RINGKV_UPDATE_SCREENSHOT") == "1"
+	keys := 4000
+	if update {
+		keys = 16000
+	}
 	val := strings.Repeat("v", 400)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -147,6 +155,19 @@ func TestStatusPageInBrowser(t *testing.T) {
 	check("the LSM of every node", strings.Count(dom, `class="lsm"`) == 4, excerpt(textOf(dom, `id="storage"`)))
 	check("the Pebble options behind a disclosure", strings.Contains(dom, `<summary>Pebble options</summary>`), "")
 	check("the age of the data", regexp.MustCompile(`live · data [\d.]+ (µs|ms|s) old`).MatchString(dom), excerpt(textOf(dom, `id="live"`)))
+	if update {
+		poll(t, 3*time.Minute, "a minute of history on n1", func() (bool, string) {
+			code, body, err := call(http.MethodGet, "http://"+nodes[0].http+httpd.NodeScopeURI, "")
+			var ns httpd.NodeSnapshot
+			if err != nil || code != http.StatusOK || json.Unmarshal(body, &ns) != nil || ns.History == nil {
+				return false, fmt.Sprint(code, err)
+			}
+			return ns.History.Seconds >= 60, fmt.Sprint(ns.History.Seconds, "s")
+		})
+		if st, err := status(n4.http); err != nil || len(st.Transfers) == 0 {
+			t.Fatalf("the transfer ended before the screenshot (%v, %v)", st.Transfers, err)
+		}
+	}
 	png := b.screenshot(tab)
 	if len(png) < 10000 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Fatalf("screenshot: %d bytes", len(png))
