@@ -143,9 +143,12 @@ type OverviewNode struct {
 	// when it left the ring, or when no OverviewPeers is configured.
 	Asked bool `json:"asked"`
 	// Error says why it did not answer; Snapshot is its answer.
-	Error    string          `json:"error,omitempty"`
-	Seconds  float64         `json:"seconds"`
-	Snapshot json.RawMessage `json:"snapshot,omitempty"`
+	// Unsupported: it answered, but runs a release without snapshots
+	// (OverviewPeers returned an error matching ErrNoOverview).
+	Error       string          `json:"error,omitempty"`
+	Unsupported bool            `json:"unsupported,omitempty"`
+	Seconds     float64         `json:"seconds"`
+	Snapshot    json.RawMessage `json:"snapshot,omitempty"`
 }
 
 // statusState is a Server's memory of its last gathering: the page of
@@ -271,16 +274,19 @@ func (s *Server) gatherOverview(ctx context.Context) Overview {
 		case a := <-answers:
 			n := &ov.Nodes[a.i+1]
 			n.Seconds = a.took.Seconds()
-			if a.err != nil {
-				n.Error = peerError(a.err, cctx)
-			} else {
+			switch {
+			case errors.Is(a.err, ErrNoOverview):
+				n.Unsupported = true
+			case a.err != nil:
+				n.Error = peerError(cctx, a.err)
+			default:
 				n.Snapshot = a.body
 			}
 		case <-cctx.Done():
 			// The rest overstayed: they are shown as not answering.
 			for i := range ov.Nodes[1:] {
 				n := &ov.Nodes[i+1]
-				if n.Asked && n.Snapshot == nil && n.Error == "" {
+				if n.Asked && n.Snapshot == nil && n.Error == "" && !n.Unsupported {
 					n.Error = fmt.Sprintf("no answer within %s", cfg.PeerTimeout)
 					n.Seconds = cfg.PeerTimeout.Seconds()
 				}
@@ -294,7 +300,7 @@ func (s *Server) gatherOverview(ctx context.Context) Overview {
 }
 
 // peerError words why a peer did not answer.
-func peerError(err error, ctx context.Context) string {
+func peerError(ctx context.Context, err error) string {
 	if ctx.Err() != nil {
 		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
 			return "no answer in time: " + err.Error()

@@ -3,6 +3,7 @@ package httpd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
@@ -21,11 +22,20 @@ func (t *Transport) NodeOverview(ctx context.Context, addr string) (json.RawMess
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
 		return nil, err
 	}
+	if resp.StatusCode() == fasthttp.StatusNotFound {
+		// A release before /v1/overview (a rolling upgrade).
+		return nil, fmt.Errorf("%w: status 404", ErrNoOverview)
+	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return nil, fmt.Errorf("status %d: %s", resp.StatusCode(), clip(resp.Body()))
 	}
 	// The response is released on return: copy.
 	return json.RawMessage(append([]byte(nil), resp.Body()...)), nil
 }
+
+// ErrNoOverview is matched by NodeOverview's error for a node that
+// answers but has no /v1/overview: an older release, which the page shows
+// as such rather than as down.
+var ErrNoOverview = errors.New("httpd: the node serves no /v1/overview")
 
 var _ OverviewPeers = (*Transport)(nil)

@@ -3,8 +3,10 @@ package httpd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -79,6 +81,9 @@ func (p *fakePeers) NodeOverview(ctx context.Context, addr string) (json.RawMess
 		<-p.release
 		return nil, fmt.Errorf("released")
 	}
+	if a == "old" {
+		return nil, fmt.Errorf("%w: status 404", ErrNoOverview)
+	}
 	if ok {
 		return json.RawMessage(a), nil
 	}
@@ -139,6 +144,22 @@ func TestOverviewGathersEveryMember(t *testing.T) {
 		t.Errorf("own snapshot: %+v", self)
 	}
 
+	// An older release, without /v1/overview, answers but has nothing
+	// to say: not shown as down.
+	peers.mu.Lock()
+	peers.answers["127.0.0.1:8081"] = "old"
+	peers.mu.Unlock()
+	ts.statusPage.mu.Lock()
+	ts.statusPage.last = nil // no reuse of the last gathering
+	ts.statusPage.mu.Unlock()
+	ov = Overview{}
+	if err := json.Unmarshal(getOverview(t, ts, "/v1/overview"), &ov); err != nil {
+		t.Fatal(err)
+	}
+	if n := ov.Nodes[1]; !n.Unsupported || n.Error != "" || n.Snapshot != nil {
+		t.Errorf("node-2 of an older release: %+v", n)
+	}
+
 	// A refusal is told as it is.
 	peers.mu.Lock()
 	delete(peers.hang, "127.0.0.1:8082")
@@ -146,6 +167,7 @@ func TestOverviewGathersEveryMember(t *testing.T) {
 	ts.statusPage.mu.Lock()
 	ts.statusPage.last = nil // no reuse of the last gathering
 	ts.statusPage.mu.Unlock()
+	ov = Overview{}
 	if err := json.Unmarshal(getOverview(t, ts, "/v1/overview"), &ov); err != nil {
 		t.Fatal(err)
 	}
@@ -328,6 +350,39 @@ func TestBucketQuantile(t *testing.T) {
 	f(0.5, []uint64{5, 5, 0}, 10, 1)
 	// Past the last bound (counted in total, in no bucket): the last bound.
 	f(0.99, []uint64{1, 0, 0}, 10, 4)
+}
+
+// TestTransportNodeOverview: a peer's signed read of a node's snapshot
+// is answered although the node has --auth-file; one signed with another
+// secret is refused; a node without /v1/overview (an older release) is
+// told apart by ErrNoOverview.
+func TestTransportNodeOverview(t *testing.T) {
+	_, addr := helloServer(t, "node-b", Config{Auth: authFor(t)}, helloSecret)
+	ctx := t.Context()
+	tr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte(helloSecret))})
+	defer tr.Close()
+	b, err := tr.NodeOverview(ctx, addr)
+	var ns NodeSnapshot
+	if err != nil || json.Unmarshal(b, &ns) != nil || ns.ID != "node-b" || ns.Cluster == nil {
+		t.Fatalf("a peer's signed snapshot read: %s, %v", b, err)
+	}
+	stranger := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte("not the cluster's secret, 32 by"))})
+	defer stranger.Close()
+	if _, err := stranger.NodeOverview(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a snapshot read signed with another secret: %v, want 401", err)
+	}
+	// A server that knows no /v1/overview answers 404, as an older
+	// release does.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip("no loopback:", err)
+	}
+	old := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.Error("no such endpoint", fasthttp.StatusNotFound) }}
+	go old.Serve(ln)
+	defer old.Shutdown()
+	if _, err := tr.NodeOverview(ctx, ln.Addr().String()); !errors.Is(err, ErrNoOverview) {
+		t.Errorf("an older release: %v, want ErrNoOverview", err)
+	}
 }
 
 // TestStatusPageRendersStates loads the page in headless Chromium (skipped
