@@ -155,6 +155,7 @@ type OverviewNode struct {
 // every open browser asks each second, and each gathering asks every
 // member, so gatherings within overviewReuse of the last share its answer.
 type statusState struct {
+	now      func() time.Time // nil: time.Now; tests set a clock
 	mu       sync.Mutex
 	last     []byte
 	lastAt   time.Time
@@ -189,9 +190,13 @@ func (s *Server) overview(ctx *fasthttp.RequestCtx) {
 // waits for the one under way, or gathers.
 func (s *Server) sharedOverview() ([]byte, error) {
 	st := s.statusPage
+	now := st.now
+	if now == nil {
+		now = time.Now
+	}
 	for {
 		st.mu.Lock()
-		if st.last != nil && time.Since(st.lastAt) < overviewReuse {
+		if st.last != nil && now().Sub(st.lastAt) < overviewReuse {
 			b := st.last
 			st.mu.Unlock()
 			return b, nil
@@ -210,7 +215,7 @@ func (s *Server) sharedOverview() ([]byte, error) {
 		st.mu.Lock()
 		st.inflight = nil
 		if err == nil {
-			st.last, st.lastAt = b, time.Now()
+			st.last, st.lastAt = b, now()
 		}
 		st.mu.Unlock()
 		close(done)

@@ -176,6 +176,61 @@ func TestOverviewGathersEveryMember(t *testing.T) {
 	}
 }
 
+// TestOverviewShared: requests while a gathering is under way wait for
+// it, and those within overviewReuse of it get its answer: N open pages
+// cost the members one snapshot each, not N.
+func TestOverviewShared(t *testing.T) {
+	peers := newFakePeers(t)
+	peers.answers["127.0.0.1:8081"] = `{"id":"node-2"}`
+	peers.hang["127.0.0.1:8082"] = true // holds each gathering for PeerTimeout
+	ts := newClusterTestServer(t, Config{NodeID: "node-1", Status: StatusConfig{Peers: peers, PeerTimeout: 200 * time.Millisecond}})
+	var mu sync.Mutex
+	clock := time.Unix(1_000_000, 0)
+	ts.statusPage.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	calls := func() int {
+		peers.mu.Lock()
+		defer peers.mu.Unlock()
+		n := 0
+		for _, c := range peers.calls {
+			if c == "127.0.0.1:8081" {
+				n++
+			}
+		}
+		return n
+	}
+	var wg sync.WaitGroup
+	bodies := make([]string, 4)
+	for i := range bodies {
+		wg.Go(func() { bodies[i] = string(getOverview(t, ts, "/v1/overview")) })
+	}
+	wg.Wait()
+	if n := calls(); n != 1 {
+		t.Errorf("4 requests asked node-2 %d times, want 1", n)
+	}
+	for i := range bodies {
+		if bodies[i] != bodies[0] {
+			t.Errorf("request %d got another gathering", i)
+		}
+	}
+	mu.Lock()
+	clock = clock.Add(overviewReuse)
+	mu.Unlock()
+	getOverview(t, ts, "/v1/overview")
+	if n := calls(); n != 2 {
+		t.Errorf("a request %s after the last gathering: node-2 asked %d times in all, want 2", overviewReuse, n)
+	}
+}
+
+// TestHistoryRunStops: Run returns when its context ends.
+func TestHistoryRunStops(t *testing.T) {
+	h := NewHistory(prometheus.NewRegistry(), 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	cancel()
+	<-done
+}
+
 // TestOverviewLeftMemberNotAsked: a member that left the ring is listed
 // and not asked; without OverviewPeers no member is.
 func TestOverviewLeftMemberNotAsked(t *testing.T) {
