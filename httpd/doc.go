@@ -13,7 +13,8 @@
 //	GET  /debug/pprof/...              when Config.Pprof
 //	GET  /v1/lsm                       the JSON of Ops.LSM
 //	POST /v1/admin/compact             Ops.Compact
-//	GET  /                             an HTML status page
+//	GET  /                             the status page (status.go): one embedded file that renders itself
+//	GET  /v1/overview                  its data: every member's own snapshot (overview.go)
 //
 // Errors are JSON, {"error":"..."}, with their status: 400 for a malformed
 // request (bad key escape, key over Config.MaxKeySize, bad consistency= or
