@@ -29,8 +29,9 @@ import (
 // --transfer-rate, and the page of n1 must show every member alive, the
 // fourth node's transfer in flight with a rate that changed between
 // refreshes, the traffic, and no script error; at a phone's width it must
-// fit the screen. It keeps a screenshot, and with
-// RINGKV_UPDATE_SCREENSHOT=1 writes it to docs/status-page.png.
+// fit the screen; once n2 is killed, it must say that n2 does not answer.
+// It takes a screenshot, which RINGKV_UPDATE_SCREENSHOT=1 writes to
+// docs/status-page.png.
 func TestStatusPageInBrowser(t *testing.T) {
 	browser := chromiumPath(t)
 	ringkvBinary(t)
@@ -197,6 +198,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if fits := b.eval(phone, "document.body.dataset.fits"); fits != "true" {
 		t.Errorf("at 390px wide the page is wider than the screen (data-fits=%q)", fits)
 	}
+
+	// A member killed: the page says so, and goes on showing the rest.
+	nodes[1].kill9()
+	poll(t, 30*time.Second, "the page says n2 does not answer", func() (bool, string) {
+		dom := b.eval(tab, "document.documentElement.outerHTML")
+		return strings.Contains(dom, `data-down="n2"`) && strings.Contains(dom, "n2 does not answer") &&
+			strings.Count(dom, `class="lsm"`) == 3, excerpt(textOf(dom, `id="alerts"`))
+	})
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
 	}
