@@ -39,6 +39,15 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// a minute, a long time for a page that refreshes every 1.5s.
 	nodes := newCluster(t, 4, "--replicas", "3", "--transfer-rate", "32KiB", "--anti-entropy-interval", "1h")
 	startJoined(t, nodes[:3])
+	// Settled before the data comes: the only move is then n4's.
+	poll(t, 60*time.Second, "n1, n2, n3 hold their ranges", func() (bool, string) {
+		for _, c := range nodes[:3] {
+			if st, err := status(c.http); err != nil || !st.Settled {
+				return false, fmt.Sprint(c.id, " not settled ", err)
+			}
+		}
+		return true, ""
+	})
 
 	// To update the screenshot, more data: a move long enough for the
 	// page to show a minute of traffic while it runs.
