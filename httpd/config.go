@@ -84,9 +84,10 @@ type Config struct {
 	// MetricsOpen serves /metrics without a credential although Auth is
 	// set (--metrics-open); otherwise it needs the metrics or admin role.
 	MetricsOpen bool
-	// StatusOpen serves the status page, GET /, and /v1/lsm, which the
-	// page refreshes from, without a credential although Auth is set
-	// (--status-open); otherwise / needs admin and /v1/lsm read.
+	// StatusOpen serves the status page, GET /, its data, GET
+	// /v1/overview, and /v1/lsm without a credential although Auth is
+	// set (--status-open); otherwise / and /v1/overview need admin and
+	// /v1/lsm read.
 	StatusOpen bool
 	// KVStoreAddNodeGet accepts GET /add-node as go-kvstore sent it
 	// (--kvstore-add-node-get). The default is POST only: a GET can be
@@ -102,6 +103,9 @@ type Config struct {
 	Cmdline []string
 	// Limits bound connections, request rates and scans (see Limits).
 	Limits Limits
+	// Status configures the status page and GET /v1/overview (see
+	// StatusConfig).
+	Status StatusConfig
 }
 
 // Defaults of Config, as documented on its fields.
@@ -139,6 +143,7 @@ func (c *Config) EnsureDefaults() {
 		c.Logger = slog.Default()
 	}
 	c.Limits.ensureDefaults()
+	c.Status.ensureDefaults()
 }
 
 // maxBodySizeLimit keeps maxRequestBodySize within an int32-sized buffer,

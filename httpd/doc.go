@@ -17,7 +17,8 @@
 //	GET  /debug/pprof/...              when Config.Pprof
 //	GET  /v1/lsm                       the JSON of Ops.LSM
 //	POST /v1/admin/compact             Ops.Compact
-//	GET  /                             an HTML status page
+//	GET  /                             the status page (status.go): one embedded file that renders itself
+//	GET  /v1/overview                  its data: every member's own snapshot (overview.go)
 //	/v1/cluster, /v1/ring, ...         the cluster endpoints (cluster.go)
 //	/internal/...                      Config.Internode's handler
 //

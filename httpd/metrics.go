@@ -35,6 +35,7 @@ const (
 	opBackup                   // GET /v1/admin/backup
 	opStatus                   // /
 	opCluster                  // GET /v1/cluster
+	opOverview                 // GET /v1/overview
 	opRing                     // GET /v1/ring
 	opClusterRemove            // POST /v1/cluster/remove
 	opClusterLeave             // POST /v1/cluster/leave
@@ -71,6 +72,7 @@ var opNames = [numOps]string{
 	opBackup:         "backup",
 	opStatus:         "status",
 	opCluster:        "cluster",
+	opOverview:       "overview",
 	opRing:           "ring",
 	opClusterRemove:  "cluster_remove",
 	opClusterLeave:   "cluster_leave",

@@ -123,11 +123,13 @@ var routeTable = map[string]*route{
 		}
 	}},
 	// The status page refreshes its LSM table from /v1/lsm: open with it.
-	"/v1/lsm":            {other: one(opLSM, roleLSM), on: clientPort, serve: handler((*Server).lsm)},
-	"/v1/admin/compact":  {other: one(opCompact, RoleAdmin), admin: true, nonSimple: true, on: clientPort, serve: handler((*Server).compact)},
-	"/v1/admin/backup":   {other: one(opBackup, RoleAdmin), admin: true, on: clientPort, serve: handler((*Server).backup)},
-	"/":                  {other: one(opStatus, roleStatus), on: clientPort, serve: handler((*Server).status)},
-	"/v1/cluster":        {other: one(opCluster, RoleRead), on: bothPorts, serve: handler((*Server).clusterStatus)},
+	"/v1/lsm":           {other: one(opLSM, roleLSM), on: clientPort, serve: handler((*Server).lsm)},
+	"/v1/admin/compact": {other: one(opCompact, RoleAdmin), admin: true, nonSimple: true, on: clientPort, serve: handler((*Server).compact)},
+	"/v1/admin/backup":  {other: one(opBackup, RoleAdmin), admin: true, on: clientPort, serve: handler((*Server).backup)},
+	"/":                 {other: one(opStatus, roleStatus), on: clientPort, serve: handler((*Server).status)},
+	"/v1/cluster":       {other: one(opCluster, RoleRead), on: bothPorts, serve: handler((*Server).clusterStatus)},
+	// The status page's data; peers read each other's node scope.
+	"/v1/overview":       {other: one(opOverview, roleStatus), on: bothPorts, serve: handler((*Server).overview)},
 	"/v1/ring":           {other: one(opRing, RoleRead), on: clientPort, serve: handler((*Server).ringOwners)},
 	"/v1/cluster/remove": {other: one(opClusterRemove, RoleAdmin), admin: true, nonSimple: true, on: clientPort, serve: handler((*Server).clusterRemove)},
 	"/v1/cluster/leave":  {other: one(opClusterLeave, RoleAdmin), admin: true, nonSimple: true, on: clientPort, serve: handler((*Server).clusterLeave)},
@@ -352,7 +354,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, r *route, m *methodOp, path []b
 	who := anonymousNoAuth
 	if a := s.cfg.Auth; a != nil {
 		need, keyed := s.need(m), r.keyed
-		if o == opCluster {
+		if o == opCluster || o == opOverview {
 			if node, ok := s.peerCall(ctx); ok {
 				// A peer's read of its view (anti-entropy, a leave's
 				// handover), with the internode credential.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net"
 	"strings"
@@ -44,7 +43,7 @@ type Server struct {
 
 	handler        fasthttp.RequestHandler
 	metricsHandler fasthttp.RequestHandler
-	statusPage     *template.Template
+	statusPage     *statusState
 	healthOK       []byte // the /healthz body, built once
 	started        time.Time
 
@@ -93,10 +92,6 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: %w", err)
 	}
-	page, err := template.New("status").Parse(statusHTML)
-	if err != nil {
-		return nil, fmt.Errorf("BUG: httpd: status page template: %w", err)
-	}
 	s := &Server{
 		cfg:        cfg,
 		store:      store,
@@ -105,7 +100,7 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 		lg:         cfg.Logger,
 		m:          m,
 		lim:        lim,
-		statusPage: page,
+		statusPage: &statusState{},
 		started:    time.Now(),
 		metricsHandler: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),

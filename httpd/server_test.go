@@ -369,32 +369,6 @@ func TestPercentDecode(t *testing.T) {
 	}
 }
 
-// TestStatusPage checks that the page shows the node, its members, the
-// request counters, and the LSM report as an escaped table.
-func TestStatusPage(t *testing.T) {
-	ts := newTestServer(t, Config{NodeID: "<node>"})
-	ts.roundTrip(t, rawRequest("GET", "/v1/kv/x", nil), false)
-	resp := ts.roundTrip(t, rawRequest("GET", "/", nil), false)
-	body := string(resp.Body())
-	for _, want := range []string{
-		"<title>ringkv &lt;node&gt;</title>",
-		"<li>127.0.0.1:8081</li>",
-		"<tr><td>get</td><td>404</td><td>1</td></tr>",
-		"<tr><th>profile</th><td>balanced</td></tr>",
-		"<th>level</th><th>files</th><th>bytes</th>",
-		"<td>6</td><td>1</td><td>1048576</td>",
-		"&lt;b&gt;escaped&lt;/b&gt;",
-		`fetch("/v1/lsm")`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("status page lacks %q", want)
-		}
-	}
-	if strings.Contains(body, "<b>escaped") {
-		t.Error("status page does not escape the LSM report")
-	}
-}
-
 // A node with a damaged file serves on: /healthz says degraded and why,
 // with 200 (it still coordinates every request).
 func TestHealthzDegraded(t *testing.T) {

@@ -113,7 +113,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.clusterName, "cluster-name", c.clusterName, "the cluster's name, which salts the keys derived from its secret: the same on every node")
 	fs.StringVar(&c.authFile, "auth-file", c.authFile, "client credentials, one a line: ROLE sha256:HEX [PREFIX] or ROLE cn:NAME [PREFIX], roles read, readwrite, admin, metrics; reloaded when it changes (none: every request is served, as on loopback)")
 	fs.BoolVar(&c.metricsOpen, "metrics-open", c.metricsOpen, "with --auth-file, serve /metrics without a credential (else it needs the metrics or admin role)")
-	fs.BoolVar(&c.statusOpen, "status-open", c.statusOpen, "with --auth-file, serve the status page / (and /v1/lsm, which it refreshes from) without a credential (else / needs admin)")
+	fs.BoolVar(&c.statusOpen, "status-open", c.statusOpen, "with --auth-file, serve the status page / (and /v1/overview and /v1/lsm, which it reads) without a credential (else / and /v1/overview need admin)")
 	fs.BoolVar(&c.kvstoreAddNodeGet, "kvstore-add-node-get", c.kvstoreAddNodeGet, "accept go-kvstore's GET /add-node (a web page can fire a GET; the default is POST only)")
 	fs.BoolVar(&c.insecure, "insecure", c.insecure, "serve a non-loopback --http-addr without TLS or --auth-file, on purpose")
 	fs.BoolVar(&c.pprof, "pprof", c.pprof, "serve /debug/pprof/")
@@ -588,6 +588,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The status page's sparklines: a sample of the registry a second.
+	history := httpd.NewHistory(reg, 0)
+	historyCtx, stopHistory := context.WithCancel(context.Background())
+	historyDone := make(chan struct{})
+	go func() { defer close(historyDone); history.Run(historyCtx) }()
+	undo = append(undo, func() { stopHistory(); <-historyDone })
 	srv, err := httpd.New(httpd.Config{
 		Addr:         ln.Addr().String(),
 		MaxValueSize: int(c.maxValueSize),
@@ -608,6 +614,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
 		JoinTLS:           nodeTLS.Transport,
 		Limits:            c.limits.httpd(),
+		Status:            httpd.StatusConfig{Version: versionString(), Peers: internode, History: history},
 	}, node, node)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -660,6 +667,8 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		code = exitFailure
 	}
 	cancel()
+	stopHistory()
+	<-historyDone
 	lg.Info("http stopped", "duration", time.Since(t0))
 	t0 = time.Now()
 	stopJoining()
