@@ -159,6 +159,8 @@ type Transport struct {
 	scans  chan struct{}      // internode scan slots, one per scan running
 	ctx    context.Context    // of every Local call; Close cancels it
 	cancel context.CancelFunc //
+
+	tlsErrs tlsErrs // the last TLS error of each peer address (tlsconn.go)
 }
 
 // New returns a Transport for cfg (defaults filled in); Close stops its
@@ -181,14 +183,14 @@ func New(cfg Config) *Transport {
 			TLSConfig:                     cfg.TLS,
 			// Range streams have no deadline: their reads have one of
 			// spanIdle each instead (span.go).
-			DialTimeout: dialIdle,
-			RetryIfErr:  retryIfErr,
+			RetryIfErr: retryIfErr,
 		},
 		lanes: map[laneKey]*lane{},
 		stop:  make(chan struct{}),
 		scans: make(chan struct{}, cfg.MaxConcurrentScans),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.client.DialTimeout = t.dial
 	return t
 }
 
@@ -537,7 +539,7 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 	t.sign(&req.Header, fasthttp.MethodPost, path, body)
 	req.SetBodyRaw(body)
 	if err := t.client.DoDeadline(req, resp, deadline); err != nil {
-		return fmt.Errorf("%s%s: %w", addr, path, err)
+		return fmt.Errorf("%s%s: %w", addr, path, t.explain(addr, err))
 	}
 	code := resp.StatusCode()
 	if code == fasthttp.StatusConflict && path == "/internal/apply" {
@@ -558,15 +560,20 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 // url returns the URL of uri (a path and query) on the node at addr, at
 // its internode address, in the scheme of the transport.
 func (t *Transport) url(addr, uri string) string {
+	if t.cfg.TLS != nil {
+		return "https://" + t.dialAddr(addr) + uri
+	}
+	return "http://" + t.dialAddr(addr) + uri
+}
+
+// dialAddr is the internode address of the member at addr.
+func (t *Transport) dialAddr(addr string) string {
 	if t.cfg.PeerAddr != nil {
 		if a := t.cfg.PeerAddr(addr); a != "" {
-			addr = a
+			return a
 		}
 	}
-	if t.cfg.TLS != nil {
-		return "https://" + addr + uri
-	}
-	return "http://" + addr + uri
+	return addr
 }
 
 // sign sets the node and signature headers (sign.go) of a call of method
@@ -616,7 +623,7 @@ func (t *Transport) Status(ctx context.Context, addr string) (peer.ClusterStatus
 	t.sign(&req.Header, fasthttp.MethodGet, "/v1/cluster", nil)
 	var st peer.ClusterStatus
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
-		return st, err
+		return st, t.explain(addr, err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return st, fmt.Errorf("status %d: %s", resp.StatusCode(), clip(resp.Body()))
@@ -636,7 +643,7 @@ func (t *Transport) GossipAddrs(ctx context.Context, addr string) ([]string, err
 	req.SetRequestURI(t.url(addr, "/internal/gossip"))
 	t.sign(&req.Header, fasthttp.MethodGet, "/internal/gossip", nil)
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
-		return nil, err
+		return nil, t.explain(addr, err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return nil, fmt.Errorf("status %d: %s", resp.StatusCode(), clip(resp.Body()))

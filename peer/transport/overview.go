@@ -29,7 +29,7 @@ func (t *Transport) NodeOverview(ctx context.Context, addr string) (json.RawMess
 	req.SetRequestURI(t.url(addr, NodeOverviewURI))
 	t.sign(&req.Header, fasthttp.MethodGet, NodeOverviewURI, nil)
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
-		return nil, err
+		return nil, t.explain(addr, err)
 	}
 	switch resp.StatusCode() {
 	case fasthttp.StatusOK:

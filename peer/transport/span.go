@@ -114,7 +114,7 @@ func (t *Transport) OpenSpan(ctx context.Context, addr string, lo, hi uint64) (i
 	}
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return nil, fmt.Errorf("%s/internal/span: %w", addr, err)
+		return nil, fmt.Errorf("%s/internal/span: %w", addr, t.explain(addr, err))
 	}
 	if code := resp.StatusCode(); code != fasthttp.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.BodyStream(), 512))
@@ -202,7 +202,7 @@ func (t *Transport) Merkle(ctx context.Context, addr string, rg ring.Range, dept
 	req.SetRequestURI(t.url(addr, uri))
 	t.sign(&req.Header, fasthttp.MethodGet, uri, nil)
 	if err := t.client.DoDeadline(req, resp, deadlineOf(ctx)); err != nil {
-		return nil, fmt.Errorf("%s/internal/merkle: %w", addr, err)
+		return nil, fmt.Errorf("%s/internal/merkle: %w", addr, t.explain(addr, err))
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		return nil, fmt.Errorf("%s/internal/merkle: status %d: %s", addr, resp.StatusCode(), clip(resp.Body()))
