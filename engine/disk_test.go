@@ -71,8 +71,8 @@ func (l *diskLoop) measure() {
 	}
 }
 
-// within runs f and fails the test if it has not returned in 5s: a write
-// that hangs is the bug these tests look for.
+// within runs f and fails the test if it has not returned in 30s: a write
+// that hangs is the bug these tests look for, and a loaded machine is slow.
 func within(t *testing.T, what string, f func() error) error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -80,7 +80,7 @@ func within(t *testing.T, what string, f func() error) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("%s hung", what)
 		return nil
 	}
@@ -285,11 +285,11 @@ func TestFatalCommitLeavesNoLockHeld(t *testing.T) {
 			// then unwinds, releasing its locks, before the check below.
 			select {
 			case <-done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatalf("write %d hung after the fatal hook", i)
 			}
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("write %d hung", i)
 		}
 	}
@@ -361,7 +361,9 @@ const childEnv = "RINGKV_ENGINE_TEST_CHILD"
 // binary, with childEnv set to its name, and fails if the child fails.
 func runInChild(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	// The child's own timeout ends it, with its goroutines' stacks, should
+	// it hang: it must not outlive the parent.
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), childEnv+"="+t.Name())
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -233,7 +233,7 @@ func TestCloseStopsRowCacheWarm(t *testing.T) {
 	select {
 	case err := <-closed:
 		must(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Close did not return after the warm's chunk")
 	}
 	if calls != 1 {
@@ -309,7 +309,7 @@ func TestRowCacheRewarm(t *testing.T) {
 	must(t, e.DropSpan(context.Background(), 0, 1))
 	select {
 	case <-entered: // a pass has read its first chunk
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("no warm pass began after the cache was emptied")
 	}
 	must(t, e.DropSpan(context.Background(), 1, 2))
