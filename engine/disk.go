@@ -330,18 +330,26 @@ func (g *diskGuard) state() *DiskFullError {
 	return g.last.Load()
 }
 
-// loop measures the free space every interval until stop.
-func (g *diskGuard) loop(interval time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// loop measures the free space every interval until stop. Tests pass
+// ticks to drive it instead, and measured to hear when a measure is done;
+// both are nil in production.
+func (g *diskGuard) loop(interval time.Duration, ticks <-chan time.Time, measured func(), stop <-chan struct{}) {
+	if ticks == nil {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-ticks:
 			g.mu.Lock()
 			g.refreshLocked()
 			g.mu.Unlock()
+			if measured != nil {
+				measured()
+			}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,36 +28,51 @@ func (d *fakeDisk) usage() (vfs.DiskUsage, error) {
 	return vfs.DiskUsage{AvailBytes: a, TotalBytes: 1 << 30, UsedBytes: 1<<30 - a}, nil
 }
 
-// openDisk opens an engine on fs whose free space is disk's, measured
-// every refresh.
-func openDisk(t *testing.T, fs vfs.FS, disk *fakeDisk, refresh time.Duration, mut func(*Options)) *Engine {
+// openDisk opens an engine on fs whose free space is disk's. Its disk
+// guard's loop measures only when the test says so, through the returned
+// diskLoop.
+func openDisk(t *testing.T, fs vfs.FS, disk *fakeDisk, mut func(*Options)) (*Engine, *diskLoop) {
 	t.Helper()
 	o := Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, SkipRowCacheWarm: true,
 		MinFreeSpace: FreeSpace{Bytes: 10 * mib}}
 	if mut != nil {
 		mut(&o)
 	}
-	e, err := open(o, hooks{usage: disk.usage, diskRefresh: refresh})
+	l := &diskLoop{t: t, ticks: make(chan time.Time), measured: make(chan struct{})}
+	e, err := open(o, hooks{usage: disk.usage, diskTicks: l.ticks, diskMeasured: func() { l.measured <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return e, l
 }
 
-// eventually polls cond every few milliseconds for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+// diskLoop drives an engine's disk guard loop by hand (hooks.diskTicks),
+// so a test waits for the measure itself, not for a period to pass.
+type diskLoop struct {
+	t        *testing.T
+	ticks    chan time.Time
+	measured chan struct{}
+}
+
+// measure has the loop measure the free space once and returns when it
+// has. The minute is only there to name a hung loop.
+func (l *diskLoop) measure() {
+	l.t.Helper()
+	hung := time.After(time.Minute)
+	select {
+	case l.ticks <- time.Now():
+	case <-hung:
+		l.t.Fatal("the disk guard's loop took no tick within a minute")
+	}
+	select {
+	case <-l.measured:
+	case <-hung:
+		l.t.Fatal("the disk guard's loop did not finish its measure within a minute")
 	}
 }
 
-// within runs f and fails the test if it has not returned in 5s: a write
-// that hangs is the bug these tests look for.
+// within runs f and fails the test if it has not returned in 30s: a write
+// that hangs is the bug these tests look for, and a loaded machine is slow.
 func within(t *testing.T, what string, f func() error) error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -63,7 +80,7 @@ func within(t *testing.T, what string, f func() error) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("%s hung", what)
 		return nil
 	}
@@ -72,7 +89,7 @@ func within(t *testing.T, what string, f func() error) error {
 func TestDiskFloorRefusesWritesAndResumes(t *testing.T) {
 	fs := vfs.NewMem()
 	disk := newFakeDisk(100 * mib)
-	e := openDisk(t, fs, disk, 10*time.Millisecond, nil)
+	e, loop := openDisk(t, fs, disk, nil)
 	defer e.Close()
 	must(t, e.Write([]byte("k0"), rec(1, 1, "v0"), true))
 	if _, err := fs.Stat(fs.PathJoin("db", BallastName)); err != nil {
@@ -80,18 +97,9 @@ func TestDiskFloorRefusesWritesAndResumes(t *testing.T) {
 	}
 
 	disk.avail.Store(6 * mib) // under the 10MiB floor, over half of it
-	var err error
-	refusedKey := ""
-	for i := 0; err == nil; i++ {
-		refusedKey = fmt.Sprintf("r%d", i)
-		err = e.Write([]byte(refusedKey), rec(2, 1, "v1"), true)
-		if i == 10000 {
-			t.Fatal("writes not refused below the floor")
-		}
-		if err == nil {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	loop.measure()
+	const refusedKey = "r0"
+	err := e.Write([]byte(refusedKey), rec(2, 1, "v1"), true)
 	var d *DiskFullError
 	if !errors.Is(err, ErrDiskFull) || !errors.As(err, &d) {
 		t.Fatalf("write below the floor: %v, want a DiskFullError", err)
@@ -138,22 +146,25 @@ ringkv_disk_min_free_bytes 1.048576e+07
 
 	// Pebble's own work eats the rest: the ballast goes.
 	disk.avail.Store(4 * mib)
-	eventually(t, "the ballast deleted", func() bool {
-		_, err := fs.Stat(fs.PathJoin("db", BallastName))
-		return err != nil
-	})
+	loop.measure()
+	if _, err := fs.Stat(fs.PathJoin("db", BallastName)); err == nil {
+		t.Fatal("the ballast is still there below half the floor")
+	}
+	if err := e.Write([]byte("k1"), rec(5, 1, "v1"), true); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("write with the ballast gone and the floor not reached again: %v, want ErrDiskFull", err)
+	}
 
+	// Space comes back: one measure takes writes again and makes the
+	// ballast again.
 	disk.avail.Store(100 * mib)
-	eventually(t, "writes taken again", func() bool {
-		return e.Write([]byte("k1"), rec(5, 1, "v1"), true) == nil
-	})
+	loop.measure()
+	must(t, e.Write([]byte("k1"), rec(5, 1, "v1"), true))
 	if h := e.Health(); len(h) != 0 {
 		t.Errorf("health after space came back = %+v", h)
 	}
-	eventually(t, "the ballast made again", func() bool {
-		_, err := fs.Stat(fs.PathJoin("db", BallastName))
-		return err == nil
-	})
+	if _, err := fs.Stat(fs.PathJoin("db", BallastName)); err != nil {
+		t.Errorf("the ballast not made again once space came back: %v", err)
+	}
 	must(t, e.Flush())
 }
 
@@ -161,7 +172,7 @@ ringkv_disk_min_free_bytes 1.048576e+07
 // that spends the budget measures again at once, without the loop.
 func TestDiskBudget(t *testing.T) {
 	disk := newFakeDisk(100 * mib)
-	e := openDisk(t, vfs.NewMem(), disk, time.Hour, func(o *Options) { o.BallastSize = -1 })
+	e, _ := openDisk(t, vfs.NewMem(), disk, func(o *Options) { o.BallastSize = -1 })
 	defer e.Close()
 	disk.avail.Store(1 * mib)
 	val := strings.Repeat("x", 64<<10)
@@ -207,7 +218,7 @@ func TestENOSPCFreesBallast(t *testing.T) {
 	mem := vfs.NewMem()
 	fs := errorfs.Wrap(mem, inj)
 	disk := newFakeDisk(100 * mib)
-	e := openDisk(t, fs, disk, time.Hour, nil)
+	e, _ := openDisk(t, fs, disk, nil)
 	defer e.Close()
 	must(t, e.Write([]byte("k0"), rec(1, 1, "v0"), true))
 
@@ -237,11 +248,20 @@ func TestENOSPCFreesBallast(t *testing.T) {
 // floor nor ballast to help, Pebble's WAL writer keeps the error and a
 // later commit is fatal. The fatal hook ends that write's goroutine; no
 // stripe lock stays held, and every later write fails at once.
+//
+// It runs in a child process: Close leaves the failed Pebble open (closing
+// it hangs, see Engine.Close; in production the fatal hook exits), so its
+// goroutines would outlive the test and TestMain's leak check could not
+// tell them from a real leak. They end with the child.
 func TestFatalCommitLeavesNoLockHeld(t *testing.T) {
+	if os.Getenv(childEnv) != t.Name() {
+		runInChild(t)
+		return
+	}
 	inj := &enospcOnWAL{}
 	fs := errorfs.Wrap(vfs.NewMem(), inj)
 	fatal := make(chan string, 4)
-	e := openDisk(t, fs, newFakeDisk(100*mib), time.Hour, func(o *Options) {
+	e, _ := openDisk(t, fs, newFakeDisk(100*mib), func(o *Options) {
 		o.MinFreeSpace = FreeSpace{Off: true}
 		o.OnFatal = func(msg string) { fatal <- msg }
 	})
@@ -265,11 +285,11 @@ func TestFatalCommitLeavesNoLockHeld(t *testing.T) {
 			// then unwinds, releasing its locks, before the check below.
 			select {
 			case <-done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatalf("write %d hung after the fatal hook", i)
 			}
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatalf("write %d hung", i)
 		}
 	}
@@ -331,5 +351,25 @@ func TestLogEvery(t *testing.T) {
 	now = now.Add(5 * time.Second)
 	if m, ok := l.allow("a", "boom"); !ok || m != "boom (37 more since last logged)" {
 		t.Errorf("after the interval = %q %v", m, ok)
+	}
+}
+
+// childEnv names the test a child process of runInChild runs.
+const childEnv = "RINGKV_ENGINE_TEST_CHILD"
+
+// runInChild runs the calling test alone in a child process of the test
+// binary, with childEnv set to its name, and fails if the child fails.
+func runInChild(t *testing.T) {
+	t.Helper()
+	// The child's own timeout ends it, with its goroutines' stacks, should
+	// it hang: it must not outlive the parent.
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), childEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s in a child process: %v\n%s", t.Name(), err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("%s did not run in the child process:\n%s", t.Name(), out)
 	}
 }

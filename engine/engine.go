@@ -180,18 +180,27 @@ type Engine struct {
 	testHook func(*pebble.Options)
 	// warmHook, when set, runs between reading a warm chunk and caching it.
 	warmHook func()
+	// warmEndHook, when set, runs after each warm pass has ended, so tests
+	// wait for the pass itself rather than poll Warming.
+	warmEndHook func()
 }
 
 // hooks are tests' ways into an engine being opened.
 type hooks struct {
 	pebble func(*pebble.Options) // see Engine.testHook
 	warm   func()                // see Engine.warmHook
+	// warmEnd: see Engine.warmEndHook.
+	warmEnd func()
 	// rewarmDelay replaces rewarmDelay when set.
 	rewarmDelay time.Duration
 	// usage replaces the disk guard's measure of the free space.
 	usage func() (vfs.DiskUsage, error)
-	// diskRefresh replaces diskRefresh when set.
-	diskRefresh time.Duration
+	// diskTicks, when set, replaces the disk guard's ticker: the loop
+	// measures once per value, so tests drive it instead of waiting for a
+	// period to pass.
+	diskTicks <-chan time.Time
+	// diskMeasured, when set, runs after each of the loop's measures.
+	diskMeasured func()
 }
 
 // Open opens (creating if needed) the store in o.Dir.
@@ -204,7 +213,7 @@ func open(o Options, h hooks) (*Engine, error) {
 	if err := o.Tuning.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: h.pebble, warmHook: h.warm, rows: newRowCache(o.RowCacheSize)}
+	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: h.pebble, warmHook: h.warm, warmEndHook: h.warmEnd, rows: newRowCache(o.RowCacheSize)}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -291,11 +300,7 @@ func (e *Engine) pebbleOptions() (*pebble.Options, error) {
 func (e *Engine) startLoops(h hooks) {
 	o := &e.opts
 	e.disk.refresh()
-	every := diskRefresh
-	if h.diskRefresh > 0 {
-		every = h.diskRefresh
-	}
-	e.wg.Go(func() { e.disk.loop(every, e.stop) })
+	e.wg.Go(func() { e.disk.loop(diskRefresh, h.diskTicks, h.diskMeasured, e.stop) })
 	if o.GCInterval > 0 {
 		e.wg.Go(func() { e.gcLoop(o.GCInterval, e.stop) })
 	}

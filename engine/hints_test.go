@@ -32,6 +32,7 @@ func TestHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	e = openMem(t, fs, nil, nil)
+	defer e.Close()
 	if got := e.PendingHints(); got["n2"] != 5 || got["n3"] != 1 {
 		t.Fatalf("after reopen, pending = %v", got)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -198,17 +197,23 @@ func TestMergeSpan(t *testing.T) {
 			var mu sync.Mutex
 			var written []func()
 			var wg sync.WaitGroup
-			stop, started := make(chan struct{}), make(chan struct{})
+			// The writer lands 50 writes before the merge starts and 50
+			// after it has returned, then ends (closing writerDone).
+			stop, started, merged, writerDone := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 			wg.Go(func() {
+				defer close(writerDone)
 				rng := rand.New(rand.NewPCG(3, 4))
-				for i := 0; ; i++ {
+				after := -1 // writes since the writer saw merged closed
+				for i := 0; after < 50; i++ {
 					if i == 50 {
 						close(started)
 					}
-					select {
-					case <-stop:
-						return
-					default:
+					if after < 0 {
+						select {
+						case <-merged:
+							after = 0
+						default:
+						}
 					}
 					k := keys[rng.IntN(len(keys))]
 					r := rec(base+uint64(rng.IntN(1<<20)), 3, fmt.Sprint("c", i))
@@ -219,6 +224,9 @@ func TestMergeSpan(t *testing.T) {
 					mu.Lock()
 					written = append(written, func() { fold(appendDataKey(nil, k), r.Append(nil)) })
 					mu.Unlock()
+					if after >= 0 {
+						after++
+					}
 				}
 			})
 			wg.Go(func() {
@@ -234,18 +242,8 @@ func TestMergeSpan(t *testing.T) {
 			})
 			<-started
 			must(t, b.MergeSpan(ctx, upper, 0, paths, nil))
-			mu.Lock()
-			n := len(written)
-			mu.Unlock()
-			for { // let the writer land some writes after the merge too
-				mu.Lock()
-				m := len(written)
-				mu.Unlock()
-				if m >= n+50 {
-					break
-				}
-				runtime.Gosched()
-			}
+			close(merged)
+			<-writerDone
 			close(stop)
 			wg.Wait()
 			for _, f := range written {

@@ -61,6 +61,9 @@ func (e *Engine) warmLoop() {
 		if pass != e.warmDone.Load() {
 			e.warmRows(pass)
 			e.warmDone.Store(pass)
+			if e.warmEndHook != nil {
+				e.warmEndHook()
+			}
 		}
 		select {
 		case <-e.stop:

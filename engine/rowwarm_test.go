@@ -28,19 +28,35 @@ func loadKeys(t *testing.T, e *Engine, n, valueLen int, ts uint64) [][]byte {
 	return keys
 }
 
+// warmEnds returns a hooks.warmEnd and the channel it signals on: a
+// signal not yet taken stands for every pass that ended since the last
+// one taken.
+func warmEnds() (func(), <-chan struct{}) {
+	ended := make(chan struct{}, 1)
+	return func() {
+		select {
+		case ended <- struct{}{}:
+		default:
+		}
+	}, ended
+}
+
 // waitWarm waits until e's row cache warm has ended and returns its stats.
-func waitWarm(t *testing.T, e *Engine) RowCacheStats {
+// It wakes on ended (from warmEnds, set as e's hooks.warmEnd) when a pass
+// ends, not on a timer; the minute is only there to name a warm that hangs.
+func waitWarm(t *testing.T, e *Engine, ended <-chan struct{}) RowCacheStats {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	hung := time.After(time.Minute)
 	for {
 		st := e.rowCacheStats()
 		if !st.Warming {
 			return st
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the row cache warm did not end: %+v", st)
+		select {
+		case <-ended:
+		case <-hung:
+			t.Fatalf("the row cache warm did not end within a minute: %+v", st)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -71,9 +87,10 @@ func TestRowCacheWarm(t *testing.T) {
 			keys := loadKeys(t, e, tc.keys, valueLen, 1<<40)
 			must(t, e.Close())
 
-			e = openMem(t, fs, mut, nil)
+			warmEnd, ended := warmEnds()
+			e = openHooks(t, fs, mut, hooks{warmEnd: warmEnd})
 			defer e.Close()
-			st := waitWarm(t, e)
+			st := waitWarm(t, e, ended)
 			if st.Warmed != int64(tc.warmed) {
 				t.Fatalf("warmed %d records, want %d (%+v)", st.Warmed, tc.warmed, st)
 			}
@@ -153,7 +170,8 @@ func TestRowCacheWarmNeverCachesOverNewer(t *testing.T) {
 			var first bool
 			var reopened *Engine
 			ready := make(chan struct{})
-			e, err := open(Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20}, hooks{rewarmDelay: time.Millisecond, warm: func() {
+			warmEnd, ended := warmEnds()
+			e, err := open(Options{FS: fs, Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20}, hooks{rewarmDelay: time.Millisecond, warmEnd: warmEnd, warm: func() {
 				if first {
 					return
 				}
@@ -167,7 +185,7 @@ func TestRowCacheWarmNeverCachesOverNewer(t *testing.T) {
 			defer e.Close()
 			reopened = e
 			close(ready)
-			st := waitWarm(t, e)
+			st := waitWarm(t, e, ended)
 			switch {
 			case tc.name == "range drop" && st.Warmed != 0:
 				t.Fatalf("warmed %d records of a dropped range", st.Warmed)
@@ -208,15 +226,14 @@ func TestCloseStopsRowCacheWarm(t *testing.T) {
 	<-inHook
 	closed := make(chan error)
 	go func() { closed <- e.Close() }()
-	// Release the warm once Close has begun: it must see the engine closing.
-	for !e.closed.Load() {
-		time.Sleep(time.Millisecond)
-	}
+	// Release the warm once Close has begun (it closes e.stop first): it
+	// must see the engine closing.
+	<-e.stop
 	close(release)
 	select {
 	case err := <-closed:
 		must(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Close did not return after the warm's chunk")
 	}
 	if calls != 1 {
@@ -242,9 +259,10 @@ func TestRowCacheWarmSkipsLargeRecords(t *testing.T) {
 	}
 	must(t, e.Close())
 
-	e = openMem(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20; o.SkipRowCacheWarm = false }, nil)
+	warmEnd, ended := warmEnds()
+	e = openHooks(t, fs, func(o *Options) { o.RowCacheSize = 1 << 20; o.SkipRowCacheWarm = false }, hooks{warmEnd: warmEnd})
 	defer e.Close()
-	if st := waitWarm(t, e); st.Warmed != n*3/4 {
+	if st := waitWarm(t, e, ended); st.Warmed != n*3/4 {
 		t.Fatalf("warmed %d records, want the %d small ones", st.Warmed, n*3/4)
 	}
 	for i := range n {
@@ -264,8 +282,9 @@ func TestRowCacheRewarm(t *testing.T) {
 	var hold atomic.Bool
 	var calls atomic.Int32
 	entered, release := make(chan struct{}, 1), make(chan struct{})
+	warmEnd, ended := warmEnds()
 	e, err := open(Options{FS: vfs.NewMem(), Dir: "db", Logger: quiet(), GCInterval: -1, RowCacheSize: 1 << 20},
-		hooks{rewarmDelay: 20 * time.Millisecond, warm: func() {
+		hooks{rewarmDelay: 20 * time.Millisecond, warmEnd: warmEnd, warm: func() {
 			if hold.Load() {
 				calls.Add(1)
 				select {
@@ -283,14 +302,14 @@ func TestRowCacheRewarm(t *testing.T) {
 			close(release)
 		}
 	}()
-	waitWarm(t, e) // of the empty store
+	waitWarm(t, e, ended) // of the empty store
 	keys := loadKeys(t, e, 2*warmChunk-24, 8, 1<<40)
 	hold.Store(true)
 	// Drop spans that hold none of the keys: each empties the cache.
 	must(t, e.DropSpan(context.Background(), 0, 1))
 	select {
 	case <-entered: // a pass has read its first chunk
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("no warm pass began after the cache was emptied")
 	}
 	must(t, e.DropSpan(context.Background(), 1, 2))
@@ -299,7 +318,7 @@ func TestRowCacheRewarm(t *testing.T) {
 	}
 	close(release)
 	released = true
-	st := waitWarm(t, e)
+	st := waitWarm(t, e, ended)
 	if st.Warmed != int64(len(keys)) {
 		t.Fatalf("the warm after the resets cached %d records, want %d", st.Warmed, len(keys))
 	}

@@ -81,19 +81,13 @@ func TestDamagedReplicaIsRepaired(t *testing.T) {
 	if eng.LSM().Corruption.Events == 0 {
 		t.Fatal("no corruption reported: the damage was not read")
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		sp := eng.Corruption()
-		if len(sp) > 0 && sp[0].State == engine.CorruptRepaired {
-			if sp[0].File != file {
-				t.Fatalf("repaired %s, damaged %s", sp[0].File, file)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not repaired: %+v", sp)
-		}
-		time.Sleep(20 * time.Millisecond)
+	sp := eng.Corruption()
+	peertest.WaitFor(t, time.Minute, func() bool {
+		sp = eng.Corruption()
+		return len(sp) > 0 && sp[0].State == engine.CorruptRepaired
+	}, "the damaged table repaired from the replicas")
+	if sp[0].File != file {
+		t.Fatalf("repaired %s, damaged %s", sp[0].File, file)
 	}
 	// The replica holds every key again, read from its own store.
 	for i := range keys {

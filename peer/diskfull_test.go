@@ -18,13 +18,7 @@ func TestFullReplicaIsAFailedOne(t *testing.T) {
 	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, RequestTimeout: 5 * time.Second})
 	full := c.FS[2].(*vfs.MemFS)
 	full.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 20, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 1<<20})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(c.Nodes[2].Health()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("n3 never measured its full disk")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	peertest.WaitFor(t, time.Minute, func() bool { return len(c.Nodes[2].Health()) != 0 }, "n3 to measure its full disk")
 	if h := c.Nodes[2].Health(); h[0].Reason != "disk full" {
 		t.Fatalf("n3 health = %+v", h)
 	}
@@ -55,12 +49,7 @@ func TestFullReplicaIsAFailedOne(t *testing.T) {
 	}
 
 	full.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 900 << 20, TotalBytes: 1 << 30, UsedBytes: 124 << 20})
-	for len(c.Nodes[2].Health()) != 0 {
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatal("n3 still full after space came back")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	peertest.WaitFor(t, time.Minute, func() bool { return len(c.Nodes[2].Health()) == 0 }, "n3 to measure the space that came back")
 	c.ReplayHints()
 	for i := range 30 {
 		if i%3 != 2 && c.Local(2, key(i)) == nil {

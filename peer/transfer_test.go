@@ -116,17 +116,10 @@ func TestJoinWaitsForDonors(t *testing.T) {
 	n4Addr := fmt.Sprintf("mem-%d:80", 4)
 	c.Net.Isolate(n4Addr)
 	n4 := c.AddNode()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	peertest.WaitFor(t, time.Minute, func() bool {
 		tr := c.Nodes[n4].Transfers()
-		if len(tr) == 1 && tr[0].LastError != "" && tr[0].To == c.IDs[n4] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed transfer shown while cut off: %+v", tr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(tr) == 1 && tr[0].LastError != "" && tr[0].To == c.IDs[n4]
+	}, "n4 to show its failed transfer while cut off")
 	if c.Nodes[n4].Settled() {
 		t.Fatal("settled without its donors")
 	}
@@ -275,8 +268,7 @@ func TestJoinDropsGivenAwayRanges(t *testing.T) {
 	c.AddNode()
 	waitSettled(t, c, 20*time.Second)
 	ring := c.Nodes[0].View().Ring
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	peertest.WaitFor(t, time.Minute, func() bool {
 		stale, missing := 0, 0
 		for i := range keys {
 			owners := ring.KeyOwners(key(i))
@@ -293,14 +285,8 @@ func TestJoinDropsGivenAwayRanges(t *testing.T) {
 		if missing > 0 {
 			t.Fatalf("%d owned copies missing", missing)
 		}
-		if stale == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d copies of given-away ranges still held after 20s", stale)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return stale == 0
+	}, "every copy of a given-away range dropped")
 	for i := range keys {
 		if got, err := get(t, c.Nodes[i%4], key(i), peer.All); err != nil || got != fmt.Sprint("v", i) {
 			t.Fatalf("get %s at all = %q, %v", key(i), got, err)
@@ -386,39 +372,26 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 
 	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 4)) // n4 cannot pull: nobody may drop
 	n4 := c.AddNode()
-	deadline := time.Now().Add(10 * time.Second)
-	for !c.Nodes[0].Settled() || !c.Nodes[1].Settled() || !c.Nodes[2].Settled() {
-		if time.Now().After(deadline) {
-			t.Fatal("the founders did not settle on the ring with n4")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	peertest.WaitFor(t, time.Minute, func() bool {
+		return c.Nodes[0].Settled() && c.Nodes[1].Settled() && c.Nodes[2].Settled()
+	}, "the founders to settle on the ring with n4")
 	n5 := c.AddNode()
 	c.Net.Heal()
 	waitSettled(t, c, 20*time.Second)
 
 	// Every copy of a range its holder does not own is dropped.
 	r2 := c.Nodes[0].View().Ring
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		stale := 0
+	peertest.WaitFor(t, time.Minute, func() bool {
 		for i := range keys {
 			owners := r2.KeyOwners(key(i))
 			for j := range c.Nodes {
 				if c.Local(j, key(i)) != nil && !slices.Contains(owners, c.IDs[j]) {
-					stale++
+					return false
 				}
 			}
 		}
-		if stale == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%d copies of ranges their holders do not own still held after 20s", stale)
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	}, "every copy of a range its holder does not own dropped")
 
 	// Delete the keys a founder owned before n4 and n5 joined and does
 	// not own now: it owns them again once they leave.
@@ -445,15 +418,12 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 	// starts after the deletes. (Rounds repeat while a founder has yet
 	// to record its drop, which holds the horizon.)
 	var dropped int64
-	deadline = time.Now().Add(20 * time.Second)
-	for dropped < int64(2*len(doomed)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("collected %d tombstones of %d deleted keys at N=2: the test proves nothing", dropped, len(doomed))
-		}
+	peertest.WaitFor(t, time.Minute, func() bool {
 		antiEntropyAll(t, c)
 		antiEntropyAll(t, c)
 		dropped += collectAll(t, c)
-	}
+		return dropped >= int64(2*len(doomed))
+	}, fmt.Sprintf("the tombstones of the %d deleted keys collected at N=2 (else the test proves nothing)", len(doomed)))
 
 	for _, l := range []int{n5, n4} {
 		if err := c.Nodes[l].Leave(bg); err != nil {
@@ -594,16 +564,11 @@ func TestReadDuringLeaveAsksTheOldOwners(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Nodes[l].Leave(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
 	inOldRing := func() bool {
 		return slices.ContainsFunc(c.Nodes, func(n *peer.Node) bool { return n.View().Ring.Has(c.IDs[l]) })
 	}
-	for inOldRing() || c.Nodes[q].Settled() {
-		if time.Now().After(deadline) {
-			t.Fatal("the leave did not reach the ring, or the new owner did not start pulling")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	peertest.WaitFor(t, time.Minute, func() bool { return !inOldRing() && !c.Nodes[q].Settled() },
+		"the leave to reach the ring and the new owner to start pulling")
 	c.MarkDown(x)
 	other := -1 // a coordinator that owns the key neither before nor after
 	for i := range c.Nodes {
@@ -662,8 +627,7 @@ func TestFakeSettledMembersDropNothing(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	peertest.WaitFor(t, 2*time.Minute, func() bool {
 		if l := lost(); len(l) > 0 {
 			t.Fatalf("%d copies dropped on a fake member's word: %v", len(l), l[:min(5, len(l))])
 		}
@@ -671,14 +635,8 @@ func TestFakeSettledMembersDropNothing(t *testing.T) {
 		for j := range 3 {
 			done = done && c.Nodes[j].DropsWithheld() >= 2
 		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the real nodes did not check the fake members twice within 60s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return done
+	}, "the real nodes to check the fake members twice")
 }
 
 // TestLeaveWaitsForVerifiedCopies: a leaving node does not take itself
@@ -702,16 +660,12 @@ func TestLeaveWaitsForVerifiedCopies(t *testing.T) {
 	if err := c.Nodes[l].StartLeave(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for c.Nodes[l].DropsWithheld() < 3 {
+	peertest.WaitFor(t, 2*time.Minute, func() bool {
 		if st := c.Nodes[l].ClusterStatus().Leave; st == "left" {
 			t.Fatalf("the node left on a member's word")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the leaving node did not check its successors within 60s: %q", c.Nodes[l].ClusterStatus().Leave)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return c.Nodes[l].DropsWithheld() >= 3
+	}, "the leaving node to check its successors")
 	if st := c.Nodes[l].ClusterStatus(); st.Leave == "left" || !strings.Contains(st.Leave, c.IDs[liar]) {
 		t.Fatalf("leave status %q, want it handing over, waiting for %s", st.Leave, c.IDs[liar])
 	}

@@ -146,11 +146,16 @@ func damagedReplicaRepaired(t *testing.T, off int64) {
 			t.Log(l)
 		}
 	}
-	// Through several more anti-entropy passes it stays up and healthy.
-	time.Sleep(5 * time.Second)
-	if !bad.running() {
-		t.Fatalf("the repaired node died: %v", bad.p.err)
-	}
+	// Through two more anti-entropy passes of its own (counted, not
+	// timed: a loaded machine makes them slow) it stays up and healthy.
+	passes := metric(t, bad.http, "ringkv_anti_entropy_passes_total")
+	poll(t, 2*time.Minute, "two more anti-entropy passes on the repaired node", func() (bool, string) {
+		if !bad.running() {
+			t.Fatalf("the repaired node died: %v", bad.p.err)
+		}
+		n := metric(t, bad.http, "ringkv_anti_entropy_passes_total")
+		return n >= passes+2, fmt.Sprintf("%v passes since the repair", n-passes)
+	})
 	if code, b, err := call(http.MethodGet, "http://"+bad.http+"/healthz", ""); err != nil || code != http.StatusOK || !strings.Contains(string(b), `"status":"ok"`) {
 		t.Fatalf("healthz after repair: %d %s %v", code, b, err)
 	}

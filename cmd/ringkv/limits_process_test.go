@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/ringkv/ringkv/peer/peertest"
 )
 
 // setNofile sets the open-file limit (soft and hard) of process pid.
@@ -125,7 +127,7 @@ func TestFloodOfSockets(t *testing.T) {
 		t.Logf("flood: %d sockets connected", opened)
 		// The node still answers the other client, and is still there.
 		before := served.Load()
-		waitFor(t, "the other client served during the flood", func() bool { return served.Load() >= before+20 })
+		peertest.WaitFor(t, time.Minute, func() bool { return served.Load() >= before+20 }, "the other client served during the flood")
 		close(stop)
 		wg.Wait()
 		release()
@@ -145,14 +147,14 @@ func TestFloodOfSockets(t *testing.T) {
 		setNofile(t, p.cmd.Process.Pid, 256)
 		opened, release := flood(t, p.addr, 3000)
 		t.Logf("flood: %d sockets connected", opened)
-		waitFor(t, "accept to fail with EMFILE", func() bool {
+		peertest.WaitFor(t, time.Minute, func() bool {
 			select {
 			case <-p.done:
 				t.Fatalf("ringkv exited when accept failed: %v\n%s", p.err, lastLines(p.logs.String(), 10))
 			default:
 			}
 			return strings.Contains(p.logs.String(), "cannot accept a connection; retrying")
-		})
+		}, "accept to fail with EMFILE")
 		release()
 		// Freed, the node serves again; it never exited.
 		p.waitHealthy()
@@ -167,17 +169,6 @@ func TestFloodOfSockets(t *testing.T) {
 			t.Errorf("the accept error logged is not EMFILE:\n%s", lastLines(p.logs.String(), 20))
 		}
 	})
-}
-
-// waitFor polls cond until it holds, failing after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func lastLines(s string, n int) string {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/peer/peertest"
 )
 
 // These tests run the real binary on loopback: crash and restart are
@@ -175,26 +176,29 @@ func startProcAt(t *testing.T, cwd, netns, bin string, env []string, args ...str
 
 func (p *proc) waitHealthy() {
 	p.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	healthy := false
+	defer func() {
+		if !healthy {
+			p.t.Logf("ringkv at %s, its output:\n%s", p.addr, p.logs)
+		}
+	}()
+	peertest.WaitFor(p.t, time.Minute, func() bool {
 		select {
 		case <-p.done:
 			p.t.Fatalf("ringkv exited before serving: %v\n%s", p.err, p.logs)
 		default:
 		}
 		resp, err := http.Get("http://" + p.addr + "/healthz")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			// Degraded (a clock off, a full disk) is serving too: 503
-			// with the reasons, unlike a node not yet up or shutting down.
-			if resp.StatusCode == 200 || bytes.Contains(b, []byte(`"status":"degraded"`)) {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	p.t.Fatalf("ringkv at %s not healthy after 30s\n%s", p.addr, p.logs)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// Degraded (a clock off, a full disk) is serving too: 503 with
+		// the reasons, unlike a node not yet up or shutting down.
+		return resp.StatusCode == 200 || bytes.Contains(b, []byte(`"status":"degraded"`))
+	}, "ringkv at "+p.addr+" to be healthy")
+	healthy = true
 }
 
 func (p *proc) kill() {
