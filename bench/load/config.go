@@ -14,8 +14,8 @@ package load
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/ringkv/ringkv/client"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -152,16 +152,13 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// BaseURL turns an --addr entry (HOST:PORT or http://HOST:PORT) into the
-// base URL requests are made against, without a trailing slash.
+// BaseURL turns an --addr entry (HOST[:PORT] or http(s)://HOST[:PORT]; the
+// port defaults to ringkv's 8080, as for every command) into the base URL
+// requests are made against, without a trailing slash.
 func BaseURL(addr string) (string, error) {
-	a := strings.TrimSpace(addr)
-	if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
-		a = "http://" + a
+	u, err := client.BaseURL(addr)
+	if err != nil {
+		return "", fmt.Errorf("--addr %q: want HOST[:PORT] or http://HOST[:PORT]", addr)
 	}
-	u, err := url.Parse(a)
-	if err != nil || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return "", fmt.Errorf("--addr %q: want HOST:PORT or http://HOST:PORT", addr)
-	}
-	return u.Scheme + "://" + u.Host, nil
+	return u, nil
 }

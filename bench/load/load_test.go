@@ -479,7 +479,7 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{func(c *Config) { c.Addrs = nil }, "--addr"},
-		{func(c *Config) { c.Addrs = []string{"nohost"} }, "--addr"},
+		{func(c *Config) { c.Addrs = []string{"ftp://h:1"} }, "--addr"},
 		{func(c *Config) { c.Addrs = []string{"http://h:1/path"} }, "--addr"},
 		{func(c *Config) { c.Workload = "z" }, "--workload"},
 		{func(c *Config) { c.Distribution = "latest" }, "--distribution"},
@@ -507,7 +507,7 @@ func TestValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Error(err)
 	}
-	for in, want := range map[string]string{"h:1": "http://h:1", "http://h:1/": "http://h:1", " https://h:2 ": "https://h:2"} {
+	for in, want := range map[string]string{"h:1": "http://h:1", "http://h:1/": "http://h:1", " https://h:2 ": "https://h:2", "localhost": "http://localhost:8080", "http://h": "http://h:8080"} {
 		if got, err := BaseURL(in); err != nil || got != want {
 			t.Errorf("BaseURL(%q) = %q, %v", in, got, err)
 		}
