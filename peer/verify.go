@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,8 +184,11 @@ func (r *rebalancer) checkRecords(ctx context.Context, addr string, spans []ring
 
 // readFrom returns the node at addr's record of key (nil: none), waiting
 // at most the request timeout. A node still pulling the key's range
-// answers an error: its copy is not yet whole.
+// answers an error: its copy is not yet whole. The read may outlive a
+// cancelled ctx, so it gets its own copy of key (the caller's is a scan's
+// buffer, reused at once).
 func (r *rebalancer) readFrom(ctx context.Context, addr string, key []byte) ([]byte, error) {
+	key = bytes.Clone(key)
 	type answer struct {
 		rec []byte
 		err error
