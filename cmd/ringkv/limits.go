@@ -103,14 +103,7 @@ func (l *limitFlags) httpd() httpd.Limits {
 }
 
 // hintBounds returns --max-hint-bytes and --max-hint-age as peer.Config
-// reads them: 0 means no bound here, negative there.
+// reads them: 0 means no bound here, peer.NoLimit there.
 func (l *limitFlags) hintBounds() (maxBytes int64, maxAge time.Duration) {
-	maxBytes, maxAge = l.maxHintBytes, l.maxHintAge
-	if maxBytes == 0 {
-		maxBytes = -1
-	}
-	if maxAge == 0 {
-		maxAge = -1
-	}
-	return maxBytes, maxAge
+	return zeroMeans(l.maxHintBytes, peer.NoLimit), zeroMeans(l.maxHintAge, peer.NoLimit)
 }
