@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,120 +12,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/memtable"
 )
-
-// Options configure an Engine. Every field documents its default.
-type Options struct {
-	// Dir is the Pebble directory. The default value is "ringkv-data".
-	Dir string
-	// FS is the filesystem; nil means the OS's. Tests pass vfs.NewMem().
-	FS vfs.FS
-	// Tuning is the compaction profile and knobs. The zero value means the
-	// balanced profile.
-	Tuning compaction.Tuning
-	// GC decides which tombstones and expired records garbage collection
-	// deletes (see CollectGarbage).
-	// The default grace period is 24h.
-	GC compaction.GC
-	// Logger receives the engine's and Pebble's logs. The default is slog.Default().
-	Logger *slog.Logger
-	// OnStall, if set, is called when Pebble begins a write stall, after it
-	// is logged. It runs on Pebble's commit path: it must not block.
-	OnStall func(Stall)
-	// ProfileOnStall, if set, is a directory where each write stall (at most
-	// one a minute) leaves a CPU profile, a goroutine profile, the LSM
-	// report and the stall with its advice. The default is none.
-	ProfileOnStall string
-	// RowCacheSize bounds the row cache, which keeps the newest record of
-	// recently written and read keys so their reads skip the LSM. The
-	// default value is DefaultRowCacheSize; a negative value disables it.
-	RowCacheSize int64
-	// SkipRowCacheWarm turns off the row cache's warm: by default, Open
-	// fills the row cache from the store in the background, up to 90% of
-	// its capacity (75% at 32MiB or less), so a restarted node reads from memory at once, and
-	// does so again whenever ingesting or dropping a range empties it.
-	SkipRowCacheWarm bool
-	// GCInterval is how often the engine looks for tombstones and expired
-	// records to drop (see CollectGarbage). The default value is 1h; a
-	// negative value disables the background pass.
-	GCInterval time.Duration
-	// MinFreeSpace is the free-space floor of the data directory's
-	// filesystem: below it, writes (and hints) are refused with
-	// ErrDiskFull, so that flushes and compactions keep the room they
-	// need, and taken again once space is back. The zero value is the
-	// default, the smaller of 512MiB and 2% of the filesystem.
-	MinFreeSpace FreeSpace
-	// BallastSize is the size of the emergency ballast kept in the data
-	// directory (BallastName) and deleted when the disk fills despite the
-	// floor. The default value is half the floor, at most 64MiB; negative
-	// means none.
-	BallastSize int64
-	// KeepDamaged opens a store some of whose data or hint tables cannot
-	// be read (a damaged footer, index or properties block): instead of
-	// failing, Open records each such file (Corruption, state damaged,
-	// Unreadable), holds its data span out of service, and leaves it to
-	// the caller to excise and repair (a node with other replicas) or to
-	// refuse to serve (DamagedAtOpen). A damaged table that holds node
-	// metadata still fails Open: no replica can give it back.
-	KeepDamaged bool
-	// OnFatal is called when Pebble reports an error it cannot go on from
-	// (a failed commit, a MANIFEST write), after the engine has logged it;
-	// every later write fails with ErrFailed. It must not return: the
-	// default exits the process with status 1, as Pebble's own logger
-	// does. Should it return, the goroutine Pebble called it on ends
-	// (runtime.Goexit), running its deferred calls, so no engine lock is
-	// left held; Pebble's state is then beyond use.
-	OnFatal func(msg string)
-}
-
-// DefaultRowCacheSize is the row cache's default bound.
-const DefaultRowCacheSize = 32 << 20
-
-// MinRowCacheSize is the smallest row cache fastcache makes: it rounds
-// anything smaller up to one 64KiB chunk for each of its 512 buckets.
-const MinRowCacheSize = 32 << 20
-
-// DefaultTombstoneGrace is how long a tombstone is kept by default.
-const DefaultTombstoneGrace = 24 * time.Hour
-
-// EnsureDefaults fills in the zero fields of o.
-func (o *Options) EnsureDefaults() error {
-	if o.Dir == "" && o.FS == nil {
-		o.Dir = "ringkv-data"
-	}
-	if o.FS == nil {
-		o.FS = vfs.Default
-	}
-	if o.Tuning.Profile == "" {
-		t, err := compaction.ProfileTuning(compaction.Balanced)
-		if err != nil {
-			return err
-		}
-		o.Tuning = t
-	}
-	if o.GC.TombstoneGrace == 0 {
-		o.GC.TombstoneGrace = DefaultTombstoneGrace
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.GCInterval == 0 {
-		o.GCInterval = time.Hour
-	}
-	if o.RowCacheSize == 0 {
-		o.RowCacheSize = DefaultRowCacheSize
-	}
-	if o.OnFatal == nil {
-		lg := o.Logger
-		o.OnFatal = func(string) {
-			lg.Error("pebble cannot continue; exiting")
-			os.Exit(1)
-		}
-	}
-	return nil
-}
 
 // Engine is one node's durable store. It is safe for concurrent use.
 type Engine struct {
@@ -210,7 +96,7 @@ func open(o Options, h hooks) (*Engine, error) {
 	if err := o.EnsureDefaults(); err != nil {
 		return nil, err
 	}
-	if err := o.Tuning.Validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	e := &Engine{opts: o, now: o.GC.Now, stop: make(chan struct{}), testHook: h.pebble, warmHook: h.warm, warmEndHook: h.warmEnd, rows: newRowCache(o.RowCacheSize)}

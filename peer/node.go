@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/compaction"
-	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/ring"
 )
@@ -24,80 +22,6 @@ var ErrInvalidKey = errors.New("peer: invalid key")
 // ErrNoMembership is returned by cluster changes on a node run without
 // membership (a single node).
 var ErrNoMembership = errors.New("peer: this node runs without membership (no --gossip-addr)")
-
-// Config configures a Node. Every field documents its default.
-type Config struct {
-	// NodeID is this node's stable identity; required, at most MaxNodeIDLen bytes.
-	NodeID string
-	// HTTPAddr is the address clients and peers reach this node at.
-	HTTPAddr string
-	// Engine is the local store; required.
-	Engine *engine.Engine
-	// Clock stamps writes. The default is a Clock on time.Now.
-	Clock *memtable.Clock
-	// Sync makes a write wait for its WAL fsync before it is acknowledged.
-	// The zero value is false; ringkv serve sets it from --sync (default true).
-	Sync bool
-	// RequestTimeout bounds a request's work: the wait for replicas, and a
-	// scan. The default value is 5s.
-	RequestTimeout time.Duration
-	// Replicas is N, the number of nodes that hold each key (capped at the
-	// number of nodes in the ring). The default value is 3.
-	Replicas int
-	// VNodes is the number of ring tokens per node. The default value is
-	// ring.DefaultVNodes.
-	VNodes int
-	// Transport reaches the other nodes. nil means this node never talks to
-	// another: it must then stay the only member of its ring.
-	Transport Transport
-	// HedgeAfter is how long a read waits for its replicas before it also
-	// asks the next owner. The default value is 100ms.
-	HedgeAfter time.Duration
-	// HintInterval is how often queued hints are retried for members that
-	// are alive. The default value is 2s.
-	HintInterval time.Duration
-	// MaxHintBytes bounds the hints kept for one member: past it, new
-	// hints for that member are dropped (the write still succeeds as far
-	// as its consistency allows) and anti-entropy catches the replica up.
-	// The default value is DefaultMaxHintBytes; negative means no bound.
-	MaxHintBytes int64
-	// MaxHintAge is the oldest a hint is kept: older ones are dropped,
-	// as is a new hint for a write stamped longer ago, and anti-entropy
-	// repairs instead. The default value is DefaultMaxHintAge; negative
-	// means no bound.
-	MaxHintAge time.Duration
-	// TransferRate bounds the bytes a second this node sends, all streams
-	// together, when others pull ranges from it (for a move or for
-	// anti-entropy). The default value is 32MiB; negative means no bound.
-	TransferRate int64
-	// TransferDir is where pulled ranges are staged as SSTables before
-	// they are merged in; it must be on the engine's filesystem. The
-	// default is the engine's directory with ".transfers" appended.
-	TransferDir string
-	// AntiEntropyInterval is how often the node compares Merkle trees of
-	// its ranges with their other owners and pulls what differs. The
-	// default value is 10m; negative disables it.
-	AntiEntropyInterval time.Duration
-	// AntiEntropyRate bounds the bytes a second anti-entropy reads from
-	// peers. The default value is 8MiB; negative means no bound.
-	AntiEntropyRate int64
-	// TombstoneGrace is the age past which garbage collection may delete a
-	// tombstone (or expired record); anti-entropy leaves such records out
-	// of its comparisons. The default value is 24h.
-	TombstoneGrace time.Duration
-	// Now reads wall time for TTLs and expiry. The default is time.Now.
-	Now func() time.Time
-	// Time is where the coordinator reads the time for its deadlines and
-	// arms its timers (request timeouts, read hedges, commit waits), so
-	// tests can drive them. The default is RealTime.
-	Time TimeSource
-	// Clocks measures the clock offsets to peers (the gossip layer feeds
-	// it) and bounds them; see clock.go. The default is a monitor of
-	// DefaultMaxClockOffset on Now. Clock's bound should be the same.
-	Clocks *ClockMonitor
-	// Logger is the node's logger. The default is slog.Default().
-	Logger *slog.Logger
-}
 
 // Node coordinates client requests for the keys of a cluster: it finds each
 // key's owners on the ring, writes to and reads from them, keeps hints for
@@ -125,56 +49,19 @@ type Node struct {
 
 type membershipRef struct{ m Membership }
 
-// fillDefaults sets the zero fields of cfg to their defaults, and the
-// negative ones that mean "off" or "no bound" to what the code takes for
-// that. REQUIRES: cfg.Engine.
-func (cfg *Config) fillDefaults() {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Time == nil {
-		cfg.Time = RealTime{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Clocks == nil {
-		cfg.Clocks = NewClockMonitor(0, cfg.Now, cfg.Logger)
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = memtable.NewClockBound(cfg.Now, cfg.Clocks.Bound())
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 5 * time.Second
-	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 3
-	}
-	if cfg.VNodes <= 0 {
-		cfg.VNodes = ring.DefaultVNodes
-	}
-	if cfg.HedgeAfter <= 0 {
-		cfg.HedgeAfter = 100 * time.Millisecond
-	}
-	if cfg.HintInterval <= 0 {
-		cfg.HintInterval = 2 * time.Second
-	}
-	cfg.ensureSubsystemDefaults()
-}
-
 // NewNode returns the coordinator for cfg, alone in its ring until SetView
 // says otherwise. Close stops its background work.
 func NewNode(cfg Config) (*Node, error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("peer: node id is required")
 	}
-	if len(cfg.NodeID) > engine.MaxHintTarget {
-		return nil, fmt.Errorf("peer: node id is %d bytes, the limit is %d", len(cfg.NodeID), engine.MaxHintTarget)
-	}
 	if cfg.Engine == nil {
 		return nil, errors.New("peer: engine is required")
 	}
-	cfg.fillDefaults()
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	// Write above everything already stored, so writes take the engine's
 	// fast path at once after a restart. A stored bound far ahead of the
 	// wall clock (the clock stepped back) is refused; writes then stay
@@ -227,48 +114,6 @@ func (n *Node) startSubsystems() error {
 	n.reb.start()
 	n.ae.start()
 	return nil
-}
-
-// ensureSubsystemDefaults fills in the defaults of the fields that
-// configure hints, rebalancing and anti-entropy; for each, 0 means the
-// default and a negative value no bound (or off), stored as 0.
-func (c *Config) ensureSubsystemDefaults() {
-	switch {
-	case c.MaxHintBytes == 0:
-		c.MaxHintBytes = DefaultMaxHintBytes
-	case c.MaxHintBytes < 0:
-		c.MaxHintBytes = 0
-	}
-	switch {
-	case c.MaxHintAge == 0:
-		c.MaxHintAge = DefaultMaxHintAge
-	case c.MaxHintAge < 0:
-		c.MaxHintAge = 0
-	}
-	switch {
-	case c.TransferRate == 0:
-		c.TransferRate = 32 << 20
-	case c.TransferRate < 0:
-		c.TransferRate = 0 // sstable.NewLimiter(0) is nil: unlimited
-	}
-	switch {
-	case c.AntiEntropyInterval == 0:
-		c.AntiEntropyInterval = 10 * time.Minute
-	case c.AntiEntropyInterval < 0:
-		c.AntiEntropyInterval = 0
-	}
-	switch {
-	case c.AntiEntropyRate == 0:
-		c.AntiEntropyRate = 8 << 20
-	case c.AntiEntropyRate < 0:
-		c.AntiEntropyRate = 0
-	}
-	if c.TombstoneGrace <= 0 {
-		c.TombstoneGrace = 24 * time.Hour
-	}
-	if c.TransferDir == "" {
-		c.TransferDir = c.Engine.Dir() + ".transfers"
-	}
 }
 
 // Close stops the node's background work (hint replay, range pulls, a

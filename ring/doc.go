@@ -10,7 +10,7 @@
 //   - A key's token is xxh3.Hash(key) (Token), the same hash that engine/
 //     puts in front of every stored key, so a ring range is one contiguous
 //     span of the store.
-//   - Each node places vnodes tokens (default 128): vnode i of node id has
+//   - Each node places vnodes tokens (default DefaultVNodes): vnode i of node id has
 //     token xxh3.HashString(id + "#" + strconv.Itoa(i)), i = 0..vnodes-1.
 //     Vnodes are ordered by (token, node id); the id breaks the tie of two
 //     equal tokens so that the order never depends on input order.

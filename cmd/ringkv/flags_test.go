@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/httpd"
+	"github.com/ringkv/ringkv/peer"
 )
 
 // TestServeFlagErrors: a bad value stops serve with one line naming the
@@ -119,6 +124,117 @@ func TestServeConfigSources(t *testing.T) {
 	}
 	if c, _ = parse("--min-free-space", "64MiB"); c.minFreeSpace != (engine.FreeSpace{Bytes: 64 << 20}) {
 		t.Fatalf("--min-free-space 64MiB: %+v", c.minFreeSpace)
+	}
+}
+
+// TestServeFlagValidate: the values the libraries' Validate refuses are
+// refused before serve opens anything, in the flags' names.
+func TestServeFlagValidate(t *testing.T) {
+	t.Chdir(t.TempDir()) // no stray .env
+	f := func(want string, args ...string) {
+		t.Helper()
+		_, _, err := parseServe(args, newEnviron(), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("serve %v: %v, want an error containing %q", args, err, want)
+		}
+	}
+	f("--replicas (17) must be 1 to 16", "--replicas", "17")
+	f("--vnodes (5000) must be 1 to 4096", "--vnodes", "5000")
+	f("--node-id (256 bytes) must be at most 255 bytes", "--node-id", strings.Repeat("n", 256))
+	f("--request-timeout (-1s) must be positive", "--request-timeout", "-1s")
+	f("--transfer-rate (0B) must be positive", "--transfer-rate", "0")
+	f("--anti-entropy-rate (0B) must be positive", "--anti-entropy-rate", "0")
+	f("--anti-entropy-interval (0s) must be positive", "--anti-entropy-interval", "0")
+	// -1ns is peer.Off as a duration: no flag may turn anti-entropy off
+	// with it, nor give tombstones no grace or hints no age bound.
+	f("--anti-entropy-interval (-1ns) must be positive", "--anti-entropy-interval", "-1ns")
+	f("--tombstone-grace (-1ns) must not be negative", "--tombstone-grace", "-1ns")
+	f("--max-hint-age (-1ns) must not be negative", "--max-hint-age", "-1ns")
+	// A flag's 0 that means none is taken.
+	if _, _, err := parseServe([]string{"--tombstone-grace", "0", "--max-hint-bytes", "0", "--max-hint-age", "0", "--row-cache-size", "0"}, newEnviron(), &bytes.Buffer{}); err != nil {
+		t.Errorf("the flags' 0s: %v", err)
+	}
+}
+
+// TestServeFlagDefaults: each serve flag's default is the library constant
+// it comes from, so the two cannot drift apart; and the libraries'
+// defaults that must agree do.
+func TestServeFlagDefaults(t *testing.T) {
+	c := defaultServeConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.addFlags(fs)
+	size := func(n int64) string { return compaction.FormatSize(n) }
+	for name, want := range map[string]string{
+		"http-addr":             httpd.DefaultAddr,
+		"data-dir":              "./" + engine.DefaultDir,
+		"replicas":              strconv.Itoa(peer.DefaultReplicas),
+		"vnodes":                strconv.Itoa(peer.DefaultVNodes),
+		"request-timeout":       peer.DefaultRequestTimeout.String(),
+		"tombstone-grace":       peer.DefaultTombstoneGrace.String(),
+		"transfer-rate":         size(peer.DefaultTransferRate),
+		"anti-entropy-interval": peer.DefaultAntiEntropyInterval.String(),
+		"anti-entropy-rate":     size(peer.DefaultAntiEntropyRate),
+		"max-clock-offset":      peer.DefaultMaxClockOffset.String(),
+		"cluster-name":          peer.DefaultClusterName,
+		"max-value-size":        size(httpd.DefaultMaxValueSize),
+		"row-cache-size":        size(engine.DefaultRowCacheSize),
+		"compaction-profile":    string(compaction.Balanced),
+		"max-hint-bytes":        size(peer.DefaultMaxHintBytes),
+		"max-hint-age":          peer.DefaultMaxHintAge.String(),
+		"max-conns-per-ip":      strconv.Itoa(httpd.DefaultMaxConnsPerIP),
+		"max-scan-bytes":        size(httpd.DefaultMaxScanBytes),
+	} {
+		f := fs.Lookup(name)
+		if f == nil {
+			t.Errorf("no flag --%s", name)
+			continue
+		}
+		if f.DefValue != want {
+			t.Errorf("--%s defaults to %q, want the library's %q", name, f.DefValue, want)
+		}
+	}
+	if peer.DefaultTombstoneGrace != engine.DefaultTombstoneGrace {
+		t.Errorf("peer's tombstone grace %s, the engine's %s", peer.DefaultTombstoneGrace, engine.DefaultTombstoneGrace)
+	}
+	if !strings.Contains(fs.Lookup("min-free-space").Usage, "smaller of 512MiB and 2%") {
+		t.Errorf("--min-free-space's help: %q", fs.Lookup("min-free-space").Usage)
+	}
+	// The flags' defaults give the libraries their defaults.
+	pc := c.peerConfig()
+	var want peer.Config
+	want.EnsureDefaults()
+	if pc.Replicas != want.Replicas || pc.VNodes != want.VNodes || pc.RequestTimeout != want.RequestTimeout ||
+		pc.TransferRate != want.TransferRate || pc.AntiEntropyInterval != want.AntiEntropyInterval ||
+		pc.AntiEntropyRate != want.AntiEntropyRate || pc.TombstoneGrace != want.TombstoneGrace ||
+		pc.MaxHintBytes != want.MaxHintBytes || pc.MaxHintAge != want.MaxHintAge ||
+		pc.HedgeAfter != want.HedgeAfter || pc.HintInterval != want.HintInterval {
+		t.Errorf("the default flags give peer %+v, want its defaults %+v", pc, want)
+	}
+	if err := pc.Validate(); err != nil {
+		t.Errorf("the default flags' peer.Config: %v", err)
+	}
+}
+
+// TestServeFlagZeros: where a flag's 0 means none, the library gets its
+// explicit off value (its own 0 would be its default), in the engine as
+// in peer.
+func TestServeFlagZeros(t *testing.T) {
+	c := defaultServeConfig()
+	c.tombstoneGrace, c.rowCacheSize, c.limits.maxHintBytes, c.limits.maxHintAge = 0, 0, 0, 0
+	pc := c.peerConfig()
+	if pc.TombstoneGrace != peer.NoGrace || pc.MaxHintBytes != peer.NoLimit || pc.MaxHintAge != peer.NoLimit {
+		t.Errorf("peer gets grace %s, hint bounds %d, %s; want NoGrace, NoLimit, NoLimit", pc.TombstoneGrace, pc.MaxHintBytes, pc.MaxHintAge)
+	}
+	eo := c.engineOptions(compaction.Tuning{})
+	if eo.GC.TombstoneGrace != engine.NoGrace || eo.RowCacheSize != engine.Off {
+		t.Errorf("engine gets grace %s, row cache %d; want NoGrace, Off", eo.GC.TombstoneGrace, eo.RowCacheSize)
+	}
+	if err := eo.EnsureDefaults(); err != nil || eo.GC.TombstoneGrace != engine.NoGrace || eo.RowCacheSize != engine.Off {
+		t.Errorf("EnsureDefaults turned the off values into %s, %d (%v)", eo.GC.TombstoneGrace, eo.RowCacheSize, err)
+	}
+	c.tombstoneGrace = time.Hour
+	if pc, eo := c.peerConfig(), c.engineOptions(compaction.Tuning{}); pc.TombstoneGrace != time.Hour || eo.GC.TombstoneGrace != time.Hour {
+		t.Errorf("--tombstone-grace 1h gives peer %s, the engine %s", pc.TombstoneGrace, eo.GC.TombstoneGrace)
 	}
 }
 

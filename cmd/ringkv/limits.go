@@ -54,7 +54,7 @@ func openFileLimit() uint64 {
 }
 
 func (l *limitFlags) addFlags(fs *flag.FlagSet) {
-	fs.IntVar(&l.maxConns, "max-conns", l.maxConns, "most client and peer connections served at once; one more is answered 503 and closed (default: half the open-file limit, at most 10000)")
+	fs.IntVar(&l.maxConns, "max-conns", l.maxConns, fmt.Sprintf("most client and peer connections served at once; one more is answered 503 and closed (default: half the open-file limit, at most %d)", httpd.DefaultMaxConns))
 	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", l.maxConnsPerIP, "most connections from one IP address, loopback included; one more is answered 429 and closed (0: no cap)")
 	fs.Float64Var(&l.rateLimit, "rate-limit", l.rateLimit, "requests per second one client may make (one credential of --auth-file, else one IP address), internode calls exempt; past it 429 with Retry-After (0: no limit)")
 	fs.IntVar(&l.rateBurst, "rate-burst", l.rateBurst, "requests a client may make at once above --rate-limit (default: --rate-limit rounded up)")
@@ -103,14 +103,7 @@ func (l *limitFlags) httpd() httpd.Limits {
 }
 
 // hintBounds returns --max-hint-bytes and --max-hint-age as peer.Config
-// reads them: 0 means no bound here, negative there.
+// reads them: 0 means no bound here, peer.NoLimit there.
 func (l *limitFlags) hintBounds() (maxBytes int64, maxAge time.Duration) {
-	maxBytes, maxAge = l.maxHintBytes, l.maxHintAge
-	if maxBytes == 0 {
-		maxBytes = -1
-	}
-	if maxAge == 0 {
-		maxAge = -1
-	}
-	return maxBytes, maxAge
+	return zeroMeans(l.maxHintBytes, peer.NoLimit), zeroMeans(l.maxHintAge, peer.NoLimit)
 }

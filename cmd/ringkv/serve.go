@@ -66,14 +66,18 @@ type serveConfig struct {
 	limits limitFlags
 }
 
+// defaultServeConfig is the flags' defaults: the libraries' own, so that
+// each is written once (flags_test.go checks them).
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		httpAddr: "127.0.0.1:8080", gossipAddr: "127.0.0.1:7946", dataDir: "./ringkv-data",
-		replicas: 3, vnodes: 128, sync: true, profile: string(compaction.Balanced),
-		maxValueSize: 1 << 20, rowCacheSize: engine.DefaultRowCacheSize, rowCacheWarm: true, requestTimeout: 5 * time.Second, tombstoneGrace: 24 * time.Hour,
-		transferRate: 32 << 20, antiEntropyRate: 8 << 20, antiEntropyInterval: 10 * time.Minute,
-		maxClockOffset: peer.DefaultMaxClockOffset,
-		pprof:          true, logLevel: "info", shutdownTimeout: 30 * time.Second,
+		httpAddr: httpd.DefaultAddr, gossipAddr: "127.0.0.1:7946", dataDir: "./" + engine.DefaultDir,
+		replicas: peer.DefaultReplicas, vnodes: peer.DefaultVNodes, sync: true, profile: string(compaction.Balanced),
+		maxValueSize: httpd.DefaultMaxValueSize, rowCacheSize: engine.DefaultRowCacheSize, rowCacheWarm: true,
+		requestTimeout: peer.DefaultRequestTimeout, tombstoneGrace: peer.DefaultTombstoneGrace,
+		transferRate: peer.DefaultTransferRate, antiEntropyRate: peer.DefaultAntiEntropyRate,
+		antiEntropyInterval: peer.DefaultAntiEntropyInterval,
+		maxClockOffset:      peer.DefaultMaxClockOffset,
+		pprof:               true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 		clusterName: peer.DefaultClusterName,
 		limits:      defaultLimitFlags(),
 	}
@@ -85,8 +89,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.join, "join", c.join, "comma-separated gossip addresses of members to join")
 	fs.StringVar(&c.dataDir, "data-dir", c.dataDir, "Pebble data directory")
 	fs.StringVar(&c.nodeID, "node-id", c.nodeID, "stable node identity (default: the one stored in --data-dir, else HOST-PORT)")
-	fs.IntVar(&c.replicas, "replicas", c.replicas, "replicas per key N, capped at the nodes in the ring")
-	fs.IntVar(&c.vnodes, "vnodes", c.vnodes, "ring tokens per node")
+	fs.IntVar(&c.replicas, "replicas", c.replicas, fmt.Sprintf("replicas per key N, 1 to %d, capped at the nodes in the ring", peer.MaxReplicas))
+	fs.IntVar(&c.vnodes, "vnodes", c.vnodes, fmt.Sprintf("ring tokens per node, 1 to %d", peer.MaxVNodes))
 	fs.BoolVar(&c.sync, "sync", c.sync, "fsync the WAL before acknowledging a write (concurrent writes share fsyncs)")
 	fs.StringVar(&c.profile, "compaction-profile", c.profile, "compaction profile: balanced, write-heavy or read-heavy")
 	fs.Var(sizeFlag{&c.memtableSize}, "memtable-size", "override the profile's memtable size (e.g. 64MiB)")
@@ -128,7 +132,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.peerCAFile, "peer-ca-file", c.peerCAFile, "PEM cluster CA: internode calls are mutual TLS, with certificates of this CA on both sides")
 	fs.StringVar(&c.clientCAFile, "client-ca-file", c.clientCAFile, "PEM CA of client certificates: the client port asks for one (optional), and a certificate of this CA names its holder to --auth-file's cn: lines; reloaded when it changes")
 	fs.StringVar(&c.peerAddr, "peer-addr", c.peerAddr, "a separate listener for internode calls (HOST:PORT), e.g. on a private interface; the client port then answers /internal/ with 404")
-	fs.Var(freeSpaceFlag{&c.minFreeSpace}, "min-free-space", "free space of --data-dir's filesystem below which writes are refused (507) so that flushes and compactions keep room: a size (512MiB), a share of the filesystem (2%), or 0 for none; the default is the smaller of 512MiB and 2%")
+	fs.Var(freeSpaceFlag{&c.minFreeSpace}, "min-free-space", fmt.Sprintf("free space of --data-dir's filesystem below which writes are refused (507) so that flushes and compactions keep room: a size (512MiB), a share of the filesystem (2%%), or 0 for none; the default is the smaller of %s and %d%%", compaction.FormatSize(engine.DefaultMinFreeBytes), engine.DefaultMinFreePercent))
 	c.limits.addFlags(fs)
 }
 
@@ -156,21 +160,14 @@ func (c *serveConfig) validate() error {
 	switch {
 	case c.dataDir == "":
 		return errors.New("--data-dir must not be empty")
-	case c.replicas < 1 || c.replicas > 16:
-		return fmt.Errorf("--replicas (%d) must be 1 to 16", c.replicas)
-	case c.vnodes < 1 || c.vnodes > 4096:
-		return fmt.Errorf("--vnodes (%d) must be 1 to 4096", c.vnodes)
 	case c.maxValueSize < 1 || c.maxValueSize > sstable.MaxValueSize:
 		return fmt.Errorf("--max-value-size (%s) must be 1B to %s", compaction.FormatSize(c.maxValueSize), compaction.FormatSize(sstable.MaxValueSize))
-	case c.requestTimeout <= 0:
-		return fmt.Errorf("--request-timeout (%s) must be positive", c.requestTimeout)
+	// peer's off values are -1 (-1ns as a duration): a negative flag
+	// must not slip through Validate as "off". The flags that can turn a
+	// thing off do it with 0.
 	case c.tombstoneGrace < 0:
 		return fmt.Errorf("--tombstone-grace (%s) must not be negative", c.tombstoneGrace)
-	case c.transferRate < 1:
-		return errors.New("--transfer-rate must be positive")
-	case c.antiEntropyRate < 1:
-		return errors.New("--anti-entropy-rate must be positive")
-	case c.antiEntropyInterval <= 0:
+	case c.antiEntropyInterval < 0:
 		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
 	case c.maxClockOffset < time.Millisecond || c.maxClockOffset > time.Minute:
 		return fmt.Errorf("--max-clock-offset (%s) must be 1ms to 1m", c.maxClockOffset)
@@ -192,8 +189,9 @@ func (c *serveConfig) validate() error {
 	if strings.ContainsAny(c.nodeID, " \t\r\n") {
 		return fmt.Errorf("--node-id %q must not contain spaces", c.nodeID)
 	}
-	if len(c.nodeID) > peer.MaxNodeIDLen {
-		return fmt.Errorf("--node-id (%d bytes) must be at most %d bytes", len(c.nodeID), peer.MaxNodeIDLen)
+	pc := c.peerConfig()
+	if err := pc.Validate(); err != nil {
+		return fieldFlagError(err)
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return err
@@ -312,7 +310,7 @@ func (c *serveConfig) joinAddrs() []string {
 func (c *serveConfig) tuning(given map[string]bool) (compaction.Tuning, error) {
 	p, err := compaction.ParseProfile(c.profile)
 	if err != nil {
-		return compaction.Tuning{}, knobFlagError(err)
+		return compaction.Tuning{}, fieldFlagError(err)
 	}
 	var o compaction.Overrides
 	if given["memtable-size"] {
@@ -340,7 +338,7 @@ func (c *serveConfig) tuning(given map[string]bool) (compaction.Tuning, error) {
 		o.BloomBitsPerKey = &c.bloom
 	}
 	t, err := compaction.Resolve(p, o)
-	return t, knobFlagError(err)
+	return t, fieldFlagError(err)
 }
 
 // parseServe parses serve's command line and environment into a config.
@@ -479,27 +477,15 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	}
 
 	start := time.Now()
-	eng, err := engine.Open(engine.Options{
-		Dir:    c.dataDir,
-		Tuning: tuning,
-		GC:     compaction.GC{TombstoneGrace: c.tombstoneGrace},
-		Logger: lg.With("component", "engine"),
-
-		ProfileOnStall:   c.profileOnStall,
-		RowCacheSize:     rowCache(c.rowCacheSize),
-		SkipRowCacheWarm: !c.rowCacheWarm,
-		MinFreeSpace:     c.minFreeSpace,
-		// A table that cannot be read is repaired from the other
-		// replicas; alone, the node refuses to start below.
-		KeepDamaged: true,
-		// Pebble cannot go on after a fatal error (the engine logged
-		// it): exit, and let the supervisor restart the node, which
-		// replays its WAL.
-		OnFatal: func(msg string) {
-			lg.Error("pebble cannot continue: " + msg + "; exiting")
-			os.Exit(exitFailure)
-		},
-	})
+	eo := c.engineOptions(tuning)
+	eo.Logger = lg.With("component", "engine")
+	// Pebble cannot go on after a fatal error (the engine logged it):
+	// exit, and let the supervisor restart the node, which replays its WAL.
+	eo.OnFatal = func(msg string) {
+		lg.Error("pebble cannot continue: " + msg + "; exiting")
+		os.Exit(exitFailure)
+	}
+	eng, err := engine.Open(eo)
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
@@ -545,17 +531,10 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Logger: lg.With("component", "internode"),
 	})
 	undo = append(undo, func() { internode.Close() })
-	maxHintBytes, maxHintAge := c.limits.hintBounds()
-	node, err := peer.NewNode(peer.Config{
-		NodeID: nodeID, HTTPAddr: ln.Addr().String(), Engine: eng, Clock: clock, Sync: c.sync, Logger: lg,
-		RequestTimeout: c.requestTimeout, Replicas: c.replicas, VNodes: c.vnodes, Transport: internode,
-		TransferRate: c.transferRate, TransferDir: filepath.Clean(c.dataDir) + ".transfers",
-		AntiEntropyInterval: c.antiEntropyInterval, AntiEntropyRate: c.antiEntropyRate,
-		// peer reads 0 as its default; a grace of 0 here means none.
-		TombstoneGrace: max(c.tombstoneGrace, time.Nanosecond),
-		Now:            wall, Clocks: clocks,
-		MaxHintBytes: maxHintBytes, MaxHintAge: maxHintAge,
-	})
+	pc := c.peerConfig()
+	pc.NodeID, pc.HTTPAddr, pc.Engine, pc.Logger = nodeID, ln.Addr().String(), eng, lg
+	pc.Now, pc.Clock, pc.Clocks, pc.Transport = wall, clock, clocks, internode
+	node, err := peer.NewNode(pc)
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
@@ -727,13 +706,50 @@ func resolveNodeID(eng *engine.Engine, flagID, addr string) (string, error) {
 	return id, nil
 }
 
-// rowCache maps --row-cache-size to engine.Options.RowCacheSize, where 0
-// means the default and a negative value disables the cache.
-func rowCache(flagSize int64) int64 {
-	if flagSize == 0 {
-		return -1
+// engineOptions is the engine's options as the flags set them; serve
+// adds the logger and what to do on a fatal error. Where a flag's 0 means
+// none (--tombstone-grace, --row-cache-size), the engine gets its explicit
+// off value, since its zero value is the default.
+func (c *serveConfig) engineOptions(tuning compaction.Tuning) engine.Options {
+	return engine.Options{
+		Dir:              c.dataDir,
+		Tuning:           tuning,
+		GC:               compaction.GC{TombstoneGrace: zeroMeans(c.tombstoneGrace, engine.NoGrace)},
+		ProfileOnStall:   c.profileOnStall,
+		RowCacheSize:     zeroMeans(c.rowCacheSize, engine.Off),
+		SkipRowCacheWarm: !c.rowCacheWarm,
+		MinFreeSpace:     c.minFreeSpace,
+		// A table that cannot be read is repaired from the other
+		// replicas; alone, the node refuses to start (repairable).
+		KeepDamaged: true,
 	}
-	return flagSize
+}
+
+// peerConfig is peer's defaults with the flags applied; serve adds the
+// node's resolved id, its store, clocks and transport. It starts from the
+// defaults, rather than leaving zero what no flag sets, so that validate
+// can check it before any of those exist: a flag's 0 then reaches
+// Validate as 0, refused where it means nothing, or as peer's off value
+// where it means none.
+func (c *serveConfig) peerConfig() peer.Config {
+	var pc peer.Config
+	pc.EnsureDefaults()
+	pc.NodeID, pc.Sync = c.nodeID, c.sync
+	pc.Replicas, pc.VNodes, pc.RequestTimeout = c.replicas, c.vnodes, c.requestTimeout
+	pc.TransferRate, pc.TransferDir = c.transferRate, filepath.Clean(c.dataDir)+".transfers"
+	pc.AntiEntropyInterval, pc.AntiEntropyRate = c.antiEntropyInterval, c.antiEntropyRate
+	pc.TombstoneGrace = zeroMeans(c.tombstoneGrace, peer.NoGrace)
+	pc.MaxHintBytes, pc.MaxHintAge = c.limits.hintBounds()
+	return pc
+}
+
+// zeroMeans maps a flag's 0 to a library's explicit value for it (an off
+// value), since the libraries read 0 as their default.
+func zeroMeans[T int64 | time.Duration](flag, zero T) T {
+	if flag == 0 {
+		return zero
+	}
+	return flag
 }
 
 // repairable refuses a start on tables that could not be read when no

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -14,62 +13,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/ringkv/ringkv/engine"
-	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 )
-
-// Config configures Gossip.
-type Config struct {
-	// NodeID, HTTPAddr: this node's identity and client address; required.
-	NodeID   string
-	HTTPAddr string
-	// PeerAddr is where this node takes internode calls, when not at
-	// HTTPAddr (--peer-addr); the default is none.
-	PeerAddr string
-	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
-	BindAddr string
-	// Secrets, when it holds any secret, encrypts gossip with the keys
-	// derived from them (memberlist's keyring, the primary secret's key
-	// first) and refuses unencrypted gossip; a Set installs the new keys
-	// while the node runs. nil or empty: no encryption.
-	Secrets *peer.Secrets
-	// Replicas and VNodes shape the ring (see peer.Config).
-	Replicas, VNodes int
-	// Engine keeps the member list durably; required.
-	Engine *engine.Engine
-	// Clock stamps member-list changes; required.
-	Clock *memtable.Clock
-	// OnView receives every new view, from one goroutine; required.
-	OnView func(*peer.View)
-	// Logger is the default slog.Default().
-	Logger *slog.Logger
-	// Tune, if set, adjusts memberlist's configuration (tests shorten its
-	// intervals, and may give it a transport of their own).
-	Tune func(*memberlist.Config)
-	// ReconnectInterval is how often each member of the ring that failure
-	// detection reports dead is contacted again at its stored gossip
-	// address, so a partition heals once the network does. The default
-	// value is DefaultReconnectInterval.
-	ReconnectInterval time.Duration
-	// LivenessInterval is how often memberlist's suspect states are read
-	// (it does not announce them) and clocks are pinged. The default value
-	// is DefaultLivenessInterval.
-	LivenessInterval time.Duration
-	// Now reads wall time for the members' "since" and the clock that
-	// probes' acks carry (the default is time.Now).
-	Now func() time.Time
-	// Offsets, if set, receives the clock offset each probe of a peer
-	// measures.
-	Offsets *peer.ClockMonitor
-}
-
-// DefaultReconnectInterval is Config.ReconnectInterval's default: two
-// rounds of it (the first makes the far side refute its death, the second
-// carries the refutation back) fit in the 10s a heal may take.
-const DefaultReconnectInterval = 2 * time.Second
-
-// DefaultLivenessInterval is Config.LivenessInterval's default.
-const DefaultLivenessInterval = time.Second
 
 // Gossip is the membership layer: hashicorp/memberlist for failure
 // detection, plus the durable member list that defines the ring, kept on
@@ -120,7 +65,10 @@ var _ peer.Membership = (*Gossip)(nil)
 // peer.ErrGossipAddr; a node that left or was removed gets
 // peer.ErrLeftMember.
 func Start(cfg Config) (*Gossip, error) {
-	cfg.ensureDefaults()
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	host, port, err := splitBindAddr(cfg.BindAddr)
 	if err != nil {
 		return nil, err
@@ -161,21 +109,6 @@ func Start(cfg Config) (*Gossip, error) {
 	g.publish()
 	go g.loop()
 	return g, nil
-}
-
-func (cfg *Config) ensureDefaults() {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.ReconnectInterval <= 0 {
-		cfg.ReconnectInterval = DefaultReconnectInterval
-	}
-	if cfg.LivenessInterval <= 0 {
-		cfg.LivenessInterval = DefaultLivenessInterval
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 }
 
 func splitBindAddr(addr string) (string, int, error) {

@@ -316,7 +316,7 @@ func (m membership) Remove(id string) error {
 // Options shape a test cluster.
 type Options struct {
 	Nodes    int
-	Replicas int    // default 3
+	Replicas int    // default peer.DefaultReplicas
 	VNodes   int    // default 16: small rings keep tests fast
 	Seed     uint64 // drives drops
 	// RequestTimeout bounds replica waits; default 2s.
@@ -325,7 +325,7 @@ type Options struct {
 	// ranges it streams at once; default unlimited.
 	TransferRate int64
 	// TombstoneGrace is the engines' and nodes' --tombstone-grace;
-	// default 24h.
+	// default peer.DefaultTombstoneGrace.
 	TombstoneGrace time.Duration
 	// AntiEntropyInterval, if set, runs anti-entropy that often; by
 	// default it is off, and tests call Node.AntiEntropyPass.
@@ -342,7 +342,7 @@ type Options struct {
 func NewCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Replicas == 0 {
-		opts.Replicas = 3
+		opts.Replicas = peer.DefaultReplicas
 	}
 	if opts.VNodes == 0 {
 		opts.VNodes = 16
@@ -393,7 +393,7 @@ func (c *Cluster) WaitSettled(within time.Duration) {
 
 func (c *Cluster) start(i int) {
 	c.t.Helper()
-	eng, err := engine.Open(engine.Options{FS: c.FS[i], GCInterval: -1, RowCacheSize: -1,
+	eng, err := engine.Open(engine.Options{FS: c.FS[i], GCInterval: engine.Off, RowCacheSize: engine.Off,
 		GC: compaction.GC{TombstoneGrace: c.cfg.TombstoneGrace}})
 	if err != nil {
 		c.t.Fatal(err)
@@ -408,9 +408,9 @@ func (c *Cluster) start(i int) {
 		Transport:           &memTransport{net: c.Net, from: c.Addrs[i]},
 		HintInterval:        time.Hour, // tests replay hints themselves
 		HedgeAfter:          20 * time.Millisecond,
-		TransferRate:        cmp.Or(c.cfg.TransferRate, -1),
-		AntiEntropyInterval: cmp.Or(c.cfg.AntiEntropyInterval, -1),
-		AntiEntropyRate:     -1,
+		TransferRate:        cmp.Or(c.cfg.TransferRate, peer.NoLimit),
+		AntiEntropyInterval: cmp.Or(c.cfg.AntiEntropyInterval, peer.Off),
+		AntiEntropyRate:     peer.NoLimit,
 		TombstoneGrace:      c.cfg.TombstoneGrace,
 	})
 	if err != nil {
