@@ -29,7 +29,7 @@ func TestConfigEnsureDefaults(t *testing.T) {
 	if got := values(c); !reflect.DeepEqual(got, values(want)) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", got, values(want))
 	}
-	if c.Now == nil || c.Logger == nil || c.Clocks == nil || c.Clock == nil {
+	if c.Now == nil || c.Logger == nil || c.Clocks == nil || c.Clock == nil || c.Time == nil {
 		t.Fatalf("Now, Logger, Clocks and Clock must be set: %+v", c)
 	}
 	if c.Clock.MaxOffset() != c.Clocks.Bound() || c.Clocks.Bound() != DefaultMaxClockOffset {
@@ -58,7 +58,7 @@ func TestConfigEnsureDefaults(t *testing.T) {
 
 // values is c without its func and pointer fields, for reflect.DeepEqual.
 func values(c Config) Config {
-	c.Now, c.Logger, c.Clocks, c.Clock = nil, nil, nil, nil
+	c.Now, c.Logger, c.Clocks, c.Clock, c.Time = nil, nil, nil, nil, nil
 	return c
 }
 

@@ -44,7 +44,7 @@ func TestBenchFlagErrors(t *testing.T) {
 	f("--value-size", "--value-size", "lots")
 	f("--zipf-theta", "--zipf-theta", "1.5")
 	f("--scan-limit", "--scan-limit", "0")
-	f("--addr", "--addr", "nohost")
+	f("--addr", "--addr", "ftp://h:1")
 	f("--addr", "--addr", ",")
 	f("--timeout", "--timeout", "0s")
 	f("--key-prefix", "--key-prefix", "")
