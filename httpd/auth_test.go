@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/peertest"
 )
 
 // The test credentials: one token per role, and one readwrite token
@@ -371,7 +372,7 @@ func TestAuthReload(t *testing.T) {
 		t.Fatal("initial credentials wrong")
 	}
 	write(line("read", "two"))
-	pollUntil(t, "the poller picks up token two", func() bool { return has("two") && !has("one") })
+	peertest.WaitFor(t, time.Minute, func() bool { return has("two") && !has("one") }, "the poller to pick up token two")
 
 	write("read sha256:nothex\n")
 	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "line 1") {
@@ -381,22 +382,9 @@ func TestAuthReload(t *testing.T) {
 		t.Fatal("a bad file replaced the credentials in force")
 	}
 	write(line("admin", "three"))
-	pollUntil(t, "the poller picks up token three after a bad file", func() bool { return has("three") })
+	peertest.WaitFor(t, time.Minute, func() bool { return has("three") }, "the poller to pick up token three after a bad file")
 	a.Close()
 	a.Close() // twice is fine
-}
-
-// pollUntil waits for cond, failing after a generous bound (not a timing
-// assumption: only a hang reaches it).
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func FuzzBearer(f *testing.F) {

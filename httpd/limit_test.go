@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/peertest"
 	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
@@ -68,27 +69,22 @@ func listenTCP(t testing.TB) net.Listener {
 	return ln
 }
 
-// waitFor polls cond until it holds, failing the test after a long time.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // flakyListener fails its first fails Accepts with err, then accepts from
-// the real listener.
+// the real listener. Each failure is sent on failed, if it is set, while
+// there is room in its buffer (a test waits for as many as it needs).
 type flakyListener struct {
 	net.Listener
-	fails atomic.Int64
-	err   error
+	fails  atomic.Int64
+	err    error
+	failed chan struct{}
 }
 
 func (l *flakyListener) Accept() (net.Conn, error) {
 	if l.fails.Add(-1) >= 0 {
+		select {
+		case l.failed <- struct{}{}:
+		default:
+		}
 		return nil, l.err
 	}
 	return l.Listener.Accept()
@@ -164,7 +160,8 @@ func (f collectorFunc) Collect(ch chan<- prometheus.Metric) {
 // Accept promptly with a closed error, which fasthttp takes as the end.
 func TestRetryListenerClose(t *testing.T) {
 	inner := fasthttputil.NewInmemoryListener()
-	fl := &flakyListener{Listener: inner, err: errors.New("accept: too many open files")}
+	const failures = 4 // Accept has backed off, and retried, more than once
+	fl := &flakyListener{Listener: inner, err: errors.New("accept: too many open files"), failed: make(chan struct{}, failures)}
 	fl.fails.Store(1 << 40)
 	ln := newRetryListener(fl, slog.New(slog.DiscardHandler), prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}))
 	done := make(chan error, 1)
@@ -172,7 +169,13 @@ func TestRetryListenerClose(t *testing.T) {
 		_, err := ln.Accept()
 		done <- err
 	}()
-	waitFor(t, "accept errors", func() bool { return fl.fails.Load() < 1<<40-3 })
+	for range failures {
+		select {
+		case <-fl.failed:
+		case <-time.After(time.Minute): // only a hang gets here
+			t.Fatal("Accept does not retry after an error")
+		}
+	}
 	ln.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close = %v, want net.ErrClosed", err)
@@ -515,7 +518,7 @@ func TestWorkStopsWithClient(t *testing.T) {
 		}
 		<-cl.started
 		c.Close()
-		waitFor(t, target+" to stop after its client left", func() bool { return cl.running.Load() == 0 && backups.Load() == 0 })
+		peertest.WaitFor(t, time.Minute, func() bool { return cl.running.Load() == 0 && backups.Load() == 0 }, target+" to stop after its client left")
 	}
 
 	// A deadline, with the client still there.

@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/peertest"
 )
 
 // newRequestCtx returns a RequestCtx holding a request parsed from raw, as
@@ -143,18 +144,14 @@ func TestShutdown(t *testing.T) {
 	}()
 
 	// New connections are refused once Shutdown has closed the listener.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	peertest.WaitFor(t, time.Minute, func() bool {
 		c, err := ts.ln.Dial()
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("Dial still succeeds after Shutdown")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	}, "Dial to fail after Shutdown")
 
 	// /healthz answers 503 from the moment Shutdown began.
 	hc := newRequestCtx(t, rawRequest("GET", "/healthz", nil))
@@ -269,20 +266,19 @@ func TestListenAndServe(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- s.ListenAndServe() }()
 	var resp fasthttp.Response
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var lastErr error // logged if no attempt succeeds
+	defer func() {
+		if lastErr != nil {
+			t.Logf("last attempt: %v", lastErr)
+		}
+	}()
+	peertest.WaitFor(t, time.Minute, func() bool {
 		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
 		req.SetRequestURI("http://" + addr + "/healthz")
-		err := fasthttp.Do(req, &resp)
-		fasthttp.ReleaseRequest(req)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		lastErr = fasthttp.Do(req, &resp)
+		return lastErr == nil
+	}, "ListenAndServe to answer /healthz")
 	if resp.StatusCode() != 200 {
 		t.Errorf("healthz = %d", resp.StatusCode())
 	}

@@ -197,7 +197,12 @@ func TestWriteAnswersWithinTimeoutWhileStalled(t *testing.T) {
 	}
 	tu.MemTableSize, tu.MemTableStopWrites = 1<<20, 2
 	lg := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The stall cannot end before release (no flush finishes), so once it
+	// has begun it holds for the write below.
+	stallBegan := make(chan struct{})
+	var once sync.Once
 	e, err := engine.Open(engine.Options{FS: fs, Logger: lg, GCInterval: -1, Tuning: tu, RowCacheSize: -1,
+		OnStall: func(engine.Stall) { once.Do(func() { close(stallBegan) }) },
 		OnFatal: func(msg string) { t.Errorf("pebble fatal: %s", msg) }})
 	if err != nil {
 		t.Fatal(err)
@@ -224,12 +229,13 @@ func TestWriteAnswersWithinTimeoutWhileStalled(t *testing.T) {
 			}
 		})
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.WriteMayBlock() {
-		if time.Now().After(deadline) {
-			t.Fatal("no write stall")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-stallBegan:
+	case <-time.After(time.Minute): // only a hang gets here
+		t.Fatal("no write stall")
+	}
+	if !e.WriteMayBlock() {
+		t.Fatal("a write stall began, yet the engine says writes will not block")
 	}
 	stalled.Store(true)
 	start := time.Now()

@@ -371,24 +371,25 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 }
 
 // WaitSettled waits until every node holds every range its ring gives it.
+// If they do not within the given time, the test fails and its log names
+// the nodes still unsettled and their transfers.
 func (c *Cluster) WaitSettled(within time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var left []string
+	var left []string // as of the last look; empty once all are settled
+	defer func() {
+		if len(left) != 0 { // WaitFor failed the test
+			c.t.Logf("unsettled: %v", left)
+		}
+	}()
+	WaitFor(c.t, within, func() bool {
+		left = left[:0]
 		for i, n := range c.Nodes {
 			if n != nil && !n.Settled() {
 				left = append(left, fmt.Sprint(c.IDs[i], n.Transfers()))
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("nodes not settled within %s: %v", within, left)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(left) == 0
+	}, "every node to settle")
 }
 
 func (c *Cluster) start(i int) {

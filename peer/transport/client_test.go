@@ -32,38 +32,31 @@ func (tr *Transport) queued(addr string) int {
 // It returns the number of requests held.
 func waitHeld(t *testing.T, entered <-chan int, tr *Transport, addr string, want int) int {
 	t.Helper()
-	held, reqs := 0, 0
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-	drain:
+	held, reqs, queued := 0, 0, 0
+	defer func() {
+		if held+queued != want { // waitFor failed the test
+			t.Logf("%d mutations held in %d requests, %d calls queued", held, reqs, queued)
+		}
+	}()
+	waitFor(t, time.Minute, func() bool {
 		for {
 			select {
 			case n := <-entered:
 				held += n
 				reqs++
 			default:
-				break drain
+				queued = tr.queued(addr)
+				return held+queued == want
 			}
 		}
-		if q := tr.queued(addr); held+q == want {
-			return reqs
-		} else if time.Now().After(deadline) {
-			t.Fatalf("waiting for %d mutations: %d held in %d requests, %d calls queued", want, held, reqs, q)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	}, fmt.Sprintf("%d mutations held or queued", want))
+	return reqs
 }
 
 // waitQueued waits until n Apply calls wait in tr's queue for addr.
 func waitQueued(t *testing.T, tr *Transport, addr string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for tr.queued(addr) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %d queued calls: %d", n, tr.queued(addr))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, time.Minute, func() bool { return tr.queued(addr) == n }, fmt.Sprintf("%d queued calls", n))
 }
 
 func TestTransportApply(t *testing.T) {
@@ -243,10 +236,7 @@ func TestTransportConcurrentReads(t *testing.T) {
 		})
 	}
 	<-entered // the first batch is held; the rest queue behind it
-	waitQueuedReads := time.Now().Add(10 * time.Second)
-	for queuedReads(tr, addr) == 0 && time.Now().Before(waitQueuedReads) {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, time.Minute, func() bool { return queuedReads(tr, addr) != 0 }, "reads to queue behind the batch in flight")
 	release()
 	wg.Wait()
 	close(errs)
@@ -456,17 +446,19 @@ func TestTransportCloseStopsSenders(t *testing.T) {
 	}
 	tr.Close()
 	tr.Close() // twice is fine
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, stacks := transportGoroutines()
-		if n == 0 {
-			break
+	// Close waits for the senders, but a goroutine lingers a moment after
+	// it says it is done.
+	var left string // the stacks of the last look's transport goroutines
+	defer func() {
+		if left != "" { // waitFor failed the test
+			t.Logf("transport goroutines left after Close:\n%s", left)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d transport goroutines left after Close:\n%s", n, stacks)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	waitFor(t, time.Minute, func() bool {
+		var n int
+		n, left = transportGoroutines()
+		return n == 0
+	}, "the transport's goroutines to end after Close")
 	t.Logf("goroutines: %d before, %d after Close (fasthttp's cleaners and server workers linger a while)", before, runtime.NumGoroutine())
 
 	// Calls after Close fail at once.
@@ -494,7 +486,7 @@ func TestTransportCloseAnswersQueuedCalls(t *testing.T) {
 
 		closed := make(chan struct{})
 		go func() { tr.Close(); close(closed) }()
-		time.Sleep(10 * time.Millisecond) // Close has begun
+		<-tr.stop // Close has begun: nothing more is queued
 		release()
 		<-closed
 		if err := <-first; err != nil {
