@@ -96,21 +96,21 @@ func benchCoordinator(b *testing.B, k []byte, async bool) (*coordinator, *View) 
 	return co, v
 }
 
-// BenchmarkClusterGet measures one quorum read's coordinator work (this
-// node's copy and one replica's) over a transport that costs nothing:
+// BenchmarkClusterGet measures one quorum read's coordinator work (Get:
+// this node's copy and one replica's) over a transport that costs nothing:
 // allocs/op is the coordinator's own. ns/op on a shared machine is noise.
 func BenchmarkClusterGet(b *testing.B) {
 	for _, async := range []bool{false, true} {
 		b.Run(map[bool]string{false: "inline", true: "async"}[async], func(b *testing.B) {
 			k := []byte("bench-key")
-			co, v := benchCoordinator(b, k, async)
+			co, _ := benchCoordinator(b, k, async)
 			ctx := context.Background()
 			var dst []byte
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
 				var err error
-				dst, _, err = co.clusterGet(ctx, v, dst[:0], k, Quorum)
+				dst, _, err = co.Get(ctx, dst[:0], k, Quorum)
 				if err != nil {
 					b.Fatal(err)
 				}

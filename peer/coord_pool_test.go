@@ -97,3 +97,26 @@ func TestClusterWriteLateAnswer(t *testing.T) {
 		ft.drain()
 	}
 }
+
+// TestTimerReuse: a pooled request's timer that fired unseen (its
+// request ended on an answer first) is stopped and emptied, so that the
+// next request's timer, reset, does not tick at once.
+func TestTimerReuse(t *testing.T) {
+	ft := newFakeTime()
+	var tm Timer
+	armTimer(ft, &tm, time.Second)
+	ft.advance(time.Second) // fires: a tick waits in its channel, unseen
+	stopTimer(tm)
+	armTimer(ft, &tm, time.Second)
+	select {
+	case <-tm.C():
+		t.Fatal("the reused timer ticked before its time")
+	default:
+	}
+	ft.advance(time.Second)
+	select {
+	case <-tm.C():
+	default:
+		t.Fatal("the reused timer did not tick")
+	}
+}
