@@ -76,6 +76,10 @@ type coordinator struct {
 	// under the node's viewMu): replica writes for keys this node owned
 	// in them are still taken (see mayStore).
 	pastRings atomic.Pointer[[]pastRing]
+
+	// gets and puts pool the state of cluster reads (*getState) and
+	// writes (*putState), so that a request allocates none of it.
+	gets, puts sync.Pool
 }
 
 // solo reports whether this node alone owns every key of view v, so
@@ -100,9 +104,12 @@ func (c *coordinator) clusterWrite(ctx context.Context, v *View, op string, key 
 	if len(owners) == 0 {
 		return Version{}, &UnavailableError{Op: op, Needed: 1}
 	}
-	p := newWritePlan(writeEnv{
+	s := c.putState(v, len(owners)+1)
+	defer s.end()
+	p := &s.plan
+	p.reset(writeEnv{
 		op: op, self: c.cfg.NodeID, owners: owners, need: cons.Needed(len(owners)), checked: vd.Compared,
-		reachable: func(id string) bool { _, ok := v.reachable(id); return ok && c.cfg.Transport != nil },
+		reachable: s.reachable,
 	})
 	steps := p.start()
 	if p.done {
@@ -114,22 +121,24 @@ func (c *coordinator) clusterWrite(ctx context.Context, v *View, op string, key 
 	// timestamps have millisecond wall time.
 	waitUntil := memtable.TimestampTime(rec.TS).Add(time.Millisecond + vd.Lag)
 	// The replica calls outlive the request (its buffers are recycled), so
-	// they get their own copy of the key and record, in one allocation.
-	buf := make([]byte, 0, len(key)+rec.EncodedLen())
-	buf = append(buf, key...)
-	buf = rec.Append(buf)
-	m := Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]}
-	done := make(chan writeAnswer, len(owners)+1)
-	c.sendWrites(v, steps, key, rec, m, done)
-	timer := c.time.NewTimer(c.cfg.RequestTimeout)
-	defer timer.Stop()
+	// they get the state's copy of the key and record, kept until the last
+	// of them is done.
+	s.buf = append(s.buf[:0], key...)
+	s.buf = rec.Append(s.buf)
+	s.m = Mutation{Key: s.buf[:len(key):len(key)], Record: s.buf[len(key):]}
+	c.sendWrites(s, steps, key, rec)
+	timer := s.arm(&s.timer, c.cfg.RequestTimeout)
 	for !p.done {
 		select {
-		case a := <-done:
+		case a := <-s.done:
 			if p.onAnswer(a.replica, a.err) {
-				// This node's deferred copy, from m: key and rec alias
+				// This node's deferred copy, from s.m: key and rec alias
 				// the request's buffers, which may be recycled by then.
-				c.bg.Go(func() { done <- writeAnswer{err: c.storeEncoded(m)} })
+				s.refs.Add(1)
+				c.bg.Go(func() {
+					s.done <- writeAnswer{err: c.storeEncoded(s.m)}
+					s.unref()
+				})
 			}
 		case <-timer.C():
 			p.onTimeout()
@@ -140,54 +149,198 @@ func (c *coordinator) clusterWrite(ctx context.Context, v *View, op string, key 
 	if p.err != nil {
 		return Version{}, p.err
 	}
-	if err := c.commitWait(ctx, waitUntil); err != nil {
+	if err := c.commitWait(ctx, waitUntil, &s.wait); err != nil {
 		return Version{}, err
 	}
 	return rec.Version, nil
 }
 
-// sendWrites carries out a write plan's steps: m (rec for key, encoded) to
-// the replicas, hints for the owners down, and this node's copy; each
-// outcome is answered on done.
-func (c *coordinator) sendWrites(v *View, steps []writeStep, key []byte, rec *memtable.Record, m Mutation, done chan<- writeAnswer) {
+// putState is one cluster write's state: its plan, answer channel,
+// timers, the encoded record the replicas are sent, and a callback per
+// replica, pooled (coordinator.puts) so that a write allocates none of
+// them. The replicas may answer after the write returned (it waits only
+// for its quorum), so a state goes back to the pool only once the request
+// and every call, hint and goroutine it started are done with it: refs
+// counts them, and whoever drops the last returns it.
+type putState struct {
+	c    *coordinator
+	refs atomic.Int32
+	v    *View // the view the write began with
+	plan writePlan
+	// done receives one answer per owner (and one more for a deferred
+	// own copy): it has room for them all, so no answer ever blocks.
+	done        chan writeAnswer
+	timer, wait Timer // the request timeout and the commit wait, once armed
+	buf         []byte
+	m           Mutation    // key and record in buf, for replicas and hints
+	ms          [1]Mutation // m, as the replicas' calls take it
+	sends       []*replicaWrite
+	nsends      int                  // sends[:nsends] are this write's
+	reachable   func(id string) bool // s.isReachable, bound once
+}
+
+// replicaWrite is one replica's call of a write, its callback bound once.
+type replicaWrite struct {
+	s       *putState
+	id      string
+	written func(error) // w.answer
+}
+
+// putState returns a state for a write over v whose owners send at most
+// answers, its only reference the caller's.
+func (c *coordinator) putState(v *View, answers int) *putState {
+	s, _ := c.puts.Get().(*putState)
+	if s == nil {
+		s = &putState{c: c}
+		s.reachable = s.isReachable
+	}
+	if cap(s.done) < answers {
+		s.done = make(chan writeAnswer, answers)
+	}
+	s.v = v
+	s.refs.Store(1)
+	return s
+}
+
+// isReachable is writeEnv.reachable: id is not known dead, and this node
+// has a transport.
+func (s *putState) isReachable(id string) bool {
+	_, ok := s.v.reachable(id)
+	return ok && s.c.cfg.Transport != nil
+}
+
+// arm starts the timer *t for d, created on first use, and returns it.
+func (s *putState) arm(t *Timer, d time.Duration) Timer { return armTimer(s.c.time, t, d) }
+
+// replica returns the next replica call's slot, for id.
+func (s *putState) replica(id string) *replicaWrite {
+	if s.nsends == len(s.sends) {
+		w := &replicaWrite{s: s}
+		w.written = w.answer
+		s.sends = append(s.sends, w)
+	}
+	w := s.sends[s.nsends]
+	s.nsends++
+	w.id = id
+	return w
+}
+
+// answer is a replica's outcome, from the transport.
+func (w *replicaWrite) answer(err error) {
+	s, c := w.s, w.s.c
+	if c.replicaWritten(w.id, err) {
+		s.refs.Add(1)
+		id := w.id
+		c.bg.Go(func() {
+			c.hint(id, s.m)
+			s.unref()
+		})
+	}
+	s.done <- writeAnswer{err: err, replica: true}
+	s.unref()
+	c.bg.Done()
+}
+
+// end is the request's part done: its timers stopped, its reference
+// dropped.
+func (s *putState) end() {
+	stopTimer(s.timer)
+	stopTimer(s.wait)
+	s.unref()
+}
+
+// unref drops one reference; the last returns s to the pool, emptied.
+func (s *putState) unref() {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	for len(s.done) > 0 {
+		<-s.done // answers that came after the request returned
+	}
+	s.plan.reset(writeEnv{})
+	s.v, s.m, s.ms[0], s.nsends = nil, Mutation{}, Mutation{}, 0
+	if cap(s.buf) > maxPooledBuf {
+		s.buf = nil
+	}
+	s.c.puts.Put(s)
+}
+
+// maxPooledBuf is the largest buffer a pooled request state keeps: a large
+// value's should not stay alive in the pool.
+const maxPooledBuf = 64 << 10
+
+// armTimer starts the timer *t for d, taking it from ts on first use.
+func armTimer(ts TimeSource, t *Timer, d time.Duration) Timer {
+	if *t == nil {
+		*t = ts.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	return *t
+}
+
+// stopTimer stops t, if any, so that it can be reset for another request:
+// a tick it sent before (a TimeSource's timer need not discard it, as
+// time.Timer does since Go 1.23) is dropped.
+func stopTimer(t Timer) {
+	if t == nil {
+		return
+	}
+	t.Stop()
+	select {
+	case <-t.C():
+	default:
+	}
+}
+
+// sendWrites carries out a write plan's steps: s.m (rec for key, encoded)
+// to the replicas, hints for the owners down, and this node's copy; each
+// outcome is answered on s.done.
+func (c *coordinator) sendWrites(s *putState, steps []writeStep, key []byte, rec *memtable.Record) {
 	var deadline time.Time
-	ms := []Mutation{m}
-	for _, s := range steps {
-		id := s.id
-		switch s.act {
+	s.ms[0] = s.m
+	for _, st := range steps {
+		id := st.id
+		switch st.act {
 		case writeHint:
-			c.bg.Go(func() { c.hint(id, m) })
-			done <- writeAnswer{err: errDown}
+			s.refs.Add(1)
+			c.bg.Go(func() {
+				c.hint(id, s.m)
+				s.unref()
+			})
+			s.done <- writeAnswer{err: errDown}
 		case writeSend:
-			mem, _ := v.reachable(id)
+			mem, _ := s.v.reachable(id)
 			if deadline.IsZero() {
 				deadline = c.time.Now().Add(c.cfg.RequestTimeout)
 			}
 			// Asynchronous, with no goroutine of its own: the transport
 			// batches it with other writes to the same replica.
 			c.bg.Add(1)
-			c.cfg.Transport.ApplyAsync(mem.HTTPAddr, ms, deadline, func(err error) {
-				c.replicaWritten(id, m, err)
-				done <- writeAnswer{err: err, replica: true}
-				c.bg.Done()
-			})
+			s.refs.Add(1)
+			c.cfg.Transport.ApplyAsync(mem.HTTPAddr, s.ms[:], deadline, s.replica(id).written)
 		case writeLocal:
 			if e := c.cfg.Engine; !e.WriteMayBlock() {
-				done <- writeAnswer{err: e.Write(key, rec, c.cfg.Sync)}
+				s.done <- writeAnswer{err: e.Write(key, rec, c.cfg.Sync)}
 			} else {
 				// A write that may block answers through done like a
 				// replica's, and the request timeout bounds it (see
 				// writeLocal).
 				k, r := copyRecord(key, rec)
-				c.bg.Go(func() { done <- writeAnswer{err: e.Write(k, r, c.cfg.Sync)} })
+				s.refs.Add(1)
+				c.bg.Go(func() {
+					s.done <- writeAnswer{err: e.Write(k, r, c.cfg.Sync)}
+					s.unref()
+				})
 			}
 		}
 	}
 }
 
-// replicaWritten does what replica id's write of m leaves to do, whether or
-// not the request still waits for it.
-func (c *coordinator) replicaWritten(id string, m Mutation, err error) {
+// replicaWritten does what replica id's failed write leaves to do, whether
+// or not the request still waits for it, and reports whether the caller
+// is to keep a hint of it.
+func (c *coordinator) replicaWritten(id string, err error) (hint bool) {
 	hint, refused := replicaFailure(err)
 	if refused {
 		// Refused as from the future: a hint would land it once the
@@ -198,8 +351,8 @@ func (c *coordinator) replicaWritten(id string, m Mutation, err error) {
 	}
 	if hint {
 		c.cfg.Logger.Debug("replica write failed; keeping a hint", "node", id, "err", err)
-		c.bg.Go(func() { c.hint(id, m) })
 	}
+	return hint
 }
 
 // storeEncoded writes the encoded mutation m to this node's engine.
@@ -213,18 +366,16 @@ func (c *coordinator) storeEncoded(m Mutation) error {
 
 // commitWait returns once this node's wall clock reads until, or ctx ends.
 // With clocks in sync the replicas' fsyncs took longer, and it returns at
-// once.
-func (c *coordinator) commitWait(ctx context.Context, until time.Time) error {
+// once. Its timer is *t, created on first use (the caller stops it).
+func (c *coordinator) commitWait(ctx context.Context, until time.Time, t *Timer) error {
 	d := until.Sub(c.cfg.Now())
 	if d <= 0 {
 		return nil
 	}
 	c.commitWaits.Add(1)
 	c.commitWaitNanos.Add(int64(d))
-	t := c.time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C():
+	case <-armTimer(c.time, t, d).C():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -275,71 +426,176 @@ func (c *coordinator) clusterGet(ctx context.Context, v *View, dst, key []byte, 
 	if len(owners) == 0 {
 		return dst, Version{}, &UnavailableError{Op: "get", Needed: 1}
 	}
-	kc := append([]byte(nil), key...)
-	p := newReadPlan(readEnv{
+	// Room for every node the plan may ask, so that no answer ever blocks.
+	room := len(owners) + c.cfg.Replicas + 2
+	s := c.getState(v, key, room)
+	defer s.end()
+	p := &s.plan
+	p.reset(readEnv{
 		self: c.cfg.NodeID, owners: owners, need: cons.Needed(len(owners)),
-		room:      len(owners) + c.cfg.Replicas + 2,
-		reachable: func(id string) bool { _, ok := v.reachable(id); return ok },
-		beyond:    func() []string { return v.Ring.Successors(ring.Token(kc), len(owners)+2)[len(owners):] },
+		room:      room,
+		reachable: s.reachable,
+		beyond:    s.beyond,
 		allOwners: len(v.Ring.Nodes()) <= c.cfg.Replicas,
 	})
-	deadline := c.time.Now().Add(c.cfg.RequestTimeout)
-	// Room for every node the plan may ask, so that no answer ever blocks.
-	replies := make(chan reply, p.env.room)
-	ask := func(ids []string) {
-		for _, id := range ids {
-			c.askRead(v, id, kc, deadline, replies)
-		}
-	}
+	s.deadline = c.time.Now().Add(c.cfg.RequestTimeout)
 	// The first round last to first: remote replicas first, so they run
 	// while this node reads its own copy.
 	first := p.start()
 	for i := len(first) - 1; i >= 0; i-- {
-		ask(first[i : i+1])
+		c.askRead(s, first[i])
 	}
-	timer := c.time.NewTimer(c.cfg.RequestTimeout)
-	defer timer.Stop()
+	timer := s.arm(&s.timer, c.cfg.RequestTimeout)
 	// A replica that hangs (paused, or cut off before failure detection
 	// notices) must not hold the read: after HedgeAfter, ask one more.
-	hedge := c.time.NewTimer(c.cfg.HedgeAfter)
-	defer hedge.Stop()
+	hedge := s.arm(&s.hedge, c.cfg.HedgeAfter)
 	for !p.done {
 		select {
 		case <-hedge.C():
 			more, rearm := p.onHedge()
-			ask(more)
+			s.ask(more)
 			if rearm {
 				hedge.Reset(c.cfg.HedgeAfter)
 			}
-		case r := <-replies:
+		case r := <-s.replies:
 			if r.err != nil {
 				c.cfg.Logger.Debug("replica read failed", "node", r.id, "err", r.err)
 			}
-			ask(p.onReply(r))
+			s.ask(p.onReply(r))
 		case <-timer.C():
 			p.onTimeout()
 		case <-ctx.Done():
 			return dst, Version{}, ctx.Err()
 		}
 	}
-	return c.readResult(v, dst, kc, p.result)
+	return c.readResult(v, dst, s.key, p.result)
 }
 
-// askRead asks node id for its record of key, answering on replies.
-// replies has room for every node a plan asks, so this never blocks.
-func (c *coordinator) askRead(v *View, id string, key []byte, deadline time.Time, replies chan<- reply) {
+// getState is one cluster read's state: its plan, reply channel, timers,
+// its copy of the key, this node's record and a callback per replica
+// asked, pooled (coordinator.gets) so that a read allocates none of them.
+// Replicas may answer after the read returned (it waits only for its
+// quorum), so a state goes back to the pool only once the request and
+// every ask it made are done with it: refs counts them, and whoever drops
+// the last returns it.
+type getState struct {
+	c        *coordinator
+	refs     atomic.Int32
+	v        *View // the view the read began with
+	plan     readPlan
+	deadline time.Time // of the replicas' reads
+	// replies has room for every node a plan asks, so no answer blocks.
+	replies      chan reply
+	timer, hedge Timer  // the request timeout and the hedge, once armed
+	key          []byte // the read's copy: the asks outlive the request
+	local        []byte // this node's record, read into
+	asks         []*readAsk
+	nasks        int                  // asks[:nasks] are this read's
+	reachable    func(id string) bool // s.isReachable, bound once
+	beyond       func() []string      // s.beyondOwners, bound once
+}
+
+// readAsk is one replica's read, its callback bound once.
+type readAsk struct {
+	s   *getState
+	id  string
+	got func(rec []byte, err error) // a.answer
+}
+
+// getState returns a state for a read of key over v that asks at most
+// room nodes, its only reference the caller's.
+func (c *coordinator) getState(v *View, key []byte, room int) *getState {
+	s, _ := c.gets.Get().(*getState)
+	if s == nil {
+		s = &getState{c: c}
+		s.reachable, s.beyond = s.isReachable, s.beyondOwners
+	}
+	if cap(s.replies) < room {
+		s.replies = make(chan reply, room)
+	}
+	s.v = v
+	s.key = append(s.key[:0], key...)
+	s.refs.Store(1)
+	return s
+}
+
+// isReachable is readEnv.reachable.
+func (s *getState) isReachable(id string) bool {
+	_, ok := s.v.reachable(id)
+	return ok
+}
+
+// beyondOwners is readEnv.beyond.
+func (s *getState) beyondOwners() []string {
+	n := len(s.plan.env.owners)
+	return s.v.Ring.Successors(ring.Token(s.key), n+2)[n:]
+}
+
+// arm starts the timer *t for d, created on first use, and returns it.
+func (s *getState) arm(t *Timer, d time.Duration) Timer { return armTimer(s.c.time, t, d) }
+
+// ask asks each of ids.
+func (s *getState) ask(ids []string) {
+	for _, id := range ids {
+		s.c.askRead(s, id)
+	}
+}
+
+// answer is a replica's reply, from the transport.
+func (a *readAsk) answer(rec []byte, err error) {
+	s := a.s
+	s.replies <- reply{id: a.id, rec: rec, err: err}
+	s.unref()
+}
+
+// end is the request's part done: its timers stopped, its reference
+// dropped.
+func (s *getState) end() {
+	stopTimer(s.timer)
+	stopTimer(s.hedge)
+	s.unref()
+}
+
+// unref drops one reference; the last returns s to the pool, emptied.
+func (s *getState) unref() {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	for len(s.replies) > 0 {
+		<-s.replies // answers that came after the request returned
+	}
+	s.plan.forget()
+	s.v, s.nasks = nil, 0
+	if cap(s.key) > maxPooledBuf {
+		s.key = nil
+	}
+	if cap(s.local) > maxPooledBuf {
+		s.local = nil
+	}
+	s.c.gets.Put(s)
+}
+
+// askRead asks node id for its record of s.key, answering on s.replies.
+func (c *coordinator) askRead(s *getState, id string) {
 	if id == c.cfg.NodeID {
-		replies <- c.readLocalReply(id, key)
+		s.replies <- c.readLocalReply(s, id)
 		return
 	}
-	mem, ok := v.reachable(id)
+	mem, ok := s.v.reachable(id)
 	if !ok || c.cfg.Transport == nil {
-		replies <- reply{id: id, err: errDown}
+		s.replies <- reply{id: id, err: errDown}
 		return
 	}
-	c.cfg.Transport.ReadAsync(mem.HTTPAddr, key, deadline, func(rec []byte, err error) {
-		replies <- reply{id: id, rec: rec, err: err}
-	})
+	if s.nasks == len(s.asks) {
+		a := &readAsk{s: s}
+		a.got = a.answer
+		s.asks = append(s.asks, a)
+	}
+	a := s.asks[s.nasks]
+	s.nasks++
+	a.id = id
+	s.refs.Add(1)
+	c.cfg.Transport.ReadAsync(mem.HTTPAddr, s.key, s.deadline, a.got)
 }
 
 // readResult turns a read plan's result into Get's, and starts its repairs.
@@ -361,9 +617,16 @@ func (c *coordinator) readResult(v *View, dst, key []byte, res readResult) ([]by
 	return append(dst, rec.Value...), rec.Version, nil
 }
 
-// readLocalReply reads this node's own record of key as a reply.
-func (c *coordinator) readLocalReply(id string, key []byte) reply {
-	rec, err := c.ReadLocal(nil, key)
+// readLocalReply reads this node's own record of s.key as a reply, into
+// s.local: a plan asks this node once.
+func (c *coordinator) readLocalReply(s *getState, id string) reply {
+	rec, err := c.ReadLocal(s.local[:0], s.key)
+	if cap(rec) > cap(s.local) {
+		s.local = rec[:0]
+	}
+	if len(rec) == 0 {
+		rec = nil // none: an encoded record is never empty
+	}
 	if errors.Is(err, ErrNotFound) {
 		return reply{id: id}
 	}
@@ -371,13 +634,13 @@ func (c *coordinator) readLocalReply(id string, key []byte) reply {
 }
 
 // repair writes newest to the replicas ids (those a read found stale), in
-// the background.
+// the background. key and newest may be recycled once it returns.
 func (c *coordinator) repair(v *View, key, newest []byte, ids []string) {
+	var own Mutation // the background writes' copy, made once
 	for _, id := range ids {
-		m := Mutation{Key: key, Record: newest}
 		c.readRepairs.Add(1)
 		if id == c.cfg.NodeID {
-			if err := c.ApplyLocal([]Mutation{m}); err != nil {
+			if err := c.ApplyLocal([]Mutation{{Key: key, Record: newest}}); err != nil {
 				c.cfg.Logger.Warn("read repair failed", "node", id, "err", err)
 			}
 			continue
@@ -386,6 +649,11 @@ func (c *coordinator) repair(v *View, key, newest []byte, ids []string) {
 		if !ok {
 			continue
 		}
+		if own.Key == nil {
+			buf := append(append(make([]byte, 0, len(key)+len(newest)), key...), newest...)
+			own = Mutation{Key: buf[:len(key):len(key)], Record: buf[len(key):]}
+		}
+		m := own
 		c.bg.Go(func() {
 			if err := c.sendApply(mem.HTTPAddr, []Mutation{m}); err != nil {
 				if errors.Is(err, ErrNotOwner) || errors.Is(err, ErrClockOffset) {

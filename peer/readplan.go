@@ -68,6 +68,8 @@ type readPlan struct {
 	hedging  bool     // the hedge timer is armed
 	done     bool
 	result   readResult
+	// repairBuf is the backing array of result.repair, kept by reset.
+	repairBuf []string
 }
 
 // readResult is how a read plan ended.
@@ -85,7 +87,17 @@ type readResult struct {
 
 // newReadPlan returns the plan of a read in env, before its first asks.
 func newReadPlan(env readEnv) *readPlan {
-	p := &readPlan{env: env, order: make([]string, 0, env.room), hedging: true}
+	p := &readPlan{order: make([]string, 0, env.room)}
+	p.reset(env)
+	return p
+}
+
+// reset makes p the plan of a read in env, before its first asks, as
+// newReadPlan's, keeping the buffers of the read it last planned (a
+// pooled read's, see getState): nothing of that read is used again.
+func (p *readPlan) reset(env readEnv) {
+	order, got, pending, repair := p.order[:0], p.got[:0], p.pending[:0], p.repairBuf[:0]
+	*p = readPlan{env: env, order: order, got: got, pending: pending, repairBuf: repair, hedging: true}
 	for _, id := range env.owners {
 		if id == env.self {
 			p.order = append(p.order, id)
@@ -101,7 +113,16 @@ func newReadPlan(env readEnv) *readPlan {
 			p.order = append(p.order, id)
 		}
 	}
-	return p
+}
+
+// forget drops p's references to the records and ids of its read, so that
+// a pooled plan keeps none alive.
+func (p *readPlan) forget() {
+	clear(p.order[:cap(p.order)])
+	clear(p.got[:cap(p.got)])
+	clear(p.pending[:cap(p.pending)])
+	clear(p.repairBuf[:cap(p.repairBuf)])
+	p.env, p.result, p.corrupt = readEnv{}, readResult{}, nil
 }
 
 // start returns the first round's asks. The caller sends them last to
@@ -274,7 +295,7 @@ func (p *readPlan) newest() readResult {
 	if newest == nil {
 		return readResult{}
 	}
-	var repair []string
+	repair := p.repairBuf[:0]
 	for _, r := range p.got {
 		if r.rec != nil {
 			if stale, err := memtable.Newer(newest, r.rec); err != nil || !stale {
@@ -282,6 +303,10 @@ func (p *readPlan) newest() readResult {
 			}
 		}
 		repair = append(repair, r.id)
+	}
+	p.repairBuf = repair
+	if len(repair) == 0 {
+		repair = nil
 	}
 	return readResult{rec: newest, repair: repair}
 }

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"slices"
 )
 
 // errDown stands for a replica the view says is dead: it is not asked, and
@@ -69,7 +70,18 @@ type writePlan struct {
 
 // newWritePlan returns the plan of a write in env, before its first step.
 func newWritePlan(env writeEnv) *writePlan {
-	return &writePlan{env: env}
+	p := &writePlan{}
+	p.reset(env)
+	return p
+}
+
+// reset makes p the plan of a write in env, before its first step, as
+// newWritePlan's, keeping the steps buffer of the write it last planned
+// (a pooled write's, see putState).
+func (p *writePlan) reset(env writeEnv) {
+	steps := p.steps[:0]
+	clear(steps[:cap(steps)])
+	*p = writePlan{env: env, steps: steps}
 }
 
 // start returns each owner's step, in ring order; the write may be done
@@ -90,7 +102,7 @@ func (p *writePlan) start() []writeStep {
 		p.finish(&UnavailableError{Op: p.env.op, Needed: p.env.need, Cause: errClockUnchecked})
 		return nil
 	}
-	p.steps = make([]writeStep, 0, len(p.env.owners))
+	p.steps = slices.Grow(p.steps[:0], len(p.env.owners))
 	for _, id := range p.env.owners {
 		switch {
 		case id == p.env.self:

@@ -154,6 +154,9 @@ type Transport struct {
 	wg        sync.WaitGroup
 	stop      chan struct{} // closed by Close: senders stop
 	closeOnce sync.Once
+	// callPool recycles calls once answered (newCall, release), so that
+	// queueing one allocates nothing.
+	callPool sync.Pool
 
 	// The server side (server.go).
 	scans  chan struct{}      // internode scan slots, one per scan running
@@ -205,7 +208,7 @@ func (t *Transport) Close() {
 		t.wg.Wait()
 		for _, l := range t.lanes {
 			for len(l.calls) > 0 {
-				(<-l.calls).fail(errTransportClosed)
+				t.failCall(<-l.calls, errTransportClosed)
 			}
 		}
 		t.client.CloseIdleConnections()
@@ -255,6 +258,27 @@ func (c *call) fail(err error) {
 	}
 }
 
+// newCall returns an empty call, recycled if one is.
+func (t *Transport) newCall() *call {
+	if c, _ := t.callPool.Get().(*call); c != nil {
+		return c
+	}
+	return &call{}
+}
+
+// release recycles c, once answered and out of every batch: nothing
+// refers to it any more.
+func (t *Transport) release(c *call) {
+	*c = call{}
+	t.callPool.Put(c)
+}
+
+// failCall fails c and recycles it.
+func (t *Transport) failCall(c *call, err error) {
+	c.fail(err)
+	t.release(c)
+}
+
 // lane returns the lane to addr for kind, starting its senders the first
 // time, with t.mu held shared; ok is false once t is closed (the lock is
 // then released).
@@ -265,11 +289,14 @@ func (t *Transport) lane(addr string, kind laneKind) (l *lane, ok bool) {
 		t.mu.RUnlock()
 		t.mu.Lock()
 		if l = t.lanes[k]; l == nil && !t.closed {
-			l = &lane{laneKey: k, calls: make(chan *call, t.cfg.MaxQueued)}
-			t.lanes[k] = l
+			// A variable of its own for the senders: captured, the
+			// result l would be moved to the heap on every call.
+			nl := &lane{laneKey: k, calls: make(chan *call, t.cfg.MaxQueued)}
+			t.lanes[k] = nl
 			for range t.cfg.Senders {
-				t.wg.Go(func() { t.send(l) })
+				t.wg.Go(func() { t.send(nl) })
 			}
+			l = nl
 		}
 		t.mu.Unlock()
 		t.mu.RLock()
@@ -282,11 +309,11 @@ func (t *Transport) lane(addr string, kind laneKind) (l *lane, ok bool) {
 }
 
 // enqueue queues c on l, or fails it at once when l is full.
-func enqueue(l *lane, c *call) {
+func (t *Transport) enqueue(l *lane, c *call) {
 	select {
 	case l.calls <- c:
 	default:
-		c.fail(errPeerBusy)
+		t.failCall(c, errPeerBusy)
 	}
 }
 
@@ -323,13 +350,18 @@ func (t *Transport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Ti
 		return
 	}
 	defer t.mu.RUnlock()
-	chunks := t.split(ms)
-	if len(chunks) > 1 {
-		done = joinDone(len(chunks), done)
+	if n, size := t.chunk(ms); n == len(ms) {
+		// One request, as most calls (one replica write) are: no split.
+		c := t.newCall()
+		c.ms, c.size, c.deadline, c.done = ms, size, deadline, done
+		t.enqueue(l, c)
+		return
 	}
+	chunks := t.split(ms)
+	done = joinDone(len(chunks), done)
 	for _, c := range chunks {
 		c.deadline, c.done = deadline, done
-		enqueue(l, c)
+		t.enqueue(l, c)
 	}
 }
 
@@ -364,7 +396,9 @@ func (t *Transport) ReadAsync(addr string, key []byte, deadline time.Time, got f
 		return
 	}
 	defer t.mu.RUnlock()
-	enqueue(l, &call{key: key, size: len(key) + binary.MaxVarintLen32, deadline: deadline, got: got})
+	c := t.newCall()
+	c.key, c.size, c.deadline, c.got = key, len(key)+binary.MaxVarintLen32, deadline, got
+	t.enqueue(l, c)
 }
 
 // split cuts ms into calls of at most MaxBatch mutations and
@@ -372,19 +406,27 @@ func (t *Transport) ReadAsync(addr string, key []byte, deadline time.Time, got f
 func (t *Transport) split(ms []peer.Mutation) []*call {
 	var out []*call
 	for len(ms) > 0 {
-		n, size := 0, 0
-		for n < len(ms) && n < MaxBatch {
-			sz := mutationSize(ms[n])
-			if n > 0 && size+sz > t.cfg.MaxBatchBytes {
-				break
-			}
-			size += sz
-			n++
-		}
-		out = append(out, &call{ms: ms[:n], size: size})
+		n, size := t.chunk(ms)
+		c := t.newCall()
+		c.ms, c.size = ms[:n], size
+		out = append(out, c)
 		ms = ms[n:]
 	}
 	return out
+}
+
+// chunk returns how many of ms (at least one) the first call of a split
+// takes, and their size: at most MaxBatch mutations and MaxBatchBytes.
+func (t *Transport) chunk(ms []peer.Mutation) (n, size int) {
+	for n < len(ms) && n < MaxBatch {
+		sz := mutationSize(ms[n])
+		if n > 0 && size+sz > t.cfg.MaxBatchBytes {
+			break
+		}
+		size += sz
+		n++
+	}
+	return n, size
 }
 
 // joinDone returns a done for n calls that calls done once, when all n
@@ -468,7 +510,7 @@ func (t *Transport) send(l *lane) {
 				live = append(live, c)
 				deadline = later(deadline, c.deadline)
 			} else {
-				c.fail(context.DeadlineExceeded)
+				t.failCall(c, context.DeadlineExceeded)
 			}
 		}
 		if len(live) > 0 {
@@ -497,6 +539,7 @@ func (t *Transport) send(l *lane) {
 					default:
 						c.got(recs[i], nil)
 					}
+					t.release(c)
 				}
 				clear(keys)
 			} else {
@@ -508,6 +551,7 @@ func (t *Transport) send(l *lane) {
 				err := t.post(l.addr, path, body, deadline, fasthttp.StatusNoContent, nil)
 				for _, c := range live {
 					c.done(err)
+					t.release(c)
 				}
 				clear(ms) // drop references to the callers' buffers
 			}
@@ -535,7 +579,8 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI(t.url(addr, path))
+	var u [128]byte
+	req.SetRequestURIBytes(t.appendURL(u[:0], addr, path))
 	t.sign(&req.Header, fasthttp.MethodPost, path, body)
 	req.SetBodyRaw(body)
 	if err := t.client.DoDeadline(req, resp, deadline); err != nil {
@@ -560,10 +605,19 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 // url returns the URL of uri (a path and query) on the node at addr, at
 // its internode address, in the scheme of the transport.
 func (t *Transport) url(addr, uri string) string {
+	var b [128]byte
+	return string(t.appendURL(b[:0], addr, uri))
+}
+
+// appendURL appends url's URL to dst, for a request that copies it
+// (SetRequestURIBytes): a call a batch allocates no string for it.
+func (t *Transport) appendURL(dst []byte, addr, uri string) []byte {
 	if t.cfg.TLS != nil {
-		return "https://" + t.dialAddr(addr) + uri
+		dst = append(dst, "https://"...)
+	} else {
+		dst = append(dst, "http://"...)
 	}
-	return "http://" + t.dialAddr(addr) + uri
+	return append(append(dst, t.dialAddr(addr)...), uri...)
 }
 
 // dialAddr is the internode address of the member at addr.
