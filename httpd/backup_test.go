@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -61,33 +60,6 @@ func TestBackupEndpoint(t *testing.T) {
 		t.Errorf("without Backup: %d %s", resp.StatusCode(), resp.Body())
 	}
 	checkJSONError(t, resp.Header.ContentType(), resp.Body())
-}
-
-// deadlineConn records the write deadlines set on it.
-type deadlineConn struct {
-	net.Conn
-	deadline time.Time
-}
-
-func (c *deadlineConn) SetWriteDeadline(t time.Time) error { c.deadline = t; return nil }
-
-// TestDeadlineWriterKeepsSlowStreams: a stream paced far below the write
-// timeout (a low --transfer-rate) keeps its deadline ahead of it as long
-// as bytes move, whatever their count.
-func TestDeadlineWriterKeepsSlowStreams(t *testing.T) {
-	const timeout = 200 * time.Millisecond
-	conn := &deadlineConn{}
-	dw := &deadlineWriter{w: bufio.NewWriter(io.Discard), conn: conn, timeout: timeout}
-	end := time.Now().Add(3 * timeout)
-	for time.Now().Before(end) {
-		if _, err := dw.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		if left := time.Until(conn.deadline); left < timeout/2 { // 3/4 but for scheduling
-			t.Fatalf("a byte just went through, yet the deadline is %s away (timeout %s)", left, timeout)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // TestIdleReader: a read that waits longer than idle for data is ended by
