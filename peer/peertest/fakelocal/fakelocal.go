@@ -76,21 +76,21 @@ func newBlock() (*block, func()) {
 // the test's cleanup also does). Each call sends the number of its
 // mutations on entered first.
 func (c *Local) BlockApply(t testing.TB) (entered <-chan int, release func()) {
-	b, release := newBlock()
-	t.Cleanup(release)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mu.apply = b
-	return b.entered, release
+	return c.blockOn(t, &c.mu.apply)
 }
 
 // BlockRead is BlockApply for ReadLocal; each call sends 1.
 func (c *Local) BlockRead(t testing.TB) (entered <-chan int, release func()) {
+	return c.blockOn(t, &c.mu.read)
+}
+
+// blockOn sets *at, c.mu.apply or c.mu.read, to a new block.
+func (c *Local) blockOn(t testing.TB, at **block) (entered <-chan int, release func()) {
 	b, release := newBlock()
 	t.Cleanup(release)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.read = b
+	*at = b
 	return b.entered, release
 }
 
