@@ -3,11 +3,11 @@ package httpd
 import (
 	"bufio"
 	"context"
-	"errors"
-	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer/transport"
 )
 
 // backup serves GET /v1/admin/backup: a tar archive of a consistent copy
@@ -32,7 +32,9 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 	// The checkpoint is taken before the first byte: it stops if the
 	// client hangs up meanwhile, and so does the stream afterwards.
 	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
-	bctx, cancel := s.clientContext(conn, 0)
+	bctx, cancel := transport.ClientContext(s.storeCtx, conn, 0, func() {
+		s.lim.rejected.WithLabelValues("client_gone").Inc()
+	})
 	stream, err := s.cfg.Backup(bctx)
 	if err != nil {
 		cancel()
@@ -55,8 +57,7 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 		// client is cut by the deadline, and no later one is tried.
 		stop := context.AfterFunc(bctx, func() { _ = conn.SetWriteDeadline(time.Now()) })
 		defer stop()
-		dw := &deadlineWriter{w: w, conn: conn, timeout: timeout, done: bctx.Done()}
-		if err := stream(dw); err != nil {
+		if err := stream(transport.NewDeadlineWriter(w, conn, timeout, bctx.Done())); err != nil {
 			s.lg.Error("backup stream cut short", "err", err)
 			return
 		}
@@ -64,31 +65,4 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 			s.lg.Error("backup stream cut short", "err", err)
 		}
 	})
-}
-
-// deadlineWriter extends conn's write deadline while bytes go through: a
-// stream that keeps moving is never cut, however slowly a --transfer-rate
-// paces it, and one whose reader stops is cut within timeout.
-type deadlineWriter struct {
-	w        *bufio.Writer
-	conn     net.Conn
-	timeout  time.Duration
-	extended time.Time       // when the deadline was last moved
-	done     <-chan struct{} // when closed, writes fail (nil: never)
-}
-
-// errStreamStopped is a write to a stream whose client went away.
-var errStreamStopped = errors.New("httpd: the client went away")
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	select {
-	case <-d.done:
-		return 0, errStreamStopped
-	default:
-	}
-	if now := time.Now(); now.Sub(d.extended) >= d.timeout/4 {
-		d.extended = now
-		d.conn.SetWriteDeadline(now.Add(d.timeout))
-	}
-	return d.w.Write(p)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -23,10 +22,9 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/peertest/fakelocal"
 	"github.com/ringkv/ringkv/peer/transport"
-	"github.com/ringkv/ringkv/ring"
 )
 
 // fakeRec is one key of fakeStore.
@@ -274,69 +272,14 @@ func (o *fakeOps) Members() []string {
 // It is safe for concurrent use.
 type fakeCluster struct {
 	*fakeOps
+	// Local is the record store behind the /internal/ endpoints.
+	*fakelocal.Local
 	mu struct {
 		sync.Mutex
-		recs     map[string][]byte // key -> encoded record
-		applies  int               // ApplyLocal calls
-		applied  int               // mutations ApplyLocal received
-		added    []string          // AddNode addresses
-		removed  []string          // RemoveNode ids that succeeded
-		applyErr error             // returned by ApplyLocal while set
-		// apply and read, when set, make ApplyLocal and ReadLocal wait:
-		// a slow fsync or disk (see blockApply).
-		apply, read *fakeBlock
-		// spanBody and spanErr are what ServeSpan streams and returns;
-		// spanReqs the spans it was asked for.
-		spanBody []byte
-		spanErr  error
-		spanReqs [][2]uint64
-		// pendingKeys are keys ReadLocal answers ErrRangePending for.
-		pendingKeys map[string]bool
-		// damagedKeys are keys ReadLocal answers ErrCorruption for.
-		damagedKeys map[string]bool
-		leaves      int // StartLeave calls
+		added   []string // AddNode addresses
+		removed []string // RemoveNode ids that succeeded
+		leaves  int      // StartLeave calls
 	}
-}
-
-// fakeBlock holds calls until released.
-type fakeBlock struct {
-	entered chan int // each held call sends its size (mutations, or 1)
-	release chan struct{}
-}
-
-func (b *fakeBlock) wait(n int) {
-	if b != nil {
-		b.entered <- n
-		<-b.release
-	}
-}
-
-func newFakeBlock() (*fakeBlock, func()) {
-	b := &fakeBlock{entered: make(chan int, 100000), release: make(chan struct{})}
-	var once sync.Once
-	return b, func() { once.Do(func() { close(b.release) }) }
-}
-
-// blockApply makes ApplyLocal calls wait until release is called (which
-// the test's cleanup also does). Each call sends the number of its
-// mutations on entered first.
-func (c *fakeCluster) blockApply(t testing.TB) (entered <-chan int, release func()) {
-	b, release := newFakeBlock()
-	t.Cleanup(release)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mu.apply = b
-	return b.entered, release
-}
-
-// blockRead is blockApply for ReadLocal; each call sends 1.
-func (c *fakeCluster) blockRead(t testing.TB) (entered <-chan int, release func()) {
-	b, release := newFakeBlock()
-	t.Cleanup(release)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mu.read = b
-	return b.entered, release
 }
 
 var (
@@ -345,9 +288,7 @@ var (
 )
 
 func newFakeCluster(ops *fakeOps) *fakeCluster {
-	c := &fakeCluster{fakeOps: ops}
-	c.mu.recs = map[string][]byte{}
-	return c
+	return &fakeCluster{fakeOps: ops, Local: fakelocal.New()}
 }
 
 // fakeMembers are the members of fakeCluster's ring: node-1 (this node)
@@ -418,108 +359,6 @@ func (c *fakeCluster) RemoveNode(id string) error {
 	return nil
 }
 
-func (c *fakeCluster) setApplyErr(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mu.applyErr = err
-}
-
-// ApplyLocal stores copies of ms (they alias the request), the newest
-// version of each key winning.
-func (c *fakeCluster) ApplyLocal(ms []peer.Mutation) error {
-	c.mu.Lock()
-	b := c.mu.apply
-	c.mu.Unlock()
-	b.wait(len(ms))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mu.applies++
-	if c.mu.applyErr != nil {
-		return c.mu.applyErr
-	}
-	for _, m := range ms {
-		if len(m.Key) == 0 || len(m.Key) > peer.MaxKeySize {
-			return fmt.Errorf("%w: length %d", peer.ErrInvalidKey, len(m.Key))
-		}
-		if _, err := memtable.Decode(m.Record); err != nil {
-			return fmt.Errorf("BUG: httpd passed on an undecodable record: %w", err)
-		}
-	}
-	for _, m := range ms {
-		c.mu.applied++
-		if old, ok := c.mu.recs[string(m.Key)]; ok {
-			if newer, _ := memtable.Newer(old, m.Record); newer {
-				continue
-			}
-		}
-		c.mu.recs[string(m.Key)] = bytes.Clone(m.Record)
-	}
-	return nil
-}
-
-func (c *fakeCluster) ReadLocal(dst, key []byte) ([]byte, error) {
-	c.mu.Lock()
-	b := c.mu.read
-	c.mu.Unlock()
-	b.wait(1)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r, ok := c.mu.recs[string(key)]
-	if c.mu.damagedKeys[string(key)] {
-		return dst, fmt.Errorf("cannot read %q: %w", key, peer.ErrCorruption)
-	}
-	if c.mu.pendingKeys[string(key)] {
-		// What a node still pulling holds, if anything, comes along.
-		return append(dst, r...), &peer.PendingError{From: []string{"node-1", "node-4"}}
-	}
-	if !ok {
-		return dst, peer.ErrNotFound
-	}
-	return append(dst, r...), nil
-}
-
-// ScanLocal pages through the records in key order (the real store uses
-// token order).
-func (c *fakeCluster) ScanLocal(ctx context.Context, q peer.LocalScan) (peer.LocalPage, error) {
-	if q.Limit <= 0 {
-		return peer.LocalPage{}, errors.New("BUG: scan limit must be positive")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var p peer.LocalPage
-	for _, k := range slices.Sorted(maps.Keys(c.mu.recs)) {
-		if !strings.HasPrefix(k, string(q.Prefix)) || (len(q.After) > 0 && k <= string(q.After)) {
-			continue
-		}
-		if len(p.Items) == q.Limit {
-			p.More = true
-			break
-		}
-		p.Items = append(p.Items, peer.Mutation{Key: []byte(k), Record: bytes.Clone(c.mu.recs[k])})
-	}
-	return p, nil
-}
-
-// LocalMerkle builds the tree of the fake's records that fall in rg.
-func (c *fakeCluster) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*peer.Merkle, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := peer.NewMerkle(rg, depth)
-	for k, b := range c.mu.recs {
-		if !rg.Contains(ring.Token([]byte(k))) {
-			continue
-		}
-		r, err := memtable.Decode(b)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := t.Add([]byte(k), r); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
 // StartLeave records the call.
 func (c *fakeCluster) StartLeave() error {
 	c.mu.Lock()
@@ -528,35 +367,8 @@ func (c *fakeCluster) StartLeave() error {
 	return nil
 }
 
-// ServeSpan streams the span's bytes as the fake's spanBody, or fails.
-func (c *fakeCluster) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
-	c.mu.Lock()
-	body, err := c.mu.spanBody, c.mu.spanErr
-	c.mu.spanReqs = append(c.mu.spanReqs, [2]uint64{lo, hi})
-	c.mu.Unlock()
-	if _, werr := w.Write(body); werr != nil {
-		return werr
-	}
-	return err
-}
-
-func (c *fakeCluster) GossipAddrs() []string {
-	return []string{"127.0.0.1:7946", "127.0.0.1:7947"}
-}
-
-// record returns the stored record of key, or nil.
-func (c *fakeCluster) record(key string) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mu.recs[key]
-}
-
 // counts returns the number of ApplyLocal calls and of mutations received.
-func (c *fakeCluster) counts() (applies, applied int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mu.applies, c.mu.applied
-}
+func (c *fakeCluster) counts() (applies, applied int) { return c.Counts() }
 
 // log prints the membership changes the cluster was asked for.
 func (c *fakeCluster) log() string {

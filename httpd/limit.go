@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"math"
@@ -345,75 +344,4 @@ func (l *retryListener) Accept() (net.Conn, error) {
 func (l *retryListener) Close() error {
 	l.once.Do(func() { close(l.done) })
 	return l.Listener.Close()
-}
-
-// clientContext returns a context of s.storeCtx that is cancelled when
-// timeout passes (none if 0) or when the client of conn goes away: a
-// connection closed by its peer is noticed within clientPollInterval,
-// without reading anything from it. cancel must be called.
-func (s *Server) clientContext(conn net.Conn, timeout time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(s.storeCtx)
-	if timeout > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, timeout)
-		c1 := cancel
-		cancel = func() { c2(); c1() }
-	}
-	peek := peekerOf(conn)
-	if peek == nil {
-		return ctx, cancel
-	}
-	go func() {
-		t := time.NewTicker(clientPollInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if peek() {
-					s.lim.rejected.WithLabelValues("client_gone").Inc()
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return ctx, cancel
-}
-
-// clientPollInterval is how often clientContext looks at the connection.
-const clientPollInterval = 100 * time.Millisecond
-
-// unwrapConn finds the connection under fasthttp's and TLS's wrappers.
-func unwrapConn(c net.Conn) net.Conn {
-	for range 4 {
-		switch w := c.(type) {
-		case interface{ NetConn() net.Conn }: // *tls.Conn
-			c = w.NetConn()
-		default:
-			inner := embeddedConn(c)
-			if inner == nil {
-				return c
-			}
-			c = inner
-		}
-	}
-	return c
-}
-
-// failingWriter remembers the first write error and cancels the stream's
-// context on it, so that work paced between writes (a rate limit) stops
-// as soon as the reader is known to be gone.
-type failingWriter struct {
-	w      interface{ Write([]byte) (int, error) }
-	cancel context.CancelFunc
-}
-
-func (f *failingWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err != nil {
-		f.cancel()
-	}
-	return n, err
 }

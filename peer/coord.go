@@ -393,30 +393,6 @@ func (c *coordinator) sendApply(addr string, ms []Mutation) error {
 // sendApply is the coordinator's, for hint replay.
 func (n *Node) sendApply(addr string, ms []Mutation) error { return n.co.sendApply(addr, ms) }
 
-// hintLogEvery is the shortest time between two "cannot keep a hint" lines.
-const hintLogEvery = 5 * time.Second
-
-// logGate lets one log line through per interval and counts the others.
-type logGate struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped int64
-}
-
-// allow reports whether a line may be logged now, and how many were held
-// back since the last one.
-func (g *logGate) allow() (skipped int64, ok bool) {
-	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.last.IsZero() && now.Sub(g.last) < hintLogEvery {
-		g.skipped++
-		return 0, false
-	}
-	g.last, skipped, g.skipped = now, g.skipped, 0
-	return skipped, true
-}
-
 // clusterGet reads key from cons's share of its owners and returns the
 // newest record's value; readPlan says whom it asks and when it is done.
 // Replicas that answered with an older record, or none, are repaired in

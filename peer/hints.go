@@ -43,11 +43,11 @@ type hints struct {
 
 	replayed atomic.Int64 // hints delivered
 	lost     atomic.Int64 // hints that could not be kept
-	lostLog  logGate      // "cannot keep a hint", at most every 5s
+	lostLog  LogGate      // "cannot keep a hint", at most every 5s
 	// dropped counts hints dropped by the bounds, by reason; dropLog
 	// gates their warning.
 	dropped [numDropReasons]atomic.Int64
-	dropLog logGate
+	dropLog LogGate
 }
 
 func newHints(cfg *Config, view *atomic.Pointer[View], send func(string, []Mutation) error) *hints {
@@ -72,7 +72,7 @@ func (h *hints) viewChanged(old, cur *View) {
 
 // hint durably queues m for the owner id, to be replayed when it is alive,
 // unless the bounds on id's hints drop it. A hint that cannot be kept (a
-// full disk refuses them all) is logged at most every hintLogEvery, with a
+// full disk refuses them all) is logged at most every LogGateEvery, with a
 // count of the others; so are dropped ones.
 func (h *hints) add(id string, m Mutation) {
 	if h.cfg.MaxHintAge > 0 {
@@ -88,17 +88,17 @@ func (h *hints) add(id string, m Mutation) {
 	}
 	if err != nil {
 		h.lost.Add(1)
-		if lost, ok := h.lostLog.allow(); ok {
+		if lost, ok := h.lostLog.Allow(); ok {
 			h.cfg.Logger.Error("cannot keep a hint; the replica relies on repair", "node", id, "key", m.Key, "err", err, "lost_since_last_logged", lost)
 		}
 	}
 }
 
 // dropHints counts k hints for id dropped for reason, and warns at most
-// every hintLogEvery.
+// every LogGateEvery.
 func (h *hints) drop(id string, reason dropReason, k int64) {
 	h.dropped[reason].Add(k)
-	if skipped, ok := h.dropLog.allow(); ok {
+	if skipped, ok := h.dropLog.Allow(); ok {
 		h.cfg.Logger.Warn("hints dropped past their bound; anti-entropy will repair the replica",
 			"node", id, "reason", dropReasonNames[reason], "hints", k,
 			"max_hint_bytes", h.cfg.MaxHintBytes, "max_hint_age", h.cfg.MaxHintAge, "drops_since_last_logged", skipped)

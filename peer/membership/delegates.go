@@ -45,7 +45,7 @@ func (g *Gossip) merge(remote List) bool {
 	defer g.mu.Unlock()
 	taken, refused := merge(g.roster, remote, g.checksLocked())
 	for _, r := range refused {
-		if skipped, log := g.refusals.allow(); log {
+		if skipped, log := g.refusals.Allow(); log {
 			g.cfg.Logger.Warn("ignoring a member-list entry from gossip", "node", r.Entry.ID, "stamp", r.Entry.Stamp, "removed", r.Entry.Removed, "why", r.Why, "others_ignored_since", skipped)
 		}
 	}

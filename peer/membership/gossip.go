@@ -42,7 +42,7 @@ type Gossip struct {
 	// announces, at the address memberlist reached it at).
 	seen map[string]Entry
 	// refusals gates the log lines of member-list entries refused.
-	refusals logGate
+	refusals peer.LogGate
 	dirty    bool // roster changed since last persisted
 	// dialing holds the members a reconnect is in flight to.
 	dialing map[string]bool

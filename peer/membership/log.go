@@ -3,8 +3,6 @@ package membership
 import (
 	"bytes"
 	"log/slog"
-	"sync"
-	"time"
 )
 
 // memberlistLog routes memberlist's "[LEVEL] memberlist: ..." lines to
@@ -27,28 +25,4 @@ func levelOf(line []byte) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelDebug
-}
-
-// logGateEvery is the interval of logGate: one line of a kind per 5s.
-const logGateEvery = 5 * time.Second
-
-// logGate lets one log line through per logGateEvery and counts the others.
-type logGate struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped int64
-}
-
-// allow reports whether a line may be logged now, and how many were held
-// back since the last one.
-func (g *logGate) allow() (skipped int64, ok bool) {
-	now := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.last.IsZero() && now.Sub(g.last) < logGateEvery {
-		g.skipped++
-		return 0, false
-	}
-	g.last, skipped, g.skipped = now, g.skipped, 0
-	return skipped, true
 }

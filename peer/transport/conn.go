@@ -9,14 +9,18 @@ import (
 	"time"
 )
 
-// clientContext returns a context of t's that is cancelled when timeout
-// passes (none if 0), when t closes, or when the caller on conn goes away:
-// a connection closed by its peer is noticed within clientPollInterval,
-// without reading anything from it (a Merkle tree is built, and a paced
-// range stream waits, before anything is written that would fail). cancel
-// must be called. A caller gone is reported to gone("client_gone").
-func (t *Transport) clientContext(conn net.Conn, timeout time.Duration, gone func(reason string)) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(t.ctx)
+// ClientContext returns a context of parent that is cancelled when
+// timeout passes (none if 0), when parent ends, or when the caller on conn
+// goes away: a connection closed by its peer is noticed within
+// clientPollInterval, without reading anything from it (a Merkle tree is
+// built, a paced range stream waits and a backup takes its checkpoint
+// before anything is written that would fail). A caller gone is reported
+// to gone, if not nil, before the context is cancelled, so that a server
+// can count it (both httpd and this package's handler count client_gone).
+// cancel must be called. It is exported for httpd's backup stream, which
+// watches its client as the internode streams watch theirs.
+func ClientContext(parent context.Context, conn net.Conn, timeout time.Duration, gone func()) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
 	if timeout > 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithTimeout(ctx, timeout)
@@ -36,7 +40,9 @@ func (t *Transport) clientContext(conn net.Conn, timeout time.Duration, gone fun
 				return
 			case <-tk.C:
 				if peek() {
-					gone("client_gone")
+					if gone != nil {
+						gone()
+					}
 					cancel()
 					return
 				}
@@ -81,10 +87,12 @@ func embeddedConn(c net.Conn) net.Conn {
 	return inner
 }
 
-// deadlineWriter extends conn's write deadline while bytes go through: a
+// DeadlineWriter extends conn's write deadline while bytes go through: a
 // stream that keeps moving is never cut, however slowly a --transfer-rate
-// paces it, and one whose reader stops is cut within timeout.
-type deadlineWriter struct {
+// paces it, and one whose reader stops is cut within timeout. It writes
+// to a fasthttp body stream writer, and serves both this package's range
+// stream and httpd's backup stream.
+type DeadlineWriter struct {
 	w        *bufio.Writer
 	conn     net.Conn
 	timeout  time.Duration
@@ -92,10 +100,18 @@ type deadlineWriter struct {
 	done     <-chan struct{} // when closed, writes fail (nil: never)
 }
 
-// errReaderGone is a write to a stream whose reader went away.
-var errReaderGone = errors.New("transport: the reader of the stream went away")
+// NewDeadlineWriter returns a DeadlineWriter to w, the body of a response
+// on conn, that keeps conn's write deadline timeout ahead of the last
+// write; once done is closed (nil: never), writes fail at once rather
+// than wait for a reader known to be gone.
+func NewDeadlineWriter(w *bufio.Writer, conn net.Conn, timeout time.Duration, done <-chan struct{}) *DeadlineWriter {
+	return &DeadlineWriter{w: w, conn: conn, timeout: timeout, done: done}
+}
 
-func (d *deadlineWriter) Write(p []byte) (int, error) {
+// errReaderGone is a write to a stream whose reader went away.
+var errReaderGone = errors.New("the reader of the stream went away")
+
+func (d *DeadlineWriter) Write(p []byte) (int, error) {
 	select {
 	case <-d.done:
 		return 0, errReaderGone
@@ -112,7 +128,7 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 // so that work paced between writes (a rate limit) stops as soon as the
 // reader is known to be gone.
 type failingWriter struct {
-	w      *deadlineWriter
+	w      *DeadlineWriter
 	cancel context.CancelFunc
 }
 

@@ -318,9 +318,9 @@ func (t *Transport) span(ctx *fasthttp.RequestCtx, refused func(string)) {
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		// The stream stops when its reader goes: a closed connection, a
 		// failed write, or one stalled for the write timeout.
-		sctx, cancel := t.clientContext(conn, 0, refused)
+		sctx, cancel := ClientContext(t.ctx, conn, 0, func() { refused("client_gone") })
 		defer cancel()
-		dw := &failingWriter{w: &deadlineWriter{w: w, conn: conn, timeout: timeout, done: sctx.Done()}, cancel: cancel}
+		dw := &failingWriter{w: NewDeadlineWriter(w, conn, timeout, sctx.Done()), cancel: cancel}
 		if err := t.cfg.Local.ServeSpan(sctx, lo, hi, dw); err != nil {
 			t.cfg.Logger.Warn("span stream cut short", "lo", lo, "hi", hi, "err", err)
 			return
@@ -343,7 +343,7 @@ func (t *Transport) merkle(ctx *fasthttp.RequestCtx, refused func(string)) {
 	}
 	// Building the tree reads the whole range before the first byte of
 	// the answer: bound it, and stop when the asking node hangs up.
-	mctx, cancel := t.clientContext(ctx.Conn(), t.cfg.MerkleTimeout, refused)
+	mctx, cancel := ClientContext(t.ctx, ctx.Conn(), t.cfg.MerkleTimeout, func() { refused("client_gone") })
 	defer cancel()
 	m, err := t.cfg.Local.LocalMerkle(mctx, ring.Range{Start: start, End: end}, depth)
 	if err != nil {

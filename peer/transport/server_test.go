@@ -301,9 +301,7 @@ func TestClusterInternalReadDamagedKey(t *testing.T) {
 	if err := ts.cl.ApplyLocal([]peer.Mutation{{Key: []byte("k"), Record: small}, {Key: []byte("bad"), Record: small}}); err != nil {
 		t.Fatal(err)
 	}
-	ts.cl.mu.Lock()
-	ts.cl.mu.damagedKeys = map[string]bool{"bad": true}
-	ts.cl.mu.Unlock()
+	ts.cl.SetDamaged("bad")
 	keys := [][]byte{[]byte("k"), []byte("bad"), []byte("missing")}
 	resp := ts.post(t, "/internal/read", AppendRead(nil, keys))
 	wantStatus(t, "read", resp, 200)

@@ -24,9 +24,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
 	ctx := testCtx(t, 10*time.Second)
 	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
-	ts.cl.mu.Lock()
-	ts.cl.mu.spanBody = body
-	ts.cl.mu.Unlock()
+	ts.cl.SetSpanBody(body)
 	rc, err := tr.OpenSpan(ctx, addr, 0x10, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +34,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("stream: %d bytes of %d, %v", len(got), len(body), err)
 	}
-	ts.cl.mu.Lock()
-	reqs := ts.cl.mu.spanReqs
-	ts.cl.mu.Unlock()
+	reqs := ts.cl.SpanReqs()
 	if len(reqs) != 1 || reqs[0] != [2]uint64{0x10, 0} {
 		t.Errorf("ServeSpan asked for %x", reqs)
 	}
@@ -53,9 +49,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	// A donor that fails mid-stream ends the stream where it failed, with
 	// nothing (no error text) appended: the stream's own trailer, which a
 	// failed Send never writes, is how the receiver tells.
-	ts.cl.mu.Lock()
-	ts.cl.mu.spanErr = errors.New("disk gone")
-	ts.cl.mu.Unlock()
+	ts.cl.SetSpanErr(errors.New("disk gone"))
 	rc, err = tr.OpenSpan(ctx, addr, 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +70,8 @@ func TestTransportReadPending(t *testing.T) {
 	if err := tr.Apply(ctx, addr, testMutations("k", 2, 1)); err != nil {
 		t.Fatal(err)
 	}
-	ts.cl.mu.Lock()
-	ts.cl.mu.pendingKeys = map[string]bool{"k0001": true}
-	held := ts.cl.mu.recs["k0001"]
-	ts.cl.mu.Unlock()
+	ts.cl.SetPending("k0001")
+	held := ts.cl.Record("k0001")
 	rec, err := tr.Read(ctx, addr, []byte("k0001"))
 	var pe *peer.PendingError
 	if !errors.Is(err, peer.ErrRangePending) || !errors.As(err, &pe) || !slices.Equal(pe.From, []string{"node-1", "node-4"}) {
