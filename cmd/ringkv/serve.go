@@ -949,6 +949,8 @@ func repairable(eng *engine.Engine, v *peer.View, replicas int, join []string) e
 	return fmt.Errorf("cannot open engine at %q: damaged file %s%s (%s): %s; no other replica holds its data to repair it from: restore the data dir from a backup (`ringkv check --data-dir %s` lists every damaged file)",
 		eng.Dir(), sp.File, more, sp.TokenSpan(), sp.Error, eng.Dir())
 }
+
+// peerLnAddr is the --peer-addr listener's address, or "" without one.
 func peerLnAddr(ln net.Listener) string {
 	if ln == nil {
 		return ""
