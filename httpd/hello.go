@@ -110,6 +110,16 @@ func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKey
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
+	a, err := askHello(ctx, dial, named, nonce, tc)
+	if err != nil {
+		return "", err
+	}
+	return verifyHello(a, nonce, dial, named, keys)
+}
+
+// helloClient is a client for one ask of the node at dial, named named
+// (see proveMember), and the scheme of its URL.
+func helloClient(dial, named string, tc *tls.Config) (*fasthttp.HostClient, string) {
 	hc := &fasthttp.HostClient{
 		Addr:     dial,
 		MaxConns: 1,
@@ -133,6 +143,14 @@ func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKey
 			hc.TLSConfig.ServerName, _, _ = net.SplitHostPort(named)
 		}
 	}
+	return hc, scheme
+}
+
+// askHello asks the node at dial, named named, for its proof of nonce,
+// within helloTimeout or ctx's deadline if sooner, and returns the answer
+// unverified.
+func askHello(ctx context.Context, dial, named string, nonce []byte, tc *tls.Config) (helloAnswer, error) {
+	hc, scheme := helloClient(dial, named, tc)
 	defer hc.CloseIdleConnections()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -144,33 +162,46 @@ func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKey
 		deadline = d
 	}
 	if err := hc.DoDeadline(req, resp, deadline); err != nil {
-		var ce *tls.CertificateVerificationError
-		switch {
-		case errors.As(err, &ce):
-			return "", fmt.Errorf("%w: its TLS certificate does not verify", errNotMember)
-		case errors.Is(err, fasthttp.ErrBodyTooLarge):
-			return "", fmt.Errorf("%w: its answer is larger than %d bytes", errNotMember, maxHelloAnswer)
-		case errors.Is(err, fasthttp.ErrTimeout):
-			return "", fmt.Errorf("no answer within %s", helloTimeout)
-		}
-		var small *fasthttp.ErrSmallBuffer
-		if errors.As(err, &small) {
-			return "", fmt.Errorf("%w: its answer's header is larger than %d bytes", errNotMember, maxHelloAnswer)
-		}
-		var ne net.Error
-		var oe *net.OpError
-		if errors.As(err, &oe) || errors.As(err, &ne) {
-			return "", fmt.Errorf("cannot reach it: %s", sanitize(err.Error()))
-		}
-		return "", fmt.Errorf("%w: its answer is not HTTP", errNotMember)
+		return helloAnswer{}, helloCallError(err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
-		return "", fmt.Errorf("%w: /internal/hello answered %d (a ringkv node without a cluster secret answers 501)", errNotMember, resp.StatusCode())
+		return helloAnswer{}, fmt.Errorf("%w: /internal/hello answered %d (a ringkv node without a cluster secret answers 501)", errNotMember, resp.StatusCode())
 	}
 	var a helloAnswer
 	if err := json.Unmarshal(resp.Body(), &a); err != nil {
-		return "", fmt.Errorf("%w: its answer is not a membership proof", errNotMember)
+		return helloAnswer{}, fmt.Errorf("%w: its answer is not a membership proof", errNotMember)
 	}
+	return a, nil
+}
+
+// helloCallError says why an ask got no HTTP answer: errNotMember when
+// the target answered something else, quoting nothing it sent.
+func helloCallError(err error) error {
+	var ce *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &ce):
+		return fmt.Errorf("%w: its TLS certificate does not verify", errNotMember)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fmt.Errorf("%w: its answer is larger than %d bytes", errNotMember, maxHelloAnswer)
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return fmt.Errorf("no answer within %s", helloTimeout)
+	}
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		return fmt.Errorf("%w: its answer's header is larger than %d bytes", errNotMember, maxHelloAnswer)
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.As(err, &ne) {
+		return fmt.Errorf("cannot reach it: %s", sanitize(err.Error()))
+	}
+	return fmt.Errorf("%w: its answer is not HTTP", errNotMember)
+}
+
+// verifyHello checks answer a to nonce: its MAC under one of keys, and an
+// address it signed that is the one it was reached at (named or dial). It
+// returns the member's node id.
+func verifyHello(a helloAnswer, nonce []byte, dial, named string, keys []peer.ClusterKeys) (string, error) {
 	mac, err := hex.DecodeString(a.MAC)
 	if err != nil || a.ID == "" || len(a.ID) > peer.MaxNodeIDLen || len(a.Addrs) > 4 {
 		return "", fmt.Errorf("%w: its answer is not a membership proof", errNotMember)

@@ -40,13 +40,37 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	q, b64, ok := s.scanQuery(ctx)
+	if !ok {
+		return
+	}
+	q.Consistency = c
+	if !s.acquireScan(ctx) {
+		return
+	}
+	defer s.releaseScan()
+	page, err := s.store.Scan(s.storeCtx, q)
+	if err != nil {
+		s.writeStoreError(ctx, "scan", err)
+		return
+	}
+	b := ctx.Response.SwapBody(nil)[:0]
+	b = appendScanPage(b, page, q.MaxBytes, b64)
+	ctx.Response.SwapBody(b)
+	ctx.SetContentTypeBytes(ctJSON)
+}
+
+// scanQuery reads a scan's limit=, encoding=, prefix= and after= (see
+// scan), with MaxBytes at Limits.MaxScanBytes, and whether keys and values
+// are base64. On a bad argument it answers 400 and returns false.
+func (s *Server) scanQuery(ctx *fasthttp.RequestCtx) (peer.ScanQuery, bool, bool) {
 	args := ctx.QueryArgs()
 	limit := defaultScanLimit
 	if b := args.Peek("limit"); len(b) > 0 {
 		n, err := fasthttp.ParseUint(b)
 		if err != nil || n < 1 || n > maxScanLimit {
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid limit "+strconv.Quote(string(b))+": want 1 to "+strconv.Itoa(maxScanLimit))
-			return
+			return peer.ScanQuery{}, false, false
 		}
 		limit = n
 	}
@@ -57,47 +81,35 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 		b64 = true
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid encoding "+strconv.Quote(string(enc))+": want base64, or none for JSON strings")
-		return
+		return peer.ScanQuery{}, false, false
 	}
 	prefix := args.Peek("prefix")
 	if len(prefix) > s.cfg.MaxKeySize {
 		writeError(ctx, fasthttp.StatusBadRequest, "prefix longer than "+strconv.Itoa(s.cfg.MaxKeySize)+" bytes")
-		return
+		return peer.ScanQuery{}, false, false
 	}
 	after := args.Peek("after")
 	if b64 && len(after) > 0 {
 		dec, err := base64.StdEncoding.AppendDecode(nil, after)
 		if err != nil {
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid after: not standard base64, as encoding=base64 requires")
-			return
+			return peer.ScanQuery{}, false, false
 		}
 		after = dec
 	}
 	if len(after) > s.cfg.MaxKeySize {
 		writeError(ctx, fasthttp.StatusBadRequest, "after longer than "+strconv.Itoa(s.cfg.MaxKeySize)+" bytes")
-		return
+		return peer.ScanQuery{}, false, false
 	}
-	if !s.acquireScan(ctx) {
-		return
-	}
-	defer s.releaseScan()
-	maxBytes := s.cfg.Limits.MaxScanBytes
-	page, err := s.store.Scan(s.storeCtx, peer.ScanQuery{
-		Prefix:      prefix,
-		After:       after,
-		Limit:       limit,
-		Consistency: c,
-		MaxBytes:    maxBytes,
-	})
-	if err != nil {
-		s.writeStoreError(ctx, "scan", err)
-		return
-	}
-	b := ctx.Response.SwapBody(nil)[:0]
+	return peer.ScanQuery{Prefix: prefix, After: after, Limit: limit, MaxBytes: s.cfg.Limits.MaxScanBytes}, b64, true
+}
+
+// appendScanPage appends page as scan's JSON answer to b. The store capped
+// the page's raw bytes at maxBytes; escaping can grow them up to sixfold,
+// so the answer is capped again as encoded, next then set to continue.
+func appendScanPage(b []byte, page peer.ScanPage, maxBytes int, b64 bool) []byte {
 	b = append(b, `{"items":[`...)
 	for i, kv := range page.Items {
-		// The store capped the raw bytes; escaping can grow them up to
-		// sixfold, so the answer is capped again as encoded.
 		if i > 0 && len(b) >= maxBytes {
 			page.Next = page.Items[i-1].Key
 			break
@@ -119,11 +131,10 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 	} else {
 		b = appendScanBytes(b, page.Next, b64)
 	}
-	b = append(b, "}\n"...)
-	ctx.Response.SwapBody(b)
-	ctx.SetContentTypeBytes(ctJSON)
+	return append(b, "}\n"...)
 }
 
+// appendScanBytes appends v as a JSON string: escaped, or base64.
 func appendScanBytes(dst, v []byte, b64 bool) []byte {
 	if !b64 {
 		return appendJSONString(dst, v)

@@ -268,115 +268,154 @@ func LoadNodeTLS(f TLSFiles, separatePeer bool, lg *slog.Logger) (*NodeTLS, erro
 	if lg == nil {
 		lg = slog.Default()
 	}
+	nc, err := loadNodeCerts(f, lg)
+	if err != nil {
+		return nil, err
+	}
+	out := &NodeTLS{MutualTLS: nc.ca != nil}
+	if nc.clientCA != nil {
+		out.ClientIdentity = newClientIdentity(nc.clientCA)
+	}
+	if nc.client != nil || (nc.peer != nil && !separatePeer) {
+		out.Client = nc.clientPort(separatePeer)
+	}
+	if nc.peer != nil && separatePeer {
+		out.Peer = nc.peerPort()
+	}
+	if nc.peer != nil {
+		out.Transport = nc.transport()
+	}
+	return out, nil
+}
+
+// nodeCerts is what LoadNodeTLS reads from TLSFiles, each nil when not
+// given: the client port's certificate, the one this node presents to
+// and on internode calls (the client port's, unless a peer certificate is
+// given), the cluster CA and the client CA.
+type nodeCerts struct {
+	client, peer *CertReloader
+	ca, clientCA *CAPool
+}
+
+// loadNodeCerts checks that f's files come in pairs and that each CA has
+// the certificate it needs, and loads them.
+func loadNodeCerts(f TLSFiles, lg *slog.Logger) (*nodeCerts, error) {
 	if (f.CertFile == "") != (f.KeyFile == "") {
 		return nil, errors.New("a certificate needs its key and a key its certificate")
 	}
 	if (f.PeerCertFile == "") != (f.PeerKeyFile == "") {
 		return nil, errors.New("a peer certificate needs its key and a peer key its certificate")
 	}
-	var client, peerCert *CertReloader
+	nc := &nodeCerts{}
 	var err error
 	if f.CertFile != "" {
-		if client, err = NewCertReloader(f.CertFile, f.KeyFile, lg); err != nil {
+		if nc.client, err = NewCertReloader(f.CertFile, f.KeyFile, lg); err != nil {
 			return nil, err
 		}
-		peerCert = client
+		nc.peer = nc.client
 	}
 	if f.PeerCertFile != "" {
-		if peerCert, err = NewCertReloader(f.PeerCertFile, f.PeerKeyFile, lg); err != nil {
+		if nc.peer, err = NewCertReloader(f.PeerCertFile, f.PeerKeyFile, lg); err != nil {
 			return nil, err
 		}
 	}
-	var ca *CAPool
 	if f.PeerCAFile != "" {
-		if peerCert == nil {
+		if nc.peer == nil {
 			return nil, errors.New("a cluster CA needs a node certificate to present")
 		}
-		if ca, err = NewCAPool(f.PeerCAFile, lg); err != nil {
+		if nc.ca, err = NewCAPool(f.PeerCAFile, lg); err != nil {
 			return nil, err
 		}
 	}
-	var clientCA *CAPool
 	if f.ClientCAFile != "" {
 		if f.CertFile == "" {
 			return nil, errors.New("a client CA needs the client port's certificate (--tls-cert-file)")
 		}
-		if clientCA, err = NewCAPool(f.ClientCAFile, lg); err != nil {
+		if nc.clientCA, err = NewCAPool(f.ClientCAFile, lg); err != nil {
 			return nil, err
 		}
 	}
-	out := &NodeTLS{MutualTLS: ca != nil}
-	if clientCA != nil {
-		out.ClientIdentity = newClientIdentity(clientCA)
+	return nc, nil
+}
+
+// baseServerTLS is what every server config of the node starts from.
+func baseServerTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+}
+
+// verifyCaller checks a caller's certificate, if any, against the cluster
+// CA; the route then requires one (Config.RequirePeerCert).
+func (nc *nodeCerts) verifyCaller(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
 	}
-	base := func() *tls.Config {
-		return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
-	}
-	// verifyCaller checks a caller's certificate, if any, against the CA;
-	// the internode handler then requires one (peer/transport's Config.RequirePeerCert).
-	verifyCaller := func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return nil
+	return nc.ca.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth)
+}
+
+// clientPort is the client port's server config. It presents the client
+// certificate, and the peer certificate to internode callers when they
+// share the port (or when there is no client certificate).
+func (nc *nodeCerts) clientPort(separatePeer bool) *tls.Config {
+	client, peerCert, ca, clientCA := nc.client, nc.peer, nc.ca, nc.clientCA
+	c := baseServerTLS()
+	c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if client == nil || (!separatePeer && h.ServerName == InternodeServerName) {
+			return peerCert.Certificate(), nil
 		}
-		return ca.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth)
+		return client.Certificate(), nil
 	}
-	switch {
-	case client != nil || (peerCert != nil && !separatePeer):
-		c := base()
-		c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if client == nil || (!separatePeer && h.ServerName == InternodeServerName) {
-				return peerCert.Certificate(), nil
+	sharedCA := ca != nil && !separatePeer
+	if sharedCA || clientCA != nil {
+		// Clients need no certificate; /internal/ routes do. One
+		// presented must chain to the client CA or, on a shared
+		// port, to the cluster CA.
+		c.ClientAuth = tls.RequestClientCert
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
 			}
-			return client.Certificate(), nil
-		}
-		sharedCA := ca != nil && !separatePeer
-		if sharedCA || clientCA != nil {
-			// Clients need no certificate; /internal/ routes do. One
-			// presented must chain to the client CA or, on a shared
-			// port, to the cluster CA.
-			c.ClientAuth = tls.RequestClientCert
-			c.VerifyConnection = func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 {
+			var err error
+			if clientCA != nil {
+				if err = clientCA.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth); err == nil {
 					return nil
 				}
-				var err error
-				if clientCA != nil {
-					if err = clientCA.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth); err == nil {
-						return nil
-					}
-				}
-				if sharedCA {
-					return verifyCaller(cs)
-				}
-				return err
 			}
-		}
-		out.Client = c
-	}
-	if peerCert != nil && separatePeer {
-		c := base()
-		c.GetCertificate = peerCert.GetCertificate
-		if ca != nil {
-			c.ClientAuth = tls.RequireAnyClientCert
-			c.VerifyConnection = verifyCaller
-		}
-		out.Peer = c
-	}
-	if peerCert != nil {
-		c := &tls.Config{MinVersion: tls.VersionTLS12}
-		if ca != nil {
-			c.GetClientCertificate = peerCert.GetClientCertificate
-			c.ServerName = InternodeServerName
-			// The callee is checked against the CA below, not against
-			// the host name.
-			c.InsecureSkipVerify = true
-			c.VerifyConnection = func(cs tls.ConnectionState) error {
-				return ca.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth)
+			if sharedCA {
+				return nc.verifyCaller(cs)
 			}
+			return err
 		}
-		out.Transport = c
 	}
-	return out, nil
+	return c
+}
+
+// peerPort is the separate peer listener's server config: the peer
+// certificate, and with a cluster CA, a caller's certificate required.
+func (nc *nodeCerts) peerPort() *tls.Config {
+	c := baseServerTLS()
+	c.GetCertificate = nc.peer.GetCertificate
+	if nc.ca != nil {
+		c.ClientAuth = tls.RequireAnyClientCert
+		c.VerifyConnection = nc.verifyCaller
+	}
+	return c
+}
+
+// transport is internode calls' client config: with a cluster CA, they
+// present the peer certificate and check the callee's against the CA.
+func (nc *nodeCerts) transport() *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca, peerCert := nc.ca, nc.peer; ca != nil {
+		c.GetClientCertificate = peerCert.GetClientCertificate
+		c.ServerName = InternodeServerName
+		// The callee is checked against the CA below, not against
+		// the host name.
+		c.InsecureSkipVerify = true
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			return ca.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth)
+		}
+	}
+	return c
 }
 
 // newClientIdentity returns the holder of a client certificate that

@@ -34,24 +34,9 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 // workload for c.Duration (or until ctx ends, which stops it early and
 // still reports), and writes report.json and report.html to c.Out.
 func Run(ctx context.Context, c Config) (*Report, error) {
-	if c.Interval <= 0 {
-		c.Interval = time.Second
-	}
-	if err := c.Validate(); err != nil {
+	bases, err := prepare(ctx, &c)
+	if err != nil {
 		return nil, err
-	}
-	if c.Seed == 0 {
-		c.Seed = uint64(time.Now().UnixNano())
-	}
-	bases := make([]string, len(c.Addrs))
-	for i, a := range c.Addrs {
-		bases[i], _ = BaseURL(a)
-		if err := dialCheck(ctx, bases[i]); err != nil {
-			return nil, &UnreachableError{Addr: a, Err: err}
-		}
-	}
-	if err := os.MkdirAll(c.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("--out: %w", err)
 	}
 	keys, err := workload.NewChooser(c.Distribution, uint64(c.Keys), c.ZipfTheta)
 	if err != nil {
@@ -72,16 +57,67 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	// The LSM samplers run beside the attack, one per node.
 	start := time.Now()
 	r.Started = start.UTC()
-	samplers := make([]*sampler, len(bases))
+	samplers, stopSampling := startSamplers(&c, bases, start)
+	tg := newTargets(&c, bases, keys, c.Seed, value)
+	rec, elapsed, interrupted := attack(ctx, &c, tg, start, progress)
+	stopSampling()
+
+	r.Interrupted = interrupted
+	r.Elapsed = elapsed.Seconds()
+	r.Summary, r.Ops, r.Series, r.Histogram = rec.build(elapsed)
+	for _, s := range samplers {
+		r.LSM = append(r.LSM, s.report())
+	}
+	if err := WriteFiles(c.Out, r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// prepare fills in c's Interval and Seed defaults, validates it, checks
+// that every node accepts connections, and makes c.Out. It returns the
+// nodes' base URLs.
+func prepare(ctx context.Context, c *Config) ([]string, error) {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Seed == 0 {
+		c.Seed = uint64(time.Now().UnixNano())
+	}
+	bases := make([]string, len(c.Addrs))
+	for i, a := range c.Addrs {
+		bases[i], _ = BaseURL(a)
+		if err := dialCheck(ctx, bases[i]); err != nil {
+			return nil, &UnreachableError{Addr: a, Err: err}
+		}
+	}
+	if err := os.MkdirAll(c.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("--out: %w", err)
+	}
+	return bases, nil
+}
+
+// startSamplers starts one LSM sampler per node, each every c.Interval;
+// stop ends them and waits for them to return.
+func startSamplers(c *Config, bases []string, start time.Time) (samplers []*sampler, stop func()) {
+	samplers = make([]*sampler, len(bases))
 	sctx, stopSampling := context.WithCancel(context.Background())
 	var swg sync.WaitGroup
 	for i, b := range bases {
 		samplers[i] = newSampler(c.Addrs[i], b, start, min(c.Timeout, 5*time.Second), c.Token)
-		samplers[i].client.Transport = tokenTransport{base: &http.Transport{TLSClientConfig: tlsOf(&c)}, token: c.Token}
+		samplers[i].client.Transport = tokenTransport{base: &http.Transport{TLSClientConfig: tlsOf(c)}, token: c.Token}
 		swg.Go(func() { samplers[i].run(sctx, c.Interval) })
 	}
+	return samplers, func() { stopSampling(); swg.Wait() }
+}
 
-	tg := newTargets(&c, bases, keys, c.Seed, value)
+// attack sends tg's requests for c.Duration, or until ctx ends, showing
+// progress every c.Interval. It returns what it recorded, how long it
+// took, and whether ctx cut it short.
+func attack(ctx context.Context, c *Config, tg *targets, start time.Time, progress io.Writer) (rec *recorder, elapsed time.Duration, interrupted bool) {
 	atk := vegeta.NewAttacker(
 		vegeta.Workers(uint64(c.Concurrency)),
 		vegeta.MaxWorkers(uint64(c.Concurrency)),
@@ -90,10 +126,10 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		vegeta.KeepAlive(true),
 		vegeta.Redirects(vegeta.NoFollow),
 		// Verified: vegeta's own default skips verification.
-		vegeta.TLSConfig(tlsOf(&c)),
+		vegeta.TLSConfig(tlsOf(c)),
 	)
 	pace := vegeta.Rate{Freq: c.Rate, Per: time.Second} // Freq 0: no pacing, MaxWorkers bound the load
-	rec := newRecorder(start, c.Duration)
+	rec = newRecorder(start, c.Duration)
 	results := atk.Attack(tg.Targeter(), pace, c.Duration, "ringkv-bench")
 	tick := time.NewTicker(c.Interval)
 	defer tick.Stop()
@@ -110,26 +146,15 @@ loop:
 		case now := <-tick.C:
 			pr.show(rec, now, false)
 		case <-done:
-			r.Interrupted = true
+			interrupted = true
 			atk.Stop()
 			done = nil // keep draining results until vegeta closes the channel
 		}
 	}
-	elapsed := time.Since(start)
+	elapsed = time.Since(start)
 	pr.show(rec, time.Now(), true)
 	pr.end()
-	stopSampling()
-	swg.Wait()
-
-	r.Elapsed = elapsed.Seconds()
-	r.Summary, r.Ops, r.Series, r.Histogram = rec.build(elapsed)
-	for _, s := range samplers {
-		r.LSM = append(r.LSM, s.report())
-	}
-	if err := WriteFiles(c.Out, r); err != nil {
-		return r, err
-	}
-	return r, nil
+	return rec, elapsed, interrupted
 }
 
 func reportConfig(c *Config) ReportConfig {

@@ -371,28 +371,11 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 
 	half := c.Duration / 2
 	mon := startMonitor(e, 250*time.Millisecond)
-
-	// Write phase.
-	if c.Writes > 0 {
-		fmt.Fprintf(progress, "%-16s writing %d keys (for %s at most) with %d writers (load average %.2f)...\n", cs.Name, c.Writes, half, c.Concurrency, row.LoadAvg)
-	} else {
-		fmt.Fprintf(progress, "%-16s writing for %s with %d writers (load average %.2f)...\n", cs.Name, half, c.Concurrency, row.LoadAvg)
-	}
-	w, err := writePhase(ctx, e, c, half)
+	w, err := writeCase(ctx, e, c, cs, &row, half, progress)
 	if err != nil {
 		mon.stop()
 		return row, err
 	}
-	t0 := time.Now()
-	if err := e.Flush(); err != nil {
-		mon.stop()
-		return row, err
-	}
-	row.FlushSeconds = round(time.Since(t0).Seconds(), 3)
-	row.WriteOps = w.n
-	row.WritesCut = c.Writes > 0 && w.n < uint64(c.Writes)
-	row.WriteOpsPerSec = round(float64(w.n)/w.elapsed.Seconds(), 0)
-	row.WriteP50, row.WriteP99, row.WriteMax = msOf(w.h.quantile(0.5)), msOf(w.h.quantile(0.99)), msOf(time.Duration(w.h.max))
 
 	// Read phase.
 	written := uint64(c.Keys)
@@ -413,23 +396,7 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 	if rd.n > 0 {
 		row.ReadHitRatio = round(float64(rd.hits)/float64(rd.n), 4)
 	}
-
-	m := e.LSM()
-	row.WALBytes = m.WALBytesWritten
-	row.WriteAmp = round(m.WriteAmp, 3)
-	row.ReadAmp = round(mon.readAmpMean(), 2)
-	row.ReadAmpMax = mon.readAmpMax
-	row.MaxL0Sublevels = mon.maxL0
-	row.MaxCompactionDebt = mon.maxDebt
-	row.CompactionDebtEnd = m.CompactionDebt
-	row.Stalls = m.Stalls.Count
-	row.StallSeconds = round(m.Stalls.Duration.Seconds(), 3)
-	row.Flushes = m.Flushes
-	row.Compactions = m.Compactions
-	row.DiskBytes = m.DiskUsage
-	for _, l := range m.Levels {
-		row.LevelBytes = append(row.LevelBytes, l.Bytes)
-	}
+	row.setLSM(e.LSM(), mon)
 	closed = true
 	if err := e.Close(); err != nil {
 		return row, err
@@ -437,6 +404,50 @@ func runCase(ctx context.Context, c *Config, cs Case, progress io.Writer) (Row, 
 	fmt.Fprintf(progress, "%-16s read %d (%.0f/s, p99 %.3fms); write amp %.2f, read amp %.1f, %d stalls (%.2fs), disk %s\n",
 		cs.Name, rd.n, row.ReadOpsPerSec, row.ReadP99, row.WriteAmp, row.ReadAmp, row.Stalls, row.StallSeconds, compaction.FormatBytes(row.DiskBytes))
 	return row, nil
+}
+
+// writeCase runs the write phase of case cs for half the run, then
+// flushes, and records both in row.
+func writeCase(ctx context.Context, e *engine.Engine, c *Config, cs Case, row *Row, half time.Duration, progress io.Writer) (*phase, error) {
+	if c.Writes > 0 {
+		fmt.Fprintf(progress, "%-16s writing %d keys (for %s at most) with %d writers (load average %.2f)...\n", cs.Name, c.Writes, half, c.Concurrency, row.LoadAvg)
+	} else {
+		fmt.Fprintf(progress, "%-16s writing for %s with %d writers (load average %.2f)...\n", cs.Name, half, c.Concurrency, row.LoadAvg)
+	}
+	w, err := writePhase(ctx, e, c, half)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := e.Flush(); err != nil {
+		return nil, err
+	}
+	row.FlushSeconds = round(time.Since(t0).Seconds(), 3)
+	row.WriteOps = w.n
+	row.WritesCut = c.Writes > 0 && w.n < uint64(c.Writes)
+	row.WriteOpsPerSec = round(float64(w.n)/w.elapsed.Seconds(), 0)
+	row.WriteP50, row.WriteP99, row.WriteMax = msOf(w.h.quantile(0.5)), msOf(w.h.quantile(0.99)), msOf(time.Duration(w.h.max))
+	return w, nil
+}
+
+// setLSM records in r the engine's LSM at the end of the case, m, and
+// what mon saw of it during the case.
+func (r *Row) setLSM(m engine.LSMReport, mon *monitor) {
+	r.WALBytes = m.WALBytesWritten
+	r.WriteAmp = round(m.WriteAmp, 3)
+	r.ReadAmp = round(mon.readAmpMean(), 2)
+	r.ReadAmpMax = mon.readAmpMax
+	r.MaxL0Sublevels = mon.maxL0
+	r.MaxCompactionDebt = mon.maxDebt
+	r.CompactionDebtEnd = m.CompactionDebt
+	r.Stalls = m.Stalls.Count
+	r.StallSeconds = round(m.Stalls.Duration.Seconds(), 3)
+	r.Flushes = m.Flushes
+	r.Compactions = m.Compactions
+	r.DiskBytes = m.DiskUsage
+	for _, l := range m.Levels {
+		r.LevelBytes = append(r.LevelBytes, l.Bytes)
+	}
 }
 
 type phase struct {

@@ -45,10 +45,23 @@ func bench(args []string, env *environ, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "compaction" {
 		return benchCompaction(args[1:], stdout, stderr)
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "ringkv bench: %s\n", fmt.Sprintf(format, a...))
+	c, err := parseBench(args, env, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ringkv bench: %v\n", err)
 		return exitUsage
 	}
+	c.Progress = stderr
+	c.ProgressTTY = load.IsTerminal(stderr)
+	return runBench(c, stdout, stderr)
+}
+
+// parseBench parses bench's command line and environment into a load
+// config; -h prints the usage on stdout and returns flag.ErrHelp. Errors
+// name the flag.
+func parseBench(args []string, env *environ, stdout io.Writer) (load.Config, error) {
 	c := load.DefaultConfig()
 	addrs := strings.Join(c.Addrs, ",")
 	if v, _, ok := env.lookup("RINGKV_ADDR"); ok {
@@ -80,49 +93,60 @@ func bench(args []string, env *environ, stdout, stderr io.Writer) int {
 	tf.add(fs, env)
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		return printUsage(stdout, benchUsage, fs)
+		printUsage(stdout, benchUsage, fs)
+		return c, err
 	}
 	if err != nil {
-		return fail("%v", err)
+		return c, err
 	}
 	if len(pos) != 0 {
-		return fail("unexpected argument %q (the only subcommand is 'compaction')", pos[0])
+		return c, fmt.Errorf("unexpected argument %q (the only subcommand is 'compaction')", pos[0])
 	}
 	if c.Workload, err = workload.ParseWorkload(wl); err != nil {
-		return fail("%v", err)
+		return c, err
 	}
 	if c.Distribution, err = workload.ParseDistribution(dist); err != nil {
-		return fail("%v", err)
+		return c, err
 	}
 	if c.Preload, err = load.ParsePreload(pre); err != nil {
-		return fail("%v", err)
+		return c, err
 	}
 	if valueSize > math.MaxInt32 {
-		return fail("--value-size (%d) is too large", valueSize)
+		return c, fmt.Errorf("--value-size (%d) is too large", valueSize)
 	}
 	c.ValueSize = int(valueSize)
 	if c.TLS, err = tf.config(); err != nil {
-		return fail("%v", err)
+		return c, err
 	}
-	c.Addrs = nil
-	for _, a := range strings.Split(addrs, ",") {
+	c.Addrs = splitAddrs(addrs)
+	return c, c.Validate()
+}
+
+// splitAddrs splits a comma-separated list of addresses, dropping empty
+// ones.
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			c.Addrs = append(c.Addrs, a)
+			out = append(out, a)
 		}
 	}
-	if err := c.Validate(); err != nil {
-		return fail("%v", err)
-	}
-	c.Progress = stderr
-	c.ProgressTTY = load.IsTerminal(stderr)
+	return out
+}
 
+// runBench runs the load of c until it ends or SIGINT or SIGTERM, prints
+// the summary and where the report went, and returns the exit code:
+// exitUsage for an unreachable node, exitBenchErrors for a run with
+// errors.
+func runBench(c load.Config, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	r, err := load.Run(ctx, c)
 	var unreachable *load.UnreachableError
 	switch {
 	case errors.As(err, &unreachable):
-		return fail("%v", err)
+		fmt.Fprintf(stderr, "ringkv bench: %v\n", err)
+		return exitUsage
 	case err != nil && r == nil:
 		fmt.Fprintf(stderr, "ringkv bench: %v\n", err)
 		return exitFailure

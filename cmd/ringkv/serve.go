@@ -138,24 +138,8 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 
 // validate checks what the flag types cannot. Errors name the flag.
 func (c *serveConfig) validate() error {
-	if err := checkHostPort("http-addr", c.httpAddr); err != nil {
+	if err := c.validateAddrs(); err != nil {
 		return err
-	}
-	if err := checkHostPort("gossip-addr", c.gossipAddr); err != nil {
-		return err
-	}
-	if c.peerAddr != "" {
-		if err := checkHostPort("peer-addr", c.peerAddr); err != nil {
-			return err
-		}
-	}
-	if err := c.validateTLS(); err != nil {
-		return err
-	}
-	for _, a := range c.joinAddrs() {
-		if err := checkHostPort("join", a); err != nil {
-			return err
-		}
 	}
 	switch {
 	case c.dataDir == "":
@@ -201,19 +185,51 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("--profile-on-stall: %v", err)
 		}
 	}
-	if c.clusterSecretFile != "" {
-		if c.clusterSecret != "" {
-			return errors.New("--cluster-secret and --cluster-secret-file: give one")
-		}
-		// One secret a line, the primary first (secretfile.go); the
-		// keyring is built from the file itself, and it is re-read when
-		// it changes.
-		secs, err := readSecretFile(c.clusterSecretFile)
-		if err != nil {
+	return c.validateSecretFile()
+}
+
+// validateAddrs checks the addresses, and the TLS files that go with
+// them.
+func (c *serveConfig) validateAddrs() error {
+	if err := checkHostPort("http-addr", c.httpAddr); err != nil {
+		return err
+	}
+	if err := checkHostPort("gossip-addr", c.gossipAddr); err != nil {
+		return err
+	}
+	if c.peerAddr != "" {
+		if err := checkHostPort("peer-addr", c.peerAddr); err != nil {
 			return err
 		}
-		c.clusterSecret = string(secs[0])
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	for _, a := range c.joinAddrs() {
+		if err := checkHostPort("join", a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateSecretFile reads --cluster-secret-file, which excludes
+// --cluster-secret, and sets clusterSecret to its primary secret.
+func (c *serveConfig) validateSecretFile() error {
+	if c.clusterSecretFile == "" {
+		return nil
+	}
+	if c.clusterSecret != "" {
+		return errors.New("--cluster-secret and --cluster-secret-file: give one")
+	}
+	// One secret a line, the primary first (secretfile.go); the
+	// keyring is built from the file itself, and it is re-read when
+	// it changes.
+	secs, err := readSecretFile(c.clusterSecretFile)
+	if err != nil {
+		return err
+	}
+	c.clusterSecret = string(secs[0])
 	return nil
 }
 
@@ -296,15 +312,7 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // joinAddrs splits --join.
-func (c *serveConfig) joinAddrs() []string {
-	var out []string
-	for _, a := range strings.Split(c.join, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func (c *serveConfig) joinAddrs() []string { return splitAddrs(c.join) }
 
 // tuning resolves the profile and the override flags that were given.
 func (c *serveConfig) tuning(given map[string]bool) (compaction.Tuning, error) {
@@ -408,7 +416,9 @@ func normalizeNodeAddress(v string) string {
 	return v
 }
 
-// serve runs a node until SIGTERM or SIGINT.
+// serve runs a node until SIGTERM or SIGINT: it starts the node's parts in
+// order (daemon.start), serves until a signal or a server error
+// (daemon.run), then stops the parts in reverse (daemon.stop).
 func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	c, tuning, err := parseServe(args, env, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -438,82 +448,198 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		defer runtime.SetBlockProfileRate(0)
 	}
 
-	// undo closes, newest first, what startup opened before it failed.
-	var undo []func()
-	fail := func(code int, format string, args ...any) int {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-		fmt.Fprintf(stderr, "ringkv serve: "+format+"\n", args...)
-		return code
+	d := &daemon{c: &c, lg: lg}
+	defer d.closeAtExit()
+	if err := d.start(tuning); err != nil {
+		return d.fail(stderr, err)
 	}
+	return d.stop(d.run())
+}
 
-	// The certificate files, the auth file, then the ports: a bad flag
-	// fails fast, before Pebble opens.
+// daemon is a node as serve starts it, one step at a time: each step
+// fills in its parts, and registers in undo what must close should a
+// later step fail (on success, stop closes them in its own order).
+type daemon struct {
+	c  *serveConfig
+	lg *slog.Logger // names the node once openEngine knows it
+	// undo closes, newest first, what startup opened before it failed.
+	undo []func()
+	// atExit closes, newest first, what lives until serve returns,
+	// whether startup failed or not: after stop, or after undo.
+	atExit []func()
+	// started is when the engine began to open: the startup time logged.
+	started time.Time
+
+	nodeTLS    *httpd.NodeTLS
+	auth       *httpd.Auth
+	ln, peerLn net.Listener // peerLn is nil without --peer-addr
+	eng        *engine.Engine
+	nodeID     string
+	wall       func() time.Time
+	secrets    *peer.Secrets
+	clocks     *peer.ClockMonitor
+	clock      *memtable.Clock
+	peerAddrs  *peerAddrs
+	internode  *transport.Transport
+	node       *peer.Node
+	gossip     *membership.Gossip
+	srv        *httpd.Server
+
+	stopJoining, stopHistory func()
+	joined, historyDone      chan struct{}
+}
+
+// startError is a startup step that failed: serve's exit code and the
+// message it prints.
+type startError struct {
+	code int
+	msg  string
+}
+
+func (e *startError) Error() string { return e.msg }
+
+// startFailed is a startError with code and the message fmt.Sprintf makes.
+func startFailed(code int, format string, args ...any) error {
+	return &startError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// fail closes, newest first, what startup opened before it failed, prints
+// err, and returns its exit code.
+func (d *daemon) fail(stderr io.Writer, err error) int {
+	for i := len(d.undo) - 1; i >= 0; i-- {
+		d.undo[i]()
+	}
+	code := exitFailure
+	var se *startError
+	if errors.As(err, &se) {
+		code = se.code
+	}
+	fmt.Fprintf(stderr, "ringkv serve: %v\n", err)
+	return code
+}
+
+// closeAtExit runs atExit, newest first.
+func (d *daemon) closeAtExit() {
+	for i := len(d.atExit) - 1; i >= 0; i-- {
+		d.atExit[i]()
+	}
+}
+
+// start opens the node's parts, each step needing the ones before it: the
+// certificate files, the auth file, then the ports (a bad flag fails fast,
+// before Pebble opens); the engine; the secrets; the transport and the
+// node; membership; the HTTP server. An error is a *startError.
+func (d *daemon) start(tuning compaction.Tuning) error {
+	for _, step := range []func() error{
+		d.loadCredentials, d.listen,
+		func() error { return d.openEngine(tuning) },
+		d.loadSecrets, d.startNode, d.startMembership, d.startHTTP,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadCredentials loads the certificate files and the auth file; the auth
+// file's watcher stops when serve returns.
+func (d *daemon) loadCredentials() error {
+	c, lg := d.c, d.lg
 	nodeTLS, err := c.loadTLS(lg.With("component", "tls"))
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return startFailed(exitUsage, "%v", err)
 	}
-	var auth *httpd.Auth
+	d.nodeTLS = nodeTLS
 	if c.authFile != "" {
-		auth, err = httpd.NewAuth(httpd.AuthConfig{File: c.authFile, Logger: lg.With("component", "auth"), ClientIdentity: nodeTLS.ClientIdentity})
+		auth, err := httpd.NewAuth(httpd.AuthConfig{File: c.authFile, Logger: lg.With("component", "auth"), ClientIdentity: nodeTLS.ClientIdentity})
 		if err != nil {
-			return fail(exitUsage, "--auth-file: %v", err)
+			return startFailed(exitUsage, "--auth-file: %v", err)
 		}
-		defer auth.Close()
+		d.auth = auth
+		d.atExit = append(d.atExit, func() { auth.Close() })
 	}
+	return nil
+}
 
+// listen opens the client port and, with --peer-addr, the internode one.
+func (d *daemon) listen() error {
+	c := d.c
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
-		return fail(exitUsage, "cannot listen on --http-addr %s: %v", c.httpAddr, err)
+		return startFailed(exitUsage, "cannot listen on --http-addr %s: %v", c.httpAddr, err)
 	}
-	undo = append(undo, func() { ln.Close() })
-	var peerLn net.Listener
+	d.ln = ln
+	d.undo = append(d.undo, func() { ln.Close() })
 	if c.peerAddr != "" {
-		if peerLn, err = net.Listen("tcp", c.peerAddr); err != nil {
-			return fail(exitUsage, "cannot listen on --peer-addr %s: %v", c.peerAddr, err)
+		peerLn, err := net.Listen("tcp", c.peerAddr)
+		if err != nil {
+			return startFailed(exitUsage, "cannot listen on --peer-addr %s: %v", c.peerAddr, err)
 		}
-		undo = append(undo, func() { peerLn.Close() })
+		d.peerLn = peerLn
+		d.undo = append(d.undo, func() { peerLn.Close() })
 	}
+	return nil
+}
 
-	start := time.Now()
+// openEngine opens Pebble and resolves the node's identity from it; from
+// then on the log names the node.
+func (d *daemon) openEngine(tuning compaction.Tuning) error {
+	d.started = time.Now()
+	c, lg := d.c, d.lg
 	eo := c.engineOptions(tuning)
 	eo.Logger = lg.With("component", "engine")
 	// Pebble cannot go on after a fatal error (the engine logged it):
 	// exit, and let the supervisor restart the node, which replays its WAL.
+	// d.lg is read when that happens, so the line names the node.
 	eo.OnFatal = func(msg string) {
-		lg.Error("pebble cannot continue: " + msg + "; exiting")
+		d.lg.Error("pebble cannot continue: " + msg + "; exiting")
 		os.Exit(exitFailure)
 	}
 	eng, err := engine.Open(eo)
 	if err != nil {
-		return fail(exitFailure, "%v", err)
+		return startFailed(exitFailure, "%v", err)
 	}
-	undo = append(undo, func() { eng.Close() })
-	nodeID, err := resolveNodeID(eng, c.nodeID, ln.Addr().String())
+	d.eng = eng
+	d.undo = append(d.undo, func() { eng.Close() })
+	nodeID, err := resolveNodeID(eng, c.nodeID, d.ln.Addr().String())
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return startFailed(exitUsage, "%v", err)
 	}
-	lg = lg.With("node", nodeID)
-	removeStaleBackups(c.dataDir, lg)
-	lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(start))
+	d.nodeID, d.lg = nodeID, lg.With("node", nodeID)
+	removeStaleBackups(c.dataDir, d.lg)
+	d.lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(d.started))
+	return nil
+}
 
+// loadSecrets reads the wall clock to use and the cluster's secrets; a
+// --cluster-secret-file is watched until serve returns.
+func (d *daemon) loadSecrets() error {
+	c, lg := d.c, d.lg
 	// wall is this process's wall clock: time.Now, except in a failpoints
 	// build, where RINGKV_FAILPOINT_CLOCK_OFFSET offsets it (for tests).
 	wall, err := failpointWall()
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return startFailed(exitUsage, "%v", err)
 	}
 	secrets, err := clusterSecrets(c.clusterName, c.clusterSecret, c.clusterSecretFile)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return startFailed(exitUsage, "%v", err)
 	}
 	if c.clusterSecretFile != "" {
 		// A change to the file reaches gossip's keyring and internode
 		// signing (both read secrets) without a restart.
 		stopWatch := watchSecretFile(c.clusterSecretFile, secrets, secretFilePoll, lg.With("component", "secrets"))
-		defer stopWatch()
+		d.atExit = append(d.atExit, stopWatch)
 	}
+	d.wall, d.secrets = wall, secrets
+	return nil
+}
+
+// startNode starts the clocks, the internode transport and the node (the
+// coordinator) on it.
+func (d *daemon) startNode() error {
+	c, lg, eng, nodeID, ln, nodeTLS, wall, secrets := d.c, d.lg, d.eng, d.nodeID, d.ln, d.nodeTLS, d.wall, d.secrets
 	clocks := peer.NewClockMonitor(c.maxClockOffset, wall, lg.With("component", "clock"))
 	clock := memtable.NewClockBound(wall, c.maxClockOffset)
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
@@ -530,16 +656,28 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		MaxScanBytes:    limits.MaxScanBytes, MaxConcurrentScans: limits.MaxConcurrentScans,
 		Logger: lg.With("component", "internode"),
 	})
-	undo = append(undo, func() { internode.Close() })
+	d.internode = internode
+	d.undo = append(d.undo, func() { internode.Close() })
 	pc := c.peerConfig()
 	pc.NodeID, pc.HTTPAddr, pc.Engine, pc.Logger = nodeID, ln.Addr().String(), eng, lg
 	pc.Now, pc.Clock, pc.Clocks, pc.Transport = wall, clock, clocks, internode
 	node, err := peer.NewNode(pc)
 	if err != nil {
-		return fail(exitFailure, "%v", err)
+		return startFailed(exitFailure, "%v", err)
 	}
-	undo = append(undo, func() { node.Close() })
+	d.node = node
+	d.undo = append(d.undo, func() { node.Close() })
 	internode.SetLocal(node)
+	d.clocks, d.clock, d.peerAddrs = clocks, clock, peerAddrs
+	return nil
+}
+
+// startMembership starts gossip, which hands each new view to the
+// transport and the node; refuses damaged tables no replica can repair;
+// and joins --join in the background until it succeeds or serve stops.
+func (d *daemon) startMembership() error {
+	c, lg, eng, nodeID, ln, peerLn, secrets := d.c, d.lg, d.eng, d.nodeID, d.ln, d.peerLn, d.secrets
+	wall, clock, clocks, peerAddrs, node := d.wall, d.clock, d.clocks, d.peerAddrs, d.node
 	gossip, err := membership.Start(membership.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
 		PeerAddr: peerLnAddr(peerLn),
@@ -547,24 +685,33 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,
 	})
 	if errors.Is(err, peer.ErrGossipAddr) {
-		return fail(exitUsage, "--gossip-addr: %v", err)
+		return startFailed(exitUsage, "--gossip-addr: %v", err)
 	}
 	if err != nil {
 		// The rest comes from the data: a stored member list that cannot
 		// be read, or a node that has left.
-		return fail(exitFailure, "--data-dir %s: %v", c.dataDir, err)
+		return startFailed(exitFailure, "--data-dir %s: %v", c.dataDir, err)
 	}
-	undo = append(undo, func() { gossip.Close() })
+	d.gossip = gossip
+	d.undo = append(d.undo, func() { gossip.Close() })
 	node.UseMembership(gossip)
 	if err := repairable(eng, node.View(), c.replicas, c.joinAddrs()); err != nil {
-		return fail(exitFailure, "%v", err)
+		return startFailed(exitFailure, "%v", err)
 	}
 	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
 	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
-	undo = append(undo, func() { stopJoining(); <-joined })
+	d.stopJoining, d.joined = stopJoining, joined
+	d.undo = append(d.undo, func() { stopJoining(); <-joined })
+	return nil
+}
 
+// startHTTP builds the metrics registry, samples it in the background for
+// the status page, and builds the HTTP server (run starts it serving).
+func (d *daemon) startHTTP() error {
+	c, lg, eng, nodeID, ln, peerLn, secrets := d.c, d.lg, d.eng, d.nodeID, d.ln, d.peerLn, d.secrets
+	nodeTLS, auth, internode, node := d.nodeTLS, d.auth, d.internode, d.node
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The status page's sparklines: a sample of the registry a second.
@@ -572,7 +719,8 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	historyCtx, stopHistory := context.WithCancel(context.Background())
 	historyDone := make(chan struct{})
 	go func() { defer close(historyDone); history.Run(historyCtx) }()
-	undo = append(undo, func() { stopHistory(); <-historyDone })
+	d.stopHistory, d.historyDone = stopHistory, historyDone
+	d.undo = append(d.undo, func() { stopHistory(); <-historyDone })
 	srv, err := httpd.New(httpd.Config{
 		Addr:         ln.Addr().String(),
 		MaxValueSize: int(c.maxValueSize),
@@ -596,49 +744,73 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		Status:            httpd.StatusConfig{Version: versionString(), Peers: internode, History: history},
 	}, node, node)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return startFailed(exitUsage, "%v", err)
 	}
+	d.srv = srv
+	return nil
+}
 
+// run serves the ports until SIGTERM or SIGINT, or until a server stops;
+// with --drain, a signal first hands the node's ranges over (drain). It
+// returns the exit code so far.
+func (d *daemon) run() int {
+	c, lg, srv, ln, peerLn, nodeTLS, gossip := d.c, d.lg, d.srv, d.ln, d.peerLn, d.nodeTLS, d.gossip
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+	// Stopped only when serve returns: until then a signal comes here,
+	// rather than killing the process in the middle of stop.
+	d.atExit = append(d.atExit, func() { signal.Stop(sigs) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if peerLn != nil {
 		go func() { served <- srv.ServePeer(peerLn) }()
 	}
-	lg.Info("serving", "http_addr", ln.Addr().String(), "peer_addr", peerLnAddr(peerLn), "tls", nodeTLS.Client != nil, "mutual_tls", nodeTLS.MutualTLS, "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(start))
+	lg.Info("serving", "http_addr", ln.Addr().String(), "peer_addr", peerLnAddr(peerLn), "tls", nodeTLS.Client != nil, "mutual_tls", nodeTLS.MutualTLS, "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(d.started))
 
 	code := exitOK
 	select {
 	case sig := <-sigs:
 		if c.drain {
-			// Hand the ranges over while still serving; a second signal
-			// stops waiting (the node then stays out of the ring, leaving).
-			lg.Info("draining: handing this node's ranges over before exiting", "signal", sig.String())
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-sigs:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			switch err := node.Leave(ctx); {
-			case errors.Is(err, peer.ErrOnlyMember):
-				lg.Info("nothing to hand over: this node is the only member")
-			case err != nil:
-				lg.Error("drain stopped before every range was handed over", "err", err)
-				code = exitFailure
-			}
-			cancel()
+			code = d.drain(sig, sigs)
 		}
 		lg.Info("shutting down", "signal", sig.String())
 	case err := <-served:
 		lg.Error("http server stopped", "err", err)
 		code = exitFailure
 	}
-	// Stop in reverse order of start, logging how long each step took.
+	return code
+}
+
+// drain hands the node's ranges over while it still serves, after sig; a
+// second signal on sigs stops waiting (the node then stays out of the
+// ring, leaving). It returns exitFailure if the drain stopped short.
+func (d *daemon) drain(sig os.Signal, sigs <-chan os.Signal) int {
+	lg, node := d.lg, d.node
+	lg.Info("draining: handing this node's ranges over before exiting", "signal", sig.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	code := exitOK
+	switch err := node.Leave(ctx); {
+	case errors.Is(err, peer.ErrOnlyMember):
+		lg.Info("nothing to hand over: this node is the only member")
+	case err != nil:
+		lg.Error("drain stopped before every range was handed over", "err", err)
+		code = exitFailure
+	}
+	cancel()
+	return code
+}
+
+// stop stops the node's parts in reverse order of start, logging how long
+// each step took. It returns code, or exitFailure if a step failed.
+func (d *daemon) stop(code int) int {
+	c, lg, srv, gossip, node, internode, eng := d.c, d.lg, d.srv, d.gossip, d.node, d.internode, d.eng
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	if err := srv.Shutdown(ctx); err != nil {
@@ -646,12 +818,12 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		code = exitFailure
 	}
 	cancel()
-	stopHistory()
-	<-historyDone
+	d.stopHistory()
+	<-d.historyDone
 	lg.Info("http stopped", "duration", time.Since(t0))
 	t0 = time.Now()
-	stopJoining()
-	<-joined
+	d.stopJoining()
+	<-d.joined
 	if err := gossip.Close(); err != nil {
 		lg.Warn("gossip leave", "err", err)
 	}
@@ -777,6 +949,8 @@ func repairable(eng *engine.Engine, v *peer.View, replicas int, join []string) e
 	return fmt.Errorf("cannot open engine at %q: damaged file %s%s (%s): %s; no other replica holds its data to repair it from: restore the data dir from a backup (`ringkv check --data-dir %s` lists every damaged file)",
 		eng.Dir(), sp.File, more, sp.TokenSpan(), sp.Error, eng.Dir())
 }
+
+// peerLnAddr is the --peer-addr listener's address, or "" without one.
 func peerLnAddr(ln net.Listener) string {
 	if ln == nil {
 		return ""

@@ -103,6 +103,48 @@ const (
 
 // SVG renders the chart.
 func (c Line) SVG() template.HTML {
+	f, legend := c.frame()
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img">`, f.w, f.h, f.w, f.h)
+	fmt.Fprintf(&b, `<title>%s</title>`, esc(c.Title))
+	fmt.Fprintf(&b, `<text x="%d" y="15" class="t">%s</text>`, padLeft, esc(c.Title))
+	f.writeAxes(&b, c.YUnit, c.XLabel)
+	// Series and legend.
+	for i := len(c.Series) - 1; i >= 0; i-- {
+		s := c.Series[i]
+		color := s.Color
+		if color == "" {
+			color = Palette[i%len(Palette)]
+		}
+		f.writeSeries(&b, s, color)
+		e := legend.entries[i]
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.1f" y="%.0f" class="lg">%s</text>`,
+			e.x, e.y, esc(color), e.x+13, e.y+9, esc(e.name))
+	}
+	if len(c.Series) == 0 || f.ymax == 0 {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="xl">no data</text>`, f.px(f.xmax/2), f.py(f.ymax/2))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
+
+// lineFrame is a line chart's geometry: its size, where the plot area
+// starts and how large it is, and the axes' ranges (from 0).
+type lineFrame struct {
+	w, h, top  int
+	pw, ph     float64
+	xmax, ymax float64
+}
+
+// px is where x goes across the chart.
+func (f lineFrame) px(x float64) float64 { return padLeft + x/f.xmax*f.pw }
+
+// py is where y goes down the chart.
+func (f lineFrame) py(y float64) float64 { return float64(f.top) + f.ph - y/f.ymax*f.ph }
+
+// frame lays c out: its size with the defaults, the axes' ranges (the y
+// axis up to a round number above the largest sample), and the legend.
+func (c Line) frame() (lineFrame, legendLayout) {
 	w, h := c.Width, c.Height
 	if w <= 0 {
 		w = 560
@@ -130,68 +172,58 @@ func (c Line) SVG() template.HTML {
 	top := padTop + legendLineH*legend.lines
 	h += legendLineH * legend.lines
 	pw, ph := float64(w-padLeft-padRight), float64(h-top-padBottom)
-	px := func(x float64) float64 { return padLeft + x/xmax*pw }
-	py := func(y float64) float64 { return float64(top) + ph - y/ymax*ph }
+	return lineFrame{w: w, h: h, top: top, pw: pw, ph: ph, xmax: xmax, ymax: ymax}, legend
+}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img">`, w, h, w, h)
-	fmt.Fprintf(&b, `<title>%s</title>`, esc(c.Title))
-	fmt.Fprintf(&b, `<text x="%d" y="15" class="t">%s</text>`, padLeft, esc(c.Title))
+// writeAxes writes the horizontal grid with the y labels (in yUnit), the
+// x ticks, and xLabel if any.
+func (f lineFrame) writeAxes(b *strings.Builder, yUnit, xLabel string) {
+	top, ph, xmax := f.top, f.ph, f.xmax
 	// Horizontal grid and y labels.
 	for i := 0; i <= 4; i++ {
-		y := ymax * float64(i) / 4
-		yy := py(y)
-		fmt.Fprintf(&b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" class="g"/>`, padLeft, px(xmax), yy, yy)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="yl">%s</text>`, padLeft-4, yy+4, esc(FormatNum(y)+c.YUnit))
+		y := f.ymax * float64(i) / 4
+		yy := f.py(y)
+		fmt.Fprintf(b, `<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" class="g"/>`, padLeft, f.px(xmax), yy, yy)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" class="yl">%s</text>`, padLeft-4, yy+4, esc(FormatNum(y)+yUnit))
 	}
 	// X ticks.
 	step := NiceCeil(xmax / 8)
 	for x := 0.0; x <= xmax+step/1e6; x += step {
-		xx := px(x)
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" class="g"/>`, xx, xx, top, float64(top)+ph)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="xl">%s</text>`, xx, float64(top)+ph+14, esc(FormatNum(x)))
+		xx := f.px(x)
+		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" class="g"/>`, xx, xx, top, float64(top)+ph)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" class="xl">%s</text>`, xx, float64(top)+ph+14, esc(FormatNum(x)))
 	}
-	if c.XLabel != "" {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="xl">%s</text>`, px(xmax)-4, h-2, esc(c.XLabel))
+	if xLabel != "" {
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" class="xl">%s</text>`, f.px(xmax)-4, f.h-2, esc(xLabel))
 	}
-	// Series and legend.
-	for i := len(c.Series) - 1; i >= 0; i-- {
-		s := c.Series[i]
-		color := s.Color
-		if color == "" {
-			color = Palette[i%len(Palette)]
+}
+
+// writeSeries writes s as a path in color, broken where a Y is NaN or
+// infinite; a series of one point gets a dot, since a path of one point
+// draws nothing.
+func (f lineFrame) writeSeries(b *strings.Builder, s Series, color string) {
+	var d strings.Builder
+	pen := false
+	for _, p := range s.Points {
+		if math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
+			pen = false
+			continue
 		}
-		var d strings.Builder
-		pen := false
-		for _, p := range s.Points {
-			if math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
-				pen = false
-				continue
-			}
-			op := "L"
-			if !pen {
-				op = "M"
-				pen = true
-			}
-			fmt.Fprintf(&d, "%s%.1f %.1f ", op, px(math.Min(math.Max(p.X, 0), xmax)), py(p.Y))
+		op := "L"
+		if !pen {
+			op = "M"
+			pen = true
 		}
-		if d.Len() > 0 {
-			fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="1.6"><title>%s</title></path>`,
-				strings.TrimSpace(d.String()), esc(color), esc(s.Name))
-			if len(s.Points) == 1 {
-				p := s.Points[0]
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, px(p.X), py(p.Y), esc(color))
-			}
+		fmt.Fprintf(&d, "%s%.1f %.1f ", op, f.px(math.Min(math.Max(p.X, 0), f.xmax)), f.py(p.Y))
+	}
+	if d.Len() > 0 {
+		fmt.Fprintf(b, `<path d="%s" fill="none" stroke="%s" stroke-width="1.6"><title>%s</title></path>`,
+			strings.TrimSpace(d.String()), esc(color), esc(s.Name))
+		if len(s.Points) == 1 {
+			p := s.Points[0]
+			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`, f.px(p.X), f.py(p.Y), esc(color))
 		}
-		e := legend.entries[i]
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.1f" y="%.0f" class="lg">%s</text>`,
-			e.x, e.y, esc(color), e.x+13, e.y+9, esc(e.name))
 	}
-	if len(c.Series) == 0 || ymax == 0 {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="xl">no data</text>`, px(xmax/2), py(ymax/2))
-	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
 }
 
 // Bar is one bar of a bar chart.
