@@ -331,7 +331,7 @@ func (r *clusterReport) render() (string, []byte, error) {
 			fmt.Fprintf(&md, "| %s | %.2f | %.2f | **%s** | %.2f | %.2f |\n", op, m.s, m.cl, fmtRatio(ratio(m.cl, m.s)), m.sc, m.cc)
 			doc.add(op, r.opDoc(r.Results, op))
 		}
-		r.sharesLine(&md, r.Results)
+		r.sharesLine(&md, "", r.Results)
 	} else {
 		// The top level is the first build's, as without -bins; "builds"
 		// has each, with its ratios to the first.
@@ -369,7 +369,7 @@ func (r *clusterReport) render() (string, []byte, error) {
 			}
 		}
 		for _, b := range r.Builds {
-			r.sharesLine(&md, r.ByBuild[b.Label])
+			r.sharesLine(&md, b.Label+": ", r.ByBuild[b.Label])
 		}
 		doc.add("builds", builds)
 	}
@@ -382,7 +382,7 @@ func (r *clusterReport) render() (string, []byte, error) {
 }
 
 // sharesLine notes how wrk's requests fell on the cluster's nodes.
-func (r *clusterReport) sharesLine(md *strings.Builder, res map[string][]clusterRun) {
+func (r *clusterReport) sharesLine(md *strings.Builder, build string, res map[string][]clusterRun) {
 	for _, op := range []string{"get", "put"} {
 		var parts []string
 		for _, x := range res["cluster,"+op] {
@@ -391,7 +391,7 @@ func (r *clusterReport) sharesLine(md *strings.Builder, res map[string][]cluster
 			}
 		}
 		if len(parts) > 0 {
-			fmt.Fprintf(md, "\nCluster %s requests sent to nodes 1/2/3, by round: %s.\n", op, strings.Join(parts, ", "))
+			fmt.Fprintf(md, "\n%scluster %s requests sent to nodes 1/2/3, by round: %s.\n", build, op, strings.Join(parts, ", "))
 		}
 	}
 }

@@ -426,7 +426,7 @@ func TestClusterReportBins(t *testing.T) {
 	got := parseShape(t, js).(map[string]any)
 	sameShape(t, "cluster", readShape(t, "../../results/cluster-20261129T060740Z.json"), got)
 	for _, s := range []string{"| after | get | 150.00 | 150.00 | **1.000** |", "| after | **1.500** | **1.500** | **1.500** | **1.500** | 1.000 |",
-		"-bins before=/a,after=/b", "-spread=true", "wrk -t3 spreads", "Cluster put requests sent to nodes 1/2/3, by round: 25.0/25.0/50.0%."} {
+		"-bins before=/a,after=/b", "-spread=true", "wrk -t3 spreads", "after: cluster put requests sent to nodes 1/2/3, by round: 25.0/25.0/50.0%."} {
 		if !strings.Contains(md, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md)
 		}
