@@ -348,6 +348,10 @@ func TestUsage(t *testing.T) {
 	f(exitOK, "tls", "-h")
 	f(exitUsage, "tls", "-rounds", "0")
 	f(exitUsage, "commitwait", "-bins", "=x")
+	f(exitUsage, "single", "-bins", "a=/x", "-targets", "baseline")
+	f(exitUsage, "single", "-bins", "a=")
+	f(exitUsage, "cluster", "-bins", "=x")
+	f(exitUsage, "cluster", "-conns", "2")
 	f(exitUsage, "commitwait", "-duration", "1ms")
 	// Nothing of a rejected run is left in the temp dir.
 	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "ringkv-single.*")); len(m) != 0 {
