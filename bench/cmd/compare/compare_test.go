@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -24,8 +26,16 @@ func TestParseWrk(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := wrkResult{Requests: 120, DurationUS: 2000000, RPS: 60, P50US: 900, P99US: 4100, Errors: 1, Non2xx: 2, Output: out}
-	if r != want {
+	if !reflect.DeepEqual(r, want) {
 		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+	// A spread run's SPREAD line: each node's requests, in ADDRS order.
+	spread, err := parseWrk(out + "SPREAD 127.0.0.1:2=70 127.0.0.1:1=50\n")
+	if err != nil || !reflect.DeepEqual(spread.Spread, []nodeCount{{"127.0.0.1:2", 70}, {"127.0.0.1:1", 50}}) {
+		t.Errorf("SPREAD: %+v, %v", spread.Spread, err)
+	}
+	if _, err := parseWrk(out + "SPREAD 127.0.0.1:2=x\n"); err == nil {
+		t.Error("a bad SPREAD line parsed")
 	}
 	if _, err := parseWrk("wrk: connection refused\n"); err == nil || !strings.Contains(err.Error(), "no RESULT line") {
 		t.Errorf("no RESULT line: %v", err)
@@ -146,7 +156,8 @@ func shape(v any) any {
 }
 
 // sameShape reports where got's shape departs from want's; an empty array
-// on either side matches any array.
+// on either side matches any array. got may have keys want lacks: new
+// fields keep a file readable by what read the old ones.
 func sameShape(t *testing.T, path string, want, got any) {
 	t.Helper()
 	switch w := want.(type) {
@@ -157,8 +168,8 @@ func sameShape(t *testing.T, path string, want, got any) {
 			return
 		}
 		wk, gk := slices.Sorted(maps.Keys(w)), slices.Sorted(maps.Keys(g))
-		if !slices.Equal(wk, gk) {
-			t.Errorf("%s: keys %v, want %v", path, gk, wk)
+		if slices.ContainsFunc(wk, func(k string) bool { return !slices.Contains(gk, k) }) {
+			t.Errorf("%s: keys %v, want %v and perhaps more", path, gk, wk)
 			return
 		}
 		for _, k := range wk {
@@ -337,9 +348,112 @@ func TestUsage(t *testing.T) {
 	f(exitOK, "tls", "-h")
 	f(exitUsage, "tls", "-rounds", "0")
 	f(exitUsage, "commitwait", "-bins", "=x")
+	f(exitUsage, "single", "-bins", "a=/x", "-targets", "baseline")
+	f(exitUsage, "single", "-bins", "a=")
+	f(exitUsage, "cluster", "-bins", "=x")
+	f(exitUsage, "cluster", "-conns", "2")
 	f(exitUsage, "commitwait", "-duration", "1ms")
 	// Nothing of a rejected run is left in the temp dir.
 	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "ringkv-single.*")); len(m) != 0 {
 		t.Logf("note: %v exist (another run?)", m)
+	}
+}
+
+// TestSingleReportBins: with -bins each build is a target of its own,
+// with its ratios to the yardsticks and, for a later build, to the first.
+func TestSingleReportBins(t *testing.T) {
+	builds := []cwBuild{{"before", "/a"}, {"after", "/b"}}
+	var runs []singleRun
+	for r := 1; r <= 3; r++ {
+		for _, tw := range [][3]any{{"ringkv-before", "get", 1000.0}, {"ringkv-before", "put", 500.0}, {"ringkv-after", "get", 1500.0},
+			{"ringkv-after", "put", 400.0}, {"baseline", "get", 1000.0}, {"baseline", "put", 1000.0}, {"const", "get", 2000.0}} {
+			runs = append(runs, singleRun{Round: r, Target: tw[0].(string), Workload: tw[1].(string), Requests: 1000, DurationUS: 1e6,
+				RPS: tw[2].(float64), P50US: 100, P99US: 1000, CPUUSPerReq: 10, LoadAvg: 1})
+		}
+	}
+	rep := singleReport{Date: "20260101T000000Z", Commit: "abc", Go: "go1", CPUs: 2, Setup: "KEYS=1", Pinning: "none", Rounds: 3,
+		Targets: []string{"ringkv-before", "ringkv-after", "baseline", "const"}, Builds: builds, Runs: runs,
+		Params: singleParams{Keys: 1, Duration: "1s", Sync: true}}
+	rep.fold()
+	md, js, err := rep.render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseShape(t, js).(map[string]any)
+	sameShape(t, "compare", readShape(t, "../../results/compare-20261129T061810Z.json"), got)
+	if _, ok := got["builds"]; !ok {
+		t.Errorf("no builds in %s", js)
+	}
+	want := map[string]float64{"ringkv-before/baseline PUT": 0.5, "ringkv-after/baseline GET": 1.5, "ringkv-after GET/const GET": 0.75,
+		"baseline GET/const GET": 0.5, "ringkv-after/ringkv-before GET": 1.5, "ringkv-after/ringkv-before PUT": 0.8}
+	for _, q := range rep.Ratios {
+		if w, ok := want[q.Name]; ok && q.RPS != w {
+			t.Errorf("%s = %v, want %v", q.Name, q.RPS, w)
+		}
+		delete(want, q.Name)
+	}
+	if len(want) != 0 || len(rep.Ratios) != 9 {
+		t.Errorf("missing ratios %v; got %+v", want, rep.Ratios)
+	}
+	for _, s := range []string{"| ringkv-after | put | 400 |", "| ringkv-after/ringkv-before PUT | 0.800 |", "ringkv-before (/a), ringkv-after (/b)"} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+	if fileSafe("ringkv-/tmp/x") != "ringkv-_tmp_x" {
+		t.Errorf("fileSafe = %q", fileSafe("ringkv-/tmp/x"))
+	}
+}
+
+// TestClusterReportBins: the top level stays the first build's; builds
+// holds each with its ratios to the first; spread runs note each node's
+// share.
+func TestClusterReportBins(t *testing.T) {
+	mk := func(rps float64) map[string][]clusterRun {
+		res := map[string][]clusterRun{}
+		for _, k := range []string{"single,get", "single,put", "cluster,get", "cluster,put"} {
+			run := clusterRun{RPS: rps, CPU: 10, P99: "1.00ms"}
+			if strings.HasPrefix(k, "cluster") {
+				run.Spread = []nodeCount{{"a", 1}, {"b", 1}, {"c", 2}}
+			}
+			res[k] = []clusterRun{run}
+		}
+		return res
+	}
+	by := map[string]map[string][]clusterRun{"before": mk(100), "after": mk(150)}
+	rep := clusterReport{Date: "x", Config: wrkConfig{Duration: time.Second, Rounds: 1, Threads: 3, Conns: 63}, Spread: true, CPUs: 2,
+		Results: by["before"], Bins: "before=/a,after=/b", Builds: []cwBuild{{"before", "/a"}, {"after", "/b"}}, ByBuild: by}
+	md, js, err := rep.render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseShape(t, js).(map[string]any)
+	sameShape(t, "cluster", readShape(t, "../../results/cluster-20261129T060740Z.json"), got)
+	for _, s := range []string{"| after | get | 150.00 | 150.00 | **1.000** |", "| after | **1.500** | **1.500** | **1.500** | **1.500** | 1.000 |",
+		"-bins before=/a,after=/b", "-spread=true", "wrk -t3 spreads", "after: cluster put requests sent to nodes 1/2/3, by round: 25.0/25.0/50.0%."} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+	for _, s := range []string{`"cluster_rps_vs_first": 1.5`, `"cluster_node_shares": "25.0/25.0/50.0%;"`, `"spread": true`, `"path": "/b"`} {
+		if !strings.Contains(string(js), s) {
+			t.Errorf("json lacks %s:\n%s", s, js)
+		}
+	}
+}
+
+func TestSpreadWrk(t *testing.T) {
+	c := clusterConfig{wrkConfig: defaultWrk(1), Spread: true}
+	if err := c.spreadWrk(3); err != nil || c.Threads != 3 || c.Conns != 63 {
+		t.Errorf("spread: -t%d -c%d, %v; want -t3 -c63", c.Threads, c.Conns, err)
+	}
+	c = clusterConfig{wrkConfig: defaultWrk(1)}
+	if err := c.spreadWrk(3); err != nil || c.Threads != 1 || c.Conns != 64 {
+		t.Errorf("no spread: -t%d -c%d, %v", c.Threads, c.Conns, err)
+	}
+	c = clusterConfig{wrkConfig: defaultWrk(1), Spread: true}
+	c.Conns = 2
+	if err := c.spreadWrk(3); !errors.Is(err, errUsage) {
+		t.Errorf("-conns 2: %v", err)
 	}
 }

@@ -93,8 +93,7 @@ type runEnv struct {
 func allModes() []mode {
 	return []mode{
 		{"single", singleFlags},
-		// cluster.sh's variables as flags, 3 rounds.
-		{"cluster", wrkMode(3, "extra `ringkv serve` flags for every node, space-separated", runCluster)},
+		{"cluster", clusterFlags},
 		{"scale", scaleFlags},
 		{"move", moveFlags},
 		// tls.sh's variables as flags, one round as tls.sh made.

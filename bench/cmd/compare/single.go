@@ -26,6 +26,7 @@ type singleConfig struct {
 	ServerCPUs string
 	WrkCPUs    string
 	Shuffle    bool
+	Bins       string // label=path,...: ringkv builds, each its own target
 }
 
 var singleTargets = []string{"ringkv", "baseline", "const"}
@@ -38,6 +39,7 @@ func singleFlags(fs *flag.FlagSet) func(context.Context, *runEnv) error {
 	fs.StringVar(&c.ServerCPUs, "server-cpus", "", "taskset -c list for the server when pinning (default: the first half, or 0)")
 	fs.StringVar(&c.WrkCPUs, "wrk-cpus", "", "taskset -c list for wrk and the preload when pinning (default: the second half, or 1)")
 	fs.BoolVar(&c.Shuffle, "shuffle", false, "preload the keys in a random order")
+	fs.StringVar(&c.Bins, "bins", "", "ringkv binaries to compare, LABEL=PATH or PATH, comma-separated: each is a target ringkv-LABEL in the rotation, in place of the checkout's ringkv")
 	return func(ctx context.Context, e *runEnv) error { return runSingle(ctx, e, c) }
 }
 
@@ -92,6 +94,7 @@ type singleRunner struct {
 	e                 *runEnv
 	c                 singleConfig
 	addrs             map[string]string // target (and "gossip") -> 127.0.0.1:PORT
+	bins              map[string]string // ringkv target -> its binary
 	serverPin, wrkPin []string
 	wrkEnv            []string
 }
@@ -104,16 +107,32 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 	if err := c.check(); err != nil {
 		return err
 	}
+	builds, err := parseBins(c.Bins)
+	if err != nil {
+		return err
+	}
 	ncpu := runtime.NumCPU()
-	sr := &singleRunner{e: e, c: c, addrs: map[string]string{},
+	sr := &singleRunner{e: e, c: c, addrs: map[string]string{}, bins: map[string]string{"ringkv": filepath.Join(e.h.bin, "ringkv")},
 		wrkEnv: c.env("SHUFFLE=" + boolEnv(c.Shuffle))}
+	if len(builds) > 0 {
+		// -bins: the ringkv target is each build, in their order.
+		if i := slices.Index(targets, "ringkv"); i >= 0 {
+			targets = slices.Replace(targets, i, i+1, buildTargets(builds)...)
+		} else {
+			return usageErr("-bins needs ringkv in -targets")
+		}
+		sr.bins = map[string]string{}
+		for i, b := range builds {
+			sr.bins[buildTargets(builds)[i]] = b.Path
+		}
+	}
 	var pinDesc string
 	if sr.serverPin, sr.wrkPin, pinDesc, err = pinning(c, ncpu); err != nil {
 		return err
 	}
 	h := e.h
 	pkgs := []string{"./bench/baseline", "./bench/baseline/const", "./bench/cmd/preload"}
-	if slices.Contains(targets, "ringkv") {
+	if slices.Contains(targets, "ringkv") && len(builds) == 0 {
 		pkgs = append(pkgs, "./cmd/ringkv")
 	}
 	if err := h.build(ctx, pkgs...); err != nil {
@@ -132,7 +151,7 @@ func runSingle(ctx context.Context, e *runEnv, c singleConfig) error {
 		c.Keys, c.ValueSize, boolEnv(c.Shuffle), wrkDuration(c.Duration), c.Rounds, c.Threads, c.Conns)
 	h.logf("%s; pinning: %s", setup, pinDesc)
 
-	rep := singleReport{Setup: setup, Pinning: pinDesc, Rounds: c.Rounds, Targets: targets, CPUs: ncpu,
+	rep := singleReport{Setup: setup, Pinning: pinDesc, Rounds: c.Rounds, Targets: targets, CPUs: ncpu, Builds: builds,
 		Params: singleParams{Keys: c.Keys, ValueSize: c.ValueSize, Duration: wrkDuration(c.Duration), Rounds: c.Rounds,
 			Threads: c.Threads, Connections: c.Conns, Sync: true}}
 	bad := 0
@@ -187,12 +206,13 @@ func (e *runEnv) finishSingle(rep *singleReport, bad int) error {
 // delete its data.
 func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRun, error) {
 	h, c, addr := sr.e.h, sr.c, sr.addrs[t]
-	dir := filepath.Join(h.work, fmt.Sprintf("data-%s-%d", t, r))
+	file := fileSafe(t) // a label may be a path
+	dir := filepath.Join(h.work, fmt.Sprintf("data-%s-%d", file, r))
 	defer os.RemoveAll(dir)
 	var argv []string
 	switch t {
-	case "ringkv":
-		argv = append([]string{filepath.Join(h.bin, "ringkv"), "serve", "--http-addr", addr, "--gossip-addr", sr.addrs["gossip"],
+	default: // ringkv, or a build of -bins
+		argv = append([]string{sr.bins[t], "serve", "--http-addr", addr, "--gossip-addr", sr.addrs["gossip"],
 			"--data-dir", dir, "--sync=true"}, c.ringkvArgs()...)
 	case "baseline":
 		argv = []string{filepath.Join(h.bin, "baseline"), "--addr", addr, "--data-dir", dir, "--sync=true"}
@@ -202,7 +222,7 @@ func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRu
 	if listening(addr) {
 		return nil, fmt.Errorf("something is already listening on %s", addr)
 	}
-	p, err := h.start(fmt.Sprintf("server-%s-%d", t, r), sr.serverPin, argv...)
+	p, err := h.start(fmt.Sprintf("server-%s-%d", file, r), sr.serverPin, argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +245,7 @@ func (sr *singleRunner) target(ctx context.Context, t string, r int) ([]singleRu
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s, round %d): %w", t, w, r, err)
 		}
-		os.WriteFile(filepath.Join(h.work, fmt.Sprintf("wrk-%s-%s-%d.txt", t, w, r)), []byte(res.Output), 0o644)
+		os.WriteFile(filepath.Join(h.work, fmt.Sprintf("wrk-%s-%s-%d.txt", file, w, r)), []byte(res.Output), 0o644)
 		run := singleRun{Round: r, Target: t, Workload: w, Requests: res.Requests, DurationUS: res.DurationUS,
 			RPS: res.RPS, P50US: res.P50US, P99US: res.P99US, Errors: res.Errors, Non2xx: res.Non2xx,
 			CPUUSPerReq: cpu, LoadAvg: load}
@@ -242,6 +262,25 @@ func (c singleConfig) preloadPinned(addr string, pin []string) preloadSpec {
 	s := c.preload(addr)
 	s.Shuffle, s.Prefix = c.Shuffle, pin
 	return s
+}
+
+// buildTargets names the builds' targets: ringkv-LABEL.
+func buildTargets(builds []cwBuild) []string {
+	var out []string
+	for _, b := range builds {
+		out = append(out, "ringkv-"+b.Label)
+	}
+	return out
+}
+
+// fileSafe makes a target name fit in a file name.
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 func boolEnv(b bool) string {
@@ -279,6 +318,7 @@ type singleReport struct {
 	Setup, Pinning   string
 	Rounds           int
 	Targets          []string
+	Builds           []cwBuild // -bins; nil: the one target ringkv
 	Params           singleParams
 	Runs             []singleRun
 	Warnings         []string
@@ -295,7 +335,7 @@ type singleReport struct {
 func (r *singleReport) fold() {
 	r.Median = map[string]singleMedian{}
 	r.Rows = nil
-	for _, t := range singleTargets {
+	for _, t := range r.order() {
 		if !slices.Contains(r.Targets, t) {
 			continue
 		}
@@ -325,12 +365,24 @@ func (r *singleReport) fold() {
 		return singleMedian{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 	}
 	r.Ratios = nil
-	for _, x := range [][3]string{
-		{"ringkv/baseline GET", "ringkv.get", "baseline.get"},
-		{"ringkv/baseline PUT", "ringkv.put", "baseline.put"},
-		{"ringkv GET/const GET", "ringkv.get", "const.get"},
-		{"baseline GET/const GET", "baseline.get", "const.get"},
-	} {
+	var pairs [][3]string
+	names := r.ringkvNames()
+	for _, n := range names {
+		pairs = append(pairs, [][3]string{
+			{n + "/baseline GET", n + ".get", "baseline.get"},
+			{n + "/baseline PUT", n + ".put", "baseline.put"},
+			{n + " GET/const GET", n + ".get", "const.get"},
+		}...)
+	}
+	pairs = append(pairs, [3]string{"baseline GET/const GET", "baseline.get", "const.get"})
+	// Each later build against the first: after/before per figure.
+	for _, n := range names[1:] {
+		pairs = append(pairs, [][3]string{
+			{n + "/" + names[0] + " GET", n + ".get", names[0] + ".get"},
+			{n + "/" + names[0] + " PUT", n + ".put", names[0] + ".put"},
+		}...)
+	}
+	for _, x := range pairs {
 		a, b := get(x[1]), get(x[2])
 		q := singleRatio{x[0], ratio(a.RPS, b.RPS), ratio(a.CPU, b.CPU)}
 		if math.IsNaN(q.RPS) && math.IsNaN(q.CPU) {
@@ -346,6 +398,18 @@ func (r *singleReport) fold() {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("1-minute load average reached %.2f on %d CPUs before a run: the machine was busy, figures are noisy", r.MaxLoad, r.CPUs))
 	}
 }
+
+// ringkvNames are the ringkv targets: ringkv, or one per build.
+func (r *singleReport) ringkvNames() []string {
+	if len(r.Builds) == 0 {
+		return []string{"ringkv"}
+	}
+	return buildTargets(r.Builds)
+}
+
+// order is every target in the table's order: ringkv (or the builds),
+// baseline, const.
+func (r *singleReport) order() []string { return append(r.ringkvNames(), singleTargets[1:]...) }
 
 // jnum is a JSON number, null for NaN.
 type jnum float64
@@ -419,6 +483,13 @@ func (r *singleReport) render() (string, []byte, error) {
 	var md strings.Builder
 	fmt.Fprintf(&md, "# ringkv vs baseline (%s)\n\n%s.\nPinning: %s.\nMedians of %d rounds; CPU us/req is the server's utime+stime per request.\n\n",
 		r.Date, setup, r.Pinning, r.Rounds)
+	if len(r.Builds) > 0 {
+		var bs []string
+		for i, b := range r.Builds {
+			bs = append(bs, fmt.Sprintf("%s (%s)", r.ringkvNames()[i], b.Path))
+		}
+		fmt.Fprintf(&md, "Builds (-bins), each a target of the rotation: %s.\n\n", strings.Join(bs, ", "))
+	}
 	md.WriteString(r.table())
 	if len(r.Warnings) > 0 {
 		md.WriteString("\nWarnings:\n")
@@ -434,6 +505,22 @@ func (r *singleReport) render() (string, []byte, error) {
 	for _, q := range r.Ratios {
 		ratios.add(q.Name, ordered{{"rps", jnum(q.RPS)}, {"cpu_us_per_req", jnum(q.CPU)}})
 	}
+	if len(r.Builds) > 0 {
+		// A reader of the files without -bins finds ringkv's keys: the
+		// first build's figures, under ringkv's names.
+		first := r.ringkvNames()[0]
+		for _, row := range r.Rows {
+			if t, w, _ := strings.Cut(row, "."); t == first {
+				m := r.Median[row]
+				median.add("ringkv."+w, ordered{{"rps", jnum(m.RPS)}, {"cpu_us_per_req", jnum(m.CPU)}, {"p50_us", jnum(m.P50)}, {"p99_us", jnum(m.P99)}})
+			}
+		}
+		for _, q := range r.Ratios {
+			if rest, ok := strings.CutPrefix(q.Name, first); ok && (strings.HasPrefix(rest, "/baseline") || strings.HasPrefix(rest, " GET/const")) {
+				ratios.add("ringkv"+rest, ordered{{"rps", jnum(q.RPS)}, {"cpu_us_per_req", jnum(q.CPU)}})
+			}
+		}
+	}
 	runs := r.Runs
 	if runs == nil {
 		runs = []singleRun{}
@@ -446,6 +533,13 @@ func (r *singleReport) render() (string, []byte, error) {
 		{"date", r.Date}, {"commit", r.Commit}, {"go", r.Go}, {"cpus", r.CPUs}, {"max_loadavg_1m", round2(r.MaxLoad)},
 		{"params", r.Params}, {"pinning", r.Pinning}, {"median", median}, {"ratios", ratios},
 		{"runs", runs}, {"warnings", warnings},
+	}
+	if len(r.Builds) > 0 {
+		var builds []ordered
+		for i, b := range r.Builds {
+			builds = append(builds, ordered{{"label", b.Label}, {"path", b.Path}, {"target", r.ringkvNames()[i]}})
+		}
+		doc.add("builds", builds)
 	}
 	js, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

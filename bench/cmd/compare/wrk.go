@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,17 +23,37 @@ type wrkResult struct {
 	P99US      int64
 	Errors     int64
 	Non2xx     int64
-	Output     string // wrk's whole output
+	// Spread is the requests sent to each node, in ADDRS order, from the
+	// SPREAD line a run with ADDRS prints (nil without).
+	Spread []nodeCount
+	Output string // wrk's whole output
+}
+
+// nodeCount is one node's share of a spread run.
+type nodeCount struct {
+	Addr string
+	Sent int64
 }
 
 // parseWrk finds the last RESULT line in out.
 func parseWrk(out string) (wrkResult, error) {
 	r := wrkResult{Output: out}
-	var line string
+	var line, spread string
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "RESULT ") {
 			line = l
 		}
+		if strings.HasPrefix(l, "SPREAD ") {
+			spread = l
+		}
+	}
+	for _, kv := range strings.Fields(strings.TrimPrefix(spread, "SPREAD ")) {
+		i := strings.LastIndexByte(kv, '=')
+		n, err := strconv.ParseInt(kv[i+1:], 10, 64)
+		if i < 0 || err != nil {
+			return r, fmt.Errorf("bad SPREAD line %q", spread)
+		}
+		r.Spread = append(r.Spread, nodeCount{kv[:i], n})
 	}
 	if line == "" {
 		return r, fmt.Errorf("no RESULT line from wrk: %s", strings.TrimSpace(out))
@@ -75,6 +96,9 @@ type wrkRun struct {
 	Env      []string
 	Prefix   []string // e.g. taskset -c 1
 	Scheme   string   // http (when empty) or https
+	// Addrs, when set, spreads wrk's threads over these nodes (ADDRS of
+	// common.lua: thread i to Addrs[i mod len]); Addr stays the URL.
+	Addrs []string
 }
 
 // runWrk runs wrk and parses its RESULT line. wrk's own duration bounds
@@ -83,8 +107,12 @@ func (h *harness) runWrk(ctx context.Context, w wrkRun) (wrkResult, error) {
 	argv := append(append([]string{}, w.Prefix...), "wrk",
 		fmt.Sprintf("-t%d", w.Threads), fmt.Sprintf("-c%d", w.Conns), "-d"+wrkDuration(w.Duration), "--latency",
 		"-s", filepath.Join(h.root, "bench", "wrk", w.Script+".lua"), cmp.Or(w.Scheme, "http")+"://"+w.Addr)
+	env := w.Env
+	if len(w.Addrs) > 0 {
+		env = append(slices.Clip(env), "ADDRS="+strings.Join(w.Addrs, ","))
+	}
 	var out bytes.Buffer
-	if err := h.runTo(ctx, w.Duration+time.Minute, &out, w.Env, argv...); err != nil {
+	if err := h.runTo(ctx, w.Duration+time.Minute, &out, env, argv...); err != nil {
 		return wrkResult{Output: out.String()}, fmt.Errorf("wrk %s against %s: %w\n%s", w.Script, w.Addr, err, strings.TrimSpace(out.String()))
 	}
 	r, err := parseWrk(out.String())
