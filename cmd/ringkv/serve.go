@@ -539,7 +539,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 		return fail(exitFailure, "%v", err)
 	}
 	undo = append(undo, func() { node.Close() })
-	internode.SetLocal(node)
+	internode.SetLocal(node.Local())
 	gossip, err := membership.Start(membership.Config{
 		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
 		PeerAddr: peerLnAddr(peerLn),
@@ -559,7 +559,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 	if err := repairable(eng, node.View(), c.replicas, c.joinAddrs()); err != nil {
 		return fail(exitFailure, "%v", err)
 	}
-	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
+	eng.SetGCHorizon(node.AntiEntropy().GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
 	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
@@ -624,7 +624,7 @@ func serve(args []string, env *environ, stdout, stderr io.Writer) int {
 				case <-ctx.Done():
 				}
 			}()
-			switch err := node.Leave(ctx); {
+			switch err := node.Rebalancer().Leave(ctx); {
 			case errors.Is(err, peer.ErrOnlyMember):
 				lg.Info("nothing to hand over: this node is the only member")
 			case err != nil:
