@@ -30,14 +30,14 @@ import (
 // antiEntropyDepth is the depth of the trees compared: 1024 leaves a range.
 const antiEntropyDepth = DefaultMerkleDepth
 
-// antiEntropy owns the background comparison of this node's ranges with
+// AntiEntropy owns the background comparison of this node's ranges with
 // their other owners, the GC horizon it yields, and the repair of damaged
 // spans (corrupt.go), which is anti-entropy run at once for one span. Its
 // loops run on its own goroutines.
-type antiEntropy struct {
+type AntiEntropy struct {
 	cfg  *Config
 	view *atomic.Pointer[View]
-	reb  *rebalancer // a pass waits for the node to hold its ranges
+	reb  *Rebalancer // a pass waits for the node to hold its ranges
 	worker
 	limit *sstable.Limiter // what its pulls read, AntiEntropyRate
 
@@ -51,15 +51,15 @@ type antiEntropy struct {
 	soloSince  atomic.Int64 // unix nanos since a damaged span found no replica; 0: it did
 }
 
-func newAntiEntropy(cfg *Config, view *atomic.Pointer[View], reb *rebalancer) *antiEntropy {
-	a := &antiEntropy{cfg: cfg, view: view, reb: reb, limit: sstable.NewLimiter(cfg.AntiEntropyRate)}
+func newAntiEntropy(cfg *Config, view *atomic.Pointer[View], reb *Rebalancer) *AntiEntropy {
+	a := &AntiEntropy{cfg: cfg, view: view, reb: reb, limit: sstable.NewLimiter(cfg.AntiEntropyRate)}
 	a.setup()
 	return a
 }
 
 // start runs the pass loop (unless AntiEntropyInterval is off) and the
 // corruption repair loop until halt.
-func (a *antiEntropy) start() {
+func (a *AntiEntropy) start() {
 	if a.cfg.AntiEntropyInterval > 0 {
 		a.wg.Go(a.loop)
 	}
@@ -89,27 +89,35 @@ func localMerkle(ctx context.Context, e *engine.Engine, gc compaction.GC, rg rin
 	return t, nil
 }
 
-// localMerkle is Node.LocalMerkle.
-func (a *antiEntropy) localMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
+// LocalMerkle builds this node's Merkle tree of rg, as of one snapshot
+// (another owner compares it: transport.Local).
+func (a *AntiEntropy) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
 	return localMerkle(ctx, a.cfg.Engine, a.gcRule(), rg, depth)
 }
 
 // gcRule is what garbage collection may delete on this node: records
 // past TombstoneGrace and, in a cluster, at or below the GC horizon.
-func (a *antiEntropy) gcRule() compaction.GC {
-	return compaction.GC{TombstoneGrace: a.cfg.TombstoneGrace, Now: a.cfg.Now, Horizon: a.gcHorizon}
+func (a *AntiEntropy) gcRule() compaction.GC {
+	return compaction.GC{TombstoneGrace: a.cfg.TombstoneGrace, Now: a.cfg.Now, Horizon: a.GCHorizon}
 }
 
-// gcHorizon is Node.GCHorizon.
-func (a *antiEntropy) gcHorizon() uint64 {
+// GCHorizon is the timestamp at or below which garbage collection may
+// delete a tombstone or expired record: alone in its ring, any; in a
+// cluster, only up to the earliest of the members' last complete
+// anti-entropy passes, by which every replica held every such record (a
+// replica that missed a delete would otherwise bring the key back). The
+// engine calls it through Engine.SetGCHorizon.
+func (a *AntiEntropy) GCHorizon() uint64 {
 	if a.view.Load().soloFor(a.cfg.NodeID) {
 		return math.MaxUint64
 	}
 	return a.horizon.Load()
 }
 
-// updateHorizon is Node.UpdateHorizon.
-func (a *antiEntropy) updateHorizon(ctx context.Context) {
+// UpdateHorizon sets the GC horizon to the earliest clean pass of the
+// ring's members; if one cannot be asked, the horizon stays. The
+// anti-entropy loop calls it after each pass.
+func (a *AntiEntropy) UpdateHorizon(ctx context.Context) {
 	v := a.view.Load()
 	low := uint64(math.MaxUint64)
 	for _, id := range v.Ring.Nodes() {
@@ -135,10 +143,10 @@ func (a *antiEntropy) updateHorizon(ctx context.Context) {
 // cleanSince is the clean pass this node reports to the others' GC
 // horizon: its last complete anti-entropy pass, held back while it keeps
 // ranges it gave away.
-func (a *antiEntropy) cleanSince() uint64 { return min(a.clean.Load(), a.reb.kept()) }
+func (a *AntiEntropy) cleanSince() uint64 { return min(a.clean.Load(), a.reb.kept()) }
 
 // loop runs a pass every AntiEntropyInterval until halt.
-func (a *antiEntropy) loop() {
+func (a *AntiEntropy) loop() {
 	t := time.NewTicker(a.cfg.AntiEntropyInterval)
 	defer t.Stop()
 	for {
@@ -147,18 +155,22 @@ func (a *antiEntropy) loop() {
 			return
 		case <-t.C:
 		}
-		if err := a.pass(a.ctx); err != nil && a.ctx.Err() == nil {
+		if err := a.Pass(a.ctx); err != nil && a.ctx.Err() == nil {
 			a.cfg.Logger.Warn("anti-entropy pass incomplete", "err", err)
 		}
-		a.updateHorizon(a.ctx)
+		a.UpdateHorizon(a.ctx)
 	}
 }
 
-// pass is Node.AntiEntropyPass.
-func (a *antiEntropy) pass(ctx context.Context) error {
+// Pass compares every range this node owns with its other owners once,
+// and pulls what differs. It skips the pass while the node is still
+// pulling ranges of a new ring. A peer that fails leaves the pass
+// incomplete (not clean) but the other ranges are still compared; it
+// returns the first such error.
+func (a *AntiEntropy) Pass(ctx context.Context) error {
 	gen := a.reb.gen.Load() // before the view: a change between the two voids the pass
 	v := a.view.Load()
-	if v.soloFor(a.cfg.NodeID) || a.reb.pulling() || !a.reb.settled() {
+	if v.soloFor(a.cfg.NodeID) || a.reb.pulling() || !a.reb.Settled() {
 		return nil
 	}
 	self := a.cfg.NodeID
@@ -204,7 +216,7 @@ var errLocalTree = errors.New("cannot build this node's Merkle tree")
 // syncRange compares this node's tree of or with every other owner's and
 // pulls what differs. It reports whether every other owner was compared
 // and every difference pulled; err is the first failure.
-func (a *antiEntropy) syncRange(ctx context.Context, v *View, or ring.OwnedRange) (complete bool, firstErr error) {
+func (a *AntiEntropy) syncRange(ctx context.Context, v *View, or ring.OwnedRange) (complete bool, firstErr error) {
 	complete = true
 	var local *Merkle
 	for _, id := range or.Owners {
@@ -221,7 +233,7 @@ func (a *antiEntropy) syncRange(ctx context.Context, v *View, or ring.OwnedRange
 		}
 		if local == nil {
 			var err error
-			if local, err = a.localMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
+			if local, err = a.LocalMerkle(ctx, or.Range, antiEntropyDepth); err != nil {
 				return false, fmt.Errorf("%w of %s: %w", errLocalTree, or.Range, err)
 			}
 		}
@@ -241,7 +253,7 @@ func (a *antiEntropy) syncRange(ctx context.Context, v *View, or ring.OwnedRange
 // syncWith compares local, this node's tree of rg, with the tree of the
 // owner at addr and pulls the spans that differ. pulled says there were
 // some (local is then stale); err is the first failure.
-func (a *antiEntropy) syncWith(ctx context.Context, addr string, rg ring.Range, local *Merkle) (pulled bool, firstErr error) {
+func (a *AntiEntropy) syncWith(ctx context.Context, addr string, rg ring.Range, local *Merkle) (pulled bool, firstErr error) {
 	remote, err := a.cfg.Transport.Merkle(ctx, addr, rg, antiEntropyDepth)
 	if err != nil {
 		return false, err
@@ -262,7 +274,7 @@ func (a *antiEntropy) syncWith(ctx context.Context, addr string, rg ring.Range, 
 
 // pullSpan merges a peer's records of one span, reading at most
 // AntiEntropyRate bytes a second.
-func (a *antiEntropy) pullSpan(ctx context.Context, addr string, sp ring.Span) error {
+func (a *AntiEntropy) pullSpan(ctx context.Context, addr string, sp ring.Span) error {
 	body, err := a.cfg.Transport.OpenSpan(ctx, addr, sp.Lo, sp.Hi)
 	if err != nil {
 		return err
@@ -271,28 +283,3 @@ func (a *antiEntropy) pullSpan(ctx context.Context, addr string, sp ring.Span) e
 	_, err = sstable.Receive(ctx, a.cfg.Engine, sp.Lo, sp.Hi, a.limit.Reader(ctx, body), a.cfg.TransferDir, transferTableSize, nil)
 	return err
 }
-
-// LocalMerkle builds this node's Merkle tree of rg, as of one snapshot.
-func (n *Node) LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*Merkle, error) {
-	return n.ae.localMerkle(ctx, rg, depth)
-}
-
-// GCHorizon is the timestamp at or below which garbage collection may
-// delete a tombstone or expired record: alone in its ring, any; in a
-// cluster, only up to the earliest of the members' last complete
-// anti-entropy passes, by which every replica held every such record (a
-// replica that missed a delete would otherwise bring the key back). The
-// engine calls it through Engine.SetGCHorizon.
-func (n *Node) GCHorizon() uint64 { return n.ae.gcHorizon() }
-
-// UpdateHorizon sets the GC horizon to the earliest clean pass of the
-// ring's members; if one cannot be asked, the horizon stays. The
-// anti-entropy loop calls it after each pass.
-func (n *Node) UpdateHorizon(ctx context.Context) { n.ae.updateHorizon(ctx) }
-
-// AntiEntropyPass compares every range this node owns with its other
-// owners once, and pulls what differs. It skips the pass while the node
-// is still pulling ranges of a new ring. A peer that fails leaves the pass
-// incomplete (not clean) but the other ranges are still compared; it
-// returns the first such error.
-func (n *Node) AntiEntropyPass(ctx context.Context) error { return n.ae.pass(ctx) }

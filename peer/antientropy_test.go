@@ -39,7 +39,7 @@ func TestAntiEntropyHealsPartition(t *testing.T) {
 		for _, or := range ranges {
 			var first peer.MerkleNode
 			for j, n := range c.Nodes {
-				m, err := n.LocalMerkle(bg, or.Range, 4)
+				m, err := n.Local().LocalMerkle(bg, or.Range, 4)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -66,7 +66,7 @@ func TestAntiEntropyHealsPartition(t *testing.T) {
 			t.Fatalf("%d ranges still differ after %d anti-entropy passes on every node since the partition healed", roots(), round)
 		}
 		for _, n := range c.Nodes {
-			if err := n.AntiEntropyPass(bg); err != nil {
+			if err := n.AntiEntropy().Pass(bg); err != nil {
 				t.Fatalf("anti-entropy pass after the heal: %v", err)
 			}
 		}
@@ -90,7 +90,7 @@ func TestAntiEntropyHealsPartition(t *testing.T) {
 func antiEntropyAll(t *testing.T, c *peertest.Cluster) {
 	t.Helper()
 	for _, n := range c.Nodes {
-		if err := n.AntiEntropyPass(bg); err != nil {
+		if err := n.AntiEntropy().Pass(bg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +101,7 @@ func antiEntropyAll(t *testing.T, c *peertest.Cluster) {
 func collectAll(t *testing.T, c *peertest.Cluster) (dropped int64) {
 	t.Helper()
 	for i := range c.Nodes {
-		c.Nodes[i].UpdateHorizon(bg)
+		c.Nodes[i].AntiEntropy().UpdateHorizon(bg)
 		st, err := c.Engine(i).CollectGarbage(bg)
 		if err != nil {
 			t.Fatal(err)
@@ -125,9 +125,9 @@ func TestTombstonesOutliveAPartition(t *testing.T) {
 	}
 	antiEntropyAll(t, c) // every replica clean before the delete
 	for _, n := range c.Nodes {
-		n.UpdateHorizon(bg) // the horizon is now this pass: below the delete
+		n.AntiEntropy().UpdateHorizon(bg) // the horizon is now this pass: below the delete
 	}
-	if h := c.Nodes[0].GCHorizon(); h == 0 {
+	if h := c.Nodes[0].AntiEntropy().GCHorizon(); h == 0 {
 		t.Fatal("no horizon after a clean pass: the test proves nothing")
 	}
 	c.Net.Isolate(c.Addrs[2])
@@ -186,7 +186,7 @@ func TestCleanPassSurvivesViewRefresh(t *testing.T) {
 	})
 	<-refreshed
 	before := refreshes.Load()
-	err := c.Nodes[0].AntiEntropyPass(bg)
+	err := c.Nodes[0].AntiEntropy().Pass(bg)
 	during := refreshes.Load() - before
 	close(stop)
 	wg.Wait()

@@ -41,14 +41,14 @@ func TestApplyRefusesKeysNotOwned(t *testing.T) {
 	const x = 0
 	mine, other := keyOwnedBy(t, c, x, true), keyOwnedBy(t, c, x, false)
 	ts := memtable.TimestampAt(time.Now())
-	err := c.Nodes[x].ApplyLocal([]peer.Mutation{{Key: mine, Record: encRec(ts, "mine")}, {Key: other, Record: encRec(ts, "not mine")}})
+	err := c.Nodes[x].Local().ApplyLocal([]peer.Mutation{{Key: mine, Record: encRec(ts, "mine")}, {Key: other, Record: encRec(ts, "not mine")}})
 	if !errors.Is(err, peer.ErrNotOwner) {
 		t.Fatalf("a batch with a key not owned: %v, want ErrNotOwner", err)
 	}
 	if c.Local(x, other) != nil || c.Local(x, mine) != nil {
 		t.Fatal("part of a refused batch was stored")
 	}
-	if err := c.Nodes[x].ApplyLocal([]peer.Mutation{{Key: mine, Record: encRec(ts, "mine")}}); err != nil {
+	if err := c.Nodes[x].Local().ApplyLocal([]peer.Mutation{{Key: mine, Record: encRec(ts, "mine")}}); err != nil {
 		t.Fatalf("a key it owns: %v", err)
 	}
 	if c.Local(x, mine) == nil {
@@ -88,10 +88,10 @@ func TestApplyGraceAfterRingChange(t *testing.T) {
 		t.Fatal("the join took no key from a founder")
 	}
 	ts := memtable.TimestampAt(time.Now())
-	if err := c.Nodes[loser].ApplyLocal([]peer.Mutation{{Key: k, Record: encRec(ts, "late")}}); err != nil {
+	if err := c.Nodes[loser].Local().ApplyLocal([]peer.Mutation{{Key: k, Record: encRec(ts, "late")}}); err != nil {
 		t.Fatalf("a write of a key owned until just now: %v", err)
 	}
-	if err := c.Nodes[3].ApplyLocal([]peer.Mutation{{Key: k, Record: encRec(ts, "new owner")}}); err != nil {
+	if err := c.Nodes[3].Local().ApplyLocal([]peer.Mutation{{Key: k, Record: encRec(ts, "new owner")}}); err != nil {
 		t.Fatalf("the new owner: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestFarFutureRecordsSpreadNowhere(t *testing.T) {
 	}
 	c.Settle()
 	// Hint replay: a hint carrying the record.
-	if err := c.Nodes[1].ApplyLocal([]peer.Mutation{{Key: k, Record: encRec(math.MaxUint64, "forever")}}); !errors.Is(err, peer.ErrClockOffset) {
+	if err := c.Nodes[1].Local().ApplyLocal([]peer.Mutation{{Key: k, Record: encRec(math.MaxUint64, "forever")}}); !errors.Is(err, peer.ErrClockOffset) {
 		t.Fatalf("a replica write stamped 2^64-1: %v, want ErrClockOffset", err)
 	}
 	if err := c.Engine(0).AddHint(c.IDs[2], k, encRec(math.MaxUint64, "forever")); err != nil {
@@ -130,12 +130,12 @@ func TestFarFutureRecordsSpreadNowhere(t *testing.T) {
 	c.ReplayHints()
 	// The hint from the future is dropped, not retried for ever ahead of
 	// the others.
-	if n := c.Nodes[0].HintsPending(); n != 0 || c.Local(2, good) == nil {
+	if n := c.Nodes[0].Hints().Pending(); n != 0 || c.Local(2, good) == nil {
 		t.Fatalf("%d hints left; the good one delivered: %v", n, c.Local(2, good) != nil)
 	}
 	// Anti-entropy: the other owners compare trees with node 0 and pull.
 	for j := 1; j < 3; j++ {
-		c.Nodes[j].AntiEntropyPass(bg) //nolint:errcheck // a refused pull is an incomplete pass
+		c.Nodes[j].AntiEntropy().Pass(bg) //nolint:errcheck // a refused pull is an incomplete pass
 	}
 	for j := 1; j < 3; j++ {
 		if rec := c.Local(j, k); rec != nil {
@@ -158,7 +158,7 @@ func TestHintsForKeysNoLongerOwnedAreDropped(t *testing.T) {
 		}
 	}
 	c.ReplayHints()
-	if n := c.Nodes[0].HintsPending(); n != 0 {
+	if n := c.Nodes[0].Hints().Pending(); n != 0 {
 		t.Fatalf("%d hints left", n)
 	}
 	if c.Local(target, owned) == nil {

@@ -243,7 +243,7 @@ func TestSequentialWritesWithinTheBound(t *testing.T) {
 func TestUnverifiedClockRefusesWrites(t *testing.T) {
 	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, ClockOffsets: []time.Duration{-5 * time.Second}, RequestTimeout: time.Second})
 	slow := c.Nodes[0]
-	slow.Clocks().SetProbed() // gossip measures, but has heard no one yet
+	c.Clocks(0).SetProbed() // gossip measures, but has heard no one yet
 	err := put(t, slow, "k", "from-the-past", peer.Quorum)
 	if !errors.Is(err, peer.ErrUnavailable) || !errors.Is(err, peer.ErrClockOffset) || !strings.Contains(err.Error(), "majority of its live peers") {
 		t.Fatalf("put through a node whose clock was never compared: %v", err)

@@ -221,7 +221,7 @@ func TestReadRepair(t *testing.T) {
 
 func dropAllHints(c *peertest.Cluster, i int) error {
 	for _, id := range c.IDs {
-		if err := c.Nodes[i].DropHintsFor(id); err != nil {
+		if err := c.Nodes[i].Hints().DropFor(id); err != nil {
 			return err
 		}
 	}
@@ -295,12 +295,12 @@ func TestHintsSurviveCoordinatorRestart(t *testing.T) {
 		}
 	}
 	c.Settle()
-	before := c.Nodes[0].HintsPending()
+	before := c.Nodes[0].Hints().Pending()
 	if before == 0 {
 		t.Fatal("no hints kept")
 	}
 	c.Restart(0)
-	if got := c.Nodes[0].HintsPending(); got != before {
+	if got := c.Nodes[0].Hints().Pending(); got != before {
 		t.Fatalf("after restart %d hints pending, want %d", got, before)
 	}
 	c.Net.Heal()

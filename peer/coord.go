@@ -390,9 +390,6 @@ func (c *coordinator) sendApply(addr string, ms []Mutation) error {
 	return c.cfg.Transport.Apply(ctx, addr, ms)
 }
 
-// sendApply is the coordinator's, for hint replay.
-func (n *Node) sendApply(addr string, ms []Mutation) error { return n.co.sendApply(addr, ms) }
-
 // clusterGet reads key from cons's share of its owners and returns the
 // newest record's value; readPlan says whom it asks and when it is done.
 // Replicas that answered with an older record, or none, are repaired in
@@ -645,7 +642,7 @@ func (c *coordinator) repair(v *View, key, newest []byte, ids []string) {
 	}
 }
 
-// ApplyLocal is Node.ApplyLocal.
+// ApplyLocal is Replica.ApplyLocal.
 func (c *coordinator) ApplyLocal(ms []Mutation) error {
 	if len(ms) == 0 {
 		return nil
@@ -684,7 +681,7 @@ func (c *coordinator) ApplyLocal(ms []Mutation) error {
 	return c.awaitLocal(context.Background(), done)
 }
 
-// ReadLocal is Node.ReadLocal.
+// ReadLocal is Replica.ReadLocal.
 func (c *coordinator) ReadLocal(dst, key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return dst, err

@@ -47,7 +47,7 @@ var ErrCorruption = engine.ErrCorruption
 
 // corruptionLoop repairs damaged spans as the engine reports them, until
 // halt.
-func (a *antiEntropy) corruptionLoop() {
+func (a *AntiEntropy) corruptionLoop() {
 	t := time.NewTicker(repairRetry)
 	defer t.Stop()
 	for {
@@ -57,18 +57,21 @@ func (a *antiEntropy) corruptionLoop() {
 		case <-a.cfg.Engine.CorruptionNotify():
 		case <-t.C:
 		}
-		a.repairCorruption(a.ctx)
+		a.RepairCorruption(a.ctx)
 	}
 }
 
 // canRepair reports whether v gives this node other replicas to pull a
 // damaged span back from.
-func (a *antiEntropy) canRepair(v *View) bool {
+func (a *AntiEntropy) canRepair(v *View) bool {
 	return !v.soloFor(a.cfg.NodeID) && a.cfg.Replicas > 1 && len(v.Ring.Nodes()) > 1
 }
 
-// repairCorruption is Node.RepairCorruption.
-func (a *antiEntropy) repairCorruption(ctx context.Context) error {
+// RepairCorruption excises every damaged span the engine reports and
+// pulls it back from the other owners, putting back in service each span
+// that every other owner was compared with. It returns the first error;
+// the spans not repaired are retried on the next call.
+func (a *AntiEntropy) RepairCorruption(ctx context.Context) error {
 	spans := a.cfg.Engine.Corruption()
 	if len(spans) == 0 {
 		return nil
@@ -128,7 +131,7 @@ func (a *antiEntropy) repairCorruption(ctx context.Context) error {
 // resyncSpan runs anti-entropy for every ring range this node owns that
 // overlaps the token span [lo, hi) (hi 0 meaning 2^64), with every other
 // owner. It fails unless every one was compared and pulled from.
-func (a *antiEntropy) resyncSpan(ctx context.Context, v *View, lo, hi uint64) error {
+func (a *AntiEntropy) resyncSpan(ctx context.Context, v *View, lo, hi uint64) error {
 	for _, or := range v.Ring.Ranges() {
 		if !slices.Contains(or.Owners, a.cfg.NodeID) || !overlaps(or.Range, lo, hi) {
 			continue
@@ -147,7 +150,7 @@ func (a *antiEntropy) resyncSpan(ctx context.Context, v *View, lo, hi uint64) er
 // corruptionHealth returns one reason to be degraded per damaged file
 // whose span is out of service; none on a healthy node. The node still
 // takes writes and routes reads around the span.
-func (a *antiEntropy) corruptionHealth() []Degraded {
+func (a *AntiEntropy) corruptionHealth() []Degraded {
 	var out []Degraded
 	for _, sp := range a.cfg.Engine.Corruption() {
 		switch sp.State {
@@ -171,9 +174,3 @@ func overlaps(rg ring.Range, lo, hi uint64) bool {
 	}
 	return false
 }
-
-// RepairCorruption excises every damaged span the engine reports and
-// pulls it back from the other owners, putting back in service each span
-// that every other owner was compared with. It returns the first error;
-// the spans not repaired are retried on the next call.
-func (n *Node) RepairCorruption(ctx context.Context) error { return n.ae.repairCorruption(ctx) }

@@ -135,7 +135,7 @@ func TestDamagedSoloNodeSaysWhere(t *testing.T) {
 	if !errors.Is(failed, peer.ErrCorruption) || !strings.Contains(failed.Error(), file) || !strings.Contains(failed.Error(), "tokens [") {
 		t.Fatalf("read of the damaged span: %v; want ErrCorruption naming %s and its tokens", failed, file)
 	}
-	if err := c.Nodes[0].RepairCorruption(bg); err != nil {
+	if err := c.Nodes[0].AntiEntropy().RepairCorruption(bg); err != nil {
 		t.Fatal(err)
 	}
 	if sp := c.Engine(0).Corruption(); len(sp) != 1 || sp[0].State != engine.CorruptDamaged {

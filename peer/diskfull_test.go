@@ -36,8 +36,8 @@ func TestFullReplicaIsAFailedOne(t *testing.T) {
 			t.Fatalf("full n3 stored key %d", i)
 		}
 	}
-	if c.Nodes[0].HintsPending()+c.Nodes[1].HintsPending() != 20 {
-		t.Errorf("hints for the full replica: %d and %d", c.Nodes[0].HintsPending(), c.Nodes[1].HintsPending())
+	if c.Nodes[0].Hints().Pending()+c.Nodes[1].Hints().Pending() != 20 {
+		t.Errorf("hints for the full replica: %d and %d", c.Nodes[0].Hints().Pending(), c.Nodes[1].Hints().Pending())
 	}
 	start := time.Now()
 	err := put(t, c.Nodes[0], "all", "v", peer.All)

@@ -8,9 +8,12 @@
 // interfaces, and peertest implements Transport in memory, with
 // partitions and drops.
 //
-// Node is the facade a server holds; each subsystem behind it owns its
-// state and goroutines, and what they share is the published View and the
-// engine:
+// Node is the facade a server holds: the client API (httpd's Store), the
+// cluster and operations endpoints, the view and the node's lifecycle.
+// Each subsystem behind it owns its state and goroutines, and what they
+// share is the published View and the engine; Node.Local, AntiEntropy,
+// Hints and Rebalancer hand the subsystems themselves to the internode
+// handlers, the binary and tests, so Node does not repeat their methods:
 //
 //   - the coordinator (coord.go) stamps each write with the node's hybrid
 //     logical clock, finds the key's N owners on the ring of the current
@@ -21,7 +24,9 @@
 //     write plan (writeplan.go) and the read plan (readplan.go: whom to
 //     ask, when to hedge, when the read is done), driven by short I/O
 //     loops and an injected TimeSource. A node alone in its ring uses its
-//     engine directly.
+//     engine directly. The replica side of the same requests, what
+//     other nodes call, is the Replica (replica.go) that Node.Local
+//     returns.
 //   - hints (hints.go) keeps a durable hint for each owner that is down or
 //     fails a write, within bounds, and replays them when it is alive.
 //   - the rebalancer (publish.go, rebalance.go, transfer.go, leave.go,

@@ -61,9 +61,9 @@ func TestHintBoundsPerMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		n.hint("n2", mut(k))
+		n.Hints().add("n2", mut(k))
 	}
-	n.hint("n3", mut("a"))
+	n.Hints().add("n3", mut("a"))
 	if got := e.PendingHints(); got["n2"] != 3 || got["n3"] != 1 {
 		t.Fatalf("pending %v, want n2:3 (the bound) n3:1", got)
 	}
@@ -72,13 +72,13 @@ func TestHintBoundsPerMember(t *testing.T) {
 	}
 
 	c.add(30 * time.Minute)
-	n.hint("n3", mut("b"))
-	n.ReplayHints()
+	n.Hints().add("n3", mut("b"))
+	n.Hints().Replay()
 	if got := e.PendingHints(); got["n2"] != 3 || got["n3"] != 2 {
 		t.Fatalf("within the age, pending %v", got)
 	}
 	c.add(31 * time.Minute) // the first hints are now 61 minutes old
-	n.ReplayHints()
+	n.Hints().Replay()
 	if got := e.PendingHints(); got["n2"] != 0 || got["n3"] != 1 {
 		t.Fatalf("past the age, pending %v, want n3:1 (the younger)", got)
 	}
@@ -88,7 +88,7 @@ func TestHintBoundsPerMember(t *testing.T) {
 	// A write stamped over an hour ago is not hinted at all.
 	old := mut("old")
 	c.add(2 * time.Hour)
-	n.hint("n2", old)
+	n.Hints().add("n2", old)
 	if got := e.PendingHints()["n2"]; got != 0 {
 		t.Fatalf("an old write was hinted: %d pending", got)
 	}

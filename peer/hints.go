@@ -32,9 +32,9 @@ const (
 
 var dropReasonNames = [numDropReasons]string{dropBytes: "bytes", dropAge: "age"}
 
-// hints owns hinted handoff: the hints a coordinator keeps for owners
+// Hints owns hinted handoff: the hints a coordinator keeps for owners
 // that missed writes, their bounds, and their replay on its own goroutine.
-type hints struct {
+type Hints struct {
 	cfg  *Config
 	view *atomic.Pointer[View]
 	send func(addr string, ms []Mutation) error // one replay batch
@@ -50,18 +50,18 @@ type hints struct {
 	dropLog LogGate
 }
 
-func newHints(cfg *Config, view *atomic.Pointer[View], send func(string, []Mutation) error) *hints {
-	h := &hints{cfg: cfg, view: view, send: send, wake: make(chan struct{}, 1)}
+func newHints(cfg *Config, view *atomic.Pointer[View], send func(string, []Mutation) error) *Hints {
+	h := &Hints{cfg: cfg, view: view, send: send, wake: make(chan struct{}, 1)}
 	h.setup()
 	return h
 }
 
 // start runs the replay loop until halt.
-func (h *hints) start() { h.wg.Go(h.loop) }
+func (h *Hints) start() { h.wg.Go(h.loop) }
 
 // viewChanged nudges the replay loop when cur says a member came back
 // alive that old did not.
-func (h *hints) viewChanged(old, cur *View) {
+func (h *Hints) viewChanged(old, cur *View) {
 	for id, m := range cur.Members {
 		if m.State == Alive && (old == nil || old.Members[id].State != Alive) {
 			signal(h.wake)
@@ -70,11 +70,11 @@ func (h *hints) viewChanged(old, cur *View) {
 	}
 }
 
-// hint durably queues m for the owner id, to be replayed when it is alive,
+// add durably queues m for the owner id, to be replayed when it is alive,
 // unless the bounds on id's hints drop it. A hint that cannot be kept (a
 // full disk refuses them all) is logged at most every LogGateEvery, with a
 // count of the others; so are dropped ones.
-func (h *hints) add(id string, m Mutation) {
+func (h *Hints) add(id string, m Mutation) {
 	if h.cfg.MaxHintAge > 0 {
 		if v, err := memtable.DecodeVersion(m.Record); err == nil && memtable.TimestampTime(v.TS).Before(h.cfg.Now().Add(-h.cfg.MaxHintAge)) {
 			h.drop(id, dropAge, 1)
@@ -96,7 +96,7 @@ func (h *hints) add(id string, m Mutation) {
 
 // dropHints counts k hints for id dropped for reason, and warns at most
 // every LogGateEvery.
-func (h *hints) drop(id string, reason dropReason, k int64) {
+func (h *Hints) drop(id string, reason dropReason, k int64) {
 	h.dropped[reason].Add(k)
 	if skipped, ok := h.dropLog.Allow(); ok {
 		h.cfg.Logger.Warn("hints dropped past their bound; anti-entropy will repair the replica",
@@ -106,7 +106,7 @@ func (h *hints) drop(id string, reason dropReason, k int64) {
 }
 
 // expireHints drops target's hints older than MaxHintAge.
-func (h *hints) expire(target string) {
+func (h *Hints) expire(target string) {
 	if h.cfg.MaxHintAge <= 0 {
 		return
 	}
@@ -124,7 +124,7 @@ func (h *hints) expire(target string) {
 // loop replays queued hints to their owners once they are alive: when
 // the view says a member came back, and every HintInterval for owners whose
 // earlier replay failed.
-func (h *hints) loop() {
+func (h *Hints) loop() {
 	t := time.NewTicker(h.cfg.HintInterval)
 	defer t.Stop()
 	for {
@@ -134,12 +134,14 @@ func (h *hints) loop() {
 		case <-h.wake:
 		case <-t.C:
 		}
-		h.replay()
+		h.Replay()
 	}
 }
 
-// replay is Node.ReplayHints.
-func (h *hints) replay() int {
+// Replay delivers every queued hint whose owner the view says is alive,
+// and drops hints for nodes no longer in the ring and hints older than
+// MaxHintAge. It returns how many hints were delivered.
+func (h *Hints) Replay() int {
 	v := h.view.Load()
 	delivered := 0
 	for target := range h.cfg.Engine.PendingHints() {
@@ -164,7 +166,7 @@ func (h *hints) replay() int {
 
 // replayTo sends target's hints in batches until none are left or a batch
 // fails.
-func (h *hints) replayTo(target, addr string) int {
+func (h *Hints) replayTo(target, addr string) int {
 	delivered := 0
 	for {
 		select {
@@ -211,7 +213,7 @@ func (h *hints) replayTo(target, addr string) int {
 // anti-entropy covers the rest. So would one stamped beyond the clock
 // bound (a read repair's copy of a record from the future): it would
 // block the rest for good.
-func (h *hints) sortOut(target string, hs []engine.Hint) (ms []Mutation, live, stale []engine.Hint) {
+func (h *Hints) sortOut(target string, hs []engine.Hint) (ms []Mutation, live, stale []engine.Hint) {
 	r := h.view.Load().Ring
 	bound := memtable.TimestampAt(h.cfg.Clock.Wall().Add(h.cfg.Clock.MaxOffset()))
 	ms = make([]Mutation, 0, len(hs))
@@ -227,8 +229,8 @@ func (h *hints) sortOut(target string, hs []engine.Hint) (ms []Mutation, live, s
 	return ms, live, stale
 }
 
-// pending is Node.HintsPending.
-func (h *hints) pending() int64 {
+// Pending returns the number of hints queued on this node.
+func (h *Hints) Pending() int64 {
 	var total int64
 	for _, c := range h.cfg.Engine.PendingHints() {
 		total += c
@@ -236,17 +238,5 @@ func (h *hints) pending() int64 {
 	return total
 }
 
-// hint durably queues m for the owner id (the coordinator's writes and
-// read repairs call it); see hints.add.
-func (n *Node) hint(id string, m Mutation) { n.hints.add(id, m) }
-
-// ReplayHints delivers every queued hint whose owner the view says is
-// alive, and drops hints for nodes no longer in the ring and hints older
-// than MaxHintAge. It returns how many hints were delivered.
-func (n *Node) ReplayHints() int { return n.hints.replay() }
-
-// HintsPending returns the number of hints queued on this node.
-func (n *Node) HintsPending() int64 { return n.hints.pending() }
-
-// DropHintsFor deletes every hint this node holds for the node id.
-func (n *Node) DropHintsFor(id string) error { return n.cfg.Engine.DropHints(id) }
+// DropFor deletes every hint this node holds for the node id.
+func (h *Hints) DropFor(id string) error { return h.cfg.Engine.DropHints(id) }

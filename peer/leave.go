@@ -22,14 +22,14 @@ import (
 var ErrOnlyMember = errors.New("peer: the only member of the ring cannot leave it")
 
 // leaveStatus is what ClusterStatus.Leave shows.
-func (r *rebalancer) leaveStatus() string {
+func (r *Rebalancer) leaveStatus() string {
 	if s := r.leaveState.Load(); s != nil {
 		return *s
 	}
 	return ""
 }
 
-func (r *rebalancer) setLeave(format string, a ...any) {
+func (r *Rebalancer) setLeave(format string, a ...any) {
 	s := fmt.Sprintf(format, a...)
 	if old := r.leaveState.Load(); old == nil || *old != s {
 		r.cfg.Logger.Info("leave: " + s)
@@ -38,7 +38,7 @@ func (r *rebalancer) setLeave(format string, a ...any) {
 }
 
 // startLeave is Node.StartLeave.
-func (r *rebalancer) startLeave() error {
+func (r *Rebalancer) startLeave() error {
 	if err := r.canLeave(); err != nil {
 		return err
 	}
@@ -50,26 +50,29 @@ func (r *rebalancer) startLeave() error {
 	r.setLeave("starting")
 	r.wg.Go(func() {
 		defer r.leaveRunning.Store(false)
-		if err := r.leave(r.ctx); err != nil {
+		if err := r.runLeave(r.ctx); err != nil {
 			r.setLeave("failed: %v", err)
 		}
 	})
 	return nil
 }
 
-// leaveNow is Node.Leave.
-func (r *rebalancer) leaveNow(ctx context.Context) error {
+// Leave hands this node's ranges over and takes it out of the cluster; it
+// returns once every remaining member holds the ranges it gained, or when
+// ctx ends (the node then stays out of the ring, listed as leaving, and a
+// later Leave picks up where this one stopped).
+func (r *Rebalancer) Leave(ctx context.Context) error {
 	if err := r.canLeave(); err != nil {
 		return err
 	}
-	err := r.leave(ctx)
+	err := r.runLeave(ctx)
 	if err != nil {
 		r.setLeave("stopped: %v", err)
 	}
 	return err
 }
 
-func (r *rebalancer) canLeave() error {
+func (r *Rebalancer) canLeave() error {
 	if r.deps.membership() == nil {
 		return ErrNoMembership
 	}
@@ -82,7 +85,7 @@ func (r *rebalancer) canLeave() error {
 	return nil
 }
 
-func (r *rebalancer) leave(ctx context.Context) error {
+func (r *Rebalancer) runLeave(ctx context.Context) error {
 	m := r.deps.membership()
 	self := r.cfg.NodeID
 	if v := r.view.Load(); v.Members[self].State == Left {
@@ -111,7 +114,7 @@ func (r *rebalancer) leave(ctx context.Context) error {
 
 // awaitHandover returns once the ring without this node has every range
 // it held, checked, or when ctx ends.
-func (r *rebalancer) awaitHandover(ctx context.Context) error {
+func (r *Rebalancer) awaitHandover(ctx context.Context) error {
 	self := r.cfg.NodeID
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -146,7 +149,7 @@ func (r *rebalancer) awaitHandover(ctx context.Context) error {
 
 // othersHoldRanges asks every member of v's ring whether it holds all of
 // its ranges of that ring; it returns why not, or "" when all do.
-func (r *rebalancer) othersHoldRanges(ctx context.Context, v *View) string {
+func (r *Rebalancer) othersHoldRanges(ctx context.Context, v *View) string {
 	want := sortedNodes(v.Ring)
 	for _, id := range want {
 		m, ok := v.reachable(id)
@@ -188,9 +191,3 @@ func (r *rebalancer) othersHoldRanges(ctx context.Context, v *View) string {
 // progress shows in ClusterStatus.Leave. Calling it again while a leave
 // runs does nothing.
 func (n *Node) StartLeave() error { return n.reb.startLeave() }
-
-// Leave hands this node's ranges over and takes it out of the cluster; it
-// returns once every remaining member holds the ranges it gained, or when
-// ctx ends (the node then stays out of the ring, listed as leaving, and a
-// later Leave picks up where this one stopped).
-func (n *Node) Leave(ctx context.Context) error { return n.reb.leaveNow(ctx) }

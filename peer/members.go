@@ -10,7 +10,7 @@ import "time"
 // is done: it must not start into the cluster on this data again.
 const leftMeta = "left"
 
-// LeftMetaKey is the engine metadata key that Node.Leave sets, durably,
+// LeftMetaKey is the engine metadata key that Rebalancer.Leave sets, durably,
 // once the node's leave is done; the membership layer refuses to start a
 // node on data that has it.
 const LeftMetaKey = leftMeta

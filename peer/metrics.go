@@ -87,7 +87,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	off := 0.0
-	if c.n.clockError(v) != nil {
+	if c.n.co.clockError(v) != nil {
 		off = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descClockOff, prometheus.GaugeValue, off)

@@ -30,13 +30,14 @@ var ErrNoMembership = errors.New("peer: this node runs without membership (no --
 type Node struct {
 	cfg        Config
 	view       atomic.Pointer[View] // published by reb; read by every subsystem
-	membership atomic.Pointer[membershipRef]
+	membership membershipSlot
 
 	// The subsystems, each the one owner of its state and goroutines;
 	// what they share is the published view and the engine.
-	reb   *rebalancer  // view publication, range moves, leave (transfer.go)
-	ae    *antiEntropy // anti-entropy, GC horizon, corruption repair
-	hints *hints       // hinted handoff
+	reb   *Rebalancer  // view publication, range moves, leave (transfer.go)
+	ae    *AntiEntropy // anti-entropy, GC horizon, corruption repair
+	hints *Hints       // hinted handoff
+	local *Replica     // what other nodes call (Local)
 
 	// bg tracks replica writes and repairs still running after their
 	// request was answered, so Close can wait for them.
@@ -47,7 +48,21 @@ type Node struct {
 	co coordinator
 }
 
+// membershipSlot holds the node's membership layer, set once the layer
+// (built after the node) is running; its zero value holds none.
+type membershipSlot struct{ p atomic.Pointer[membershipRef] }
+
 type membershipRef struct{ m Membership }
+
+func (s *membershipSlot) set(m Membership) { s.p.Store(&membershipRef{m}) }
+
+// get returns the membership layer, or nil.
+func (s *membershipSlot) get() Membership {
+	if ref := s.p.Load(); ref != nil {
+		return ref.m
+	}
+	return nil
+}
 
 // NewNode returns the coordinator for cfg, alone in its ring until SetView
 // says otherwise. Close stops its background work.
@@ -75,12 +90,16 @@ func NewNode(cfg Config) (*Node, error) {
 	clk := cfg.Clock
 	cfg.Engine.SetTimestampBound(func() uint64 { return memtable.TimestampAt(clk.Wall().Add(clk.MaxOffset())) })
 	n := &Node{cfg: cfg}
-	n.co = coordinator{cfg: &n.cfg, time: cfg.Time, tag: memtable.NodeTag(cfg.NodeID), view: &n.view, bg: &n.bg, hint: n.hint, pendingFrom: n.pendingFrom}
+	n.co = coordinator{cfg: &n.cfg, time: cfg.Time, tag: memtable.NodeTag(cfg.NodeID), view: &n.view, bg: &n.bg,
+		// Closures: the subsystems they call are built just below.
+		hint:        func(id string, m Mutation) { n.hints.add(id, m) },
+		pendingFrom: func(tok uint64) ([]string, bool) { return n.reb.pendingFrom(tok) },
+	}
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
 	})
-	if err := n.startSubsystems(); err != nil {
+	if err := startSubsystems(n); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -88,20 +107,28 @@ func NewNode(cfg Config) (*Node, error) {
 
 // startSubsystems builds the rebalancer, anti-entropy and hints over the
 // node's view, and starts their goroutines when the node has peers.
-func (n *Node) startSubsystems() error {
+func startSubsystems(n *Node) error {
 	cfg := &n.cfg
-	n.hints = newHints(cfg, &n.view, n.sendApply)
+	n.hints = newHints(cfg, &n.view, n.co.sendApply)
 	reb, err := newRebalancer(cfg, &n.view, rebalanceDeps{
-		cleanPass:  func() uint64 { return n.ae.clean.Load() },
-		gc:         func() compaction.GC { return n.ae.gcRule() },
-		swapped:    n.viewSwapped,
-		membership: n.membershipLayer,
+		cleanPass: func() uint64 { return n.ae.clean.Load() },
+		gc:        func() compaction.GC { return n.ae.gcRule() },
+		// Called under the rebalancer's viewMu, after each view it
+		// publishes.
+		swapped: func(old, cur *View, replaced bool) {
+			if replaced {
+				n.co.rememberRing(old.Ring)
+			}
+			n.hints.viewChanged(old, cur)
+		},
+		membership: n.membership.get,
 	})
 	if err != nil {
 		return err
 	}
 	n.reb = reb
 	n.ae = newAntiEntropy(cfg, &n.view, reb)
+	n.local = &Replica{co: &n.co, reb: reb, ae: n.ae, self: cfg.NodeID, view: &n.view, membership: &n.membership}
 	if cfg.Transport == nil {
 		return nil
 	}
@@ -136,9 +163,6 @@ func (n *Node) WaitBackground() { n.bg.Wait() }
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
-// Clocks returns the node's clock-offset monitor.
-func (n *Node) Clocks() *ClockMonitor { return n.cfg.Clocks }
-
 // View returns the view requests are coordinated with now.
 func (n *Node) View() *View { return n.view.Load() }
 
@@ -149,26 +173,24 @@ func (n *Node) View() *View { return n.view.Load() }
 // deletion is done (see publish.go).
 func (n *Node) SetView(v *View) { n.reb.publish(v) }
 
-// viewSwapped is called by the rebalancer, under its viewMu, after each
-// view it publishes.
-func (n *Node) viewSwapped(old, cur *View, replaced bool) {
-	if replaced {
-		n.co.rememberRing(old.Ring)
-	}
-	n.hints.viewChanged(old, cur)
-}
-
 // UseMembership connects the node to its membership layer, for AddNode,
 // RemoveNode and the gossip address shown in status.
-func (n *Node) UseMembership(m Membership) { n.membership.Store(&membershipRef{m}) }
+func (n *Node) UseMembership(m Membership) { n.membership.set(m) }
 
-// membershipLayer returns the node's membership layer, or nil.
-func (n *Node) membershipLayer() Membership {
-	if ref := n.membership.Load(); ref != nil {
-		return ref.m
-	}
-	return nil
-}
+// Local returns the side of the node that other nodes call, for the
+// internode handlers (transport.Local).
+func (n *Node) Local() *Replica { return n.local }
+
+// AntiEntropy returns the node's anti-entropy: explicit passes, the GC
+// horizon, corruption repair.
+func (n *Node) AntiEntropy() *AntiEntropy { return n.ae }
+
+// Hints returns the node's hinted handoff.
+func (n *Node) Hints() *Hints { return n.hints }
+
+// Rebalancer returns what moves the node's ranges: its transfers, whether
+// it is settled, a leave.
+func (n *Node) Rebalancer() *Rebalancer { return n.reb }
 
 func checkKey(key []byte) error {
 	if len(key) == 0 || len(key) > MaxKeySize {
@@ -176,14 +198,6 @@ func checkKey(key []byte) error {
 	}
 	return nil
 }
-
-// solo reports whether this node alone owns every key of view v, so
-// requests need no coordination.
-func (n *Node) solo(v *View) bool { return n.co.solo(v) }
-
-// clockError returns why this node coordinates no writes because of its
-// clock, or nil.
-func (n *Node) clockError(v *View) error { return n.co.clockError(v) }
 
 // Get appends the newest live value of key to dst, asking as many replicas
 // as c needs. Tombstones and expired records read as ErrNotFound.
@@ -201,26 +215,6 @@ func (n *Node) Put(ctx context.Context, key, value []byte, o WriteOptions) (Vers
 // cannot bring it back.
 func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version, error) {
 	return n.co.Delete(ctx, key, o)
-}
-
-// ApplyLocal stores records sent by a coordinator (a replica write, read
-// repair or hint replay) in one durable batch; the newest version of each
-// key wins. A batch with a key this node does not own (nor owned in a ring
-// replaced less than applyGrace ago) is refused whole with ErrNotOwner,
-// and one with a record stamped beyond the clock bound with
-// ErrClockOffset: a replica stores only what is its to store.
-func (n *Node) ApplyLocal(ms []Mutation) error { return n.co.ApplyLocal(ms) }
-
-// ReadLocal appends this node's stored record of key (encoded as stored,
-// tombstones and expired records included) to dst, or returns ErrNotFound.
-// For a key of a range the node is still pulling it returns a
-// *PendingError (the range's old owners), with the record it holds (if
-// any) appended all the same.
-func (n *Node) ReadLocal(dst, key []byte) ([]byte, error) { return n.co.ReadLocal(dst, key) }
-
-// ScanLocal answers another node's scan with this node's own records.
-func (n *Node) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
-	return n.co.ScanLocal(ctx, q)
 }
 
 // Scan returns up to q.Limit live keys with prefix q.Prefix in token order,
@@ -381,7 +375,7 @@ func copyRecord(key []byte, rec *memtable.Record) ([]byte, *memtable.Record) {
 // none while it serves fully. It does no I/O.
 func (n *Node) Health() []Degraded {
 	h := n.cfg.Engine.Health()
-	if err := n.clockError(n.view.Load()); err != nil {
+	if err := n.co.clockError(n.view.Load()); err != nil {
 		h = append(h, Degraded{Reason: "clock offset", Detail: err.Error(), RefusesWrites: true})
 	}
 	return append(h, n.ae.corruptionHealth()...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -296,7 +297,7 @@ func BenchmarkLocalRead(b *testing.B) {
 					_, _, err = n.Get(ctx, dst[:0], k, Quorum)
 				case "stored":
 					var rec []byte
-					if rec, err = n.ReadLocal(nil, k); err == nil {
+					if rec, err = n.Local().ReadLocal(nil, k); err == nil {
 						_, err = memtable.Decode(rec)
 					}
 				default:
@@ -325,5 +326,20 @@ func TestSoloGetAllocatesNothing(t *testing.T) {
 	dst := make([]byte, 0, 64)
 	if a := testing.AllocsPerRun(100, func() { _, _, _ = n.Get(ctx, dst[:0], k, Quorum) }); a != 0 {
 		t.Fatalf("Get allocates %v times a read", a)
+	}
+}
+
+// TestNodeMethodBudget keeps Node a facade (issue 14): what a subsystem
+// does is asked of the subsystem, through Local, AntiEntropy, Hints or
+// Rebalancer, not repeated as one more Node method.
+func TestNodeMethodBudget(t *testing.T) {
+	const budget = 25
+	typ := reflect.TypeFor[*Node]()
+	if typ.NumMethod() > budget {
+		var names []string
+		for m := range typ.Methods() {
+			names = append(names, m.Name)
+		}
+		t.Errorf("Node has %d exported methods, budget %d: %s", typ.NumMethod(), budget, strings.Join(names, " "))
 	}
 }

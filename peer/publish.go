@@ -26,7 +26,7 @@ import (
 
 // publish installs v, or defers it while a drop commits if it changes the
 // ring.
-func (r *rebalancer) publish(v *View) {
+func (r *Rebalancer) publish(v *View) {
 	r.viewMu.Lock()
 	defer r.viewMu.Unlock()
 	if r.dropping && !slices.Equal(r.view.Load().Ring.Nodes(), v.Ring.Nodes()) {
@@ -38,7 +38,7 @@ func (r *rebalancer) publish(v *View) {
 }
 
 // publishLocked swaps v in. REQUIRES: r.viewMu.
-func (r *rebalancer) publishLocked(v *View) {
+func (r *Rebalancer) publishLocked(v *View) {
 	ringChanged := false
 	if old := r.view.Load(); old == nil || !slices.Equal(old.Ring.Nodes(), v.Ring.Nodes()) {
 		// Before the new ring is used, mark what it gives this node that
@@ -59,7 +59,7 @@ func (r *rebalancer) publishLocked(v *View) {
 
 // beginDrop reports whether the ring is still dropRing, and if so holds
 // back ring changes until endDrop.
-func (r *rebalancer) beginDrop(dropRing []string) bool {
+func (r *Rebalancer) beginDrop(dropRing []string) bool {
 	r.viewMu.Lock()
 	defer r.viewMu.Unlock()
 	if !slices.Equal(r.view.Load().Ring.Nodes(), dropRing) {
@@ -70,7 +70,7 @@ func (r *rebalancer) beginDrop(dropRing []string) bool {
 }
 
 // endDrop publishes the ring change that came during the drop, if any.
-func (r *rebalancer) endDrop() {
+func (r *Rebalancer) endDrop() {
 	r.viewMu.Lock()
 	defer r.viewMu.Unlock()
 	r.dropping = false
@@ -82,7 +82,7 @@ func (r *rebalancer) endDrop() {
 
 // setPending publishes the ranges this node still has to pull, with their
 // old owners; reads of their keys answer a PendingError until then.
-func (r *rebalancer) setPending(left []ring.Move) {
+func (r *Rebalancer) setPending(left []ring.Move) {
 	if len(left) == 0 {
 		r.pending.Store(nil)
 		return
@@ -93,7 +93,7 @@ func (r *rebalancer) setPending(left []ring.Move) {
 // setPendingIfRing is setPending for the rebalance loop, which planned for
 // ring cur: if the ring has changed since, publish already set the
 // pending ranges of the new one, and they must not be overwritten.
-func (r *rebalancer) setPendingIfRing(cur []string, left []ring.Move) {
+func (r *Rebalancer) setPendingIfRing(cur []string, left []ring.Move) {
 	r.viewMu.Lock()
 	defer r.viewMu.Unlock()
 	if slices.Equal(r.view.Load().Ring.Nodes(), cur) {
@@ -102,11 +102,11 @@ func (r *rebalancer) setPendingIfRing(cur []string, left []ring.Move) {
 }
 
 // pulling reports whether any range of the current ring is still pending.
-func (r *rebalancer) pulling() bool { return r.pending.Load() != nil }
+func (r *Rebalancer) pulling() bool { return r.pending.Load() != nil }
 
 // spanPending reports whether the token span [lo, hi) (hi 0: to 2^64)
 // overlaps a range this node is still pulling.
-func (r *rebalancer) spanPending(lo, hi uint64) bool {
+func (r *Rebalancer) spanPending(lo, hi uint64) bool {
 	p := r.pending.Load()
 	if p == nil {
 		return false
@@ -124,7 +124,7 @@ func (r *rebalancer) spanPending(lo, hi uint64) bool {
 
 // pendingFrom returns the old owners of the range holding tok, if this
 // node is still pulling that range.
-func (r *rebalancer) pendingFrom(tok uint64) ([]string, bool) {
+func (r *Rebalancer) pendingFrom(tok uint64) ([]string, bool) {
 	p := r.pending.Load()
 	if p == nil {
 		return nil, false

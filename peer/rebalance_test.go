@@ -61,7 +61,7 @@ type rebSim struct {
 }
 
 type rebSimNode struct {
-	r     *rebalancer
+	r     *Rebalancer
 	view  atomic.Pointer[View]
 	clean uint64
 	// the transcript's say on this node's I/O
@@ -264,7 +264,7 @@ func (s *rebSim) show(ids []string) string {
 		if down != nil {
 			fmt.Fprintf(&b, " down=%s", list(down))
 		}
-		fmt.Fprintf(&b, " settled=%v", r.settled())
+		fmt.Fprintf(&b, " settled=%v", r.Settled())
 		fmt.Fprintf(&b, " stored=%s", stateString(st))
 		if r.deferred != nil {
 			fmt.Fprintf(&b, " deferred=%s", list(r.deferred.Ring.Nodes()))

@@ -119,7 +119,7 @@ func (c *coordinator) scanLocal(ctx context.Context, prefix, after []byte, fn fu
 	})
 }
 
-// ScanLocal is Node.ScanLocal.
+// ScanLocal is Replica.ScanLocal.
 func (c *coordinator) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
 	if q.Limit <= 0 || q.Limit > MaxScanLimit {
 		return LocalPage{}, fmt.Errorf("peer: scan limit %d out of range 1..%d", q.Limit, MaxScanLimit)

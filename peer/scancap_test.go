@@ -55,7 +55,7 @@ func TestScanByteCap(t *testing.T) {
 	f(1, 1)      // always one
 	f(50000, 40) // one page
 
-	p, err := n.ScanLocal(ctx, LocalScan{Limit: MaxScanLimit, MaxBytes: 3000})
+	p, err := n.Local().ScanLocal(ctx, LocalScan{Limit: MaxScanLimit, MaxBytes: 3000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestScanByteCap(t *testing.T) {
 		t.Fatalf("ScanLocal with MaxBytes 3000: %d items, More %v; want 3 and More", len(p.Items), p.More)
 	}
 	// No cap given: the default, far above this store.
-	if p, _ := n.ScanLocal(ctx, LocalScan{Limit: MaxScanLimit}); len(p.Items) != 40 || p.More {
+	if p, _ := n.Local().ScanLocal(ctx, LocalScan{Limit: MaxScanLimit}); len(p.Items) != 40 || p.More {
 		t.Fatalf("ScanLocal with the default cap: %d items, More %v", len(p.Items), p.More)
 	}
 }
@@ -78,7 +78,7 @@ func TestMergePagesByteCap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := n.ScanLocal(ctx, LocalScan{Limit: MaxScanLimit})
+	p, err := n.Local().ScanLocal(ctx, LocalScan{Limit: MaxScanLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestScanDeadline(t *testing.T) {
 	if _, err := n.Scan(dead, ScanQuery{Prefix: []byte("none"), Limit: 10}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Scan past its deadline: %v, want DeadlineExceeded", err)
 	}
-	if _, err := n.ScanLocal(dead, LocalScan{Prefix: []byte("none"), Limit: 10}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := n.Local().ScanLocal(dead, LocalScan{Prefix: []byte("none"), Limit: 10}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("ScanLocal past its deadline: %v, want DeadlineExceeded", err)
 	}
 }

@@ -50,15 +50,15 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		Replicas:         v.Ring.Replicas(),
 		VNodes:           v.Ring.VNodes(),
 		Members:          v.sortedMembers(),
-		Transfers:        n.Transfers(),
-		Settled:          n.Settled(),
+		Transfers:        n.reb.Transfers(),
+		Settled:          n.reb.Settled(),
 		Leave:            n.reb.leaveStatus(),
 		AntiEntropyClean: n.ae.cleanSince(),
 		HintsPending:     n.cfg.Engine.PendingHints(),
 		Ownership:        v.Ring.Ownership(),
 	}
 	st.MaxClockOffset = n.cfg.Clocks.Bound()
-	if err := n.clockError(v); err != nil {
+	if err := n.co.clockError(v); err != nil {
 		st.ClockError = err.Error()
 	}
 	offs := n.cfg.Clocks.Offsets()
@@ -67,10 +67,10 @@ func (n *Node) ClusterStatus() ClusterStatus {
 			st.Members[i].Clock = &o
 		}
 	}
-	if ref := n.membership.Load(); ref != nil {
+	if ml := n.membership.get(); ml != nil {
 		for i := range st.Members {
 			if st.Members[i].ID == n.cfg.NodeID && st.Members[i].GossipAddr == "" {
-				st.Members[i].GossipAddr = ref.m.GossipAddr()
+				st.Members[i].GossipAddr = ml.GossipAddr()
 			}
 		}
 	}
@@ -104,29 +104,12 @@ func (n *Node) Owners(key []byte) (RingOwners, error) {
 	return out, nil
 }
 
-// GossipAddrs returns the gossip addresses of the members this node knows
-// alive, itself first, for a node that asks to join.
-func (n *Node) GossipAddrs() []string {
-	ref := n.membership.Load()
-	if ref == nil {
-		return nil
-	}
-	out := []string{ref.m.GossipAddr()}
-	v := n.view.Load()
-	for _, m := range v.sortedMembers() {
-		if m.ID != n.cfg.NodeID && m.State == Alive && m.GossipAddr != "" {
-			out = append(out, m.GossipAddr)
-		}
-	}
-	return out
-}
-
 // AddNode joins the cluster that the node at httpAddr belongs to, as
 // go-kvstore's /add-node did: it asks that node for its members' gossip
 // addresses and joins them.
 func (n *Node) AddNode(ctx context.Context, httpAddr string) error {
-	ref := n.membership.Load()
-	if ref == nil {
+	ml := n.membership.get()
+	if ml == nil {
 		return ErrNoMembership
 	}
 	if n.cfg.Transport == nil {
@@ -139,7 +122,7 @@ func (n *Node) AddNode(ctx context.Context, httpAddr string) error {
 	if len(addrs) == 0 {
 		return fmt.Errorf("the node at %s runs without membership", httpAddr)
 	}
-	return ref.m.Join(addrs)
+	return ml.Join(addrs)
 }
 
 // ErrMemberAlive is returned when removing a member that is still alive.
@@ -159,8 +142,8 @@ var ErrLeftMember = errors.New("peer: this node is no longer a member")
 // RemoveNode takes a member that is gone for good out of the ring. Its
 // hints are dropped; its ranges fall to the next nodes on the ring.
 func (n *Node) RemoveNode(id string) error {
-	ref := n.membership.Load()
-	if ref == nil {
+	ml := n.membership.get()
+	if ml == nil {
 		return ErrNoMembership
 	}
 	v := n.view.Load()
@@ -171,5 +154,5 @@ func (n *Node) RemoveNode(id string) error {
 	if m.State == Alive || id == n.cfg.NodeID {
 		return fmt.Errorf("%w: %s is %s; remove only a node that is gone for good", ErrMemberAlive, id, m.State)
 	}
-	return ref.m.Remove(id)
+	return ml.Remove(id)
 }

@@ -104,12 +104,12 @@ type Transfer struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-// rebalancer owns a Node's data movement: the published view's ordering
+// Rebalancer owns a Node's data movement: the published view's ordering
 // with the ranges it still pulls and the ranges it drops (publish.go), the
 // pulls themselves and their progress, the handover checks before a drop
 // (verify.go) and a graceful leave (leave.go). Its loop runs on its own
 // goroutine; the view is its one input from membership.
-type rebalancer struct {
+type Rebalancer struct {
 	cfg  *Config
 	view *atomic.Pointer[View] // shared with the other subsystems; only publish writes it
 	deps rebalanceDeps
@@ -175,8 +175,8 @@ type rebalanceDeps struct {
 
 // newRebalancer returns the rebalancer of cfg's node, with the stored
 // state loaded and view published as the placeholder view.
-func newRebalancer(cfg *Config, view *atomic.Pointer[View], deps rebalanceDeps) (*rebalancer, error) {
-	r := &rebalancer{cfg: cfg, view: view, deps: deps, kick: make(chan struct{}, 1), sendLimit: sstable.NewLimiter(cfg.TransferRate)}
+func newRebalancer(cfg *Config, view *atomic.Pointer[View], deps rebalanceDeps) (*Rebalancer, error) {
+	r := &Rebalancer{cfg: cfg, view: view, deps: deps, kick: make(chan struct{}, 1), sendLimit: sstable.NewLimiter(cfg.TransferRate)}
 	r.setup()
 	r.fetch = func(from Member, rg ring.Range) error { return r.pullSpans(rg, from.HTTPAddr) }
 	r.heldElsewhere = r.handoverWhy
@@ -189,13 +189,18 @@ func newRebalancer(cfg *Config, view *atomic.Pointer[View], deps rebalanceDeps) 
 }
 
 // start runs the rebalance loop until halt.
-func (r *rebalancer) start() { r.wg.Go(r.loop) }
+func (r *Rebalancer) start() { r.wg.Go(r.loop) }
 
 // transferTableSize is the size of the SSTables a pull stages.
 const transferTableSize = 64 << 20
 
-// serveSpan is Node.ServeSpan.
-func (r *rebalancer) serveSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
+// ServeSpan streams this node's records of the token span [lo, hi) as of
+// one snapshot to w (the donor side of a pull), paced by the node's one
+// limiter: TransferRate bytes a second for all its streams together. A
+// span this node is itself still pulling is refused (ErrRangePending)
+// before anything is sent: a partial copy must not count as one of the
+// quorum of old owners a puller needs.
+func (r *Rebalancer) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
 	if r.spanPending(lo, hi) {
 		return ErrRangePending
 	}
@@ -217,7 +222,7 @@ type transferStatus struct {
 	moveBytes int64 // received in this move
 }
 
-// transfers is Node.Transfers.
+// transfers is Rebalancer.Transfers.
 func (s *transferStatus) transfers() []Transfer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,7 +282,7 @@ func (s *transferStatus) moveEnded() {
 	s.active = false
 }
 
-func (r *rebalancer) received(k int) {
+func (r *Rebalancer) received(k int) {
 	r.bytes.Add(int64(k))
 	r.status.mu.Lock()
 	r.status.moveBytes += int64(k)
@@ -286,7 +291,7 @@ func (r *rebalancer) received(k int) {
 
 // loop settles this node on the current ring whenever it changes,
 // retrying with backoff while donors are missing.
-func (r *rebalancer) loop() {
+func (r *Rebalancer) loop() {
 	backoff := time.Second
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -338,11 +343,11 @@ func loadRebalance(e *engine.Engine) (rebalanceState, error) {
 
 // loadState returns the stored state. Its slices are shared and must not
 // be modified: the pure functions of rebalance.go build new ones.
-func (r *rebalancer) loadState() rebalanceState { return *r.state.Load() }
+func (r *Rebalancer) loadState() rebalanceState { return *r.state.Load() }
 
 // storeState stores st durably, then makes it the state views are
 // planned from.
-func (r *rebalancer) storeState(st rebalanceState) error {
+func (r *Rebalancer) storeState(st rebalanceState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -355,16 +360,16 @@ func (r *rebalancer) storeState(st rebalanceState) error {
 }
 
 // kept is rebalanceState.keptHorizon of the stored state.
-func (r *rebalancer) kept() uint64 { return r.loadState().keptHorizon() }
+func (r *Rebalancer) kept() uint64 { return r.loadState().keptHorizon() }
 
 // planFor is plan for this node's stored state and view v.
-func (r *rebalancer) planFor(v *View) rebalancePlan {
+func (r *Rebalancer) planFor(v *View) rebalancePlan {
 	return plan(r.loadState(), v, r.cfg.NodeID, r.cfg.Replicas)
 }
 
 // rebalance pulls whatever the current ring gives this node that its
 // settled ring did not, then settles.
-func (r *rebalancer) rebalance() error {
+func (r *Rebalancer) rebalance() error {
 	v := r.view.Load()
 	cur := sortedNodes(v.Ring)
 	st := r.loadState()
@@ -416,7 +421,7 @@ func (r *rebalancer) rebalance() error {
 // settle records that this node holds every range of ring cur, and which
 // ranges of it the node does not own but may hold records of, to drop once
 // every member holds its ranges (see settledState).
-func (r *rebalancer) settle(st rebalanceState, p rebalancePlan, cur []string) error {
+func (r *Rebalancer) settle(st rebalanceState, p rebalancePlan, cur []string) error {
 	return r.storeState(settledState(st, p, cur, r.deps.cleanPass()))
 }
 
@@ -429,7 +434,7 @@ var errNotYet = errors.New("peer: not yet")
 // this node has checked that their new owners hold its records of them. If the ring
 // changed since, the ranges stay (a later move may give them back; an
 // old copy is merged, never trusted).
-func (r *rebalancer) dropGivenAway(ctx context.Context) error {
+func (r *Rebalancer) dropGivenAway(ctx context.Context) error {
 	st := r.loadState()
 	if len(st.Drop) == 0 {
 		return nil
@@ -464,7 +469,7 @@ func (r *rebalancer) dropGivenAway(ctx context.Context) error {
 // dropped yet: a member of it does not say it holds all of its ranges, or
 // this node has not checked that their new owners hold its records of
 // them. "" once they may.
-func (r *rebalancer) handoverWhy(ctx context.Context, v *View, st rebalanceState) string {
+func (r *Rebalancer) handoverWhy(ctx context.Context, v *View, st rebalanceState) string {
 	if why := r.othersHoldRanges(ctx, v); why != "" {
 		r.cfg.Logger.Debug("ranges given away are kept until their new owners hold them", "why", why)
 		return why
@@ -489,7 +494,7 @@ func (r *rebalancer) handoverWhy(ctx context.Context, v *View, st rebalanceState
 func sortedNodes(r *ring.Ring) []string { return slices.Clone(r.Nodes()) }
 
 // pullSpans fetches rg's records from the node at addr.
-func (r *rebalancer) pullSpans(rg ring.Range, addr string) error {
+func (r *Rebalancer) pullSpans(rg ring.Range, addr string) error {
 	ctx := r.ctx // Close stops a pull at once
 	cr := &countingReader{reb: r}
 	for _, sp := range rg.Spans() {
@@ -511,7 +516,7 @@ func (r *rebalancer) pullSpans(rg ring.Range, addr string) error {
 // ringkv_transfer_bytes_total.
 type countingReader struct {
 	r   io.Reader
-	reb *rebalancer
+	reb *Rebalancer
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -522,8 +527,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// settled is Node.Settled.
-func (r *rebalancer) settled() bool {
+// Settled reports whether this node holds every range the current ring
+// gives it: no pull is pending.
+func (r *Rebalancer) Settled() bool {
 	cur := r.view.Load().Ring.Nodes()
 	if !slices.Contains(cur, r.cfg.NodeID) {
 		return true // out of the ring (leaving or left): nothing to hold
@@ -532,25 +538,6 @@ func (r *rebalancer) settled() bool {
 	return slices.Equal(st.Settled, cur) || (st.Settled == nil && len(cur) == 1)
 }
 
-// ServeSpan streams this node's records of the token span [lo, hi) as of
-// one snapshot to w (the donor side of a pull), paced by the node's one
-// limiter: TransferRate bytes a second for all its streams together. A
-// span this node is itself still pulling is refused (ErrRangePending)
-// before anything is sent: a partial copy must not count as one of the
-// quorum of old owners a puller needs.
-func (n *Node) ServeSpan(ctx context.Context, lo, hi uint64, w io.Writer) error {
-	return n.reb.serveSpan(ctx, lo, hi, w)
-}
-
 // Transfers returns the range moves in flight on this node: none, or one
 // describing the move under way.
-func (n *Node) Transfers() []Transfer { return n.reb.status.transfers() }
-
-// Settled reports whether this node holds every range the current ring
-// gives it: no pull is pending.
-func (n *Node) Settled() bool { return n.reb.settled() }
-
-// pendingFrom returns the old owners of the range holding tok, if this
-// node is still pulling that range (the coordinator's reads answer a
-// PendingError for it).
-func (n *Node) pendingFrom(tok uint64) ([]string, bool) { return n.reb.pendingFrom(tok) }
+func (r *Rebalancer) Transfers() []Transfer { return r.status.transfers() }

@@ -93,7 +93,7 @@ func TestJoinPullsRanges(t *testing.T) {
 			}
 		}
 	}
-	if tr := c.Nodes[n4].Transfers(); len(tr) != 0 {
+	if tr := c.Nodes[n4].Rebalancer().Transfers(); len(tr) != 0 {
 		t.Errorf("transfers after settling: %+v", tr)
 	}
 	if st := c.Nodes[n4].ClusterStatus(); len(st.Transfers) != 0 {
@@ -117,10 +117,10 @@ func TestJoinWaitsForDonors(t *testing.T) {
 	c.Net.Isolate(n4Addr)
 	n4 := c.AddNode()
 	peertest.WaitFor(t, time.Minute, func() bool {
-		tr := c.Nodes[n4].Transfers()
+		tr := c.Nodes[n4].Rebalancer().Transfers()
 		return len(tr) == 1 && tr[0].LastError != "" && tr[0].To == c.IDs[n4]
 	}, "n4 to show its failed transfer while cut off")
-	if c.Nodes[n4].Settled() {
+	if c.Nodes[n4].Rebalancer().Settled() {
 		t.Fatal("settled without its donors")
 	}
 	c.Net.Heal()
@@ -147,15 +147,15 @@ func TestReadsDuringMove(t *testing.T) {
 	}
 	c.Settle()
 	n4 := c.AddNode()
-	if c.Nodes[n4].Settled() {
+	if c.Nodes[n4].Rebalancer().Settled() {
 		t.Fatal("the new node settled at once: nothing to test")
 	}
 	reads, during := 0, 0
-	for round := 0; !c.Nodes[n4].Settled(); round++ {
+	for round := 0; !c.Nodes[n4].Rebalancer().Settled(); round++ {
 		for i := round % 7; i < keys; i += 7 {
 			via := c.Nodes[(i+round)%4]
 			if got, err := get(t, via, key(i), peer.Quorum); err != nil || got != fmt.Sprint("v", i) {
-				t.Fatalf("round %d: get %s at quorum = %q, %v during the move (transfers %+v)", round, key(i), got, err, c.Nodes[n4].Transfers())
+				t.Fatalf("round %d: get %s at quorum = %q, %v during the move (transfers %+v)", round, key(i), got, err, c.Nodes[n4].Rebalancer().Transfers())
 			}
 			reads++
 		}
@@ -186,7 +186,7 @@ func TestLeaveHandsOver(t *testing.T) {
 	c.Settle()
 	const l = 3
 	done := make(chan error, 1)
-	go func() { done <- c.Nodes[l].Leave(bg) }()
+	go func() { done <- c.Nodes[l].Rebalancer().Leave(bg) }()
 	reads := 0
 	for left := false; !left; {
 		select {
@@ -237,11 +237,11 @@ func TestReadsWhileRingGrows(t *testing.T) {
 		}
 	}
 	n2 := c.AddNode()
-	if c.Nodes[n2].Settled() {
+	if c.Nodes[n2].Rebalancer().Settled() {
 		t.Fatal("settled at once: nothing to test")
 	}
 	rounds := 0
-	for ; !c.Nodes[n2].Settled(); rounds++ {
+	for ; !c.Nodes[n2].Rebalancer().Settled(); rounds++ {
 		for i := rounds % 5; i < keys; i += 5 {
 			for j := range 2 {
 				if got, err := get(t, c.Nodes[j], key(i), peer.Quorum); err != nil || got != fmt.Sprint("v", i) {
@@ -310,7 +310,7 @@ func TestPendingOwnerWritesCount(t *testing.T) {
 	if err := put(t, c.Nodes[n2], string(key(7)), "newest", peer.One); err != nil {
 		t.Fatal(err)
 	}
-	if c.Nodes[n2].Settled() {
+	if c.Nodes[n2].Rebalancer().Settled() {
 		t.Fatal("node 2 settled without pulling: the test proves nothing")
 	}
 	if got, err := get(t, c.Nodes[0], key(7), peer.Quorum); err != nil || got != "newest" {
@@ -329,12 +329,12 @@ func TestLeaveShrinkingBelowN(t *testing.T) {
 		}
 	}
 	c.Settle()
-	if err := c.Nodes[2].Leave(bg); err != nil {
+	if err := c.Nodes[2].Rebalancer().Leave(bg); err != nil {
 		t.Fatal(err)
 	}
 	c.Net.Isolate(c.Addrs[2])
 	for j := range 2 {
-		if tr := c.Nodes[j].Transfers(); len(tr) != 0 {
+		if tr := c.Nodes[j].Rebalancer().Transfers(); len(tr) != 0 {
 			t.Errorf("%s moved data: %+v", c.IDs[j], tr)
 		}
 	}
@@ -373,7 +373,7 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 4)) // n4 cannot pull: nobody may drop
 	n4 := c.AddNode()
 	peertest.WaitFor(t, time.Minute, func() bool {
-		return c.Nodes[0].Settled() && c.Nodes[1].Settled() && c.Nodes[2].Settled()
+		return c.Nodes[0].Rebalancer().Settled() && c.Nodes[1].Rebalancer().Settled() && c.Nodes[2].Rebalancer().Settled()
 	}, "the founders to settle on the ring with n4")
 	n5 := c.AddNode()
 	c.Net.Heal()
@@ -426,7 +426,7 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 	}, fmt.Sprintf("the tombstones of the %d deleted keys collected at N=2 (else the test proves nothing)", len(doomed)))
 
 	for _, l := range []int{n5, n4} {
-		if err := c.Nodes[l].Leave(bg); err != nil {
+		if err := c.Nodes[l].Rebalancer().Leave(bg); err != nil {
 			t.Fatalf("%s leave: %v", c.IDs[l], err)
 		}
 		c.Net.Isolate(c.Addrs[l]) // gone
@@ -454,16 +454,16 @@ func TestPendingNodeServesNoSpan(t *testing.T) {
 	}
 	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 2)) // n2 cannot pull yet
 	n2 := c.AddNode()
-	if err := c.Nodes[n2].ServeSpan(bg, 0, 0, io.Discard); !errors.Is(err, peer.ErrRangePending) {
+	if err := c.Nodes[n2].Local().ServeSpan(bg, 0, 0, io.Discard); !errors.Is(err, peer.ErrRangePending) {
 		t.Fatalf("a pending node served its whole span: %v", err)
 	}
-	if err := c.Nodes[n2].ServeSpan(bg, 1<<63, 1<<63+1, io.Discard); !errors.Is(err, peer.ErrRangePending) {
+	if err := c.Nodes[n2].Local().ServeSpan(bg, 1<<63, 1<<63+1, io.Discard); !errors.Is(err, peer.ErrRangePending) {
 		t.Fatalf("a pending node served a one-token span: %v", err)
 	}
 	c.Net.Heal()
 	waitSettled(t, c, 20*time.Second)
 	var b bytes.Buffer
-	if err := c.Nodes[n2].ServeSpan(bg, 0, 0, &b); err != nil || b.Len() == 0 {
+	if err := c.Nodes[n2].Local().ServeSpan(bg, 0, 0, &b); err != nil || b.Len() == 0 {
 		t.Fatalf("settled node's span: %d bytes, %v", b.Len(), err)
 	}
 }
@@ -505,7 +505,7 @@ func TestPendingOwnersNewerWriteWins(t *testing.T) {
 	if err := put(t, c.Nodes[n4], string(k), "newest", peer.One); err != nil {
 		t.Fatalf("write via the pending owner at one: %v", err)
 	}
-	if c.Nodes[n4].Settled() {
+	if c.Nodes[n4].Rebalancer().Settled() {
 		t.Fatal("n4 settled without pulling: the test proves nothing")
 	}
 	if got, err := get(t, c.Nodes[other], k, peer.Quorum); err != nil || got != "newest" {
@@ -562,12 +562,12 @@ func TestReadDuringLeaveAsksTheOldOwners(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
-	go func() { done <- c.Nodes[l].Leave(ctx) }()
+	go func() { done <- c.Nodes[l].Rebalancer().Leave(ctx) }()
 	defer func() { cancel(); <-done }()
 	inOldRing := func() bool {
 		return slices.ContainsFunc(c.Nodes, func(n *peer.Node) bool { return n.View().Ring.Has(c.IDs[l]) })
 	}
-	peertest.WaitFor(t, time.Minute, func() bool { return !inOldRing() && !c.Nodes[q].Settled() },
+	peertest.WaitFor(t, time.Minute, func() bool { return !inOldRing() && !c.Nodes[q].Rebalancer().Settled() },
 		"the leave to reach the ring and the new owner to start pulling")
 	c.MarkDown(x)
 	other := -1 // a coordinator that owns the key neither before nor after
@@ -633,7 +633,7 @@ func TestFakeSettledMembersDropNothing(t *testing.T) {
 		}
 		done := true
 		for j := range 3 {
-			done = done && c.Nodes[j].DropsWithheld() >= 2
+			done = done && c.Nodes[j].Rebalancer().DropsWithheld() >= 2
 		}
 		return done
 	}, "the real nodes to check the fake members twice")
@@ -664,7 +664,7 @@ func TestLeaveWaitsForVerifiedCopies(t *testing.T) {
 		if st := c.Nodes[l].ClusterStatus().Leave; st == "left" {
 			t.Fatalf("the node left on a member's word")
 		}
-		return c.Nodes[l].DropsWithheld() >= 3
+		return c.Nodes[l].Rebalancer().DropsWithheld() >= 3
 	}, "the leaving node to check its successors")
 	if st := c.Nodes[l].ClusterStatus(); st.Leave == "left" || !strings.Contains(st.Leave, c.IDs[liar]) {
 		t.Fatalf("leave status %q, want it handing over, waiting for %s", st.Leave, c.IDs[liar])

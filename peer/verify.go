@@ -50,7 +50,7 @@ type handover struct {
 // once every owner of every range of v's ring that meets them holds every
 // record of it this node holds. h (nil: no memory) spares the ranges
 // shown held in earlier rounds but the last.
-func (r *rebalancer) handedOver(ctx context.Context, v *View, spans []ring.Span, h *handover) string {
+func (r *Rebalancer) handedOver(ctx context.Context, v *View, spans []ring.Span, h *handover) string {
 	if h == nil {
 		h = &handover{}
 	}
@@ -91,7 +91,7 @@ func (r *rebalancer) handedOver(ctx context.Context, v *View, spans []ring.Span,
 
 // rangeHeld reports why not every owner of or holds this node's records
 // of its range; "" when they all do.
-func (r *rebalancer) rangeHeld(ctx context.Context, v *View, or ring.OwnedRange) string {
+func (r *Rebalancer) rangeHeld(ctx context.Context, v *View, or ring.OwnedRange) string {
 	local, err := localMerkle(ctx, r.cfg.Engine, r.deps.gc(), or.Range, verifyDepth)
 	if err != nil {
 		return fmt.Sprintf("cannot build this node's tree of %s: %v", or.Range, err)
@@ -134,7 +134,7 @@ var errTooManyMissing = errors.New("it lacks more records than one round checks;
 // out those garbage collection may delete, as the trees do), the owner's
 // record of its key at addr, and sends the owner the ones it lacks or
 // holds an older version of. It returns how many it lacked.
-func (r *rebalancer) checkRecords(ctx context.Context, addr string, spans []ring.Span) (int, error) {
+func (r *Rebalancer) checkRecords(ctx context.Context, addr string, spans []ring.Span) (int, error) {
 	snap, err := r.cfg.Engine.NewSnapshot()
 	if err != nil {
 		return 0, err
@@ -187,7 +187,7 @@ func (r *rebalancer) checkRecords(ctx context.Context, addr string, spans []ring
 // answers an error: its copy is not yet whole. The read may outlive a
 // cancelled ctx, so it gets its own copy of key (the caller's is a scan's
 // buffer, reused at once).
-func (r *rebalancer) readFrom(ctx context.Context, addr string, key []byte) ([]byte, error) {
+func (r *Rebalancer) readFrom(ctx context.Context, addr string, key []byte) ([]byte, error) {
 	key = bytes.Clone(key)
 	type answer struct {
 		rec []byte
@@ -208,4 +208,4 @@ func (r *rebalancer) readFrom(ctx context.Context, addr string, key []byte) ([]b
 // DropsWithheld counts the times this node kept ranges it gave away
 // because a new owner could not be shown to hold them
 // (ringkv_transfer_drops_withheld_total).
-func (n *Node) DropsWithheld() int64 { return n.reb.dropsWithheld.Load() }
+func (r *Rebalancer) DropsWithheld() int64 { return r.dropsWithheld.Load() }

@@ -34,7 +34,7 @@ type Member struct {
 	// entry that added it): a node that has never held its ranges pulls
 	// them from the members that joined before it.
 	Joined uint64 `json:"-"`
-	// Leaving: out of the ring, handing its ranges over (see Node.Leave).
+	// Leaving: out of the ring, handing its ranges over (see Rebalancer.Leave).
 	Leaving bool `json:"leaving,omitempty"`
 	// Clock is the member's clock offset from this node's, as last
 	// measured (ClusterStatus fills it in; nil if never measured).

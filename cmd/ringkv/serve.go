@@ -667,7 +667,7 @@ func (d *daemon) startNode() error {
 	}
 	d.node = node
 	d.undo = append(d.undo, func() { node.Close() })
-	internode.SetLocal(node)
+	internode.SetLocal(node.Local())
 	d.clocks, d.clock, d.peerAddrs = clocks, clock, peerAddrs
 	return nil
 }
@@ -698,7 +698,7 @@ func (d *daemon) startMembership() error {
 	if err := repairable(eng, node.View(), c.replicas, c.joinAddrs()); err != nil {
 		return startFailed(exitFailure, "%v", err)
 	}
-	eng.SetGCHorizon(node.GCHorizon) // tombstones go only once every replica has them
+	eng.SetGCHorizon(node.AntiEntropy().GCHorizon) // tombstones go only once every replica has them
 	joinCtx, stopJoining := context.WithCancel(context.Background())
 	joined := make(chan struct{})
 	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
@@ -796,7 +796,7 @@ func (d *daemon) drain(sig os.Signal, sigs <-chan os.Signal) int {
 		}
 	}()
 	code := exitOK
-	switch err := node.Leave(ctx); {
+	switch err := node.Rebalancer().Leave(ctx); {
 	case errors.Is(err, peer.ErrOnlyMember):
 		lg.Info("nothing to hand over: this node is the only member")
 	case err != nil:

@@ -187,7 +187,7 @@ func (t *memTransport) Apply(ctx context.Context, addr string, ms []peer.Mutatio
 	if err != nil {
 		return err
 	}
-	return node.ApplyLocal(cp)
+	return node.Local().ApplyLocal(cp)
 }
 
 func (t *memTransport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
@@ -207,7 +207,7 @@ func (t *memTransport) ReadAsync(addr string, key []byte, deadline time.Time, go
 			got(nil, err)
 			return
 		}
-		rec, err := node.ReadLocal(nil, key)
+		rec, err := node.Local().ReadLocal(nil, key)
 		if errors.Is(err, peer.ErrNotFound) {
 			rec, err = nil, nil
 		}
@@ -223,7 +223,7 @@ func (t *memTransport) Scan(ctx context.Context, addr string, q peer.LocalScan) 
 	if q, err = transport.DecodeScan(transport.AppendScan(nil, q)); err != nil {
 		return peer.LocalPage{}, err
 	}
-	p, err := node.ScanLocal(ctx, q)
+	p, err := node.Local().ScanLocal(ctx, q)
 	if err != nil {
 		return peer.LocalPage{}, err
 	}
@@ -236,7 +236,7 @@ func (t *memTransport) OpenSpan(ctx context.Context, addr string, lo, hi uint64)
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	t.net.inflight.Go(func() { pw.CloseWithError(node.ServeSpan(ctx, lo, hi, pw)) })
+	t.net.inflight.Go(func() { pw.CloseWithError(node.Local().ServeSpan(ctx, lo, hi, pw)) })
 	return pr, nil
 }
 
@@ -245,7 +245,7 @@ func (t *memTransport) Merkle(ctx context.Context, addr string, rg ring.Range, d
 	if err != nil {
 		return nil, err
 	}
-	m, err := node.LocalMerkle(ctx, rg, depth)
+	m, err := node.Local().LocalMerkle(ctx, rg, depth)
 	if err != nil {
 		return nil, err
 	}
@@ -279,11 +279,14 @@ type Cluster struct {
 	IDs   []string
 	FS    []vfs.FS
 	engs  []*engine.Engine
-	cfg   Options
+	// clocks are the nodes' clock-offset monitors (Config.Clocks), which
+	// MeasureClocks and Clocks feed as gossip would.
+	clocks []*peer.ClockMonitor
+	cfg    Options
 
 	mu      sync.Mutex
 	down    map[string]bool // ids failure detection reports dead
-	leaving map[string]bool // ids out of the ring, handing over (Node.Leave)
+	leaving map[string]bool // ids out of the ring, handing over (Rebalancer.Leave)
 	removed map[string]bool // ids out of the cluster
 }
 
@@ -328,7 +331,7 @@ type Options struct {
 	// default peer.DefaultTombstoneGrace.
 	TombstoneGrace time.Duration
 	// AntiEntropyInterval, if set, runs anti-entropy that often; by
-	// default it is off, and tests call Node.AntiEntropyPass.
+	// default it is off, and tests call AntiEntropy.Pass.
 	AntiEntropyInterval time.Duration
 	// ClockOffsets, if set, offsets each node's wall clock (by index;
 	// missing entries are 0). MeasureClocks tells the nodes.
@@ -358,6 +361,7 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	}
 	c.Nodes = make([]*peer.Node, opts.Nodes)
 	c.engs = make([]*engine.Engine, opts.Nodes)
+	c.clocks = make([]*peer.ClockMonitor, opts.Nodes)
 	for i := range opts.Nodes {
 		c.start(i)
 	}
@@ -384,8 +388,8 @@ func (c *Cluster) WaitSettled(within time.Duration) {
 	WaitFor(c.t, within, func() bool {
 		left = left[:0]
 		for i, n := range c.Nodes {
-			if n != nil && !n.Settled() {
-				left = append(left, fmt.Sprint(c.IDs[i], n.Transfers()))
+			if n != nil && !n.Rebalancer().Settled() {
+				left = append(left, fmt.Sprint(c.IDs[i], n.Rebalancer().Transfers()))
 			}
 		}
 		return len(left) == 0
@@ -400,11 +404,12 @@ func (c *Cluster) start(i int) {
 		c.t.Fatal(err)
 	}
 	wall := c.wall(i)
+	c.clocks[i] = peer.NewClockMonitor(c.cfg.MaxClockOffset, wall, nil)
 	node, err := peer.NewNode(peer.Config{
 		NodeID: c.IDs[i], HTTPAddr: c.Addrs[i], Engine: eng, Sync: true,
 		Now:            wall,
 		Clock:          memtable.NewClockBound(wall, c.cfg.MaxClockOffset),
-		Clocks:         peer.NewClockMonitor(c.cfg.MaxClockOffset, wall, nil),
+		Clocks:         c.clocks[i],
 		RequestTimeout: c.cfg.RequestTimeout, Replicas: c.cfg.Replicas, VNodes: c.cfg.VNodes,
 		Transport:           &memTransport{net: c.Net, from: c.Addrs[i]},
 		HintInterval:        time.Hour, // tests replay hints themselves
@@ -418,7 +423,7 @@ func (c *Cluster) start(i int) {
 		c.t.Fatal(err)
 	}
 	node.UseMembership(membership{c: c, id: c.IDs[i]})
-	eng.SetGCHorizon(node.GCHorizon)
+	eng.SetGCHorizon(node.AntiEntropy().GCHorizon)
 	c.engs[i], c.Nodes[i] = eng, node
 	c.Net.mu.Lock()
 	c.Net.nodes[c.Addrs[i]] = node
@@ -445,10 +450,10 @@ func (c *Cluster) MeasureClocks() {
 			continue
 		}
 		// As gossip does: from now on writes rest on the measurements.
-		n.Clocks().SetProbed()
+		c.clocks[i].SetProbed()
 		for j := range c.Nodes {
 			if j != i && c.Nodes[j] != nil {
-				n.Clocks().Observe(c.IDs[j], c.wall(j)(), 0)
+				c.clocks[i].Observe(c.IDs[j], c.wall(j)(), 0)
 			}
 		}
 	}
@@ -498,6 +503,7 @@ func (c *Cluster) AddNode() int {
 	c.FS = append(c.FS, vfs.NewMem())
 	c.Nodes = append(c.Nodes, nil)
 	c.engs = append(c.engs, nil)
+	c.clocks = append(c.clocks, nil)
 	c.mu.Unlock()
 	c.start(i)
 	c.publish()
@@ -568,7 +574,7 @@ func (c *Cluster) ReplayHints() int {
 		d := 0
 		for _, n := range c.Nodes {
 			if n != nil {
-				d += n.ReplayHints()
+				d += n.Hints().Replay()
 			}
 		}
 		total += d
@@ -583,7 +589,7 @@ func (c *Cluster) HintsPending() int64 {
 	var total int64
 	for _, n := range c.Nodes {
 		if n != nil {
-			total += n.HintsPending()
+			total += n.Hints().Pending()
 		}
 	}
 	return total
@@ -591,7 +597,7 @@ func (c *Cluster) HintsPending() int64 {
 
 // Local returns node i's own record of key, or nil.
 func (c *Cluster) Local(i int, key []byte) []byte {
-	rec, err := c.Nodes[i].ReadLocal(nil, key)
+	rec, err := c.Nodes[i].Local().ReadLocal(nil, key)
 	if errors.Is(err, peer.ErrNotFound) {
 		return nil
 	}
@@ -603,6 +609,9 @@ func (c *Cluster) Local(i int, key []byte) []byte {
 
 // Engine returns node i's engine, for tests that run its garbage collection.
 func (c *Cluster) Engine(i int) *engine.Engine { return c.engs[i] }
+
+// Clocks returns node i's clock-offset monitor.
+func (c *Cluster) Clocks(i int) *peer.ClockMonitor { return c.clocks[i] }
 
 // Index returns the position of the node with id.
 func (c *Cluster) Index(id string) int {

@@ -55,7 +55,7 @@ type Config struct {
 	// the requests that made them. The default is 8192.
 	MaxQueued int
 
-	// Local is the node the handler answers for (*peer.Node). Without
+	// Local is the node the handler answers for (peer.Node.Local()). Without
 	// it the handler answers 501.
 	Local Local
 	// RequirePeerCert makes the handler refuse (401) a call without a

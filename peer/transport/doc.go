@@ -14,10 +14,10 @@
 // /internal/ (on the client listener, or on --peer-addr's): it checks the
 // call's credentials (sign.go's HMAC signature with a cluster secret, a
 // certificate of the cluster CA naming the caller with mutual TLS), then
-// decodes the request and calls the node through Local, which *peer.Node
-// satisfies. A replica write thus goes from the request body to
-// Local.ApplyLocal, and on into the engine's batch, without a copy; a
-// read answer is built in the response's own buffer.
+// decodes the request and calls the node through Local, which the
+// *peer.Replica of Node.Local satisfies. A replica write thus goes from
+// the request body to Local.ApplyLocal, and on into the engine's batch,
+// without a copy; a read answer is built in the response's own buffer.
 //
 // Wire format (codec.go, merkle.go): small binary frames, a kind byte, a
 // format version byte, then uvarint-length-prefixed fields; records travel
@@ -32,6 +32,6 @@
 //	tr := transport.New(transport.Config{NodeID: id, Secrets: secrets, TLS: tc})
 //	defer tr.Close()
 //	node, _ := peer.NewNode(peer.Config{..., Transport: tr})
-//	tr.SetLocal(node)
+//	tr.SetLocal(node.Local())
 //	srv, _ := httpd.New(httpd.Config{..., Internode: tr}, node, node)
 package transport

@@ -35,9 +35,10 @@ import (
 // node's endpoints, /internal/hello and GET /v1/cluster included, are
 // httpd's.
 
-// Local is what the handler needs of the node it answers for; *peer.Node
-// satisfies it. Implementations must not retain the slices they are given
-// after returning: they belong to the request, which fasthttp recycles.
+// Local is what the handler needs of the node it answers for; the
+// *peer.Replica that Node.Local returns satisfies it. Implementations
+// must not retain the slices they are given after returning: they belong
+// to the request, which fasthttp recycles.
 type Local interface {
 	// ApplyLocal stores replica writes (POST /internal/apply).
 	ApplyLocal(ms []peer.Mutation) error
@@ -58,7 +59,7 @@ type Local interface {
 	LocalMerkle(ctx context.Context, rg ring.Range, depth int) (*peer.Merkle, error)
 }
 
-var _ Local = (*peer.Node)(nil)
+var _ Local = (*peer.Replica)(nil) // Node.Local
 
 // SetLocal sets the node the handler answers for (Config.Local), for a
 // node built with its Transport, after it; it must be called before the
@@ -301,7 +302,7 @@ func (t *Transport) gossip(ctx *fasthttp.RequestCtx) {
 
 // span serves GET /internal/span?lo=HEX&hi=HEX: the node's records of the
 // token span [lo, hi) (hi 0 meaning 2^64) as a stream that a node pulling
-// the range merges in (peer.Node.ServeSpan, sstable.Send's format). An
+// the range merges in (peer.Rebalancer.ServeSpan, sstable.Send's format). An
 // error after the answer began cuts the stream short; the receiver
 // notices the missing trailer and merges nothing.
 func (t *Transport) span(ctx *fasthttp.RequestCtx, refused func(string)) {
