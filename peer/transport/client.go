@@ -464,104 +464,135 @@ func (c *call) items() int {
 // MaxBatchBytes, and sends them as one request. A call that does not fit
 // starts the next batch.
 func (t *Transport) send(l *lane) {
-	maxItems, path := MaxBatch, "/internal/apply"
+	s := &sender{t: t, l: l, maxItems: MaxBatch, path: "/internal/apply"}
 	if l.kind == laneRead {
-		maxItems, path = MaxReadBatch, "/internal/read"
+		s.maxItems, s.path = MaxReadBatch, "/internal/read"
 	}
-	var batch, live []*call
-	var body []byte
-	var ms []peer.Mutation
-	var keys [][]byte
-	var carry *call
-	for {
-		batch = batch[:0]
-		if carry != nil {
-			batch, carry = append(batch, carry), nil
-		} else {
-			select {
-			case <-t.stop:
-				return
-			case c := <-l.calls:
-				batch = append(batch, c)
-			}
-		}
-		n, size := batch[0].items(), batch[0].size
-	drain:
-		for n < maxItems && size < t.cfg.MaxBatchBytes {
-			select {
-			case c := <-l.calls:
-				if n+c.items() > maxItems || size+c.size > t.cfg.MaxBatchBytes {
-					carry = c
-					break drain
-				}
-				batch = append(batch, c)
-				n += c.items()
-				size += c.size
-			default:
-				break drain
-			}
-		}
-		// Calls past their deadline are answered, not sent.
-		now := time.Now()
-		var deadline time.Time
-		live = live[:0]
-		for _, c := range batch {
-			if now.Before(c.deadline) {
-				live = append(live, c)
-				deadline = later(deadline, c.deadline)
-			} else {
-				t.failCall(c, context.DeadlineExceeded)
-			}
-		}
-		if len(live) > 0 {
+	for s.gather() {
+		if deadline := s.keepLive(); len(s.live) > 0 {
 			if l.kind == laneRead {
-				keys = keys[:0]
-				for _, c := range live {
-					keys = append(keys, c.key)
-				}
-				body = AppendRead(body[:0], keys)
-				var out []byte // the callees keep the records: a new buffer
-				err := t.post(l.addr, path, body, deadline, fasthttp.StatusOK, &out)
-				var recs [][]byte
-				if err == nil {
-					recs, err = DecodeRecords(out, len(keys))
-				}
-				for i, c := range live {
-					switch {
-					case err != nil:
-						c.got(nil, err)
-					case IsFailed(recs[i]):
-						c.got(nil, &peer.ReplicaReadError{Msg: FailedMessage(recs[i])})
-					case IsPending(recs[i]):
-						// DecodeRecords has checked it.
-						rec, from, _ := DecodePending(recs[i])
-						c.got(rec, &peer.PendingError{From: from})
-					default:
-						c.got(recs[i], nil)
-					}
-					t.release(c)
-				}
-				clear(keys)
+				s.sendReads(deadline)
 			} else {
-				ms = ms[:0]
-				for _, c := range live {
-					ms = append(ms, c.ms...)
-				}
-				body = AppendApply(body[:0], ms)
-				err := t.post(l.addr, path, body, deadline, fasthttp.StatusNoContent, nil)
-				for _, c := range live {
-					c.done(err)
-					t.release(c)
-				}
-				clear(ms) // drop references to the callers' buffers
+				s.sendApplies(deadline)
 			}
 		}
-		clear(batch)
-		clear(live)
-		if cap(body) > 4<<20 {
-			body = nil
+		clear(s.batch)
+		clear(s.live)
+		if cap(s.body) > 4<<20 {
+			s.body = nil
 		}
 	}
+}
+
+// sender is one sender goroutine's state: its lane and the buffers it
+// reuses from batch to batch.
+type sender struct {
+	t           *Transport
+	l           *lane
+	maxItems    int
+	path        string
+	batch, live []*call
+	carry       *call // the call that did not fit the last batch
+	body        []byte
+	ms          []peer.Mutation
+	keys        [][]byte
+}
+
+// gather waits for the next call (false once the transport stops) and
+// adds whatever else is queued while the batch stays within the lane's
+// count limit and MaxBatchBytes; a call that does not fit is carried to
+// the next batch.
+func (s *sender) gather() bool {
+	s.batch = s.batch[:0]
+	if s.carry != nil {
+		s.batch, s.carry = append(s.batch, s.carry), nil
+	} else {
+		select {
+		case <-s.t.stop:
+			return false
+		case c := <-s.l.calls:
+			s.batch = append(s.batch, c)
+		}
+	}
+	n, size := s.batch[0].items(), s.batch[0].size
+	for n < s.maxItems && size < s.t.cfg.MaxBatchBytes {
+		select {
+		case c := <-s.l.calls:
+			if n+c.items() > s.maxItems || size+c.size > s.t.cfg.MaxBatchBytes {
+				s.carry = c
+				return true
+			}
+			s.batch = append(s.batch, c)
+			n += c.items()
+			size += c.size
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// keepLive answers the calls of the batch past their deadline and keeps
+// the others in s.live; it returns the latest of their deadlines.
+func (s *sender) keepLive() time.Time {
+	now := time.Now()
+	var deadline time.Time
+	s.live = s.live[:0]
+	for _, c := range s.batch {
+		if now.Before(c.deadline) {
+			s.live = append(s.live, c)
+			deadline = later(deadline, c.deadline)
+		} else {
+			s.t.failCall(c, context.DeadlineExceeded)
+		}
+	}
+	return deadline
+}
+
+// sendReads sends the live reads as one request and answers each.
+func (s *sender) sendReads(deadline time.Time) {
+	s.keys = s.keys[:0]
+	for _, c := range s.live {
+		s.keys = append(s.keys, c.key)
+	}
+	s.body = AppendRead(s.body[:0], s.keys)
+	var out []byte // the callees keep the records: a new buffer
+	err := s.t.post(s.l.addr, s.path, s.body, deadline, fasthttp.StatusOK, &out)
+	var recs [][]byte
+	if err == nil {
+		recs, err = DecodeRecords(out, len(s.keys))
+	}
+	for i, c := range s.live {
+		switch {
+		case err != nil:
+			c.got(nil, err)
+		case IsFailed(recs[i]):
+			c.got(nil, &peer.ReplicaReadError{Msg: FailedMessage(recs[i])})
+		case IsPending(recs[i]):
+			// DecodeRecords has checked it.
+			rec, from, _ := DecodePending(recs[i])
+			c.got(rec, &peer.PendingError{From: from})
+		default:
+			c.got(recs[i], nil)
+		}
+		s.t.release(c)
+	}
+	clear(s.keys)
+}
+
+// sendApplies sends the live applies as one request and answers each.
+func (s *sender) sendApplies(deadline time.Time) {
+	s.ms = s.ms[:0]
+	for _, c := range s.live {
+		s.ms = append(s.ms, c.ms...)
+	}
+	s.body = AppendApply(s.body[:0], s.ms)
+	err := s.t.post(s.l.addr, s.path, s.body, deadline, fasthttp.StatusNoContent, nil)
+	for _, c := range s.live {
+		c.done(err)
+		s.t.release(c)
+	}
+	clear(s.ms) // drop references to the callers' buffers
 }
 
 func later(a, b time.Time) time.Time {
