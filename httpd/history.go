@@ -13,7 +13,8 @@ import (
 // History keeps the last minutes of this node's traffic, one sample a
 // second, for the status page's sparklines: requests per second, 5xx
 // answers and p50/p99 latency per op, answers by status code, and the
-// per-second increase of a few counters (read repairs, bytes pulled).
+// per-second increase of a few counters (read repairs, replica failures,
+// bytes pulled).
 //
 // It samples the metrics httpd and the node already export (a Gather of
 // the registry, ringkv_requests_total and ringkv_request_duration_seconds
@@ -44,6 +45,7 @@ const DefaultHistorySeconds = 300
 // keeps beside the requests.
 var historyCounters = []string{
 	"ringkv_read_repairs_total",
+	"ringkv_replica_failures_total", // both ops summed
 	"ringkv_transfer_bytes_total",
 	"ringkv_anti_entropy_spans_repaired_total",
 	"ringkv_hints_replayed_total",

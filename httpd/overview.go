@@ -107,6 +107,7 @@ var overviewMetrics = []string{
 	"ringkv_disk_full",
 	"ringkv_disk_full_writes_refused_total",
 	"ringkv_read_repairs_total",
+	"ringkv_replica_failures_total",
 	"ringkv_hints_replayed_total",
 	"ringkv_hints_lost_total",
 	"ringkv_hints_dropped_total",

@@ -358,6 +358,47 @@ func TestHistory(t *testing.T) {
 	}
 }
 
+// TestSnapshotReplicaFailures: the node snapshot carries
+// ringkv_replica_failures_total (its ops summed) and its per-second
+// increase in the history, as the page's traffic section shows them.
+func TestSnapshotReplicaFailures(t *testing.T) {
+	fails := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ringkv_replica_failures_total", Help: "x"}, []string{"op"})
+	// The history samples a registry of its own, holding the same counter:
+	// the server's is made by the test server.
+	hreg := prometheus.NewRegistry()
+	hreg.MustRegister(fails)
+	h := NewHistory(hreg, 10)
+	ts := newClusterTestServer(t, Config{NodeID: "node-1", Status: StatusConfig{History: h}})
+	ts.reg.MustRegister(fails)
+	// Present from the first sample, as the node's collector always
+	// exports both ops.
+	fails.WithLabelValues("write").Add(0)
+	fails.WithLabelValues("read").Add(0)
+	t0 := time.Unix(1_000_000, 0)
+	if err := h.Sample(t0); err != nil {
+		t.Fatal(err)
+	}
+	fails.WithLabelValues("write").Add(3)
+	fails.WithLabelValues("read").Add(1)
+	if err := h.Sample(t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var ns NodeSnapshot
+	b := getOverview(t, ts, NodeScopeURI)
+	if err := json.Unmarshal(b, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := ns.Metrics["ringkv_replica_failures_total"]; !ok || v != 4 {
+		t.Errorf("metrics: ringkv_replica_failures_total = %v, %v; want 4", v, ok)
+	}
+	if ns.History == nil {
+		t.Fatalf("no history: %s", b)
+	}
+	if c := ns.History.Counters["ringkv_replica_failures_total"]; len(c) == 0 || c[len(c)-1] != 4 {
+		t.Errorf("history: replica failures per second = %v, want 4 last", c)
+	}
+}
+
 // TestHistoryBounded: a History keeps its Seconds samples and no more.
 func TestHistoryBounded(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -466,10 +507,11 @@ func TestStatusPageRendersStates(t *testing.T) {
 			Leave: "handing ranges over: node-1 is pulling its new ranges (27 of 79 ranges)",
 		},
 		"health":   []peer.Degraded{},
-		"metrics":  map[string]float64{"ringkv_disk_free_bytes": 5 << 30, "ringkv_read_repairs_total": 7},
+		"metrics":  map[string]float64{"ringkv_disk_free_bytes": 5 << 30, "ringkv_read_repairs_total": 7, "ringkv_replica_failures_total": 23},
 		"requests": []requestCount{{"get", "200", 1000}, {"put", "503", 3}},
 		"history": HistoryWindow{End: now.Unix(), Seconds: 60, Ops: map[string]map[string][]float64{
-			"get": {"rate": rate, "errors": make([]float64, 60), "p50_ms": p99, "p99_ms": p99}}},
+			"get": {"rate": rate, "errors": make([]float64, 60), "p50_ms": p99, "p99_ms": p99}},
+			Counters: map[string][]float64{"ringkv_replica_failures_total": p99}},
 		"lsm": map[string]any{
 			"profile": "balanced", "l0_sublevels": 12, "compaction_debt_bytes": 3 << 30,
 			"levels": []map[string]any{{"level": 0, "sublevels": 12, "files": 30, "bytes": 90 << 20, "score": 2.5},
@@ -504,6 +546,7 @@ func TestStatusPageRendersStates(t *testing.T) {
 		`data-level="0"`, "90.0 MiB · 30 files", "compaction due",
 		"<summary>Pebble options</summary>",
 		"&lt;img src=x",
+		`data-replica-failures="23"`, "<b>23</b><span>replica failures</span>", "<title>replica failures per second</title>",
 		`id="script-errors" data-count="0"`,
 	} {
 		if !strings.Contains(dom, want) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
@@ -391,5 +392,72 @@ func TestClusterScan(t *testing.T) {
 	c.MarkDown(3)
 	if _, err := scanAll(c.Nodes[0]); !errors.Is(err, peer.ErrUnavailable) {
 		t.Fatalf("scan with two of five down at quorum: %v, want unavailable", err)
+	}
+}
+
+// replicaFailures reads ringkv_replica_failures_total{op} from n's
+// collector.
+func replicaFailures(t *testing.T, n *peer.Node, op string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ringkv_replica_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == op {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no ringkv_replica_failures_total{op=%q}", op)
+	return 0
+}
+
+// The coordinator counts the replica calls that fail, by op: a write to
+// a cut-off replica (tried, or skipped once it is known down) and a read
+// it could not answer; calls that succeed count nothing.
+func TestReplicaFailuresCounted(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3})
+	n := c.Nodes[0]
+	if err := put(t, n, "k", "v", peer.All); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, n, []byte("k"), peer.All); err != nil {
+		t.Fatal(err)
+	}
+	c.Settle()
+	if w, r := replicaFailures(t, n, "write"), replicaFailures(t, n, "read"); w != 0 || r != 0 {
+		t.Fatalf("with every replica up: write failures %v, read failures %v; want 0, 0", w, r)
+	}
+	c.Net.Isolate(c.Addrs[2])
+	if err := put(t, n, "k", "v2", peer.Quorum); err != nil {
+		t.Fatal(err)
+	}
+	c.Settle() // the cut replica's answer may come after the quorum's
+	if w := replicaFailures(t, n, "write"); w != 1 {
+		t.Fatalf("after a write to a cut-off replica: write failures %v, want 1", w)
+	}
+	// At all, the read must ask the cut replica, and fails with it.
+	if _, err := get(t, n, []byte("k"), peer.All); !errors.Is(err, peer.ErrUnavailable) {
+		t.Fatalf("get at all with a replica cut off: %v", err)
+	}
+	if r := replicaFailures(t, n, "read"); r < 1 {
+		t.Fatalf("after a read from a cut-off replica: read failures %v, want >= 1", r)
+	}
+	// Once known down, the replica is not tried: its write is a hint, and
+	// counted all the same.
+	c.MarkDown(2)
+	if err := put(t, n, "k", "v3", peer.Quorum); err != nil {
+		t.Fatal(err)
+	}
+	c.Settle()
+	if w := replicaFailures(t, n, "write"); w != 2 {
+		t.Fatalf("after a write to a replica known down: write failures %v, want 2", w)
 	}
 }

@@ -70,6 +70,11 @@ type coordinator struct {
 	// their timestamp, commitWaitNanos how long in all (see commitWait).
 	commitWaits, commitWaitNanos atomic.Int64
 	readRepairs                  atomic.Int64 // stale replicas a read rewrote
+	// writeFailures and readFailures count the replica calls that failed,
+	// timed out or were skipped as the replica was down: writes that
+	// became hints, reads another replica answered in their place. Plain
+	// counters, so the request path allocates nothing for them.
+	writeFailures, readFailures atomic.Int64
 	// applyRefused counts records ApplyLocal refused as not this node's.
 	applyRefused atomic.Int64
 	// pastRings are the rings replaced less than applyGrace ago (written
@@ -303,6 +308,7 @@ func (c *coordinator) sendWrites(s *putState, steps []writeStep, key []byte, rec
 		id := st.id
 		switch st.act {
 		case writeHint:
+			c.writeFailures.Add(1)
 			s.refs.Add(1)
 			c.bg.Go(func() {
 				c.hint(id, s.m)
@@ -341,6 +347,9 @@ func (c *coordinator) sendWrites(s *putState, steps []writeStep, key []byte, rec
 // or not the request still waits for it, and reports whether the caller
 // is to keep a hint of it.
 func (c *coordinator) replicaWritten(id string, err error) (hint bool) {
+	if err != nil {
+		c.writeFailures.Add(1)
+	}
 	hint, refused := replicaFailure(err)
 	if refused {
 		// Refused as from the future: a hint would land it once the
@@ -517,6 +526,11 @@ func (s *getState) ask(ids []string) {
 // answer is a replica's reply, from the transport.
 func (a *readAsk) answer(rec []byte, err error) {
 	s := a.s
+	if err != nil {
+		// Counted here, not where the read waits: a replica that fails
+		// or times out after the quorum answered failed all the same.
+		s.c.readFailures.Add(1)
+	}
 	s.replies <- reply{id: a.id, rec: rec, err: err}
 	s.unref()
 }
@@ -556,6 +570,7 @@ func (c *coordinator) askRead(s *getState, id string) {
 	}
 	mem, ok := s.v.reachable(id)
 	if !ok || c.cfg.Transport == nil {
+		c.readFailures.Add(1)
 		s.replies <- reply{id: id, err: errDown}
 		return
 	}

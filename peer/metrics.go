@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exports the coordinator's metrics: ringkv_hints_pending (per
 // owner), ringkv_hints_replayed_total, ringkv_hints_lost_total,
-// ringkv_read_repairs_total,
+// ringkv_read_repairs_total, ringkv_replica_failures_total (per op),
 // ringkv_transfer_bytes_total, ringkv_transfer_drops_withheld_total,
 // ringkv_apply_refused_total and the anti-entropy counters.
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
@@ -22,6 +22,8 @@ var (
 		"Hints dropped by a bound since start (reason bytes: --max-hint-bytes for their member; age: older than --max-hint-age); those replicas rely on anti-entropy.", []string{"reason"}, nil)
 	descReadRepairs = prometheus.NewDesc("ringkv_read_repairs_total",
 		"Stale replicas a read rewrote with the newest record since start.", nil, nil)
+	descReplicaFailures = prometheus.NewDesc("ringkv_replica_failures_total",
+		"Replica calls a coordinator saw fail or time out, or skipped as the replica was down, since start, by op: a write that became a hint, or a read answered by another replica.", []string{"op"}, nil)
 	descTransferBytes = prometheus.NewDesc("ringkv_transfer_bytes_total",
 		"Bytes of ranges this node pulled from other nodes since start.", nil, nil)
 	descAEPasses = prometheus.NewDesc("ringkv_anti_entropy_passes_total",
@@ -50,6 +52,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHintsLost
 	ch <- descHintsDropped
 	ch <- descReadRepairs
+	ch <- descReplicaFailures
 	ch <- descTransferBytes
 	ch <- descAEPasses
 	ch <- descAESpans
@@ -77,6 +80,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHintsDropped, prometheus.CounterValue, float64(c.n.hints.dropped[r].Load()), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descReadRepairs, prometheus.CounterValue, float64(c.n.co.readRepairs.Load()))
+	ch <- prometheus.MustNewConstMetric(descReplicaFailures, prometheus.CounterValue, float64(c.n.co.writeFailures.Load()), "write")
+	ch <- prometheus.MustNewConstMetric(descReplicaFailures, prometheus.CounterValue, float64(c.n.co.readFailures.Load()), "read")
 	ch <- prometheus.MustNewConstMetric(descTransferBytes, prometheus.CounterValue, float64(c.n.reb.bytes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAEPasses, prometheus.CounterValue, float64(c.n.ae.passes.Load()))
 	ch <- prometheus.MustNewConstMetric(descAESpans, prometheus.CounterValue, float64(c.n.ae.spans.Load()))
