@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
@@ -399,24 +398,7 @@ func TestClusterScan(t *testing.T) {
 // collector.
 func replicaFailures(t *testing.T, n *peer.Node, op string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(n.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ringkv_replica_failures_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == op {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no ringkv_replica_failures_total{op=%q}", op)
-	return 0
+	return peer.MetricValue(t, n, "ringkv_replica_failures_total", op)
 }
 
 // The coordinator counts the replica calls that fail, by op: a write to

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
@@ -17,24 +16,7 @@ import (
 // collector.
 func hintsDroppedMetric(t *testing.T, n *Node, reason string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(n.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "ringkv_hints_dropped_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no ringkv_hints_dropped_total{reason=%q}", reason)
-	return 0
+	return MetricValue(t, n, "ringkv_hints_dropped_total", reason)
 }
 
 // TestHintBoundsPerMember: past MaxHintBytes a member's new hints are
