@@ -90,7 +90,8 @@ func (v *View) sortedMembers() []Member {
 
 // Transport carries a coordinator's calls to other nodes, addressed by
 // their HTTP address. Implementations must be safe for concurrent use and
-// must not retain the slices they are given after returning.
+// must not retain the slices they are given past the call's end: the
+// return of a synchronous method, the callback of an Async one.
 type Transport interface {
 	// Apply makes the node at addr store ms durably (as its --sync says),
 	// newest version winning. On an error some of ms may be stored: the
