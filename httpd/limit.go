@@ -315,7 +315,9 @@ func (l *retryListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case <-l.done:
-			return nil, err
+			// Closed on purpose: say so, whatever the failed Accept
+			// reported (Serve ends quietly only on net.ErrClosed).
+			return nil, net.ErrClosed
 		default:
 		}
 		if errors.Is(err, net.ErrClosed) {
