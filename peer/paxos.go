@@ -1,0 +1,447 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+
+	"github.com/ringkv/ringkv/memtable"
+)
+
+// Conditional writes (If-Match, If-None-Match) and serial reads are
+// single-decree Paxos per key among the key's owners, as Cassandra's
+// lightweight transactions: a coordinator prepares a ballot at a quorum of
+// them, finishes any round it finds in flight, evaluates the condition
+// against the newest record the quorum holds, proposes the new record, and
+// commits it once a quorum accepted. This file holds the two pure halves:
+// the acceptor's rules over one key's state, and casPlan, the
+// coordinator's state machine (driven by the transcripts in
+// testdata/casplan). Neither does I/O.
+//
+// Three rules beyond textbook Paxos, each against a known failure:
+//   - The read is folded into the prepare: each promise carries the
+//     replica's stored record, so a round costs three round trips (prepare
+//     and read, propose, commit) where Cassandra's costs four.
+//   - A round found in flight is finished only if its ballot is above
+//     every commit the quorum reports (Cassandra's "most recent commit"
+//     check): an older accepted proposal was superseded, and repeating it
+//     would undo a later commit.
+//   - A proposal of this operation's record is retried (under a higher
+//     ballot) only when no owner can have accepted it: every owner
+//     answered and refused. Once one may have, the operation's outcome is
+//     decided by whoever finishes that round, so the answer is "outcome
+//     unknown" (as Cassandra's timeout of a partially accepted proposal):
+//     a retry could apply the write twice, and a "condition failed" could
+//     be followed by the write it refused appearing.
+//   - A round found in flight is finished, and the attempt then starts
+//     again under a new ballot (one value per ballot).
+//
+// Committed records are stamped above both the ballot and the record they
+// replace, so last-writer-wins orders commits as Paxos does; plain writes
+// to the same key stay last-writer-wins among themselves and with commits.
+
+// Ballot numbers one Paxos round of a key: an HLC timestamp and the
+// coordinator's node tag, so no two coordinators pick the same one, and a
+// coordinator that learns a higher ballot picks above it.
+type Ballot = memtable.Version
+
+// acceptorState is one replica's Paxos state for one key.
+type acceptorState struct {
+	// Promised is the highest ballot this replica promised or accepted.
+	Promised Ballot
+	// Accepted is the ballot of the proposal accepted and not committed
+	// since (zero when none), and Value that proposal's record.
+	Accepted Ballot
+	Value    []byte
+	// Committed is the highest ballot this replica committed.
+	Committed Ballot
+}
+
+// promise is a replica's answer to a prepare.
+type promise struct {
+	OK bool
+	// Promised is, when !OK, the ballot that outranks the prepare's.
+	Promised Ballot
+	// Accepted and Value are the replica's accepted proposal not yet
+	// committed, if any; Committed is its latest commit.
+	Accepted  Ballot
+	Value     []byte
+	Committed Ballot
+	// Current is the replica's stored record of the key, nil when it has
+	// none (the caller reads it: the rules below never see data).
+	Current []byte
+}
+
+// prepare handles a prepare of ballot b: it promises unless a higher
+// ballot was promised. A prepare of the ballot already promised (a
+// retransmission: ballots are unique to their coordinator) is promised
+// again.
+func (s acceptorState) prepare(b Ballot) (acceptorState, promise) {
+	if b.Less(s.Promised) {
+		return s, promise{Promised: s.Promised}
+	}
+	s.Promised = b
+	p := promise{OK: true, Promised: b, Committed: s.Committed}
+	if !s.Accepted.IsZero() {
+		p.Accepted, p.Value = s.Accepted, s.Value
+	}
+	return s, p
+}
+
+// propose handles a proposal of rec under ballot b: it is accepted unless
+// a higher ballot was promised; promised is then that ballot.
+func (s acceptorState) propose(b Ballot, rec []byte) (next acceptorState, ok bool, promised Ballot) {
+	if b.Less(s.Promised) {
+		return s, false, s.Promised
+	}
+	s.Promised, s.Accepted, s.Value = b, b, rec
+	return s, true, b
+}
+
+// commit handles the commit of ballot b (the caller also writes its
+// record to the data, as any replica write): an accepted proposal at or
+// below b is settled by it.
+func (s acceptorState) commit(b Ballot) acceptorState {
+	if s.Committed.Less(b) {
+		s.Committed = b
+	}
+	if !s.Accepted.IsZero() && !b.Less(s.Accepted) {
+		s.Accepted, s.Value = Ballot{}, nil
+	}
+	return s
+}
+
+// The encoding of an acceptorState, as kept beside the key's data:
+//
+//	format byte (1) | promised | accepted | committed | value
+//
+// with each ballot a big-endian uint64 TS then Node, and the value (the
+// accepted record) to the end.
+const (
+	acceptorFormatV1 = 1
+	acceptorHeader   = 1 + 3*16
+)
+
+var errAcceptorCorrupt = errors.New("corrupt paxos state")
+
+func (s acceptorState) append(dst []byte) []byte {
+	dst = append(dst, acceptorFormatV1)
+	for _, b := range [...]Ballot{s.Promised, s.Accepted, s.Committed} {
+		dst = binary.BigEndian.AppendUint64(dst, b.TS)
+		dst = binary.BigEndian.AppendUint64(dst, b.Node)
+	}
+	return append(dst, s.Value...)
+}
+
+// decodeAcceptorState decodes an acceptorState; Value aliases b.
+func decodeAcceptorState(b []byte) (acceptorState, error) {
+	if len(b) < acceptorHeader || b[0] != acceptorFormatV1 {
+		return acceptorState{}, errAcceptorCorrupt
+	}
+	var bs [3]Ballot
+	for i := range bs {
+		o := 1 + 16*i
+		bs[i] = Ballot{TS: binary.BigEndian.Uint64(b[o:]), Node: binary.BigEndian.Uint64(b[o+8:])}
+	}
+	s := acceptorState{Promised: bs[0], Accepted: bs[1], Committed: bs[2]}
+	if v := b[acceptorHeader:]; len(v) > 0 || !s.Accepted.IsZero() {
+		s.Value = v
+	}
+	return s, nil
+}
+
+// casPhase is where a casPlan is.
+type casPhase uint8
+
+const (
+	casPreparing  casPhase = iota // waiting for promises
+	casRepairing                  // proposing a round found in flight
+	casProposing                  // proposing this operation's record
+	casCommitting                 // committing what a quorum accepted
+	casDone
+)
+
+func (p casPhase) String() string {
+	return [...]string{"preparing", "repairing", "proposing", "committing", "done"}[p]
+}
+
+// casMsgKind is what a casPlan asks the I/O loop to send.
+type casMsgKind uint8
+
+const (
+	casNone casMsgKind = iota
+	casPrepare
+	casPropose
+	casCommit
+)
+
+// casMsg is one message, sent to every owner: a prepare of Ballot, or a
+// proposal or commit of Record under it.
+type casMsg struct {
+	Kind   casMsgKind
+	Ballot Ballot
+	Record []byte
+}
+
+// casCond decides a conditional write from the newest record a quorum
+// holds (nil when none does): the record to write (its version is the
+// plan's to set) and whether the condition held. A serial read has none.
+type casCond func(cur []byte) (next memtable.Record, ok bool)
+
+// casOutcome is how a casPlan ended.
+type casOutcome uint8
+
+const (
+	casApplied     casOutcome = iota + 1 // the write is committed at a quorum
+	casFailed                            // the condition did not hold (412)
+	casRead                              // a serial read's answer
+	casContended                         // a higher ballot won before anything of this operation was accepted: retry above RetryAbove, after a pause
+	casRetry                             // a round in flight was finished: retry above RetryAbove at once
+	casUnavailable                       // too few owners answered; nothing of this operation was proposed
+	casUnknown                           // this operation's record may or may not be committed
+)
+
+func (o casOutcome) String() string {
+	return [...]string{"", "applied", "condition-failed", "read", "contended", "retry", "unavailable", "unknown"}[o]
+}
+
+// casResult is the end of a casPlan.
+type casResult struct {
+	Outcome casOutcome
+	// Current is the newest record the quorum held when the condition was
+	// decided (a failed condition's answer, a serial read's value); nil
+	// when none.
+	Current []byte
+	// Written is the committed record of an applied write.
+	Written []byte
+	// RetryAbove is the ballot to retry above (contended, retry).
+	RetryAbove Ballot
+	// Answered is how many owners answered the phase that fell short.
+	Answered int
+}
+
+// casPlan runs one attempt of a conditional write or serial read: a
+// ballot's prepare, then either the repair of a round in flight or the
+// condition, the proposal of the new record and its commit. An attempt
+// that ends contended or in a retry is followed by a new plan with a
+// higher ballot. Not safe for concurrent use.
+type casPlan struct {
+	owners []string
+	need   int // a majority of owners
+	ballot Ballot
+	cond   casCond // nil: a serial read
+
+	phase     casPhase
+	answered  map[string]bool // owners that answered this phase
+	oks       int             // of them, those that promised, accepted or committed
+	refusals  int             // of them, those that refused for a higher ballot
+	higher    Ballot          // the highest ballot a refusal named
+	promises  []promise       // the promises of the prepare
+	current   []byte          // newest record of the quorum's promises
+	proposed  []byte          // the record of the proposal
+	repairing bool            // the commit is of a round found in flight
+	result    casResult
+}
+
+// newCASPlan returns the plan of one attempt by ballot b among owners,
+// before its prepare.
+func newCASPlan(owners []string, b Ballot, cond casCond) *casPlan {
+	return &casPlan{owners: owners, need: len(owners)/2 + 1, ballot: b, cond: cond}
+}
+
+// start returns the prepare.
+func (p *casPlan) start() casMsg {
+	p.enter(casPreparing)
+	return casMsg{Kind: casPrepare, Ballot: p.ballot}
+}
+
+func (p *casPlan) enter(ph casPhase) {
+	p.phase, p.oks, p.refusals = ph, 0, 0
+	p.answered = make(map[string]bool, len(p.owners))
+}
+
+// onPromise takes an owner's answer to the prepare (err: it did not
+// answer) and returns what to send next.
+func (p *casPlan) onPromise(id string, pr promise, err error) casMsg {
+	if p.phase != casPreparing || !p.take(id) {
+		return casMsg{}
+	}
+	switch {
+	case err != nil:
+	case !pr.OK:
+		p.refused(pr.Promised)
+	default:
+		p.oks++
+		p.promises = append(p.promises, pr)
+		if p.oks == p.need {
+			return p.decide()
+		}
+	}
+	return p.checkLost()
+}
+
+// onAccept takes an owner's answer to a proposal: ok, or refused for the
+// ballot promised (err: it did not answer, or its answer was lost).
+func (p *casPlan) onAccept(id string, ok bool, promised Ballot, err error) casMsg {
+	if (p.phase != casRepairing && p.phase != casProposing) || !p.take(id) {
+		return casMsg{}
+	}
+	switch {
+	case err != nil:
+	case !ok:
+		p.refused(promised)
+	default:
+		p.oks++
+		if p.oks == p.need {
+			repair := p.phase == casRepairing
+			p.enter(casCommitting)
+			p.repairing = repair
+			return casMsg{Kind: casCommit, Ballot: p.ballot, Record: p.proposed}
+		}
+	}
+	return p.checkLost()
+}
+
+// onCommitted takes an owner's answer to the commit.
+func (p *casPlan) onCommitted(id string, err error) casMsg {
+	if p.phase != casCommitting || !p.take(id) {
+		return casMsg{}
+	}
+	if err == nil {
+		p.oks++
+		if p.oks == p.need {
+			if p.repairing {
+				p.finish(casResult{Outcome: casRetry, RetryAbove: p.ballot})
+			} else {
+				p.finish(casResult{Outcome: casApplied, Written: p.proposed, Current: p.current})
+			}
+			return casMsg{}
+		}
+	}
+	return p.checkLost()
+}
+
+// onTimeout ends the attempt: the request timeout passed.
+func (p *casPlan) onTimeout() {
+	if p.phase != casDone {
+		p.lost()
+	}
+}
+
+// take records id's answer in this phase, once; false for a repeat or a
+// stranger.
+func (p *casPlan) take(id string) bool {
+	if p.answered[id] || !slices.Contains(p.owners, id) {
+		return false
+	}
+	p.answered[id] = true
+	return true
+}
+
+func (p *casPlan) refused(b Ballot) {
+	p.refusals++
+	if p.higher.Less(b) {
+		p.higher = b
+	}
+}
+
+// checkLost ends the attempt once a quorum is out of reach.
+func (p *casPlan) checkLost() casMsg {
+	if p.phase == casDone || p.oks+len(p.owners)-len(p.answered) >= p.need {
+		return casMsg{}
+	}
+	if p.phase == casProposing && p.oks == 0 && p.refusals == len(p.answered) && len(p.answered) < len(p.owners) {
+		// Refused so far by all that answered: wait for the others, who
+		// may all refuse too (then a retry is safe); the request timeout
+		// bounds the wait.
+		return casMsg{}
+	}
+	p.lost()
+	return casMsg{}
+}
+
+// lost ends an attempt that cannot reach a quorum in its phase.
+func (p *casPlan) lost() {
+	r := casResult{Outcome: casUnavailable, RetryAbove: p.higher, Answered: p.oks}
+	switch p.phase {
+	case casPreparing, casRepairing:
+		// Nothing of this operation was proposed: retry, or give up.
+		if p.refusals > 0 {
+			r.Outcome = casContended
+		}
+	case casProposing:
+		// Retry only when nobody can have accepted it.
+		if p.oks == 0 && p.refusals == len(p.owners) {
+			r.Outcome = casContended
+		} else {
+			r.Outcome = casUnknown
+		}
+	case casCommitting:
+		// Accepted by a quorum, so chosen; but not yet written at a
+		// quorum, so a quorum read may miss it.
+		r.Outcome = casUnknown
+		if p.repairing {
+			r.Outcome = casUnavailable
+		}
+	}
+	p.finish(r)
+}
+
+// decide acts on a quorum of promises: finish a round in flight, or
+// evaluate the condition and propose.
+func (p *casPlan) decide() casMsg {
+	var commit, inflight Ballot
+	var value []byte
+	for _, pr := range p.promises {
+		if commit.Less(pr.Committed) {
+			commit = pr.Committed
+		}
+		if !pr.Accepted.IsZero() && inflight.Less(pr.Accepted) {
+			inflight, value = pr.Accepted, pr.Value
+		}
+		if pr.Current == nil {
+			continue
+		}
+		if p.current == nil || olderThan(p.current, pr.Current) {
+			p.current = pr.Current
+		}
+	}
+	if commit.Less(inflight) {
+		// A round accepted above the latest commit may have been chosen:
+		// finish it under this ballot before anything else.
+		p.proposed = value
+		p.enter(casRepairing)
+		return casMsg{Kind: casPropose, Ballot: p.ballot, Record: value}
+	}
+	if p.cond == nil {
+		p.finish(casResult{Outcome: casRead, Current: p.current})
+		return casMsg{}
+	}
+	next, ok := p.cond(p.current)
+	if !ok {
+		p.finish(casResult{Outcome: casFailed, Current: p.current})
+		return casMsg{}
+	}
+	// Stamp it above the ballot and above the record it replaces, so
+	// that last-writer-wins orders it after every earlier commit.
+	next.Version = Ballot{TS: p.ballot.TS, Node: p.ballot.Node}
+	if p.current != nil {
+		if v, err := memtable.DecodeVersion(p.current); err == nil && !v.Less(next.Version) {
+			next.Version.TS = v.TS + 1
+		}
+	}
+	p.proposed = next.Append(nil)
+	p.enter(casProposing)
+	return casMsg{Kind: casPropose, Ballot: p.ballot, Record: p.proposed}
+}
+
+// olderThan reports whether record a is older than record b (false when
+// either does not decode).
+func olderThan(a, b []byte) bool {
+	newer, err := memtable.Newer(b, a)
+	return err == nil && newer
+}
+
+func (p *casPlan) finish(r casResult) {
+	p.phase, p.result = casDone, r
+}
