@@ -300,6 +300,9 @@ func keyBoundsSpan(start, end []byte) (data bool, lo, hi uint64, other []string)
 	if lessThan(start, spaceMeta+1) && !lessThan(end, spaceMeta) {
 		other = append(other, "metadata")
 	}
+	if lessThan(start, spacePaxos+1) && !lessThan(end, spacePaxos) {
+		other = append(other, "paxos")
+	}
 	return data, lo, hi, other
 }
 

@@ -462,6 +462,6 @@ func (e *Engine) Compact(ctx context.Context) error {
 		return err
 	}
 	lo, _ := spanOf(spaceData)
-	_, hi := spanOf(spaceMeta)
+	_, hi := spanOf(spacePaxos)
 	return e.compactSpan(ctx, lo, hi)
 }

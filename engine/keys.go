@@ -12,6 +12,10 @@ const (
 	spaceData = 'd' // user records, in token order
 	spaceHint = 'h' // hinted handoff queue (see peer)
 	spaceMeta = 'm' // node metadata: identity, ring membership
+	// spacePaxos holds each key's Paxos acceptor state (see peer), keyed
+	// as data keys are (token, then user key), so a token range of it is
+	// one span too.
+	spacePaxos = 'p'
 )
 
 // tokenLen is the length of the ring token in a data key.
@@ -30,6 +34,13 @@ func appendDataKey(dst, k []byte) []byte { return appendDataKeyTok(dst, Token(k)
 // appendDataKeyTok is appendDataKey for a key whose token is known.
 func appendDataKeyTok(dst []byte, tok uint64, k []byte) []byte {
 	dst = append(dst, spaceData)
+	dst = binary.BigEndian.AppendUint64(dst, tok)
+	return append(dst, k...)
+}
+
+// appendPaxosKeyTok appends the storage key of user key k's Paxos state.
+func appendPaxosKeyTok(dst []byte, tok uint64, k []byte) []byte {
+	dst = append(dst, spacePaxos)
 	dst = binary.BigEndian.AppendUint64(dst, tok)
 	return append(dst, k...)
 }

@@ -154,12 +154,12 @@ func tableSpan(name, path string, tables []pebble.SSTableInfo, err error, now ti
 
 // keyspacePolicy is Pebble's SpanPolicyFunc: it ends a flush's or a
 // compaction's output table at the edge of each keyspace (data, hints,
-// metadata), so no table spans two. A table that cannot be read then
+// metadata, paxos), so no table spans two. A table that cannot be read then
 // costs one keyspace's part of one span: data, which other replicas give
-// back; hints, which anti-entropy makes up for; or metadata, which is
-// small and rewritten rarely.
+// back; hints, which anti-entropy makes up for; metadata, which is
+// small and rewritten rarely; or Paxos state (peer/paxos.go).
 func keyspacePolicy(start []byte) (pebble.SpanPolicy, []byte, error) {
-	for _, edge := range [...]byte{spaceHint, spaceMeta, spaceMeta + 1} {
+	for _, edge := range [...]byte{spaceHint, spaceMeta, spacePaxos, spacePaxos + 1} {
 		if len(start) == 0 || start[0] < edge {
 			return pebble.SpanPolicy{}, []byte{edge}, nil
 		}
