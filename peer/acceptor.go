@@ -1,0 +1,139 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ringkv/ringkv/engine"
+	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/ring"
+)
+
+// acceptor is a replica's side of per-key Paxos (paxos.go): it keeps each
+// key's acceptorState in the engine's Paxos keyspace, and applies the
+// rules to it under the key's lock, so two rounds never interleave their
+// read and write of one key's state. Every change is fsynced before the
+// answer: a promise forgotten in a crash could let two values be chosen.
+type acceptor struct {
+	eng   *engine.Engine
+	clock func(ts uint64) error // the node clock's Update: refuses records from too far ahead
+	locks [acceptorStripes]sync.Mutex
+}
+
+// acceptorStripes is the number of key locks; a power of two.
+const acceptorStripes = 256
+
+func (a *acceptor) lock(key []byte) *sync.Mutex {
+	return &a.locks[ring.Token(key)%acceptorStripes]
+}
+
+// state reads key's acceptorState (the zero state when it has none).
+func (a *acceptor) state(key []byte) (acceptorState, error) {
+	b, err := a.eng.PaxosState(nil, key)
+	if errors.Is(err, engine.ErrNotFound) {
+		return acceptorState{}, nil
+	}
+	if err != nil {
+		return acceptorState{}, err
+	}
+	s, err := decodeAcceptorState(b)
+	if err != nil {
+		return acceptorState{}, fmt.Errorf("key %q: %w", key, err)
+	}
+	return s, nil
+}
+
+// prepare answers a prepare of ballot b for key, with the key's stored
+// record (encoded as stored) in the promise.
+func (a *acceptor) prepare(key []byte, b Ballot) (promise, error) {
+	if err := checkKey(key); err != nil {
+		return promise{}, err
+	}
+	if err := a.clock(b.TS); err != nil {
+		return promise{}, fmt.Errorf("%w: key %q: %v", ErrClockOffset, key, err)
+	}
+	mu := a.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	s, err := a.state(key)
+	if err != nil {
+		return promise{}, err
+	}
+	next, pr := s.prepare(b)
+	if pr.OK && next.Promised != s.Promised {
+		if err := a.eng.WritePaxos(key, next.append(nil), nil); err != nil {
+			return promise{}, err
+		}
+	}
+	if pr.OK {
+		cur, _, err := a.eng.GetStored(nil, key)
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+		case err != nil:
+			return promise{}, err
+		default:
+			pr.Current = cur
+		}
+	}
+	return pr, nil
+}
+
+// propose answers a proposal of rec (an encoded record) under ballot b.
+func (a *acceptor) propose(key []byte, b Ballot, rec []byte) (ok bool, promised Ballot, err error) {
+	if err := checkProposal(key, b, rec); err != nil {
+		return false, Ballot{}, err
+	}
+	mu := a.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	s, err := a.state(key)
+	if err != nil {
+		return false, Ballot{}, err
+	}
+	next, ok, promised := s.propose(b, rec)
+	if ok {
+		if err := a.eng.WritePaxos(key, next.append(nil), nil); err != nil {
+			return false, Ballot{}, err
+		}
+	}
+	return ok, promised, nil
+}
+
+// commit stores rec, the record chosen under ballot b, as a write of key
+// (the newer of it and what is stored wins), and settles the accepted
+// proposal it decides, in one batch.
+func (a *acceptor) commit(key []byte, b Ballot, rec []byte) error {
+	if err := checkProposal(key, b, rec); err != nil {
+		return err
+	}
+	r, err := memtable.Decode(rec)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	if err := a.clock(r.TS); err != nil {
+		return fmt.Errorf("%w: key %q: %v", ErrClockOffset, key, err)
+	}
+	mu := a.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	s, err := a.state(key)
+	if err != nil {
+		return err
+	}
+	return a.eng.WritePaxos(key, s.commit(b).append(nil), &r)
+}
+
+// checkProposal refuses a malformed proposal or commit.
+func checkProposal(key []byte, b Ballot, rec []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if b.IsZero() {
+		return fmt.Errorf("%w: a zero ballot", ErrBadMessage)
+	}
+	if _, err := memtable.DecodeVersion(rec); err != nil {
+		return fmt.Errorf("%w: the proposed record: %v", ErrBadMessage, err)
+	}
+	return nil
+}
