@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 	"github.com/ringkv/ringkv/peer/peertest"
 	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
@@ -338,11 +339,11 @@ func TestRateLimit429(t *testing.T) {
 // blockingStore holds scans until released, to fill the scan slots.
 type blockingStore struct {
 	*fakeStore
-	entered chan peer.ScanQuery
+	entered chan kv.ScanQuery
 	release chan struct{}
 }
 
-func (b *blockingStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
+func (b *blockingStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error) {
 	b.entered <- q
 	<-b.release
 	return b.fakeStore.Scan(ctx, q)
@@ -351,7 +352,7 @@ func (b *blockingStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPa
 // TestScanSlots: past MaxConcurrentScans a scan is 429 with Retry-After;
 // a freed slot serves the next.
 func TestScanSlots(t *testing.T) {
-	st := &blockingStore{fakeStore: newFakeStore(), entered: make(chan peer.ScanQuery, 10), release: make(chan struct{})}
+	st := &blockingStore{fakeStore: newFakeStore(), entered: make(chan kv.ScanQuery, 10), release: make(chan struct{})}
 	ln := fasthttputil.NewInmemoryListener()
 	startServer(t, Config{Limits: Limits{MaxConcurrentScans: 2}}, st, &fakeOps{}, ln)
 	var once sync.Once
@@ -395,7 +396,7 @@ func TestScanByteCap(t *testing.T) {
 	st := &capStore{fakeStore: newFakeStore()}
 	val := strings.Repeat("\x01", 100) // JSON-escaped sixfold: \u0001
 	for i := range 50 {
-		if _, err := st.Put(context.Background(), fmt.Appendf(nil, "k%02d", i), []byte(val), peer.WriteOptions{}); err != nil {
+		if _, err := st.Put(context.Background(), fmt.Appendf(nil, "k%02d", i), []byte(val), kv.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -453,7 +454,7 @@ type capStore struct {
 	maxBytes atomic.Int64
 }
 
-func (c *capStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
+func (c *capStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error) {
 	c.maxBytes.Store(int64(q.MaxBytes))
 	return c.fakeStore.Scan(ctx, q)
 }

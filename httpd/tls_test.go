@@ -19,6 +19,7 @@ import (
 
 	"github.com/ringkv/ringkv/httpd/tlstest"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -292,7 +293,7 @@ func TestPeerListener(t *testing.T) {
 // raw secret.
 func TestTransportSendsNoSecret(t *testing.T) {
 	const secret = "the-raw-cluster-secret"
-	secrets := peer.NewSecrets("", []byte(secret))
+	secrets := keyring.New("", []byte(secret))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Skip("no loopback:", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/peer/peertest"
 )
 
@@ -273,7 +274,7 @@ func TestGossipKeyRotation(t *testing.T) {
 		}
 	}
 	probeRounds(t, ns, 4)
-	newKey := peer.DeriveKeys([]byte("new-secret"), "test").Gossip
+	newKey := keyring.Derive([]byte("new-secret"), "test").Gossip
 	for _, n := range ns {
 		if keys := n.g.keyring.GetKeys(); len(keys) != 1 || !slices.Equal(keys[0], newKey) {
 			t.Errorf("%s's keyring holds %d keys, want the new secret's alone", n.id, len(keys))
@@ -313,7 +314,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	clock := memtable.NewClock(nil)
 	start := func() (*Gossip, error) {
 		return Start(Config{
-			NodeID: "x", HTTPAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Secrets: peer.NewSecrets("test", []byte("k")),
+			NodeID: "x", HTTPAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Secrets: keyring.New("test", []byte("k")),
 			Replicas: 3, VNodes: 8, Engine: eng, Clock: clock, Logger: lg, OnView: func(*peer.View) {},
 		})
 	}
@@ -321,7 +322,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := peer.DeriveKeys([]byte("k"), "test").Internode
+	key := keyring.Derive([]byte("k"), "test").Internode
 	send := func(e Entry) {
 		b, _ := json.Marshal(List{e.ID: e})
 		g.NotifyMsg(b)
@@ -330,7 +331,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	now := clock.Now()
 	send(Entry{ID: "x", Stamp: now + 1, Removed: true})
 	send(Entry{ID: "x", Stamp: math.MaxUint64, Removed: true, Proof: removalProof(key, "x", math.MaxUint64)})
-	send(Entry{ID: "x", Stamp: now + 2, Removed: true, Proof: removalProof(peer.DeriveKeys([]byte("other"), "test").Internode, "x", now+2)})
+	send(Entry{ID: "x", Stamp: now + 2, Removed: true, Proof: removalProof(keyring.Derive([]byte("other"), "test").Internode, "x", now+2)})
 	g.persist() // whatever was taken is on disk now, not at the loop's next turn
 	g.Close()
 	if g, err = start(); err != nil {

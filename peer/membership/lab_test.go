@@ -20,6 +20,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/peer/peertest"
 )
 
@@ -107,7 +108,7 @@ type labNode struct {
 	lab     *lab
 	id      string
 	addr    string // 127.0.0.1:port, the same across restarts
-	secrets *peer.Secrets
+	secrets *keyring.Keyring
 	eng     *engine.Engine
 	g       *Gossip
 	probes  atomic.Int64
@@ -138,7 +139,7 @@ func (l *lab) node(id string, secrets ...string) *labNode {
 	for _, s := range secrets {
 		secs = append(secs, []byte(s))
 	}
-	return &labNode{lab: l, id: id, eng: eng, secrets: peer.NewSecrets("test", secs...)}
+	return &labNode{lab: l, id: id, eng: eng, secrets: keyring.New("test", secs...)}
 }
 
 // start starts (or restarts) n's Gossip on its engine and its address.

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // Config configures a Transport: the client fields, then the server's.
@@ -26,7 +27,7 @@ type Config struct {
 	// its primary (sign.go), and makes the handler refuse (401) a call
 	// without a signature by one of its keys. The default is none: calls
 	// go unsigned and the handler takes unsigned calls.
-	Secrets *peer.Secrets
+	Secrets *keyring.Keyring
 	// TLS, when set, makes calls HTTPS with it (httpd.NodeTLS.Transport).
 	TLS *tls.Config
 	// PeerAddr, when set, maps a member's HTTP address to the address

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // queued returns the number of Apply calls waiting in tr's queue for addr.
@@ -377,8 +378,8 @@ func TestTransportUnreachable(t *testing.T) {
 }
 
 func TestTransportSecret(t *testing.T) {
-	_, addr, good := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s3cret"))},
-		Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s3cret"))})
+	_, addr, good := newTransportPair(t, Config{Secrets: keyring.New("", []byte("s3cret"))},
+		Config{NodeID: "n1", Secrets: keyring.New("", []byte("s3cret"))})
 	ctx := testCtx(t, 10*time.Second)
 	if err := good.Apply(ctx, addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatal(err)
@@ -393,9 +394,9 @@ func TestTransportSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{"", "wrong"} {
-		var secrets *peer.Secrets
+		var secrets *keyring.Keyring
 		if secret != "" {
-			secrets = peer.NewSecrets("", []byte(secret))
+			secrets = keyring.New("", []byte(secret))
 		}
 		tr := New(Config{NodeID: "n1", Secrets: secrets})
 		errs := map[string]error{"Apply": tr.Apply(ctx, addr, testMutations("k", 1, 2))}

@@ -15,13 +15,14 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/ring"
 )
 
 // TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
 // for the span asked; bad bounds are a 400 and a missing secret a 401.
 func TestTransportOpenSpan(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
+	ts, addr, tr := newTransportPair(t, Config{Secrets: keyring.New("", []byte("s"))}, Config{NodeID: "n1", Secrets: keyring.New("", []byte("s"))})
 	ctx := testCtx(t, 10*time.Second)
 	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
 	ts.cl.SetSpanBody(body)
