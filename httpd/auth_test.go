@@ -20,7 +20,7 @@ import (
 
 	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/peer/kv"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // The test credentials: one token per role, and one readwrite token
@@ -373,7 +373,7 @@ func TestAuthReload(t *testing.T) {
 		t.Fatal("initial credentials wrong")
 	}
 	write(line("read", "two"))
-	peertest.WaitFor(t, time.Minute, func() bool { return has("two") && !has("one") }, "the poller to pick up token two")
+	wait.For(t, time.Minute, func() bool { return has("two") && !has("one") }, "the poller to pick up token two")
 
 	write("read sha256:nothex\n")
 	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "line 1") {
@@ -383,7 +383,7 @@ func TestAuthReload(t *testing.T) {
 		t.Fatal("a bad file replaced the credentials in force")
 	}
 	write(line("admin", "three"))
-	peertest.WaitFor(t, time.Minute, func() bool { return has("three") }, "the poller to pick up token three after a bad file")
+	wait.For(t, time.Minute, func() bool { return has("three") }, "the poller to pick up token three after a bad file")
 	a.Close()
 	a.Close() // twice is fine
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // TestBackupEndpoint: GET /v1/admin/backup streams what Config.Backup
@@ -159,7 +159,7 @@ func TestBackupOneAtATime(t *testing.T) {
 	flood.Store(false)
 	// The abandoned backup may still hold the slot for a moment (409);
 	// anything else but 200 is wrong at once.
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false)
 		if c := resp.StatusCode(); c != 200 && c != 409 {
 			t.Fatalf("backup after a client went away mid-stream: %d %s", c, resp.Body())

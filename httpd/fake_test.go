@@ -442,7 +442,7 @@ func mountInternode(t testing.TB, cfg *Config, local transport.Local, requirePee
 	if cfg.Internode != nil {
 		return
 	}
-	tr := transport.New(transport.Config{NodeID: cfg.NodeID, Local: local, Secrets: cfg.Secrets, RequirePeerCert: requirePeerCert,
+	tr := mustTransport(t, transport.Config{NodeID: cfg.NodeID, Local: local, Secrets: cfg.Secrets, RequirePeerCert: requirePeerCert,
 		MaxScanBytes: cfg.Limits.MaxScanBytes, MaxConcurrentScans: cfg.Limits.MaxConcurrentScans, Logger: cfg.Logger})
 	t.Cleanup(tr.Close)
 	cfg.Internode = tr
@@ -575,9 +575,6 @@ type (
 	TransportConfig = transport.Config
 )
 
-// NewTransport is transport.New: the client of another node's tests.
-func NewTransport(cfg TransportConfig) *Transport { return transport.New(cfg) }
-
 // signature is the headers of a signed internode call.
 type signature struct{ node, time, sig string }
 
@@ -596,4 +593,14 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// mustTransport is transport.New for a Config the test knows to be valid.
+func mustTransport(t testing.TB, cfg transport.Config) *transport.Transport {
+	t.Helper()
+	tr, err := transport.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }

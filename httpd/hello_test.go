@@ -314,17 +314,17 @@ func TestAddNodeTLS(t *testing.T) {
 func TestAuthPeerStatus(t *testing.T) {
 	_, addr := helloServer(t, "node-b", Config{Auth: authFor(t)}, helloSecret)
 	ctx := t.Context()
-	peerTr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte(helloSecret))})
+	peerTr := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte(helloSecret))})
 	defer peerTr.Close()
 	if st, err := peerTr.Status(ctx, addr); err != nil || len(st.Members) == 0 { // the fakeCluster's status
 		t.Errorf("a peer's signed status read: %+v, %v", st, err)
 	}
-	strangerTr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte("not the cluster's secret, 32 by"))})
+	strangerTr := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte("not the cluster's secret, 32 by"))})
 	defer strangerTr.Close()
 	if _, err := strangerTr.Status(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a status read signed with another secret: %v, want 401", err)
 	}
-	unsignedTr := NewTransport(TransportConfig{NodeID: "node-a"})
+	unsignedTr := mustTransport(t, TransportConfig{NodeID: "node-a"})
 	defer unsignedTr.Close()
 	if _, err := unsignedTr.Status(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("an unsigned status read: %v, want 401", err)

@@ -24,7 +24,7 @@ import (
 
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/kv"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
@@ -493,7 +493,7 @@ func TestWorkStopsWithClient(t *testing.T) {
 	cl := &stallCluster{fakeCluster: newFakeCluster(&fakeOps{}), started: make(chan struct{}, 10)}
 	backups := atomic.Int64{}
 	cfg := Config{
-		Internode: transport.New(transport.Config{Local: cl, MerkleTimeout: time.Hour}),
+		Internode: mustTransport(t, transport.Config{Local: cl, MerkleTimeout: time.Hour}),
 		Backup: func(ctx context.Context) (func(io.Writer) error, error) {
 			return func(w io.Writer) error {
 				backups.Add(1)
@@ -519,13 +519,13 @@ func TestWorkStopsWithClient(t *testing.T) {
 		}
 		<-cl.started
 		c.Close()
-		peertest.WaitFor(t, time.Minute, func() bool { return cl.running.Load() == 0 && backups.Load() == 0 }, target+" to stop after its client left")
+		wait.For(t, time.Minute, func() bool { return cl.running.Load() == 0 && backups.Load() == 0 }, target+" to stop after its client left")
 	}
 
 	// A deadline, with the client still there.
 	cl2 := &stallCluster{fakeCluster: newFakeCluster(&fakeOps{}), started: make(chan struct{}, 10)}
 	ln2 := fasthttputil.NewInmemoryListener()
-	startServer(t, Config{Internode: transport.New(transport.Config{Local: cl2, MerkleTimeout: 50 * time.Millisecond})}, newFakeStore(), cl2, ln2)
+	startServer(t, Config{Internode: mustTransport(t, transport.Config{Local: cl2, MerkleTimeout: 50 * time.Millisecond})}, newFakeStore(), cl2, ln2)
 	c, err := ln2.Dial()
 	if err != nil {
 		t.Fatal(err)

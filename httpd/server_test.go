@@ -18,7 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer/kv"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // newRequestCtx returns a RequestCtx holding a request parsed from raw, as
@@ -144,7 +144,7 @@ func TestShutdown(t *testing.T) {
 	}()
 
 	// New connections are refused once Shutdown has closed the listener.
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		c, err := ts.ln.Dial()
 		if err != nil {
 			return true
@@ -272,7 +272,7 @@ func TestListenAndServe(t *testing.T) {
 			t.Logf("last attempt: %v", lastErr)
 		}
 	}()
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		req := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(req)
 		req.SetRequestURI("http://" + addr + "/healthz")

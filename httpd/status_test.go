@@ -456,14 +456,14 @@ func TestBucketQuantile(t *testing.T) {
 func TestTransportNodeOverview(t *testing.T) {
 	_, addr := helloServer(t, "node-b", Config{Auth: authFor(t)}, helloSecret)
 	ctx := t.Context()
-	tr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte(helloSecret))})
+	tr := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte(helloSecret))})
 	defer tr.Close()
 	b, err := tr.NodeOverview(ctx, addr)
 	var ns NodeSnapshot
 	if err != nil || json.Unmarshal(b, &ns) != nil || ns.ID != "node-b" || ns.Cluster == nil {
 		t.Fatalf("a peer's signed snapshot read: %s, %v", b, err)
 	}
-	stranger := NewTransport(TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte("not the cluster's secret, 32 by"))})
+	stranger := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte("not the cluster's secret, 32 by"))})
 	defer stranger.Close()
 	if _, err := stranger.NodeOverview(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a snapshot read signed with another secret: %v, want 401", err)

@@ -650,13 +650,16 @@ func (d *daemon) startNode() error {
 	// The internode protocol, both ways: calls to the peers, and the
 	// handler of theirs that srv mounts (for node, once it exists).
 	limits := c.limits.httpd()
-	internode := transport.New(transport.Config{
+	internode, err := transport.New(transport.Config{
 		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.lookup,
 		MaxBatchBytes:   int(c.maxValueSize) + 64<<10,
 		RequirePeerCert: nodeTLS.MutualTLS,
 		MaxScanBytes:    limits.MaxScanBytes, MaxConcurrentScans: limits.MaxConcurrentScans,
 		Logger: lg.With("component", "internode"),
 	})
+	if err != nil {
+		return startFailed(exitFailure, "%v", err)
+	}
 	d.internode = internode
 	d.undo = append(d.undo, func() { internode.Close() })
 	pc := c.peerConfig()

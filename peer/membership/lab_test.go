@@ -21,7 +21,7 @@ import (
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/keyring"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // within bounds every wait of these tests: generous, for a loaded
@@ -284,7 +284,7 @@ func sees(n *labNode, id string, st peer.MemberState) bool {
 // alive.
 func waitRing(t *testing.T, ns []*labNode, ids ...string) {
 	t.Helper()
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		for _, n := range ns {
 			if !ringIs(n, ids...) {
 				return false
@@ -327,7 +327,7 @@ func probeRounds(t *testing.T, ns []*labNode, rounds int64) {
 	for i, n := range ns {
 		want[i] = n.probes.Load() + rounds
 	}
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		for i, n := range ns {
 			if n.probes.Load() < want[i] {
 				return false

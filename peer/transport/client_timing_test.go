@@ -22,7 +22,7 @@ func benchPeer(b *testing.B, secrets *keyring.Keyring) string {
 	if err != nil {
 		b.Skip("no loopback:", err)
 	}
-	tr := New(Config{Local: nopLocal{rec: testRecord(1, "value")}, Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
+	tr := mustNew(b, Config{Local: nopLocal{rec: testRecord(1, "value")}, Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
 	srv := &fasthttp.Server{Handler: tr.Handler(nil), NoDefaultContentType: true}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -43,7 +43,7 @@ func benchPeer(b *testing.B, secrets *keyring.Keyring) string {
 func BenchmarkClientApply(b *testing.B) {
 	forSigning(b, func(b *testing.B, secrets *keyring.Keyring) {
 		addr := benchPeer(b, secrets)
-		tr := New(Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
+		tr := mustNew(b, Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
 		defer tr.Close()
 		ms := testMutations("user:", 1, 1)
 		answered := make(chan error, 1)
@@ -63,7 +63,7 @@ func BenchmarkClientApply(b *testing.B) {
 func BenchmarkClientRead(b *testing.B) {
 	forSigning(b, func(b *testing.B, secrets *keyring.Keyring) {
 		addr := benchPeer(b, secrets)
-		tr := New(Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
+		tr := mustNew(b, Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
 		defer tr.Close()
 		key := []byte("user:0001")
 		answered := make(chan error, 1)

@@ -348,7 +348,7 @@ func TestHandlerRefusals(t *testing.T) {
 	}
 
 	local := stallMerkle{fakeLocal: newFakeLocal(), started: make(chan struct{}, 1)}
-	tr := New(Config{Local: local, MaxConcurrentScans: 1, Logger: slog.New(slog.DiscardHandler)})
+	tr := mustNew(t, Config{Local: local, MaxConcurrentScans: 1, Logger: slog.New(slog.DiscardHandler)})
 	defer tr.Close()
 	h := tr.Handler(refused)
 
@@ -369,7 +369,7 @@ func TestHandlerRefusals(t *testing.T) {
 		t.Errorf("scan with no slot: reported %q, want scans", r)
 	}
 
-	tr2 := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
+	tr2 := mustNew(t, Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
 	defer tr2.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

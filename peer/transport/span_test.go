@@ -42,7 +42,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	if _, err := tr.OpenSpan(ctx, addr, 0x20, 0x10); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("lo > hi: %v", err)
 	}
-	bad := New(Config{})
+	bad := mustNew(t, Config{})
 	defer bad.Close()
 	if _, err := bad.OpenSpan(ctx, addr, 0, 0); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("without the secret: %v", err)
@@ -136,12 +136,12 @@ func TestTransportOpenSpanStops(t *testing.T) {
 	if err != nil {
 		t.Skip("no loopback:", err)
 	}
-	srvTr := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
+	srvTr := mustNew(t, Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
 	defer srvTr.Close()
 	srv := &fasthttp.Server{Handler: srvTr.Handler(nil), CloseOnShutdown: true}
 	go srv.Serve(ln)
 	defer srv.Shutdown()
-	tr := New(Config{})
+	tr := mustNew(t, Config{})
 	defer tr.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
