@@ -13,7 +13,8 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // TestAPI replays the HTTP transcripts under testdata/ against a Server on
@@ -57,7 +58,7 @@ func TestAPI(t *testing.T) {
 				if d.HasArg("secret") {
 					var secret string
 					d.ScanArgs(t, "secret", &secret)
-					cfg.Secrets = peer.NewSecrets("", []byte(secret))
+					cfg.Secrets = keyring.New("", []byte(secret))
 				}
 				ts.stop(t)
 				if d.HasArg("cluster") {
@@ -83,10 +84,10 @@ func TestAPI(t *testing.T) {
 				ts.st.setErr(namedError(t, name))
 				return "ok\n"
 			case "health":
-				var h []peer.Degraded
+				var h []kv.Degraded
 				for _, l := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 					if reason, detail, _ := strings.Cut(l, ": "); reason != "" {
-						h = append(h, peer.Degraded{Reason: reason, Detail: detail, RefusesWrites: d.HasArg("refuses-writes")})
+						h = append(h, kv.Degraded{Reason: reason, Detail: detail, RefusesWrites: d.HasArg("refuses-writes")})
 					}
 				}
 				ts.ops.setHealth(h...)
@@ -108,9 +109,9 @@ func namedError(t *testing.T, name string) error {
 	case "none":
 		return nil
 	case "notfound":
-		return fmt.Errorf("wrapped: %w", peer.ErrNotFound)
+		return fmt.Errorf("wrapped: %w", kv.ErrNotFound)
 	case "unavailable":
-		return fmt.Errorf("cannot put: %w", &peer.UnavailableError{Op: "put", Needed: 2, Answered: 1})
+		return fmt.Errorf("cannot put: %w", &kv.UnavailableError{Op: "put", Needed: 2, Answered: 1})
 	case "deadline":
 		return fmt.Errorf("cannot get: %w", context.DeadlineExceeded)
 	case "canceled":
@@ -132,7 +133,7 @@ type diskFullError struct{}
 func (diskFullError) Error() string {
 	return "disk full: /data has 3.1MiB free, below --min-free-space 512MiB; writes are refused until space is freed"
 }
-func (diskFullError) Is(target error) bool { return target == peer.ErrDiskFull }
+func (diskFullError) Is(target error) bool { return target == kv.ErrDiskFull }
 
 var durationRE = regexp.MustCompile(`"duration":"[^"]*"`)
 

@@ -18,8 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // The test credentials: one token per role, and one readwrite token
@@ -84,7 +85,7 @@ func TestAuth(t *testing.T) {
 					Cmdline:           []string{"ringkv", "serve", "--cluster-secret", "hunter2"},
 				}
 				if d.HasArg("secret") {
-					cfg.Secrets = peer.NewSecrets("test", []byte("hunter2"))
+					cfg.Secrets = keyring.New("test", []byte("hunter2"))
 				}
 				if d.HasArg("auth") {
 					a, err := NewStaticAuth([]byte(testAuthFile()))
@@ -148,7 +149,7 @@ func authMatrix(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 	}
 	// peer: a call signed with the cluster secret, as another node makes
 	// it, and no client credential.
-	peerSecrets := peer.NewSecrets("test", []byte("hunter2"))
+	peerSecrets := keyring.New("test", []byte("hunter2"))
 	cols = append(cols, "peer")
 	var out strings.Builder
 	w := tabwriter.NewWriter(&out, 0, 0, 1, ' ', 0)
@@ -372,7 +373,7 @@ func TestAuthReload(t *testing.T) {
 		t.Fatal("initial credentials wrong")
 	}
 	write(line("read", "two"))
-	peertest.WaitFor(t, time.Minute, func() bool { return has("two") && !has("one") }, "the poller to pick up token two")
+	wait.For(t, time.Minute, func() bool { return has("two") && !has("one") }, "the poller to pick up token two")
 
 	write("read sha256:nothex\n")
 	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "line 1") {
@@ -382,7 +383,7 @@ func TestAuthReload(t *testing.T) {
 		t.Fatal("a bad file replaced the credentials in force")
 	}
 	write(line("admin", "three"))
-	peertest.WaitFor(t, time.Minute, func() bool { return has("three") }, "the poller to pick up token three after a bad file")
+	wait.For(t, time.Minute, func() bool { return has("three") }, "the poller to pick up token three after a bad file")
 	a.Close()
 	a.Close() // twice is fine
 }
@@ -486,8 +487,8 @@ func FuzzAuthRequest(f *testing.F) {
 		}
 		st.mu.Lock()
 		st.mu.m = map[string]fakeRec{
-			"users/a": {val: []byte("1"), ver: peer.Version{TS: 1, Node: 1}},
-			"other":   {val: []byte("v"), ver: peer.Version{TS: 2, Node: 1}},
+			"users/a": {val: []byte("1"), ver: kv.Version{TS: 1, Node: 1}},
+			"other":   {val: []byte("v"), ver: kv.Version{TS: 2, Node: 1}},
 		}
 		st.mu.Unlock()
 		before := st.snapshot()

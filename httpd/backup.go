@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer/transport"
+	"github.com/ringkv/ringkv/peer/transport/connwatch"
 )
 
 // backup serves GET /v1/admin/backup: a tar archive of a consistent copy
@@ -32,7 +32,7 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 	// The checkpoint is taken before the first byte: it stops if the
 	// client hangs up meanwhile, and so does the stream afterwards.
 	conn, timeout := ctx.Conn(), s.cfg.WriteTimeout
-	bctx, cancel := transport.ClientContext(s.storeCtx, conn, 0, func() {
+	bctx, cancel := connwatch.ClientContext(s.storeCtx, conn, 0, func() {
 		s.lim.rejected.WithLabelValues("client_gone").Inc()
 	})
 	stream, err := s.cfg.Backup(bctx)
@@ -57,7 +57,7 @@ func (s *Server) backup(ctx *fasthttp.RequestCtx) {
 		// client is cut by the deadline, and no later one is tried.
 		stop := context.AfterFunc(bctx, func() { _ = conn.SetWriteDeadline(time.Now()) })
 		defer stop()
-		if err := stream(transport.NewDeadlineWriter(w, conn, timeout, bctx.Done())); err != nil {
+		if err := stream(connwatch.NewDeadlineWriter(w, conn, timeout, bctx.Done())); err != nil {
 			s.lg.Error("backup stream cut short", "err", err)
 			return
 		}

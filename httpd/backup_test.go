@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // TestBackupEndpoint: GET /v1/admin/backup streams what Config.Backup
@@ -62,26 +61,6 @@ func TestBackupEndpoint(t *testing.T) {
 		t.Errorf("without Backup: %d %s", resp.StatusCode(), resp.Body())
 	}
 	checkJSONError(t, resp.Header.ContentType(), resp.Body())
-}
-
-// TestIdleReader: a read that waits longer than idle for data is ended by
-// stop and fails saying why; data that keeps coming is read whole.
-func TestIdleReader(t *testing.T) {
-	pr, pw := io.Pipe()
-	r := IdleReader(pr, 20*time.Millisecond, func() { pr.CloseWithError(errors.New("stopped")) })
-	go func() {
-		pw.Write([]byte("some"))
-		// then nothing: the sender stalls
-	}()
-	b, err := io.ReadAll(r)
-	if string(b) != "some" || err == nil || !strings.Contains(err.Error(), "no data for 20ms") {
-		t.Fatalf("stalled stream: read %q, %v", b, err)
-	}
-	pw.Close()
-	r = IdleReader(strings.NewReader("whole"), time.Second, func() { t.Error("stopped a moving stream") })
-	if b, err := io.ReadAll(r); err != nil || string(b) != "whole" {
-		t.Fatalf("moving stream: %q, %v", b, err)
-	}
 }
 
 // TestBackupOneAtATime: while a backup streams, another is refused with a
@@ -180,7 +159,7 @@ func TestBackupOneAtATime(t *testing.T) {
 	flood.Store(false)
 	// The abandoned backup may still hold the slot for a moment (409);
 	// anything else but 200 is wrong at once.
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		resp := ts.roundTrip(t, rawRequest("GET", "/v1/admin/backup", nil), false)
 		if c := resp.StatusCode(); c != 200 && c != 409 {
 			t.Fatalf("backup after a client went away mid-stream: %d %s", c, resp.Body())

@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // benchStore is a Store that allocates nothing, so that the benchmarks
@@ -20,20 +20,20 @@ type benchStore struct{ val []byte }
 
 var _ Store = benchStore{}
 
-func (s benchStore) Get(ctx context.Context, dst, key []byte, c peer.Consistency) ([]byte, peer.Version, error) {
-	return append(dst, s.val...), peer.Version{TS: 1 << 40, Node: 7}, nil
+func (s benchStore) Get(ctx context.Context, dst, key []byte, c kv.Consistency) ([]byte, kv.Version, error) {
+	return append(dst, s.val...), kv.Version{TS: 1 << 40, Node: 7}, nil
 }
 
-func (s benchStore) Put(ctx context.Context, key, value []byte, o peer.WriteOptions) (peer.Version, error) {
-	return peer.Version{TS: 1 << 40, Node: 7}, nil
+func (s benchStore) Put(ctx context.Context, key, value []byte, o kv.WriteOptions) (kv.Version, error) {
+	return kv.Version{TS: 1 << 40, Node: 7}, nil
 }
 
-func (s benchStore) Delete(ctx context.Context, key []byte, o peer.WriteOptions) (peer.Version, error) {
-	return peer.Version{TS: 1 << 40, Node: 7}, nil
+func (s benchStore) Delete(ctx context.Context, key []byte, o kv.WriteOptions) (kv.Version, error) {
+	return kv.Version{TS: 1 << 40, Node: 7}, nil
 }
 
-func (s benchStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
-	return peer.ScanPage{}, nil
+func (s benchStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error) {
+	return kv.ScanPage{}, nil
 }
 
 func newBenchServer(b *testing.B) *Server {
@@ -95,7 +95,7 @@ func BenchmarkBareGet(b *testing.B) {
 	bg := context.Background()
 	h := func(ctx *fasthttp.RequestCtx) {
 		buf := ctx.Response.SwapBody(nil)[:0]
-		val, _, err := st.Get(bg, buf, ctx.Path()[len(kvPrefix):], peer.Quorum)
+		val, _, err := st.Get(bg, buf, ctx.Path()[len(kvPrefix):], kv.Quorum)
 		if err != nil {
 			ctx.SetStatusCode(500)
 		}
@@ -113,7 +113,7 @@ func BenchmarkServerGet(b *testing.B) {
 	bg := context.Background()
 	bare := func(ctx *fasthttp.RequestCtx) {
 		buf := ctx.Response.SwapBody(nil)[:0]
-		val, _, _ := st.Get(bg, buf, ctx.Path()[len(kvPrefix):], peer.Quorum)
+		val, _, _ := st.Get(bg, buf, ctx.Path()[len(kvPrefix):], kv.Quorum)
 		ctx.Response.SwapBody(val)
 	}
 	for _, tc := range []struct {

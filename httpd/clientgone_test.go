@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // TestBackupClientGoneCounted: a backup whose client hangs up while the
@@ -40,7 +40,7 @@ func TestBackupClientGoneCounted(t *testing.T) {
 	if err := <-stopped; err == nil {
 		t.Fatal("the backup's context ended without an error")
 	}
-	peertest.WaitFor(t, 20*time.Second, func() bool { return clientGone(t, reg) == 1 }, "one client_gone counted")
+	wait.For(t, 20*time.Second, func() bool { return clientGone(t, reg) == 1 }, "one client_gone counted")
 }
 
 // clientGone returns ringkv_http_limited_total{reason="client_gone"}.

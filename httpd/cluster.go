@@ -6,7 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Cluster and internode endpoints:
@@ -110,11 +110,11 @@ func (s *Server) clusterLeave(ctx *fasthttp.RequestCtx) {
 // writeClusterError maps errors of cluster changes to statuses.
 func (s *Server) writeClusterError(ctx *fasthttp.RequestCtx, op string, err error) {
 	switch {
-	case errors.Is(err, peer.ErrUnknownMember):
+	case errors.Is(err, kv.ErrUnknownMember):
 		writeError(ctx, fasthttp.StatusNotFound, err.Error())
-	case errors.Is(err, peer.ErrMemberAlive), errors.Is(err, peer.ErrOnlyMember):
+	case errors.Is(err, kv.ErrMemberAlive), errors.Is(err, kv.ErrOnlyMember):
 		writeError(ctx, fasthttp.StatusConflict, err.Error())
-	case errors.Is(err, peer.ErrNoMembership), errors.Is(err, peer.ErrInvalidKey):
+	case errors.Is(err, kv.ErrNoMembership), errors.Is(err, kv.ErrInvalidKey):
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 	default:
 		s.writeStoreError(ctx, op, err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // The JSON cluster endpoints are pinned by testdata/api/cluster; the
@@ -47,7 +49,7 @@ func TestClusterStatusJSON(t *testing.T) {
 	ts := newClusterTestServer(t, Config{})
 	resp := ts.roundTrip(t, rawRequest("GET", "/v1/cluster", nil), false)
 	wantStatus(t, "GET /v1/cluster", resp, 200)
-	var got peer.ClusterStatus
+	var got kv.ClusterStatus
 	if err := json.Unmarshal(resp.Body(), &got); err != nil {
 		t.Fatalf("GET /v1/cluster: %v in %q", err, resp.Body())
 	}
@@ -58,7 +60,7 @@ func TestClusterStatusJSON(t *testing.T) {
 
 	resp = ts.roundTrip(t, rawRequest("GET", "/v1/ring?key=a%2Fb", nil), false)
 	wantStatus(t, "GET /v1/ring", resp, 200)
-	var owners peer.RingOwners
+	var owners kv.RingOwners
 	if err := json.Unmarshal(resp.Body(), &owners); err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +118,13 @@ func TestClusterNotImplemented(t *testing.T) {
 // the cluster secret), while the client and admin routes do not.
 func TestInternodeMounted(t *testing.T) {
 	const secret = "correct horse"
-	ts := newClusterTestServer(t, Config{Secrets: peer.NewSecrets("", []byte(secret))})
+	ts := newClusterTestServer(t, Config{Secrets: keyring.New("", []byte(secret))})
 	for _, c := range internalCalls {
 		resp := ts.roundTrip(t, rawRequest(c.method, c.target, c.body), false)
 		wantStatus(t, c.method+" "+c.target+" unsigned", resp, 401)
 		checkJSONError(t, resp.Header.ContentType(), resp.Body())
 	}
-	s, _ := sign(peer.NewSecrets("", []byte(secret)), "n2", "GET", "/internal/gossip", nil, time.Now())
+	s, _ := sign(keyring.New("", []byte(secret)), "n2", "GET", "/internal/gossip", nil, time.Now())
 	resp := ts.roundTrip(t, rawRequest("GET", "/internal/gossip", nil, NodeHeader+": "+s.node, TimeHeader+": "+s.time, SignatureHeader+": "+s.sig), false)
 	wantStatus(t, "GET /internal/gossip signed", resp, 200)
 	var addrs []string

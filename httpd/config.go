@@ -11,7 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Config configures the HTTP server. The zero value of every field but
@@ -25,7 +26,7 @@ type Config struct {
 	MaxValueSize int
 	// MaxKeySize is the longest key, in bytes after percent-decoding, that
 	// any request accepts; longer ones get 400. The default, and the
-	// largest value Validate accepts, is peer.MaxKeySize: the coordinator
+	// largest value Validate accepts, is kv.MaxKeySize: the coordinator
 	// refuses longer keys, so a larger limit here would turn a client's
 	// mistake into a 500.
 	MaxKeySize int
@@ -56,7 +57,7 @@ type Config struct {
 	// membership with the Join key before it is called, and
 	// /internal/hello answers such proofs (hello.go). (The internode
 	// protocol's own credential is Internode's.) The default is none.
-	Secrets *peer.Secrets
+	Secrets *keyring.Keyring
 	// Internode is the internode protocol that the server mounts under
 	// /internal/ (peer/transport.Transport); it also decides which GET
 	// /v1/cluster reads are peers'. nil answers /internal/ with 501.
@@ -112,7 +113,7 @@ type Config struct {
 const (
 	DefaultAddr         = "127.0.0.1:8080"
 	DefaultMaxValueSize = 1 << 20
-	DefaultMaxKeySize   = peer.MaxKeySize
+	DefaultMaxKeySize   = kv.MaxKeySize
 	DefaultReadTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultIdleTimeout  = 2 * time.Minute
@@ -159,8 +160,8 @@ func (c *Config) Validate() error {
 	if c.MaxValueSize > maxBodySizeLimit/4 {
 		return fmt.Errorf("httpd: MaxValueSize %d is above the limit of %d", c.MaxValueSize, maxBodySizeLimit/4)
 	}
-	if c.MaxKeySize > peer.MaxKeySize {
-		return fmt.Errorf("httpd: MaxKeySize %d is above the store's limit of %d", c.MaxKeySize, peer.MaxKeySize)
+	if c.MaxKeySize > kv.MaxKeySize {
+		return fmt.Errorf("httpd: MaxKeySize %d is above the store's limit of %d", c.MaxKeySize, kv.MaxKeySize)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // TestConfigKeyLimit: the front end accepts no key the coordinator would
@@ -19,8 +19,8 @@ func TestConfigKeyLimit(t *testing.T) {
 	}{
 		{0, ""},
 		{16, ""},
-		{peer.MaxKeySize, ""},
-		{peer.MaxKeySize + 1, "MaxKeySize"},
+		{kv.MaxKeySize, ""},
+		{kv.MaxKeySize + 1, "MaxKeySize"},
 		{1 << 20, "MaxKeySize"},
 	} {
 		cfg := Config{Registry: prometheus.NewRegistry(), MaxKeySize: c.max}
@@ -32,7 +32,7 @@ func TestConfigKeyLimit(t *testing.T) {
 	}
 	var cfg Config
 	cfg.EnsureDefaults()
-	if cfg.MaxKeySize != peer.MaxKeySize {
-		t.Errorf("default MaxKeySize %d, want peer.MaxKeySize %d", cfg.MaxKeySize, peer.MaxKeySize)
+	if cfg.MaxKeySize != kv.MaxKeySize {
+		t.Errorf("default MaxKeySize %d, want kv.MaxKeySize %d", cfg.MaxKeySize, kv.MaxKeySize)
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // statusOf maps an error of the Store or Ops to its HTTP status. It is the
@@ -16,14 +16,14 @@ func statusOf(err error) int {
 	switch {
 	case err == nil:
 		return fasthttp.StatusOK
-	case errors.Is(err, peer.ErrNotFound):
+	case errors.Is(err, kv.ErrNotFound):
 		return fasthttp.StatusNotFound
-	case errors.Is(err, peer.ErrDiskFull):
+	case errors.Is(err, kv.ErrDiskFull):
 		// The node's disk is below its free-space floor: it refused the
 		// write before writing anything, and takes writes again once
 		// space is freed.
 		return fasthttp.StatusInsufficientStorage
-	case errors.Is(err, peer.ErrUnavailable):
+	case errors.Is(err, kv.ErrUnavailable):
 		// Too few replicas answered: the request may succeed when retried.
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
@@ -71,7 +71,7 @@ func (s *Server) writeStoreError(ctx *fasthttp.RequestCtx, op string, err error)
 	}
 	// Reads of a damaged span are logged by the engine, rate-limited: not
 	// once a request here.
-	if code == fasthttp.StatusInternalServerError && !errors.Is(err, peer.ErrCorruption) {
+	if code == fasthttp.StatusInternalServerError && !errors.Is(err, kv.ErrCorruption) {
 		s.lg.Error("request failed", "op", op, "uri", string(ctx.RequestURI()), "err", err)
 	}
 	writeError(ctx, code, msg)

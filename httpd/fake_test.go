@@ -22,7 +22,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 	"github.com/ringkv/ringkv/peer/peertest/fakelocal"
 	"github.com/ringkv/ringkv/peer/transport"
 )
@@ -30,9 +31,9 @@ import (
 // fakeRec is one key of fakeStore.
 type fakeRec struct {
 	val []byte
-	ver peer.Version
+	ver kv.Version
 	ttl time.Duration
-	c   peer.Consistency
+	c   kv.Consistency
 }
 
 // fakeStore is an in-memory Store: a map with versions from a counter. It
@@ -77,63 +78,63 @@ func (st *fakeStore) setErr(err error) {
 	st.mu.err = err
 }
 
-func (st *fakeStore) Get(ctx context.Context, dst, key []byte, c peer.Consistency) ([]byte, peer.Version, error) {
+func (st *fakeStore) Get(ctx context.Context, dst, key []byte, c kv.Consistency) ([]byte, kv.Version, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err := st.errLocked(); err != nil {
-		return dst, peer.Version{}, err
+		return dst, kv.Version{}, err
 	}
 	r, ok := st.mu.m[string(key)]
 	if !ok {
-		return dst, peer.Version{}, fmt.Errorf("cannot get %q: %w", key, peer.ErrNotFound)
+		return dst, kv.Version{}, fmt.Errorf("cannot get %q: %w", key, kv.ErrNotFound)
 	}
 	return append(dst, r.val...), r.ver, nil
 }
 
-func (st *fakeStore) Put(ctx context.Context, key, value []byte, o peer.WriteOptions) (peer.Version, error) {
+func (st *fakeStore) Put(ctx context.Context, key, value []byte, o kv.WriteOptions) (kv.Version, error) {
 	if st.block != nil {
 		st.entered <- struct{}{}
 		select {
 		case <-st.block:
 		case <-ctx.Done():
-			return peer.Version{}, ctx.Err()
+			return kv.Version{}, ctx.Err()
 		}
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err := st.errLocked(); err != nil {
-		return peer.Version{}, err
+		return kv.Version{}, err
 	}
 	st.mu.clock++
-	v := peer.Version{TS: st.mu.clock, Node: 1}
+	v := kv.Version{TS: st.mu.clock, Node: 1}
 	st.mu.m[string(key)] = fakeRec{val: bytes.Clone(value), ver: v, ttl: o.TTL, c: o.Consistency}
 	return v, nil
 }
 
-func (st *fakeStore) Delete(ctx context.Context, key []byte, o peer.WriteOptions) (peer.Version, error) {
+func (st *fakeStore) Delete(ctx context.Context, key []byte, o kv.WriteOptions) (kv.Version, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err := st.errLocked(); err != nil {
-		return peer.Version{}, err
+		return kv.Version{}, err
 	}
 	st.mu.clock++
 	delete(st.mu.m, string(key))
-	return peer.Version{TS: st.mu.clock, Node: 1}, nil
+	return kv.Version{TS: st.mu.clock, Node: 1}, nil
 }
 
 // Scan pages through the keys in byte order (the real store uses token
 // order; httpd does not care).
-func (st *fakeStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
+func (st *fakeStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err := st.errLocked(); err != nil {
-		return peer.ScanPage{}, err
+		return kv.ScanPage{}, err
 	}
 	if q.Limit <= 0 {
-		return peer.ScanPage{}, errors.New("BUG: scan limit must be positive")
+		return kv.ScanPage{}, errors.New("BUG: scan limit must be positive")
 	}
 	keys := slices.Sorted(maps.Keys(st.mu.m))
-	var page peer.ScanPage
+	var page kv.ScanPage
 	for _, k := range keys {
 		if !strings.HasPrefix(k, string(q.Prefix)) || (len(q.After) > 0 && k <= string(q.After)) {
 			continue
@@ -143,7 +144,7 @@ func (st *fakeStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage,
 			break
 		}
 		r := st.mu.m[k]
-		page.Items = append(page.Items, peer.KV{Key: []byte(k), Value: bytes.Clone(r.val), Version: r.ver})
+		page.Items = append(page.Items, kv.KV{Key: []byte(k), Value: bytes.Clone(r.val), Version: r.ver})
 	}
 	return page, nil
 }
@@ -209,16 +210,16 @@ type fakeOps struct {
 	mu         sync.Mutex
 	compactErr error
 	compacts   int
-	health     []peer.Degraded
+	health     []kv.Degraded
 }
 
-func (o *fakeOps) setHealth(h ...peer.Degraded) {
+func (o *fakeOps) setHealth(h ...kv.Degraded) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.health = h
 }
 
-func (o *fakeOps) Health() []peer.Degraded {
+func (o *fakeOps) Health() []kv.Degraded {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.health
@@ -293,19 +294,19 @@ func newFakeCluster(ops *fakeOps) *fakeCluster {
 
 // fakeMembers are the members of fakeCluster's ring: node-1 (this node)
 // and node-2 are alive, node-3 is dead.
-var fakeMembers = []peer.Member{
-	{ID: "node-1", HTTPAddr: "127.0.0.1:8080", GossipAddr: "127.0.0.1:7946", State: peer.Alive},
-	{ID: "node-2", HTTPAddr: "127.0.0.1:8081", GossipAddr: "127.0.0.1:7947", State: peer.Alive},
-	{ID: "node-3", HTTPAddr: "127.0.0.1:8082", GossipAddr: "127.0.0.1:7948", State: peer.Dead},
+var fakeMembers = []kv.Member{
+	{ID: "node-1", HTTPAddr: "127.0.0.1:8080", GossipAddr: "127.0.0.1:7946", State: kv.Alive},
+	{ID: "node-2", HTTPAddr: "127.0.0.1:8081", GossipAddr: "127.0.0.1:7947", State: kv.Alive},
+	{ID: "node-3", HTTPAddr: "127.0.0.1:8082", GossipAddr: "127.0.0.1:7948", State: kv.Dead},
 }
 
-func (c *fakeCluster) ClusterStatus() peer.ClusterStatus {
-	return peer.ClusterStatus{
+func (c *fakeCluster) ClusterStatus() kv.ClusterStatus {
+	return kv.ClusterStatus{
 		Self:         "node-1",
 		Replicas:     3,
 		VNodes:       128,
 		Members:      slices.Clone(fakeMembers),
-		Transfers:    []peer.Transfer{},
+		Transfers:    []kv.Transfer{},
 		Settled:      true,
 		HintsPending: map[string]int64{"node-3": 12},
 		Ownership:    map[string]float64{"node-1": 0.25, "node-2": 0.5, "node-3": 0.25},
@@ -314,14 +315,14 @@ func (c *fakeCluster) ClusterStatus() peer.ClusterStatus {
 
 // Owners places key by an FNV hash (the real ring uses xxh3; httpd does
 // not care).
-func (c *fakeCluster) Owners(key []byte) (peer.RingOwners, error) {
-	if len(key) == 0 || len(key) > peer.MaxKeySize {
-		return peer.RingOwners{}, fmt.Errorf("%w: length %d", peer.ErrInvalidKey, len(key))
+func (c *fakeCluster) Owners(key []byte) (kv.RingOwners, error) {
+	if len(key) == 0 || len(key) > kv.MaxKeySize {
+		return kv.RingOwners{}, fmt.Errorf("%w: length %d", kv.ErrInvalidKey, len(key))
 	}
 	h := fnv.New64a()
 	h.Write(key)
 	tok := h.Sum64()
-	o := peer.RingOwners{Key: string(key), Token: fmt.Sprintf("%016x", tok)}
+	o := kv.RingOwners{Key: string(key), Token: fmt.Sprintf("%016x", tok)}
 	for i := range 2 {
 		m := fakeMembers[(int(tok%3)+i)%3]
 		o.Owners = append(o.Owners, m.ID)
@@ -337,7 +338,7 @@ func (c *fakeCluster) AddNode(ctx context.Context, httpAddr string) error {
 	case "unreachable:1":
 		return fmt.Errorf("cannot reach %s: connection refused", httpAddr)
 	case "nomembership:1":
-		return peer.ErrNoMembership
+		return kv.ErrNoMembership
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -346,12 +347,12 @@ func (c *fakeCluster) AddNode(ctx context.Context, httpAddr string) error {
 }
 
 func (c *fakeCluster) RemoveNode(id string) error {
-	i := slices.IndexFunc(fakeMembers, func(m peer.Member) bool { return m.ID == id })
+	i := slices.IndexFunc(fakeMembers, func(m kv.Member) bool { return m.ID == id })
 	if i < 0 {
-		return fmt.Errorf("%w: %q", peer.ErrUnknownMember, id)
+		return fmt.Errorf("%w: %q", kv.ErrUnknownMember, id)
 	}
-	if fakeMembers[i].State == peer.Alive {
-		return fmt.Errorf("%w: %q", peer.ErrMemberAlive, id)
+	if fakeMembers[i].State == kv.Alive {
+		return fmt.Errorf("%w: %q", kv.ErrMemberAlive, id)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -441,7 +442,7 @@ func mountInternode(t testing.TB, cfg *Config, local transport.Local, requirePee
 	if cfg.Internode != nil {
 		return
 	}
-	tr := transport.New(transport.Config{NodeID: cfg.NodeID, Local: local, Secrets: cfg.Secrets, RequirePeerCert: requirePeerCert,
+	tr := mustTransport(t, transport.Config{NodeID: cfg.NodeID, Local: local, Secrets: cfg.Secrets, RequirePeerCert: requirePeerCert,
 		MaxScanBytes: cfg.Limits.MaxScanBytes, MaxConcurrentScans: cfg.Limits.MaxConcurrentScans, Logger: cfg.Logger})
 	t.Cleanup(tr.Close)
 	cfg.Internode = tr
@@ -574,20 +575,17 @@ type (
 	TransportConfig = transport.Config
 )
 
-// NewTransport is transport.New: the client of another node's tests.
-func NewTransport(cfg TransportConfig) *Transport { return transport.New(cfg) }
-
 // signature is the headers of a signed internode call.
 type signature struct{ node, time, sig string }
 
 // sign signs an internode call as a node's transport does.
-func sign(secrets *peer.Secrets, node, method, uri string, body []byte, now time.Time) (signature, bool) {
+func sign(secrets *keyring.Keyring, node, method, uri string, body []byte, now time.Time) (signature, bool) {
 	s, ok := transport.Sign(secrets, node, method, uri, body, now)
 	return signature{s.Node, s.Time, s.Sig}, ok
 }
 
 // verifySignature is transport.VerifySignature.
-func verifySignature(keys []peer.ClusterKeys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
+func verifySignature(keys []keyring.Keys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
 	return transport.VerifySignature(keys, method, uri, node, timeHdr, sigHdr, body, now, window)
 }
 
@@ -595,4 +593,14 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// mustTransport is transport.New for a Config the test knows to be valid.
+func mustTransport(t testing.TB, cfg transport.Config) *transport.Transport {
+	t.Helper()
+	tr, err := transport.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }

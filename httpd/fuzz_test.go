@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // fuzzSeeds are representative requests, one per route and error.
@@ -79,8 +79,8 @@ func FuzzRequest(f *testing.F) {
 		}
 		st.mu.Lock()
 		st.mu.m = map[string]fakeRec{
-			"a":   {val: []byte("1"), ver: peer.Version{TS: 1, Node: 1}},
-			"k/x": {val: []byte("v"), ver: peer.Version{TS: 2, Node: 1}},
+			"a":   {val: []byte("1"), ver: kv.Version{TS: 1, Node: 1}},
+			"k/x": {val: []byte("v"), ver: kv.Version{TS: 2, Node: 1}},
 		}
 		st.mu.Unlock()
 		before := st.snapshot()

@@ -17,7 +17,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // The membership proof /add-node asks for before it calls a node with a
@@ -29,7 +30,7 @@ import (
 // addrs are the addresses the answerer knows itself by: the local
 // address of the connection the question came on, and its configured
 // HTTP address. mac is HMAC-SHA256 under the cluster's Join key
-// (peer.DeriveKeys) of helloDomain, the nonce, the node's id and each
+// (keyring.Derive) of helloDomain, the nonce, the node's id and each
 // address, each after a NUL. The asker draws the nonce, so an answer
 // cannot be replayed, and accepts only a proof naming the address it
 // dialled: a host that relays the challenge to a real member gets back a
@@ -105,7 +106,7 @@ var errNotMember = errors.New("did not prove it is a member of this cluster")
 // With tc it asks over HTTPS, verifying the target's certificate for the
 // name it was given. It returns the member's node id. Its errors quote
 // nothing the target sent.
-func proveMember(ctx context.Context, dial, named string, keys []peer.ClusterKeys, tc *tls.Config) (string, error) {
+func proveMember(ctx context.Context, dial, named string, keys []keyring.Keys, tc *tls.Config) (string, error) {
 	nonce := make([]byte, helloNonceLen)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
@@ -201,9 +202,9 @@ func helloCallError(err error) error {
 // verifyHello checks answer a to nonce: its MAC under one of keys, and an
 // address it signed that is the one it was reached at (named or dial). It
 // returns the member's node id.
-func verifyHello(a helloAnswer, nonce []byte, dial, named string, keys []peer.ClusterKeys) (string, error) {
+func verifyHello(a helloAnswer, nonce []byte, dial, named string, keys []keyring.Keys) (string, error) {
 	mac, err := hex.DecodeString(a.MAC)
-	if err != nil || a.ID == "" || len(a.ID) > peer.MaxNodeIDLen || len(a.Addrs) > 4 {
+	if err != nil || a.ID == "" || len(a.ID) > kv.MaxNodeIDLen || len(a.Addrs) > 4 {
 		return "", fmt.Errorf("%w: its answer is not a membership proof", errNotMember)
 	}
 	ok := false

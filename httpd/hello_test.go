@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/ringkv/ringkv/httpd/tlstest"
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // helloServer starts a cluster test server on loopback TCP whose Addr is
@@ -31,7 +31,7 @@ func helloServer(t *testing.T, id string, cfg Config, secrets ...string) (*testS
 	for _, s := range secrets {
 		keys = append(keys, []byte(s))
 	}
-	cfg.Secrets = peer.NewSecrets("test", keys...)
+	cfg.Secrets = keyring.New("test", keys...)
 	return startTestServer(t, cfg, ln, true), ln.Addr().String()
 }
 
@@ -194,7 +194,7 @@ func TestAddNodeMember(t *testing.T) {
 		t.Skip(err)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	startTestServer(t, Config{NodeID: "node-c", Addr: "0.0.0.0:" + port, Secrets: peer.NewSecrets("test", []byte(helloSecret))}, ln, true)
+	startTestServer(t, Config{NodeID: "node-c", Addr: "0.0.0.0:" + port, Secrets: keyring.New("test", []byte(helloSecret))}, ln, true)
 	if code, body := addNodeCall(t, aAddr, ln.Addr().String()); code != http.StatusOK {
 		t.Errorf("POST /add-node to a member on 0.0.0.0: %d %q", code, body)
 	}
@@ -240,7 +240,7 @@ func TestAddNodeNoSecret(t *testing.T) {
 }
 
 func TestHelloHandler(t *testing.T) {
-	ts := newClusterTestServer(t, Config{Addr: "10.0.0.1:8080", Secrets: peer.NewSecrets("test", []byte(helloSecret))})
+	ts := newClusterTestServer(t, Config{Addr: "10.0.0.1:8080", Secrets: keyring.New("test", []byte(helloSecret))})
 	for _, tt := range []struct {
 		target string
 		code   int
@@ -291,7 +291,7 @@ func TestAddNodeTLS(t *testing.T) {
 		t.Skip(err)
 	}
 	cert := ca.Issue(t, "node-b").TLS(t)
-	startTestServer(t, Config{NodeID: "node-b", Addr: ln.Addr().String(), Secrets: peer.NewSecrets("test", []byte(helloSecret)),
+	startTestServer(t, Config{NodeID: "node-b", Addr: ln.Addr().String(), Secrets: keyring.New("test", []byte(helloSecret)),
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, ln, true)
 	bAddr := ln.Addr().String()
 
@@ -314,17 +314,17 @@ func TestAddNodeTLS(t *testing.T) {
 func TestAuthPeerStatus(t *testing.T) {
 	_, addr := helloServer(t, "node-b", Config{Auth: authFor(t)}, helloSecret)
 	ctx := t.Context()
-	peerTr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte(helloSecret))})
+	peerTr := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte(helloSecret))})
 	defer peerTr.Close()
 	if st, err := peerTr.Status(ctx, addr); err != nil || len(st.Members) == 0 { // the fakeCluster's status
 		t.Errorf("a peer's signed status read: %+v, %v", st, err)
 	}
-	strangerTr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte("not the cluster's secret, 32 by"))})
+	strangerTr := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte("not the cluster's secret, 32 by"))})
 	defer strangerTr.Close()
 	if _, err := strangerTr.Status(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a status read signed with another secret: %v, want 401", err)
 	}
-	unsignedTr := NewTransport(TransportConfig{NodeID: "node-a"})
+	unsignedTr := mustTransport(t, TransportConfig{NodeID: "node-a"})
 	defer unsignedTr.Close()
 	if _, err := unsignedTr.Status(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("an unsigned status read: %v, want 401", err)

@@ -22,21 +22,40 @@ import (
 // percentiles are therefore interpolated within the histogram's buckets
 // (about 2.15x wide), as Prometheus's histogram_quantile does.
 //
+// A Gather of the whole registry costs about 2 ms, so Run samples only
+// while someone reads the history (Window, which GET /v1/overview calls,
+// from the page or from another node's page): it starts at the first
+// read and stops historyIdle after the last, dropping what it had, so
+// that a page opened later shows the seconds it was sampled and no
+// stale or invented ones.
+//
 // Memory is bounded: Seconds samples, each holding only the ops and codes
 // that had traffic in its second. History is safe for concurrent use.
 type History struct {
 	g       prometheus.Gatherer
 	seconds int
+	// now and newTicker are the clock and the ticker of Run and Window
+	// (time's, but in tests).
+	now       func() time.Time
+	newTicker func(d time.Duration) (c <-chan time.Time, stop func())
+	wake      chan struct{} // a read while Run idles (one token)
 
 	mu struct {
 		sync.Mutex
-		ring []histSample // ring[(head+i)%len] for i < n: oldest first
-		head int
-		n    int
-		prev histTotals // the totals at the last sample
-		have bool       // prev holds a sample
+		ring     []histSample // ring[(head+i)%len] for i < n: oldest first
+		head     int
+		n        int
+		prev     histTotals // the totals at the last sample
+		have     bool       // prev holds a sample
+		lastRead time.Time  // the last Window
+		active   bool       // Run samples (or has been woken to)
 	}
 }
+
+// historyIdle is how long Run goes on sampling after the last read of
+// the history: the page polls every second, so a minute without a read
+// means nobody is looking.
+const historyIdle = time.Minute
 
 // DefaultHistorySeconds is the history NewHistory keeps when given 0.
 const DefaultHistorySeconds = 300
@@ -53,29 +72,75 @@ var historyCounters = []string{
 }
 
 // NewHistory returns a History of seconds samples (DefaultHistorySeconds
-// when <= 0) read from g. Nothing is sampled until Sample or Run.
+// when <= 0) read from g. Nothing is sampled until Sample, or until Run
+// runs and Window is called.
 func NewHistory(g prometheus.Gatherer, seconds int) *History {
 	if seconds <= 0 {
 		seconds = DefaultHistorySeconds
 	}
-	h := &History{g: g, seconds: seconds}
+	h := &History{g: g, seconds: seconds, now: time.Now, newTicker: realTicker, wake: make(chan struct{}, 1)}
 	h.mu.ring = make([]histSample, seconds)
 	return h
 }
 
-// Run samples every second until ctx is done. The caller owns the
-// goroutine that runs it.
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+// Run samples every second while the history is read (see History),
+// until ctx is done. The caller owns the goroutine that runs it.
 func (h *History) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			// A failed Gather (a collector's error) still returns what it
-			// could; the sample keeps that.
-			_ = h.Sample(now)
+		case <-h.wake:
+		}
+		// A failed Gather (a collector's error) still returns what it
+		// could; the sample keeps that. This one is the baseline.
+		_ = h.Sample(h.now())
+		tick, stop := h.newTicker(time.Second)
+		for sampling := true; sampling; {
+			select {
+			case <-ctx.Done():
+				stop()
+				return
+			case <-tick:
+				sampling = h.tick(h.now())
+			}
+		}
+		stop()
+	}
+}
+
+// tick is one second of Run: it samples while the history was read
+// within historyIdle, and otherwise stops sampling, drops the samples and
+// reports false.
+func (h *History) tick(now time.Time) bool {
+	h.mu.Lock()
+	if now.Sub(h.mu.lastRead) > historyIdle {
+		h.mu.active = false
+		h.mu.n, h.mu.head, h.mu.have = 0, 0, false
+		clear(h.mu.ring)
+		h.mu.prev = histTotals{}
+		h.mu.Unlock()
+		return false
+	}
+	h.mu.Unlock()
+	_ = h.Sample(now)
+	return true
+}
+
+// readLocked notes a read of the history at now, waking Run if it idles.
+// REQUIRES: h.mu.
+func (h *History) readLocked(now time.Time) {
+	h.mu.lastRead = now
+	if !h.mu.active {
+		h.mu.active = true
+		select {
+		case h.wake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -309,14 +374,17 @@ type HistoryWindow struct {
 }
 
 // Window returns the last seconds up to the latest sample: at most what
-// History keeps, and no further back than its oldest sample.
+// History keeps, and no further back than its oldest sample. It is a read
+// of the history: Run samples for historyIdle after it.
 func (h *History) Window(seconds int) HistoryWindow {
 	if seconds <= 0 || seconds > h.seconds {
 		seconds = h.seconds
 	}
 	w := HistoryWindow{Seconds: seconds, Ops: map[string]map[string][]float64{}, Codes: map[string][]float64{}, Counters: map[string][]float64{}}
+	now := h.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.readLocked(now)
 	if h.mu.n == 0 {
 		if h.mu.have {
 			w.End = h.mu.prev.at.Unix()

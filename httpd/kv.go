@@ -9,7 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // The client API, /v1/kv/{key}. These are the hot paths: they allocate
@@ -88,7 +88,7 @@ func (s *Server) kvDelete(ctx *fasthttp.RequestCtx, rawKey []byte) {
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
-func setVersion(ctx *fasthttp.RequestCtx, v peer.Version) {
+func setVersion(ctx *fasthttp.RequestCtx, v kv.Version) {
 	var b [40]byte
 	ctx.Response.Header.SetCanonical(hdrVersion, v.AppendText(b[:0]))
 }
@@ -184,20 +184,20 @@ func unhex(c byte) (byte, bool) {
 
 // consistencyArg parses the consistency= query argument (absent or empty:
 // quorum), answering 400 and reporting false if it is invalid.
-func consistencyArg(ctx *fasthttp.RequestCtx) (peer.Consistency, bool) {
+func consistencyArg(ctx *fasthttp.RequestCtx) (kv.Consistency, bool) {
 	b := ctx.QueryArgs().Peek("consistency")
-	// NB: switching on string(b) does not allocate; peer.ParseConsistency
+	// NB: switching on string(b) does not allocate; kv.ParseConsistency
 	// (whose argument escapes into its error) is called only to build the
 	// error of an invalid value, and stays the authority on valid ones.
 	switch string(b) {
 	case "", "quorum":
-		return peer.Quorum, true
+		return kv.Quorum, true
 	case "one":
-		return peer.One, true
+		return kv.One, true
 	case "all":
-		return peer.All, true
+		return kv.All, true
 	}
-	c, err := peer.ParseConsistency(string(b))
+	c, err := kv.ParseConsistency(string(b))
 	if err != nil {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return c, false
@@ -207,8 +207,8 @@ func consistencyArg(ctx *fasthttp.RequestCtx) (peer.Consistency, bool) {
 
 // writeOptionsArgs parses the query arguments of a write: consistency=
 // and, if ttlOK, ttl= (a Go duration above zero; absent or empty: none).
-func writeOptionsArgs(ctx *fasthttp.RequestCtx, ttlOK bool) (peer.WriteOptions, bool) {
-	var o peer.WriteOptions
+func writeOptionsArgs(ctx *fasthttp.RequestCtx, ttlOK bool) (kv.WriteOptions, bool) {
+	var o kv.WriteOptions
 	var ok bool
 	if o.Consistency, ok = consistencyArg(ctx); !ok {
 		return o, false

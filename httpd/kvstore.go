@@ -11,7 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // The go-kvstore compatibility routes (github.com/shamikhan005/go-kvstore),
@@ -231,7 +231,7 @@ func (s *Server) addNode(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if err := s.cluster.AddNode(s.storeCtx, target); err != nil {
-		if errors.Is(err, peer.ErrNoMembership) {
+		if errors.Is(err, kv.ErrNoMembership) {
 			writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
 		}

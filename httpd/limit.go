@@ -16,7 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Limits bound what one client can make a node do: hold its connections,
@@ -70,7 +70,7 @@ const (
 	DefaultMaxConns      = 10000
 	DefaultMaxConnsPerIP = 1000
 	DefaultRateClients   = 1 << 16
-	DefaultMaxScanBytes  = peer.DefaultMaxScanBytes
+	DefaultMaxScanBytes  = kv.DefaultMaxScanBytes
 )
 
 // DefaultMaxConcurrentScans returns the default of MaxConcurrentScans.

@@ -23,7 +23,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/kv"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
@@ -338,11 +339,11 @@ func TestRateLimit429(t *testing.T) {
 // blockingStore holds scans until released, to fill the scan slots.
 type blockingStore struct {
 	*fakeStore
-	entered chan peer.ScanQuery
+	entered chan kv.ScanQuery
 	release chan struct{}
 }
 
-func (b *blockingStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
+func (b *blockingStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error) {
 	b.entered <- q
 	<-b.release
 	return b.fakeStore.Scan(ctx, q)
@@ -351,7 +352,7 @@ func (b *blockingStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPa
 // TestScanSlots: past MaxConcurrentScans a scan is 429 with Retry-After;
 // a freed slot serves the next.
 func TestScanSlots(t *testing.T) {
-	st := &blockingStore{fakeStore: newFakeStore(), entered: make(chan peer.ScanQuery, 10), release: make(chan struct{})}
+	st := &blockingStore{fakeStore: newFakeStore(), entered: make(chan kv.ScanQuery, 10), release: make(chan struct{})}
 	ln := fasthttputil.NewInmemoryListener()
 	startServer(t, Config{Limits: Limits{MaxConcurrentScans: 2}}, st, &fakeOps{}, ln)
 	var once sync.Once
@@ -395,7 +396,7 @@ func TestScanByteCap(t *testing.T) {
 	st := &capStore{fakeStore: newFakeStore()}
 	val := strings.Repeat("\x01", 100) // JSON-escaped sixfold: \u0001
 	for i := range 50 {
-		if _, err := st.Put(context.Background(), fmt.Appendf(nil, "k%02d", i), []byte(val), peer.WriteOptions{}); err != nil {
+		if _, err := st.Put(context.Background(), fmt.Appendf(nil, "k%02d", i), []byte(val), kv.WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -453,7 +454,7 @@ type capStore struct {
 	maxBytes atomic.Int64
 }
 
-func (c *capStore) Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error) {
+func (c *capStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error) {
 	c.maxBytes.Store(int64(q.MaxBytes))
 	return c.fakeStore.Scan(ctx, q)
 }
@@ -492,7 +493,7 @@ func TestWorkStopsWithClient(t *testing.T) {
 	cl := &stallCluster{fakeCluster: newFakeCluster(&fakeOps{}), started: make(chan struct{}, 10)}
 	backups := atomic.Int64{}
 	cfg := Config{
-		Internode: transport.New(transport.Config{Local: cl, MerkleTimeout: time.Hour}),
+		Internode: mustTransport(t, transport.Config{Local: cl, MerkleTimeout: time.Hour}),
 		Backup: func(ctx context.Context) (func(io.Writer) error, error) {
 			return func(w io.Writer) error {
 				backups.Add(1)
@@ -518,13 +519,13 @@ func TestWorkStopsWithClient(t *testing.T) {
 		}
 		<-cl.started
 		c.Close()
-		peertest.WaitFor(t, time.Minute, func() bool { return cl.running.Load() == 0 && backups.Load() == 0 }, target+" to stop after its client left")
+		wait.For(t, time.Minute, func() bool { return cl.running.Load() == 0 && backups.Load() == 0 }, target+" to stop after its client left")
 	}
 
 	// A deadline, with the client still there.
 	cl2 := &stallCluster{fakeCluster: newFakeCluster(&fakeOps{}), started: make(chan struct{}, 10)}
 	ln2 := fasthttputil.NewInmemoryListener()
-	startServer(t, Config{Internode: transport.New(transport.Config{Local: cl2, MerkleTimeout: 50 * time.Millisecond})}, newFakeStore(), cl2, ln2)
+	startServer(t, Config{Internode: mustTransport(t, transport.Config{Local: cl2, MerkleTimeout: 50 * time.Millisecond})}, newFakeStore(), cl2, ln2)
 	c, err := ln2.Dial()
 	if err != nil {
 		t.Fatal(err)

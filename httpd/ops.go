@@ -7,7 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // healthz serves GET /healthz: 200 {"status":"ok","node":ID} while the node
@@ -33,16 +33,16 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	b, err := json.Marshal(struct {
-		Status  string          `json:"status"`
-		Reason  string          `json:"reason"`
-		Node    string          `json:"node"`
-		Reasons []peer.Degraded `json:"reasons"`
+		Status  string        `json:"status"`
+		Reason  string        `json:"reason"`
+		Node    string        `json:"node"`
+		Reasons []kv.Degraded `json:"reasons"`
 	}{"degraded", h[0].Reason, s.cfg.NodeID, h})
 	if err != nil {
 		s.writeStoreError(ctx, "healthz", err)
 		return
 	}
-	if slices.ContainsFunc(h, func(d peer.Degraded) bool { return d.RefusesWrites }) {
+	if slices.ContainsFunc(h, func(d kv.Degraded) bool { return d.RefusesWrites }) {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
 	ctx.SetBody(append(b, '\n'))

@@ -13,8 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/transport"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // GET /v1/overview is the data of the status page: every member's own
@@ -67,13 +66,13 @@ type OverviewPeers interface {
 }
 
 // NodeScopeURI is the request a node sends a peer for its snapshot.
-const NodeScopeURI = transport.NodeOverviewURI
+const NodeScopeURI = kv.NodeOverviewURI
 
 // ErrNoOverview is matched by an OverviewPeers error for a node that
 // answers but serves no /v1/overview: an older release, which the page
 // shows as such rather than as down. peer/transport's NodeOverview
-// returns it.
-var ErrNoOverview = transport.ErrNoOverview
+// returns it (kv.ErrNoOverview).
+var ErrNoOverview = kv.ErrNoOverview
 
 // NodeSnapshot is one node's own account of itself, as GET
 // /v1/overview?scope=node serves it.
@@ -84,9 +83,9 @@ type NodeSnapshot struct {
 	Started time.Time `json:"started"`
 	// Cluster is the node's view of the cluster (GET /v1/cluster); nil on
 	// a node without clustering, which lists Members instead.
-	Cluster *peer.ClusterStatus `json:"cluster,omitempty"`
-	Members []string            `json:"members,omitempty"`
-	Health  []peer.Degraded     `json:"health"`
+	Cluster *kv.ClusterStatus `json:"cluster,omitempty"`
+	Members []string          `json:"members,omitempty"`
+	Health  []kv.Degraded     `json:"health"`
 	// Metrics holds a few of the node's /metrics values (overviewMetrics),
 	// summed over their labels.
 	Metrics map[string]float64 `json:"metrics"`
@@ -146,7 +145,7 @@ type OverviewNode struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
 	// State is the member's state in the gathering node's view.
-	State peer.MemberState `json:"state,omitempty"`
+	State kv.MemberState `json:"state,omitempty"`
 	// Asked says whether the member was asked for its snapshot: not
 	// when it left the ring, or when no OverviewPeers is configured.
 	Asked bool `json:"asked"`
@@ -242,7 +241,7 @@ func (s *Server) gatherOverview(ctx context.Context) Overview {
 	if err != nil {
 		me.Snapshot, me.Error = nil, err.Error()
 	}
-	var members []peer.Member
+	var members []kv.Member
 	if s.cluster != nil {
 		st := s.cluster.ClusterStatus()
 		members = st.Members
@@ -253,7 +252,7 @@ func (s *Server) gatherOverview(ctx context.Context) Overview {
 		}
 	}
 	ov.Nodes = append(ov.Nodes, me)
-	others := slices.DeleteFunc(slices.Clone(members), func(m peer.Member) bool { return m.ID == s.cfg.NodeID })
+	others := slices.DeleteFunc(slices.Clone(members), func(m kv.Member) bool { return m.ID == s.cfg.NodeID })
 	type answer struct {
 		i    int
 		body json.RawMessage
@@ -268,7 +267,7 @@ func (s *Server) gatherOverview(ctx context.Context) Overview {
 	defer cancel()
 	for i, m := range others {
 		n := OverviewNode{ID: m.ID, HTTPAddr: m.HTTPAddr, State: m.State}
-		if m.State != peer.Left && cfg.Peers != nil {
+		if m.State != kv.Left && cfg.Peers != nil {
 			n.Asked = true
 			asked++
 			go func() {
@@ -334,7 +333,7 @@ func (s *Server) nodeSnapshot() NodeSnapshot {
 		Metrics: map[string]float64{},
 	}
 	if ns.Health == nil {
-		ns.Health = []peer.Degraded{}
+		ns.Health = []kv.Degraded{}
 	}
 	if s.cluster != nil {
 		st := s.cluster.ClusterStatus()

@@ -6,7 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Scan limits: the default page size and the largest one a client may ask
@@ -21,7 +21,7 @@ const (
 //
 //	{"items":[{"key":"..","value":"..","version":".."}, ...],"next":"..."|null}
 //
-// Items come in token order (see peer.ScanQuery). next is the key to pass
+// Items come in token order (see kv.ScanQuery). next is the key to pass
 // as after= for the following page, or null at the end. A page ends early
 // once it holds Limits.MaxScanBytes (always one item at least), with next
 // set; past Limits.MaxConcurrentScans scans at once the answer is 429.
@@ -63,14 +63,14 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 // scanQuery reads a scan's limit=, encoding=, prefix= and after= (see
 // scan), with MaxBytes at Limits.MaxScanBytes, and whether keys and values
 // are base64. On a bad argument it answers 400 and returns false.
-func (s *Server) scanQuery(ctx *fasthttp.RequestCtx) (peer.ScanQuery, bool, bool) {
+func (s *Server) scanQuery(ctx *fasthttp.RequestCtx) (kv.ScanQuery, bool, bool) {
 	args := ctx.QueryArgs()
 	limit := defaultScanLimit
 	if b := args.Peek("limit"); len(b) > 0 {
 		n, err := fasthttp.ParseUint(b)
 		if err != nil || n < 1 || n > maxScanLimit {
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid limit "+strconv.Quote(string(b))+": want 1 to "+strconv.Itoa(maxScanLimit))
-			return peer.ScanQuery{}, false, false
+			return kv.ScanQuery{}, false, false
 		}
 		limit = n
 	}
@@ -81,35 +81,35 @@ func (s *Server) scanQuery(ctx *fasthttp.RequestCtx) (peer.ScanQuery, bool, bool
 		b64 = true
 	default:
 		writeError(ctx, fasthttp.StatusBadRequest, "invalid encoding "+strconv.Quote(string(enc))+": want base64, or none for JSON strings")
-		return peer.ScanQuery{}, false, false
+		return kv.ScanQuery{}, false, false
 	}
 	prefix := args.Peek("prefix")
 	if len(prefix) > s.cfg.MaxKeySize {
 		writeError(ctx, fasthttp.StatusBadRequest, "prefix longer than "+strconv.Itoa(s.cfg.MaxKeySize)+" bytes")
-		return peer.ScanQuery{}, false, false
+		return kv.ScanQuery{}, false, false
 	}
 	after := args.Peek("after")
 	if b64 && len(after) > 0 {
 		dec, err := base64.StdEncoding.AppendDecode(nil, after)
 		if err != nil {
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid after: not standard base64, as encoding=base64 requires")
-			return peer.ScanQuery{}, false, false
+			return kv.ScanQuery{}, false, false
 		}
 		after = dec
 	}
 	if len(after) > s.cfg.MaxKeySize {
 		writeError(ctx, fasthttp.StatusBadRequest, "after longer than "+strconv.Itoa(s.cfg.MaxKeySize)+" bytes")
-		return peer.ScanQuery{}, false, false
+		return kv.ScanQuery{}, false, false
 	}
-	return peer.ScanQuery{Prefix: prefix, After: after, Limit: limit, MaxBytes: s.cfg.Limits.MaxScanBytes}, b64, true
+	return kv.ScanQuery{Prefix: prefix, After: after, Limit: limit, MaxBytes: s.cfg.Limits.MaxScanBytes}, b64, true
 }
 
 // appendScanPage appends page as scan's JSON answer to b. The store capped
 // the page's raw bytes at maxBytes; escaping can grow them up to sixfold,
 // so the answer is capped again as encoded, next then set to continue.
-func appendScanPage(b []byte, page peer.ScanPage, maxBytes int, b64 bool) []byte {
+func appendScanPage(b []byte, page kv.ScanPage, maxBytes int, b64 bool) []byte {
 	b = append(b, `{"items":[`...)
-	for i, kv := range page.Items {
+	for i, it := range page.Items {
 		if i > 0 && len(b) >= maxBytes {
 			page.Next = page.Items[i-1].Key
 			break
@@ -118,11 +118,11 @@ func appendScanPage(b []byte, page peer.ScanPage, maxBytes int, b64 bool) []byte
 			b = append(b, ',')
 		}
 		b = append(b, `{"key":`...)
-		b = appendScanBytes(b, kv.Key, b64)
+		b = appendScanBytes(b, it.Key, b64)
 		b = append(b, `,"value":`...)
-		b = appendScanBytes(b, kv.Value, b64)
+		b = appendScanBytes(b, it.Value, b64)
 		b = append(b, `,"version":"`...)
-		b = kv.Version.AppendText(b)
+		b = it.Version.AppendText(b)
 		b = append(b, `"}`...)
 	}
 	b = append(b, `],"next":`...)

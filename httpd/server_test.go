@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/kv"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // newRequestCtx returns a RequestCtx holding a request parsed from raw, as
@@ -144,7 +144,7 @@ func TestShutdown(t *testing.T) {
 	}()
 
 	// New connections are refused once Shutdown has closed the listener.
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		c, err := ts.ln.Dial()
 		if err != nil {
 			return true
@@ -272,7 +272,7 @@ func TestListenAndServe(t *testing.T) {
 			t.Logf("last attempt: %v", lastErr)
 		}
 	}()
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		req := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(req)
 		req.SetRequestURI("http://" + addr + "/healthz")
@@ -296,10 +296,10 @@ func TestStatusOf(t *testing.T) {
 		want int
 	}{
 		{nil, 200},
-		{peer.ErrNotFound, 404},
-		{fmt.Errorf("x: %w", peer.ErrNotFound), 404},
-		{&peer.UnavailableError{Op: "get", Needed: 2, Answered: 0}, 503},
-		{fmt.Errorf("x: %w", peer.ErrUnavailable), 503},
+		{kv.ErrNotFound, 404},
+		{fmt.Errorf("x: %w", kv.ErrNotFound), 404},
+		{&kv.UnavailableError{Op: "get", Needed: 2, Answered: 0}, 503},
+		{fmt.Errorf("x: %w", kv.ErrUnavailable), 503},
 		{context.DeadlineExceeded, 504},
 		{context.Canceled, 503},
 		{errors.New("boom"), 500},
@@ -369,7 +369,7 @@ func TestPercentDecode(t *testing.T) {
 // with 200 (it still coordinates every request).
 func TestHealthzDegraded(t *testing.T) {
 	ts := newTestServer(t, Config{NodeID: "n1"})
-	ts.ops.setHealth(peer.Degraded{Reason: "corruption", Detail: "file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"})
+	ts.ops.setHealth(kv.Degraded{Reason: "corruption", Detail: "file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"})
 	resp := ts.roundTrip(t, rawRequest("GET", "/healthz", nil), false)
 	want := `{"status":"degraded","reason":"corruption","node":"n1","reasons":[{"reason":"corruption","detail":"file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"}]}` + "\n"
 	if resp.StatusCode() != fasthttp.StatusOK || string(resp.Body()) != want {

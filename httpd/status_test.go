@@ -18,7 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // TestStatusPageSelfContained: GET / is the embedded page, whose every
@@ -248,7 +249,7 @@ func TestOverviewLeftMemberNotAsked(t *testing.T) {
 // view, health, metrics, request counts, history and LSM report.
 func TestOverviewNodeScope(t *testing.T) {
 	ts := newClusterTestServer(t, Config{NodeID: "node-1", Status: StatusConfig{Version: "v1.2.3"}})
-	ts.ops.setHealth(peer.Degraded{Reason: "disk full", RefusesWrites: true})
+	ts.ops.setHealth(kv.Degraded{Reason: "disk full", RefusesWrites: true})
 	ts.roundTrip(t, rawRequest("GET", "/v1/kv/absent", nil), false)
 	var ns struct {
 		NodeSnapshot
@@ -455,14 +456,14 @@ func TestBucketQuantile(t *testing.T) {
 func TestTransportNodeOverview(t *testing.T) {
 	_, addr := helloServer(t, "node-b", Config{Auth: authFor(t)}, helloSecret)
 	ctx := t.Context()
-	tr := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte(helloSecret))})
+	tr := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte(helloSecret))})
 	defer tr.Close()
 	b, err := tr.NodeOverview(ctx, addr)
 	var ns NodeSnapshot
 	if err != nil || json.Unmarshal(b, &ns) != nil || ns.ID != "node-b" || ns.Cluster == nil {
 		t.Fatalf("a peer's signed snapshot read: %s, %v", b, err)
 	}
-	stranger := NewTransport(TransportConfig{NodeID: "node-a", Secrets: peer.NewSecrets("test", []byte("not the cluster's secret, 32 by"))})
+	stranger := mustTransport(t, TransportConfig{NodeID: "node-a", Secrets: keyring.New("test", []byte("not the cluster's secret, 32 by"))})
 	defer stranger.Close()
 	if _, err := stranger.NodeOverview(ctx, addr); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a snapshot read signed with another secret: %v, want 401", err)
@@ -499,14 +500,14 @@ func TestStatusPageRendersStates(t *testing.T) {
 	}
 	peerSnap := map[string]any{
 		"id": "node-2", "version": "ringkv v9 " + hostile, "time": now, "started": now.Add(-time.Hour),
-		"cluster": peer.ClusterStatus{
+		"cluster": kv.ClusterStatus{
 			Self: "node-2", Replicas: 3, VNodes: 128, Members: fakeMembers,
-			Transfers: []peer.Transfer{{Range: "(00, 80]", From: "node-1", To: "node-2", RangesDone: 3, RangesTotal: 10,
+			Transfers: []kv.Transfer{{Range: "(00, 80]", From: "node-1", To: "node-2", RangesDone: 3, RangesTotal: 10,
 				BytesDone: 3 << 20, BytesTotal: 10 << 20, Rate: 1 << 20, ETASeconds: 7, Started: now.Add(-3 * time.Second).UTC().Format(time.RFC3339)}},
 			HintsPending: map[string]int64{"node-3": 5}, Ownership: map[string]float64{},
 			Leave: "handing ranges over: node-1 is pulling its new ranges (27 of 79 ranges)",
 		},
-		"health":   []peer.Degraded{},
+		"health":   []kv.Degraded{},
 		"metrics":  map[string]float64{"ringkv_disk_free_bytes": 5 << 30, "ringkv_read_repairs_total": 7, "ringkv_replica_failures_total": 23},
 		"requests": []requestCount{{"get", "200", 1000}, {"put", "503", 3}},
 		"history": HistoryWindow{End: now.Unix(), Seconds: 60, Ops: map[string]map[string][]float64{
@@ -530,7 +531,7 @@ func TestStatusPageRendersStates(t *testing.T) {
 	peers.answers["127.0.0.1:8081"] = string(b)
 	peers.hang["127.0.0.1:8082"] = true
 	ts, addr := newTCPClusterTestServer(t, Config{NodeID: "node-1", Status: StatusConfig{Version: "v1", Peers: peers, PeerTimeout: 300 * time.Millisecond}})
-	ts.ops.setHealth(peer.Degraded{Reason: "disk full", Detail: "free 10MiB < --min-free-space 512MiB", RefusesWrites: true})
+	ts.ops.setHealth(kv.Degraded{Reason: "disk full", Detail: "free 10MiB < --min-free-space 512MiB", RefusesWrites: true})
 
 	dom := dumpDOM(t, browser, "http://"+addr+"/")
 	for _, want := range []string{

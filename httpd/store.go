@@ -5,7 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Store is what the client API needs from the node. peer.Node, the
@@ -14,14 +14,14 @@ import (
 // request, which fasthttp recycles.
 type Store interface {
 	// Get appends the newest live value of key to dst and returns it with
-	// its version, or peer.ErrNotFound.
-	Get(ctx context.Context, dst, key []byte, c peer.Consistency) ([]byte, peer.Version, error)
+	// its version, or kv.ErrNotFound.
+	Get(ctx context.Context, dst, key []byte, c kv.Consistency) ([]byte, kv.Version, error)
 	// Put stores value under key and returns the version it was written at.
-	Put(ctx context.Context, key, value []byte, o peer.WriteOptions) (peer.Version, error)
+	Put(ctx context.Context, key, value []byte, o kv.WriteOptions) (kv.Version, error)
 	// Delete writes a tombstone for key (also when it is absent).
-	Delete(ctx context.Context, key []byte, o peer.WriteOptions) (peer.Version, error)
+	Delete(ctx context.Context, key []byte, o kv.WriteOptions) (kv.Version, error)
 	// Scan returns one page of live keys with a prefix, in token order.
-	Scan(ctx context.Context, q peer.ScanQuery) (peer.ScanPage, error)
+	Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error)
 }
 
 // Ops is what the operations endpoints need from the node.
@@ -35,7 +35,7 @@ type Ops interface {
 	// Health returns the node's reasons to be degraded (it serves, but
 	// refuses some requests), none when it serves fully; GET /healthz
 	// answers 503 while there are any. It must be cheap: no I/O.
-	Health() []peer.Degraded
+	Health() []kv.Degraded
 }
 
 // Cluster is what the cluster endpoints need from the node. peer.Node
@@ -43,9 +43,9 @@ type Ops interface {
 // answer 501.
 type Cluster interface {
 	// ClusterStatus is the JSON served at GET /v1/cluster.
-	ClusterStatus() peer.ClusterStatus
+	ClusterStatus() kv.ClusterStatus
 	// Owners returns the owners of key, the primary first.
-	Owners(key []byte) (peer.RingOwners, error)
+	Owners(key []byte) (kv.RingOwners, error)
 	// AddNode joins the cluster of the node at an HTTP address.
 	AddNode(ctx context.Context, httpAddr string) error
 	// RemoveNode takes a member that is gone for good out of the ring.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ringkv/ringkv/httpd/tlstest"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -116,7 +117,7 @@ func newTLSNode(t *testing.T, ca *tlstest.CA, caFile, dir, id string, separatePe
 }
 
 func (n *tlsNode) transport(t *testing.T, claim string, peerAddr func(string) string) *Transport {
-	tr := NewTransport(TransportConfig{NodeID: claim, TLS: n.nt.Transport, PeerAddr: peerAddr})
+	tr := mustTransport(t, TransportConfig{NodeID: claim, TLS: n.nt.Transport, PeerAddr: peerAddr})
 	t.Cleanup(tr.Close)
 	return tr
 }
@@ -170,7 +171,7 @@ func TestMutualTLS(t *testing.T) {
 		{"a certificate of another CA", liar.transport(t, "n4", nil), "certificate"},
 		// Under TLS 1.3 the caller hears of the refusal as a closed connection.
 		{"a certificate of another CA, trusting ours", liarTrusting.transport(t, "n5", nil), ""},
-		{"plain HTTP", NewTransport(TransportConfig{NodeID: "n2"}), ""},
+		{"plain HTTP", mustTransport(t, TransportConfig{NodeID: "n2"}), ""},
 	} {
 		if err := tc.tr.Apply(ctx, addr, testMutations("x", 1, 1)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Apply: %v, want an error mentioning %q", tc.what, err, tc.want)
@@ -292,7 +293,7 @@ func TestPeerListener(t *testing.T) {
 // raw secret.
 func TestTransportSendsNoSecret(t *testing.T) {
 	const secret = "the-raw-cluster-secret"
-	secrets := peer.NewSecrets("", []byte(secret))
+	secrets := keyring.New("", []byte(secret))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Skip("no loopback:", err)
@@ -330,7 +331,7 @@ func TestTransportSendsNoSecret(t *testing.T) {
 	}()
 	defer func() { ln.Close(); <-done }()
 	addr := ln.Addr().String()
-	tr := NewTransport(TransportConfig{NodeID: "n7", Secrets: secrets})
+	tr := mustTransport(t, TransportConfig{NodeID: "n7", Secrets: secrets})
 	defer tr.Close()
 	ctx := testCtx(t, 10*time.Second)
 	calls := map[string]func(){

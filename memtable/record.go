@@ -14,7 +14,6 @@ package memtable
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 )
 
 // Record layout, version 1 (all integers big-endian):
@@ -41,7 +40,9 @@ const (
 var ErrCorrupt = errors.New("memtable: corrupt record")
 
 // Version identifies one write: its HLC timestamp and the tag of the node that
-// coordinated it. Versions are totally ordered; the greater one wins.
+// coordinated it. Versions are totally ordered; the greater one wins. Its
+// text form (the X-Ringkv-Version header) is peer/kv.Version's, which has
+// the same layout.
 type Version struct {
 	TS   uint64 // hybrid logical clock timestamp (see Clock)
 	Node uint64 // NodeTag of the writing node
@@ -57,54 +58,6 @@ func (v Version) Less(w Version) bool {
 
 // IsZero reports whether v is the zero Version (no write).
 func (v Version) IsZero() bool { return v.TS == 0 && v.Node == 0 }
-
-// versionStrLen is the length of Version.String: 16 hex digits, '-', 16 hex digits.
-const versionStrLen = 33
-
-// AppendText appends the text form of v (as in the X-Ringkv-Version header)
-// to dst and returns the result.
-func (v Version) AppendText(dst []byte) []byte {
-	const hexd = "0123456789abcdef"
-	var b [versionStrLen]byte
-	for i := 0; i < 16; i++ {
-		b[15-i] = hexd[(v.TS>>(4*i))&0xf]
-		b[32-i] = hexd[(v.Node>>(4*i))&0xf]
-	}
-	b[16] = '-'
-	return append(dst, b[:]...)
-}
-
-// String returns the text form of v: the timestamp and node tag as two
-// 16-digit hex numbers joined by '-'. Text forms sort like Versions.
-func (v Version) String() string { return string(v.AppendText(nil)) }
-
-// ParseVersion parses the text form produced by Version.String.
-func ParseVersion(s string) (Version, error) {
-	if len(s) != versionStrLen || s[16] != '-' {
-		return Version{}, fmt.Errorf("memtable: malformed version %q", s)
-	}
-	var v Version
-	for i := 0; i < 16; i++ {
-		a, ok1 := unhex(s[i])
-		b, ok2 := unhex(s[17+i])
-		if !ok1 || !ok2 {
-			return Version{}, fmt.Errorf("memtable: malformed version %q", s)
-		}
-		v.TS = v.TS<<4 | uint64(a)
-		v.Node = v.Node<<4 | uint64(b)
-	}
-	return v, nil
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
 
 // Record is one stored version of a key. A decoded Record's Value aliases
 // the bytes it was decoded from.

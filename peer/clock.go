@@ -75,21 +75,6 @@ func (e *ClockOffsetError) Error() string {
 
 func (e *ClockOffsetError) Unwrap() error { return ErrClockOffset }
 
-// PeerOffset is one peer's measured clock offset.
-type PeerOffset struct {
-	// Offset is the peer's clock minus this node's.
-	Offset time.Duration `json:"offset_ns"`
-	// RTT is the round trip of the probe that measured it: the offset is
-	// known to within half of it.
-	RTT time.Duration `json:"rtt_ns"`
-	// At is when it was measured (this node's clock).
-	At time.Time `json:"at,omitzero"`
-	// Refused: no probe measured this, the peer refused a write as
-	// stamped more than the bound ahead of its clock (Offset is then the
-	// bound, negated); the next probe replaces it.
-	Refused bool `json:"refused,omitempty"`
-}
-
 // sampleWindow and maxSamples bound the samples an estimate is chosen
 // from; a clock drifts far less than a millisecond in sampleWindow.
 const (

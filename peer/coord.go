@@ -157,7 +157,7 @@ func (c *coordinator) clusterWrite(ctx context.Context, v *View, op string, key 
 	if err := c.commitWait(ctx, waitUntil, &s.wait); err != nil {
 		return Version{}, err
 	}
-	return rec.Version, nil
+	return Version(rec.Version), nil
 }
 
 // putState is one cluster write's state: its plan, answer channel,
@@ -602,7 +602,7 @@ func (c *coordinator) readResult(v *View, dst, key []byte, res readResult) ([]by
 	if !rec.Live(c.cfg.Now().UnixMilli()) {
 		return dst, Version{}, ErrNotFound
 	}
-	return append(dst, rec.Value...), rec.Version, nil
+	return append(dst, rec.Value...), Version(rec.Version), nil
 }
 
 // readLocalReply reads this node's own record of s.key as a reply, into

@@ -68,7 +68,7 @@ func benchCoordinator(b *testing.B, k []byte, async bool) (*coordinator, *View) 
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { e.Close() })
-	rec := memtable.Record{Version: Version{TS: 5 << 16, Node: 1}, Value: []byte("value")}
+	rec := memtable.Record{Version: memtable.Version{TS: 5 << 16, Node: 1}, Value: []byte("value")}
 	if err := e.Write(k, &rec, false); err != nil {
 		b.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func BenchmarkClusterPut(b *testing.B) {
 			co, v := benchCoordinator(b, k, async)
 			ctx := context.Background()
 			vd := ClockVerdict{Verified: true, Compared: true}
-			rec := memtable.Record{Version: Version{TS: 6 << 16, Node: 1}, Value: []byte("value")}
+			rec := memtable.Record{Version: memtable.Version{TS: 6 << 16, Node: 1}, Value: []byte("value")}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -147,7 +147,7 @@ func BenchmarkClusterPut(b *testing.B) {
 func BenchmarkLocalWrite(b *testing.B) {
 	k := []byte("bench-key")
 	co, _ := benchCoordinator(b, k, false)
-	rec := memtable.Record{Version: Version{TS: 6 << 16, Node: 1}, Value: []byte("value")}
+	rec := memtable.Record{Version: memtable.Version{TS: 6 << 16, Node: 1}, Value: []byte("value")}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

@@ -55,7 +55,7 @@ func TestClusterWriteLateAnswer(t *testing.T) {
 	k := []byte("k")
 	co, v, ft, tr := loopCoordinator(t, k, 1)
 	write := func(cons Consistency) chan writeResult {
-		rec := &memtable.Record{Version: Version{Node: 1, TS: co.cfg.Clock.Now()}, Value: []byte("w")}
+		rec := &memtable.Record{Version: memtable.Version{Node: 1, TS: co.cfg.Clock.Now()}, Value: []byte("w")}
 		out := make(chan writeResult, 1)
 		go func() {
 			ver, err := co.clusterWrite(context.Background(), v, "put", k, rec, cons, ClockVerdict{Verified: true, Compared: true})

@@ -11,6 +11,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // flipLargestTable overwrites 16 bytes in the middle of the largest .sst
@@ -82,7 +83,7 @@ func TestDamagedReplicaIsRepaired(t *testing.T) {
 		t.Fatal("no corruption reported: the damage was not read")
 	}
 	sp := eng.Corruption()
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		sp = eng.Corruption()
 		return len(sp) > 0 && sp[0].State == engine.CorruptRepaired
 	}, "the damaged table repaired from the replicas")

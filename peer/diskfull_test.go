@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // TestFullReplicaIsAFailedOne: a replica whose disk is below its floor
@@ -18,7 +19,7 @@ func TestFullReplicaIsAFailedOne(t *testing.T) {
 	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, RequestTimeout: 5 * time.Second})
 	full := c.FS[2].(*vfs.MemFS)
 	full.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 20, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 1<<20})
-	peertest.WaitFor(t, time.Minute, func() bool { return len(c.Nodes[2].Health()) != 0 }, "n3 to measure its full disk")
+	wait.For(t, time.Minute, func() bool { return len(c.Nodes[2].Health()) != 0 }, "n3 to measure its full disk")
 	if h := c.Nodes[2].Health(); h[0].Reason != "disk full" {
 		t.Fatalf("n3 health = %+v", h)
 	}
@@ -49,7 +50,7 @@ func TestFullReplicaIsAFailedOne(t *testing.T) {
 	}
 
 	full.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 900 << 20, TotalBytes: 1 << 30, UsedBytes: 124 << 20})
-	peertest.WaitFor(t, time.Minute, func() bool { return len(c.Nodes[2].Health()) == 0 }, "n3 to measure the space that came back")
+	wait.For(t, time.Minute, func() bool { return len(c.Nodes[2].Health()) == 0 }, "n3 to measure the space that came back")
 	c.ReplayHints()
 	for i := range 30 {
 		if i%3 != 2 && c.Local(2, key(i)) == nil {

@@ -17,10 +17,6 @@ import (
 // Until then it is listed as leaving; it never goes while a member could
 // still need its copy.
 
-// ErrOnlyMember is returned for a leave of the only member of a ring:
-// nobody would hold its data.
-var ErrOnlyMember = errors.New("peer: the only member of the ring cannot leave it")
-
 // leaveStatus is what ClusterStatus.Leave shows.
 func (r *Rebalancer) leaveStatus() string {
 	if s := r.leaveState.Load(); s != nil {

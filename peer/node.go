@@ -13,16 +13,6 @@ import (
 	"github.com/ringkv/ringkv/ring"
 )
 
-// MaxKeySize is the longest key ringkv stores.
-const MaxKeySize = 4096
-
-// ErrInvalidKey is matched by errors for keys that are empty or longer than MaxKeySize.
-var ErrInvalidKey = errors.New("peer: invalid key")
-
-// ErrNoMembership is returned by cluster changes on a node run without
-// membership (a single node).
-var ErrNoMembership = errors.New("peer: this node runs without membership (no --gossip-addr)")
-
 // Node coordinates client requests for the keys of a cluster: it finds each
 // key's owners on the ring, writes to and reads from them, keeps hints for
 // owners that miss writes and repairs stale replicas it reads. It is safe
@@ -202,26 +192,32 @@ func checkKey(key []byte) error {
 // Get appends the newest live value of key to dst, asking as many replicas
 // as c needs. Tombstones and expired records read as ErrNotFound.
 func (n *Node) Get(ctx context.Context, dst, key []byte, c Consistency) ([]byte, Version, error) {
-	return n.co.Get(ctx, dst, key, c)
+	out, v, err := n.co.Get(ctx, dst, key, c)
+	return out, v, clientErr(err)
 }
 
 // Put writes value under key, stamped with a new timestamp, to the key's
 // replicas; it returns once c's share of them have it durably.
 func (n *Node) Put(ctx context.Context, key, value []byte, o WriteOptions) (Version, error) {
-	return n.co.Put(ctx, key, value, o)
+	v, err := n.co.Put(ctx, key, value, o)
+	return v, clientErr(err)
 }
 
 // Delete writes a tombstone for key, so older writes that arrive later
 // cannot bring it back.
 func (n *Node) Delete(ctx context.Context, key []byte, o WriteOptions) (Version, error) {
-	return n.co.Delete(ctx, key, o)
+	v, err := n.co.Delete(ctx, key, o)
+	return v, clientErr(err)
 }
 
 // Scan returns up to q.Limit live keys with prefix q.Prefix in token order,
 // after q.After, from the whole cluster. Keys are hash-ordered, so a scan
 // reads every key after q.After to find the matches: a sparse prefix costs
 // a full pass.
-func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) { return n.co.Scan(ctx, q) }
+func (n *Node) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
+	p, err := n.co.Scan(ctx, q)
+	return p, clientErr(err)
+}
 
 // Get is Node.Get.
 func (c *coordinator) Get(ctx context.Context, dst, key []byte, cons Consistency) ([]byte, Version, error) {
@@ -240,7 +236,7 @@ func (c *coordinator) Get(ctx context.Context, dst, key []byte, cons Consistency
 	if rec.Tombstone || (rec.ExpiresAt != 0 && rec.Expired(c.cfg.Now().UnixMilli())) {
 		return out[:orig], Version{}, ErrNotFound
 	}
-	return out, rec.Version, nil
+	return out, Version(rec.Version), nil
 }
 
 // Put is Node.Put.
@@ -248,7 +244,7 @@ func (c *coordinator) Put(ctx context.Context, key, value []byte, o WriteOptions
 	if err := checkKey(key); err != nil {
 		return Version{}, err
 	}
-	rec := memtable.Record{Version: Version{Node: c.tag}, Value: value} // stamped by write
+	rec := memtable.Record{Version: memtable.Version{Node: c.tag}, Value: value} // stamped by write
 	if o.TTL > 0 {
 		rec.ExpiresAt = c.cfg.Now().Add(o.TTL).UnixMilli()
 	}
@@ -260,7 +256,7 @@ func (c *coordinator) Delete(ctx context.Context, key []byte, o WriteOptions) (V
 	if err := checkKey(key); err != nil {
 		return Version{}, err
 	}
-	rec := memtable.Record{Version: Version{Node: c.tag}, Tombstone: true} // stamped by write
+	rec := memtable.Record{Version: memtable.Version{Node: c.tag}, Tombstone: true} // stamped by write
 	return c.write(ctx, "delete", key, &rec, o.Consistency)
 }
 
@@ -287,7 +283,7 @@ func (c *coordinator) write(ctx context.Context, op string, key []byte, rec *mem
 	if err := c.writeLocal(ctx, key, rec); err != nil {
 		return Version{}, err
 	}
-	return rec.Version, nil
+	return Version(rec.Version), nil
 }
 
 // clockCheckWait bounds how long a write waits for this node's clock to be
@@ -374,7 +370,10 @@ func copyRecord(key []byte, rec *memtable.Record) ([]byte, *memtable.Record) {
 // coordinates no writes; a damaged file whose span it routes around);
 // none while it serves fully. It does no I/O.
 func (n *Node) Health() []Degraded {
-	h := n.cfg.Engine.Health()
+	var h []Degraded
+	for _, d := range n.cfg.Engine.Health() {
+		h = append(h, Degraded(d))
+	}
 	if err := n.co.clockError(n.view.Load()); err != nil {
 		h = append(h, Degraded{Reason: "clock offset", Detail: err.Error(), RefusesWrites: true})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 type clock struct{ ms atomic.Int64 }
@@ -72,7 +73,7 @@ func TestNodeReadYourWrites(t *testing.T) {
 	if _, err := n.Delete(ctx, []byte("k"), WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := get("k"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := get("k"); !errors.Is(err, ErrNotFound) || !errors.Is(err, kv.ErrNotFound) {
 		t.Fatalf("deleted key: %v", err)
 	}
 	if _, err := n.Delete(ctx, []byte("never"), WriteOptions{}); err != nil {
@@ -87,7 +88,7 @@ func TestNodeReadYourWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.add(61 * time.Second)
-	if _, _, err := get("ttl"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := get("ttl"); !errors.Is(err, ErrNotFound) || !errors.Is(err, kv.ErrNotFound) {
 		t.Fatalf("expired key: %v", err)
 	}
 

@@ -149,7 +149,7 @@ func loopCoordinator(t *testing.T, k []byte, ts uint64) (*coordinator, *View, *f
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	if err := e.Write(k, &memtable.Record{Version: Version{TS: ts, Node: 1}, Value: []byte("local")}, false); err != nil {
+	if err := e.Write(k, &memtable.Record{Version: memtable.Version{TS: ts, Node: 1}, Value: []byte("local")}, false); err != nil {
 		t.Fatal(err)
 	}
 	ft, tr := newFakeTime(), &fakeTransport{calls: make(chan call, 16)}

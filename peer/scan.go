@@ -67,9 +67,6 @@ func (c *coordinator) clusterScan(ctx context.Context, v *View, q ScanQuery) (Sc
 	return mergePages(pages, q.Limit, maxScanBytes(q.MaxBytes), c.cfg.Now().UnixMilli()), nil
 }
 
-// MaxScanLimit is the largest page a scan returns.
-const MaxScanLimit = 10000
-
 // Scan is Node.Scan.
 func (c *coordinator) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 	if q.Limit <= 0 || q.Limit > MaxScanLimit {
@@ -93,7 +90,7 @@ func (c *coordinator) Scan(ctx context.Context, q ScanQuery) (ScanPage, error) {
 			return false
 		}
 		budget -= len(key) + len(r.Value)
-		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: r.Version})
+		page.Items = append(page.Items, KV{Key: bytes.Clone(key), Value: bytes.Clone(r.Value), Version: Version(r.Version)})
 		return true
 	})
 	if err != nil {
@@ -198,7 +195,7 @@ func mergePages(pages []LocalPage, limit, maxBytes int, nowMillis int64) ScanPag
 			return page
 		}
 		budget -= len(newest.Key) + len(rec.Value)
-		page.Items = append(page.Items, KV{Key: newest.Key, Value: rec.Value, Version: rec.Version})
+		page.Items = append(page.Items, KV{Key: newest.Key, Value: rec.Value, Version: Version(rec.Version)})
 	}
 	if bound != nil {
 		page.Next = bound.Key

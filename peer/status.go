@@ -6,41 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/ringkv/ringkv/ring"
 )
-
-// ClusterStatus is the JSON of GET /v1/cluster.
-type ClusterStatus struct {
-	Self     string   `json:"self"`
-	Replicas int      `json:"replicas"`
-	VNodes   int      `json:"vnodes"`
-	Members  []Member `json:"members"`
-	// Transfers lists the range pulls in flight on this node; empty when
-	// it holds every range of the ring.
-	Transfers []Transfer `json:"transfers"`
-	// Settled says this node holds every range the current ring gives it.
-	Settled bool `json:"settled"`
-	// AntiEntropyClean is the HLC timestamp at which this node's last
-	// complete anti-entropy pass began (0: none yet): every record older
-	// than it that another owner held, this node holds. While the node
-	// keeps ranges it gave away, it is no later than the last such pass
-	// before it gave them.
-	AntiEntropyClean uint64 `json:"anti_entropy_clean"`
-	// Leave is the progress of this node's graceful leave, if one began:
-	// "handing ranges over: ...", "left", or why it stopped.
-	Leave string `json:"leave,omitempty"`
-	// HintsPending counts the hints this node holds, per owner.
-	HintsPending map[string]int64 `json:"hints_pending"`
-	// Ownership is each member's share of the token space as primary.
-	Ownership map[string]float64 `json:"ownership"`
-	// MaxClockOffset is --max-clock-offset.
-	MaxClockOffset time.Duration `json:"max_clock_offset_ns,omitempty"`
-	// ClockError, when set, says why this node coordinates no writes: its
-	// clock is off from a majority of its peers by more than the bound.
-	ClockError string `json:"clock_error,omitempty"`
-}
 
 // ClusterStatus returns the node's view of the cluster.
 func (n *Node) ClusterStatus() ClusterStatus {
@@ -75,14 +43,6 @@ func (n *Node) ClusterStatus() ClusterStatus {
 		}
 	}
 	return st
-}
-
-// RingOwners is the JSON of GET /v1/ring?key=K.
-type RingOwners struct {
-	Key    string   `json:"key"`
-	Token  string   `json:"token"`
-	Owners []string `json:"owners"`
-	Addrs  []string `json:"http_addrs"`
 }
 
 // Owners returns the owners of key, the primary first.
@@ -124,12 +84,6 @@ func (n *Node) AddNode(ctx context.Context, httpAddr string) error {
 	}
 	return ml.Join(addrs)
 }
-
-// ErrMemberAlive is returned when removing a member that is still alive.
-var ErrMemberAlive = errors.New("peer: member is alive")
-
-// ErrUnknownMember is returned when removing a member the ring does not have.
-var ErrUnknownMember = errors.New("peer: no such member")
 
 // ErrGossipAddr is matched by membership.Start's errors that come from the
 // address it was given (it does not parse, or cannot be listened on).

@@ -77,33 +77,6 @@ func (st rebalanceState) keptHorizon() uint64 {
 	return math.MaxUint64
 }
 
-// Transfer is this node's pulling of the ranges a new ring gave it, as
-// GET /v1/cluster lists it: the range being pulled now, and the progress
-// of the whole move.
-type Transfer struct {
-	Range string `json:"range"` // being pulled now
-	From  string `json:"from"`  // the old owner it is pulled from
-	To    string `json:"to"`    // this node
-	// RangesDone and RangesTotal count the ranges of this move.
-	RangesDone  int `json:"ranges_done"`
-	RangesTotal int `json:"ranges_total"`
-	// BytesDone counts the bytes received in this move; Rate is them
-	// over its time so far, and ETA the time left at the pace of the
-	// ranges done (0 until one is).
-	BytesDone int64 `json:"bytes_done"`
-	// BytesTotal estimates the move's size from the ranges done so far
-	// (0 until one is): a donor's range size is known only once it has
-	// streamed it.
-	BytesTotal int64   `json:"bytes_total_estimate"`
-	Rate       float64 `json:"bytes_per_second"`
-	ETASeconds float64 `json:"eta_seconds"`
-	Started    string  `json:"started"`
-	// Attempts counts failed tries of the current range; LastError is the
-	// latest failure's reason, cleared when the range is in.
-	Attempts  int    `json:"attempts"`
-	LastError string `json:"last_error,omitempty"`
-}
-
 // Rebalancer owns a Node's data movement: the published view's ordering
 // with the ranges it still pulls and the ranges it drops (publish.go), the
 // pulls themselves and their progress, the handover checks before a drop

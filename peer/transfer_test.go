@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -116,7 +117,7 @@ func TestJoinWaitsForDonors(t *testing.T) {
 	n4Addr := fmt.Sprintf("mem-%d:80", 4)
 	c.Net.Isolate(n4Addr)
 	n4 := c.AddNode()
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		tr := c.Nodes[n4].Rebalancer().Transfers()
 		return len(tr) == 1 && tr[0].LastError != "" && tr[0].To == c.IDs[n4]
 	}, "n4 to show its failed transfer while cut off")
@@ -268,7 +269,7 @@ func TestJoinDropsGivenAwayRanges(t *testing.T) {
 	c.AddNode()
 	waitSettled(t, c, 20*time.Second)
 	ring := c.Nodes[0].View().Ring
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		stale, missing := 0, 0
 		for i := range keys {
 			owners := ring.KeyOwners(key(i))
@@ -372,7 +373,7 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 
 	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 4)) // n4 cannot pull: nobody may drop
 	n4 := c.AddNode()
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		return c.Nodes[0].Rebalancer().Settled() && c.Nodes[1].Rebalancer().Settled() && c.Nodes[2].Rebalancer().Settled()
 	}, "the founders to settle on the ring with n4")
 	n5 := c.AddNode()
@@ -381,7 +382,7 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 
 	// Every copy of a range its holder does not own is dropped.
 	r2 := c.Nodes[0].View().Ring
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		for i := range keys {
 			owners := r2.KeyOwners(key(i))
 			for j := range c.Nodes {
@@ -418,7 +419,7 @@ func TestAbandonedDropDoesNotResurrect(t *testing.T) {
 	// starts after the deletes. (Rounds repeat while a founder has yet
 	// to record its drop, which holds the horizon.)
 	var dropped int64
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		antiEntropyAll(t, c)
 		antiEntropyAll(t, c)
 		dropped += collectAll(t, c)
@@ -567,7 +568,7 @@ func TestReadDuringLeaveAsksTheOldOwners(t *testing.T) {
 	inOldRing := func() bool {
 		return slices.ContainsFunc(c.Nodes, func(n *peer.Node) bool { return n.View().Ring.Has(c.IDs[l]) })
 	}
-	peertest.WaitFor(t, time.Minute, func() bool { return !inOldRing() && !c.Nodes[q].Rebalancer().Settled() },
+	wait.For(t, time.Minute, func() bool { return !inOldRing() && !c.Nodes[q].Rebalancer().Settled() },
 		"the leave to reach the ring and the new owner to start pulling")
 	c.MarkDown(x)
 	other := -1 // a coordinator that owns the key neither before nor after
@@ -627,7 +628,7 @@ func TestFakeSettledMembersDropNothing(t *testing.T) {
 		}
 		return out
 	}
-	peertest.WaitFor(t, 2*time.Minute, func() bool {
+	wait.For(t, 2*time.Minute, func() bool {
 		if l := lost(); len(l) > 0 {
 			t.Fatalf("%d copies dropped on a fake member's word: %v", len(l), l[:min(5, len(l))])
 		}
@@ -660,7 +661,7 @@ func TestLeaveWaitsForVerifiedCopies(t *testing.T) {
 	if err := c.Nodes[l].StartLeave(); err != nil {
 		t.Fatal(err)
 	}
-	peertest.WaitFor(t, 2*time.Minute, func() bool {
+	wait.For(t, 2*time.Minute, func() bool {
 		if st := c.Nodes[l].ClusterStatus().Leave; st == "left" {
 			t.Fatalf("the node left on a member's word")
 		}

@@ -9,45 +9,6 @@ import (
 	"github.com/ringkv/ringkv/ring"
 )
 
-// MemberState is what failure detection last said of a member.
-type MemberState string
-
-// Member states, as GET /v1/cluster shows them.
-const (
-	Alive   MemberState = "alive"
-	Suspect MemberState = "suspect"
-	Dead    MemberState = "dead"
-	Left    MemberState = "left"
-)
-
-// Member is one node of the cluster.
-type Member struct {
-	ID         string      `json:"id"`
-	HTTPAddr   string      `json:"http_addr"`
-	GossipAddr string      `json:"gossip_addr"`
-	State      MemberState `json:"state"`
-	// Since is when this node's failure detection last changed its word
-	// on the member (for this node itself: when it started); zero for a
-	// member that left.
-	Since time.Time `json:"since,omitzero"`
-	// Joined orders the members' joins (the stamp of the member-list
-	// entry that added it): a node that has never held its ranges pulls
-	// them from the members that joined before it.
-	Joined uint64 `json:"-"`
-	// Leaving: out of the ring, handing its ranges over (see Rebalancer.Leave).
-	Leaving bool `json:"leaving,omitempty"`
-	// Clock is the member's clock offset from this node's, as last
-	// measured (ClusterStatus fills it in; nil if never measured).
-	Clock *PeerOffset `json:"clock,omitempty"`
-	// PeerAddr is where the member takes internode calls, when not at
-	// HTTPAddr (its --peer-addr).
-	PeerAddr string `json:"peer_addr,omitempty"`
-	// NoClock: the member does not answer clock comparisons (a release
-	// before --max-clock-offset): it is left out of the majority whose
-	// word on this node's clock a write needs.
-	NoClock bool `json:"-"`
-}
-
 // View is one immutable picture of the cluster: the ring, built from the
 // durable member list, and every member's liveness. A node coordinates each
 // request with the View current when the request began.

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // These tests run clusters of real ringkv processes on loopback: joining
@@ -222,7 +222,7 @@ func poll(t *testing.T, timeout time.Duration, what string, f func() (bool, stri
 			t.Logf("%s: last: %s", what, why)
 		}
 	}()
-	peertest.WaitFor(t, timeout, func() bool {
+	wait.For(t, timeout, func() bool {
 		ok, w := f()
 		why = w
 		return ok

@@ -14,6 +14,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/httpd"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // TestServeFlagErrors: a bad value stops serve with one line naming the
@@ -175,7 +176,7 @@ func TestServeFlagDefaults(t *testing.T) {
 		"anti-entropy-interval": peer.DefaultAntiEntropyInterval.String(),
 		"anti-entropy-rate":     size(peer.DefaultAntiEntropyRate),
 		"max-clock-offset":      peer.DefaultMaxClockOffset.String(),
-		"cluster-name":          peer.DefaultClusterName,
+		"cluster-name":          keyring.DefaultClusterName,
 		"max-value-size":        size(httpd.DefaultMaxValueSize),
 		"row-cache-size":        size(engine.DefaultRowCacheSize),
 		"compaction-profile":    string(compaction.Balanced),

@@ -18,7 +18,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // setNofile sets the open-file limit (soft and hard) of process pid.
@@ -127,7 +127,7 @@ func TestFloodOfSockets(t *testing.T) {
 		t.Logf("flood: %d sockets connected", opened)
 		// The node still answers the other client, and is still there.
 		before := served.Load()
-		peertest.WaitFor(t, time.Minute, func() bool { return served.Load() >= before+20 }, "the other client served during the flood")
+		wait.For(t, time.Minute, func() bool { return served.Load() >= before+20 }, "the other client served during the flood")
 		close(stop)
 		wg.Wait()
 		release()
@@ -147,7 +147,7 @@ func TestFloodOfSockets(t *testing.T) {
 		setNofile(t, p.cmd.Process.Pid, 256)
 		opened, release := flood(t, p.addr, 3000)
 		t.Logf("flood: %d sockets connected", opened)
-		peertest.WaitFor(t, time.Minute, func() bool {
+		wait.For(t, time.Minute, func() bool {
 			select {
 			case <-p.done:
 				t.Fatalf("ringkv exited when accept failed: %v\n%s", p.err, lastLines(p.logs.String(), 10))

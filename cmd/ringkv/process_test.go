@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/engine"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // These tests run the real binary on loopback: crash and restart are
@@ -182,7 +182,7 @@ func (p *proc) waitHealthy() {
 			p.t.Logf("ringkv at %s, its output:\n%s", p.addr, p.logs)
 		}
 	}()
-	peertest.WaitFor(p.t, time.Minute, func() bool {
+	wait.For(p.t, time.Minute, func() bool {
 		select {
 		case <-p.done:
 			p.t.Fatalf("ringkv exited before serving: %v\n%s", p.err, p.logs)

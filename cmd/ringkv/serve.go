@@ -25,6 +25,7 @@ import (
 	"github.com/ringkv/ringkv/httpd"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/peer/membership"
 	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/sstable"
@@ -78,7 +79,7 @@ func defaultServeConfig() serveConfig {
 		antiEntropyInterval: peer.DefaultAntiEntropyInterval,
 		maxClockOffset:      peer.DefaultMaxClockOffset,
 		pprof:               true, logLevel: "info", shutdownTimeout: 30 * time.Second,
-		clusterName: peer.DefaultClusterName,
+		clusterName: keyring.DefaultClusterName,
 		limits:      defaultLimitFlags(),
 	}
 }
@@ -476,7 +477,7 @@ type daemon struct {
 	eng        *engine.Engine
 	nodeID     string
 	wall       func() time.Time
-	secrets    *peer.Secrets
+	secrets    *keyring.Keyring
 	clocks     *peer.ClockMonitor
 	clock      *memtable.Clock
 	peerAddrs  *peerAddrs
@@ -649,13 +650,16 @@ func (d *daemon) startNode() error {
 	// The internode protocol, both ways: calls to the peers, and the
 	// handler of theirs that srv mounts (for node, once it exists).
 	limits := c.limits.httpd()
-	internode := transport.New(transport.Config{
+	internode, err := transport.New(transport.Config{
 		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.lookup,
 		MaxBatchBytes:   int(c.maxValueSize) + 64<<10,
 		RequirePeerCert: nodeTLS.MutualTLS,
 		MaxScanBytes:    limits.MaxScanBytes, MaxConcurrentScans: limits.MaxConcurrentScans,
 		Logger: lg.With("component", "internode"),
 	})
+	if err != nil {
+		return startFailed(exitFailure, "%v", err)
+	}
 	d.internode = internode
 	d.undo = append(d.undo, func() { internode.Close() })
 	pc := c.peerConfig()

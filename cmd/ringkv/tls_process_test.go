@@ -17,6 +17,7 @@ import (
 
 	"github.com/ringkv/ringkv/httpd/tlstest"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // These tests run real ringkv processes with certificates of a CA made in
@@ -371,7 +372,7 @@ func TestSignedInternodeCalls(t *testing.T) {
 	nodes := newCluster(t, 1, "--cluster-secret", "s3cret")
 	n1 := nodes[0]
 	n1.start()
-	key := peer.DeriveKeys([]byte("s3cret"), "").Internode
+	key := keyring.Derive([]byte("s3cret"), "").Internode
 	signed := func(key []byte, method, uri, node string, at time.Time, body string) http.Header {
 		ms := strconv.FormatInt(at.UnixMilli(), 10)
 		sum := sha256.Sum256([]byte(body))
@@ -388,7 +389,7 @@ func TestSignedInternodeCalls(t *testing.T) {
 	}{
 		{"no signature", nil, 401},
 		{"the raw secret", http.Header{"X-Ringkv-Secret": {"s3cret"}}, 401},
-		{"another secret's key", signed(peer.DeriveKeys([]byte("other"), "").Internode, "GET", uri, "n9", now, ""), 401},
+		{"another secret's key", signed(keyring.Derive([]byte("other"), "").Internode, "GET", uri, "n9", now, ""), 401},
 		{"a minute old", signed(key, "GET", uri, "n9", now.Add(-time.Minute), ""), 401},
 		{"another path", signed(key, "GET", "/internal/span?lo=0&hi=0", "n9", now, ""), 401},
 		{"a good signature", signed(key, "GET", uri, "n9", now, ""), 200},

@@ -9,6 +9,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // Config configures Gossip. The zero value of every field but the
@@ -26,7 +27,7 @@ type Config struct {
 	// derived from them (memberlist's keyring, the primary secret's key
 	// first) and refuses unencrypted gossip; a Set installs the new keys
 	// while the node runs. nil or empty: no encryption.
-	Secrets *peer.Secrets
+	Secrets *keyring.Keyring
 	// Replicas and VNodes shape the ring, as peer.Config's fields of those
 	// names do, with the same defaults (peer.DefaultReplicas and
 	// peer.DefaultVNodes) and limits; a node's two Configs should agree.

@@ -14,7 +14,8 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // storedList reads the member list n's engine holds.
@@ -48,7 +49,7 @@ func TestJoin(t *testing.T) {
 	ns[2].join(ns[1])
 	waitRing(t, ns, "a", "b", "c")
 	for _, n := range ns {
-		peertest.WaitFor(t, within, func() bool { return len(storedList(t, n)) == 3 }, n.id+" stores the three members")
+		wait.For(t, within, func() bool { return len(storedList(t, n)) == 3 }, n.id+" stores the three members")
 		for _, m := range ns {
 			got := n.last().Members[m.id]
 			if got.GossipAddr != m.addr || got.PeerAddr != m.peerAddr {
@@ -77,8 +78,8 @@ func TestClockOffsets(t *testing.T) {
 		o, ok := m.Offsets()[id]
 		return ok && (o.Offset-want).Abs() < time.Second
 	}
-	peertest.WaitFor(t, within, func() bool { return near(a.offsets, "b", 2*time.Second) }, "a to measure b 2s ahead")
-	peertest.WaitFor(t, within, func() bool { return near(b.offsets, "a", -2*time.Second) }, "b to measure a 2s behind")
+	wait.For(t, within, func() bool { return near(a.offsets, "b", 2*time.Second) }, "a to measure b 2s ahead")
+	wait.For(t, within, func() bool { return near(b.offsets, "a", -2*time.Second) }, "b to measure a 2s behind")
 }
 
 // TestFailureAndReturn: a node that crashes is seen dead and stays in the
@@ -91,7 +92,7 @@ func TestFailureAndReturn(t *testing.T) {
 	a, b, c := ns[0], ns[1], ns[2]
 	stamp := storedList(t, c)["c"].Stamp
 	c.crash()
-	peertest.WaitFor(t, within, func() bool { return sees(a, "c", peer.Dead) && sees(b, "c", peer.Dead) }, "a and b to see c dead")
+	wait.For(t, within, func() bool { return sees(a, "c", peer.Dead) && sees(b, "c", peer.Dead) }, "a and b to see c dead")
 	for _, n := range []*labNode{a, b} {
 		if got := n.last().Ring.Nodes(); !slices.Equal(got, []string{"a", "b", "c"}) {
 			t.Fatalf("%s's ring with c dead: %v, want c kept", n.id, got)
@@ -123,7 +124,7 @@ func TestRestartElsewhereAnnouncesAnew(t *testing.T) {
 	b.addr = "" // a new port
 	b.mustStart()
 	b.join(a)
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		e := storedList(t, a)["b"]
 		return e.GossipAddr == b.addr && e.Stamp > old.Stamp && ringIs(a, "a", "b")
 	}, "a to take b's new address")
@@ -140,7 +141,7 @@ func TestLeave(t *testing.T) {
 	if err := c.g.Leave(); err != nil {
 		t.Fatal(err)
 	}
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		for _, n := range ns {
 			v := n.last()
 			if !slices.Equal(v.Ring.Nodes(), []string{"a", "b"}) || !v.Members["c"].Leaving || v.Members["c"].State != peer.Alive {
@@ -152,8 +153,8 @@ func TestLeave(t *testing.T) {
 	if err := c.g.Remove("c"); err != nil {
 		t.Fatal(err)
 	}
-	peertest.WaitFor(t, within, func() bool { return sees(a, "c", peer.Left) && sees(b, "c", peer.Left) }, "a and b to see c left")
-	peertest.WaitFor(t, within, func() bool { return storedList(t, c)["c"].Removed }, "c to store its removal")
+	wait.For(t, within, func() bool { return sees(a, "c", peer.Left) && sees(b, "c", peer.Left) }, "a and b to see c left")
+	wait.For(t, within, func() bool { return storedList(t, c)["c"].Removed }, "c to store its removal")
 	c.stop()
 	if err := c.start(); !errors.Is(err, peer.ErrLeftMember) {
 		t.Fatalf("c started again after leaving: %v, want ErrLeftMember", err)
@@ -176,14 +177,14 @@ func TestRemoveDeadNode(t *testing.T) {
 	ns := l.cluster([]string{"a", "b", "c"}, "secret")
 	a, b, c := ns[0], ns[1], ns[2]
 	c.crash()
-	peertest.WaitFor(t, within, func() bool { return sees(a, "c", peer.Dead) }, "a to see c dead")
+	wait.For(t, within, func() bool { return sees(a, "c", peer.Dead) }, "a to see c dead")
 	if err := a.g.Remove("c"); err != nil {
 		t.Fatal(err)
 	}
-	peertest.WaitFor(t, within, func() bool { return sees(b, "c", peer.Left) && ringIs(b, "a", "b") }, "b to take a's removal of c")
+	wait.For(t, within, func() bool { return sees(b, "c", peer.Left) && ringIs(b, "a", "b") }, "b to take a's removal of c")
 	c.mustStart()
 	c.join(a)
-	peertest.WaitFor(t, within, func() bool { return sees(c, "c", peer.Left) && storedList(t, c)["c"].Removed }, "c to hear and store its removal")
+	wait.For(t, within, func() bool { return sees(c, "c", peer.Left) && storedList(t, c)["c"].Removed }, "c to hear and store its removal")
 	probeRounds(t, []*labNode{a, b}, 4)
 	for _, n := range []*labNode{a, b} {
 		if !ringIs(n, "a", "b") || !sees(n, "c", peer.Left) {
@@ -205,7 +206,7 @@ func TestPartitionHeals(t *testing.T) {
 	ns := l.cluster([]string{"a", "b", "c"})
 	a, b, c := ns[0], ns[1], ns[2]
 	l.partition([]*labNode{c}, a, b)
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		return sees(a, "c", peer.Dead) && sees(b, "c", peer.Dead) && sees(c, "a", peer.Dead) && sees(c, "b", peer.Dead)
 	}, "both sides of the cut to see the other dead")
 	before := a.g.reconnects.Load() + c.g.reconnects.Load()
@@ -273,7 +274,7 @@ func TestGossipKeyRotation(t *testing.T) {
 		}
 	}
 	probeRounds(t, ns, 4)
-	newKey := peer.DeriveKeys([]byte("new-secret"), "test").Gossip
+	newKey := keyring.Derive([]byte("new-secret"), "test").Gossip
 	for _, n := range ns {
 		if keys := n.g.keyring.GetKeys(); len(keys) != 1 || !slices.Equal(keys[0], newKey) {
 			t.Errorf("%s's keyring holds %d keys, want the new secret's alone", n.id, len(keys))
@@ -313,7 +314,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	clock := memtable.NewClock(nil)
 	start := func() (*Gossip, error) {
 		return Start(Config{
-			NodeID: "x", HTTPAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Secrets: peer.NewSecrets("test", []byte("k")),
+			NodeID: "x", HTTPAddr: "127.0.0.1:1", BindAddr: "127.0.0.1:0", Secrets: keyring.New("test", []byte("k")),
 			Replicas: 3, VNodes: 8, Engine: eng, Clock: clock, Logger: lg, OnView: func(*peer.View) {},
 		})
 	}
@@ -321,7 +322,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := peer.DeriveKeys([]byte("k"), "test").Internode
+	key := keyring.Derive([]byte("k"), "test").Internode
 	send := func(e Entry) {
 		b, _ := json.Marshal(List{e.ID: e})
 		g.NotifyMsg(b)
@@ -330,7 +331,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	now := clock.Now()
 	send(Entry{ID: "x", Stamp: now + 1, Removed: true})
 	send(Entry{ID: "x", Stamp: math.MaxUint64, Removed: true, Proof: removalProof(key, "x", math.MaxUint64)})
-	send(Entry{ID: "x", Stamp: now + 2, Removed: true, Proof: removalProof(peer.DeriveKeys([]byte("other"), "test").Internode, "x", now+2)})
+	send(Entry{ID: "x", Stamp: now + 2, Removed: true, Proof: removalProof(keyring.Derive([]byte("other"), "test").Internode, "x", now+2)})
 	g.persist() // whatever was taken is on disk now, not at the loop's next turn
 	g.Close()
 	if g, err = start(); err != nil {
@@ -338,7 +339,7 @@ func TestOnlyAGenuineRemovalStopsARestart(t *testing.T) {
 	}
 	stamp := clock.Now() + 1
 	send(Entry{ID: "x", Stamp: stamp, Removed: true, Proof: removalProof(key, "x", stamp)})
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		b, err := eng.GetMeta(rosterMeta)
 		var r List
 		return err == nil && json.Unmarshal(b, &r) == nil && r["x"].Removed

@@ -6,12 +6,12 @@ import (
 	"slices"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // newGossipKeyring returns memberlist's keyring of every secret's gossip
 // key, the primary secret's first (the one it encrypts with).
-func newGossipKeyring(s *peer.Secrets) (*memberlist.Keyring, error) {
+func newGossipKeyring(s *keyring.Keyring) (*memberlist.Keyring, error) {
 	all := s.All()
 	others := make([][]byte, 0, len(all))
 	for _, k := range all[1:] {
@@ -54,7 +54,7 @@ func (g *Gossip) rotateKeys(kr *memberlist.Keyring) {
 		return
 	}
 	for _, old := range kr.GetKeys() {
-		if !slices.ContainsFunc(all, func(k peer.ClusterKeys) bool { return bytes.Equal(k.Gossip, old) }) {
+		if !slices.ContainsFunc(all, func(k keyring.Keys) bool { return bytes.Equal(k.Gossip, old) }) {
 			if err := kr.RemoveKey(old); err != nil {
 				g.cfg.Logger.Error("cannot remove a gossip key", "err", err)
 			}

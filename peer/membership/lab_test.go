@@ -20,7 +20,8 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
-	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // within bounds every wait of these tests: generous, for a loaded
@@ -107,7 +108,7 @@ type labNode struct {
 	lab     *lab
 	id      string
 	addr    string // 127.0.0.1:port, the same across restarts
-	secrets *peer.Secrets
+	secrets *keyring.Keyring
 	eng     *engine.Engine
 	g       *Gossip
 	probes  atomic.Int64
@@ -138,7 +139,7 @@ func (l *lab) node(id string, secrets ...string) *labNode {
 	for _, s := range secrets {
 		secs = append(secs, []byte(s))
 	}
-	return &labNode{lab: l, id: id, eng: eng, secrets: peer.NewSecrets("test", secs...)}
+	return &labNode{lab: l, id: id, eng: eng, secrets: keyring.New("test", secs...)}
 }
 
 // start starts (or restarts) n's Gossip on its engine and its address.
@@ -283,7 +284,7 @@ func sees(n *labNode, id string, st peer.MemberState) bool {
 // alive.
 func waitRing(t *testing.T, ns []*labNode, ids ...string) {
 	t.Helper()
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		for _, n := range ns {
 			if !ringIs(n, ids...) {
 				return false
@@ -326,7 +327,7 @@ func probeRounds(t *testing.T, ns []*labNode, rounds int64) {
 	for i, n := range ns {
 		want[i] = n.probes.Load() + rounds
 	}
-	peertest.WaitFor(t, within, func() bool {
+	wait.For(t, within, func() bool {
 		for i, n := range ns {
 			if n.probes.Load() < want[i] {
 				return false

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // TestMembers runs the member-list transcripts of testdata/members: each
@@ -78,7 +79,7 @@ func (m *model) bound() uint64 {
 }
 
 func (m *model) key(secret string) []byte {
-	return peer.DeriveKeys([]byte(secret), "test").Internode
+	return keyring.Derive([]byte(secret), "test").Internode
 }
 
 // command returns the transcript command named cmd; nil if none.

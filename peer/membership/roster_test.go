@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // rosterNow is the wall time of the member-list tests' clocks.
@@ -25,7 +26,7 @@ func newRosterGossip(t testing.TB, secrets ...string) *Gossip {
 		secs = append(secs, []byte(s))
 	}
 	g := newGossip(Config{
-		NodeID: "self", Secrets: peer.NewSecrets("test", secs...),
+		NodeID: "self", Secrets: keyring.New("test", secs...),
 		Clock:  memtable.NewClockBound(func() time.Time { return rosterNow }, 500*time.Millisecond),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:    func() time.Time { return rosterNow },
@@ -45,7 +46,7 @@ func ts(d time.Duration) uint64 { return memtable.TimestampAt(rosterNow.Add(d)) 
 func removal(id string, stamp uint64, secret string) Entry {
 	e := Entry{ID: id, HTTPAddr: "evil:80", GossipAddr: "evil:7946", Stamp: stamp, Removed: true}
 	if secret != "" {
-		e.Proof = removalProof(peer.DeriveKeys([]byte(secret), "test").Internode, id, stamp)
+		e.Proof = removalProof(keyring.Derive([]byte(secret), "test").Internode, id, stamp)
 	}
 	return e
 }

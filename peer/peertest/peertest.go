@@ -22,6 +22,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 	"github.com/ringkv/ringkv/peer/transport"
 	"github.com/ringkv/ringkv/ring"
 )
@@ -381,11 +382,11 @@ func (c *Cluster) WaitSettled(within time.Duration) {
 	c.t.Helper()
 	var left []string // as of the last look; empty once all are settled
 	defer func() {
-		if len(left) != 0 { // WaitFor failed the test
+		if len(left) != 0 { // wait.For failed the test
 			c.t.Logf("unsettled: %v", left)
 		}
 	}()
-	WaitFor(c.t, within, func() bool {
+	wait.For(c.t, within, func() bool {
 		left = left[:0]
 		for i, n := range c.Nodes {
 			if n != nil && !n.Rebalancer().Settled() {

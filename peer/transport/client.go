@@ -15,6 +15,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Config configures a Transport: the client fields, then the server's.
@@ -26,7 +28,7 @@ type Config struct {
 	// its primary (sign.go), and makes the handler refuse (401) a call
 	// without a signature by one of its keys. The default is none: calls
 	// go unsigned and the handler takes unsigned calls.
-	Secrets *peer.Secrets
+	Secrets *keyring.Keyring
 	// TLS, when set, makes calls HTTPS with it (httpd.NodeTLS.Transport).
 	TLS *tls.Config
 	// PeerAddr, when set, maps a member's HTTP address to the address
@@ -71,7 +73,7 @@ type Config struct {
 	// DefaultWriteTimeout, the HTTP server's own.
 	WriteTimeout time.Duration
 	// MaxScanBytes caps one scan answer (peer.LocalScan.MaxBytes). The
-	// default is peer.DefaultMaxScanBytes.
+	// default is kv.DefaultMaxScanBytes.
 	MaxScanBytes int
 	// MaxConcurrentScans caps the scans the handler runs at once for
 	// other nodes; one more waits up to its coordinator's request
@@ -95,6 +97,26 @@ const (
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultMerkleTimeout   = 2 * time.Minute
 )
+
+// maxBatchBytesLimit bounds MaxBatchBytes: no node accepts a larger
+// body (httpd caps --max-value-size so that its body limit stays below it).
+const maxBatchBytesLimit = 1 << 30
+
+// Validate reports a Config that New cannot run with, naming the field.
+// It expects EnsureDefaults to have run.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.NodeID) > kv.MaxNodeIDLen:
+		return fmt.Errorf("transport: NodeID is %d bytes, more than %d", len(c.NodeID), kv.MaxNodeIDLen)
+	case c.MaxBatchBytes > maxBatchBytesLimit:
+		return fmt.Errorf("transport: MaxBatchBytes %d is above the limit of %d", c.MaxBatchBytes, maxBatchBytesLimit)
+	case c.Senders > c.MaxConnsPerHost:
+		return fmt.Errorf("transport: Senders %d is above MaxConnsPerHost %d: a sender would wait for a connection", c.Senders, c.MaxConnsPerHost)
+	case c.MaxScanBytes > maxBatchBytesLimit:
+		return fmt.Errorf("transport: MaxScanBytes %d is above the limit of %d", c.MaxScanBytes, maxBatchBytesLimit)
+	}
+	return nil
+}
 
 // DefaultMaxConcurrentScans returns the default of MaxConcurrentScans.
 func DefaultMaxConcurrentScans() int { return max(2, runtime.GOMAXPROCS(0)) }
@@ -120,7 +142,7 @@ func (c *Config) EnsureDefaults() {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.MaxScanBytes <= 0 {
-		c.MaxScanBytes = peer.DefaultMaxScanBytes
+		c.MaxScanBytes = kv.DefaultMaxScanBytes
 	}
 	if c.MaxConcurrentScans <= 0 {
 		c.MaxConcurrentScans = DefaultMaxConcurrentScans()
@@ -166,10 +188,13 @@ type Transport struct {
 	tlsErrs tlsErrs // the last TLS error of each peer address (tlsconn.go)
 }
 
-// New returns a Transport for cfg (defaults filled in); Close stops its
-// senders.
-func New(cfg Config) *Transport {
+// New returns a Transport for cfg (defaults filled in), or Validate's
+// error; Close stops its senders.
+func New(cfg Config) (*Transport, error) {
 	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	t := &Transport{
 		cfg: cfg,
 		client: &fasthttp.Client{
@@ -194,7 +219,7 @@ func New(cfg Config) *Transport {
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.client.DialTimeout = t.dial
-	return t
+	return t, nil
 }
 
 // Close stops the senders once the requests in flight are answered, and

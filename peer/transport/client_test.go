@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // queued returns the number of Apply calls waiting in tr's queue for addr.
@@ -34,11 +36,11 @@ func waitHeld(t *testing.T, entered <-chan int, tr *Transport, addr string, want
 	t.Helper()
 	held, reqs, queued := 0, 0, 0
 	defer func() {
-		if held+queued != want { // waitFor failed the test
+		if held+queued != want { // wait.For failed the test
 			t.Logf("%d mutations held in %d requests, %d calls queued", held, reqs, queued)
 		}
 	}()
-	waitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		for {
 			select {
 			case n := <-entered:
@@ -56,7 +58,7 @@ func waitHeld(t *testing.T, entered <-chan int, tr *Transport, addr string, want
 // waitQueued waits until n Apply calls wait in tr's queue for addr.
 func waitQueued(t *testing.T, tr *Transport, addr string, n int) {
 	t.Helper()
-	waitFor(t, time.Minute, func() bool { return tr.queued(addr) == n }, fmt.Sprintf("%d queued calls", n))
+	wait.For(t, time.Minute, func() bool { return tr.queued(addr) == n }, fmt.Sprintf("%d queued calls", n))
 }
 
 func TestTransportApply(t *testing.T) {
@@ -236,7 +238,7 @@ func TestTransportConcurrentReads(t *testing.T) {
 		})
 	}
 	<-entered // the first batch is held; the rest queue behind it
-	waitFor(t, time.Minute, func() bool { return queuedReads(tr, addr) != 0 }, "reads to queue behind the batch in flight")
+	wait.For(t, time.Minute, func() bool { return queuedReads(tr, addr) != 0 }, "reads to queue behind the batch in flight")
 	release()
 	wg.Wait()
 	close(errs)
@@ -336,7 +338,7 @@ func TestTransportUnreachable(t *testing.T) {
 		}
 	})
 
-	tr := New(Config{})
+	tr := mustNew(t, Config{})
 	defer tr.Close()
 	const timeout = 300 * time.Millisecond
 	calls := map[string]func(ctx context.Context, addr string) error{
@@ -377,8 +379,8 @@ func TestTransportUnreachable(t *testing.T) {
 }
 
 func TestTransportSecret(t *testing.T) {
-	_, addr, good := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s3cret"))},
-		Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s3cret"))})
+	_, addr, good := newTransportPair(t, Config{Secrets: keyring.New("", []byte("s3cret"))},
+		Config{NodeID: "n1", Secrets: keyring.New("", []byte("s3cret"))})
 	ctx := testCtx(t, 10*time.Second)
 	if err := good.Apply(ctx, addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatal(err)
@@ -393,11 +395,11 @@ func TestTransportSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{"", "wrong"} {
-		var secrets *peer.Secrets
+		var secrets *keyring.Keyring
 		if secret != "" {
-			secrets = peer.NewSecrets("", []byte(secret))
+			secrets = keyring.New("", []byte(secret))
 		}
-		tr := New(Config{NodeID: "n1", Secrets: secrets})
+		tr := mustNew(t, Config{NodeID: "n1", Secrets: secrets})
 		errs := map[string]error{"Apply": tr.Apply(ctx, addr, testMutations("k", 1, 2))}
 		_, errs["Read"] = tr.Read(ctx, addr, []byte("k0000"))
 		_, errs["Scan"] = tr.Scan(ctx, addr, peer.LocalScan{Limit: 1})
@@ -433,7 +435,7 @@ func transportGoroutines() (n int, stacks string) {
 func TestTransportCloseStopsSenders(t *testing.T) {
 	_, addr, _ := newTransportPair(t, Config{}, Config{})
 	before := runtime.NumGoroutine()
-	tr := New(Config{Senders: 8})
+	tr := mustNew(t, Config{Senders: 8})
 	ctx := testCtx(t, 10*time.Second)
 	if err := tr.Apply(ctx, addr, testMutations("k", 1, 1)); err != nil {
 		t.Fatal(err)
@@ -450,11 +452,11 @@ func TestTransportCloseStopsSenders(t *testing.T) {
 	// it says it is done.
 	var left string // the stacks of the last look's transport goroutines
 	defer func() {
-		if left != "" { // waitFor failed the test
+		if left != "" { // wait.For failed the test
 			t.Logf("transport goroutines left after Close:\n%s", left)
 		}
 	}()
-	waitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		var n int
 		n, left = transportGoroutines()
 		return n == 0

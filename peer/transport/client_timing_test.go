@@ -9,20 +9,20 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // benchPeer serves a nopLocal on a loopback port until b ends, and
 // returns its address: a peer whose own cost is about one allocation per
 // batch (BenchmarkInternalApply), so that a client benchmark's allocs/op
 // are mostly the client's.
-func benchPeer(b *testing.B, secrets *peer.Secrets) string {
+func benchPeer(b *testing.B, secrets *keyring.Keyring) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Skip("no loopback:", err)
 	}
-	tr := New(Config{Local: nopLocal{rec: testRecord(1, "value")}, Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
+	tr := mustNew(b, Config{Local: nopLocal{rec: testRecord(1, "value")}, Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
 	srv := &fasthttp.Server{Handler: tr.Handler(nil), NoDefaultContentType: true}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -41,9 +41,9 @@ func benchPeer(b *testing.B, secrets *peer.Secrets) string {
 // batching and request, with a peer that costs next to nothing; signed,
 // with a cluster secret. ns/op on a shared machine is noise.
 func BenchmarkClientApply(b *testing.B) {
-	forSigning(b, func(b *testing.B, secrets *peer.Secrets) {
+	forSigning(b, func(b *testing.B, secrets *keyring.Keyring) {
 		addr := benchPeer(b, secrets)
-		tr := New(Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
+		tr := mustNew(b, Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
 		defer tr.Close()
 		ms := testMutations("user:", 1, 1)
 		answered := make(chan error, 1)
@@ -61,9 +61,9 @@ func BenchmarkClientApply(b *testing.B) {
 // BenchmarkClientRead is BenchmarkClientApply's read: one ReadAsync at a
 // time.
 func BenchmarkClientRead(b *testing.B) {
-	forSigning(b, func(b *testing.B, secrets *peer.Secrets) {
+	forSigning(b, func(b *testing.B, secrets *keyring.Keyring) {
 		addr := benchPeer(b, secrets)
-		tr := New(Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
+		tr := mustNew(b, Config{NodeID: "n1", Secrets: secrets, Logger: slog.New(slog.DiscardHandler)})
 		defer tr.Close()
 		key := []byte("user:0001")
 		answered := make(chan error, 1)
@@ -79,7 +79,7 @@ func BenchmarkClientRead(b *testing.B) {
 }
 
 // forSigning runs f unsigned, then signed with a cluster secret.
-func forSigning(b *testing.B, f func(b *testing.B, secrets *peer.Secrets)) {
+func forSigning(b *testing.B, f func(b *testing.B, secrets *keyring.Keyring)) {
 	b.Run("plain", func(b *testing.B) { f(b, nil) })
-	b.Run("signed", func(b *testing.B) { f(b, peer.NewSecrets("bench", []byte("secret"))) })
+	b.Run("signed", func(b *testing.B) { f(b, keyring.New("bench", []byte("secret"))) })
 }

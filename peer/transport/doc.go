@@ -29,7 +29,7 @@
 //
 // Usage, as ringkv serve wires it:
 //
-//	tr := transport.New(transport.Config{NodeID: id, Secrets: secrets, TLS: tc})
+//	tr, err := transport.New(transport.Config{NodeID: id, Secrets: secrets, TLS: tc})
 //	defer tr.Close()
 //	node, _ := peer.NewNode(peer.Config{..., Transport: tr})
 //	tr.SetLocal(node.Local())

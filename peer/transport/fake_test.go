@@ -60,7 +60,7 @@ func newTestServerBody(t testing.TB, cfg Config, maxBody int) *testServer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ts.tr = New(cfg)
+	ts.tr = mustNew(t, cfg)
 	srv := &fasthttp.Server{Handler: ts.tr.Handler(nil), MaxRequestBodySize: maxBody, CloseOnShutdown: true,
 		DisablePreParseMultipartForm: true, NoDefaultContentType: true}
 	served := make(chan error, 1)
@@ -172,7 +172,7 @@ func newTransportPair(t *testing.T, scfg, tcfg Config) (*testServer, string, *Tr
 func newTransportPairBody(t *testing.T, scfg, tcfg Config, maxBody int) (*testServer, string, *Transport) {
 	t.Helper()
 	ts := newTestServerBody(t, scfg, maxBody)
-	tr := New(tcfg)
+	tr := mustNew(t, tcfg)
 	t.Cleanup(tr.Close)
 	return ts, ts.addr, tr
 }

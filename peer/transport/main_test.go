@@ -2,7 +2,6 @@ package transport
 
 import (
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -25,17 +24,12 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// waitFor is peertest.WaitFor, which this package's tests cannot import
-// (peertest imports transport): it polls cond until it holds and fails
-// the test, naming what it waited for, if it does not within the given
-// time. Tests wait on an event instead where the code offers one.
-func waitFor(t testing.TB, within time.Duration, cond func() bool, what string) {
+// mustNew is New for a Config the test knows to be valid.
+func mustNew(t testing.TB, cfg Config) *Transport {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return tr
 }

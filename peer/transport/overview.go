@@ -3,20 +3,18 @@ package transport
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
-// NodeOverviewURI is the request for a node's own snapshot of the status
-// page (httpd's GET /v1/overview?scope=node).
-const NodeOverviewURI = "/v1/overview?scope=node"
+// NodeOverviewURI and ErrNoOverview are kv's (httpd serves the page).
+const NodeOverviewURI = kv.NodeOverviewURI
 
-// ErrNoOverview is matched by NodeOverview's error for a node that answers
-// but serves no /v1/overview: an older release, which the status page
-// shows as such rather than as down.
-var ErrNoOverview = errors.New("the node serves no /v1/overview")
+// ErrNoOverview is kv.ErrNoOverview.
+var ErrNoOverview = kv.ErrNoOverview
 
 // NodeOverview asks the node at addr for its status-page snapshot, signed
 // as every internode call is, so that a peer with --auth-file answers it.

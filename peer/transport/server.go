@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/transport/connwatch"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -319,9 +320,9 @@ func (t *Transport) span(ctx *fasthttp.RequestCtx, refused func(string)) {
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		// The stream stops when its reader goes: a closed connection, a
 		// failed write, or one stalled for the write timeout.
-		sctx, cancel := ClientContext(t.ctx, conn, 0, func() { refused("client_gone") })
+		sctx, cancel := connwatch.ClientContext(t.ctx, conn, 0, func() { refused("client_gone") })
 		defer cancel()
-		dw := &failingWriter{w: NewDeadlineWriter(w, conn, timeout, sctx.Done()), cancel: cancel}
+		dw := &failingWriter{w: connwatch.NewDeadlineWriter(w, conn, timeout, sctx.Done()), cancel: cancel}
 		if err := t.cfg.Local.ServeSpan(sctx, lo, hi, dw); err != nil {
 			t.cfg.Logger.Warn("span stream cut short", "lo", lo, "hi", hi, "err", err)
 			return
@@ -344,7 +345,7 @@ func (t *Transport) merkle(ctx *fasthttp.RequestCtx, refused func(string)) {
 	}
 	// Building the tree reads the whole range before the first byte of
 	// the answer: bound it, and stop when the asking node hangs up.
-	mctx, cancel := ClientContext(t.ctx, ctx.Conn(), t.cfg.MerkleTimeout, func() { refused("client_gone") })
+	mctx, cancel := connwatch.ClientContext(t.ctx, ctx.Conn(), t.cfg.MerkleTimeout, func() { refused("client_gone") })
 	defer cancel()
 	m, err := t.cfg.Local.LocalMerkle(mctx, ring.Range{Start: start, End: end}, depth)
 	if err != nil {
@@ -427,4 +428,20 @@ func onlyPost(ctx *fasthttp.RequestCtx) bool {
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
 	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed; allowed: "+allow)
 	ctx.Response.Header.Set("Allow", allow)
+}
+
+// failingWriter cancels the stream's context on the first write error,
+// so that work paced between writes (a rate limit) stops as soon as the
+// reader is known to be gone.
+type failingWriter struct {
+	w      *connwatch.DeadlineWriter
+	cancel context.CancelFunc
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil {
+		f.cancel()
+	}
+	return n, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -207,7 +208,7 @@ var internalCalls = []struct {
 func TestInternodeSignature(t *testing.T) {
 	const secret = "correct horse"
 	now := time.Now()
-	ts := newTestServer(t, Config{Secrets: peer.NewSecrets("", []byte(secret))})
+	ts := newTestServer(t, Config{Secrets: keyring.New("", []byte(secret))})
 	for _, c := range internalCalls {
 		good := signedHeaders(secret, "n2", c.method, c.target, c.body, now)
 		for _, tc := range []struct {
@@ -257,10 +258,10 @@ func TestInternodeSignature(t *testing.T) {
 // its keyring, so a call signed with the old primary passes while both
 // are held, and not once the old one is dropped.
 func TestInternodeSignatureRotation(t *testing.T) {
-	secrets := peer.NewSecrets("c1", []byte("new"), []byte("old"))
+	secrets := keyring.New("c1", []byte("new"), []byte("old"))
 	ts := newTestServer(t, Config{Secrets: secrets})
 	c := internalCalls[0]
-	call := func(s *peer.Secrets) int {
+	call := func(s *keyring.Keyring) int {
 		sig, ok := Sign(s, "n2", c.method, c.target, c.body, time.Now())
 		if !ok {
 			t.Fatal("no signature")
@@ -269,27 +270,27 @@ func TestInternodeSignatureRotation(t *testing.T) {
 			NodeHeader+": "+sig.Node, TimeHeader+": "+sig.Time, SignatureHeader+": "+sig.Sig), false).StatusCode()
 	}
 	for i, tc := range []struct {
-		signer *peer.Secrets
+		signer *keyring.Keyring
 		want   int
 	}{
-		{peer.NewSecrets("c1", []byte("old")), c.code},
-		{peer.NewSecrets("c1", []byte("new"), []byte("old")), c.code},
-		{peer.NewSecrets("c1", []byte("other")), 401},
-		{peer.NewSecrets("c2", []byte("new")), 401}, // another cluster's name: other keys
+		{keyring.New("c1", []byte("old")), c.code},
+		{keyring.New("c1", []byte("new"), []byte("old")), c.code},
+		{keyring.New("c1", []byte("other")), 401},
+		{keyring.New("c2", []byte("new")), 401}, // another cluster's name: other keys
 	} {
 		if got := call(tc.signer); got != tc.want {
 			t.Errorf("signer %d: %d, want %d", i, got, tc.want)
 		}
 	}
 	secrets.Set([]byte("new"))
-	if got := call(peer.NewSecrets("c1", []byte("old"))); got != 401 {
+	if got := call(keyring.New("c1", []byte("old"))); got != 401 {
 		t.Errorf("signed with a dropped key: %d, want 401", got)
 	}
 }
 
 // signedHeaders returns the signature headers of a call by node at now.
 func signedHeaders(secret, node, method, target string, body []byte, now time.Time) []string {
-	sig, _ := Sign(peer.NewSecrets("", []byte(secret)), node, method, target, body, now)
+	sig, _ := Sign(keyring.New("", []byte(secret)), node, method, target, body, now)
 	return []string{NodeHeader + ": " + sig.Node, TimeHeader + ": " + sig.Time, SignatureHeader + ": " + sig.Sig}
 }
 
@@ -347,7 +348,7 @@ func TestHandlerRefusals(t *testing.T) {
 	}
 
 	local := stallMerkle{fakeLocal: newFakeLocal(), started: make(chan struct{}, 1)}
-	tr := New(Config{Local: local, MaxConcurrentScans: 1, Logger: slog.New(slog.DiscardHandler)})
+	tr := mustNew(t, Config{Local: local, MaxConcurrentScans: 1, Logger: slog.New(slog.DiscardHandler)})
 	defer tr.Close()
 	h := tr.Handler(refused)
 
@@ -368,7 +369,7 @@ func TestHandlerRefusals(t *testing.T) {
 		t.Errorf("scan with no slot: reported %q, want scans", r)
 	}
 
-	tr2 := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
+	tr2 := mustNew(t, Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
 	defer tr2.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

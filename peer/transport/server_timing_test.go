@@ -34,7 +34,7 @@ func (nopLocal) LocalMerkle(context.Context, ring.Range, int) (*peer.Merkle, err
 // benchInternal serves raw, over and over, through the handler, as httpd
 // calls it, and checks its status.
 func benchInternal(b *testing.B, raw []byte, want int) {
-	tr := New(Config{Local: nopLocal{rec: testRecord(1, string(make([]byte, 100)))}, Logger: slog.New(slog.DiscardHandler)})
+	tr := mustNew(b, Config{Local: nopLocal{rec: testRecord(1, string(make([]byte, 100)))}, Logger: slog.New(slog.DiscardHandler)})
 	defer tr.Close()
 	h := tr.Handler(nil)
 	var ctx fasthttp.RequestCtx

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // Internode calls are signed (SECURITY.md, "TLS and internode
@@ -27,7 +27,7 @@ import (
 //	ID
 //	HEX(SHA-256(BODY))
 //
-// keyed with the Internode key of the primary secret (peer.Secrets); the
+// keyed with the Internode key of the primary secret (keyring.Keyring); the
 // callee accepts a signature by any key of its keyring, so a rotation
 // needs no downtime. Every internode request body is buffered, so the
 // body is always signed; the answers are not (they are as safe as the
@@ -82,7 +82,7 @@ type Signature struct {
 // Sign returns the headers of a call by node, signed with the primary of
 // secrets at now; ok is false when secrets has no secret (the call then
 // carries only the node header).
-func Sign(secrets *peer.Secrets, node, method, uri string, body []byte, now time.Time) (s Signature, ok bool) {
+func Sign(secrets *keyring.Keyring, node, method, uri string, body []byte, now time.Time) (s Signature, ok bool) {
 	s.Node = node
 	keys, ok := secrets.Primary()
 	if !ok {
@@ -132,7 +132,7 @@ func cutPrefix(b []byte, p string) ([]byte, bool) {
 
 // VerifySignature checks a call's signature headers against every key of
 // keys, and its time against now within window.
-func VerifySignature(keys []peer.ClusterKeys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
+func VerifySignature(keys []keyring.Keys, method, uri, node, timeHdr, sigHdr, body []byte, now time.Time, window time.Duration) error {
 	ms, sum, err := parseSignature(timeHdr, sigHdr)
 	if err != nil {
 		return err

@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // FuzzSignature: the signature headers of an internode call, which anyone
 // who reaches /internal/ controls, never crash the parser, and no headers
 // pass verification but the signature of the call itself.
 func FuzzSignature(f *testing.F) {
-	secrets := peer.NewSecrets("", []byte("fuzz"))
+	secrets := keyring.New("", []byte("fuzz"))
 	now := time.UnixMilli(1_800_000_000_000)
 	good, _ := Sign(secrets, "n1", "POST", "/internal/apply", []byte("body"), now)
 	f.Add("POST", "/internal/apply", "n1", good.Time, good.Sig, []byte("body"))
@@ -51,7 +51,7 @@ func FuzzSignature(f *testing.F) {
 // BenchmarkSignVerify: what signing costs a batch of replica writes (a
 // 4KiB body), on the caller and the callee.
 func BenchmarkSignVerify(b *testing.B) {
-	secrets := peer.NewSecrets("", []byte("bench"))
+	secrets := keyring.New("", []byte("bench"))
 	body := make([]byte, 4<<10)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()

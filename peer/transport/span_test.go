@@ -15,13 +15,14 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/peer/keyring"
 	"github.com/ringkv/ringkv/ring"
 )
 
 // TestTransportOpenSpan: OpenSpan streams what the node's ServeSpan writes,
 // for the span asked; bad bounds are a 400 and a missing secret a 401.
 func TestTransportOpenSpan(t *testing.T) {
-	ts, addr, tr := newTransportPair(t, Config{Secrets: peer.NewSecrets("", []byte("s"))}, Config{NodeID: "n1", Secrets: peer.NewSecrets("", []byte("s"))})
+	ts, addr, tr := newTransportPair(t, Config{Secrets: keyring.New("", []byte("s"))}, Config{NodeID: "n1", Secrets: keyring.New("", []byte("s"))})
 	ctx := testCtx(t, 10*time.Second)
 	body := bytes.Repeat([]byte("span-bytes "), 300_000) // over 3MiB: several deadline chunks
 	ts.cl.SetSpanBody(body)
@@ -41,7 +42,7 @@ func TestTransportOpenSpan(t *testing.T) {
 	if _, err := tr.OpenSpan(ctx, addr, 0x20, 0x10); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("lo > hi: %v", err)
 	}
-	bad := New(Config{})
+	bad := mustNew(t, Config{})
 	defer bad.Close()
 	if _, err := bad.OpenSpan(ctx, addr, 0, 0); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("without the secret: %v", err)
@@ -135,12 +136,12 @@ func TestTransportOpenSpanStops(t *testing.T) {
 	if err != nil {
 		t.Skip("no loopback:", err)
 	}
-	srvTr := New(Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
+	srvTr := mustNew(t, Config{Local: local, Logger: slog.New(slog.DiscardHandler)})
 	defer srvTr.Close()
 	srv := &fasthttp.Server{Handler: srvTr.Handler(nil), CloseOnShutdown: true}
 	go srv.Serve(ln)
 	defer srv.Shutdown()
-	tr := New(Config{})
+	tr := mustNew(t, Config{})
 	defer tr.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -32,7 +32,7 @@ func TestTLSRefusalNamed(t *testing.T) {
 	defer srv.Shutdown()
 	addr := ln.Addr().String()
 	call := func(cert tls.Certificate) error {
-		tr := New(Config{NodeID: "n2", TLS: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}}})
+		tr := mustNew(t, Config{NodeID: "n2", TLS: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}}})
 		defer tr.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -1,4 +1,4 @@
-package peer
+package keyring
 
 import (
 	"crypto/hkdf"
@@ -7,11 +7,11 @@ import (
 	"sync"
 )
 
-// ClusterKeys are the keys a node derives from the cluster secret. Each
+// Keys are the keys a node derives from the cluster secret. Each
 // purpose has its own key, so that a key learnt from one plane (a gossip
 // packet, an internode request) says nothing about another, and the raw
 // secret never travels or is used as a key itself.
-type ClusterKeys struct {
+type Keys struct {
 	// Gossip is memberlist's 32-byte AES-256-GCM key.
 	Gossip []byte
 	// Internode is the HMAC-SHA256 key that signs internode HTTP calls.
@@ -24,12 +24,12 @@ type ClusterKeys struct {
 // DefaultClusterName is the cluster name when none is configured.
 const DefaultClusterName = "ringkv"
 
-// DeriveKeys derives a cluster's keys from its secret with HKDF-SHA256,
+// Derive derives a cluster's keys from its secret with HKDF-SHA256,
 // salted with the cluster's name (so two clusters that share a secret by
 // mistake still have different keys) and with one info string per
 // purpose. HKDF adds no work factor: the secret must be random (32 bytes
 // from a CSPRNG, as SECURITY.md says), not a password.
-func DeriveKeys(secret []byte, cluster string) ClusterKeys {
+func Derive(secret []byte, cluster string) Keys {
 	if cluster == "" {
 		cluster = DefaultClusterName
 	}
@@ -42,42 +42,42 @@ func DeriveKeys(secret []byte, cluster string) ClusterKeys {
 		}
 		return k
 	}
-	return ClusterKeys{
+	return Keys{
 		Gossip:    key("ringkv gossip v1"),
 		Internode: key("ringkv internode hmac v1"),
 		Join:      key("ringkv join v1"),
 	}
 }
 
-// Secrets is a cluster's keyring: the secrets a node accepts, the first
+// Keyring is a cluster's set of secrets: the secrets a node accepts, the first
 // of them primary (the one it signs and encrypts with). Rotation is three
 // steps on every node in turn: add the new secret after the old, make it
 // first, drop the old (SECURITY.md). It is safe for concurrent use.
-type Secrets struct {
+type Keyring struct {
 	cluster string
 	mu      sync.RWMutex
-	keys    []ClusterKeys
+	keys    []Keys
 	subs    []func()
 }
 
-// NewSecrets returns the keyring of the cluster named cluster holding
+// New returns the keyring of the cluster named cluster holding
 // secrets, primary first. With none, the cluster has no secret.
-func NewSecrets(cluster string, secrets ...[]byte) *Secrets {
-	s := &Secrets{cluster: cluster}
+func New(cluster string, secrets ...[]byte) *Keyring {
+	s := &Keyring{cluster: cluster}
 	s.keys = derive(cluster, secrets)
 	return s
 }
 
-func derive(cluster string, secrets [][]byte) []ClusterKeys {
-	keys := make([]ClusterKeys, 0, len(secrets))
+func derive(cluster string, secrets [][]byte) []Keys {
+	keys := make([]Keys, 0, len(secrets))
 	for _, sec := range secrets {
-		keys = append(keys, DeriveKeys(sec, cluster))
+		keys = append(keys, Derive(sec, cluster))
 	}
 	return keys
 }
 
 // Enabled reports whether the keyring holds any secret.
-func (s *Secrets) Enabled() bool {
+func (s *Keyring) Enabled() bool {
 	if s == nil {
 		return false
 	}
@@ -88,20 +88,20 @@ func (s *Secrets) Enabled() bool {
 
 // Primary returns the keys of the primary secret; false when there is no
 // secret.
-func (s *Secrets) Primary() (ClusterKeys, bool) {
+func (s *Keyring) Primary() (Keys, bool) {
 	if s == nil {
-		return ClusterKeys{}, false
+		return Keys{}, false
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.keys) == 0 {
-		return ClusterKeys{}, false
+		return Keys{}, false
 	}
 	return s.keys[0], true
 }
 
 // All returns the keys of every secret, primary first.
-func (s *Secrets) All() []ClusterKeys {
+func (s *Keyring) All() []Keys {
 	if s == nil {
 		return nil
 	}
@@ -112,7 +112,7 @@ func (s *Secrets) All() []ClusterKeys {
 
 // Set replaces the secrets (primary first) and calls every function
 // given to OnChange.
-func (s *Secrets) Set(secrets ...[]byte) {
+func (s *Keyring) Set(secrets ...[]byte) {
 	keys := derive(s.cluster, secrets)
 	s.mu.Lock()
 	s.keys = keys
@@ -124,7 +124,7 @@ func (s *Secrets) Set(secrets ...[]byte) {
 }
 
 // OnChange registers f to run after every Set.
-func (s *Secrets) OnChange(f func()) {
+func (s *Keyring) OnChange(f func()) {
 	s.mu.Lock()
 	s.subs = append(s.subs, f)
 	s.mu.Unlock()

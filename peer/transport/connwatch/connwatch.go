@@ -1,4 +1,4 @@
-package transport
+package connwatch
 
 import (
 	"bufio"
@@ -16,9 +16,9 @@ import (
 // built, a paced range stream waits and a backup takes its checkpoint
 // before anything is written that would fail). A caller gone is reported
 // to gone, if not nil, before the context is cancelled, so that a server
-// can count it (both httpd and this package's handler count client_gone).
-// cancel must be called. It is exported for httpd's backup stream, which
-// watches its client as the internode streams watch theirs.
+// can count it (both httpd and peer/transport's handler count client_gone).
+// cancel must be called. It serves httpd's backup stream, which watches
+// its client as the internode streams watch theirs.
 func ClientContext(parent context.Context, conn net.Conn, timeout time.Duration, gone func()) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(parent)
 	if timeout > 0 {
@@ -90,7 +90,7 @@ func embeddedConn(c net.Conn) net.Conn {
 // DeadlineWriter extends conn's write deadline while bytes go through: a
 // stream that keeps moving is never cut, however slowly a --transfer-rate
 // paces it, and one whose reader stops is cut within timeout. It writes
-// to a fasthttp body stream writer, and serves both this package's range
+// to a fasthttp body stream writer, and serves both peer/transport's range
 // stream and httpd's backup stream.
 type DeadlineWriter struct {
 	w        *bufio.Writer
@@ -122,20 +122,4 @@ func (d *DeadlineWriter) Write(p []byte) (int, error) {
 		d.conn.SetWriteDeadline(now.Add(d.timeout))
 	}
 	return d.w.Write(p)
-}
-
-// failingWriter cancels the stream's context on the first write error,
-// so that work paced between writes (a rate limit) stops as soon as the
-// reader is known to be gone.
-type failingWriter struct {
-	w      *DeadlineWriter
-	cancel context.CancelFunc
-}
-
-func (f *failingWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err != nil {
-		f.cancel()
-	}
-	return n, err
 }
