@@ -211,7 +211,31 @@ type fakeOps struct {
 	compactErr error
 	compacts   int
 	health     []kv.Degraded
+	notReady   []kv.Degraded
+	// asked counts the calls of Health and NotReady.
+	asked int
 }
+
+func (o *fakeOps) setNotReady(h ...kv.Degraded) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.notReady = h
+}
+
+func (o *fakeOps) NotReady() []kv.Degraded {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked++
+	return o.notReady
+}
+
+func (o *fakeOps) askedCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.asked
+}
+
+var _ Readiness = (*fakeOps)(nil)
 
 func (o *fakeOps) setHealth(h ...kv.Degraded) {
 	o.mu.Lock()
@@ -222,6 +246,7 @@ func (o *fakeOps) setHealth(h ...kv.Degraded) {
 func (o *fakeOps) Health() []kv.Degraded {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.asked++
 	return o.health
 }
 
