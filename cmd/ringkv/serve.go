@@ -721,11 +721,13 @@ func (d *daemon) startHTTP() error {
 	go func() { defer close(historyDone); history.Run(historyCtx) }()
 	d.stopHistory, d.historyDone = stopHistory, historyDone
 	d.undo = append(d.undo, func() { stopHistory(); <-historyDone })
+	build := currentBuild()
 	srv, err := httpd.New(httpd.Config{
 		Addr:         ln.Addr().String(),
 		MaxValueSize: int(c.maxValueSize),
 		Pprof:        c.pprof,
 		Registry:     reg,
+		Build:        build.metric(),
 		Logger:       lg.With("component", "httpd"),
 		NodeID:       nodeID,
 		Secrets:      secrets,
@@ -741,7 +743,7 @@ func (d *daemon) startHTTP() error {
 		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
 		JoinTLS:           nodeTLS.Transport,
 		Limits:            c.limits.httpd(),
-		Status:            httpd.StatusConfig{Version: versionString(), Peers: internode, History: history},
+		Status:            httpd.StatusConfig{Version: build.String(), Peers: internode, History: history},
 	}, node, node)
 	if err != nil {
 		return startFailed(exitUsage, "%v", err)
