@@ -768,15 +768,19 @@ func (d *daemon) run() int {
 		go func() { served <- srv.ServePeer(peerLn) }()
 	}
 	lg.Info("serving", "http_addr", ln.Addr().String(), "peer_addr", peerLnAddr(peerLn), "tls", nodeTLS.Client != nil, "mutual_tls", nodeTLS.MutualTLS, "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(d.started))
+	// The listeners are open and served: connections are answered.
+	notifyReady(lg, "serving on "+ln.Addr().String())
 
 	code := exitOK
 	select {
 	case sig := <-sigs:
+		notifyStopping(lg, "stopping on "+sig.String())
 		if c.drain {
 			code = d.drain(sig, sigs)
 		}
 		lg.Info("shutting down", "signal", sig.String())
 	case err := <-served:
+		notifyStopping(lg, "http server stopped")
 		lg.Error("http server stopped", "err", err)
 		code = exitFailure
 	}
