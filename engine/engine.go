@@ -148,6 +148,16 @@ func open(o Options, h hooks) (*Engine, error) {
 	return e, nil
 }
 
+// formatMajorVersion is the on-disk format the engine opens a store at: a
+// store at an older one is ratcheted up to it on open (Pebble cannot go
+// back down, so a binary with an older Pebble may refuse it).
+const formatMajorVersion = pebble.FormatNewest
+
+// FormatMajorVersion is the number of the Pebble format major version the
+// engine writes, for 'ringkv version' and release notes: a downgrade is
+// possible only to a binary whose engine knows this format.
+const FormatMajorVersion = uint64(formatMajorVersion)
+
 // pebbleOptions returns the Pebble options of e's store: the tuning, the
 // merge operator, and the engine's listeners and hooks.
 func (e *Engine) pebbleOptions() (*pebble.Options, error) {
@@ -157,7 +167,7 @@ func (e *Engine) pebbleOptions() (*pebble.Options, error) {
 		// retried once (see disk.go).
 		FS:                 vfs.OnDiskFull(o.FS, e.disk.onENOSPC),
 		Merger:             memtable.NewMerger(),
-		FormatMajorVersion: pebble.FormatNewest,
+		FormatMajorVersion: formatMajorVersion,
 		Logger:             pebbleLogger{log: o.Logger, every: e.every, fatal: e.onFatal, fs: o.FS},
 	}
 	o.Tuning.Apply(po)

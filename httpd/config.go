@@ -47,6 +47,9 @@ type Config struct {
 	// the same registry. Each Server needs its own registry, since the
 	// metric names would collide.
 	Registry *prometheus.Registry
+	// Build names the binary's build, exported as ringkv_build_info
+	// (see BuildInfo). The default is empty labels.
+	Build BuildInfo
 	// Logger receives server errors (5xx causes, panics, fasthttp's own
 	// messages). nil means slog.Default().
 	Logger *slog.Logger

@@ -74,8 +74,8 @@ type Server struct {
 }
 
 // New returns a Server for cfg (defaults filled in) that serves store and
-// ops. It registers the request metrics on cfg.Registry. Both store and ops
-// are required.
+// ops. It registers the request metrics and ringkv_build_info on
+// cfg.Registry. Both store and ops are required.
 func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -90,6 +90,9 @@ func New(cfg Config, store Store, ops Ops) (*Server, error) {
 	}
 	lim, err := newLimiter(cfg.Limits, cfg.Registry)
 	if err != nil {
+		return nil, fmt.Errorf("httpd: %w", err)
+	}
+	if err := registerBuildInfo(cfg.Registry, cfg.Build); err != nil {
 		return nil, fmt.Errorf("httpd: %w", err)
 	}
 	s := &Server{

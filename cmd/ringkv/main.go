@@ -29,7 +29,7 @@ type command struct {
 	// subs are its own subcommands, for completion; flags apply to each
 	// (the FlagSet is the command's, whichever sub is given).
 	subs []string
-	// noFlags: no flag set to complete (version, help, completion).
+	// noFlags: no flag set to complete (help, completion).
 	noFlags bool
 }
 
@@ -61,10 +61,7 @@ func commands() []command {
 		}},
 		{name: "bench", synop: "[compaction] [flags]", about: "load test with live progress and a report (compaction: every compaction profile on one load)", run: withoutStdin(bench), subs: []string{"compaction"}},
 		{name: "completion", synop: "bash | zsh | fish", about: "print shell completion", run: withoutStdin(completionCmd), subs: completionShells(), noFlags: true},
-		{name: "version", about: "print the version", run: func(_ []string, _ *environ, _ io.Reader, stdout, _ io.Writer) int {
-			fmt.Fprintln(stdout, versionString())
-			return exitOK
-		}, noFlags: true},
+		{name: "version", synop: "[--json]", about: "print the version, VCS revision, Go and Pebble versions", run: withoutStdin(versionCmd)},
 	}
 }
 

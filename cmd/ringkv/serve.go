@@ -740,11 +740,13 @@ func (d *daemon) startHTTP() error {
 	go func() { defer close(historyDone); history.Run(historyCtx) }()
 	d.stopHistory, d.historyDone = stopHistory, historyDone
 	d.undo = append(d.undo, func() { stopHistory(); <-historyDone })
+	build := currentBuild()
 	srv, err := httpd.New(httpd.Config{
 		Addr:         d.adv.http,
 		MaxValueSize: int(c.maxValueSize),
 		Pprof:        c.pprof,
 		Registry:     reg,
+		Build:        build.metric(),
 		Logger:       lg.With("component", "httpd"),
 		NodeID:       nodeID,
 		Secrets:      secrets,
@@ -760,7 +762,7 @@ func (d *daemon) startHTTP() error {
 		KVStoreAddNodeGet: c.kvstoreAddNodeGet,
 		JoinTLS:           nodeTLS.Transport,
 		Limits:            c.limits.httpd(),
-		Status:            httpd.StatusConfig{Version: versionString(), Peers: internode, History: history},
+		Status:            httpd.StatusConfig{Version: build.String(), Peers: internode, History: history},
 	}, node, readyOps{node, d.gossip})
 	if err != nil {
 		return startFailed(exitUsage, "%v", err)
@@ -785,15 +787,19 @@ func (d *daemon) run() int {
 		go func() { served <- srv.ServePeer(peerLn) }()
 	}
 	lg.Info("serving", "http_addr", ln.Addr().String(), "peer_addr", peerLnAddr(peerLn), "tls", nodeTLS.Client != nil, "mutual_tls", nodeTLS.MutualTLS, "gossip_addr", gossip.GossipAddr(), "sync", c.sync, "startup", time.Since(d.started))
+	// The listeners are open and served: connections are answered.
+	notifyReady(lg, "serving on "+ln.Addr().String())
 
 	code := exitOK
 	select {
 	case sig := <-sigs:
+		notifyStopping(lg, "stopping on "+sig.String())
 		if c.drain {
 			code = d.drain(sig, sigs)
 		}
 		lg.Info("shutting down", "signal", sig.String())
 	case err := <-served:
+		notifyStopping(lg, "http server stopped")
 		lg.Error("http server stopped", "err", err)
 		code = exitFailure
 	case err := <-d.joinFailed:
