@@ -323,6 +323,11 @@ func TestLSMAndMetrics(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "ringkv_pebble_level_files"); err != nil || n != 7 {
 		t.Fatalf("level files series = %d, %v", n, err)
 	}
+	// Alerts compare L0 sublevels with the threshold in force.
+	tu, _ := compaction.ProfileTuning(compaction.Balanced)
+	want := fmt.Sprintf("# HELP ringkv_pebble_l0_stop_writes_threshold %s\n# TYPE ringkv_pebble_l0_stop_writes_threshold gauge\nringkv_pebble_l0_stop_writes_threshold %d\n",
+		"L0 read amplification at which Pebble stops writes (--l0-stop-writes-threshold or the profile's), for alerts on ringkv_pebble_l0_sublevels.", tu.L0StopWritesThreshold)
+	must(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "ringkv_pebble_l0_stop_writes_threshold"))
 }
 
 func TestStallTracker(t *testing.T) {

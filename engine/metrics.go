@@ -107,6 +107,7 @@ var (
 	dLevelCompacted = prometheus.NewDesc("ringkv_pebble_level_compacted_bytes_total", "Bytes written by compactions into each level.", lvl, nil)
 	dLevelFlushed   = prometheus.NewDesc("ringkv_pebble_level_flushed_bytes_total", "Bytes written by flushes into each level.", lvl, nil)
 	dL0Sublevels    = prometheus.NewDesc("ringkv_pebble_l0_sublevels", "L0 sublevels: the read amplification of L0, and what stops writes when too high.", nil, nil)
+	dL0Stop         = prometheus.NewDesc("ringkv_pebble_l0_stop_writes_threshold", "L0 read amplification at which Pebble stops writes (--l0-stop-writes-threshold or the profile's), for alerts on ringkv_pebble_l0_sublevels.", nil, nil)
 	dCompactions    = prometheus.NewDesc("ringkv_pebble_compactions_total", "Compactions completed.", nil, nil)
 	dCompactionsNow = prometheus.NewDesc("ringkv_pebble_compactions_in_progress", "Compactions running now.", nil, nil)
 	dDebt           = prometheus.NewDesc("ringkv_pebble_compaction_debt_bytes", "Estimated bytes compactions must still write to settle the LSM.", nil, nil)
@@ -139,7 +140,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dLevelFiles, dLevelBytes, dLevelScore, dLevelCompacted, dLevelFlushed,
-		dL0Sublevels, dCompactions, dCompactionsNow, dDebt, dFlushes, dStalls, dStallSeconds, dWriteAmp, dReadAmp,
+		dL0Sublevels, dL0Stop, dCompactions, dCompactionsNow, dDebt, dFlushes, dStalls, dStallSeconds, dWriteAmp, dReadAmp,
 		dMemBytes, dMemCount, dCacheBytes, dCacheHits, dCacheMisses, dWALBytes, dDiskBytes, dTombstones, dBGErrors,
 		dCorruption, dCorruptSpans, dRowBytes, dRowHits, dRowMisses, dRowWarming, dRowWarmed, dDiskFree, dDiskFloor, dDiskFull, dDiskRefused} {
 		ch <- d
@@ -167,6 +168,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		cnt(dLevelFlushed, float64(l.TableBytesFlushed), name)
 	}
 	g(dL0Sublevels, float64(m.Levels[0].Sublevels))
+	g(dL0Stop, float64(c.e.popts.L0StopWritesThreshold))
 	cnt(dCompactions, float64(m.Compact.Count))
 	g(dCompactionsNow, float64(m.Compact.NumInProgress))
 	g(dDebt, float64(m.Compact.EstimatedDebt))

@@ -1,12 +1,16 @@
 package peer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ringkv/ringkv/memtable"
+)
 
 // Collector exports the coordinator's metrics: ringkv_hints_pending (per
 // owner), ringkv_hints_replayed_total, ringkv_hints_lost_total,
 // ringkv_read_repairs_total, ringkv_replica_failures_total (per op),
 // ringkv_transfer_bytes_total, ringkv_transfer_drops_withheld_total,
-// ringkv_apply_refused_total and the anti-entropy counters.
+// ringkv_apply_refused_total, the anti-entropy counters, and the gauges
+// an alert compares against a bound (operatorGauges).
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
 
 type collector struct{ n *Node }
@@ -44,7 +48,24 @@ var (
 		"Replica writes this node refused because the key is not in a range it owns, since start.", nil, nil)
 	descCorruptRepairs = prometheus.NewDesc("ringkv_corruption_repairs_total",
 		"Spans of damaged files excised and pulled back from the other replicas, since start.", nil, nil)
+
+	descMembers = prometheus.NewDesc("ringkv_members",
+		"Members of the cluster as this node's failure detection sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil)
+	descClockBound = prometheus.NewDesc("ringkv_clock_offset_max_seconds",
+		"--max-clock-offset: the bound ringkv_clock_offset_seconds must stay within for this node to coordinate writes.", nil, nil)
+	descAEInterval = prometheus.NewDesc("ringkv_anti_entropy_interval_seconds",
+		"--anti-entropy-interval (0: anti-entropy is off).", nil, nil)
+	descAEClean = prometheus.NewDesc("ringkv_anti_entropy_clean_timestamp_seconds",
+		"Unix time at which this node's last complete anti-entropy pass began (0: none yet since start).", nil, nil)
+	descRangesPending = prometheus.NewDesc("ringkv_transfer_ranges_pending",
+		"Ranges of the move under way this node has still to pull (0: it holds every range it was given).", nil, nil)
+	descRangeAttempts = prometheus.NewDesc("ringkv_transfer_range_failed_attempts",
+		"Failed tries of the range this node is pulling now (0 once it is in, or with no move under way).", nil, nil)
 )
+
+// memberStates are the states ringkv_members always reports, at zero
+// when no member is in them, so alerts need no absent() guard.
+var memberStates = [...]MemberState{Alive, Suspect, Dead, Left}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHintsPending
@@ -63,6 +84,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCorruptRepairs
 	ch <- descDropsWithheld
 	ch <- descApplyRefused
+	for _, d := range []*prometheus.Desc{descMembers, descClockBound, descAEInterval, descAEClean, descRangesPending, descRangeAttempts} {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -101,4 +125,39 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.ae.repairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descDropsWithheld, prometheus.CounterValue, float64(c.n.reb.dropsWithheld.Load()))
 	ch <- prometheus.MustNewConstMetric(descApplyRefused, prometheus.CounterValue, float64(c.n.co.applyRefused.Load()))
+	c.operatorGauges(ch, v)
+}
+
+// operatorGauges sends what alert rules need beside the counters: the
+// members by state, the bounds a measure is compared with, when
+// anti-entropy last completed, and how far the move under way has to go.
+func (c *collector) operatorGauges(ch chan<- prometheus.Metric, v *View) {
+	g := func(d *prometheus.Desc, x float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, x, lv...)
+	}
+	var by [len(memberStates)]int
+	for _, m := range v.Members {
+		for i, s := range memberStates {
+			if m.State == s {
+				by[i]++
+			}
+		}
+	}
+	for i, s := range memberStates {
+		g(descMembers, float64(by[i]), string(s))
+	}
+	g(descClockBound, c.n.cfg.Clocks.Bound().Seconds())
+	g(descAEInterval, max(c.n.cfg.AntiEntropyInterval, 0).Seconds())
+	clean := 0.0
+	if ts := c.n.ae.cleanSince(); ts != 0 {
+		clean = float64(memtable.TimestampTime(ts).UnixMilli()) / 1e3
+	}
+	g(descAEClean, clean)
+	pending, attempts := 0, 0
+	for _, t := range c.n.reb.Transfers() {
+		pending += t.RangesTotal - t.RangesDone
+		attempts = max(attempts, t.Attempts)
+	}
+	g(descRangesPending, float64(pending))
+	g(descRangeAttempts, float64(attempts))
 }
