@@ -214,6 +214,9 @@ func TestCompose(t *testing.T) {
 		if env["RINGKV_ADVERTISE_HTTP_ADDR"] != name+":"+httpPort || env["RINGKV_ADVERTISE_GOSSIP_ADDR"] != name+":"+gossipPort {
 			t.Errorf("%s: advertises %q and %q, want its service name at ports %s and %s", name, env["RINGKV_ADVERTISE_HTTP_ADDR"], env["RINGKV_ADVERTISE_GOSSIP_ADDR"], httpPort, gossipPort)
 		}
+		if v := env["RINGKV_BOOTSTRAP_EXPECT"]; v != "" && v != fmt.Sprint(len(cf.Services)) {
+			t.Errorf("%s: RINGKV_BOOTSTRAP_EXPECT %s, want the %d services", name, v, len(cf.Services))
+		}
 		checkComposeSecret(t, name, env["RINGKV_CLUSTER_SECRET_FILE"], s.Secrets, cf.Secrets)
 		for _, v := range s.Volumes {
 			src, dst, _ := strings.Cut(v, ":")

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,6 +263,14 @@ func TestStatefulSetShape(t *testing.T) {
 			t.Errorf("%s %q: want the pod IP from the downward API", v, env[v])
 		}
 	}
+	// A brand-new cluster waits for as many pods as it will have; more
+	// than the StatefulSet makes, and it never forms.
+	if v := env["RINGKV_BOOTSTRAP_EXPECT"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || spec.Replicas == nil || n < 1 || n > int(*spec.Replicas) {
+			t.Errorf("RINGKV_BOOTSTRAP_EXPECT %s with %v replicas: the first ring would never form", v, spec.Replicas)
+		}
+	}
 	// --join names the headless Service, at the gossip port.
 	if want := spec.ServiceName + ":" + portOf(t, env["RINGKV_GOSSIP_ADDR"]); env["RINGKV_JOIN"] != want {
 		t.Errorf("RINGKV_JOIN %q, want %q (the headless Service at the gossip port)", env["RINGKV_JOIN"], want)
@@ -380,9 +389,12 @@ func checkShutdown(t *testing.T, pod *corev1.PodSpec, env map[string]string) {
 		}
 		st = d
 	}
-	g := pod.TerminationGracePeriodSeconds
-	if g == nil || time.Duration(*g)*time.Second < st+15*time.Second {
-		t.Errorf("terminationGracePeriodSeconds %v: want at least --shutdown-timeout %v and 15s to close the store", g, st)
+	g := int64(30) // Kubernetes' default
+	if pod.TerminationGracePeriodSeconds != nil {
+		g = *pod.TerminationGracePeriodSeconds
+	}
+	if time.Duration(g)*time.Second < st+15*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %d: want at least --shutdown-timeout %v and 15s to close the store", g, st)
 	}
 	if v := strings.ToLower(env["RINGKV_DRAIN"]); v != "" && v != "false" && v != "0" {
 		t.Errorf("RINGKV_DRAIN %q: every pod stop would be a leave, and a rolling restart would move all the data", v)
@@ -513,8 +525,10 @@ func TestManifestNodeAnswersProbes(t *testing.T) {
 		"RINGKV_DATA_DIR":    filepath.Join(dir, "data"),
 		"RINGKV_HTTP_ADDR":   fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"RINGKV_GOSSIP_ADDR": fmt.Sprintf("127.0.0.1:%d", gossipPort),
-		// One node alone: there is no headless Service to join here.
-		"RINGKV_JOIN": "",
+		// One node alone: there is no headless Service to join here,
+		// nor others to wait for.
+		"RINGKV_JOIN":             "",
+		"RINGKV_BOOTSTRAP_EXPECT": "",
 	}
 	for k, v := range env {
 		if strings.HasPrefix(k, "RINGKV_") && strings.HasSuffix(k, "_FILE") {
