@@ -511,53 +511,92 @@ func expandPodEnv(c *corev1.Container, fields, replace map[string]string) []stri
 	return out
 }
 
-// TestManifestNodeAnswersProbes runs a node with the StatefulSet's
-// environment (addresses on loopback, the Secrets' files made here) and
-// asks it every probe of the manifest, as kubelet would.
-func TestManifestNodeAnswersProbes(t *testing.T) {
+// podNode is a node run with the StatefulSet's environment, as pod
+// ringkv-0 on loopback.
+type podNode struct {
+	*node
+	c     *corev1.Container
+	base  string // https://127.0.0.1:PORT
+	token string // an admin token of its auth file
+	id    string
+}
+
+// startPodNode runs a node with the StatefulSet's environment: the pod's
+// fields and addresses on loopback, the Secrets' files made here, and
+// the variables of replace changed (to "" to unset).
+func startPodNode(t *testing.T, replace map[string]string) *podNode {
+	t.Helper()
 	sts := loadObjects(t).sts
 	c := container(t, sts)
 	env := envOf(c)
 	dir := t.TempDir()
-	httpPort, gossipPort := freePort(t), freePort(t)
-	token := writePodSecrets(t, dir, env, sts.Name+"-0")
-	replace := map[string]string{
-		"RINGKV_DATA_DIR":    filepath.Join(dir, "data"),
-		"RINGKV_HTTP_ADDR":   fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"RINGKV_GOSSIP_ADDR": fmt.Sprintf("127.0.0.1:%d", gossipPort),
-		// One node alone: there is no headless Service to join here,
-		// nor others to wait for.
-		"RINGKV_JOIN":             "",
-		"RINGKV_BOOTSTRAP_EXPECT": "",
+	id := sts.Name + "-0"
+	token := writePodSecrets(t, dir, env, id)
+	httpAddr, gossipAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	all := map[string]string{
+		"RINGKV_DATA_DIR":              filepath.Join(dir, "data"),
+		"RINGKV_HTTP_ADDR":             httpAddr,
+		"RINGKV_GOSSIP_ADDR":           gossipAddr,
+		"RINGKV_ADVERTISE_HTTP_ADDR":   httpAddr,
+		"RINGKV_ADVERTISE_GOSSIP_ADDR": gossipAddr,
 	}
 	for k, v := range env {
 		if strings.HasPrefix(k, "RINGKV_") && strings.HasSuffix(k, "_FILE") {
-			replace[k] = filepath.Join(dir, filepath.Base(filepath.Dir(v)), filepath.Base(v))
+			all[k] = filepath.Join(dir, filepath.Base(filepath.Dir(v)), filepath.Base(v))
 		}
 	}
-	replace["RINGKV_ADVERTISE_HTTP_ADDR"] = replace["RINGKV_HTTP_ADDR"]
-	replace["RINGKV_ADVERTISE_GOSSIP_ADDR"] = replace["RINGKV_GOSSIP_ADDR"]
-	fields := map[string]string{"metadata.name": sts.Name + "-0", "status.podIP": "127.0.0.1"}
-
+	for k, v := range replace {
+		all[k] = v
+	}
+	fields := map[string]string{"metadata.name": id, "status.podIP": "127.0.0.1"}
 	cmd := exec.Command(ringkvBinary(t), "serve")
 	cmd.Dir = dir
-	cmd.Env = cleanEnv(expandPodEnv(c, fields, replace)...)
-	n := startProcess(t, cmd)
-	base := fmt.Sprintf("https://127.0.0.1:%d", httpPort)
-	waitOK(t, n, base+c.ReadinessProbe.HTTPGet.Path)
+	cmd.Env = cleanEnv(expandPodEnv(c, fields, all)...)
+	return &podNode{node: startProcess(t, cmd), c: c, base: "https://" + httpAddr, token: token, id: id}
+}
+
+// TestManifestNodeAnswersProbes runs a node with the StatefulSet's
+// environment and asks it every probe of the manifest, as kubelet would
+// (HTTPS, the certificate not verified).
+func TestManifestNodeAnswersProbes(t *testing.T) {
+	// One node alone: there is no headless Service to join here, nor
+	// others to wait for.
+	n := startPodNode(t, map[string]string{"RINGKV_JOIN": "", "RINGKV_BOOTSTRAP_EXPECT": ""})
+	c := n.c
+	waitOK(t, n.node, n.base+c.ReadinessProbe.HTTPGet.Path)
 	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
-		code, body, err := get(base + p.HTTPGet.Path)
+		code, body, err := get(n.base + p.HTTPGet.Path)
 		if err != nil || code != 200 {
 			t.Errorf("probe GET %s: %d %q %v, want 200", p.HTTPGet.Path, code, body, err)
 		}
 	}
 	// The node took its id from the pod name, and its credentials.
-	code, body, err := get(base+"/v1/cluster", "Authorization", "Bearer "+token)
-	if err != nil || code != 200 || !strings.Contains(body, `"self":"`+sts.Name+`-0"`) {
-		t.Errorf("GET /v1/cluster: %d %s %v, want node %s-0", code, body, err, sts.Name)
+	code, body, err := get(n.base+"/v1/cluster", "Authorization", "Bearer "+n.token)
+	if err != nil || code != 200 || !strings.Contains(body, `"self":"`+n.id+`"`) {
+		t.Errorf("GET /v1/cluster: %d %s %v, want node %s", code, body, err, n.id)
 	}
 	if err := n.stop(t); err != nil {
 		t.Errorf("SIGTERM: %v, want a clean exit", err)
+	}
+}
+
+// TestManifestNodeWaitingForPeers: a pod of a brand-new cluster whose
+// peers are not up yet (its join target does not answer) waits, live but
+// not ready: the startup and liveness probes pass, so it is not
+// restarted while it waits, and the readiness probe keeps clients away.
+func TestManifestNodeWaitingForPeers(t *testing.T) {
+	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n := startPodNode(t, map[string]string{"RINGKV_JOIN": nobody})
+	c := n.c
+	waitOK(t, n.node, n.base+c.StartupProbe.HTTPGet.Path)
+	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe} {
+		if code, body, err := get(n.base + p.HTTPGet.Path); err != nil || code != 200 {
+			t.Errorf("probe GET %s while waiting for peers: %d %q %v, want 200", p.HTTPGet.Path, code, body, err)
+		}
+	}
+	code, body, err := get(n.base + c.ReadinessProbe.HTTPGet.Path)
+	if err != nil || code != 503 || !strings.Contains(body, "not ready") {
+		t.Errorf("readiness GET %s while waiting for peers: %d %q %v, want 503 not ready", c.ReadinessProbe.HTTPGet.Path, code, body, err)
 	}
 }
 

@@ -116,6 +116,15 @@ func TestScaleDownScript(t *testing.T) {
 		t.Errorf("when the StatefulSet was scaled, ringkv-0 was not settled on a ring without ringkv-2: %s", calls[4])
 	}
 
+	// Interrupted after the leave (the scale failed, say), run again: the
+	// node is not asked to leave again, and the scale goes on.
+	cmd = exec.CommandContext(ctx, "bash", "kubernetes/scale-down.sh", "-n", "db", "-p", portOf(t, https[2]), "2")
+	cmd.Env = cleanEnv("PATH="+fakeBin+":"+os.Getenv("PATH"), "RINGKV_SCHEME=http",
+		"FAKE_LOG="+log, "FAKE_REPLICAS=3", "FAKE_STATUS_ADDR="+https[0], "FAKE_LEAVING_ADDR="+https[2])
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ringkv-2 has already left") {
+		t.Errorf("scale-down.sh 2 again after the leave: %v, want exit 0 and 'ringkv-2 has already left':\n%s", err, out)
+	}
+
 	// The pod is gone: every key is still there, on the two others.
 	if err := nodes[2].stop(t); err != nil {
 		t.Errorf("ringkv-2 after its leave: %v", err)
