@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -262,4 +264,68 @@ func checkComposeSecret(t *testing.T, name, path string, mounted []map[string]an
 		}
 	}
 	t.Errorf("%s: RINGKV_CLUSTER_SECRET_FILE %q is no compose secret it mounts", name, path)
+}
+
+// TestComposeNodesFormCluster runs the compose file's three nodes as
+// processes with the environment compose gives them (the image's, then
+// the service's), each host on loopback ports of its own in place of the
+// service names, all started at once with one cluster secret file: they
+// must form one ring of three.
+func TestComposeNodesFormCluster(t *testing.T) {
+	b, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(b, &cf); err != nil {
+		t.Fatal(err)
+	}
+	img := imageConfigOf(t, finalStage(parseDockerfile(t, "Dockerfile")))
+	httpPort, gossipPort := portOf(t, img.env["RINGKV_HTTP_ADDR"]), portOf(t, img.env["RINGKV_GOSSIP_ADDR"])
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "cluster-secret")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range cf.Services {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	// Each service's host becomes loopback ports of its own.
+	var pairs []string
+	addrs := map[string][2]string{}
+	for _, name := range names {
+		a := [2]string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		addrs[name] = a
+		pairs = append(pairs, name+":"+httpPort, a[0], name+":"+gossipPort, a[1])
+	}
+	hosts := strings.NewReplacer(pairs...)
+	var nodes []*node
+	for _, name := range names {
+		s := cf.Services[name]
+		env := map[string]string{}
+		for k, v := range img.env {
+			env[k] = v
+		}
+		for k, v := range s.Environment {
+			env[k] = hosts.Replace(v)
+		}
+		env["RINGKV_HTTP_ADDR"], env["RINGKV_GOSSIP_ADDR"] = addrs[name][0], addrs[name][1]
+		env["RINGKV_DATA_DIR"] = filepath.Join(dir, name)
+		env["RINGKV_CLUSTER_SECRET_FILE"] = secret
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		cmd := exec.Command(ringkvBinary(t), img.entrypoint[1:]...)
+		cmd.Dir, cmd.Env = dir, cleanEnv(kv...)
+		nodes = append(nodes, startProcess(t, cmd))
+	}
+	for i, name := range names {
+		waitOK(t, nodes[i], "http://"+addrs[name][0]+"/healthz")
+	}
+	for _, name := range names {
+		waitFor(t, 60*time.Second, name+" sees 3 members alive", func() error { return membersAlive(addrs[name][0], 3) })
+	}
 }
