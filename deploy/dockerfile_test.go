@@ -123,10 +123,14 @@ func TestDockerfile(t *testing.T) {
 			build = in.args
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=", "./cmd/ringkv"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-ldflags", "./cmd/ringkv"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("the build (RUN %s) lacks %s", build, want)
 		}
+	}
+	// The version the build stamps in is the one ringkv reports.
+	if out, err := exec.Command(ringkvBinary(t), "version").CombinedOutput(); err != nil || !strings.Contains(string(out), testVersion) {
+		t.Errorf("ringkv version of a build with the Dockerfile's -ldflags and VERSION=%s: %q %v", testVersion, out, err)
 	}
 	c := imageConfigOf(t, finalStage(ins))
 	if f := strings.Fields(c.from); len(f) == 0 || (f[0] != "scratch" && !strings.Contains(f[0], "distroless/static")) {

@@ -36,16 +36,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ringkvBinary returns the path of a static ringkv built from ../cmd/ringkv.
+// testVersion is the VERSION the tests build ringkv with.
+const testVersion = "v0.0.0-deploy-test"
+
+// dockerLDFlags returns the -ldflags of the Dockerfile's go build, with
+// ${VERSION} set to version.
+func dockerLDFlags(version string) (string, error) {
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`go build [^\n]*-ldflags "([^"]*)"`).FindSubmatch(b)
+	if m == nil {
+		return "", errors.New(`the Dockerfile has no go build -ldflags "..."`)
+	}
+	return strings.ReplaceAll(string(m[1]), "${VERSION}", version), nil
+}
+
+// ringkvBinary returns the path of a static ringkv built from ../cmd/ringkv
+// as the Dockerfile builds it (its -ldflags, VERSION testVersion).
 func ringkvBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
+		ld, err := dockerLDFlags(testVersion)
+		if err != nil {
+			binErr = err
+			return
+		}
 		binDir, binErr = os.MkdirTemp("", "ringkv-deploy-bin-")
 		if binErr != nil {
 			return
 		}
 		binPath = filepath.Join(binDir, "ringkv")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=deploy-test", "-o", binPath, "./cmd/ringkv")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ld, "-o", binPath, "./cmd/ringkv")
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
