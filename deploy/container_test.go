@@ -174,7 +174,8 @@ func podman(args ...string) (string, error) {
 // TestContainerImage builds the Dockerfile's final stage with podman
 // (from scratch, offline: the binary is the one built here, not the
 // golang stage's), checks the image's configuration, runs it as the
-// image says and stops it with its stop signal.
+// image says (with a read-only root, as in Kubernetes) and stops it with
+// its stop signal.
 func TestContainerImage(t *testing.T) {
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Skip("no podman (Debian: apt-get install podman runc)")
@@ -195,7 +196,10 @@ func TestContainerImage(t *testing.T) {
 	checkImageConfig(t, tag, r.cfg)
 
 	name := fmt.Sprintf("ringkv-deploy-test-%d", os.Getpid())
-	args := append([]string{"run", "-d", "--name", name, "--network", "host"}, runtimeArgs()...)
+	// As the StatefulSet runs it: a read-only root, no capabilities, no
+	// privilege escalation; only the volume is writable.
+	args := append([]string{"run", "-d", "--name", name, "--network", "host",
+		"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"}, runtimeArgs()...)
 	for _, kv := range r.env {
 		if strings.HasPrefix(kv, "RINGKV_HTTP_ADDR=") || strings.HasPrefix(kv, "RINGKV_GOSSIP_ADDR=") {
 			args = append(args, "-e", kv)
