@@ -87,6 +87,25 @@ func oneRing(nodes []*cnode) (bool, string) {
 	return true, ""
 }
 
+// formRing waits until nodes form one ring, and fails the test if any
+// node, meanwhile, shows a ring of only some of them: with
+// --bootstrap-expect, a node's first ring is the whole initial one.
+func formRing(t *testing.T, nodes []*cnode) {
+	t.Helper()
+	partial := map[string]string{} // ring -> who showed it
+	waitCond(t, 30*time.Second, "one ring of 5", func() (bool, string) {
+		for _, c := range nodes {
+			if st, err := status(c.http); err == nil && len(st.Ownership) > 0 && len(st.Ownership) < len(nodes) {
+				partial[strings.Join(slices.Sorted(maps.Keys(st.Ownership)), ",")] = c.id
+			}
+		}
+		return oneRing(nodes)
+	})
+	for ring, id := range partial {
+		t.Errorf("while the cluster bootstrapped, %s showed a ring of %s only", id, ring)
+	}
+}
+
 // TestMultiHost runs five nodes as on five hosts (network namespaces on
 // a bridge), each bound to 0.0.0.0:8080 and 0.0.0.0:7946 and advertising
 // its own address, all started at once with the same --join name. They
@@ -94,7 +113,7 @@ func oneRing(nodes []*cnode) (bool, string) {
 // write while a host is killed (reads go on meanwhile) and comes back;
 // after one node leaves, the four others hold every acknowledged key.
 func TestMultiHost(t *testing.T) {
-	hosts, nodes := multiHostLab(t, 5, "--replicas", "3", "--request-timeout", "3s")
+	hosts, nodes := multiHostLab(t, 5, "--bootstrap-expect", "5", "--replicas", "3", "--request-timeout", "3s")
 	for _, c := range nodes {
 		c.env = append(c.env, "RINGKV_CLUSTER_SECRET=multi-host-secret")
 	}
@@ -106,7 +125,7 @@ func TestMultiHost(t *testing.T) {
 	for _, c := range nodes {
 		c.p.waitHealthy()
 	}
-	waitCond(t, 30*time.Second, "one ring of 5", func() (bool, string) { return oneRing(nodes) })
+	formRing(t, nodes)
 	stage(fmt.Sprintf("5 nodes on %s..%s form one ring", hosts[0].ip, hosts[4].ip))
 
 	h := &history{t0: time.Now(), byVal: map[string]int{}}
