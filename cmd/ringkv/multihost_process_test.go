@@ -47,9 +47,9 @@ func multiHostLab(t *testing.T, n int, args ...string) ([]*labHost, []*cnode) {
 }
 
 // oneRing reports whether every node sees exactly nodes as members, all
-// alive at the addresses of their hosts, and places keys alike (the
-// same ownership of the token space, the same owners of sample keys):
-// one ring, not several.
+// alive at the addresses of their hosts, holds every range the ring
+// gives it, and places keys alike (the same ownership of the token
+// space, the same owners of sample keys): one ring, not several.
 func oneRing(nodes []*cnode) (bool, string) {
 	var ownership map[string]float64
 	var owners []string
@@ -60,6 +60,9 @@ func oneRing(nodes []*cnode) (bool, string) {
 		}
 		if len(st.Members) != len(nodes) {
 			return false, fmt.Sprintf("%s sees %s", c.id, memberStates(st))
+		}
+		if !st.Settled {
+			return false, fmt.Sprintf("%s does not hold every range the ring gives it yet: %+v", c.id, st.Transfers)
 		}
 		for _, m := range st.Members {
 			i := slices.IndexFunc(nodes, func(c *cnode) bool { return c.id == m.ID })
