@@ -28,6 +28,7 @@ const (
 	opListNodes                // /list-nodes
 	opAddNode                  // /add-node
 	opHealthz                  // /healthz
+	opLivez                    // /livez
 	opMetrics                  // /metrics
 	opPprof                    // /debug/pprof/...
 	opLSM                      // /v1/lsm
@@ -65,6 +66,7 @@ var opNames = [numOps]string{
 	opListNodes:      "list_nodes",
 	opAddNode:        "add_node",
 	opHealthz:        "healthz",
+	opLivez:          "livez",
 	opMetrics:        "metrics",
 	opPprof:          "pprof",
 	opLSM:            "lsm",

@@ -10,14 +10,25 @@ import (
 	"github.com/ringkv/ringkv/peer"
 )
 
-// healthz serves GET /healthz: 200 {"status":"ok","node":ID} while the node
-// serves. While Ops.Health gives reasons it answers {"status":"degraded",
-// "reason":R,"node":ID,"reasons":[...]} (R is the first one's): 503 when
-// one of them refuses writes (a full disk, a clock off from its peers), so
-// a load balancer sends writes elsewhere while reads may still be served;
-// 200 otherwise (a damaged file whose span this node routes around: a
-// probe must not take it out of service and lose the repair under way).
-// 503 from the moment Shutdown begins.
+// Readiness is what an Ops may add to say the node is not ready to serve
+// yet (joining its cluster): GET /healthz then answers 503
+// {"status":"not ready",...}. peer.Node does not; cmd/ringkv wraps it.
+type Readiness interface {
+	// NotReady returns the reasons the node is not ready yet, none when
+	// it is. It must be cheap: no I/O.
+	NotReady() []peer.Degraded
+}
+
+// healthz serves GET /healthz, the readiness probe: 200
+// {"status":"ok","node":ID} while the node serves. While the Ops says it is
+// not ready (Readiness: still joining) it answers 503 {"status":"not
+// ready","reason":R,"node":ID,"reasons":[...]}, R the first reason's.
+// While Ops.Health gives reasons it answers {"status":"degraded",...} in
+// the same shape: 503 when one of them refuses writes (a full disk, a
+// clock off from its peers), so a load balancer sends writes elsewhere
+// while reads may still be served; 200 otherwise (a damaged file whose
+// span this node routes around: a probe must not take it out of service
+// and lose the repair under way). 503 from the moment Shutdown begins.
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	if !onlyGet(ctx) {
 		return
@@ -27,7 +38,15 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentTypeBytes(ctJSON)
-	h := s.ops.Health()
+	var h []peer.Degraded
+	if r, ok := s.ops.(Readiness); ok {
+		h = r.NotReady()
+	}
+	status, unready := "degraded", len(h) > 0
+	if unready {
+		status = "not ready"
+	}
+	h = append(h, s.ops.Health()...)
 	if len(h) == 0 {
 		ctx.SetBody(s.healthOK)
 		return
@@ -37,15 +56,27 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 		Reason  string          `json:"reason"`
 		Node    string          `json:"node"`
 		Reasons []peer.Degraded `json:"reasons"`
-	}{"degraded", h[0].Reason, s.cfg.NodeID, h})
+	}{status, h[0].Reason, s.cfg.NodeID, h})
 	if err != nil {
 		s.writeStoreError(ctx, "healthz", err)
 		return
 	}
-	if slices.ContainsFunc(h, func(d peer.Degraded) bool { return d.RefusesWrites }) {
+	if unready || slices.ContainsFunc(h, func(d peer.Degraded) bool { return d.RefusesWrites }) {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
 	ctx.SetBody(append(b, '\n'))
+}
+
+// livez serves GET /livez, the liveness probe: 200 {"status":"ok",
+// "node":ID} whenever the server answers at all, shutting down included.
+// It reads nothing of the node (no storage, no lock a compaction or a
+// stall holds), so a node busy with a long compaction is not killed.
+func (s *Server) livez(ctx *fasthttp.RequestCtx) {
+	if !onlyGet(ctx) {
+		return
+	}
+	ctx.SetContentTypeBytes(ctJSON)
+	ctx.SetBody(s.healthOK)
 }
 
 // lsm serves GET /v1/lsm: the JSON of Ops.LSM.

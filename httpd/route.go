@@ -86,7 +86,7 @@ const (
 
 // routeTable is the routing table by exact path; kvRoute, pprofRoute and
 // internalRoute serve their prefixes. RoleNone means open to anyone:
-// /healthz (load balancers), the internode routes (authenticated by the
+// /healthz and /livez (load balancers, Kubernetes probes), the internode routes (authenticated by the
 // cluster credential, not by client roles), /internal/hello (a
 // membership proof anyone may ask for). GET /v1/cluster needs read, or
 // the internode credential (peerCall): peers read it of each other.
@@ -117,6 +117,7 @@ var routeTable = map[string]*route{
 	"/list-nodes": {other: one(opListNodes, RoleRead), on: clientPort, serve: handler((*Server).listNodes)},
 	"/add-node":   {other: one(opAddNode, RoleAdmin), admin: true, nonSimple: true, on: clientPort, serve: handler((*Server).addNode)},
 	"/healthz":    {other: one(opHealthz, RoleNone), on: bothPorts, serve: handler((*Server).healthz)},
+	"/livez":      {other: one(opLivez, RoleNone), on: bothPorts, serve: handler((*Server).livez)},
 	"/metrics": {other: one(opMetrics, roleMetrics), on: clientPort, serve: func(s *Server, ctx *fasthttp.RequestCtx, _ op, _ []byte) {
 		if onlyGet(ctx) {
 			s.metricsHandler(ctx)

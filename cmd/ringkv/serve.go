@@ -64,6 +64,11 @@ type serveConfig struct {
 	clientCAFile                                                             string
 	// Limits (README.md, "Limits").
 	limits limitFlags
+	// Addresses peers reach this node at, and how it joins (README.md,
+	// "Running a cluster", advertise.go).
+	advertiseHTTPAddr, advertiseGossipAddr string
+	bootstrapExpect                        int
+	joinTimeout                            time.Duration
 }
 
 // defaultServeConfig is the flags' defaults: the libraries' own, so that
@@ -86,7 +91,11 @@ func defaultServeConfig() serveConfig {
 func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.httpAddr, "http-addr", c.httpAddr, "client and internode HTTP address (also NODE_ADDRESS, or NODE_ADDRESS in .env)")
 	fs.StringVar(&c.gossipAddr, "gossip-addr", c.gossipAddr, "memberlist gossip address, UDP and TCP (port 0 picks a free one)")
-	fs.StringVar(&c.join, "join", c.join, "comma-separated gossip addresses of members to join")
+	fs.StringVar(&c.join, "join", c.join, "comma-separated gossip addresses of members to join, HOST:PORT, HOST a name (every address behind it is tried, e.g. a headless Service) or an IP; retried with backoff until one answers")
+	fs.StringVar(&c.advertiseHTTPAddr, "advertise-http-addr", c.advertiseHTTPAddr, "HOST[:PORT] peers call this node's HTTP at (default: --http-addr, or this host's first private IP when bound to 0.0.0.0 or ::); a name stays a name, resolved by peers")
+	fs.StringVar(&c.advertiseGossipAddr, "advertise-gossip-addr", c.advertiseGossipAddr, "HOST[:PORT] peers gossip with this node at (default: --gossip-addr, or this host's first private IP when bound to 0.0.0.0 or ::); a name is resolved at start")
+	fs.IntVar(&c.bootstrapExpect, "bootstrap-expect", c.bootstrapExpect, "with --join, a brand-new node that finds no ring waits for this many members, then they form the initial ring together (0: the brand-new node of the lowest id among those that met founds it)")
+	fs.DurationVar(&c.joinTimeout, "join-timeout", c.joinTimeout, "longest serve tries to join (--join, or the stored members) before it exits with an error (0: forever)")
 	fs.StringVar(&c.dataDir, "data-dir", c.dataDir, "Pebble data directory")
 	fs.StringVar(&c.nodeID, "node-id", c.nodeID, "stable node identity (default: the one stored in --data-dir, else HOST-PORT)")
 	fs.IntVar(&c.replicas, "replicas", c.replicas, fmt.Sprintf("replicas per key N, 1 to %d, capped at the nodes in the ring", peer.MaxReplicas))
@@ -163,6 +172,12 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--mutex-profile-fraction (%d) must not be negative", c.mutexProfileFraction)
 	case c.blockProfileRate < 0:
 		return fmt.Errorf("--block-profile-rate (%s) must not be negative", c.blockProfileRate)
+	case c.bootstrapExpect < 0:
+		return fmt.Errorf("--bootstrap-expect (%d) must not be negative", c.bootstrapExpect)
+	case c.bootstrapExpect > 0 && c.join == "":
+		return fmt.Errorf("--bootstrap-expect %d needs --join: the members to wait for", c.bootstrapExpect)
+	case c.joinTimeout < 0:
+		return fmt.Errorf("--join-timeout (%s) must not be negative", c.joinTimeout)
 	}
 	if c.clusterName == "" {
 		return errors.New("--cluster-name must not be empty")
@@ -210,7 +225,7 @@ func (c *serveConfig) validateAddrs() error {
 			return err
 		}
 	}
-	return nil
+	return c.validateAdvertise()
 }
 
 // validateSecretFile reads --cluster-secret-file, which excludes
@@ -485,8 +500,12 @@ type daemon struct {
 	gossip     *membership.Gossip
 	srv        *httpd.Server
 
+	adv advertised
+
 	stopJoining, stopHistory func()
 	joined, historyDone      chan struct{}
+	// joinFailed receives JoinUntil's error when --join-timeout ran out.
+	joinFailed chan error
 }
 
 // startError is a startup step that failed: serve's exit code and the
@@ -531,7 +550,7 @@ func (d *daemon) closeAtExit() {
 // node; membership; the HTTP server. An error is a *startError.
 func (d *daemon) start(tuning compaction.Tuning) error {
 	for _, step := range []func() error{
-		d.loadCredentials, d.listen,
+		d.loadCredentials, d.listen, d.advertise,
 		func() error { return d.openEngine(tuning) },
 		d.loadSecrets, d.startNode, d.startMembership, d.startHTTP,
 	} {
@@ -639,7 +658,7 @@ func (d *daemon) loadSecrets() error {
 // startNode starts the clocks, the internode transport and the node (the
 // coordinator) on it.
 func (d *daemon) startNode() error {
-	c, lg, eng, nodeID, ln, nodeTLS, wall, secrets := d.c, d.lg, d.eng, d.nodeID, d.ln, d.nodeTLS, d.wall, d.secrets
+	c, lg, eng, nodeID, nodeTLS, wall, secrets := d.c, d.lg, d.eng, d.nodeID, d.nodeTLS, d.wall, d.secrets
 	clocks := peer.NewClockMonitor(c.maxClockOffset, wall, lg.With("component", "clock"))
 	clock := memtable.NewClockBound(wall, c.maxClockOffset)
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
@@ -659,7 +678,7 @@ func (d *daemon) startNode() error {
 	d.internode = internode
 	d.undo = append(d.undo, func() { internode.Close() })
 	pc := c.peerConfig()
-	pc.NodeID, pc.HTTPAddr, pc.Engine, pc.Logger = nodeID, ln.Addr().String(), eng, lg
+	pc.NodeID, pc.HTTPAddr, pc.Engine, pc.Logger = nodeID, d.adv.http, eng, lg
 	pc.Now, pc.Clock, pc.Clocks, pc.Transport = wall, clock, clocks, internode
 	node, err := peer.NewNode(pc)
 	if err != nil {
@@ -676,11 +695,11 @@ func (d *daemon) startNode() error {
 // transport and the node; refuses damaged tables no replica can repair;
 // and joins --join in the background until it succeeds or serve stops.
 func (d *daemon) startMembership() error {
-	c, lg, eng, nodeID, ln, peerLn, secrets := d.c, d.lg, d.eng, d.nodeID, d.ln, d.peerLn, d.secrets
+	c, lg, eng, nodeID, secrets, adv := d.c, d.lg, d.eng, d.nodeID, d.secrets, d.adv
 	wall, clock, clocks, peerAddrs, node := d.wall, d.clock, d.clocks, d.peerAddrs, d.node
 	gossip, err := membership.Start(membership.Config{
-		NodeID: nodeID, HTTPAddr: ln.Addr().String(), BindAddr: c.gossipAddr, Secrets: secrets,
-		PeerAddr: peerLnAddr(peerLn),
+		NodeID: nodeID, HTTPAddr: adv.http, BindAddr: adv.gossipBind, AdvertiseAddr: adv.gossip, Secrets: secrets,
+		PeerAddr: adv.peer, Join: c.joinAddrs(), BootstrapExpect: c.bootstrapExpect,
 		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: func(v *peer.View) { peerAddrs.set(v); node.SetView(v) },
 		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,
 	})
@@ -699,18 +718,14 @@ func (d *daemon) startMembership() error {
 		return startFailed(exitFailure, "%v", err)
 	}
 	eng.SetGCHorizon(node.AntiEntropy().GCHorizon) // tombstones go only once every replica has them
-	joinCtx, stopJoining := context.WithCancel(context.Background())
-	joined := make(chan struct{})
-	go func() { defer close(joined); gossip.JoinUntil(joinCtx, c.joinAddrs()) }()
-	d.stopJoining, d.joined = stopJoining, joined
-	d.undo = append(d.undo, func() { stopJoining(); <-joined })
+	d.startJoining()
 	return nil
 }
 
 // startHTTP builds the metrics registry, samples it in the background for
 // the status page, and builds the HTTP server (run starts it serving).
 func (d *daemon) startHTTP() error {
-	c, lg, eng, nodeID, ln, peerLn, secrets := d.c, d.lg, d.eng, d.nodeID, d.ln, d.peerLn, d.secrets
+	c, lg, eng, nodeID, peerLn, secrets := d.c, d.lg, d.eng, d.nodeID, d.peerLn, d.secrets
 	nodeTLS, auth, internode, node := d.nodeTLS, d.auth, d.internode, d.node
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(eng.Collector(), node.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -722,7 +737,7 @@ func (d *daemon) startHTTP() error {
 	d.stopHistory, d.historyDone = stopHistory, historyDone
 	d.undo = append(d.undo, func() { stopHistory(); <-historyDone })
 	srv, err := httpd.New(httpd.Config{
-		Addr:         ln.Addr().String(),
+		Addr:         d.adv.http,
 		MaxValueSize: int(c.maxValueSize),
 		Pprof:        c.pprof,
 		Registry:     reg,
@@ -742,7 +757,7 @@ func (d *daemon) startHTTP() error {
 		JoinTLS:           nodeTLS.Transport,
 		Limits:            c.limits.httpd(),
 		Status:            httpd.StatusConfig{Version: versionString(), Peers: internode, History: history},
-	}, node, node)
+	}, node, readyOps{node, d.gossip})
 	if err != nil {
 		return startFailed(exitUsage, "%v", err)
 	}
@@ -776,6 +791,9 @@ func (d *daemon) run() int {
 		lg.Info("shutting down", "signal", sig.String())
 	case err := <-served:
 		lg.Error("http server stopped", "err", err)
+		code = exitFailure
+	case err := <-d.joinFailed:
+		lg.Error(fmt.Sprintf("exiting: --join-timeout %s ran out: %v", c.joinTimeout, err))
 		code = exitFailure
 	}
 	return code

@@ -3,6 +3,7 @@ package membership
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -22,6 +23,33 @@ type Config struct {
 	PeerAddr string
 	// BindAddr is the host:port memberlist listens on (UDP and TCP); required.
 	BindAddr string
+	// AdvertiseAddr is the IP:port the other members reach this node's
+	// gossip at (memberlist's AdvertiseAddr and AdvertisePort), when not
+	// BindAddr (see Advertise). The default is BindAddr when its host is a
+	// specific IP, else the address memberlist picks (the host's first
+	// private IP) with BindAddr's port.
+	AdvertiseAddr string
+	// Join lists the members to join (--join): HOST:PORT each, HOST a
+	// name (every address behind it is tried: a headless Service's name
+	// gives all its pods) or an IP. A brand-new node with Join does not
+	// found a ring of its own: it waits, out of the ring, until it meets
+	// a ring to enter or, with BootstrapExpect, until the initial ring's
+	// members are all there. Without Join a brand-new node founds a ring.
+	// The default is none.
+	Join []string
+	// BootstrapExpect, when above 0, is the size of the initial ring
+	// (--bootstrap-expect): a brand-new node with Join that meets no ring
+	// waits until it sees that many members, then they form the ring
+	// together. 0: the member of the lowest id among brand-new ones that
+	// met founds the ring, and the others enter it.
+	BootstrapExpect int
+	// Resolve resolves Join's names, on every attempt (a name's pods
+	// change). The default is DefaultResolver.
+	Resolve Resolver
+	// JoinRetryMin and JoinRetryMax bound JoinUntil's backoff between
+	// attempts (jittered, doubling from min to max). The defaults are
+	// DefaultJoinRetryMin and DefaultJoinRetryMax.
+	JoinRetryMin, JoinRetryMax time.Duration
 	// Secrets, when it holds any secret, encrypts gossip with the keys
 	// derived from them (memberlist's keyring, the primary secret's key
 	// first) and refuses unencrypted gossip; a Set installs the new keys
@@ -64,12 +92,20 @@ type Config struct {
 // carries the refutation back) fit in the 10s a heal may take.
 const DefaultReconnectInterval = 2 * time.Second
 
+// DefaultJoinRetryMin and DefaultJoinRetryMax are Config.JoinRetryMin's
+// and Config.JoinRetryMax's defaults.
+const (
+	DefaultJoinRetryMin = time.Second
+	DefaultJoinRetryMax = 30 * time.Second
+)
+
 // DefaultLivenessInterval is Config.LivenessInterval's default.
 const DefaultLivenessInterval = time.Second
 
 // EnsureDefaults replaces every zero field but the required ones (NodeID,
 // HTTPAddr, BindAddr, Engine, Clock, OnView) and those whose zero value
-// means none (PeerAddr, Secrets, Tune, Offsets) with its default.
+// means none (PeerAddr, AdvertiseAddr, Join, BootstrapExpect, Secrets,
+// Tune, Offsets) with its default.
 func (c *Config) EnsureDefaults() {
 	if c.Replicas == 0 {
 		c.Replicas = peer.DefaultReplicas
@@ -88,6 +124,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Resolve == nil {
+		c.Resolve = DefaultResolver
+	}
+	if c.JoinRetryMin == 0 {
+		c.JoinRetryMin = DefaultJoinRetryMin
+	}
+	if c.JoinRetryMax == 0 {
+		c.JoinRetryMax = max(DefaultJoinRetryMax, c.JoinRetryMin)
 	}
 }
 
@@ -120,6 +165,40 @@ func (c *Config) Validate() error {
 		return &peer.ConfigError{Config: "membership.Config", Field: "ReconnectInterval", Value: c.ReconnectInterval.String(), Want: "must be positive"}
 	case c.LivenessInterval <= 0:
 		return &peer.ConfigError{Config: "membership.Config", Field: "LivenessInterval", Value: c.LivenessInterval.String(), Want: "must be positive"}
+	case c.BootstrapExpect < 0:
+		return &peer.ConfigError{Config: "membership.Config", Field: "BootstrapExpect", Value: fmt.Sprint(c.BootstrapExpect), Want: "must not be negative"}
+	case c.JoinRetryMin <= 0 || c.JoinRetryMax < c.JoinRetryMin:
+		return &peer.ConfigError{Config: "membership.Config", Field: "JoinRetryMax", Value: c.JoinRetryMin.String() + ".." + c.JoinRetryMax.String(), Want: "must be positive, at least JoinRetryMin"}
+	}
+	return c.validateAddrs()
+}
+
+// validateAddrs refuses what peers cannot call: an HTTP or advertised
+// gossip address on every interface (0.0.0.0, ::). A node bound there
+// advertises a specific address (Advertise).
+func (c *Config) validateAddrs() error {
+	check := func(field, addr string, ipOnly bool) error {
+		host, _, err := net.SplitHostPort(addr)
+		switch {
+		case err != nil:
+			return &peer.ConfigError{Config: "membership.Config", Field: field, Value: addr, Want: "must be HOST:PORT"}
+		case unspecified(host):
+			return &peer.ConfigError{Config: "membership.Config", Field: field, Value: addr, Want: "must be an address peers can call, not every interface"}
+		case ipOnly && net.ParseIP(host) == nil:
+			return &peer.ConfigError{Config: "membership.Config", Field: field, Value: addr, Want: "must be an IP address"}
+		}
+		return nil
+	}
+	if err := check("HTTPAddr", c.HTTPAddr, false); err != nil {
+		return err
+	}
+	if c.PeerAddr != "" {
+		if err := check("PeerAddr", c.PeerAddr, false); err != nil {
+			return err
+		}
+	}
+	if c.AdvertiseAddr != "" {
+		return check("AdvertiseAddr", c.AdvertiseAddr, true)
 	}
 	return nil
 }

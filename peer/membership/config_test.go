@@ -32,7 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 // *peer.ConfigError naming its field.
 func TestConfigValidate(t *testing.T) {
 	valid := func() Config {
-		c := Config{NodeID: "n1", BindAddr: "127.0.0.1:0", Engine: new(engine.Engine), Clock: memtable.NewClock(nil), OnView: func(*peer.View) {}}
+		c := Config{NodeID: "n1", HTTPAddr: "127.0.0.1:8080", BindAddr: "127.0.0.1:0", Engine: new(engine.Engine), Clock: memtable.NewClock(nil), OnView: func(*peer.View) {}}
 		c.EnsureDefaults()
 		return c
 	}
@@ -52,6 +52,19 @@ func TestConfigValidate(t *testing.T) {
 		{"vnodes 0", func(c *Config) { c.VNodes = 0 }, "VNodes"},
 		{"reconnect negative", func(c *Config) { c.ReconnectInterval = -time.Second }, "ReconnectInterval"},
 		{"liveness 0", func(c *Config) { c.LivenessInterval = 0 }, "LivenessInterval"},
+		// Peers cannot call every interface: a node bound there
+		// advertises a specific address (Advertise).
+		{"http addr unspecified", func(c *Config) { c.HTTPAddr = "0.0.0.0:8080" }, "HTTPAddr"},
+		{"http addr unspecified v6", func(c *Config) { c.HTTPAddr = "[::]:8080" }, "HTTPAddr"},
+		{"http addr no host", func(c *Config) { c.HTTPAddr = ":8080" }, "HTTPAddr"},
+		{"http addr a name", func(c *Config) { c.HTTPAddr = "ringkv-0.ringkv:8080" }, ""},
+		{"http addr v6", func(c *Config) { c.HTTPAddr = "[fd00::1]:8080" }, ""},
+		{"peer addr unspecified", func(c *Config) { c.PeerAddr = "0.0.0.0:8081" }, "PeerAddr"},
+		{"advertise unspecified", func(c *Config) { c.AdvertiseAddr = "0.0.0.0:7946" }, "AdvertiseAddr"},
+		{"advertise a name", func(c *Config) { c.AdvertiseAddr = "ringkv-0:7946" }, "AdvertiseAddr"},
+		{"advertise v6", func(c *Config) { c.AdvertiseAddr = "[fd00::1]:7946" }, ""},
+		{"bootstrap expect negative", func(c *Config) { c.BootstrapExpect = -1 }, "BootstrapExpect"},
+		{"join retry max below min", func(c *Config) { c.JoinRetryMin, c.JoinRetryMax = time.Second, time.Millisecond }, "JoinRetryMax"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

@@ -2,6 +2,9 @@ package membership
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/ringkv/ringkv/memtable"
@@ -19,6 +22,8 @@ type nodeMeta struct {
 	// its peers can compare theirs with it (nodes of releases before
 	// --max-clock-offset do not; they are left out of the comparison).
 	Clock bool `json:"c,omitempty"`
+	// Joining: the node is brand new and not in a ring yet (Entry.Joining).
+	Joining bool `json:"j,omitempty"`
 }
 
 // stampBound returns the latest member-list stamp this node takes: now
@@ -78,9 +83,9 @@ func (b rosterBroadcast) Finished()                             {}
 // NodeMeta is this node's HTTP address and roster stamp.
 func (g *Gossip) NodeMeta(limit int) []byte {
 	g.mu.Lock()
-	stamp, leaving := g.self.Stamp, g.self.Leaving
+	stamp, leaving, joining := g.self.Stamp, g.self.Leaving, g.self.Joining
 	g.mu.Unlock()
-	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving, Clock: true})
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving, Joining: joining, Clock: true})
 	if len(b) > limit {
 		return nil
 	}
@@ -162,7 +167,7 @@ func (g *Gossip) noteNode(n *memberlist.Node, st peer.MemberState) {
 	} else {
 		g.live.noClock[n.Name] = true
 	}
-	e := Entry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), PeerAddr: meta.PeerAddr, Stamp: meta.Stamp, Leaving: meta.Leaving}
+	e := Entry{ID: n.Name, HTTPAddr: meta.HTTPAddr, GossipAddr: n.Address(), PeerAddr: meta.PeerAddr, Stamp: meta.Stamp, Leaving: meta.Leaving, Joining: meta.Joining}
 	if e.Stamp > g.stampBound() {
 		g.mu.Unlock()
 		g.cfg.Logger.Warn("ignoring a gossip member whose stamp is beyond the clock bound", "node", n.Name, "stamp", meta.Stamp)
@@ -177,4 +182,44 @@ func (g *Gossip) noteNode(n *memberlist.Node, st peer.MemberState) {
 	}
 	g.mu.Unlock()
 	g.signal()
+}
+
+// memberlist.MergeDelegate
+
+// mergeGate is memberlist's MergeDelegate: it refuses to merge this
+// node's ring with another ring that has never met it (refusesMerge).
+type mergeGate struct{ g *Gossip }
+
+// NotifyMerge is called, on both sides of a push/pull exchange, with the
+// other side's members, before either merges them.
+func (m mergeGate) NotifyMerge(peers []*memberlist.Node) error {
+	g := m.g
+	theirs := make(map[string]bool, len(peers))
+	var addr string
+	for _, n := range peers {
+		var meta nodeMeta
+		if json.Unmarshal(n.Meta, &meta) == nil && meta.HTTPAddr != "" && !meta.Joining && !meta.Leaving {
+			theirs[n.Name] = true
+			addr = n.Address()
+		}
+	}
+	g.mu.Lock()
+	mine := formed(g.roster)
+	met := slices.ContainsFunc(peers, func(n *memberlist.Node) bool { _, ok := g.roster[n.Name]; return ok })
+	g.mu.Unlock()
+	if !refusesMerge(len(mine), len(theirs), met) {
+		return nil
+	}
+	other := slices.Sorted(maps.Keys(theirs))
+	g.cfg.Logger.Error("refusing to merge two rings that have never met: each already has members (and may hold data); to put a node of one into the other, give it an empty data directory", "this_ring", mine, "other_ring", other, "other_addr", addr)
+	return fmt.Errorf("ringkv: refusing to merge ring %v with ring %v, which never met it", mine, other)
+}
+
+// refusesMerge reports whether a ring of mine members (in the ring) meets
+// one of theirs that shares no member with it (met: it does) and both
+// have more than one: two clusters that have each taken writes on their
+// own ring would, merged, place keys on nodes that never held them. A
+// single node, a brand-new one above all, joins a ring as always.
+func refusesMerge(mine, theirs int, met bool) bool {
+	return !met && mine > 1 && theirs > 1
 }

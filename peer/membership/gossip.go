@@ -1,7 +1,6 @@
 package membership
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/peer"
+	"github.com/ringkv/ringkv/ring"
 )
 
 // Gossip is the membership layer: hashicorp/memberlist for failure
@@ -48,6 +48,17 @@ type Gossip struct {
 	dialing map[string]bool
 	// reconnects counts reconnect attempts, for tests and metrics.
 	reconnects atomic.Int64
+
+	// advertised is the gossip address the others reach this node at.
+	advertised string
+	// entered is closed once this node is in a ring (not Joining).
+	entered chan struct{}
+	// hold: this node entered the initial ring on seeing
+	// BootstrapExpect members; its views show no ring until that many
+	// have entered it too, so its first ring is the whole initial one.
+	hold bool
+	// rejoining: a reconnect through Config.Join is in flight.
+	rejoining atomic.Bool
 
 	changed  chan struct{}
 	pingSoon chan struct{} // a member came alive: compare clocks with it
@@ -91,13 +102,20 @@ func Start(cfg Config) (*Gossip, error) {
 		cfg.Secrets.OnChange(func() { g.rotateKeys(g.keyring) })
 	}
 	if port == 0 {
-		// memberlist picked a free port: advertise that one.
+		// memberlist picked a free port: listen there, and advertise it.
 		g.cfg.BindAddr = net.JoinHostPort(host, strconv.Itoa(int(ml.LocalNode().Port)))
 	}
+	// What memberlist advertises, never 0.0.0.0: AdvertiseAddr, or the
+	// private IP it picked for a node bound to every interface.
+	ln := ml.LocalNode()
+	g.advertised = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	g.mu.Lock()
-	self, changed := selfEntry(g.roster, Entry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.cfg.BindAddr, PeerAddr: cfg.PeerAddr, Stamp: cfg.Clock.Now()})
+	self, changed := selfEntry(g.roster, Entry{ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, GossipAddr: g.advertised, PeerAddr: cfg.PeerAddr, Stamp: cfg.Clock.Now(), Joining: len(cfg.Join) > 0})
 	g.roster[cfg.NodeID], g.self = self, self
 	g.dirty = g.dirty || changed
+	if !self.Joining {
+		close(g.entered)
+	}
 	g.mu.Unlock()
 
 	if err := ml.UpdateNode(time.Second); err != nil {
@@ -134,6 +152,7 @@ func newGossip(cfg Config) *Gossip {
 		},
 		seen:     map[string]Entry{},
 		dialing:  map[string]bool{},
+		entered:  make(chan struct{}),
 		changed:  make(chan struct{}, 1),
 		pingSoon: make(chan struct{}, 1),
 		started:  time.Now(),
@@ -169,10 +188,27 @@ func (g *Gossip) memberlistConfig(host string, port int) (*memberlist.Config, er
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeID
 	mc.BindAddr, mc.BindPort = host, port
-	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+	switch {
+	case cfg.AdvertiseAddr != "":
+		ahost, aport, err := splitBindAddr(cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, err
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
+	case !unspecified(host):
 		mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	case port != 0:
+		// Bound to every interface: memberlist advertises the host's
+		// first private IP (go-sockaddr), or fails to start without one.
+		// "::" would advertise "::": pick the address here too.
+		ip, err := PrivateIP()
+		if err != nil || ip == "" {
+			return nil, fmt.Errorf("%w %q: bound to every interface, and this host has no private IP address to advertise (set the advertised gossip address)", peer.ErrGossipAddr, cfg.BindAddr)
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ip, port
 	}
 	mc.Delegate = g
+	mc.Merge = mergeGate{g}
 	mc.Events = g
 	mc.Ping = pingDelegate{g}
 	mc.LogOutput = &memberlistLog{lg: cfg.Logger}
@@ -202,8 +238,9 @@ func (g *Gossip) numMembers() int {
 	return 1
 }
 
-// GossipAddr returns the address memberlist listens on.
-func (g *Gossip) GossipAddr() string { return g.cfg.BindAddr }
+// GossipAddr returns the gossip address the other members reach this
+// node at (the advertised one).
+func (g *Gossip) GossipAddr() string { return g.advertised }
 
 // Join contacts members at addrs and exchanges member lists with them.
 func (g *Gossip) Join(addrs []string) error {
@@ -216,37 +253,6 @@ func (g *Gossip) Join(addrs []string) error {
 	}
 	g.broadcast()
 	return nil
-}
-
-// JoinUntil joins the cluster through addrs and the members of the stored
-// member list, retrying with backoff until one answers or ctx ends. A
-// restarted node finds its cluster this way even without --join.
-func (g *Gossip) JoinUntil(ctx context.Context, addrs []string) {
-	g.mu.Lock()
-	targets := joinTargets(g.roster, g.cfg.NodeID, addrs)
-	g.mu.Unlock()
-	if len(targets) == 0 {
-		return
-	}
-	wait := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := g.Join(targets)
-		if err == nil {
-			g.cfg.Logger.Info("joined the cluster", "via", targets)
-			return
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			g.cfg.Logger.Warn("cannot join the cluster yet; retrying", "err", err, "attempt", attempt)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
 }
 
 // Remove marks id removed from the ring, on every node in time.
@@ -366,6 +372,9 @@ func (g *Gossip) reconnect() {
 		g.dialing[e.ID] = true
 	}
 	g.mu.Unlock()
+	if len(targets) > 0 {
+		g.rejoin()
+	}
 	for _, e := range targets {
 		g.reconnects.Add(1)
 		g.dials.Go(func() {
@@ -421,11 +430,16 @@ func stateOf(s memberlist.NodeStateType) peer.MemberState {
 	return peer.Dead
 }
 
-// publish persists the member list if it changed and hands out a new view.
+// publish enters this node into the ring if it may (enter), persists the
+// member list if it changed and hands out a new view.
 func (g *Gossip) publish() {
+	g.enter()
 	g.persist()
 	g.mu.Lock()
 	v := buildView(g.roster, g.live, g.cfg.NodeID, g.cfg.VNodes, g.cfg.Replicas)
+	if g.holdLocked() {
+		v.Ring = ring.New(nil, g.cfg.VNodes, g.cfg.Replicas)
+	}
 	g.mu.Unlock()
 	g.cfg.OnView(v)
 }

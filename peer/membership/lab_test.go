@@ -114,10 +114,15 @@ type labNode struct {
 	// watch, once set, makes the node record every member it sees dead.
 	watch atomic.Bool
 	// Set before start, if at all: the node's --peer-addr, its wall clock
-	// (time.Now when nil) and its clock monitor.
+	// (time.Now when nil) and its clock monitor; its --join targets,
+	// --bootstrap-expect, resolver and logger (none: discarded).
 	peerAddr string
 	now      func() time.Time
 	offsets  *peer.ClockMonitor
+	joinList []string
+	expect   int
+	resolve  Resolver
+	logger   *slog.Logger
 
 	mu    sync.Mutex
 	views []*peer.View
@@ -161,11 +166,17 @@ func (n *labNode) start() error {
 	n.mu.Lock()
 	n.views = nil
 	n.mu.Unlock()
+	lg := n.logger
+	if lg == nil {
+		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	g, err := Start(Config{
+		Join: n.joinList, BootstrapExpect: n.expect, Resolve: n.resolve,
+		JoinRetryMin: 20 * time.Millisecond, JoinRetryMax: 200 * time.Millisecond,
 		NodeID: n.id, HTTPAddr: "127.0.0.1:1", BindAddr: n.addr, Secrets: n.secrets, PeerAddr: n.peerAddr,
 		Now: n.now, Offsets: n.offsets,
 		Replicas: 3, VNodes: 8, Engine: n.eng, Clock: memtable.NewClock(nil),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnView: n.onView,
+		Logger: lg, OnView: n.onView,
 		ReconnectInterval: 200 * time.Millisecond, LivenessInterval: 100 * time.Millisecond,
 		Tune: func(c *memberlist.Config) {
 			fastTimings(c)
@@ -336,11 +347,14 @@ func probeRounds(t *testing.T, ns []*labNode, rounds int64) {
 	}, "probe rounds")
 }
 
-// joinUntil runs n's JoinUntil with addrs until it returns or the test ends.
-func (n *labNode) joinUntil(addrs ...string) {
+// joinUntil runs n's JoinUntil until it returns or the test ends; its
+// result, once it returned, is in the channel returned.
+func (n *labNode) joinUntil() <-chan error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	res := make(chan error, 1)
 	g := n.g
-	go func() { defer close(done); g.JoinUntil(ctx, addrs) }()
+	go func() { defer close(done); res <- g.JoinUntil(ctx) }()
 	n.lab.t.Cleanup(func() { cancel(); <-done })
+	return res
 }

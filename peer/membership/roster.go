@@ -38,6 +38,10 @@ type Entry struct {
 	Proof []byte `json:"proof,omitempty"`
 	// PeerAddr is the node's internode listener (--peer-addr), if apart.
 	PeerAddr string `json:"peer_addr,omitempty"`
+	// Joining: a brand-new node that has not entered a ring yet (it waits
+	// to meet one, or for the initial ring's members, Config.Join); it is
+	// a member, out of the ring. Entering, it announces itself anew.
+	Joining bool `json:"joining,omitempty"`
 }
 
 // List is the durable member list, by node id.
@@ -99,7 +103,7 @@ func (a Entry) beats(b Entry) bool {
 
 // sameAnnouncement reports whether two entries say the same of a member.
 func sameAnnouncement(a, b Entry) bool {
-	return a.Stamp == b.Stamp && a.HTTPAddr == b.HTTPAddr && a.GossipAddr == b.GossipAddr && a.PeerAddr == b.PeerAddr && a.Leaving == b.Leaving && a.Removed == b.Removed
+	return a.Stamp == b.Stamp && a.HTTPAddr == b.HTTPAddr && a.GossipAddr == b.GossipAddr && a.PeerAddr == b.PeerAddr && a.Leaving == b.Leaving && a.Joining == b.Joining && a.Removed == b.Removed
 }
 
 // checks is what a node checks a relayed member-list entry against: its
@@ -151,7 +155,7 @@ func merge(l, remote List, c checks) (taken []Entry, refused []refusal) {
 		}
 		if e.Removed && ok {
 			// Only the removal is proven: the addresses stay as known.
-			e.HTTPAddr, e.GossipAddr, e.PeerAddr, e.Leaving = cur.HTTPAddr, cur.GossipAddr, cur.PeerAddr, cur.Leaving
+			e.HTTPAddr, e.GossipAddr, e.PeerAddr, e.Leaving, e.Joining = cur.HTTPAddr, cur.GossipAddr, cur.PeerAddr, cur.Leaving, cur.Joining
 		}
 		if s, live := c.seen[id]; live && !e.Removed {
 			e.GossipAddr = s.GossipAddr
@@ -184,7 +188,7 @@ func (c checks) refuse(e, cur Entry, had bool) string {
 	}
 	if st := c.live[e.ID]; st == peer.Alive || st == peer.Suspect {
 		s, ok := c.seen[e.ID]
-		if !ok || s.Stamp != e.Stamp || s.HTTPAddr != e.HTTPAddr || s.PeerAddr != e.PeerAddr || s.Leaving != e.Leaving {
+		if !ok || s.Stamp != e.Stamp || s.HTTPAddr != e.HTTPAddr || s.PeerAddr != e.PeerAddr || s.Leaving != e.Leaving || s.Joining != e.Joining {
 			return "not what the member itself announces"
 		}
 		return ""
@@ -233,16 +237,53 @@ func leaving(e Entry, now uint64) (_ Entry, changed bool) {
 }
 
 // selfEntry returns this node's entry as it starts on the stored list l
-// with the addresses of want (whose Stamp is the clock's now): a node
-// keeps its place (its stamp) across restarts; a new node, or one whose
-// addresses changed, announces itself anew at want.Stamp. changed says
-// the list must be stored again.
+// with the addresses of want (whose Stamp is the clock's now, and whose
+// Joining says a new node waits to enter a ring): a node keeps its place
+// (its stamp) across restarts; a new node, or one whose addresses
+// changed, announces itself anew at want.Stamp, a node already in a ring
+// (or still joining) as such. changed says the list must be stored again.
 func selfEntry(l List, want Entry) (_ Entry, changed bool) {
 	cur, ok := l[want.ID]
 	if ok && cur.HTTPAddr == want.HTTPAddr && cur.GossipAddr == want.GossipAddr && cur.PeerAddr == want.PeerAddr {
 		return cur, false
 	}
+	if ok {
+		want.Joining = cur.Joining
+	}
 	return want, true
+}
+
+// formed returns the ids of l's members in a ring (neither removed,
+// joining nor leaving), ordered.
+func formed(l List) []string {
+	var ids []string
+	for _, id := range slices.Sorted(maps.Keys(l)) {
+		if e := l[id]; !e.Removed && !e.Joining && !e.Leaving {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// entering says why a joining node self may enter the ring now, given
+// the members of l it sees alive (self included) and the initial ring's
+// size expect (0: none given): a member of a ring is alive ("ring"); it
+// sees expect members ("expect"); or, without expect, it has met another
+// brand-new node and has the lowest id of those it sees ("lowest"). ""
+// means it waits.
+func entering(l List, alive []string, self string, expect int) string {
+	for _, id := range alive {
+		if e := l[id]; id != self && !e.Removed && !e.Joining {
+			return "ring"
+		}
+	}
+	switch {
+	case expect > 0 && len(alive) >= expect:
+		return "expect"
+	case expect == 0 && len(alive) >= 2 && slices.Min(alive) == self:
+		return "lowest"
+	}
+	return ""
 }
 
 // hasLeft reports whether node self must not start on its data: the
@@ -263,7 +304,8 @@ type liveness struct {
 }
 
 // buildView returns the view of list l, as node self sees the members'
-// liveness lv: the ring of the members neither removed nor leaving, and
+// liveness lv: the ring of the members neither removed, joining nor
+// leaving, and
 // every member (a removed one as Left). A member not heard of since self
 // started is Dead since self started.
 func buildView(l List, lv liveness, self string, vnodes, replicas int) *peer.View {
@@ -272,7 +314,7 @@ func buildView(l List, lv liveness, self string, vnodes, replicas int) *peer.Vie
 	for id, e := range l {
 		m := peer.Member{ID: id, HTTPAddr: e.HTTPAddr, GossipAddr: e.GossipAddr, PeerAddr: e.PeerAddr, State: peer.Left, Joined: e.Stamp, Leaving: e.Leaving && !e.Removed}
 		if !e.Removed {
-			if !e.Leaving {
+			if !e.Leaving && !e.Joining {
 				ids = append(ids, id)
 			}
 			m.State = lv.state[id]
