@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,8 +187,9 @@ func servedMeanwhile(t *testing.T, h *history, nodes []*cnode, victim *cnode, fr
 }
 
 // leaveOne scales down by one, as a StatefulSet removes its highest
-// ordinal: the last node leaves with ringkv cluster leave and is killed;
-// the others must then hold every key as the history says.
+// ordinal: the last node leaves with ringkv cluster leave and, once the
+// others know, is stopped; they must then hold every key as the history
+// says.
 func leaveOne(t *testing.T, h *history, wl *checkLoad, nodes []*cnode) {
 	t.Helper()
 	gone, rest := nodes[len(nodes)-1], nodes[:len(nodes)-1]
@@ -195,7 +197,6 @@ func leaveOne(t *testing.T, h *history, wl *checkLoad, nodes []*cnode) {
 	if code != 0 || !strings.Contains(out, "has left") {
 		t.Fatalf("ringkv cluster leave: exit %d\n%s%s", code, out, errs)
 	}
-	gone.kill9()
 	waitCond(t, 30*time.Second, "the others see "+gone.id+" left", func() (bool, string) {
 		for _, c := range rest {
 			st, err := status(c.http)
@@ -214,6 +215,13 @@ func leaveOne(t *testing.T, h *history, wl *checkLoad, nodes []*cnode) {
 		}
 		return true, ""
 	})
+	// Then the pod goes, as a StatefulSet stops it: SIGTERM.
+	if err := gone.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := gone.p.exitCode(30 * time.Second); code != 0 {
+		t.Fatalf("%s, stopped after its leave, exited %d", gone.id, code)
+	}
 	at := time.Now()
 	for k := range wl.keys {
 		key, via := wl.key(k), rest[k%len(rest)]
