@@ -210,7 +210,31 @@ type fakeOps struct {
 	compactErr error
 	compacts   int
 	health     []peer.Degraded
+	notReady   []peer.Degraded
+	// asked counts the calls of Health and NotReady.
+	asked int
 }
+
+func (o *fakeOps) setNotReady(h ...peer.Degraded) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.notReady = h
+}
+
+func (o *fakeOps) NotReady() []peer.Degraded {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked++
+	return o.notReady
+}
+
+func (o *fakeOps) askedCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.asked
+}
+
+var _ Readiness = (*fakeOps)(nil)
 
 func (o *fakeOps) setHealth(h ...peer.Degraded) {
 	o.mu.Lock()
@@ -221,6 +245,7 @@ func (o *fakeOps) setHealth(h ...peer.Degraded) {
 func (o *fakeOps) Health() []peer.Degraded {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.asked++
 	return o.health
 }
 

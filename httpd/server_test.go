@@ -160,6 +160,12 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("/healthz during Shutdown = %d, want 503", hc.Response.StatusCode())
 	}
 	checkJSONError(t, hc.Response.Header.ContentType(), hc.Response.Body())
+	// /livez does not: the process is alive until it exits.
+	lc := newRequestCtx(t, rawRequest("GET", "/livez", nil))
+	ts.Handler()(lc)
+	if lc.Response.StatusCode() != fasthttp.StatusOK {
+		t.Errorf("/livez during Shutdown = %d, want 200", lc.Response.StatusCode())
+	}
 
 	select {
 	case err := <-shutdown:
@@ -374,5 +380,44 @@ func TestHealthzDegraded(t *testing.T) {
 	want := `{"status":"degraded","reason":"corruption","node":"n1","reasons":[{"reason":"corruption","detail":"file 000005.sst covering tokens [00, 2^64) damaged, reads that meet the damage fail on this node"}]}` + "\n"
 	if resp.StatusCode() != fasthttp.StatusOK || string(resp.Body()) != want {
 		t.Fatalf("healthz = %d %q, want 200 %q", resp.StatusCode(), resp.Body(), want)
+	}
+}
+
+// A node still joining its cluster is not ready: /healthz answers 503
+// "not ready" with the reason first and the degraded ones after, in the
+// shape of "degraded"; once it has joined, 200 again.
+func TestHealthzNotReadyWhileJoining(t *testing.T) {
+	ts := newTestServer(t, Config{NodeID: "n1"})
+	ts.ops.setNotReady(peer.Degraded{Reason: "joining", Detail: "waiting for the initial ring's 3 members (--bootstrap-expect), or a ring to join; 1 seen"})
+	ts.ops.setHealth(peer.Degraded{Reason: "corruption", Detail: "d"})
+	resp := ts.roundTrip(t, rawRequest("GET", "/healthz", nil), false)
+	want := `{"status":"not ready","reason":"joining","node":"n1","reasons":[{"reason":"joining","detail":"waiting for the initial ring's 3 members (--bootstrap-expect), or a ring to join; 1 seen"},{"reason":"corruption","detail":"d"}]}` + "\n"
+	if resp.StatusCode() != fasthttp.StatusServiceUnavailable || string(resp.Body()) != want {
+		t.Fatalf("healthz while joining = %d %q, want 503 %q", resp.StatusCode(), resp.Body(), want)
+	}
+	ts.ops.setNotReady()
+	ts.ops.setHealth()
+	if resp := ts.roundTrip(t, rawRequest("GET", "/healthz", nil), false); resp.StatusCode() != fasthttp.StatusOK {
+		t.Fatalf("healthz once joined = %d %q, want 200", resp.StatusCode(), resp.Body())
+	}
+}
+
+// /livez, the liveness probe, answers 200 whatever the node's state (not
+// ready, refusing writes) and asks the node nothing, so that nothing slow
+// in it (a long compaction, a stall) can fail the probe.
+func TestLivez(t *testing.T) {
+	ts := newTestServer(t, Config{NodeID: "n1"})
+	ts.ops.setNotReady(peer.Degraded{Reason: "joining"})
+	ts.ops.setHealth(peer.Degraded{Reason: "disk full", RefusesWrites: true})
+	asked := ts.ops.askedCount()
+	resp := ts.roundTrip(t, rawRequest("GET", "/livez", nil), false)
+	if resp.StatusCode() != fasthttp.StatusOK || string(resp.Body()) != `{"status":"ok","node":"n1"}`+"\n" {
+		t.Fatalf("livez = %d %q", resp.StatusCode(), resp.Body())
+	}
+	if n := ts.ops.askedCount(); n != asked {
+		t.Errorf("livez asked the node %d times, want none", n-asked)
+	}
+	if resp := ts.roundTrip(t, rawRequest("POST", "/livez", nil), false); resp.StatusCode() != fasthttp.StatusMethodNotAllowed {
+		t.Errorf("POST /livez = %d, want 405", resp.StatusCode())
 	}
 }

@@ -24,6 +24,10 @@ type nodeMeta struct {
 	Clock bool `json:"c,omitempty"`
 	// Joining: the node is brand new and not in a ring yet (Entry.Joining).
 	Joining bool `json:"j,omitempty"`
+	// Holding: the node is in the initial ring, which is still forming
+	// (--bootstrap-expect): a node that sees it waits to enter with the
+	// others rather than enter a part of the ring.
+	Holding bool `json:"b,omitempty"`
 }
 
 // stampBound returns the latest member-list stamp this node takes: now
@@ -83,9 +87,9 @@ func (b rosterBroadcast) Finished()                             {}
 // NodeMeta is this node's HTTP address and roster stamp.
 func (g *Gossip) NodeMeta(limit int) []byte {
 	g.mu.Lock()
-	stamp, leaving, joining := g.self.Stamp, g.self.Leaving, g.self.Joining
+	stamp, leaving, joining, holding := g.self.Stamp, g.self.Leaving, g.self.Joining, g.holdFor > 0
 	g.mu.Unlock()
-	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving, Joining: joining, Clock: true})
+	b, _ := json.Marshal(nodeMeta{HTTPAddr: g.cfg.HTTPAddr, PeerAddr: g.cfg.PeerAddr, Stamp: stamp, Leaving: leaving, Joining: joining, Holding: holding, Clock: true})
 	if len(b) > limit {
 		return nil
 	}
@@ -175,6 +179,7 @@ func (g *Gossip) noteNode(n *memberlist.Node, st peer.MemberState) {
 	}
 	if n.Name != g.cfg.NodeID {
 		g.seen[n.Name] = e
+		g.holding[n.Name] = meta.Holding
 	}
 	if ownWord(g.roster, g.cfg.NodeID, e) {
 		g.roster[n.Name] = e

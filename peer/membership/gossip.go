@@ -41,6 +41,9 @@ type Gossip struct {
 	// metadata last said (the stamp, HTTP address and leaving flag it
 	// announces, at the address memberlist reached it at).
 	seen map[string]Entry
+	// holding: the members whose metadata says they are forming the
+	// initial ring (holdFor above 0).
+	holding map[string]bool
 	// refusals gates the log lines of member-list entries refused.
 	refusals peer.LogGate
 	dirty    bool // roster changed since last persisted
@@ -53,10 +56,14 @@ type Gossip struct {
 	advertised string
 	// entered is closed once this node is in a ring (not Joining).
 	entered chan struct{}
-	// hold: this node entered the initial ring on seeing
-	// BootstrapExpect members; its views show no ring until that many
-	// have entered it too, so its first ring is the whole initial one.
-	hold bool
+	// holdFor: this node founded the initial ring (with BootstrapExpect
+	// members seen, or as the lowest id); its views show no ring until
+	// that many have entered it (holdLocked), so its first ring is the
+	// whole initial one. 0: no hold.
+	holdFor int
+	// metaMu serializes memberlist's UpdateNode, which reads its own
+	// node's state outside its lock while another call writes it.
+	metaMu sync.Mutex
 	// rejoining: a reconnect through Config.Join is in flight.
 	rejoining atomic.Bool
 
@@ -118,9 +125,7 @@ func Start(cfg Config) (*Gossip, error) {
 	}
 	g.mu.Unlock()
 
-	if err := ml.UpdateNode(time.Second); err != nil {
-		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
-	}
+	g.sendMeta()
 	if cfg.Offsets != nil {
 		cfg.Offsets.SetProbed()
 	}
@@ -151,6 +156,7 @@ func newGossip(cfg Config) *Gossip {
 			noClock: map[string]bool{},
 		},
 		seen:     map[string]Entry{},
+		holding:  map[string]bool{},
 		dialing:  map[string]bool{},
 		entered:  make(chan struct{}),
 		changed:  make(chan struct{}, 1),
@@ -289,9 +295,7 @@ func (g *Gossip) Leave() error {
 		g.dirty = true
 	}
 	g.mu.Unlock()
-	if err := g.ml.Load().UpdateNode(time.Second); err != nil {
-		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
-	}
+	g.sendMeta()
 	g.signal()
 	g.broadcast()
 	return nil
@@ -437,10 +441,14 @@ func (g *Gossip) publish() {
 	g.persist()
 	g.mu.Lock()
 	v := buildView(g.roster, g.live, g.cfg.NodeID, g.cfg.VNodes, g.cfg.Replicas)
+	released := g.releaseLocked()
 	if g.holdLocked() {
 		v.Ring = ring.New(nil, g.cfg.VNodes, g.cfg.Replicas)
 	}
 	g.mu.Unlock()
+	if released {
+		g.updateMeta()
+	}
 	g.cfg.OnView(v)
 }
 

@@ -22,7 +22,8 @@ import (
 //     (brand-new ones), and its views show no ring until N have entered,
 //     so the initial ring of N is every node's first; without
 //     BootstrapExpect, the brand-new node of the lowest id among those
-//     that met founds, and the others enter its ring.
+//     that met founds, and the others enter its ring (the founder shows
+//     no ring until one has: never a ring of one).
 //   - A node that was in a ring stays in it across restarts.
 //   - Two rings that each have more than one member and share none are
 //     never merged (mergeGate).
@@ -36,7 +37,7 @@ func (g *Gossip) enter() {
 		return
 	}
 	alive := g.aliveLocked()
-	why := entering(g.roster, alive, g.cfg.NodeID, g.cfg.BootstrapExpect)
+	why := entering(g.roster, alive, g.cfg.NodeID, g.cfg.BootstrapExpect, g.holding)
 	if why == "" {
 		g.mu.Unlock()
 		return
@@ -46,18 +47,17 @@ func (g *Gossip) enter() {
 	e.Stamp = max(g.cfg.Clock.Now(), satInc(e.Stamp))
 	g.roster[e.ID], g.self = e, e
 	g.dirty = true
-	g.hold = why == "expect"
+	switch why {
+	case "expect":
+		g.holdFor = g.cfg.BootstrapExpect
+	case "lowest":
+		g.holdFor = 2 // a founder shows no ring of one: it has met others
+	}
 	close(g.entered)
 	g.mu.Unlock()
 	g.cfg.Logger.Info("entering the ring", "why", why, "members_seen", alive, "bootstrap_expect", g.cfg.BootstrapExpect)
-	// The new entry travels as this node's metadata (UpdateNode waits for
-	// its broadcast: not on the loop) and in the member list.
-	ml := g.ml.Load()
-	g.dials.Go(func() {
-		if err := ml.UpdateNode(time.Second); err != nil {
-			g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
-		}
-	})
+	// The new entry travels as this node's metadata and in the list.
+	g.updateMeta()
 	g.broadcast()
 }
 
@@ -75,15 +75,38 @@ func (g *Gossip) aliveLocked() []string {
 	return ids
 }
 
-// holdLocked reports whether this node's views show no ring yet: it
-// entered the initial ring on seeing BootstrapExpect members, and fewer
-// than that have entered it. Once enough have, it holds no more.
+// holdLocked reports whether this node's views show no ring yet: it is
+// joining, or it founded the initial ring (holdFor: the members it waits
+// to see in it, BootstrapExpect, or 2 without) and fewer have entered it.
 // REQUIRES: g.mu.
 func (g *Gossip) holdLocked() bool {
-	if g.hold && len(formed(g.roster)) >= g.cfg.BootstrapExpect {
-		g.hold = false
+	return g.self.Joining || g.holdFor > 0 && len(formed(g.roster)) < g.holdFor
+}
+
+// releaseLocked ends the hold once enough members have entered the
+// initial ring; released says it just ended (the node's metadata, which
+// says it holds, must be sent again).
+// REQUIRES: g.mu.
+func (g *Gossip) releaseLocked() (released bool) {
+	if g.holdFor > 0 && !g.holdLocked() {
+		g.holdFor = 0
+		return true
 	}
-	return g.hold
+	return false
+}
+
+// updateMeta sends this node's metadata again, in the background
+// (UpdateNode waits for its broadcast: not on the loop).
+func (g *Gossip) updateMeta() { g.dials.Go(g.sendMeta) }
+
+// sendMeta sends this node's metadata again, and waits up to a second for
+// its broadcast.
+func (g *Gossip) sendMeta() {
+	g.metaMu.Lock()
+	defer g.metaMu.Unlock()
+	if err := g.ml.Load().UpdateNode(time.Second); err != nil {
+		g.cfg.Logger.Debug("cannot update gossip metadata", "err", err)
+	}
 }
 
 // Joining reports whether this node is not in a ring yet (brand new with
@@ -97,8 +120,8 @@ func (g *Gossip) Joining() (string, bool) {
 		return fmt.Sprintf("waiting for the initial ring's %d members (--bootstrap-expect), or a ring to join; %d seen", g.cfg.BootstrapExpect, n), true
 	case g.self.Joining:
 		return fmt.Sprintf("waiting to meet a member of --join %v; %d members seen", g.cfg.Join, n), true
-	case g.holdLocked():
-		return fmt.Sprintf("waiting for the initial ring's %d members to enter it; %d have", g.cfg.BootstrapExpect, len(formed(g.roster))), true
+	case g.holdLocked() && g.holdFor > 0:
+		return fmt.Sprintf("waiting for the initial ring's %d members to enter it; %d have", g.holdFor, len(formed(g.roster))), true
 	}
 	return "", false
 }

@@ -121,6 +121,7 @@ type labNode struct {
 	offsets  *peer.ClockMonitor
 	joinList []string
 	expect   int
+	ip       string // the loopback address it binds (127.0.0.1 when "")
 	resolve  Resolver
 	logger   *slog.Logger
 
@@ -155,14 +156,18 @@ func (n *labNode) start() error {
 		_, p, _ := net.SplitHostPort(n.addr)
 		port, _ = strconv.Atoi(p)
 	}
+	ip := n.ip
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{"127.0.0.1"}, BindPort: port, Logger: log.New(io.Discard, "", 0),
+		BindAddrs: []string{ip}, BindPort: port, Logger: log.New(io.Discard, "", 0),
 	})
 	if err != nil {
 		t.Fatalf("%s: %v", n.id, err)
 	}
 	port = nt.GetAutoBindPort()
-	n.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	n.addr = net.JoinHostPort(ip, strconv.Itoa(port))
 	n.mu.Lock()
 	n.views = nil
 	n.mu.Unlock()

@@ -267,20 +267,24 @@ func formed(l List) []string {
 
 // entering says why a joining node self may enter the ring now, given
 // the members of l it sees alive (self included) and the initial ring's
-// size expect (0: none given): a member of a ring is alive ("ring"); it
-// sees expect members ("expect"); or, without expect, it has met another
-// brand-new node and has the lowest id of those it sees ("lowest"). ""
-// means it waits.
-func entering(l List, alive []string, self string, expect int) string {
+// size expect (0: none given): it sees expect members, in a ring or not
+// ("expect": the initial ring may be forming, so its caller shows no
+// ring until expect members are in it); a member of a ring is alive, and
+// with expect not still forming the initial one (holding: its word)
+// ("ring"); or, without expect, it has met another brand-new node and
+// has the lowest id of those it sees ("lowest"). "" means it waits.
+func entering(l List, alive []string, self string, expect int, holding map[string]bool) string {
+	if expect > 0 && len(alive) >= expect {
+		return "expect"
+	}
 	for _, id := range alive {
-		if e := l[id]; id != self && !e.Removed && !e.Joining {
+		// A member still forming the initial ring (holding) is no ring
+		// to enter yet: one enters it with the others, on seeing expect.
+		if e := l[id]; id != self && !e.Removed && !e.Joining && (expect == 0 || !holding[id]) {
 			return "ring"
 		}
 	}
-	switch {
-	case expect > 0 && len(alive) >= expect:
-		return "expect"
-	case expect == 0 && len(alive) >= 2 && slices.Min(alive) == self:
+	if expect == 0 && len(alive) >= 2 && slices.Min(alive) == self {
 		return "lowest"
 	}
 	return ""
