@@ -133,8 +133,12 @@ func TestMultiHost(t *testing.T) {
 	stage(fmt.Sprintf("5 nodes on %s..%s form one ring", hosts[0].ip, hosts[4].ip))
 
 	h := &history{t0: time.Now(), byVal: map[string]int{}}
-	wl := &checkLoad{clients: 4, keys: 100, prefix: "mh", deletes: true, seed: uint64(t0.UnixNano()), nodes: nodes}
+	seed := uint64(t0.UnixNano())
+	t.Logf("load seed %d", seed)
+	wl := &checkLoad{clients: 4, keys: 100, prefix: "mh", deletes: true, seed: seed, nodes: nodes}
 	wl.Start()
+	// A test that fails midway stops its clients too.
+	t.Cleanup(func() { wl.stop.Store(true); wl.wg.Wait() })
 	event := func(format string, a ...any) {
 		h.events = append(h.events, h.at(time.Now())+" "+fmt.Sprintf(format, a...))
 	}
