@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ringkv/ringkv/peer"
@@ -204,7 +205,7 @@ func (g *Gossip) joinAttempt(ctx context.Context) (why string, done bool) {
 	if len(targets) == 0 && err == nil {
 		err = errors.New("no address to contact but this node's own")
 	}
-	return fmt.Sprintf("no member answered at %v: %v", targets, err), false
+	return fmt.Sprintf("no member answered at %v: %s", targets, strings.Join(strings.Fields(err.Error()), " ")), false
 }
 
 // joinTargets returns the addresses to contact: every address of
