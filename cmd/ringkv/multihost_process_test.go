@@ -91,10 +91,12 @@ func oneRing(nodes []*cnode) (bool, string) {
 	return true, ""
 }
 
-// formRing waits until nodes form one ring, and fails the test if any
-// node, meanwhile, shows a ring of only some of them: with
-// --bootstrap-expect, a node's first ring is the whole initial one.
-func formRing(t *testing.T, nodes []*cnode) {
+// formRing waits until nodes form one ring. Meanwhile, with expect (all
+// run with --bootstrap-expect), no node may show a ring of only some of
+// them: a node's first ring is the whole initial one. Without, the rings
+// shown may grow as nodes enter, but every two of them must be one
+// inside the other: two rings apart are two clusters.
+func formRing(t *testing.T, nodes []*cnode, expect bool) {
 	t.Helper()
 	partial := map[string]string{} // ring -> who showed it
 	waitCond(t, 30*time.Second, "one ring of 5", func() (bool, string) {
@@ -106,8 +108,24 @@ func formRing(t *testing.T, nodes []*cnode) {
 		return oneRing(nodes)
 	})
 	for ring, id := range partial {
-		t.Errorf("while the cluster bootstrapped, %s showed a ring of %s only", id, ring)
+		if expect {
+			t.Errorf("while the cluster bootstrapped, %s showed a ring of %s only", id, ring)
+			continue
+		}
+		for other, oid := range partial {
+			if !nested(strings.Split(ring, ","), strings.Split(other, ",")) {
+				t.Errorf("while the cluster bootstrapped, %s showed a ring of %s and %s one of %s: two clusters", id, ring, oid, other)
+			}
+		}
 	}
+}
+
+// nested reports whether a holds b or b holds a.
+func nested(a, b []string) bool {
+	holds := func(x, y []string) bool {
+		return !slices.ContainsFunc(y, func(id string) bool { return !slices.Contains(x, id) })
+	}
+	return holds(a, b) || holds(b, a)
 }
 
 // TestMultiHost runs five nodes as on five hosts (network namespaces on
@@ -129,7 +147,7 @@ func TestMultiHost(t *testing.T) {
 	for _, c := range nodes {
 		c.p.waitHealthy()
 	}
-	formRing(t, nodes)
+	formRing(t, nodes, true)
 	stage(fmt.Sprintf("5 nodes on %s..%s form one ring", hosts[0].ip, hosts[4].ip))
 
 	h := &history{t0: time.Now(), byVal: map[string]int{}}
@@ -250,4 +268,19 @@ func ringOwners(addr, key string) (peer.RingOwners, error) {
 		return ro, fmt.Errorf("GET /v1/ring: %d %s", code, b)
 	}
 	return ro, json.Unmarshal(b, &ro)
+}
+
+// TestMultiHostWithoutExpect: five nodes as on five hosts started at
+// once with the same --join name and no --bootstrap-expect also form one
+// ring (the lowest id of those that met founds it, the others enter it),
+// never two.
+func TestMultiHostWithoutExpect(t *testing.T) {
+	_, nodes := multiHostLab(t, 5, "--replicas", "3")
+	for _, c := range nodes {
+		c.launchWild()
+	}
+	for _, c := range nodes {
+		c.p.waitHealthy()
+	}
+	formRing(t, nodes, false)
 }
