@@ -179,7 +179,6 @@ func (g *Gossip) joinAttempt(ctx context.Context) (why string, done bool) {
 	targets, errs := g.joinTargets(ctx)
 	g.mu.Lock()
 	others := len(g.aliveLocked()) - 1
-	joining := g.self.Joining
 	none := len(g.cfg.Join) == 0 && len(joinTargets(g.roster, g.cfg.NodeID, nil)) == 0
 	g.mu.Unlock()
 	if none {
@@ -195,15 +194,18 @@ func (g *Gossip) joinAttempt(ctx context.Context) (why string, done bool) {
 			others = max(others, 1)
 		}
 	}
-	if !joining && (others > 0 || g.cfg.BootstrapExpect == 1) {
+	// Read again: the node may have entered the ring meanwhile.
+	if why, waiting := g.Joining(); !waiting && (others > 0 || g.cfg.BootstrapExpect == 1) {
 		return "", true // --bootstrap-expect 1: a ring of one, on purpose
-	}
-	if why, ok := g.Joining(); ok && others > 0 {
+	} else if waiting && others > 0 {
 		return why, false
 	}
 	err = errors.Join(append(errs, err)...)
-	if len(targets) == 0 && err == nil {
+	switch {
+	case len(targets) == 0 && err == nil:
 		err = errors.New("no address to contact but this node's own")
+	case err == nil:
+		err = errors.New("no member answered")
 	}
 	return fmt.Sprintf("no member answered at %v: %s", targets, strings.Join(strings.Fields(err.Error()), " ")), false
 }

@@ -307,6 +307,11 @@ type liveness struct {
 	noClock map[string]bool      // members that do not answer clock pings
 }
 
+// Joining is the state a view gives a member that is up and not in the
+// ring yet (Entry.Joining): alive to failure detection, but no owner of
+// anything, so no caller waiting for "alive" takes it for a ring member.
+const Joining peer.MemberState = "joining"
+
 // buildView returns the view of list l, as node self sees the members'
 // liveness lv: the ring of the members neither removed, joining nor
 // leaving, and
@@ -327,6 +332,9 @@ func buildView(l List, lv liveness, self string, vnodes, replicas int) *peer.Vie
 			if m.State == "" {
 				m.State = peer.Dead // not heard from since this node started
 				m.Since = lv.since[self]
+			}
+			if e.Joining && m.State == peer.Alive {
+				m.State = Joining // up, not in the ring yet
 			}
 		}
 		members[id] = m
