@@ -205,3 +205,32 @@ func waitCond(t *testing.T, timeout time.Duration, what string, f func() (bool, 
 	poll(t, timeout, what, f)
 	return time.Since(start)
 }
+
+// etcFile gives the processes started in h's namespace a file of their
+// own at /etc/NAME: ip netns exec bind-mounts /etc/netns/NS/NAME over it
+// (a hosts file of its own, so a name can mean other addresses on each
+// host). The directory goes when the test ends.
+func (h *labHost) etcFile(name, content string) {
+	t := h.lab.t
+	t.Helper()
+	dir := "/etc/netns/" + h.ns
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(dir+"/"+name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launchWild starts c's process bound to 0.0.0.0 on the standard ports,
+// as on a host of its own, with extra flags for this start only, and
+// returns without waiting for it: the test reaches it at c.http, its
+// host's address.
+func (c *cnode) launchWild(extra ...string) {
+	c.t.Helper()
+	args := []string{"serve", "--node-id", c.id, "--data-dir", c.dir, "--http-addr", "0.0.0.0:8080", "--gossip-addr", "0.0.0.0:7946"}
+	c.p = startProcIn(c.t, c.netns, c.bin, c.env, append(append(args, c.args...), extra...)...)
+	c.p.addr = c.http
+	c.all = append(c.all, c.p)
+}
