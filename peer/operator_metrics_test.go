@@ -8,6 +8,7 @@ import (
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // The gauges deploy/prometheus/alerts.yaml compares with their bounds
@@ -52,7 +53,7 @@ func TestOperatorGauges(t *testing.T) {
 	// and counts its failed tries.
 	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 4))
 	n4 := c.Nodes[c.AddNode()]
-	peertest.WaitFor(t, time.Minute, func() bool {
+	wait.For(t, time.Minute, func() bool {
 		return peer.GaugeValue(t, n4, "ringkv_transfer_range_failed_attempts", "") > 0
 	}, "the joiner to count a failed pull")
 	if tr := n4.Rebalancer().Transfers(); len(tr) != 1 || peer.GaugeValue(t, n4, "ringkv_transfer_ranges_pending", "") != float64(tr[0].RangesTotal) || tr[0].RangesTotal == 0 {
