@@ -166,7 +166,7 @@ func runRequest(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "%d\n", resp.StatusCode())
-	for _, h := range []string{fasthttp.HeaderContentType, "X-Ringkv-Version", fasthttp.HeaderAllow, fasthttp.HeaderWWWAuthenticate} {
+	for _, h := range []string{fasthttp.HeaderContentType, "X-Ringkv-Version", fasthttp.HeaderETag, fasthttp.HeaderAllow, fasthttp.HeaderWWWAuthenticate} {
 		if v := resp.Header.Peek(h); len(v) > 0 {
 			fmt.Fprintf(&out, "%s: %s\n", h, v)
 		}

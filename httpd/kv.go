@@ -18,9 +18,10 @@ import (
 // appended straight into the response body's buffer: the Store contract
 // forbids retaining any of them.
 
-// kvGet serves GET and HEAD: 200 with the value, or 404. A HEAD reads the
-// value too, so that its Content-Length is the GET's; fasthttp then sends
-// no body.
+// kvGet serves GET and HEAD: 200 with the value and its version (also
+// as ETag), 304 when If-None-Match names that version (etag.go), or 404.
+// A HEAD reads the value too, so that its Content-Length is the GET's;
+// fasthttp then sends no body.
 func (s *Server) kvGet(ctx *fasthttp.RequestCtx, rawKey []byte) {
 	key, kb, ok := s.requestKey(ctx, rawKey)
 	if !ok {
@@ -39,7 +40,11 @@ func (s *Server) kvGet(ctx *fasthttp.RequestCtx, rawKey []byte) {
 		return
 	}
 	ctx.Response.SwapBody(val)
+	if notModified(ctx, ver) {
+		return
+	}
 	setVersion(ctx, ver)
+	setETag(ctx, ver)
 	ctx.SetContentTypeBytes(ctOctet)
 }
 
