@@ -88,7 +88,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 	passwd, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
 	user := unitValues(t)["User"]
-	if len(user) != 1 || !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(user[0]) + `:`).Match(passwd) {
+	if len(user) != 1 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(user[0])+`:`).Match(passwd) {
 		t.Fatalf("the unit's User=%q is not a user that %s makes:\n%s", user, sysusersFile, passwd)
 	}
 }
@@ -153,13 +153,13 @@ func TestSystemdConfig(t *testing.T) {
 	}
 
 	unit := unitValues(t)
-	exec := unit["ExecStart"]
-	if len(exec) != 1 {
-		t.Fatalf("ExecStart = %q", exec)
+	execStart := unit["ExecStart"]
+	if len(execStart) != 1 {
+		t.Fatalf("ExecStart = %q", execStart)
 	}
-	args := strings.Fields(exec[0])
+	args := strings.Fields(execStart[0])
 	if len(args) < 2 || args[1] != "serve" {
-		t.Fatalf("ExecStart = %q: want BINARY serve FLAGS", exec[0])
+		t.Fatalf("ExecStart = %q: want BINARY serve FLAGS", execStart[0])
 	}
 	if _, err := parseFlags(fs, args[2:]); err != nil {
 		t.Fatalf("ExecStart's flags: %v", err)
