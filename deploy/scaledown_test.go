@@ -135,6 +135,26 @@ func TestScaleDownScript(t *testing.T) {
 		}
 	}
 
+	// Scaled up again later, the StatefulSet makes ringkv-2 anew, on a
+	// new, empty claim (the script deleted the old one): it joins as a
+	// new member of the same id and holds its ranges again.
+	h, g := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	again := exec.Command(bin, "serve", "--node-id", "ringkv-2", "--http-addr", h, "--gossip-addr", g,
+		"--data-dir", filepath.Join(dir, "2-new"), "--replicas", "1", "--vnodes", "16", "--join", join)
+	again.Dir, again.Env = dir, cleanEnv()
+	waitOK(t, startProcess(t, again), "http://"+h+"/healthz")
+	waitFor(t, 60*time.Second, "the new ringkv-2 in the ring", func() error {
+		if err := membersAlive(https[0], 3); err != nil {
+			return err
+		}
+		return ownsShare(https[0], "ringkv-2")
+	})
+	for i := range keys {
+		if code, _, err := get("http://" + h + "/v1/kv/" + fmt.Sprint("k", i)); err != nil || code != 200 {
+			t.Fatalf("GET k%d through the new ringkv-2: %d %v", i, code, err)
+		}
+	}
+
 	// Run again at 2 replicas: nothing to do.
 	cmd = exec.CommandContext(ctx, "bash", "kubernetes/scale-down.sh", "-n", "db", "2")
 	cmd.Env = cleanEnv("PATH="+fakeBin+":"+os.Getenv("PATH"), "FAKE_LOG="+log, "FAKE_REPLICAS=2")
@@ -174,6 +194,26 @@ func membersAlive(addr string, n int) error {
 	}
 	if alive != n {
 		return fmt.Errorf("%d members alive: %s", alive, body)
+	}
+	return nil
+}
+
+// ownsShare returns nil once the node at addr gives id a share of the
+// ring and has settled (no range moves left).
+func ownsShare(addr, id string) error {
+	_, body, err := get("http://" + addr + "/v1/cluster")
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Ownership map[string]float64
+		Settled   bool
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return err
+	}
+	if st.Ownership[id] <= 0 || !st.Settled {
+		return fmt.Errorf("%s: ownership %v, settled %v", id, st.Ownership, st.Settled)
 	}
 	return nil
 }
