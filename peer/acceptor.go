@@ -46,24 +46,24 @@ func (a *acceptor) state(key []byte) (acceptorState, error) {
 
 // prepare answers a prepare of ballot b for key, with the key's stored
 // record (encoded as stored) in the promise.
-func (a *acceptor) prepare(key []byte, b Ballot) (promise, error) {
+func (a *acceptor) prepare(key []byte, b Ballot) (PaxosReply, error) {
 	if err := checkKey(key); err != nil {
-		return promise{}, err
+		return PaxosReply{}, err
 	}
 	if err := a.clock(b.TS); err != nil {
-		return promise{}, fmt.Errorf("%w: key %q: %v", ErrClockOffset, key, err)
+		return PaxosReply{}, fmt.Errorf("%w: key %q: %v", ErrClockOffset, key, err)
 	}
 	mu := a.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
 	s, err := a.state(key)
 	if err != nil {
-		return promise{}, err
+		return PaxosReply{}, err
 	}
 	next, pr := s.prepare(b)
 	if pr.OK && next.Promised != s.Promised {
 		if err := a.eng.WritePaxos(key, next.append(nil), nil); err != nil {
-			return promise{}, err
+			return PaxosReply{}, err
 		}
 	}
 	if pr.OK {
@@ -71,7 +71,7 @@ func (a *acceptor) prepare(key []byte, b Ballot) (promise, error) {
 		switch {
 		case errors.Is(err, engine.ErrNotFound):
 		case err != nil:
-			return promise{}, err
+			return PaxosReply{}, err
 		default:
 			pr.Current = cur
 		}
@@ -136,4 +136,25 @@ func checkProposal(key []byte, b Ballot, rec []byte) error {
 		return fmt.Errorf("%w: the proposed record: %v", ErrBadMessage, err)
 	}
 	return nil
+}
+
+// paxosLocal is Replica.Paxos.
+func (c *coordinator) paxosLocal(req PaxosRequest) (PaxosReply, error) {
+	if err := checkKey(req.Key); err != nil {
+		return PaxosReply{}, err
+	}
+	if !c.mayStore(req.Key) {
+		return PaxosReply{}, fmt.Errorf("%w: key %q (token %016x) is not in a range this node owns", ErrNotOwner, req.Key, ring.Token(req.Key))
+	}
+	switch req.Kind {
+	case PaxosPrepare:
+		return c.acc.prepare(req.Key, req.Ballot)
+	case PaxosPropose:
+		ok, promised, err := c.acc.propose(req.Key, req.Ballot, req.Record)
+		return PaxosReply{OK: ok, Promised: promised}, err
+	case PaxosCommit:
+		err := c.acc.commit(req.Key, req.Ballot, req.Record)
+		return PaxosReply{OK: err == nil}, err
+	}
+	return PaxosReply{}, fmt.Errorf("%w: paxos message kind %d", ErrBadMessage, req.Kind)
 }

@@ -85,6 +85,9 @@ type coordinator struct {
 	// gets and puts pool the state of cluster reads (*getState) and
 	// writes (*putState), so that a request allocates none of it.
 	gets, puts sync.Pool
+
+	// acc is the replica's side of conditional writes (acceptor.go).
+	acc acceptor
 }
 
 // solo reports whether this node alone owns every key of view v, so

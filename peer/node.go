@@ -85,6 +85,7 @@ func NewNode(cfg Config) (*Node, error) {
 		hint:        func(id string, m Mutation) { n.hints.add(id, m) },
 		pendingFrom: func(tok uint64) ([]string, bool) { return n.reb.pendingFrom(tok) },
 	}
+	n.co.acc = acceptor{eng: cfg.Engine, clock: cfg.Clock.Update}
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},

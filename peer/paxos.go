@@ -57,31 +57,28 @@ type acceptorState struct {
 	Committed Ballot
 }
 
-// promise is a replica's answer to a prepare.
-type promise struct {
-	OK bool
-	// Promised is, when !OK, the ballot that outranks the prepare's.
-	Promised Ballot
-	// Accepted and Value are the replica's accepted proposal not yet
-	// committed, if any; Committed is its latest commit.
-	Accepted  Ballot
-	Value     []byte
-	Committed Ballot
-	// Current is the replica's stored record of the key, nil when it has
-	// none (the caller reads it: the rules below never see data).
-	Current []byte
+// PaxosReply is a replica's answer to a PaxosRequest. To a prepare: OK
+// when it promised, else the Promised ballot that outranks it; its
+// accepted proposal not yet committed, if any (Accepted, Value); its
+// latest commit (Committed); and its stored record of the key (Current,
+// nil when none). To a proposal: OK when it accepted, else Promised. To a
+// commit: OK.
+type PaxosReply struct {
+	OK                            bool
+	Promised, Accepted, Committed Ballot
+	Value, Current                []byte
 }
 
 // prepare handles a prepare of ballot b: it promises unless a higher
 // ballot was promised. A prepare of the ballot already promised (a
 // retransmission: ballots are unique to their coordinator) is promised
 // again.
-func (s acceptorState) prepare(b Ballot) (acceptorState, promise) {
+func (s acceptorState) prepare(b Ballot) (acceptorState, PaxosReply) {
 	if b.Less(s.Promised) {
-		return s, promise{Promised: s.Promised}
+		return s, PaxosReply{Promised: s.Promised}
 	}
 	s.Promised = b
-	p := promise{OK: true, Promised: b, Committed: s.Committed}
+	p := PaxosReply{OK: true, Promised: b, Committed: s.Committed}
 	if !s.Accepted.IsZero() {
 		p.Accepted, p.Value = s.Accepted, s.Value
 	}
@@ -165,20 +162,28 @@ func (p casPhase) String() string {
 	return [...]string{"preparing", "repairing", "proposing", "committing", "done"}[p]
 }
 
-// casMsgKind is what a casPlan asks the I/O loop to send.
-type casMsgKind uint8
+// PaxosKind is the kind of a Paxos message.
+type PaxosKind uint8
 
 const (
-	casNone casMsgKind = iota
-	casPrepare
-	casPropose
-	casCommit
+	casNone      PaxosKind = iota // nothing to send
+	PaxosPrepare                  // a prepare of a ballot
+	PaxosPropose                  // a proposal of a record under a ballot
+	PaxosCommit                   // the commit of a chosen record under its ballot
 )
+
+// PaxosRequest is one Paxos message of a key, as it crosses nodes.
+type PaxosRequest struct {
+	Kind   PaxosKind
+	Key    []byte
+	Ballot Ballot
+	Record []byte // the record proposed or committed; none in a prepare
+}
 
 // casMsg is one message, sent to every owner: a prepare of Ballot, or a
 // proposal or commit of Record under it.
 type casMsg struct {
-	Kind   casMsgKind
+	Kind   PaxosKind
 	Ballot Ballot
 	Record []byte
 }
@@ -236,7 +241,7 @@ type casPlan struct {
 	oks       int             // of them, those that promised, accepted or committed
 	refusals  int             // of them, those that refused for a higher ballot
 	higher    Ballot          // the highest ballot a refusal named
-	promises  []promise       // the promises of the prepare
+	promises  []PaxosReply    // the promises of the prepare
 	current   []byte          // newest record of the quorum's promises
 	proposed  []byte          // the record of the proposal
 	repairing bool            // the commit is of a round found in flight
@@ -252,7 +257,7 @@ func newCASPlan(owners []string, b Ballot, cond casCond) *casPlan {
 // start returns the prepare.
 func (p *casPlan) start() casMsg {
 	p.enter(casPreparing)
-	return casMsg{Kind: casPrepare, Ballot: p.ballot}
+	return casMsg{Kind: PaxosPrepare, Ballot: p.ballot}
 }
 
 func (p *casPlan) enter(ph casPhase) {
@@ -262,7 +267,7 @@ func (p *casPlan) enter(ph casPhase) {
 
 // onPromise takes an owner's answer to the prepare (err: it did not
 // answer) and returns what to send next.
-func (p *casPlan) onPromise(id string, pr promise, err error) casMsg {
+func (p *casPlan) onPromise(id string, pr PaxosReply, err error) casMsg {
 	if p.phase != casPreparing || !p.take(id) {
 		return casMsg{}
 	}
@@ -296,7 +301,7 @@ func (p *casPlan) onAccept(id string, ok bool, promised Ballot, err error) casMs
 			repair := p.phase == casRepairing
 			p.enter(casCommitting)
 			p.repairing = repair
-			return casMsg{Kind: casCommit, Ballot: p.ballot, Record: p.proposed}
+			return casMsg{Kind: PaxosCommit, Ballot: p.ballot, Record: p.proposed}
 		}
 	}
 	return p.checkLost()
@@ -411,7 +416,7 @@ func (p *casPlan) decide() casMsg {
 		// finish it under this ballot before anything else.
 		p.proposed = value
 		p.enter(casRepairing)
-		return casMsg{Kind: casPropose, Ballot: p.ballot, Record: value}
+		return casMsg{Kind: PaxosPropose, Ballot: p.ballot, Record: value}
 	}
 	if p.cond == nil {
 		p.finish(casResult{Outcome: casRead, Current: p.current})
@@ -432,7 +437,7 @@ func (p *casPlan) decide() casMsg {
 	}
 	p.proposed = next.Append(nil)
 	p.enter(casProposing)
-	return casMsg{Kind: casPropose, Ballot: p.ballot, Record: p.proposed}
+	return casMsg{Kind: PaxosPropose, Ballot: p.ballot, Record: p.proposed}
 }
 
 // olderThan reports whether record a is older than record b (false when

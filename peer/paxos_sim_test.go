@@ -166,7 +166,7 @@ type simMsg struct {
 	to      int // the acceptor
 	m       casMsg
 	reply   bool
-	pr      promise
+	pr      PaxosReply
 	ok      bool
 	ballot  Ballot
 	err     error
@@ -279,11 +279,11 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 			a := accs[msg.to].acc
 			r := simMsg{op: op, attempt: msg.attempt, to: msg.to, m: msg.m, reply: true}
 			switch msg.m.Kind {
-			case casPrepare:
+			case PaxosPrepare:
 				r.pr, r.err = a.prepare(key, msg.m.Ballot)
-			case casPropose:
+			case PaxosPropose:
 				r.ok, r.ballot, r.err = a.propose(key, msg.m.Ballot, msg.m.Record)
-			case casCommit:
+			case PaxosCommit:
 				r.err = a.commit(key, msg.m.Ballot, msg.m.Record)
 			}
 			if r.err != nil {
@@ -295,11 +295,11 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 		var next casMsg
 		id := owners[msg.to]
 		switch msg.m.Kind {
-		case casPrepare:
+		case PaxosPrepare:
 			next = op.plan.onPromise(id, msg.pr, nil)
-		case casPropose:
+		case PaxosPropose:
 			next = op.plan.onAccept(id, msg.ok, msg.ballot, nil)
-		case casCommit:
+		case PaxosCommit:
 			next = op.plan.onCommitted(id, nil)
 		}
 		send(op, next)

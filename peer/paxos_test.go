@@ -42,7 +42,7 @@ func TestCASPlan(t *testing.T) {
 			p = newCASPlan(owners, ballotOf(t, d, b), condOf(t, d))
 			msg = p.start()
 		case "promise":
-			pr := promise{OK: true}
+			pr := PaxosReply{OK: true}
 			if d.HasArg("current") {
 				pr.Current = recordArg(t, d, "current")
 			}
@@ -57,7 +57,7 @@ func TestCASPlan(t *testing.T) {
 		case "refuse":
 			b := ballotArg(t, d, "promised")
 			if p.phase == casPreparing {
-				msg = p.onPromise(id, promise{Promised: b}, nil)
+				msg = p.onPromise(id, PaxosReply{Promised: b}, nil)
 			} else {
 				msg = p.onAccept(id, false, b, nil)
 			}
@@ -69,7 +69,7 @@ func TestCASPlan(t *testing.T) {
 			err := errors.New("connection refused")
 			switch p.phase {
 			case casPreparing:
-				msg = p.onPromise(id, promise{}, err)
+				msg = p.onPromise(id, PaxosReply{}, err)
 			case casRepairing, casProposing:
 				msg = p.onAccept(id, false, Ballot{}, err)
 			default:
@@ -164,11 +164,11 @@ func casRecString(rec []byte) string {
 func casStateString(p *casPlan, m casMsg) string {
 	var b strings.Builder
 	switch m.Kind {
-	case casPrepare:
+	case PaxosPrepare:
 		fmt.Fprintf(&b, "send prepare %d.%d\n", m.Ballot.TS, m.Ballot.Node)
-	case casPropose:
+	case PaxosPropose:
 		fmt.Fprintf(&b, "send propose %d.%d %s\n", m.Ballot.TS, m.Ballot.Node, casRecString(m.Record))
-	case casCommit:
+	case PaxosCommit:
 		fmt.Fprintf(&b, "send commit %d.%d %s\n", m.Ballot.TS, m.Ballot.Node, casRecString(m.Record))
 	}
 	if p.phase != casDone {

@@ -37,6 +37,12 @@ func (r *Replica) ApplyLocal(ms []Mutation) error { return r.co.ApplyLocal(ms) }
 // any) appended all the same.
 func (r *Replica) ReadLocal(dst, key []byte) ([]byte, error) { return r.co.ReadLocal(dst, key) }
 
+// Paxos answers a coordinator's Paxos message of a conditional write or
+// serial read (paxos.go): its prepare, proposal or commit, each durable
+// before the answer. A key this node does not own is refused with
+// ErrNotOwner, as ApplyLocal refuses it.
+func (r *Replica) Paxos(req PaxosRequest) (PaxosReply, error) { return r.co.paxosLocal(req) }
+
 // ScanLocal answers another node's scan with this node's own records.
 func (r *Replica) ScanLocal(ctx context.Context, q LocalScan) (LocalPage, error) {
 	return r.co.ScanLocal(ctx, q)

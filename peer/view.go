@@ -69,6 +69,9 @@ type Transport interface {
 	// error, under the same rules as ApplyAsync's done. key must not
 	// change until got.
 	ReadAsync(addr string, key []byte, deadline time.Time, got func(rec []byte, err error))
+	// Paxos sends one Paxos message of a conditional write or serial read
+	// to the node at addr (Replica.Paxos there) and returns its answer.
+	Paxos(ctx context.Context, addr string, req PaxosRequest) (PaxosReply, error)
 	// Scan returns one page of the node's own records.
 	Scan(ctx context.Context, addr string, q LocalScan) (LocalPage, error)
 	// OpenSpan asks the node at addr for its records of the token span

@@ -191,6 +191,24 @@ func (t *memTransport) Apply(ctx context.Context, addr string, ms []peer.Mutatio
 	return node.Local().ApplyLocal(cp)
 }
 
+// Paxos delivers req as the transport would: through its codec both
+// ways, so the node sees only what crosses a network.
+func (t *memTransport) Paxos(ctx context.Context, addr string, req peer.PaxosRequest) (peer.PaxosReply, error) {
+	node, err := t.net.route(ctx, t.from, addr, "paxos")
+	if err != nil {
+		return peer.PaxosReply{}, err
+	}
+	cp, err := transport.DecodePaxos(transport.AppendPaxos(nil, req))
+	if err != nil {
+		return peer.PaxosReply{}, err
+	}
+	rep, err := node.Local().Paxos(cp)
+	if err != nil {
+		return peer.PaxosReply{}, err
+	}
+	return transport.DecodePaxosReply(transport.AppendPaxosReply(nil, rep))
+}
+
 func (t *memTransport) ApplyAsync(addr string, ms []peer.Mutation, deadline time.Time, done func(error)) {
 	t.net.inflight.Go(func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)

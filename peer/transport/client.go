@@ -643,10 +643,10 @@ func (t *Transport) post(addr, path string, body []byte, deadline time.Time, wan
 		return fmt.Errorf("%s%s: %w", addr, path, t.explain(addr, err))
 	}
 	code := resp.StatusCode()
-	if code == fasthttp.StatusConflict && path == "/internal/apply" {
+	if code == fasthttp.StatusConflict && (path == "/internal/apply" || path == "/internal/paxos") {
 		return fmt.Errorf("%s%s: %w: %s", addr, path, peer.ErrClockOffset, clip(resp.Body()))
 	}
-	if code == fasthttp.StatusForbidden && path == "/internal/apply" {
+	if code == fasthttp.StatusForbidden && (path == "/internal/apply" || path == "/internal/paxos") {
 		return fmt.Errorf("%s%s: %w: %s", addr, path, peer.ErrNotOwner, clip(resp.Body()))
 	}
 	if code != want {

@@ -47,6 +47,9 @@ type Local interface {
 	// answers peer.ErrNotFound, a *peer.PendingError (with what it holds
 	// appended), or an error matching peer.ErrCorruption.
 	ReadLocal(dst, key []byte) ([]byte, error)
+	// Paxos answers a Paxos message of a conditional write (POST
+	// /internal/paxos): peer.ErrNotOwner for a key the node does not own.
+	Paxos(req peer.PaxosRequest) (peer.PaxosReply, error)
 	// ScanLocal returns one page of the node's own records.
 	ScanLocal(ctx context.Context, q peer.LocalScan) (peer.LocalPage, error)
 	// GossipAddrs returns the gossip addresses of the members the node
@@ -108,6 +111,10 @@ func (t *Transport) serve(ctx *fasthttp.RequestCtx, refused func(string)) {
 	case "/internal/read":
 		if onlyPost(ctx) {
 			t.read(ctx)
+		}
+	case "/internal/paxos":
+		if onlyPost(ctx) {
+			t.paxos(ctx)
 		}
 	case "/internal/scan":
 		if onlyPost(ctx) {

@@ -43,7 +43,35 @@ type Local struct {
 		pendingKeys map[string]bool
 		// damagedKeys are keys ReadLocal answers ErrCorruption for.
 		damagedKeys map[string]bool
+		// paxosReply and paxosErr are what Paxos answers; paxosReqs the
+		// messages it received (copied).
+		paxosReply peer.PaxosReply
+		paxosErr   error
+		paxosReqs  []peer.PaxosRequest
 	}
+}
+
+// SetPaxos sets what Paxos answers.
+func (c *Local) SetPaxos(rep peer.PaxosReply, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.paxosReply, c.mu.paxosErr = rep, err
+}
+
+// PaxosReqs returns the Paxos messages received.
+func (c *Local) PaxosReqs() []peer.PaxosRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.mu.paxosReqs)
+}
+
+// Paxos records req and answers what SetPaxos set.
+func (c *Local) Paxos(req peer.PaxosRequest) (peer.PaxosReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req.Key, req.Record = bytes.Clone(req.Key), bytes.Clone(req.Record)
+	c.mu.paxosReqs = append(c.mu.paxosReqs, req)
+	return c.mu.paxosReply, c.mu.paxosErr
 }
 
 // New returns an empty Local.
