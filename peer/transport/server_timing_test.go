@@ -19,7 +19,9 @@ import (
 type nopLocal struct{ rec []byte }
 
 func (l nopLocal) ApplyLocal([]peer.Mutation) error { return nil }
-func (l nopLocal) Paxos(peer.PaxosRequest) (peer.PaxosReply, error) { return peer.PaxosReply{OK: true}, nil }
+func (l nopLocal) Paxos(peer.PaxosRequest) (peer.PaxosReply, error) {
+	return peer.PaxosReply{OK: true}, nil
+}
 func (l nopLocal) ReadLocal(dst, _ []byte) ([]byte, error) {
 	return append(dst, l.rec...), nil
 }
