@@ -2,18 +2,12 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/ringkv/ringkv/peer/keyring"
 )
 
 // --cluster-secret-file is a keyring secret file (peer/keyring: one
 // secret a line, the primary first, re-read when it changes).
-
-// secretFilePoll is how often --cluster-secret-file is checked for a
-// change.
-const secretFilePoll = keyring.DefaultFilePoll
 
 // readSecretFile is keyring.ReadFile, its errors naming the flag.
 func readSecretFile(path string) ([][]byte, error) {
@@ -39,9 +33,4 @@ func clusterSecrets(name, secret, file string) (*keyring.Keyring, error) {
 		return keyring.New(name, []byte(secret)), nil
 	}
 	return keyring.New(name), nil
-}
-
-// watchSecretFile is keyring.Watch.
-func watchSecretFile(path string, k *keyring.Keyring, poll time.Duration, lg *slog.Logger) (stop func()) {
-	return keyring.Watch(path, k, poll, lg)
 }

@@ -632,7 +632,7 @@ func (d *daemon) loadSecrets() error {
 	if c.clusterSecretFile != "" {
 		// A change to the file reaches gossip's keyring and internode
 		// signing (both read secrets) without a restart.
-		stopWatch := watchSecretFile(c.clusterSecretFile, secrets, secretFilePoll, lg.With("component", "secrets"))
+		stopWatch := keyring.Watch(c.clusterSecretFile, secrets, keyring.DefaultFilePoll, lg.With("component", "secrets"))
 		d.atExit = append(d.atExit, stopWatch)
 	}
 	d.wall, d.secrets = wall, secrets
