@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ringkv/ringkv/peer/keyring"
 )
@@ -12,7 +13,11 @@ import (
 // readSecretFile is keyring.ReadFile, its errors naming the flag.
 func readSecretFile(path string) ([][]byte, error) {
 	secs, err := keyring.ReadFile(path)
-	if err != nil {
+	switch {
+	case err != nil && strings.HasPrefix(err.Error(), path):
+		// "PATH is empty...": the flag names the path.
+		return nil, fmt.Errorf("--cluster-secret-file %w", err)
+	case err != nil:
 		return nil, fmt.Errorf("--cluster-secret-file: %w", err)
 	}
 	return secs, nil
