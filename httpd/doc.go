@@ -3,7 +3,11 @@
 // plus metrics, pprof and a status page. It holds no placement and no
 // storage logic; statusOf is the one place that maps errors to statuses.
 // It mounts the internode protocol (Config.Internode, peer/transport)
-// under /internal/ but does not implement it. route.go's table is the one
+// under /internal/ but does not implement it. What it needs of the node
+// are interfaces of its own (Store, Ops, Cluster, Internode,
+// OverviewPeers) over the types of peer/kv, which cmd/ringkv fills with
+// *peer.Node and the transport: httpd imports neither peer nor
+// peer/transport, nor the ring or the storage layer. route.go's table is the one
 // list of its endpoints: the op of each method, the handler, the role
 // auth requires, and the listeners that serve it.
 //

@@ -6,7 +6,11 @@
 // durable member list on hashicorp/memberlist. peer imports neither; the
 // binary wires them to a Node through the Transport and Membership
 // interfaces, and peertest implements Transport in memory, with
-// partitions and drops.
+// partitions and drops. Two leaves hold what the client-facing side
+// shares with it, so that httpd needs none of the rest: kv, the client
+// API's types and errors (re-exported here under the same names; the
+// client-facing methods' errors match kv's sentinels as well as the
+// storage's), and keyring, the cluster's secrets.
 //
 // Node is the facade a server holds: the client API (httpd's Store), the
 // cluster and operations endpoints, the view and the node's lifecycle.

@@ -386,7 +386,7 @@ func (n *Node) Health() []Degraded {
 func (n *Node) LSM() any { return n.cfg.Engine.LSM() }
 
 // Compact runs a manual compaction of the local engine.
-func (n *Node) Compact(ctx context.Context) error { return n.cfg.Engine.Compact(ctx) }
+func (n *Node) Compact(ctx context.Context) error { return clientErr(n.cfg.Engine.Compact(ctx)) }
 
 // Members returns the HTTP addresses of the ring's members, ordered by id.
 func (n *Node) Members() []string {

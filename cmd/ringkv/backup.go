@@ -7,69 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ringkv/ringkv/client"
 	"github.com/ringkv/ringkv/compaction"
-	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/sstable"
 )
-
-// backupScratch is the suffix of the checkpoint directories a node makes
-// beside its data directory while it streams a backup.
-const backupScratch = ".backup-"
-
-// scratchName matches what backupFunc appends to DATA_DIR+backupScratch.
-var scratchName = regexp.MustCompile(`^[0-9]+-[0-9a-f]{8}$`)
-
-// backupFunc is httpd.Config.Backup for a node: each backup checkpoints
-// the store beside the data directory (same filesystem: hard links) and
-// streams it.
-func backupFunc(eng *engine.Engine, dataDir string) func(ctx context.Context) (func(io.Writer) error, error) {
-	return func(ctx context.Context) (func(io.Writer) error, error) {
-		scratch := fmt.Sprintf("%s%s%d-%08x", filepath.Clean(dataDir), backupScratch, time.Now().UnixNano(), rand.Uint32())
-		cp, err := sstable.TakeCheckpoint(eng, scratch)
-		if err != nil {
-			return nil, err
-		}
-		return func(w io.Writer) error {
-			defer cp.Close()
-			_, err := cp.WriteTo(ctx, w)
-			return err
-		}, nil
-	}
-}
-
-// removeStaleBackups deletes checkpoints left by backups that a crash cut
-// short: they hold hard links to tables the store may since have dropped.
-// Only names backupFunc makes are touched (DATA_DIR.backup-NANOS-RAND):
-// a user's own DATA_DIR.backup-nov is not ours to delete.
-func removeStaleBackups(dataDir string, lg *slog.Logger) {
-	// Listed rather than globbed: a data dir may hold glob characters.
-	clean := filepath.Clean(dataDir)
-	entries, err := os.ReadDir(filepath.Dir(clean))
-	if err != nil {
-		lg.Warn("cannot look for stale backup checkpoints", "dir", filepath.Dir(clean), "err", err)
-		return
-	}
-	for _, ent := range entries {
-		rest, ok := strings.CutPrefix(ent.Name(), filepath.Base(clean)+backupScratch)
-		if !ok || !scratchName.MatchString(rest) {
-			continue
-		}
-		d := filepath.Join(filepath.Dir(clean), ent.Name())
-		if err := os.RemoveAll(d); err != nil {
-			lg.Warn("cannot remove a stale backup checkpoint", "dir", d, "err", err)
-		}
-	}
-}
 
 const backupUsage = `usage: ringkv backup --to DIR [--addr HOST[:PORT]] [--nodes ID,...]
 

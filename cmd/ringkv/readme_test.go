@@ -10,7 +10,7 @@ import (
 
 // TestREADMEBackupNodes: the ids README's backup example passes to
 // --nodes are ids that its cluster recipe's nodes get (--node-id, else
-// HOSTNAME-PORT as resolveNodeID makes them).
+// HOSTNAME-PORT as peer.ResolveNodeID makes them).
 func TestREADMEBackupNodes(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {

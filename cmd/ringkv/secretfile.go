@@ -2,8 +2,7 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
-	"time"
+	"strings"
 
 	"github.com/ringkv/ringkv/peer/keyring"
 )
@@ -11,14 +10,14 @@ import (
 // --cluster-secret-file is a keyring secret file (peer/keyring: one
 // secret a line, the primary first, re-read when it changes).
 
-// secretFilePoll is how often --cluster-secret-file is checked for a
-// change.
-const secretFilePoll = keyring.DefaultFilePoll
-
 // readSecretFile is keyring.ReadFile, its errors naming the flag.
 func readSecretFile(path string) ([][]byte, error) {
 	secs, err := keyring.ReadFile(path)
-	if err != nil {
+	switch {
+	case err != nil && strings.HasPrefix(err.Error(), path):
+		// "PATH is empty...": the flag names the path.
+		return nil, fmt.Errorf("--cluster-secret-file %w", err)
+	case err != nil:
 		return nil, fmt.Errorf("--cluster-secret-file: %w", err)
 	}
 	return secs, nil
@@ -39,9 +38,4 @@ func clusterSecrets(name, secret, file string) (*keyring.Keyring, error) {
 		return keyring.New(name, []byte(secret)), nil
 	}
 	return keyring.New(name), nil
-}
-
-// watchSecretFile is keyring.Watch.
-func watchSecretFile(path string, k *keyring.Keyring, poll time.Duration, lg *slog.Logger) (stop func()) {
-	return keyring.Watch(path, k, poll, lg)
 }

@@ -16,7 +16,7 @@ func TestSecretFileErrorsNameTheFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{empty, filepath.Join(dir, "missing")} {
-		if _, err := clusterSecrets("c", "", p); err == nil || !strings.HasPrefix(err.Error(), "--cluster-secret-file: ") {
+		if _, err := clusterSecrets("c", "", p); err == nil || !strings.HasPrefix(err.Error(), "--cluster-secret-file") {
 			t.Errorf("%s: %v, want an error naming --cluster-secret-file", filepath.Base(p), err)
 		}
 	}

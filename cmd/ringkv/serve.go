@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -249,26 +248,26 @@ func (c *serveConfig) validateSecretFile() error {
 	return nil
 }
 
-// secureStart refuses a node that would serve beyond loopback without
-// both TLS and client credentials, unless --insecure says it is meant
-// (CockroachDB's rule; on loopback, as `go run ./cmd/ringkv serve`,
-// nothing changes). httpAddr is HOST:PORT; an empty host or 0.0.0.0
-// listens on every interface. A host name other than localhost counts as
-// not loopback: it is not resolved here.
+// secureStart is httpd.CheckExposure in flags: a node serving beyond
+// loopback needs --tls-cert-file and --auth-file, or --insecure to serve
+// without them on purpose.
 func secureStart(httpAddr string, authOn, tlsOn, insecure bool) error {
-	host, _, err := net.SplitHostPort(httpAddr)
-	if err != nil {
-		return fmt.Errorf("--http-addr %q: want HOST:PORT", httpAddr)
+	if insecure {
+		return nil
 	}
-	ip := net.ParseIP(host)
-	if strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback() || insecure || authOn && tlsOn {
+	var e *httpd.ExposedError
+	err := httpd.CheckExposure(httpAddr, authOn, tlsOn)
+	if err == nil || !errors.As(err, &e) {
+		if err != nil {
+			return fmt.Errorf("--http-addr %q: want HOST:PORT", httpAddr)
+		}
 		return nil
 	}
 	var missing []string
-	if !tlsOn {
+	if e.NoTLS {
 		missing = append(missing, "--tls-cert-file and --tls-key-file")
 	}
-	if !authOn {
+	if e.NoAuth {
 		missing = append(missing, "--auth-file")
 	}
 	return fmt.Errorf("--http-addr %s is not loopback: set %s, or --insecure to serve it without them on purpose", httpAddr, strings.Join(missing, " and "))
@@ -495,7 +494,7 @@ type daemon struct {
 	secrets    *keyring.Keyring
 	clocks     *peer.ClockMonitor
 	clock      *memtable.Clock
-	peerAddrs  *peerAddrs
+	peerAddrs  *transport.PeerAddrs
 	internode  *transport.Transport
 	node       *peer.Node
 	gossip     *membership.Gossip
@@ -622,12 +621,15 @@ func (d *daemon) openEngine(tuning compaction.Tuning) error {
 	}
 	d.eng = eng
 	d.undo = append(d.undo, func() { eng.Close() })
-	nodeID, err := resolveNodeID(eng, c.nodeID, d.ln.Addr().String())
+	nodeID, err := peer.ResolveNodeID(eng, c.nodeID, d.ln.Addr().String())
+	if errors.Is(err, peer.ErrNodeIDChanged) {
+		return startFailed(exitUsage, "--node-id %v", err)
+	}
 	if err != nil {
-		return startFailed(exitUsage, "%v", err)
+		return startFailed(exitFailure, "--data-dir %s: %v", c.dataDir, err)
 	}
 	d.nodeID, d.lg = nodeID, lg.With("node", nodeID)
-	removeStaleBackups(c.dataDir, d.lg)
+	sstable.RemoveStaleBackups(c.dataDir, d.lg)
 	d.lg.Info("engine open", "dir", c.dataDir, "profile", tuning.Profile, "duration", time.Since(d.started))
 	return nil
 }
@@ -649,7 +651,7 @@ func (d *daemon) loadSecrets() error {
 	if c.clusterSecretFile != "" {
 		// A change to the file reaches gossip's keyring and internode
 		// signing (both read secrets) without a restart.
-		stopWatch := watchSecretFile(c.clusterSecretFile, secrets, secretFilePoll, lg.With("component", "secrets"))
+		stopWatch := keyring.Watch(c.clusterSecretFile, secrets, keyring.DefaultFilePoll, lg.With("component", "secrets"))
 		d.atExit = append(d.atExit, stopWatch)
 	}
 	d.wall, d.secrets = wall, secrets
@@ -665,12 +667,12 @@ func (d *daemon) startNode() error {
 	// Nodes of one cluster share --max-value-size, so a peer takes bodies
 	// of 2*max-value-size+64KiB: batches of max-value-size+64KiB fit.
 	// The HMAC keys of internode calls are secrets' (clusterSecrets).
-	peerAddrs := newPeerAddrs()
+	peerAddrs := transport.NewPeerAddrs()
 	// The internode protocol, both ways: calls to the peers, and the
 	// handler of theirs that srv mounts (for node, once it exists).
 	limits := c.limits.httpd()
 	internode, err := transport.New(transport.Config{
-		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.lookup,
+		NodeID: nodeID, Secrets: secrets, TLS: nodeTLS.Transport, PeerAddr: peerAddrs.Lookup,
 		MaxBatchBytes:   int(c.maxValueSize) + 64<<10,
 		RequirePeerCert: nodeTLS.MutualTLS,
 		MaxScanBytes:    limits.MaxScanBytes, MaxConcurrentScans: limits.MaxConcurrentScans,
@@ -704,7 +706,7 @@ func (d *daemon) startMembership() error {
 	gossip, err := membership.Start(membership.Config{
 		NodeID: nodeID, HTTPAddr: adv.http, BindAddr: adv.gossipBind, AdvertiseAddr: adv.gossip, Secrets: secrets,
 		PeerAddr: adv.peer, Join: c.joinAddrs(), BootstrapExpect: c.bootstrapExpect,
-		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: func(v *peer.View) { peerAddrs.set(v); node.SetView(v) },
+		Replicas: c.replicas, VNodes: c.vnodes, Engine: eng, Clock: clock, OnView: func(v *peer.View) { peerAddrs.SetView(v); node.SetView(v) },
 		Logger: lg.With("component", "gossip"), Now: wall, Offsets: clocks,
 	})
 	if errors.Is(err, peer.ErrGossipAddr) {
@@ -718,7 +720,7 @@ func (d *daemon) startMembership() error {
 	d.gossip = gossip
 	d.undo = append(d.undo, func() { gossip.Close() })
 	node.UseMembership(gossip)
-	if err := repairable(eng, node.View(), c.replicas, c.joinAddrs()); err != nil {
+	if err := peer.Repairable(eng, node.View(), c.replicas, len(c.joinAddrs()) > 0); err != nil {
 		return startFailed(exitFailure, "%v", err)
 	}
 	eng.SetGCHorizon(node.AntiEntropy().GCHorizon) // tombstones go only once every replica has them
@@ -754,7 +756,7 @@ func (d *daemon) startHTTP() error {
 		TLS:          nodeTLS.Client,
 		PeerTLS:      nodeTLS.Peer,
 		SeparatePeer: peerLn != nil,
-		Backup:       backupFunc(eng, c.dataDir),
+		Backup:       sstable.BackupStream(eng, c.dataDir),
 
 		Auth:              auth,
 		MetricsOpen:       c.metricsOpen,
@@ -875,37 +877,6 @@ func (d *daemon) stop(code int) int {
 	return code
 }
 
-// resolveNodeID returns the node's identity: the --node-id flag, else the
-// one stored in the data directory, else HOST-PORT. It stores the result,
-// and refuses a flag that contradicts the stored identity, because a node
-// that changes identity would look like a new node to the cluster.
-func resolveNodeID(eng *engine.Engine, flagID, addr string) (string, error) {
-	stored, err := eng.GetMeta("node-id")
-	if err != nil && !errors.Is(err, engine.ErrNotFound) {
-		return "", err
-	}
-	id := flagID
-	switch {
-	case id != "" && stored != nil && string(stored) != id:
-		return "", fmt.Errorf("--node-id %q differs from %q stored in the data directory; a node keeps its identity", id, stored)
-	case id == "" && stored != nil:
-		return string(stored), nil
-	case id == "":
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "ringkv"
-		}
-		_, port, _ := net.SplitHostPort(addr)
-		id = host + "-" + port
-	}
-	if stored == nil {
-		if err := eng.SetMeta("node-id", []byte(id)); err != nil {
-			return "", err
-		}
-	}
-	return id, nil
-}
-
 // engineOptions is the engine's options as the flags set them; serve
 // adds the logger and what to do on a fatal error. Where a flag's 0 means
 // none (--tombstone-grace, --row-cache-size), the engine gets its explicit
@@ -920,7 +891,7 @@ func (c *serveConfig) engineOptions(tuning compaction.Tuning) engine.Options {
 		SkipRowCacheWarm: !c.rowCacheWarm,
 		MinFreeSpace:     c.minFreeSpace,
 		// A table that cannot be read is repaired from the other
-		// replicas; alone, the node refuses to start (repairable).
+		// replicas; alone, the node refuses to start (peer.Repairable).
 		KeepDamaged: true,
 	}
 }
@@ -952,32 +923,6 @@ func zeroMeans[T int64 | time.Duration](flag, zero T) T {
 	return flag
 }
 
-// repairable refuses a start on tables that could not be read when no
-// other replica can give their data back: a node alone in its ring (none
-// stored and none to join) or one with --replicas 1.
-func repairable(eng *engine.Engine, v *peer.View, replicas int, join []string) error {
-	var bad []engine.CorruptSpan
-	for _, sp := range eng.Corruption() {
-		if sp.Unreadable && sp.Data {
-			bad = append(bad, sp)
-		}
-	}
-	if len(bad) == 0 {
-		return nil
-	}
-	cluster := len(join) > 0 || (v != nil && len(v.Ring.Nodes()) > 1)
-	if replicas > 1 && cluster {
-		return nil
-	}
-	sp := bad[0]
-	more := ""
-	if len(bad) > 1 {
-		more = fmt.Sprintf(" (and %d more)", len(bad)-1)
-	}
-	return fmt.Errorf("cannot open engine at %q: damaged file %s%s (%s): %s; no other replica holds its data to repair it from: restore the data dir from a backup (`ringkv check --data-dir %s` lists every damaged file)",
-		eng.Dir(), sp.File, more, sp.TokenSpan(), sp.Error, eng.Dir())
-}
-
 // peerLnAddr is the --peer-addr listener's address, or "" without one.
 func peerLnAddr(ln net.Listener) string {
 	if ln == nil {
@@ -985,27 +930,3 @@ func peerLnAddr(ln net.Listener) string {
 	}
 	return ln.Addr().String()
 }
-
-// peerAddrs maps the members' HTTP addresses to their peer addresses
-// (--peer-addr), from the latest view, for the transport.
-type peerAddrs struct {
-	m atomic.Pointer[map[string]string]
-}
-
-func newPeerAddrs() *peerAddrs {
-	p := &peerAddrs{}
-	p.m.Store(&map[string]string{})
-	return p
-}
-
-func (p *peerAddrs) set(v *peer.View) {
-	m := map[string]string{}
-	for _, mem := range v.Members {
-		if mem.PeerAddr != "" {
-			m[mem.HTTPAddr] = mem.PeerAddr
-		}
-	}
-	p.m.Store(&m)
-}
-
-func (p *peerAddrs) lookup(httpAddr string) string { return (*p.m.Load())[httpAddr] }
