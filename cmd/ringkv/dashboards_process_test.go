@@ -123,9 +123,39 @@ func dashboardExprs(d dashboard) map[string]string {
 	return out
 }
 
-// exportedNames returns the names of the samples in a /metrics text.
-func exportedNames(text []byte) map[string]bool {
-	names := map[string]bool{}
+// selectorRef finds a node's series with label matchers, and labelRef
+// each matcher of one.
+var (
+	selectorRef = regexp.MustCompile(`\b((?:ringkv|process|go)_[a-z0-9_]+)\{([^}]*)\}`)
+	labelRef    = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"`)
+)
+
+// refs returns what a PromQL expression needs of a node's /metrics: each
+// metric name, each label it matches on (name{label}), and each exact
+// value it matches (name{label="value"}). job and instance are
+// Prometheus's target labels, and values with a Grafana $variable are
+// the user's to pick.
+func refs(expr string) []string {
+	out := metricRef.FindAllString(expr, -1)
+	for _, sel := range selectorRef.FindAllStringSubmatch(expr, -1) {
+		for _, m := range labelRef.FindAllStringSubmatch(sel[2], -1) {
+			label, op, value := m[1], m[2], m[3]
+			if label == "job" || label == "instance" {
+				continue
+			}
+			out = append(out, sel[1]+"{"+label+"}")
+			if op == "=" && !strings.Contains(value, "$") {
+				out = append(out, fmt.Sprintf("%s{%s=%q}", sel[1], label, value))
+			}
+		}
+	}
+	return out
+}
+
+// exported returns the refs (see refs) a /metrics text answers: the
+// name of every sample, with each of its labels, and each label's value.
+func exported(text []byte) map[string]bool {
+	have := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -133,26 +163,38 @@ func exportedNames(text []byte) map[string]bool {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		if i := strings.IndexAny(line, "{ "); i > 0 {
-			names[line[:i]] = true
+		i := strings.IndexAny(line, "{ ")
+		if i <= 0 {
+			continue
+		}
+		name := line[:i]
+		have[name] = true
+		if line[i] != '{' {
+			continue
+		}
+		end := strings.LastIndexByte(line, '}')
+		for _, m := range labelRef.FindAllStringSubmatch(line[i+1:max(end, i+1)], -1) {
+			have[name+"{"+m[1]+"}"] = true
+			have[fmt.Sprintf("%s{%s=%q}", name, m[1], m[3])] = true
 		}
 	}
-	return names
+	return have
 }
 
-// usedNames maps every metric name the alert rules and the dashboard use
-// to where one of them uses it, and fails if either file seems to use
-// hardly any (a tokenizer that finds nothing proves nothing).
-func usedNames(t *testing.T) map[string]string {
+// usedRefs maps every ref (see refs) of the alert rules' and the
+// dashboard's queries to where one of them makes it, and fails if either
+// file seems to use hardly any metric (a tokenizer that finds nothing
+// proves nothing).
+func usedRefs(t *testing.T) map[string]string {
 	t.Helper()
 	used := map[string]string{}
 	count := func(file string, exprs map[string]string, least int) {
 		n := 0
 		for where, e := range exprs {
-			for _, name := range metricRef.FindAllString(e, -1) {
-				n++
-				if _, ok := used[name]; !ok {
-					used[name] = file + ": " + where
+			n += len(metricRef.FindAllString(e, -1))
+			for _, r := range refs(e) {
+				if _, ok := used[r]; !ok {
+					used[r] = file + ": " + where
 				}
 			}
 		}
@@ -170,11 +212,12 @@ func usedNames(t *testing.T) map[string]string {
 }
 
 // TestDeployMetricsExist: every metric the alert rules and the Grafana
-// dashboard query is on /metrics of a node of a running 3-node cluster
-// that has served a few reads and writes, so a renamed or dropped metric
-// breaks this test instead of an operator's alerts.
+// dashboard query, with the labels they match on and the label values
+// they pick, is on /metrics of a node of a running 3-node cluster that
+// has served a few reads and writes, so a renamed or dropped metric or
+// label breaks this test instead of an operator's alerts.
 func TestDeployMetricsExist(t *testing.T) {
-	used := usedNames(t)
+	used := usedRefs(t)
 	nodes := newCluster(t, 3)
 	startJoined(t, nodes)
 	for i := range 20 {
@@ -192,11 +235,11 @@ func TestDeployMetricsExist(t *testing.T) {
 		if err != nil || code != http.StatusOK {
 			return false, fmt.Sprintf("GET /metrics: %d %v", code, err)
 		}
-		have := exportedNames(b)
+		have := exported(b)
 		var missing []string
-		for name, where := range used {
-			if !have[name] {
-				missing = append(missing, name+" ("+where+")")
+		for r, where := range used {
+			if !have[r] {
+				missing = append(missing, r+" ("+where+")")
 			}
 		}
 		slices.Sort(missing)
@@ -279,5 +322,27 @@ func TestDashboardQueriesParse(t *testing.T) {
 	out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules of the dashboard's queries: %v\n%s\n%s", err, out, rules.String())
+	}
+}
+
+// TestMetricRefs: what TestDeployMetricsExist asks of /metrics for a
+// query, and what it finds there.
+func TestMetricRefs(t *testing.T) {
+	got := refs(`max by (job) (ringkv_members{job="$job",state="dead"}) > 0 and rate(ringkv_requests_total{instance=~"$instance",code=~"5.."}[5m]) or time() - process_start_time_seconds`)
+	want := []string{"ringkv_members", "ringkv_requests_total", "process_start_time_seconds",
+		"ringkv_members{state}", `ringkv_members{state="dead"}`, "ringkv_requests_total{code}"}
+	if !slices.Equal(got, want) {
+		t.Errorf("refs = %q, want %q", got, want)
+	}
+	have := exported([]byte("# HELP ringkv_members x\n# TYPE ringkv_members gauge\n" +
+		`ringkv_members{state="dead"} 0` + "\n" + `ringkv_pebble_write_stalls_total{reason="memtable count limit reached"} 1` + "\nup 1\n"))
+	for _, r := range []string{"ringkv_members", "ringkv_members{state}", `ringkv_members{state="dead"}`, "up",
+		"ringkv_pebble_write_stalls_total{reason}", `ringkv_pebble_write_stalls_total{reason="memtable count limit reached"}`} {
+		if !have[r] {
+			t.Errorf("exported lacks %s: %v", r, have)
+		}
+	}
+	if have[`ringkv_members{state="alive"}`] || have["ringkv_members{node}"] {
+		t.Errorf("exported has what the text has not: %v", have)
 	}
 }
