@@ -326,3 +326,50 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestEntering: when a brand-new node with --join enters a ring, by what
+// it sees alive: a ring (not one still forming, with --bootstrap-expect);
+// --bootstrap-expect members, in a ring or not; without it, another
+// brand-new node, when it has the lowest id. Never alone, but with
+// --bootstrap-expect 1.
+func TestEntering(t *testing.T) {
+	l := List{
+		"a": {ID: "a", Joining: true}, "b": {ID: "b", Joining: true}, "c": {ID: "c", Joining: true},
+		"r": {ID: "r"}, "x": {ID: "x", Removed: true},
+	}
+	f := func(self string, alive []string, expect int, holding map[string]bool, want string) {
+		t.Helper()
+		if got := entering(l, alive, self, expect, holding); got != want {
+			t.Errorf("entering(self %s, alive %v, expect %d, holding %v) = %q, want %q", self, alive, expect, holding, got, want)
+		}
+	}
+	f("a", []string{"a"}, 0, nil, "")
+	f("a", []string{"a"}, 3, nil, "")
+	f("a", []string{"a"}, 1, nil, "expect")
+	f("a", []string{"a", "b"}, 0, nil, "lowest")
+	f("b", []string{"a", "b"}, 0, nil, "")
+	f("a", []string{"a", "b"}, 3, nil, "")
+	f("a", []string{"a", "b", "c"}, 3, nil, "expect")
+	f("b", []string{"a", "b", "r"}, 0, nil, "ring")
+	f("b", []string{"b", "r"}, 3, nil, "ring")
+	f("b", []string{"b", "r"}, 3, map[string]bool{"r": true}, "")     // r is forming the initial ring: wait for 3
+	f("b", []string{"b", "r"}, 0, map[string]bool{"r": true}, "ring") // without expect, a founder's hold does not matter
+	f("b", []string{"b", "r", "c"}, 3, map[string]bool{"r": true}, "expect")
+	f("b", []string{"b", "x"}, 0, nil, "lowest") // a removed member is no ring to enter
+}
+
+// TestRefusesMerge: two rings merge unless both have more than one
+// member and they share none.
+func TestRefusesMerge(t *testing.T) {
+	for _, tc := range []struct {
+		mine, theirs int
+		met, refuse  bool
+	}{
+		{1, 1, false, false}, {1, 5, false, false}, {5, 1, false, false}, {0, 5, false, false},
+		{2, 2, false, true}, {5, 3, false, true}, {5, 3, true, false},
+	} {
+		if got := refusesMerge(tc.mine, tc.theirs, tc.met); got != tc.refuse {
+			t.Errorf("refusesMerge(%d, %d, met %v) = %v, want %v", tc.mine, tc.theirs, tc.met, got, tc.refuse)
+		}
+	}
+}
