@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -104,8 +105,54 @@ func (r *Rebalancer) runLeave(ctx context.Context) error {
 	if err := m.Remove(self); err != nil {
 		return err
 	}
+	// The removal spreads by gossip: a node stopped before any member
+	// heard of it would stay in their lists as a dead member, for good.
+	r.setLeave("left: waiting for the other members to hear of it")
+	r.awaitRemovalSeen(ctx)
 	r.setLeave("left")
 	return nil
+}
+
+// removalSeenWait bounds awaitRemovalSeen: past it, the members that have
+// not heard yet learn of the removal from the others, by gossip.
+const removalSeenWait = 30 * time.Second
+
+// awaitRemovalSeen returns once every other member this node sees alive
+// shows it left (GET /v1/cluster), after removalSeenWait, or when ctx
+// ends: its leave is done either way, its ranges held by the others.
+func (r *Rebalancer) awaitRemovalSeen(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, removalSeenWait)
+	defer cancel()
+	self := r.cfg.NodeID
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		v := r.view.Load()
+		unaware := ""
+		for _, id := range slices.Sorted(maps.Keys(v.Members)) {
+			m, ok := v.reachable(id)
+			if id == self || !ok {
+				continue
+			}
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := r.cfg.Transport.Status(sctx, m.HTTPAddr)
+			scancel()
+			if err != nil || !slices.ContainsFunc(st.Members, func(mm Member) bool { return mm.ID == self && mm.State == Left }) {
+				unaware = id
+				break
+			}
+		}
+		if unaware == "" {
+			return
+		}
+		r.setLeave("left: waiting for %s to hear of it", unaware)
+		select {
+		case <-ctx.Done():
+			r.cfg.Logger.Warn("leave done, but some members have not heard of it yet: gossip will tell them", "member", unaware)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // awaitHandover returns once the ring without this node has every range
