@@ -107,12 +107,16 @@ func (a *acceptor) commit(key []byte, b Ballot, rec []byte) error {
 	if err := checkProposal(key, b, rec); err != nil {
 		return err
 	}
-	r, err := memtable.Decode(rec)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadMessage, err)
-	}
-	if err := a.clock(r.TS); err != nil {
-		return fmt.Errorf("%w: key %q: %v", ErrClockOffset, key, err)
+	var r *memtable.Record // none: a no-op (a fence of a key with no record)
+	if len(rec) > 0 {
+		d, err := memtable.Decode(rec)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+		if err := a.clock(d.TS); err != nil {
+			return fmt.Errorf("%w: key %q: %v", ErrClockOffset, key, err)
+		}
+		r = &d
 	}
 	mu := a.lock(key)
 	mu.Lock()
@@ -121,16 +125,20 @@ func (a *acceptor) commit(key []byte, b Ballot, rec []byte) error {
 	if err != nil {
 		return err
 	}
-	return a.eng.WritePaxos(key, s.commit(b).append(nil), &r)
+	return a.eng.WritePaxos(key, s.commit(b).append(nil), r)
 }
 
-// checkProposal refuses a malformed proposal or commit.
+// checkProposal refuses a malformed proposal or commit; an empty record
+// is a no-op.
 func checkProposal(key []byte, b Ballot, rec []byte) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
 	if b.IsZero() {
 		return fmt.Errorf("%w: a zero ballot", ErrBadMessage)
+	}
+	if len(rec) == 0 {
+		return nil
 	}
 	if _, err := memtable.DecodeVersion(rec); err != nil {
 		return fmt.Errorf("%w: the proposed record: %v", ErrBadMessage, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringkv/ringkv/compaction"
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer/kv"
 	"github.com/ringkv/ringkv/ring"
 )
 
@@ -225,6 +226,9 @@ func (c *coordinator) Get(ctx context.Context, dst, key []byte, cons Consistency
 	if err := checkKey(key); err != nil {
 		return dst, Version{}, err
 	}
+	if cons == kv.Serial {
+		return c.serialGet(ctx, dst, key)
+	}
 	if v := c.view.Load(); !c.solo(v) {
 		return c.clusterGet(ctx, v, dst, key, cons)
 	}
@@ -249,6 +253,9 @@ func (c *coordinator) Put(ctx context.Context, key, value []byte, o WriteOptions
 	if o.TTL > 0 {
 		rec.ExpiresAt = c.cfg.Now().Add(o.TTL).UnixMilli()
 	}
+	if o.Condition.Kind != kv.Unconditional {
+		return c.conditional(ctx, key, rec, o.Condition)
+	}
 	return c.write(ctx, "put", key, &rec, o.Consistency)
 }
 
@@ -258,6 +265,9 @@ func (c *coordinator) Delete(ctx context.Context, key []byte, o WriteOptions) (V
 		return Version{}, err
 	}
 	rec := memtable.Record{Version: memtable.Version{Node: c.tag}, Tombstone: true} // stamped by write
+	if o.Condition.Kind != kv.Unconditional {
+		return c.conditional(ctx, key, rec, o.Condition)
+	}
 	return c.write(ctx, "delete", key, &rec, o.Consistency)
 }
 

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -26,15 +27,25 @@ import (
 //     every commit the quorum reports (Cassandra's "most recent commit"
 //     check): an older accepted proposal was superseded, and repeating it
 //     would undo a later commit.
-//   - A proposal of this operation's record is retried (under a higher
-//     ballot) only when no owner can have accepted it: every owner
-//     answered and refused. Once one may have, the operation's outcome is
-//     decided by whoever finishes that round, so the answer is "outcome
-//     unknown" (as Cassandra's timeout of a partially accepted proposal):
-//     a retry could apply the write twice, and a "condition failed" could
-//     be followed by the write it refused appearing.
+//   - An attempt whose proposal may have been accepted somewhere
+//     (refused by some owners, accepted by others, or not answered) is
+//     retried under a higher ballot, carrying that record ("mine") to
+//     the next attempt, which then settles it before anything else: a
+//     round in flight that is one of mine is finished, and the operation
+//     is applied; the quorum's newest record being one of mine, applied
+//     too; the newest record newer than one of mine, the outcome is
+//     unknown (mine may have been committed, then written over); else
+//     none of mine was committed (a commit reaches a quorum, which this
+//     prepare meets), and the condition is decided anew on the newest
+//     record. A condition that then fails is answered only after a fence:
+//     the newest record proposed and committed again, unchanged, under
+//     the new ballot, so that no round can finish a lost proposal of
+//     mine later. Without these a retry could apply the write twice, or
+//     a "condition failed" be followed by the write it refused.
 //   - A round found in flight is finished, and the attempt then starts
 //     again under a new ballot (one value per ballot).
+//   - A proposal or commit of an empty record is a no-op: a fence of a
+//     key that has no record writes none.
 //
 // Committed records are stamped above both the ballot and the record they
 // replace, so last-writer-wins orders commits as Paxos does; plain writes
@@ -200,9 +211,9 @@ const (
 	casApplied     casOutcome = iota + 1 // the write is committed at a quorum
 	casFailed                            // the condition did not hold (412)
 	casRead                              // a serial read's answer
-	casContended                         // a higher ballot won before anything of this operation was accepted: retry above RetryAbove, after a pause
+	casContended                         // a higher ballot won: retry above RetryAbove (with Proposed among mine), after a pause
 	casRetry                             // a round in flight was finished: retry above RetryAbove at once
-	casUnavailable                       // too few owners answered; nothing of this operation was proposed
+	casUnavailable                       // too few owners answered; nothing of this operation was applied
 	casUnknown                           // this operation's record may or may not be committed
 )
 
@@ -221,6 +232,9 @@ type casResult struct {
 	Written []byte
 	// RetryAbove is the ballot to retry above (contended, retry).
 	RetryAbove Ballot
+	// Proposed, on a contended or retried end, is this attempt's record
+	// if some owner may have accepted it: the next attempt's mine.
+	Proposed []byte
 	// Answered is how many owners answered the phase that fell short.
 	Answered int
 }
@@ -235,23 +249,36 @@ type casPlan struct {
 	need   int // a majority of owners
 	ballot Ballot
 	cond   casCond // nil: a serial read
+	// mines are the records earlier attempts of this operation proposed
+	// that some owner may have accepted.
+	mines [][]byte
 
-	phase     casPhase
-	answered  map[string]bool // owners that answered this phase
-	oks       int             // of them, those that promised, accepted or committed
-	refusals  int             // of them, those that refused for a higher ballot
-	higher    Ballot          // the highest ballot a refusal named
-	promises  []PaxosReply    // the promises of the prepare
-	current   []byte          // newest record of the quorum's promises
-	proposed  []byte          // the record of the proposal
-	repairing bool            // the commit is of a round found in flight
-	result    casResult
+	phase    casPhase
+	answered map[string]bool // owners that answered this phase
+	oks      int             // of them, those that promised, accepted or committed
+	refusals int             // of them, those that refused for a higher ballot
+	higher   Ballot          // the highest ballot a refusal named
+	promises []PaxosReply    // the promises of the prepare
+	current  []byte          // newest record of the quorum's promises
+	proposed []byte          // the record of the proposal
+	kind     proposalKind    // what that proposal is
+	result   casResult
 }
 
+// proposalKind is what a casPlan proposes.
+type proposalKind uint8
+
+const (
+	proposeMine   proposalKind = iota + 1 // the operation's record
+	proposeRepair                         // a round found in flight, finished
+	proposeFence                          // the newest record again, burying lost ones of mine
+)
+
 // newCASPlan returns the plan of one attempt by ballot b among owners,
-// before its prepare.
-func newCASPlan(owners []string, b Ballot, cond casCond) *casPlan {
-	return &casPlan{owners: owners, need: len(owners)/2 + 1, ballot: b, cond: cond}
+// before its prepare; mines are the records earlier attempts of the same
+// operation may have had accepted.
+func newCASPlan(owners []string, b Ballot, cond casCond, mines [][]byte) *casPlan {
+	return &casPlan{owners: owners, need: len(owners)/2 + 1, ballot: b, cond: cond, mines: mines}
 }
 
 // start returns the prepare.
@@ -298,9 +325,7 @@ func (p *casPlan) onAccept(id string, ok bool, promised Ballot, err error) casMs
 	default:
 		p.oks++
 		if p.oks == p.need {
-			repair := p.phase == casRepairing
 			p.enter(casCommitting)
-			p.repairing = repair
 			return casMsg{Kind: PaxosCommit, Ballot: p.ballot, Record: p.proposed}
 		}
 	}
@@ -315,22 +340,11 @@ func (p *casPlan) onCommitted(id string, err error) casMsg {
 	if err == nil {
 		p.oks++
 		if p.oks == p.need {
-			if p.repairing {
-				p.finish(casResult{Outcome: casRetry, RetryAbove: p.ballot})
-			} else {
-				p.finish(casResult{Outcome: casApplied, Written: p.proposed, Current: p.current})
-			}
+			p.committed()
 			return casMsg{}
 		}
 	}
 	return p.checkLost()
-}
-
-// onTimeout ends the attempt: the request timeout passed.
-func (p *casPlan) onTimeout() {
-	if p.phase != casDone {
-		p.lost()
-	}
 }
 
 // take records id's answer in this phase, once; false for a repeat or a
@@ -355,45 +369,50 @@ func (p *casPlan) checkLost() casMsg {
 	if p.phase == casDone || p.oks+len(p.owners)-len(p.answered) >= p.need {
 		return casMsg{}
 	}
-	if p.phase == casProposing && p.oks == 0 && p.refusals == len(p.answered) && len(p.answered) < len(p.owners) {
+	if p.phase == casProposing && p.kind == proposeMine && p.oks == 0 && p.refusals == len(p.answered) && len(p.answered) < len(p.owners) {
 		// Refused so far by all that answered: wait for the others, who
-		// may all refuse too (then a retry is safe); the request timeout
-		// bounds the wait.
+		// may all refuse too (then the record was accepted nowhere); the
+		// request timeout bounds the wait.
 		return casMsg{}
 	}
 	p.lost()
 	return casMsg{}
 }
 
-// lost ends an attempt that cannot reach a quorum in its phase.
+// lost ends an attempt that cannot reach a quorum in its phase: contended
+// when a higher ballot refused it (a retry may succeed), else unavailable;
+// unknown instead when a record of this operation may have been accepted
+// and cannot be settled by a retry.
 func (p *casPlan) lost() {
 	r := casResult{Outcome: casUnavailable, RetryAbove: p.higher, Answered: p.oks}
-	switch p.phase {
-	case casPreparing, casRepairing:
-		// Nothing of this operation was proposed: retry, or give up.
-		if p.refusals > 0 {
-			r.Outcome = casContended
-		}
-	case casProposing:
-		// Retry only when nobody can have accepted it.
-		if p.oks == 0 && p.refusals == len(p.owners) {
-			r.Outcome = casContended
-		} else {
-			r.Outcome = casUnknown
-		}
-	case casCommitting:
-		// Accepted by a quorum, so chosen; but not yet written at a
-		// quorum, so a quorum read may miss it.
+	if p.kind == proposeMine && p.phase != casPreparing && !(p.oks == 0 && p.refusals == len(p.owners)) {
+		r.Proposed = p.proposed // accepted somewhere, perhaps
+	}
+	if p.refusals > 0 {
+		r.Outcome = casContended
+	} else if r.Proposed != nil || len(p.mines) > 0 {
 		r.Outcome = casUnknown
-		if p.repairing {
-			r.Outcome = casUnavailable
-		}
 	}
 	p.finish(r)
 }
 
-// decide acts on a quorum of promises: finish a round in flight, or
-// evaluate the condition and propose.
+// onTimeout ends the attempt: the request timeout passed.
+func (p *casPlan) onTimeout() {
+	if p.phase == casDone {
+		return
+	}
+	p.lost()
+	if p.result.Outcome == casContended {
+		// No time is left to retry in.
+		p.result.Outcome = casUnavailable
+		if p.result.Proposed != nil || len(p.mines) > 0 {
+			p.result.Outcome = casUnknown
+		}
+	}
+}
+
+// decide acts on a quorum of promises: finish a round in flight, settle
+// this operation's earlier proposals, or decide the condition and propose.
 func (p *casPlan) decide() casMsg {
 	var commit, inflight Ballot
 	var value []byte
@@ -414,18 +433,34 @@ func (p *casPlan) decide() casMsg {
 	if commit.Less(inflight) {
 		// A round accepted above the latest commit may have been chosen:
 		// finish it under this ballot before anything else.
-		p.proposed = value
-		p.enter(casRepairing)
-		return casMsg{Kind: PaxosPropose, Ballot: p.ballot, Record: value}
+		return p.propose(proposeRepair, value)
 	}
 	if p.cond == nil {
 		p.finish(casResult{Outcome: casRead, Current: p.current})
 		return casMsg{}
 	}
+	if p.current != nil && len(p.mines) > 0 {
+		if p.isMine(p.current) {
+			p.finish(casResult{Outcome: casApplied, Written: p.current, Current: p.current})
+			return casMsg{}
+		}
+		for _, m := range p.mines {
+			if !olderThan(p.current, m) {
+				// Newer than a record of mine: that one may have been
+				// committed, then written over.
+				p.finish(casResult{Outcome: casUnknown, Current: p.current})
+				return casMsg{}
+			}
+		}
+	}
 	next, ok := p.cond(p.current)
 	if !ok {
-		p.finish(casResult{Outcome: casFailed, Current: p.current})
-		return casMsg{}
+		if len(p.mines) == 0 {
+			p.finish(casResult{Outcome: casFailed, Current: p.current})
+			return casMsg{}
+		}
+		// None of mine was committed, but one may lurk accepted: bury it.
+		return p.propose(proposeFence, p.current)
 	}
 	// Stamp it above the ballot and above the record it replaces, so
 	// that last-writer-wins orders it after every earlier commit.
@@ -435,9 +470,44 @@ func (p *casPlan) decide() casMsg {
 			next.Version.TS = v.TS + 1
 		}
 	}
-	p.proposed = next.Append(nil)
+	return p.propose(proposeMine, next.Append(nil))
+}
+
+// isMine reports whether rec is one of this operation's records.
+func (p *casPlan) isMine(rec []byte) bool {
+	for _, m := range p.mines {
+		if bytes.Equal(m, rec) {
+			return true
+		}
+	}
+	return false
+}
+
+// propose starts a proposal of rec under the plan's ballot.
+func (p *casPlan) propose(k proposalKind, rec []byte) casMsg {
+	p.kind, p.proposed = k, rec
 	p.enter(casProposing)
-	return casMsg{Kind: PaxosPropose, Ballot: p.ballot, Record: p.proposed}
+	if k == proposeRepair {
+		p.phase = casRepairing
+	}
+	return casMsg{Kind: PaxosPropose, Ballot: p.ballot, Record: rec}
+}
+
+// committed acts on a quorum of commits.
+func (p *casPlan) committed() {
+	switch p.kind {
+	case proposeRepair:
+		if p.isMine(p.proposed) {
+			// The round in flight was an earlier attempt of this one.
+			p.finish(casResult{Outcome: casApplied, Written: p.proposed, Current: p.proposed})
+			return
+		}
+		p.finish(casResult{Outcome: casRetry, RetryAbove: p.ballot})
+	case proposeFence:
+		p.finish(casResult{Outcome: casFailed, Current: p.current})
+	default:
+		p.finish(casResult{Outcome: casApplied, Written: p.proposed, Current: p.current})
+	}
 }
 
 // olderThan reports whether record a is older than record b (false when

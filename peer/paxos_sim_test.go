@@ -181,6 +181,7 @@ type simOp struct {
 	plan    *casPlan
 	attempt int
 	tries   int
+	mines   [][]byte
 }
 
 func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
@@ -235,7 +236,7 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 				return memtable.Record{Value: []byte(next)}, v == expect
 			}
 		}
-		op.plan = newCASPlan(owners, ballot(op.coord, above), cond)
+		op.plan = newCASPlan(owners, ballot(op.coord, above), cond, op.mines)
 		send(op, op.plan.start())
 	}
 	end := func(op *simOp) {
@@ -253,13 +254,23 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 				}
 			}
 			lastSeen[op.in.key] = out.value
-		case casContended, casRetry, casUnavailable:
-			if r.Outcome != casUnavailable && op.tries < 8 {
+		case casContended, casRetry:
+			if r.Proposed != nil {
+				op.mines = append(op.mines, r.Proposed)
+			}
+			if op.tries < 8 {
 				begin(op, r.RetryAbove)
 				return
 			}
-			// Nothing of this operation was accepted anywhere: it did
-			// not happen (the model holds the plan to that).
+			if len(op.mines) == 0 {
+				out.failed = true
+			} else {
+				out.unknown = true
+				ret = 1 << 60
+			}
+		case casUnavailable:
+			// Nothing of this operation was applied: it did not happen
+			// (the model holds the plan to that).
 			out.failed = true
 		default:
 			// Unknown: it may have happened, at any time from its call on.

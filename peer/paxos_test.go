@@ -18,7 +18,7 @@ import (
 // versions are written TS.NODE; a record is VERSION[:VALUE] or
 // VERSION(tomb).
 //
-//	plan owners=(n1,n2,n3) ballot=10.1 [if=absent|present|match=V|serial] [value=NEW]
+//	plan owners=(n1,n2,n3) ballot=10.1 [if=absent|present|match=V|serial] [value=NEW] [mine=(REC,...)]
 //	promise from=n1 [current=REC] [accepted=B value=REC] [committed=B]
 //	refuse from=n1 promised=B        (a prepare or a proposal refused)
 //	accept from=n1
@@ -39,7 +39,7 @@ func TestCASPlan(t *testing.T) {
 			var b string
 			d.ScanArgs(t, "owners", &owners)
 			d.ScanArgs(t, "ballot", &b)
-			p = newCASPlan(owners, ballotOf(t, d, b), condOf(t, d))
+			p = newCASPlan(owners, ballotOf(t, d, b), condOf(t, d), minesOf(t, d))
 			msg = p.start()
 		case "promise":
 			pr := PaxosReply{OK: true}
@@ -82,6 +82,20 @@ func TestCASPlan(t *testing.T) {
 		}
 		return casStateString(p, msg)
 	})
+}
+
+// minesOf is the records earlier attempts proposed: mine=(REC,...).
+func minesOf(t *testing.T, d *datadriven.TestData) [][]byte {
+	var mines [][]byte
+	for _, a := range d.CmdArgs {
+		if a.Key != "mine" {
+			continue
+		}
+		for _, v := range a.Vals {
+			mines = append(mines, recordOf(t, d, v))
+		}
+	}
+	return mines
 }
 
 // condOf is the condition a plan step names, as the HTTP validators will
@@ -134,10 +148,14 @@ func ballotOf(t *testing.T, d *datadriven.TestData, s string) Ballot {
 	return Ballot{TS: a, Node: b}
 }
 
-// recordArg encodes the record VERSION[:VALUE] or VERSION(tomb).
+// recordArg encodes the record VERSION[:VALUE] or VERSION(tomb) of arg key.
 func recordArg(t *testing.T, d *datadriven.TestData, key string) []byte {
 	var s string
 	d.ScanArgs(t, key, &s)
+	return recordOf(t, d, s)
+}
+
+func recordOf(t *testing.T, d *datadriven.TestData, s string) []byte {
 	var r memtable.Record
 	v, value, _ := strings.Cut(s, ":")
 	if strings.HasSuffix(v, "(tomb)") {
@@ -150,6 +168,9 @@ func recordArg(t *testing.T, d *datadriven.TestData, key string) []byte {
 func casRecString(rec []byte) string {
 	if rec == nil {
 		return "none"
+	}
+	if len(rec) == 0 {
+		return "no-op"
 	}
 	r, err := memtable.Decode(rec)
 	switch {
@@ -184,6 +205,9 @@ func casStateString(p *casPlan, m casMsg) string {
 		fmt.Fprintf(&b, "; current %s", casRecString(r.Current))
 	case casContended, casRetry:
 		fmt.Fprintf(&b, "; retry above %d.%d", r.RetryAbove.TS, r.RetryAbove.Node)
+		if r.Proposed != nil {
+			fmt.Fprintf(&b, "; mine %s", casRecString(r.Proposed))
+		}
 	case casUnavailable, casUnknown:
 		fmt.Fprintf(&b, "; %d answered", r.Answered)
 	}

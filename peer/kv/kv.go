@@ -15,9 +15,14 @@ const (
 	One
 	// All needs every replica.
 	All
+	// Serial, for reads only, is a quorum read that first finishes any
+	// conditional write in flight on the key (a Paxos round): it returns
+	// the linearizable value of conditional writes.
+	Serial
 )
 
-// ParseConsistency parses "one", "quorum" or "all"; "" means Quorum.
+// ParseConsistency parses "one", "quorum", "all" or "serial"; "" means
+// Quorum.
 func ParseConsistency(s string) (Consistency, error) {
 	switch s {
 	case "", "quorum":
@@ -26,8 +31,10 @@ func ParseConsistency(s string) (Consistency, error) {
 		return One, nil
 	case "all":
 		return All, nil
+	case "serial":
+		return Serial, nil
 	}
-	return Quorum, fmt.Errorf("invalid consistency %q: want one, quorum or all", s)
+	return Quorum, fmt.Errorf("invalid consistency %q: want one, quorum, all or serial", s)
 }
 
 // String returns the name ParseConsistency accepts.
@@ -37,6 +44,8 @@ func (c Consistency) String() string {
 		return "one"
 	case All:
 		return "all"
+	case Serial:
+		return "serial"
 	}
 	return "quorum"
 }
@@ -63,9 +72,13 @@ const MaxNodeIDLen = 255
 
 // WriteOptions qualify a Put or Delete.
 type WriteOptions struct {
+	// Consistency is how many replicas must store a plain write; a
+	// conditional one is always decided by a quorum.
 	Consistency Consistency
 	// TTL, when positive, makes a Put read as absent once it has passed.
 	TTL time.Duration
+	// Condition, when set, makes the write a compare-and-set.
+	Condition Condition
 }
 
 // KV is one key and its newest live value.

@@ -84,7 +84,8 @@ func DecodePaxos(b []byte) (peer.PaxosRequest, error) {
 		r.fail("empty key")
 	case req.Kind == peer.PaxosPrepare && len(req.Record) > 0:
 		r.fail("a prepare with a record")
-	case req.Kind != peer.PaxosPrepare:
+	case req.Kind != peer.PaxosPrepare && len(req.Record) > 0:
+		// (An empty one is a no-op: a fence of a key with no record.)
 		if _, err := memtable.Decode(req.Record); err != nil {
 			r.fail("record of %q: %v", req.Key, err)
 		}

@@ -48,7 +48,6 @@ func TestPaxosRejects(t *testing.T) {
 		"key too long":   AppendPaxos(nil, peer.PaxosRequest{Kind: peer.PaxosPrepare, Key: bytes.Repeat([]byte("k"), peer.MaxKeySize+1)}),
 		"prepare record": AppendPaxos(nil, peer.PaxosRequest{Kind: peer.PaxosPrepare, Key: []byte("k"), Record: rec}),
 		"bad record":     AppendPaxos(nil, peer.PaxosRequest{Kind: peer.PaxosCommit, Key: []byte("k"), Record: []byte("junk")}),
-		"no record":      AppendPaxos(nil, peer.PaxosRequest{Kind: peer.PaxosPropose, Key: []byte("k")}),
 		"truncated":      good[:len(good)-1],
 		"trailing":       append(append([]byte{}, good...), 0),
 		"short ballot":   good[:10],
