@@ -110,6 +110,8 @@ func namedError(t *testing.T, name string) error {
 		return nil
 	case "notfound":
 		return fmt.Errorf("wrapped: %w", kv.ErrNotFound)
+	case "unknown":
+		return fmt.Errorf("conditional write of \"k\": %w", kv.ErrOutcomeUnknown)
 	case "unavailable":
 		return fmt.Errorf("cannot put: %w", &kv.UnavailableError{Op: "put", Needed: 2, Answered: 1})
 	case "deadline":

@@ -23,6 +23,12 @@ func statusOf(err error) int {
 		// write before writing anything, and takes writes again once
 		// space is freed.
 		return fasthttp.StatusInsufficientStorage
+	case errors.Is(err, kv.ErrConditionFailed):
+		return fasthttp.StatusPreconditionFailed
+	case errors.Is(err, kv.ErrOutcomeUnknown):
+		// A conditional write's round was cut short once its record may
+		// have been accepted: a serial read tells whether it applied.
+		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, kv.ErrUnavailable):
 		// Too few replicas answered: the request may succeed when retried.
 		return fasthttp.StatusServiceUnavailable

@@ -18,6 +18,7 @@ import (
 var (
 	hdrETag        = []byte("ETag")
 	hdrIfNoneMatch = []byte("If-None-Match")
+	hdrIfMatch     = []byte("If-Match")
 )
 
 // setETag sets the ETag of version v.
@@ -85,4 +86,63 @@ func notModified(ctx *fasthttp.RequestCtx, v kv.Version) (answered bool) {
 	setVersion(ctx, v)
 	setETag(ctx, v)
 	return true
+}
+
+// writeCondition parses the validators of a PUT or DELETE into the
+// condition of a compare-and-set (kv.Condition), answering 400 and
+// reporting false for one it does not take: If-Match: * (the key is
+// present), If-Match: "V" (present at version V), If-None-Match: * (the
+// key is absent, deleted or expired), and not both. If-Match compares
+// strongly, so a weak tag is refused, as is a list of several (one
+// version is current at a time); If-None-Match on a write takes only *.
+func writeCondition(ctx *fasthttp.RequestCtx) (kv.Condition, bool) {
+	im := ctx.Request.Header.PeekBytes(hdrIfMatch)
+	inm := ctx.Request.Header.PeekBytes(hdrIfNoneMatch)
+	switch {
+	case im == nil && inm == nil:
+		return kv.Condition{}, true
+	case im != nil && inm != nil:
+		writeError(ctx, fasthttp.StatusBadRequest, "If-Match and If-None-Match together: give one")
+		return kv.Condition{}, false
+	case inm != nil:
+		if string(bytes.TrimSpace(inm)) != "*" {
+			writeError(ctx, fasthttp.StatusBadRequest, `If-None-Match on a write takes only * (create only if absent)`)
+			return kv.Condition{}, false
+		}
+		return kv.Condition{Kind: kv.IfAbsent}, true
+	}
+	tag := bytes.TrimSpace(im)
+	if string(tag) == "*" {
+		return kv.Condition{Kind: kv.IfPresent}, true
+	}
+	if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		writeError(ctx, fasthttp.StatusBadRequest, `If-Match: want * or one strong entity tag "VERSION" (as in ETag)`)
+		return kv.Condition{}, false
+	}
+	v, err := kv.ParseVersion(string(tag[1 : len(tag)-1]))
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, `If-Match: want * or one strong entity tag "VERSION" (as in ETag)`)
+		return kv.Condition{}, false
+	}
+	return kv.Condition{Kind: kv.IfVersion, Version: v}, true
+}
+
+// writeConditionFailed answers 412 for a compare-and-set whose condition
+// did not hold, with the key's current version (ETag, X-Ringkv-Version
+// and in the body), or "exists":false.
+func writeConditionFailed(ctx *fasthttp.RequestCtx, ce *kv.ConditionError) {
+	writeError(ctx, fasthttp.StatusPreconditionFailed, ce.Error())
+	b := ctx.Response.SwapBody(nil)
+	b = bytes.TrimSuffix(b, []byte("}\n"))
+	if ce.Exists {
+		b = append(b, `,"exists":true,"version":"`...)
+		b = ce.Current.AppendText(b)
+		b = append(b, `"}`+"\n"...)
+		ctx.Response.SwapBody(b)
+		setVersion(ctx, ce.Current)
+		setETag(ctx, ce.Current)
+		return
+	}
+	b = append(b, `,"exists":false}`+"\n"...)
+	ctx.Response.SwapBody(b)
 }

@@ -105,16 +105,32 @@ func (st *fakeStore) Put(ctx context.Context, key, value []byte, o kv.WriteOptio
 	if err := st.errLocked(); err != nil {
 		return kv.Version{}, err
 	}
+	if err := st.checkLocked(key, o.Condition); err != nil {
+		return kv.Version{}, err
+	}
 	st.mu.clock++
 	v := kv.Version{TS: st.mu.clock, Node: 1}
 	st.mu.m[string(key)] = fakeRec{val: bytes.Clone(value), ver: v, ttl: o.TTL, c: o.Consistency}
 	return v, nil
 }
 
+// checkLocked checks a write's condition against the stored record, as
+// the real coordinator's consensus round would.
+func (st *fakeStore) checkLocked(key []byte, c kv.Condition) error {
+	r, ok := st.mu.m[string(key)]
+	if !c.Holds(ok, r.ver) {
+		return &kv.ConditionError{Exists: ok, Current: r.ver}
+	}
+	return nil
+}
+
 func (st *fakeStore) Delete(ctx context.Context, key []byte, o kv.WriteOptions) (kv.Version, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err := st.errLocked(); err != nil {
+		return kv.Version{}, err
+	}
+	if err := st.checkLocked(key, o.Condition); err != nil {
 		return kv.Version{}, err
 	}
 	st.mu.clock++

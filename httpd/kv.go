@@ -66,7 +66,7 @@ func (s *Server) kvPut(ctx *fasthttp.RequestCtx, rawKey []byte) {
 	}
 	ver, err := s.store.Put(s.storeCtx, key, val, o)
 	if err != nil {
-		s.writeStoreError(ctx, "put", err)
+		s.writeWriteError(ctx, "put", err)
 		return
 	}
 	setVersion(ctx, ver)
@@ -86,11 +86,22 @@ func (s *Server) kvDelete(ctx *fasthttp.RequestCtx, rawKey []byte) {
 	}
 	ver, err := s.store.Delete(s.storeCtx, key, o)
 	if err != nil {
-		s.writeStoreError(ctx, "delete", err)
+		s.writeWriteError(ctx, "delete", err)
 		return
 	}
 	setVersion(ctx, ver)
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// writeWriteError answers a failed PUT or DELETE: 412 with the current
+// version for a condition that did not hold, else as writeStoreError.
+func (s *Server) writeWriteError(ctx *fasthttp.RequestCtx, op string, err error) {
+	var ce *kv.ConditionError
+	if errors.As(err, &ce) {
+		writeConditionFailed(ctx, ce)
+		return
+	}
+	s.writeStoreError(ctx, op, err)
 }
 
 func setVersion(ctx *fasthttp.RequestCtx, v kv.Version) {
@@ -216,6 +227,13 @@ func writeOptionsArgs(ctx *fasthttp.RequestCtx, ttlOK bool) (kv.WriteOptions, bo
 	var o kv.WriteOptions
 	var ok bool
 	if o.Consistency, ok = consistencyArg(ctx); !ok {
+		return o, false
+	}
+	if o.Condition, ok = writeCondition(ctx); !ok {
+		return o, false
+	}
+	if o.Consistency == kv.Serial && o.Condition.Kind == kv.Unconditional {
+		writeError(ctx, fasthttp.StatusBadRequest, "consistency=serial is for reads, and for writes with If-Match or If-None-Match (which are always serial)")
 		return o, false
 	}
 	if !ttlOK {

@@ -40,6 +40,10 @@ func (s *Server) scan(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	if c == kv.Serial {
+		writeError(ctx, fasthttp.StatusBadRequest, "consistency=serial is for single-key reads, not scans")
+		return
+	}
 	q, b64, ok := s.scanQuery(ctx)
 	if !ok {
 		return
