@@ -246,6 +246,9 @@ type request struct {
 	body   []byte
 	// one: do not fail over (the call acts on the node asked).
 	one bool
+	// ifMatch, ifNoneMatch: the validators of a conditional write, which
+	// fails over only as failoverConditional allows.
+	ifMatch, ifNoneMatch string
 }
 
 // answer is a node's 2xx answer, its body read.
@@ -265,7 +268,11 @@ func (c *Client) do(ctx context.Context, r request) (answer, error) {
 		n := (first + i) % len(c.bases)
 		var a answer
 		a, err = c.attempt(ctx, n, r)
-		if err == nil || !failover(err) || r.one {
+		retry := failover
+		if r.ifMatch != "" || r.ifNoneMatch != "" {
+			retry = failoverConditional
+		}
+		if err == nil || !retry(err) || r.one {
 			if err == nil {
 				c.last.Store(uint32(n))
 			}
@@ -294,6 +301,9 @@ func (c *Client) attempt(ctx context.Context, n int, r request) (answer, error) 
 	if err != nil {
 		return answer{}, c.nodeError(n, err)
 	}
+	if resp.StatusCode == http.StatusPreconditionFailed {
+		return answer{}, conditionError(c.cfg.Addrs[n], resp.Status, body)
+	}
 	if resp.StatusCode/100 != 2 {
 		return answer{}, statusError(c.cfg.Addrs[n], resp.StatusCode, resp.Status, body)
 	}
@@ -309,6 +319,12 @@ func (c *Client) send(ctx context.Context, n int, r request) (*http.Response, er
 	req, err := http.NewRequestWithContext(ctx, r.method, c.bases[n]+r.path, body)
 	if err != nil {
 		return nil, err
+	}
+	if r.ifMatch != "" {
+		req.Header.Set("If-Match", r.ifMatch)
+	}
+	if r.ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", r.ifNoneMatch)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -46,7 +46,28 @@ var (
 	// ErrUnreachable: no answer came from the node: it could not be
 	// dialled, or the connection failed before an answer.
 	ErrUnreachable = errors.New("ringkv: node unreachable")
+	// ErrConditionFailed: a conditional write was not applied, as the
+	// key's current record did not meet its condition (412); the error is
+	// a *ConditionError, which says what the record is.
+	ErrConditionFailed = errors.New("ringkv: condition failed")
+	// ErrOutcomeUnknown: a conditional write's round was cut short after
+	// its record may have been accepted (503): it may or may not be
+	// applied. Read the key with GetVersioned to know. It also matches
+	// ErrUnavailable.
+	ErrOutcomeUnknown = errors.New("ringkv: outcome unknown")
 )
+
+// ConditionError is a node's 412 to a conditional write: the key's
+// current record did not meet the condition. Exists is false when the
+// key is absent; Current is then "".
+type ConditionError struct {
+	StatusError
+	Exists  bool
+	Current Version
+}
+
+// Is matches ErrConditionFailed.
+func (e *ConditionError) Is(target error) bool { return target == ErrConditionFailed }
 
 // sentinelOf returns the sentinel an HTTP status matches, or nil.
 func sentinelOf(code int) error {
@@ -94,8 +115,12 @@ func (e *StatusError) Error() string {
 	return e.Status + ": " + msg
 }
 
-// Is matches the sentinel of e's status.
+// Is matches the sentinel of e's status, and ErrOutcomeUnknown for a
+// conditional write whose outcome the node could not tell.
 func (e *StatusError) Is(target error) bool {
+	if target == ErrOutcomeUnknown {
+		return e.Code == http.StatusServiceUnavailable && strings.Contains(e.Message, "outcome unknown")
+	}
 	s := sentinelOf(e.Code)
 	return s != nil && s == target
 }
@@ -127,6 +152,18 @@ func failover(err error) bool {
 	return errors.As(err, &ne)
 }
 
+// failoverConditional is failover for a conditional write, which must
+// never be applied twice: only answers that say nothing was applied (429,
+// and a 503 other than "outcome unknown") send it to another node; a
+// connection that failed may have carried it, so it does not.
+func failoverConditional(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) || errors.Is(err, ErrOutcomeUnknown) {
+		return false
+	}
+	return se.Code == http.StatusServiceUnavailable || se.Code == http.StatusTooManyRequests
+}
+
 // errorMessage extracts the message of a JSON error body, or the body's
 // text when it is not one.
 func errorMessage(body []byte) string {
@@ -145,4 +182,17 @@ func statusError(addr string, code int, status string, body []byte) *StatusError
 		status = fmt.Sprintf("%d %s", code, http.StatusText(code))
 	}
 	return &StatusError{Code: code, Status: status, Message: errorMessage(body), Addr: addr}
+}
+
+// conditionError parses a 412's body: {"error":...,"exists":B,"version":V}.
+func conditionError(addr, status string, body []byte) *ConditionError {
+	e := &ConditionError{StatusError: *statusError(addr, http.StatusPreconditionFailed, status, body)}
+	var b struct {
+		Exists  bool   `json:"exists"`
+		Version string `json:"version"`
+	}
+	if json.Unmarshal(body, &b) == nil {
+		e.Exists, e.Current = b.Exists, Version(b.Version)
+	}
+	return e
 }

@@ -20,6 +20,10 @@ const (
 	One    Consistency = "one"
 	Quorum Consistency = "quorum"
 	All    Consistency = "all"
+	// Serial, for Get only, is a quorum read that first finishes any
+	// conditional write in flight on the key: the value conditional
+	// writes are linearizable against (GetVersioned).
+	Serial Consistency = "serial"
 )
 
 // Version is the version a node reports for a record (its X-Ringkv-Version
@@ -96,6 +100,59 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...Opti
 func (c *Client) Delete(ctx context.Context, key string, opts ...Option) (Version, error) {
 	o := apply(opts)
 	a, err := c.do(ctx, request{method: http.MethodDelete, path: kvPath(key, o.query(false))})
+	if err != nil {
+		return "", err
+	}
+	return Version(a.header.Get("X-Ringkv-Version")), nil
+}
+
+// GetVersioned returns the linearizable value of key and its version (a
+// read at Serial), for a CompareAndSwap to follow; ErrNotFound when the
+// key is absent.
+func (c *Client) GetVersioned(ctx context.Context, key string, opts ...Option) ([]byte, Version, error) {
+	return c.Get(ctx, key, append(opts, WithConsistency(Serial))...)
+}
+
+// CompareAndSwap writes value under key only if the key's current version
+// is old (If-Match), decided by a consensus round among its replicas, and
+// returns the new version. A key at another version, or absent, gives a
+// *ConditionError (errors.Is ErrConditionFailed) saying what it is at.
+// ErrOutcomeUnknown means it may or may not have been written. It is not
+// sent to another node once a node may have taken it.
+func (c *Client) CompareAndSwap(ctx context.Context, key string, old Version, value []byte, opts ...Option) (Version, error) {
+	if old == "" {
+		return "", fmt.Errorf("ringkv: CompareAndSwap of %q without a version: use PutIfAbsent", key)
+	}
+	return c.putIf(ctx, key, value, request{ifMatch: `"` + string(old) + `"`}, opts)
+}
+
+// PutIfAbsent writes value under key only if the key is absent (never
+// written, deleted or expired; If-None-Match: *), as CompareAndSwap.
+func (c *Client) PutIfAbsent(ctx context.Context, key string, value []byte, opts ...Option) (Version, error) {
+	return c.putIf(ctx, key, value, request{ifNoneMatch: "*"}, opts)
+}
+
+// DeleteIf deletes key only if its current version is old (If-Match), as
+// CompareAndSwap, and returns the tombstone's version.
+func (c *Client) DeleteIf(ctx context.Context, key string, old Version, opts ...Option) (Version, error) {
+	if old == "" {
+		return "", fmt.Errorf("ringkv: DeleteIf of %q without a version", key)
+	}
+	o := apply(opts)
+	a, err := c.do(ctx, request{method: http.MethodDelete, path: kvPath(key, o.query(false)), ifMatch: `"` + string(old) + `"`})
+	if err != nil {
+		return "", err
+	}
+	return Version(a.header.Get("X-Ringkv-Version")), nil
+}
+
+func (c *Client) putIf(ctx context.Context, key string, value []byte, r request, opts []Option) (Version, error) {
+	o := apply(opts)
+	if value == nil {
+		value = []byte{}
+	}
+	r.method, r.path, r.body = http.MethodPut, kvPath(key, o.query(true)), value
+	a, err := c.do(ctx, r)
 	if err != nil {
 		return "", err
 	}
