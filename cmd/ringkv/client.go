@@ -85,16 +85,21 @@ type kvConfig struct {
 	node        nodeFlags
 	consistency string
 	ttl         time.Duration
+	// ifVersion and ifAbsent make a put or delete a compare-and-set;
+	// showVersion makes get print the version first.
+	ifVersion   string
+	ifAbsent    bool
+	showVersion bool
 }
 
 func clientUsage(cmd string) string {
 	switch cmd {
 	case "get":
-		return "usage: ringkv get KEY [--addr HOST[:PORT],...] [--consistency one|quorum|all]\nPrints the value to stdout. Exit 0 found, 1 not found, 2 error.\nWith several --addr, a node that cannot answer passes the request to the next."
+		return "usage: ringkv get KEY [--addr HOST[:PORT],...] [--consistency one|quorum|all|serial] [--show-version]\nPrints the value to stdout (after its version and a newline, with --show-version). Exit 0 found, 1 not found, 2 error.\nWith several --addr, a node that cannot answer passes the request to the next."
 	case "put":
-		return "usage: ringkv put KEY VALUE [--ttl DURATION] [--addr HOST[:PORT],...] [--consistency ...]\nVALUE '-' reads the value from stdin."
+		return "usage: ringkv put KEY VALUE [--ttl DURATION] [--if-version V | --if-absent] [--addr HOST[:PORT],...] [--consistency ...]\nVALUE '-' reads the value from stdin. With --if-version or --if-absent it is a compare-and-set: it prints the new version; exit 1 when the condition fails."
 	case "delete":
-		return "usage: ringkv delete KEY [--addr HOST[:PORT],...] [--consistency ...]"
+		return "usage: ringkv delete KEY [--if-version V] [--addr HOST[:PORT],...] [--consistency ...]"
 	}
 	return scanUsage
 }
@@ -104,9 +109,16 @@ func kvFlags(cmd string, env *environ, c *kvConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("ringkv "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.node.add(fs, env, "node HTTP addresses, comma-separated")
-	fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum)")
+	fs.StringVar(&c.consistency, "consistency", "", "one, quorum or all (default quorum); serial for get: the linearizable value of conditional writes")
 	if cmd == "put" {
 		fs.DurationVar(&c.ttl, "ttl", 0, "expire the key after this long")
+		fs.BoolVar(&c.ifAbsent, "if-absent", false, "write only if the key is absent, deleted or expired (a compare-and-set)")
+	}
+	if cmd == "put" || cmd == "delete" {
+		fs.StringVar(&c.ifVersion, "if-version", "", "write only if the key's current version is V (as get --show-version prints; a compare-and-set)")
+	}
+	if cmd == "get" {
+		fs.BoolVar(&c.showVersion, "show-version", false, "print the value's version and a newline before it")
 	}
 	return fs
 }
@@ -127,8 +139,11 @@ func kvCmd(cmd string, args []string, env *environ, stdin io.Reader, stdout, std
 		u, _, _ := strings.Cut(clientUsage(cmd), "\n")
 		return fail("want %d argument(s), got %d (%s)", want, len(pos), u)
 	}
-	if err := checkConsistency(c.consistency); err != nil {
+	if err := checkConsistency(cmd, c.consistency); err != nil {
 		return fail("%v", err)
+	}
+	if c.ifAbsent && c.ifVersion != "" {
+		return fail("--if-version and --if-absent together: give one")
 	}
 	if pos[0] == "" {
 		return fail("KEY must not be empty")
@@ -142,10 +157,13 @@ func kvCmd(cmd string, args []string, env *environ, stdin io.Reader, stdout, std
 	ctx := context.Background()
 	switch cmd {
 	case "get":
-		val, _, err := cl.Get(ctx, pos[0], opts...)
+		val, ver, err := cl.Get(ctx, pos[0], opts...)
 		if errors.Is(err, client.ErrNotFound) {
 			fmt.Fprintf(stderr, "ringkv get: %q not found\n", pos[0])
 			return exitNotFound
+		}
+		if err == nil && c.showVersion {
+			_, err = fmt.Fprintln(stdout, ver)
 		}
 		if err == nil {
 			_, err = stdout.Write(val)
@@ -156,11 +174,42 @@ func kvCmd(cmd string, args []string, env *environ, stdin io.Reader, stdout, std
 		if err != nil {
 			return fail("cannot read the value from stdin: %v", err)
 		}
-		_, err = cl.Put(ctx, pos[0], val, append(opts, client.WithTTL(c.ttl))...)
+		opts = append(opts, client.WithTTL(c.ttl))
+		switch {
+		case c.ifAbsent:
+			return casDone(fail, stdout)(cl.PutIfAbsent(ctx, pos[0], val, opts...))
+		case c.ifVersion != "":
+			return casDone(fail, stdout)(cl.CompareAndSwap(ctx, pos[0], client.Version(c.ifVersion), val, opts...))
+		}
+		_, err = cl.Put(ctx, pos[0], val, opts...)
 		return failed(fail, err)
+	}
+	if c.ifVersion != "" {
+		return casDone(fail, stdout)(cl.DeleteIf(ctx, pos[0], client.Version(c.ifVersion), opts...))
 	}
 	_, err = cl.Delete(ctx, pos[0], opts...)
 	return failed(fail, err)
+}
+
+// casDone returns what ends a compare-and-set command: the new version on
+// stdout, or the condition's failure (exit 1, naming the current version)
+// or another error.
+func casDone(fail func(string, ...any) int, stdout io.Writer) func(client.Version, error) int {
+	return func(v client.Version, err error) int {
+		var ce *client.ConditionError
+		switch {
+		case errors.As(err, &ce) && ce.Exists:
+			fail("condition failed: the key is at version %s", ce.Current)
+			return exitFailure
+		case errors.As(err, &ce):
+			fail("condition failed: the key is absent")
+			return exitFailure
+		case err != nil:
+			return failed(fail, err)
+		}
+		fmt.Fprintln(stdout, v)
+		return exitOK
+	}
 }
 
 func putValue(arg string, stdin io.Reader) ([]byte, error) {
@@ -170,10 +219,17 @@ func putValue(arg string, stdin io.Reader) ([]byte, error) {
 	return []byte(arg), nil
 }
 
-func checkConsistency(c string) error {
+func checkConsistency(cmd, c string) error {
 	switch c {
 	case "", "one", "quorum", "all":
 		return nil
+	case "serial":
+		if cmd == "get" {
+			return nil
+		}
+	}
+	if cmd == "get" {
+		return fmt.Errorf("--consistency %q: want one, quorum, all or serial", c)
 	}
 	return fmt.Errorf("--consistency %q: want one, quorum or all", c)
 }

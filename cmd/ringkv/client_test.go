@@ -232,3 +232,46 @@ func TestScanJSONBinary(t *testing.T) {
 		t.Errorf("hint after a binary key: %q", got)
 	}
 }
+
+// TestCLICompareAndSet: put --if-absent and --if-version print the new
+// version and exit 1 naming the current one when the condition fails;
+// get --show-version prints the version a compare-and-set takes; delete
+// --if-version; get --consistency serial.
+func TestCLICompareAndSet(t *testing.T) {
+	addr := newInProcessNode(t)
+	out, errs, code := cli(t, "", "put", "k", "v1", "--if-absent", "--addr", addr)
+	v1 := strings.TrimSpace(out)
+	if code != 0 || len(v1) != 33 {
+		t.Fatalf("put --if-absent: exit %d, %q %q", code, out, errs)
+	}
+	if _, errs, code := cli(t, "", "put", "k", "v2", "--if-absent", "--addr", addr); code != 1 || !strings.Contains(errs, "condition failed: the key is at version "+v1) {
+		t.Fatalf("a second put --if-absent: exit %d, %q", code, errs)
+	}
+	out, _, code = cli(t, "", "get", "k", "--show-version", "--consistency", "serial", "--addr", addr)
+	if code != 0 || out != v1+"\nv1" {
+		t.Fatalf("get --show-version: exit %d, %q", code, out)
+	}
+	out, errs, code = cli(t, "", "put", "k", "v2", "--if-version", v1, "--addr", addr)
+	v2 := strings.TrimSpace(out)
+	if code != 0 || v2 == v1 || len(v2) != 33 {
+		t.Fatalf("put --if-version: exit %d, %q %q", code, out, errs)
+	}
+	if _, errs, code := cli(t, "", "delete", "k", "--if-version", v1, "--addr", addr); code != 1 || !strings.Contains(errs, v2) {
+		t.Fatalf("delete --if-version of a stale version: exit %d, %q", code, errs)
+	}
+	if _, errs, code := cli(t, "", "delete", "k", "--if-version", v2, "--addr", addr); code != 0 {
+		t.Fatalf("delete --if-version: exit %d, %q", code, errs)
+	}
+	if _, errs, code := cli(t, "", "put", "k", "x", "--if-version", v2, "--addr", addr); code != 1 || !strings.Contains(errs, "the key is absent") {
+		t.Fatalf("put --if-version of a deleted key: exit %d, %q", code, errs)
+	}
+	for _, args := range [][]string{
+		{"put", "k", "x", "--if-version", v2, "--if-absent"},
+		{"put", "k", "x", "--consistency", "serial"},
+		{"put", "k", "x", "--if-version", "not-a-version"},
+	} {
+		if _, errs, code := cli(t, "", append(args, "--addr", addr)...); code != 2 || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, %q; want one line and exit 2", args, code, errs)
+		}
+	}
+}
