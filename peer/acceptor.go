@@ -154,6 +154,11 @@ func (c *coordinator) paxosLocal(req PaxosRequest) (PaxosReply, error) {
 	if !c.mayStore(req.Key) {
 		return PaxosReply{}, fmt.Errorf("%w: key %q (token %016x) is not in a range this node owns", ErrNotOwner, req.Key, ring.Token(req.Key))
 	}
+	if _, pending := c.pendingFrom(ring.Token(req.Key)); pending {
+		// Its copy may lack the latest commit: counted in a quorum, it
+		// could let a round decide on a stale record.
+		return PaxosReply{}, fmt.Errorf("%w: key %q: no part in conditional writes of it until the range is here", ErrRangePending, req.Key)
+	}
 	switch req.Kind {
 	case PaxosPrepare:
 		return c.acc.prepare(req.Key, req.Ballot)

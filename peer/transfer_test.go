@@ -671,3 +671,26 @@ func TestLeaveWaitsForVerifiedCopies(t *testing.T) {
 		t.Fatalf("leave status %q, want it handing over, waiting for %s", st.Leave, c.IDs[liar])
 	}
 }
+
+// TestPendingNodeTakesNoPaxos: a node still pulling a range takes no part
+// in conditional writes of its keys (its copy may lack the latest
+// commit), and does once it holds the range.
+func TestPendingNodeTakesNoPaxos(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 1, Replicas: 2})
+	for i := range 100 {
+		if err := put(t, c.Nodes[0], string(key(i)), "v", peer.Quorum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Net.Isolate(fmt.Sprintf("mem-%d:80", 2)) // n2 cannot pull yet
+	n2 := c.AddNode()
+	prepare := peer.PaxosRequest{Kind: peer.PaxosPrepare, Key: key(7), Ballot: peer.Ballot{TS: 1 << 50, Node: 9}}
+	if _, err := c.Nodes[n2].Local().Paxos(prepare); !errors.Is(err, peer.ErrRangePending) {
+		t.Fatalf("a pending node answered a prepare: %v", err)
+	}
+	c.Net.Heal()
+	waitSettled(t, c, 20*time.Second)
+	if rep, err := c.Nodes[n2].Local().Paxos(prepare); err != nil || !rep.OK || rep.Current == nil {
+		t.Fatalf("a settled node's promise: %+v, %v; want one with the key's record", rep, err)
+	}
+}
