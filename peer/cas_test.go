@@ -79,7 +79,11 @@ func TestCASCounter(t *testing.T) {
 	for w := range workers {
 		n := c.Nodes[w%3]
 		wg.Go(func() {
-			for done := 0; done < each; {
+			for done, tries := 0, 0; done < each; tries++ {
+				if tries == 50*each {
+					t.Errorf("%d increments of %d after %d tries", done, each, tries)
+					return
+				}
 				val, v, err := n.Get(ctx, nil, key, kv.Serial)
 				if errors.Is(err, kv.ErrUnavailable) {
 					conflicts.Add(1) // contention beyond the retries
