@@ -46,6 +46,7 @@ const (
 	opInternalGossip           // GET /internal/gossip
 	opInternalSpan             // GET /internal/span
 	opInternalMerkle           // GET /internal/merkle
+	opInternalPaxos            // POST /internal/paxos
 	opInternalHello            // GET /internal/hello
 	opUnknown                  // any other path
 	opInvalid                  // a request fasthttp could not parse
@@ -84,6 +85,7 @@ var opNames = [numOps]string{
 	opInternalGossip: "internal_gossip",
 	opInternalSpan:   "internal_span",
 	opInternalMerkle: "internal_merkle",
+	opInternalPaxos:  "internal_paxos",
 	opInternalHello:  "internal_hello",
 	opUnknown:        "unknown",
 	opInvalid:        "invalid",

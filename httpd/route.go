@@ -143,6 +143,7 @@ var routeTable = map[string]*route{
 	"/internal/gossip": internodeRoute(opInternalGossip),
 	"/internal/span":   internodeRoute(opInternalSpan),
 	"/internal/merkle": internodeRoute(opInternalMerkle),
+	"/internal/paxos":  internodeRoute(opInternalPaxos),
 }
 
 var (
