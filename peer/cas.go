@@ -100,6 +100,14 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	v := c.view.Load()
+	if cond != nil && !c.solo(v) {
+		// A node whose clock is off coordinates no writes, conditional
+		// ones included: its ballots and stamps would be off too.
+		var vd ClockVerdict
+		if v, vd = c.clockVerdict(ctx, v); vd.Err != nil {
+			return casResult{}, &UnavailableError{Op: op, Needed: len(v.Ring.KeyOwners(key))/2 + 1, Cause: vd.Err}
+		}
+	}
 	owners := v.Ring.KeyOwners(key)
 	if len(owners) == 0 {
 		return casResult{}, &UnavailableError{Op: op, Needed: 1}
@@ -109,6 +117,7 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 	answers := make(chan casAnswer, casMaxAttempts*3*len(owners))
 	var above Ballot
 	var mines [][]byte // records of earlier attempts some owner may have accepted
+	var cause error    // the first owner's error: why an unavailable round fell short
 	for attempt := 1; ; attempt++ {
 		if !above.IsZero() {
 			// Past every ballot met: a refusal names one from a clock
@@ -123,6 +132,9 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 				if a.attempt != attempt {
 					continue // an answer to an attempt that ended
 				}
+				if a.err != nil && cause == nil {
+					cause = a.err
+				}
 				c.sendCAS(ctx, v, attempt, key, feedCAS(p, a), answers)
 			case <-ctx.Done():
 				p.onTimeout()
@@ -135,7 +147,7 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 		case casUnknown:
 			return res, fmt.Errorf("%s of %q: %w", op, key, kv.ErrOutcomeUnknown)
 		case casUnavailable:
-			return res, &UnavailableError{Op: op, Needed: len(owners)/2 + 1, Answered: res.Answered, TimedOut: ctx.Err() != nil}
+			return res, &UnavailableError{Op: op, Needed: len(owners)/2 + 1, Answered: res.Answered, TimedOut: ctx.Err() != nil, Cause: cause}
 		}
 		above = res.RetryAbove
 		if res.Proposed != nil {

@@ -3,14 +3,19 @@ package peer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/ringkv/ringkv/peer"
 	"github.com/ringkv/ringkv/peer/kv"
 	"github.com/ringkv/ringkv/peer/peertest"
+	"github.com/ringkv/ringkv/peer/peertest/wait"
 )
 
 // TestConditionalWrites: If-None-Match *, If-Match * and If-Match V
@@ -124,4 +129,47 @@ func TestCASCounter(t *testing.T) {
 		t.Fatalf("counter = %d after %d acknowledged increments and %d of unknown outcome (%d conflicts)", got, a, u, conflicts.Load())
 	}
 	t.Logf("%d increments acknowledged, %d of unknown outcome, %d conflicts; counter %d", acked.Load(), unknown.Load(), conflicts.Load(), got)
+}
+
+// TestConditionalWriteFaults: a conditional write answers truthfully
+// under the faults plain writes meet. A node whose clock is off from its
+// peers coordinates none (503 naming the offset); a full replica is an
+// owner that failed, outvoted by the two others; with every disk full
+// the answer says so (507), and nothing is written.
+func TestConditionalWriteFaults(t *testing.T) {
+	ctx := context.Background()
+	absent := peer.WriteOptions{Condition: kv.Condition{Kind: kv.IfAbsent}}
+
+	skewed := peertest.NewCluster(t, peertest.Options{Nodes: 3, ClockOffsets: []time.Duration{2 * time.Second}})
+	skewed.MeasureClocks()
+	var ce *peer.ClockOffsetError
+	if _, err := skewed.Nodes[0].Put(ctx, []byte("k"), []byte("v"), absent); !errors.Is(err, kv.ErrUnavailable) || !errors.As(err, &ce) {
+		t.Fatalf("a conditional write through a node 2s ahead: %v, want unavailable naming the offset", err)
+	}
+	if _, err := skewed.Nodes[1].Put(ctx, []byte("k"), []byte("v"), absent); err != nil {
+		t.Fatalf("through a node in sync: %v", err)
+	}
+
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3})
+	fill := func(i int) {
+		c.FS[i].(*vfs.MemFS).TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 20, TotalBytes: 1 << 30, UsedBytes: 1<<30 - 1<<20})
+		wait.For(t, time.Minute, func() bool { return len(c.Nodes[i].Health()) != 0 }, "a node to measure its full disk")
+	}
+	fill(2)
+	for i := range 3 {
+		if _, err := c.Nodes[i].Put(ctx, []byte(fmt.Sprint("one-full-", i)), []byte("v"), absent); err != nil {
+			t.Fatalf("through node %d with one full replica: %v", i, err)
+		}
+	}
+	fill(0)
+	fill(1)
+	_, err := c.Nodes[0].Put(ctx, []byte("all-full"), []byte("v"), absent)
+	if !errors.Is(err, kv.ErrDiskFull) || !errors.Is(err, kv.ErrUnavailable) {
+		t.Fatalf("with every disk full: %v, want unavailable for a full disk", err)
+	}
+	for i := range 3 {
+		if rec := c.Local(i, []byte("all-full")); rec != nil {
+			t.Fatalf("node %d stored a refused conditional write", i)
+		}
+	}
 }

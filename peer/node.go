@@ -274,14 +274,7 @@ func (c *coordinator) Delete(ctx context.Context, key []byte, o WriteOptions) (V
 // write stamps rec and stores it on key's owners as cons asks.
 func (c *coordinator) write(ctx context.Context, op string, key []byte, rec *memtable.Record, cons Consistency) (Version, error) {
 	if v := c.view.Load(); !c.solo(v) {
-		vd := c.cfg.Clocks.Assess(c.cfg.NodeID, v)
-		if !vd.Verified {
-			vd = c.awaitClockCheck(ctx)
-			v = c.view.Load()
-		}
-		if vd.Err == nil && !vd.Verified {
-			vd.Err = errClockUnverified
-		}
+		v, vd := c.clockVerdict(ctx, v)
 		if vd.Err != nil {
 			return Version{}, &UnavailableError{Op: op, Needed: cons.Needed(len(v.Ring.KeyOwners(key))), Cause: vd.Err}
 		}
@@ -295,6 +288,22 @@ func (c *coordinator) write(ctx context.Context, op string, key []byte, rec *mem
 		return Version{}, err
 	}
 	return Version(rec.Version), nil
+}
+
+// clockVerdict is this node's clock check before it coordinates a write
+// of a cluster (view v): a verdict with Err set refuses it. It may wait
+// for a first comparison (awaitClockCheck), and then returns the view as
+// it is after the wait.
+func (c *coordinator) clockVerdict(ctx context.Context, v *View) (*View, ClockVerdict) {
+	vd := c.cfg.Clocks.Assess(c.cfg.NodeID, v)
+	if !vd.Verified {
+		vd = c.awaitClockCheck(ctx)
+		v = c.view.Load()
+	}
+	if vd.Err == nil && !vd.Verified {
+		vd.Err = errClockUnverified
+	}
+	return v, vd
 }
 
 // clockCheckWait bounds how long a write waits for this node's clock to be

@@ -7,7 +7,8 @@
 // side is the peer.Transport of a peer.Node: replica writes and point
 // reads to one peer queue on a lane and go out batched while earlier ones
 // are in flight (one request, and one fsync on the replica, for many
-// writes), scans, Merkle trees and status reads are single requests, and
+// writes), scans, Merkle trees, status reads and the Paxos messages of
+// conditional writes (paxos.go) are single requests, and
 // range streams use the same fasthttp client with the response body
 // streamed, each read bounded by an idle timeout rather than the stream
 // by a deadline. Its server side is Handler, which httpd mounts under
@@ -23,7 +24,9 @@
 // format version byte, then uvarint-length-prefixed fields; records travel
 // in their storage encoding (memtable.Record) and are checked on arrival.
 // The endpoints, their statuses (409 for a clock refusal, 403 for a key
-// the replica does not own, 429 when its internode scan slots are busy)
+// the replica does not own, 429 when its internode scan slots are busy,
+// 503 for a Paxos message of a range the replica is still pulling, 507
+// for one its full disk cannot store)
 // and headers are the protocol; a rolling upgrade mixes nodes of two
 // releases, so they change only with a new kind byte or path.
 //

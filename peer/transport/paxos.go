@@ -175,6 +175,8 @@ func (t *Transport) paxos(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusConflict, err.Error())
 	case errors.Is(err, peer.ErrRangePending):
 		writeError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, peer.ErrDiskFull):
+		writeError(ctx, fasthttp.StatusInsufficientStorage, err.Error())
 	case errors.Is(err, peer.ErrBadMessage), errors.Is(err, peer.ErrInvalidKey):
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 	case err != nil:
