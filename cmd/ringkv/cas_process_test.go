@@ -33,12 +33,19 @@ func TestClusterCompareAndSet(t *testing.T) {
 		clients[i] = c
 	}
 	ctx := t.Context()
-	// Ranges settle after the ring forms: a round needs a quorum of
-	// settled owners, so wait for the first create to succeed.
-	poll(t, 30*time.Second, "a first conditional write", func() (bool, string) {
-		_, err := clients[0].PutIfAbsent(ctx, "counter", []byte("0"))
-		return err == nil, fmt.Sprint(err)
+	// Ranges settle after the ring forms, and a round needs a quorum of
+	// settled owners (a node still pulling a range takes no part).
+	poll(t, 60*time.Second, "every node settled", func() (bool, string) {
+		for _, n := range nodes {
+			if st, err := status(n.http); err != nil || !st.Settled {
+				return false, fmt.Sprintf("%s: %v", n.id, err)
+			}
+		}
+		return true, ""
 	})
+	if _, err := clients[0].PutIfAbsent(ctx, "counter", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
 	var wins int
 	for i, c := range clients {
 		if _, err := c.PutIfAbsent(ctx, "claim", []byte(strconv.Itoa(i))); err == nil {
