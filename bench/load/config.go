@@ -59,6 +59,7 @@ type Config struct {
 	Distribution workload.Distribution // --distribution
 	ZipfTheta    float64               // --zipf-theta
 	ScanLimit    int                   // --scan-limit: the limit of each scan request
+	BatchSize    int                   // --batch-size: items per POST /v1/batch (batch-put, batch-get)
 	KeyPrefix    string                // --key-prefix
 	Preload      Preload               // --preload
 	Timeout      time.Duration         // --timeout: per request
@@ -90,6 +91,7 @@ func DefaultConfig() Config {
 		Distribution: workload.Zipf,
 		ZipfTheta:    workload.DefaultZipfTheta,
 		ScanLimit:    100,
+		BatchSize:    100,
 		KeyPrefix:    workload.DefaultKeyPrefix,
 		Preload:      PreloadAuto,
 		Timeout:      10 * time.Second,
@@ -139,6 +141,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--zipf-theta (%g) must be between 0 and 1 (exclusive)", c.ZipfTheta)
 	case c.ScanLimit < 1 || c.ScanLimit > maxScanLimit:
 		return fmt.Errorf("--scan-limit (%d) must be between 1 and %d", c.ScanLimit, maxScanLimit)
+	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
+		return fmt.Errorf("--batch-size (%d) must be between 1 and %d", c.BatchSize, MaxBatchSize)
+	case c.Workload == workload.CAS && c.Rate != 0:
+		return fmt.Errorf("--rate (%d): the cas workload runs closed-loop, as fast as its --concurrency workers go; leave --rate at 0", c.Rate)
+	case c.Workload == workload.CAS && c.Preload == PreloadAlways:
+		return fmt.Errorf("--preload always: the cas workload makes its own counters (preloaded values would not be counters)")
 	case c.KeyPrefix == "":
 		return fmt.Errorf("--key-prefix must not be empty")
 	case c.Timeout <= 0:

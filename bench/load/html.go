@@ -53,6 +53,9 @@ Preload: {{if .R.Preload.Done}}wrote {{.R.Preload.Keys}} keys in {{f1 .R.Preload
 {{range .R.Ops}}<tr><td class="l">{{.Op}}: {{.Requests}}</td><td></td><td></td><td>{{.OK}}</td><td>{{.Misses}}</td><td>{{.Errors}}</td>
 <td>{{ms .Latency.P50}}</td><td>{{ms .Latency.P90}}</td><td>{{ms .Latency.P99}}</td><td>{{ms .Latency.P999}}</td><td>{{ms .Latency.Max}}</td><td></td><td></td></tr>
 {{end}}</table></div>
+{{with .R.Batch}}<p>Batches of {{.BatchSize}} items: {{.Items}} items, {{f1 .ItemsPerSecond}} items/s; ok {{.OK}}, misses (404) {{.Misses}}, item errors {{.Errors}}, unprocessed {{.Unprocessed}}.{{if .ErrorSample}} First item error: <code>{{.ErrorSample}}</code>.{{end}} Requests, latency and the charts are per batch.</p>{{end}}
+{{with .R.CAS}}<p>Counters: {{.Increments}} increments, {{f1 .IncrementsPerSecond}}/s; conflicts (412, counted as misses above) {{.Conflicts}}; outcome unknown {{.OutcomeUnknown}} ({{.UnknownApplied}} found applied); conditional PUT p50 {{ms .PutLatency.P50}}, p99 {{ms .PutLatency.P99}}.
+{{.Counters}} counters read at consistency=serial total {{.Final}}, expected {{.Expected}}: {{if .Match}}match{{else}}<strong>MISMATCH</strong>: {{.Problem}}{{end}}.</p>{{end}}
 {{if .R.Summary.Errors}}<h3>Errors by status</h3>
 <div class="scroll"><table><tr><th class="l">status</th><th>count</th></tr>
 {{range .Codes}}<tr><td class="l">{{if eq . "0"}}transport{{else}}{{.}}{{end}}</td><td>{{index $.R.Summary.ErrorsByCode .}}</td></tr>{{end}}

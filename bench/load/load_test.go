@@ -442,7 +442,7 @@ func TestTargeter(t *testing.T) {
 	}
 	for _, op := range []workload.Op{workload.Read, workload.Update, workload.Scan} {
 		tg.fill(&tgt, op, bases[0], 1)
-		if got := opOf(tgt.Method, tgt.URL); got != op {
+		if got := opOf(tgt.Method, tgt.URL, workload.BatchWrite); got != op {
 			t.Errorf("opOf(%s %s) = %s", tgt.Method, tgt.URL, got)
 		}
 	}

@@ -31,6 +31,25 @@ type Report struct {
 	Series      []Second     `json:"series"`    // one per second of the run
 	Histogram   []Bucket     `json:"histogram"` // latency distribution
 	LSM         []NodeLSM    `json:"lsm"`       // one per --addr
+	// Batch counts the items of a batch-put or batch-get run's answers.
+	Batch *BatchSummary `json:"batch,omitempty"`
+	// CAS is a cas run's counters and their final check.
+	CAS *CASSummary `json:"cas,omitempty"`
+}
+
+// BatchSummary is what the answers of a batch run said of their items.
+// Requests, latency and the per-second figures of the report are per
+// batch; these are per item.
+type BatchSummary struct {
+	BatchSize      int               `json:"batch_size"`
+	Items          uint64            `json:"items"` // in the answers of the batches that were answered 200
+	ItemsPerSecond float64           `json:"items_per_second"`
+	OK             uint64            `json:"ok"`          // 204 (put) or 200 (get)
+	Misses         uint64            `json:"misses"`      // 404 of a get
+	Errors         uint64            `json:"errors"`      // any other status, unprocessed ones apart
+	Unprocessed    uint64            `json:"unprocessed"` // marked unprocessed: not applied, to retry (the bench does not)
+	ByStatus       map[string]uint64 `json:"errors_by_status"`
+	ErrorSample    string            `json:"error_sample,omitempty"` // the first item error
 }
 
 // ReportConfig is the run's configuration as the report records it.
@@ -47,6 +66,7 @@ type ReportConfig struct {
 	Distribution string   `json:"distribution"`
 	ZipfTheta    float64  `json:"zipf_theta,omitempty"`
 	ScanLimit    int      `json:"scan_limit,omitempty"`
+	BatchSize    int      `json:"batch_size,omitempty"`
 	Seed         uint64   `json:"seed"`
 	Timeout      float64  `json:"timeout_seconds"`
 }
@@ -108,6 +128,10 @@ type Second struct {
 	P50      float64 `json:"p50_ms"`
 	P99      float64 `json:"p99_ms"`
 	Max      float64 `json:"max_ms"`
+	// Items and ItemsPerSecond: a batch run's items in the answers of
+	// the batches sent in this second.
+	Items          uint64  `json:"items,omitempty"`
+	ItemsPerSecond float64 `json:"items_per_second,omitempty"`
 }
 
 // Bucket is one bar of the latency distribution: requests that took at
@@ -142,7 +166,8 @@ type opRec struct {
 
 type secRec struct {
 	counts
-	lat vegeta.LatencyMetrics
+	items uint64
+	lat   vegeta.LatencyMetrics
 }
 
 // recorder folds vegeta results into the report's figures. It is used
@@ -156,6 +181,10 @@ type recorder struct {
 	samples map[string]string
 	ops     map[workload.Op]*opRec
 	secs    []*secRec
+	// batchOp is the operation of the run's POST /v1/batch requests, and
+	// batch what their answers said of the items (batch runs only).
+	batchOp workload.Op
+	batch   *batchTally
 	// progress: requests and errors at the last progress line
 	lastReq uint64
 	lastAt  time.Time
@@ -177,15 +206,38 @@ func newRecorder(start time.Time, d time.Duration) *recorder {
 	}
 }
 
-// add counts one result.
-func (rec *recorder) add(r *vegeta.Result) {
-	op := opOf(r.Method, r.URL)
+// add counts one result of vegeta's.
+func (rec *recorder) add(r *vegeta.Result) { rec.addOp(r, opOf(r.Method, r.URL, rec.batchOp)) }
+
+// addOp counts one result of op. A cas's 412 is a conflict, counted
+// among the misses; a batch answered 200 has its items counted, and is an
+// error only when its body is not a batch answer.
+func (rec *recorder) addOp(r *vegeta.Result, op workload.Op) {
 	var out *uint64
 	var c counts
+	var items uint64
+	bad := false // a 200 whose body is not a batch answer
+	if rec.batch != nil && (op == workload.BatchWrite || op == workload.BatchRead) && r.Code == 200 {
+		t, err := decodeBatchResponse(r.Body)
+		if err != nil {
+			bad, r.Body = true, []byte(err.Error())
+		} else {
+			rec.batch.addTally(t)
+			items = t.items
+		}
+	}
 	switch {
+	case bad:
+		out = &c.errors
+		rec.byCode["200"]++
+		if _, ok := rec.samples["200"]; !ok {
+			rec.samples["200"] = errorSample(r)
+		}
 	case r.Code >= 200 && r.Code < 300:
 		out = &c.ok
 	case r.Code == 404 && op == workload.Read:
+		out = &c.misses
+	case r.Code == 412 && op == workload.CondUpdate:
 		out = &c.misses
 	default:
 		out = &c.errors
@@ -214,6 +266,7 @@ func (rec *recorder) add(r *vegeta.Result) {
 	}
 	s := rec.secs[i]
 	s.add(c)
+	s.items += items
 	s.lat.Add(r.Latency)
 	// vegeta.Metrics keeps every distinct error string; transport errors
 	// name the URL, so they would pile up: this report keeps its own.
@@ -234,6 +287,34 @@ func (rec *recorder) windowP99() (p99 time.Duration, ok bool) {
 	p99 = w[(len(w)*99+99)/100-1]
 	rec.window = w[:0]
 	return p99, true
+}
+
+func (t *batchTally) addTally(d batchTally) {
+	t.items += d.items
+	t.ok += d.ok
+	t.misses += d.misses
+	t.errors += d.errors
+	t.unprocessed += d.unprocessed
+	for k, v := range d.byStatus {
+		t.byStatus[k] += v
+	}
+	if t.sample == "" {
+		t.sample = d.sample
+	}
+}
+
+// batchSummary is the run's item counts; nil when it sent no batches.
+func (rec *recorder) batchSummary(size int, elapsed time.Duration) *BatchSummary {
+	t := rec.batch
+	if t == nil {
+		return nil
+	}
+	b := &BatchSummary{BatchSize: size, Items: t.items, OK: t.ok, Misses: t.misses, Errors: t.errors,
+		Unprocessed: t.unprocessed, ByStatus: t.byStatus, ErrorSample: t.sample}
+	if elapsed > 0 {
+		b.ItemsPerSecond = math.Round(float64(t.items)/elapsed.Seconds()*10) / 10
+	}
+	return b
 }
 
 func (c *counts) add(d counts) {
@@ -330,7 +411,7 @@ func (rec *recorder) build(elapsed time.Duration) (Summary, []OpSummary, []Secon
 	}
 
 	ops := []OpSummary{}
-	for _, op := range []workload.Op{workload.Read, workload.Update, workload.Scan} {
+	for _, op := range []workload.Op{workload.Read, workload.Update, workload.Scan, workload.CondUpdate, workload.BatchWrite, workload.BatchRead} {
 		o := rec.ops[op]
 		if o == nil {
 			continue
@@ -350,7 +431,8 @@ func (rec *recorder) build(elapsed time.Duration) (Summary, []OpSummary, []Secon
 			}
 		}
 		secs[i] = Second{T: float64(i), Requests: x.requests, OK: x.ok, Misses: x.misses, Errors: x.errors,
-			RPS: math.Round(float64(x.requests)/width*10) / 10}
+			RPS: math.Round(float64(x.requests)/width*10) / 10, Items: x.items,
+			ItemsPerSecond: math.Round(float64(x.items)/width*10) / 10}
 		if x.requests > 0 {
 			l := latencyOf(&x.lat, x.requests)
 			secs[i].P50, secs[i].P99, secs[i].Max = l.P50, l.P99, l.Max
@@ -416,6 +498,23 @@ func (r *Report) WriteSummary(w io.Writer) {
 		if len(r.Ops) > 1 {
 			fmt.Fprintf(w, "  %-8s %d: %s\n", o.Op, o.Requests, fmtLatency(o.Latency))
 		}
+	}
+	if b := r.Batch; b != nil {
+		fmt.Fprintf(w, "items      %d in batches of %d, %.1f items/s (ok %d, misses %d, errors %d, unprocessed %d)\n",
+			b.Items, b.BatchSize, b.ItemsPerSecond, b.OK, b.Misses, b.Errors, b.Unprocessed)
+		if b.ErrorSample != "" {
+			fmt.Fprintf(w, "           first item error %s\n", b.ErrorSample)
+		}
+	}
+	if x := r.CAS; x != nil {
+		fmt.Fprintf(w, "cas        %d increments, %.1f/s; conflicts %d; outcome unknown %d (%d found applied); conditional PUT p50 %s p99 %s\n",
+			x.Increments, x.IncrementsPerSecond, x.Conflicts, x.OutcomeUnknown, x.UnknownApplied, fmtMs(x.PutLatency.P50), fmtMs(x.PutLatency.P99))
+		verdict := "match"
+		if !x.Match {
+			verdict = "MISMATCH: " + x.Problem
+		}
+		fmt.Fprintf(w, "counters   %d read at consistency=serial: total %d, expected %d (baseline %d + %d increments + %d unknown applied): %s\n",
+			x.Counters, x.Final, x.Expected, x.Baseline, x.Increments, x.UnknownApplied, verdict)
 	}
 	fmt.Fprintf(w, "bytes      in %d, out %d\n", s.BytesIn, s.BytesOut)
 	for _, n := range r.LSM {

@@ -58,13 +58,32 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	start := time.Now()
 	r.Started = start.UTC()
 	samplers, stopSampling := startSamplers(&c, bases, start)
-	tg := newTargets(&c, bases, keys, c.Seed, value)
-	rec, elapsed, interrupted := attack(ctx, &c, tg, start, progress)
+	var rec *recorder
+	var elapsed time.Duration
+	var interrupted bool
+	if c.Workload == workload.CAS {
+		rec, elapsed, interrupted, r.CAS, err = runCAS(ctx, &c, bases, keys, start, progress)
+		if err != nil {
+			stopSampling()
+			return nil, err
+		}
+	} else {
+		tg := newTargets(&c, bases, keys, c.Seed, value)
+		rec, elapsed, interrupted = attack(ctx, &c, tg, start, progress)
+	}
 	stopSampling()
 
 	r.Interrupted = interrupted
 	r.Elapsed = elapsed.Seconds()
 	r.Summary, r.Ops, r.Series, r.Histogram = rec.build(elapsed)
+	r.Batch = rec.batchSummary(c.BatchSize, elapsed)
+	if r.CAS != nil {
+		for _, o := range r.Ops {
+			if o.Op == workload.CondUpdate.String() {
+				r.CAS.PutLatency = o.Latency
+			}
+		}
+	}
 	for _, s := range samplers {
 		r.LSM = append(r.LSM, s.report())
 	}
@@ -130,6 +149,10 @@ func attack(ctx context.Context, c *Config, tg *targets, start time.Time, progre
 	)
 	pace := vegeta.Rate{Freq: c.Rate, Per: time.Second} // Freq 0: no pacing, MaxWorkers bound the load
 	rec = newRecorder(start, c.Duration)
+	if c.Workload.Batch() {
+		rec.batchOp = c.Workload.Next(nil)
+		rec.batch = &batchTally{byStatus: map[string]uint64{}}
+	}
 	results := atk.Attack(tg.Targeter(), pace, c.Duration, "ringkv-bench")
 	tick := time.NewTicker(c.Interval)
 	defer tick.Stop()
@@ -169,6 +192,9 @@ func reportConfig(c *Config) ReportConfig {
 	}
 	if c.Workload == workload.ScanAll {
 		rc.ScanLimit = c.ScanLimit
+	}
+	if c.Workload.Batch() {
+		rc.BatchSize = c.BatchSize
 	}
 	return rc
 }

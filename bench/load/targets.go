@@ -1,6 +1,7 @@
 package load
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -31,6 +32,9 @@ type targets struct {
 	limit     string      // "&limit=N" of a scan
 	value     []byte      // the body of every PUT
 	header    http.Header // of every request: the bearer token; read-only (vegeta copies it)
+
+	batchSize   int         // items per POST /v1/batch
+	batchHeader http.Header // header plus the binary framing's Content-Type
 }
 
 func newTargets(c *Config, bases []string, keys workload.Chooser, seed uint64, value []byte) *targets {
@@ -45,6 +49,15 @@ func newTargets(c *Config, bases []string, keys workload.Chooser, seed uint64, v
 		limit:     "&limit=" + strconv.Itoa(c.ScanLimit),
 		value:     value,
 		header:    authHeader(c.Token),
+		batchSize: c.BatchSize,
+		batchHeader: func() http.Header {
+			h := authHeader(c.Token)
+			if h == nil {
+				h = http.Header{}
+			}
+			h.Set("Content-Type", batchContentType)
+			return h
+		}(),
 	}
 }
 
@@ -75,18 +88,54 @@ func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // Targeter returns the vegeta.Targeter of the run.
 func (t *targets) Targeter() vegeta.Targeter {
 	return func(tgt *vegeta.Target) error {
+		var batch []uint64
 		t.mu.Lock()
 		op := t.w.Next(t.rng)
 		n := t.keys.Next(t.rng)
+		if op == workload.BatchWrite || op == workload.BatchRead {
+			batch = make([]uint64, t.batchSize)
+			batch[0] = n
+			for i := 1; i < len(batch); i++ {
+				batch[i] = t.keys.Next(t.rng)
+			}
+		}
 		base := t.bases[t.next]
 		t.next++
 		if t.next == len(t.bases) {
 			t.next = 0
 		}
 		t.mu.Unlock()
+		if batch != nil {
+			t.fillBatch(tgt, op, base, batch)
+			return nil
+		}
 		t.fill(tgt, op, base, n)
 		return nil
 	}
+}
+
+// fillBatch makes tgt a POST /v1/batch in the binary framing: one item
+// per key number, a put of the run's value or a get. Each target gets a
+// body of its own, since vegeta's workers send them at once.
+func (t *targets) fillBatch(tgt *vegeta.Target, op workload.Op, base string, keys []uint64) {
+	kind := byte(batchOpGet)
+	per := 3 + 1 + len(t.prefix) + 20
+	if op == workload.BatchWrite {
+		kind = batchOpPut
+		per += 1 + binary.MaxVarintLen64 + len(t.value)
+	}
+	body := make([]byte, 0, len(batchMagic)+binary.MaxVarintLen64+len(keys)*per)
+	body = append(body, batchMagic...)
+	body = binary.AppendUvarint(body, uint64(len(keys)))
+	var key []byte
+	for _, n := range keys {
+		key = workload.AppendKey(key[:0], t.prefix, n)
+		body = appendBatchItem(body, kind, key, t.value)
+	}
+	tgt.Method = http.MethodPost
+	tgt.URL = base + "/v1/batch"
+	tgt.Header = t.batchHeader
+	tgt.Body = body
 }
 
 // fill makes tgt the request op on key number n at base.
@@ -112,9 +161,12 @@ func (t *targets) fill(tgt *vegeta.Target, op workload.Op, base string, n uint64
 	}
 }
 
-// opOf tells a result's operation from its method and URL.
-func opOf(method, u string) workload.Op {
+// opOf tells a result's operation from its method and URL; a batch is
+// batch's (the run's one batch operation).
+func opOf(method, u string, batch workload.Op) workload.Op {
 	switch {
+	case method == http.MethodPost && strings.HasSuffix(u, "/v1/batch"):
+		return batch
 	case method == http.MethodPut:
 		return workload.Update
 	case strings.Contains(u, "/v1/kv?"):

@@ -1,7 +1,7 @@
 // Package workload defines what the load generators send: the key names
 // (key-<n>, as bench/cmd/preload and the wrk scripts use), the choice of
 // key number (uniform, or zipfian as in YCSB), and the operation mix of each
-// named workload (put, get, a, b, c, scan).
+// named workload (put, get, a, b, c, scan, cas, batch-put, batch-get).
 //
 // It is pure: no I/O, and every random choice comes from a caller's
 // *rand.Rand, so a seed reproduces a run's sequence of requests.
@@ -35,6 +35,9 @@ const (
 	Read   Op = iota // GET /v1/kv/{key}
 	Update           // PUT /v1/kv/{key}
 	Scan             // GET /v1/kv?prefix=..&after={key}&limit=..
+	CondUpdate       // PUT /v1/kv/{key} with If-Match or If-None-Match: *
+	BatchWrite       // POST /v1/batch of puts
+	BatchRead        // POST /v1/batch of gets
 )
 
 func (o Op) String() string {
@@ -45,6 +48,12 @@ func (o Op) String() string {
 		return "put"
 	case Scan:
 		return "scan"
+	case CondUpdate:
+		return "cas"
+	case BatchWrite:
+		return "batch-put"
+	case BatchRead:
+		return "batch-get"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -61,10 +70,18 @@ const (
 	B       Workload = "b"    // 95% GET, 5% PUT
 	C       Workload = "c"    // 100% GET (YCSB's name for the same mix as get)
 	ScanAll Workload = "scan" // 100% scans of one page
+	// CAS increments counters: a serial GET, then a conditional PUT of
+	// the value plus one (PutIfAbsent of 1 for a new counter), again on a
+	// conflict. It runs closed-loop, not on vegeta.
+	CAS      Workload = "cas"
+	BatchPut Workload = "batch-put" // 100% POST /v1/batch of --batch-size puts
+	BatchGet Workload = "batch-get" // 100% POST /v1/batch of --batch-size gets
 )
 
 // Workloads returns every workload, in the order the help text lists them.
-func Workloads() []Workload { return []Workload{Put, Get, A, B, C, ScanAll} }
+func Workloads() []Workload {
+	return []Workload{Put, Get, A, B, C, ScanAll, CAS, BatchPut, BatchGet}
+}
 
 // ParseWorkload returns the workload named s (case-insensitive).
 func ParseWorkload(s string) (Workload, error) {
@@ -74,26 +91,32 @@ func ParseWorkload(s string) (Workload, error) {
 			return w, nil
 		}
 	}
-	return "", fmt.Errorf("--workload %q: want put, get, a, b, c or scan", s)
+	return "", fmt.Errorf("--workload %q: want put, get, a, b, c, scan, cas, batch-put or batch-get", s)
 }
 
 // ReadFraction is the share of the workload's requests that are reads
 // (GET or scan); the rest are updates (PUT).
 func (w Workload) ReadFraction() float64 {
 	switch w {
-	case Put:
+	case Put, BatchPut:
 		return 0
+	case CAS:
+		return 0.5 // a read before every conditional write
 	case A:
 		return 0.5
 	case B:
 		return 0.95
 	}
-	return 1 // get, c, scan
+	return 1 // get, c, scan, batch-get
 }
 
 // Reads reports whether the workload reads keys, so that they had better
-// exist first (see --preload).
-func (w Workload) Reads() bool { return w != Put }
+// exist first (see --preload). cas reads its counters but makes them
+// itself: preloaded values would not be counters.
+func (w Workload) Reads() bool { return w != Put && w != BatchPut && w != CAS }
+
+// Batch reports whether the workload sends POST /v1/batch.
+func (w Workload) Batch() bool { return w == BatchPut || w == BatchGet }
 
 // Next draws the next operation of the mix.
 func (w Workload) Next(r *rand.Rand) Op {
@@ -104,6 +127,12 @@ func (w Workload) Next(r *rand.Rand) Op {
 		return Read
 	case ScanAll:
 		return Scan
+	case CAS:
+		return CondUpdate
+	case BatchPut:
+		return BatchWrite
+	case BatchGet:
+		return BatchRead
 	}
 	if r.Float64() < w.ReadFraction() {
 		return Read

@@ -157,7 +157,19 @@ func TestParse(t *testing.T) {
 	if _, err := ParseDistribution("latest"); err == nil {
 		t.Error("distribution latest accepted")
 	}
-	if !B.Reads() || Put.Reads() {
+	if !B.Reads() || Put.Reads() || !BatchGet.Reads() || BatchPut.Reads() || CAS.Reads() {
 		t.Error("Reads wrong")
+	}
+	if !BatchPut.Batch() || !BatchGet.Batch() || CAS.Batch() || Put.Batch() {
+		t.Error("Batch wrong")
+	}
+	// The new workloads draw only their own operation.
+	r := rand.New(rand.NewPCG(1, 1))
+	for w, op := range map[Workload]Op{CAS: CondUpdate, BatchPut: BatchWrite, BatchGet: BatchRead} {
+		for range 10 {
+			if got := w.Next(r); got != op {
+				t.Errorf("%s drew %s", w, got)
+			}
+		}
 	}
 }
