@@ -32,12 +32,12 @@ type Op int
 
 // The operations a workload mixes.
 const (
-	Read   Op = iota // GET /v1/kv/{key}
-	Update           // PUT /v1/kv/{key}
-	Scan             // GET /v1/kv?prefix=..&after={key}&limit=..
-	CondUpdate       // PUT /v1/kv/{key} with If-Match or If-None-Match: *
-	BatchWrite       // POST /v1/batch of puts
-	BatchRead        // POST /v1/batch of gets
+	Read       Op = iota // GET /v1/kv/{key}
+	Update               // PUT /v1/kv/{key}
+	Scan                 // GET /v1/kv?prefix=..&after={key}&limit=..
+	CondUpdate           // PUT /v1/kv/{key} with If-Match or If-None-Match: *
+	BatchWrite           // POST /v1/batch of puts
+	BatchRead            // POST /v1/batch of gets
 )
 
 func (o Op) String() string {
