@@ -27,8 +27,10 @@ const benchUsage = `usage: ringkv bench [flags]              load test nodes ove
        ringkv bench compaction [flags]   every compaction profile on one write-heavy load (embedded engine)
 
 Writes DIR/report.json and DIR/report.html (--out DIR). Exit 0, 3 when the
-run had errors (the report is still written), 2 on a bad flag or an
-unreachable node, 1 on another failure.`
+run had errors (the report is still written; for batch workloads also an
+item that was not 200, 204 or 404), 2 on a bad flag or an unreachable
+node, 1 on another failure, and for cas when the counters read at the end
+do not total the increments the nodes acknowledged.`
 
 const benchCompactionUsage = `usage: ringkv bench compaction [flags]
 
@@ -74,7 +76,7 @@ func parseBench(args []string, env *environ, stdout io.Writer) (load.Config, err
 	fs := flag.NewFlagSet("ringkv bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&addrs, "addr", addrs, "node HTTP addresses, comma-separated; requests go round-robin (also RINGKV_ADDR)")
-	fs.StringVar(&wl, "workload", wl, "put, get, a (50% get, 50% put), b (95/5), c (get only) or scan")
+	fs.StringVar(&wl, "workload", wl, "put, get, a (50% get, 50% put), b (95/5), c (get only), scan, cas (counters: serial read, conditional PUT), batch-put or batch-get (POST /v1/batch)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to send requests")
 	fs.IntVar(&c.Rate, "rate", c.Rate, "requests per second in all; 0 is as fast as --concurrency clients go")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight at most (vegeta workers)")
@@ -83,7 +85,8 @@ func parseBench(args []string, env *environ, stdout io.Writer) (load.Config, err
 	fs.StringVar(&dist, "distribution", dist, "key choice: zipf (YCSB's, key-0 hottest) or uniform")
 	fs.Float64Var(&c.ZipfTheta, "zipf-theta", c.ZipfTheta, "zipf constant, between 0 and 1")
 	fs.IntVar(&c.ScanLimit, "scan-limit", c.ScanLimit, "scan workload: keys per request (limit=)")
-	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "key name prefix")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "batch-put and batch-get: items per POST /v1/batch, 1 to 1000")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "key name prefix (cas: "+load.DefaultCASKeyPrefix+" unless given)")
 	fs.StringVar(&pre, "preload", pre, "write every key before the run: auto (for reading workloads, unless a sample of keys exists), always or never")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "per-request timeout")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed of the request sequence (0: from the clock)")
@@ -105,6 +108,14 @@ func parseBench(args []string, env *environ, stdout io.Writer) (load.Config, err
 	if c.Workload, err = workload.ParseWorkload(wl); err != nil {
 		return c, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := workloadFlags(c.Workload, set); err != nil {
+		return c, err
+	}
+	if c.Workload == workload.CAS && !set["key-prefix"] {
+		c.KeyPrefix = load.DefaultCASKeyPrefix
+	}
 	if c.Distribution, err = workload.ParseDistribution(dist); err != nil {
 		return c, err
 	}
@@ -120,6 +131,35 @@ func parseBench(args []string, env *environ, stdout io.Writer) (load.Config, err
 	}
 	c.Addrs = splitAddrs(addrs)
 	return c, c.Validate()
+}
+
+// workloadFlags refuses a flag given that the workload w has no use for,
+// rather than run something else than was asked.
+func workloadFlags(w workload.Workload, set map[string]bool) error {
+	refuse := func(name, why string) error {
+		if set[name] {
+			return fmt.Errorf("--%s: %s", name, why)
+		}
+		return nil
+	}
+	var errs []error
+	if w.Batch() {
+		errs = append(errs, refuse("scan-limit", "only the scan workload sends scans"))
+	}
+	if !w.Batch() {
+		errs = append(errs, refuse("batch-size", "only batch-put and batch-get send batches"))
+	}
+	if w == workload.CAS {
+		errs = append(errs, refuse("scan-limit", "only the scan workload sends scans"),
+			refuse("value-size", "the cas workload's values are its counters"),
+			refuse("rate", "the cas workload runs closed-loop, as fast as its --concurrency workers go"))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitAddrs splits a comma-separated list of addresses, dropping empty
@@ -157,7 +197,11 @@ func runBench(c load.Config, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "report     %s, %s\n", filepath.Join(c.Out, "report.json"), filepath.Join(c.Out, "report.html"))
-	if r.Summary.Errors > 0 {
+	switch {
+	case r.CAS != nil && !r.CAS.Match:
+		fmt.Fprintf(stderr, "ringkv bench: cas check failed: %s\n", r.CAS.Problem)
+		return exitFailure
+	case r.Summary.Errors > 0, r.Batch != nil && r.Batch.Errors+r.Batch.Unprocessed > 0:
 		return exitBenchErrors
 	}
 	return exitOK

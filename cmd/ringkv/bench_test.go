@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -58,6 +60,17 @@ func TestBenchFlagErrors(t *testing.T) {
 	f("--concurrency", "compaction", "--concurrency", "0")
 	f("--value-size", "compaction", "--value-size", "big")
 	f("unexpected argument", "compaction", "now")
+	f("--batch-size (0) must be between 1 and 1000", "--workload", "batch-put", "--batch-size", "0")
+	f("--batch-size (1001) must be between 1 and 1000", "--workload", "batch-get", "--batch-size", "1001")
+	f("--batch-size", "--batch-size", "many")
+	f("--batch-size: only batch-put and batch-get send batches", "--workload", "put", "--batch-size", "10")
+	f("--batch-size: only batch-put and batch-get send batches", "--workload", "cas", "--batch-size", "10")
+	f("--scan-limit: only the scan workload", "--workload", "batch-put", "--scan-limit", "10")
+	f("--scan-limit: only the scan workload", "--workload", "cas", "--scan-limit", "10")
+	f("--value-size: the cas workload's values are its counters", "--workload", "cas", "--value-size", "1KiB")
+	f("--rate: the cas workload runs closed-loop", "--workload", "cas", "--rate", "100")
+	f("--preload always: the cas workload makes its own counters", "--workload", "cas", "--preload", "always")
+	f("--workload \"cas2\": want put, get, a, b, c, scan, cas, batch-put or batch-get", "--workload", "cas2")
 
 	// A node that is not there is exit 2 too, before anything is written.
 	srv := httptest.NewServer(http.NotFoundHandler())
@@ -180,5 +193,68 @@ func TestBenchCompactionHonoursDuration(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "reached half of --duration") {
 		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+// TestBenchCASExit: a cas run whose counters total the acknowledged
+// increments exits 0 with the check on stdout; against a node that
+// acknowledges increments it drops, exit 1 and the mismatch on stderr.
+func TestBenchCASExit(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var mu sync.Mutex
+	kv := map[string]string{}
+	ver := 0
+	var lose atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		key := strings.TrimPrefix(r.URL.Path, "/v1/kv/")
+		cur, ok := kv[key]
+		curVer, _, _ := strings.Cut(cur, " ")
+		switch {
+		case !strings.HasPrefix(r.URL.Path, "/v1/kv/"):
+			w.WriteHeader(404)
+		case r.Method == http.MethodGet && !ok:
+			w.WriteHeader(404)
+		case r.Method == http.MethodGet:
+			v, val, _ := strings.Cut(cur, " ")
+			w.Header().Set("X-Ringkv-Version", v)
+			w.Write([]byte(val))
+		case (r.Header.Get("If-None-Match") == "*" && ok) || (r.Header.Get("If-Match") != "" && r.Header.Get("If-Match") != `"`+curVer+`"`):
+			w.WriteHeader(412)
+			w.Write([]byte(`{"error":"condition failed","exists":true,"version":"` + curVer + `"}`))
+		default:
+			body := new(bytes.Buffer)
+			body.ReadFrom(r.Body)
+			ver++
+			if !lose.Load() || ver%7 != 0 {
+				kv[key] = "v" + strconv.Itoa(ver) + " " + body.String()
+			}
+			w.WriteHeader(204)
+		}
+	}))
+	defer srv.Close()
+	args := []string{"bench", "--addr", srv.Listener.Addr().String(), "--workload", "cas", "--duration", "300ms",
+		"--concurrency", "4", "--keys", "3"}
+	var out, errb bytes.Buffer
+	if code := run(append(args, "--out", "r1"), nil, &out, &errb); code != exitOK || !strings.Contains(out.String(), ": match") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+	// The counters are counter-N unless --key-prefix says otherwise.
+	mu.Lock()
+	_, hot := kv["counter-0"]
+	mu.Unlock()
+	if !hot {
+		t.Errorf("no counter-0 among %v", kv)
+	}
+	lose.Store(true)
+	out.Reset()
+	errb.Reset()
+	code := run(append(args, "--out", "r2"), nil, &out, &errb)
+	if code != exitFailure || !strings.Contains(errb.String(), "cas check failed: the counters total") || !strings.Contains(out.String(), "MISMATCH") {
+		t.Fatalf("losing node: exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat("r2/report.json"); err != nil {
+		t.Fatal(err)
 	}
 }
