@@ -15,6 +15,7 @@
 //	compare move     a node joining a loaded one: move time, client latency
 //	compare tls      one node over plain HTTP, HTTPS, and HTTPS with a token
 //	compare commitwait  3-node PUTs and their commit waits, by build
+//	compare api      plain PUT, conditional PUT and batch PUT on 1 and 3 nodes
 //
 // Every process it starts it stops (SIGTERM, then SIGKILL after 15s), on
 // success, error and Ctrl-C alike, and it removes its temp dir unless
@@ -53,6 +54,7 @@ Modes:
   move     a node joining a loaded one: time to pull its ranges, client latency before and during
   tls      one node's GET and PUT over plain HTTP, HTTPS, and HTTPS with a bearer token (--auth-file)
   commitwait  3-node PUTs to node 1 and its commit waits, for one or more builds, alternating
+  api      plain PUT, conditional PUT (cas) and batch PUT (100 items of 100 bytes) on 1 and 3 nodes: rates, p99, server CPU, ratios to PUT
 
 'go run ./bench/cmd/compare MODE -h' lists a mode's flags. Results go to
 bench/results/MODE-<date>.md and .json (single writes compare-<date>.*).`
@@ -99,6 +101,7 @@ func allModes() []mode {
 		// tls.sh's variables as flags, one round as tls.sh made.
 		{"tls", wrkMode(1, "extra `ringkv serve` flags, space-separated", runTLS)},
 		{"commitwait", commitwaitFlags},
+		{"api", apiFlags},
 	}
 }
 
