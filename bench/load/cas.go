@@ -256,7 +256,9 @@ func (r *casRun) increment(ctx context.Context, cl *client.Client, base string, 
 		} else if err != nil {
 			setError(res, err)
 		}
-		r.results <- res
+		if err == nil || ctx.Err() == nil { // a read cut by Ctrl-C is no answer of the node's
+			r.results <- res
+		}
 		return err == nil
 	}
 	haveRead := false
@@ -317,7 +319,9 @@ func (r *casRun) increment(ctx context.Context, cl *client.Client, base string, 
 		pause = true
 	}
 	ctr.mu.RUnlock()
-	r.results <- res
+	if err == nil || ctx.Err() == nil { // a write cut by Ctrl-C is no answer of the node's (but resolved all the same)
+		r.results <- res
+	}
 	if unknown {
 		// Resolve it now, so that the counter's total stays checkable
 		// whatever comes next; a read that fails leaves it to the final
