@@ -183,6 +183,9 @@ loop:
 	elapsed := time.Since(start)
 	pr.show(rec, time.Now(), true)
 	pr.end()
+	if c.OnRunEnd != nil {
+		c.OnRunEnd()
+	}
 	if run.fatal.Load() {
 		return rec, elapsed, interrupted, nil, errors.New(run.problem)
 	}

@@ -128,11 +128,18 @@ func TestRunCAS(t *testing.T) {
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	c := casConfig(t, srv.Listener.Addr().String(), srv.Listener.Addr().String())
+	var atEnd int64 = -1
+	c.OnRunEnd = func() { atEnd = f.serialReads.Load() }
 	r, err := Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := r.CAS
+	// OnRunEnd came before the check's serial read of every counter
+	// (compare api reads the servers' CPU there).
+	if atEnd < 0 || f.serialReads.Load()-atEnd != int64(x.Counters) {
+		t.Errorf("%d serial reads at OnRunEnd, %d in all, %d counters", atEnd, f.serialReads.Load(), x.Counters)
+	}
 	if x == nil || x.Increments == 0 || x.Conflicts == 0 {
 		t.Fatalf("cas %+v: want increments and conflicts", x)
 	}

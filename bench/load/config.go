@@ -77,6 +77,10 @@ type Config struct {
 	// Interval is how often progress is shown and /v1/lsm sampled
 	// (default 1s; tests shorten it).
 	Interval time.Duration
+	// OnRunEnd, when set, is called once the measured requests are
+	// done, before cas reads its counters back: where a driver that
+	// measures the servers' CPU over the run reads it (compare api).
+	OnRunEnd func()
 }
 
 // DefaultConfig returns the defaults of `ringkv bench`.

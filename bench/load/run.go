@@ -70,6 +70,9 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	} else {
 		tg := newTargets(&c, bases, keys, c.Seed, value)
 		rec, elapsed, interrupted = attack(ctx, &c, tg, start, progress)
+		if c.OnRunEnd != nil {
+			c.OnRunEnd()
+		}
 	}
 	stopSampling()
 

@@ -180,13 +180,18 @@ func runAPI(ctx context.Context, e *runEnv, c apiConfig, runLoad func(context.Co
 				if err != nil {
 					return err
 				}
-				rep, err := runLoad(ctx, c.loadConfig(w, addrs, filepath.Join(h.work, "bench-"+name+"-"+string(w))))
+				// The CPU is read as the requests end: cas then reads its
+				// counters back, which is no part of the measure.
+				lc := c.loadConfig(w, addrs, filepath.Join(h.work, "bench-"+name+"-"+string(w)))
+				var after int64
+				var afterErr error
+				lc.OnRunEnd = func() { after, afterErr = sumTicks(ps) }
+				rep, err := runLoad(ctx, lc)
 				if err != nil {
 					return fmt.Errorf("%d node(s), %s: %w", n, w, err)
 				}
-				after, err := sumTicks(ps)
-				if err != nil {
-					return err
+				if afterErr != nil {
+					return afterErr
 				}
 				run := apiRunOf(w, rep, after-before, h.hz)
 				if run.Failed > 0 || run.Problem != "" {
