@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,6 +336,10 @@ func TestRunBatch(t *testing.T) {
 	r.WriteSummary(&sum)
 	if !strings.Contains(sum.String(), "in batches of 10") || !strings.Contains(sum.String(), fmt.Sprintf("unprocessed %d", b.Unprocessed)) {
 		t.Errorf("summary:\n%s", sum.String())
+	}
+
+	if html, err := os.ReadFile(filepath.Join(c.Out, "report.html")); err != nil || !strings.Contains(string(html), fmt.Sprintf("Batches of 10 items: %d items", b.Items)) {
+		t.Errorf("report.html lacks the items: %v", err)
 	}
 
 	f.unprocessedEvery, f.errorEvery = 0, 0

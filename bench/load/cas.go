@@ -90,17 +90,17 @@ type casRun struct {
 
 	increments, conflicts, unknown, unknownApplied atomic.Uint64
 	anomalies                                      atomic.Int64 // resolutions that did not add up
-	mu2                                            sync.Mutex
+	problemMu                                      sync.Mutex
 	problem                                        string // the first anomaly or fatal error
 	fatal                                          atomic.Bool
 }
 
 func (r *casRun) fail(format string, a ...any) {
-	r.mu2.Lock()
+	r.problemMu.Lock()
 	if r.problem == "" {
 		r.problem = fmt.Sprintf(format, a...)
 	}
-	r.mu2.Unlock()
+	r.problemMu.Unlock()
 }
 
 func (r *casRun) counter(n uint64) *counter {

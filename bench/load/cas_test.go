@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,6 +171,10 @@ func TestRunCAS(t *testing.T) {
 	r.WriteSummary(&sum)
 	if !strings.Contains(sum.String(), fmt.Sprintf("total %d, expected %d", x.Final, x.Expected)) || !strings.Contains(sum.String(), ": match") {
 		t.Errorf("summary:\n%s", sum.String())
+	}
+
+	if html, err := os.ReadFile(filepath.Join(c.Out, "report.html")); err != nil || !strings.Contains(string(html), fmt.Sprintf("total %d, expected %d: match", x.Final, x.Expected)) {
+		t.Errorf("report.html lacks the check: %v", err)
 	}
 
 	// A second run over the same counters starts from their values: the
