@@ -89,7 +89,6 @@ type casRun struct {
 	counters map[uint64]*counter
 
 	increments, conflicts, unknown, unknownApplied atomic.Uint64
-	anomalies                                      atomic.Int64 // resolutions that did not add up
 	problemMu                                      sync.Mutex
 	problem                                        string // the first anomaly or fatal error
 	fatal                                          atomic.Bool
@@ -398,7 +397,6 @@ func (r *casRun) resolve(ctr *counter, cl *client.Client) (value uint64, ok bool
 	}
 	diff := int64(v) - int64(ctr.baseline) - int64(ctr.acked.Load()) - int64(ctr.applied)
 	if diff < 0 || diff > p {
-		r.anomalies.Add(1)
 		r.fail("counter %s holds %d: its baseline %d, %d acknowledged and %d found applied, with %d of unknown outcome, cannot make it",
 			ctr.key, v, ctr.baseline, ctr.acked.Load(), ctr.applied, p)
 		diff = min(max(diff, 0), p)
