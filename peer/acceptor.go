@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
 	"github.com/ringkv/ringkv/ring"
+	"github.com/ringkv/ringkv/sstable"
 )
 
 // acceptor is a replica's side of per-key Paxos (paxos.go): it keeps each
@@ -126,6 +128,57 @@ func (a *acceptor) commit(key []byte, b Ballot, rec []byte) error {
 		return err
 	}
 	return a.eng.WritePaxos(key, s.commit(b).append(nil), r)
+}
+
+// mergeStates merges the Paxos states a range's old owner sent with the
+// range (sstable.ReceivePaxos) into this replica's, durably, before the
+// range counts as here: without them, a quorum of the new owners could
+// miss a proposal a quorum of the old ones accepted, and choose another
+// value. It holds every key lock while it reads and writes a batch, as
+// the rules do for one key; a state that does not decode refuses all.
+func (a *acceptor) mergeStates(_ context.Context, es []sstable.PaxosEntry) error {
+	remote := make([]acceptorState, len(es))
+	for i, e := range es {
+		s, err := decodeAcceptorState(e.State)
+		if err != nil {
+			return fmt.Errorf("%w: the paxos state of %q sent with its range: %v", ErrBadMessage, e.Key, err)
+		}
+		remote[i] = s
+	}
+	for len(es) > 0 {
+		n := min(len(es), mergeBatch)
+		if err := a.mergeSome(es[:n], remote[:n]); err != nil {
+			return err
+		}
+		es, remote = es[n:], remote[n:]
+	}
+	return nil
+}
+
+// mergeBatch bounds the states merged under one hold of the key locks
+// and one fsync.
+const mergeBatch = 1024
+
+func (a *acceptor) mergeSome(es []sstable.PaxosEntry, remote []acceptorState) error {
+	for i := range a.locks {
+		a.locks[i].Lock()
+	}
+	defer func() {
+		for i := range a.locks {
+			a.locks[i].Unlock()
+		}
+	}()
+	var keys, states [][]byte
+	for i, e := range es {
+		s, err := a.state(e.Key)
+		if err != nil {
+			return err
+		}
+		if m := s.merge(remote[i]); !m.equal(s) {
+			keys, states = append(keys, e.Key), append(states, m.append(nil))
+		}
+	}
+	return a.eng.WritePaxosStates(keys, states)
 }
 
 // checkProposal refuses a malformed proposal or commit; an empty record

@@ -105,6 +105,7 @@ func startSubsystems(n *Node) error {
 	reb, err := newRebalancer(cfg, &n.view, rebalanceDeps{
 		cleanPass: func() uint64 { return n.ae.clean.Load() },
 		gc:        func() compaction.GC { return n.ae.gcRule() },
+		paxos:     n.co.acc.mergeStates,
 		// Called under the rebalancer's viewMu, after each view it
 		// publishes.
 		swapped: func(old, cur *View, replaced bool) {

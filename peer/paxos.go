@@ -119,6 +119,34 @@ func (s acceptorState) commit(b Ballot) acceptorState {
 	return s
 }
 
+// merge returns the state of an acceptor that holds both s and o (its
+// own, and one a range's old owner sent with the range): the higher
+// promise, the higher commit, and the accepted proposal of the higher
+// ballot unless a commit at or above it settles it. It never goes below
+// either: promises and acceptances a quorum of old owners made stay
+// binding on the range's new owners.
+func (s acceptorState) merge(o acceptorState) acceptorState {
+	m := s
+	if m.Promised.Less(o.Promised) {
+		m.Promised = o.Promised
+	}
+	if m.Committed.Less(o.Committed) {
+		m.Committed = o.Committed
+	}
+	if m.Accepted.Less(o.Accepted) {
+		m.Accepted, m.Value = o.Accepted, o.Value
+	}
+	if !m.Accepted.IsZero() && !m.Committed.Less(m.Accepted) {
+		m.Accepted, m.Value = Ballot{}, nil
+	}
+	return m
+}
+
+// equal reports whether s and o are the same state.
+func (s acceptorState) equal(o acceptorState) bool {
+	return s.Promised == o.Promised && s.Accepted == o.Accepted && s.Committed == o.Committed && bytes.Equal(s.Value, o.Value)
+}
+
 // The encoding of an acceptorState, as kept beside the key's data:
 //
 //	format byte (1) | promised | accepted | committed | value

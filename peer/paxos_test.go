@@ -271,3 +271,52 @@ func TestAcceptor(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptorStateMerge: the state a range's new owner keeps from its
+// own and an old owner's never goes below either: the higher promise and
+// commit, the accepted proposal of the higher ballot, unless a commit at
+// or above it settles it; and merging is the same either way round.
+func TestAcceptorStateMerge(t *testing.T) {
+	b := func(ts uint64) Ballot { return Ballot{TS: ts, Node: 1} }
+	v := func(s string) []byte { return []byte(s) }
+	for _, c := range []struct {
+		name       string
+		mine, sent acceptorState
+		want       acceptorState
+	}{
+		{name: "nothing here", sent: acceptorState{Promised: b(5), Accepted: b(5), Value: v("x"), Committed: b(3)},
+			want: acceptorState{Promised: b(5), Accepted: b(5), Value: v("x"), Committed: b(3)}},
+		{name: "nothing sent", mine: acceptorState{Promised: b(4), Committed: b(4)},
+			want: acceptorState{Promised: b(4), Committed: b(4)}},
+		{name: "higher promise wins", mine: acceptorState{Promised: b(4)}, sent: acceptorState{Promised: b(9)},
+			want: acceptorState{Promised: b(9)}},
+		{name: "higher accepted wins", mine: acceptorState{Promised: b(7), Accepted: b(6), Value: v("old")},
+			sent: acceptorState{Promised: b(8), Accepted: b(8), Value: v("new")},
+			want: acceptorState{Promised: b(8), Accepted: b(8), Value: v("new")}},
+		{name: "same ballot from another tag is a different ballot", mine: acceptorState{Promised: b(6), Accepted: b(6), Value: v("a")},
+			sent: acceptorState{Promised: Ballot{TS: 6, Node: 2}, Accepted: Ballot{TS: 6, Node: 2}, Value: v("b")},
+			want: acceptorState{Promised: Ballot{TS: 6, Node: 2}, Accepted: Ballot{TS: 6, Node: 2}, Value: v("b")}},
+		{name: "a commit above settles the accepted", mine: acceptorState{Promised: b(6), Accepted: b(6), Value: v("x")},
+			sent: acceptorState{Promised: b(7), Committed: b(7)},
+			want: acceptorState{Promised: b(7), Committed: b(7)}},
+		{name: "a commit of its ballot settles it", mine: acceptorState{Promised: b(6), Accepted: b(6), Value: v("x")},
+			sent: acceptorState{Promised: b(6), Committed: b(6)},
+			want: acceptorState{Promised: b(6), Committed: b(6)}},
+		{name: "a commit below leaves it in flight", mine: acceptorState{Promised: b(6), Accepted: b(6), Value: v("x"), Committed: b(2)},
+			sent: acceptorState{Promised: b(5), Committed: b(5)},
+			want: acceptorState{Promised: b(6), Accepted: b(6), Value: v("x"), Committed: b(5)}},
+		{name: "a settled older one does not come back", mine: acceptorState{Promised: b(9), Committed: b(9)},
+			sent: acceptorState{Promised: b(8), Accepted: b(8), Value: v("x"), Committed: b(1)},
+			want: acceptorState{Promised: b(9), Committed: b(9)}},
+	} {
+		for _, swap := range []bool{false, true} {
+			a, o := c.mine, c.sent
+			if swap {
+				a, o = o, a
+			}
+			if got := a.merge(o); !got.equal(c.want) {
+				t.Errorf("%s (swapped %v): %+v, want %+v", c.name, swap, got, c.want)
+			}
+		}
+	}
+}

@@ -144,6 +144,9 @@ type rebalanceDeps struct {
 	swapped func(old, cur *View, replaced bool)
 	// membership is the node's membership layer, or nil.
 	membership func() Membership
+	// paxos merges the Paxos acceptor states a pulled range brings
+	// (acceptor.mergeStates); nil drops them.
+	paxos sstable.PaxosSink
 }
 
 // newRebalancer returns the rebalancer of cfg's node, with the stored
@@ -466,7 +469,11 @@ func (r *Rebalancer) handoverWhy(ctx context.Context, v *View, st rebalanceState
 // for a caller that keeps them.
 func sortedNodes(r *ring.Ring) []string { return slices.Clone(r.Nodes()) }
 
-// pullSpans fetches rg's records from the node at addr.
+// pullSpans fetches rg's records from the node at addr, and the Paxos
+// acceptor state of its keys, merged into this node's before it returns
+// (so before the range counts as pulled). Pulled from a quorum of the old
+// owners, the merged states hold every promise and every acceptance a
+// quorum of them made as of their streams' snapshots.
 func (r *Rebalancer) pullSpans(rg ring.Range, addr string) error {
 	ctx := r.ctx // Close stops a pull at once
 	cr := &countingReader{reb: r}
@@ -476,7 +483,7 @@ func (r *Rebalancer) pullSpans(rg ring.Range, addr string) error {
 			return err
 		}
 		cr.r = body
-		_, err = sstable.Receive(ctx, r.cfg.Engine, sp.Lo, sp.Hi, cr, r.cfg.TransferDir, transferTableSize, nil)
+		_, err = sstable.ReceivePaxos(ctx, r.cfg.Engine, sp.Lo, sp.Hi, cr, r.cfg.TransferDir, transferTableSize, nil, r.deps.paxos)
 		body.Close()
 		if err != nil {
 			return err

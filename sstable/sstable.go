@@ -87,9 +87,14 @@ type exporter struct {
 	opts   sst.WriterOptions
 	target uint64
 	d      *digester
-	files  []tableFile
-	w      *sst.Writer // the file being written, or nil
-	cur    tableFile
+	// dataDigest is d's Digest after the last record frame, which the
+	// files must match; paxos the states of the paxos frames after them
+	// (ReceivePaxos).
+	dataDigest Digest
+	paxos      []PaxosEntry
+	files      []tableFile
+	w          *sst.Writer // the file being written, or nil
+	cur        tableFile
 }
 
 func (x *exporter) add(k, v []byte) error {

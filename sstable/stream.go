@@ -23,10 +23,14 @@ import (
 // format.
 const (
 	streamMagic   = "RKVS"
-	streamVersion = 1
-	headerLen     = len(streamMagic) + 1 + 8 + 8
+	streamVersion = 2
+	// streamV1 is the version before Paxos frames, still received: a
+	// donor of an older release sends no acceptor state.
+	streamV1  = 1
+	headerLen = len(streamMagic) + 1 + 8 + 8
 
 	frameRecord = 'r'
+	framePaxos  = 'p'
 	frameEnd    = 'E'
 )
 
@@ -57,18 +61,23 @@ var ErrBadStream = errors.New("sstable: malformed record stream")
 // for w's owner to end (an HTTP server does when the client goes away).
 // It does not close w.
 //
-// The stream, version 1 (integers big-endian unless uvarint):
+// The stream, version 2 (integers big-endian unless uvarint):
 //
 //	header   "RKVS" | version (1 byte) | lo (8 bytes) | hi (8 bytes)
 //	record   'r' | uvarint len(key) | key | uvarint len(value) | value
+//	paxos    'p' | uvarint len(key) | key | uvarint len(value) | value
 //	trailer  'E' | uvarint keys | hash (8 bytes)
 //
 // with one record frame per record, each key a storage key of at most
 // MaxStreamKey bytes and each value an encoded record of at most
-// MaxStreamValue bytes. The trailer carries the Digest of the records,
-// that of the donor's snapshot of the span; a record frame after
-// its tag is exactly what the digest hashes of the record. Nothing
-// follows the trailer.
+// MaxStreamValue bytes, then one paxos frame per key of the span that
+// has Paxos acceptor state (engine.Snapshot.ExportPaxosSpan: the key a
+// storage key of the Paxos keyspace, the value the state, opaque here),
+// all frames in storage-key order. The trailer carries the Digest of
+// the frames (the number of frames, and the hash of each frame after its
+// tag, records then states), that of the donor's snapshot of the span.
+// The Digest returned counts the same frames. Nothing follows the
+// trailer. Version 1 is the same without paxos frames.
 func Send(ctx context.Context, snap *engine.Snapshot, lo, hi uint64, w io.Writer, lim *Limiter) (Digest, int64, error) {
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(lim.Writer(ctx, cw), 64<<10)
@@ -89,6 +98,19 @@ func Send(ctx context.Context, snap *engine.Snapshot, lo, hi uint64, w io.Writer
 			}
 			// After add, d.buf holds the record as the digest encodes it,
 			// which is the frame's body.
+			d.add(k, v)
+			_, err := bw.Write(d.buf)
+			return err
+		})
+	}
+	if err == nil {
+		err = snap.ExportPaxosSpan(ctx, lo, hi, func(k, v []byte) error {
+			if len(k) > MaxStreamKey || len(v) > MaxStreamValue {
+				return fmt.Errorf("paxos state %x of %d bytes is beyond the stream's bounds", k, len(v))
+			}
+			if err := bw.WriteByte(framePaxos); err != nil {
+				return err
+			}
 			d.add(k, v)
 			_, err := bw.Write(d.buf)
 			return err
@@ -150,6 +172,27 @@ const progressEvery = 1 << 20
 // the end of the stream. Files of a process that died mid-receive stay in
 // dir; the caller clears it at startup.
 func Receive(ctx context.Context, e *engine.Engine, lo, hi uint64, r io.Reader, dir string, targetFileSize int64, progress func(bytes int64)) (Digest, error) {
+	return ReceivePaxos(ctx, e, lo, hi, r, dir, targetFileSize, progress, nil)
+}
+
+// PaxosEntry is one key's Paxos acceptor state, as a stream carries it:
+// the user key and the state, opaque here.
+type PaxosEntry struct{ Key, State []byte }
+
+// PaxosSink takes the Paxos states of a received span, all of them at
+// once, after its records were merged; Receive fails with its error.
+// It must merge them into the store durably before it returns.
+type PaxosSink func(ctx context.Context, states []PaxosEntry) error
+
+// ReceivePaxos is Receive, and hands the stream's Paxos states to paxos
+// (nil: they are checked, counted in the Digest and dropped) once the
+// records are merged, so that a node that takes a range over gets its
+// acceptors' state too. A paxos frame whose key is not a well-formed
+// Paxos key of the span is engine.ErrInvalidTable, and nothing is
+// merged. The states are held in memory until then: they are small
+// (a key and three ballots) but for a proposal accepted and not yet
+// committed, which holds its record.
+func ReceivePaxos(ctx context.Context, e *engine.Engine, lo, hi uint64, r io.Reader, dir string, targetFileSize int64, progress func(bytes int64), paxos PaxosSink) (Digest, error) {
 	if targetFileSize <= 0 {
 		targetFileSize = DefaultTargetFileSize
 	}
@@ -166,6 +209,7 @@ func Receive(ctx context.Context, e *engine.Engine, lo, hi uint64, r io.Reader, 
 		target: uint64(targetFileSize),
 		d:      newDigester(),
 	}
+	x.dataDigest = x.d.digest() // that of no records
 	err := x.fs.MkdirAll(dir, 0o755)
 	if err == nil {
 		err = x.readStream(ctx, bufio.NewReaderSize(cr, 256<<10), cr, lo, hi)
@@ -187,7 +231,10 @@ func Receive(ctx context.Context, e *engine.Engine, lo, hi uint64, r io.Reader, 
 		}
 		// The verifier re-reads from the files what arrived, so a file
 		// damaged on this disk is refused too.
-		err = e.MergeSpan(ctx, lo, hi, paths, &verifier{d: newDigester(), want: got})
+		err = e.MergeSpan(ctx, lo, hi, paths, &verifier{d: newDigester(), want: x.dataDigest})
+	}
+	if err == nil && paxos != nil && len(x.paxos) > 0 {
+		err = paxos(ctx, x.paxos)
 	}
 	if err != nil {
 		x.abort() // MergeSpan leaves the files of a refused merge
@@ -218,8 +265,9 @@ func (x *exporter) readStream(ctx context.Context, br *bufio.Reader, cr *countRe
 	if string(hdr[:len(streamMagic)]) != streamMagic {
 		return fmt.Errorf("%w: it does not start with %q", ErrBadStream, streamMagic)
 	}
-	if v := hdr[len(streamMagic)]; v != streamVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrBadStream, v, streamVersion)
+	version := hdr[len(streamMagic)]
+	if version != streamVersion && version != streamV1 {
+		return fmt.Errorf("%w: version %d, want %d", ErrBadStream, version, streamVersion)
 	}
 	slo, shi := binary.BigEndian.Uint64(hdr[len(streamMagic)+1:]), binary.BigEndian.Uint64(hdr[len(streamMagic)+9:])
 	if slo != lo || shi != hi {
@@ -236,9 +284,10 @@ func (x *exporter) readStream(ctx context.Context, br *bufio.Reader, cr *countRe
 		if err != nil {
 			return bad(err)
 		}
-		switch tag {
-		case frameRecord:
-		case frameEnd:
+		switch {
+		case tag == frameRecord:
+		case tag == framePaxos && version >= streamVersion:
+		case tag == frameEnd:
 			return x.readTrailer(br, bad)
 		default:
 			return fmt.Errorf("%w: unknown frame %q at byte %d", ErrBadStream, tag, at()-1)
@@ -252,11 +301,37 @@ func (x *exporter) readStream(ctx context.Context, br *bufio.Reader, cr *countRe
 		if val, err = readBytes(br, val, 0, MaxStreamValue, "value"); err != nil {
 			return bad(err)
 		}
-		if err := x.add(key, val); err != nil {
-			return err
+		if tag == framePaxos {
+			if err := x.addPaxos(key, val, lo, hi); err != nil {
+				return err
+			}
+		} else {
+			if x.paxos != nil {
+				// A record after a state: the storage-key order above
+				// already refuses it ('d' sorts before 'p').
+				return fmt.Errorf("%w: record %x after the paxos states", ErrBadStream, key)
+			}
+			if err := x.add(key, val); err != nil {
+				return err
+			}
+			x.dataDigest = x.d.digest()
 		}
 		prev, key = key, prev
 	}
+}
+
+// addPaxos takes one paxos frame of the span [lo, hi).
+func (x *exporter) addPaxos(k, v []byte, lo, hi uint64) error {
+	u, tok, ok := engine.PaxosKey(k)
+	if !ok {
+		return fmt.Errorf("%w: malformed paxos key %x", engine.ErrInvalidTable, k)
+	}
+	if tok < lo || (hi != 0 && tok >= hi) {
+		return fmt.Errorf("%w: paxos key %x is outside the span", engine.ErrInvalidTable, k)
+	}
+	x.d.add(k, v)
+	x.paxos = append(x.paxos, PaxosEntry{Key: bytes.Clone(u), State: bytes.Clone(v)})
+	return nil
 }
 
 // readTrailer reads the trailer after its tag and checks it against the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,7 +239,7 @@ func TestReceiveRejects(t *testing.T) {
 		{name: "trailing data", data: append(bytes.Clone(good), 0), want: ErrBadStream},
 		{name: "another stream after", data: append(bytes.Clone(small), small...), lo: 3 << 62, want: ErrBadStream},
 		{name: "bad magic", data: with(func(b []byte) []byte { b[0] = 'X'; return b }), want: ErrBadStream},
-		{name: "bad version", data: with(func(b []byte) []byte { b[4] = 2; return b }), want: ErrBadStream},
+		{name: "bad version", data: with(func(b []byte) []byte { b[4] = 3; return b }), want: ErrBadStream},
 		{name: "another span", data: small, want: ErrBadStream},
 		{name: "unknown frame", data: with(func(b []byte) []byte { b[headerLen] = 'x'; return b }), want: ErrBadStream},
 		{name: "empty key", data: frames(0, 0, [][2][]byte{{nil, rec1}}, 0), want: ErrBadStream},
@@ -442,6 +443,12 @@ func FuzzReceive(f *testing.F) {
 	f.Add(stream(f, a, 0, 0)[:60])
 	f.Add(frames(0, 0, [][2][]byte{{storageKey("k1"), rec(ts, "v").Append(nil)}}, 0))
 	f.Add(frames(0, 0, nil, 0))
+	for i := range 20 {
+		if i%4 == 0 {
+			must(f, a.WritePaxos(fmt.Appendf(nil, "k%d", i), []byte("state"), nil))
+		}
+	}
+	f.Add(stream(f, a, 0, 0)) // with paxos frames
 	f.Add([]byte(streamMagic))
 	b := openEngine(f, fs, "b")
 	defer b.Close()
@@ -480,7 +487,13 @@ func FuzzReceive(f *testing.F) {
 // Receive's, for FuzzReceive: the records of data if it is one whole
 // stream for span {0, 0} whose trailer matches them.
 func parseStream(data []byte) (kvs [][2][]byte, ok bool) {
-	if len(data) < headerLen || !bytes.Equal(data[:headerLen], frames(0, 0, nil, 0)[:headerLen]) {
+	var states [][2][]byte
+	hdr := frames(0, 0, nil, 0)[:headerLen]
+	if len(data) < headerLen || !bytes.Equal(data[:4], hdr[:4]) || !bytes.Equal(data[5:headerLen], hdr[5:]) {
+		return nil, false
+	}
+	version := data[4]
+	if version != streamV1 && version != streamVersion {
 		return nil, false
 	}
 	data = data[headerLen:]
@@ -504,9 +517,22 @@ func parseStream(data []byte) (kvs [][2][]byte, ok bool) {
 				return nil, false
 			}
 			kvs = append(kvs, [2][]byte{k, v})
+		case framePaxos:
+			if version == streamV1 {
+				return nil, false
+			}
+			// Hashed with the records; the receiver holds none of it
+			// (Receive has no sink).
+			k, ok1 := next()
+			v, ok2 := next()
+			if !ok1 || !ok2 {
+				return nil, false
+			}
+			states = append(states, [2][]byte{k, v})
 		case frameEnd:
-			whole := frames(0, 0, kvs, 0)
-			trailer := whole[len(whole)-1-uvarintLen(uint64(len(kvs)))-8:]
+			all := append(slices.Clone(kvs), states...)
+			whole := frames(0, 0, all, 0)
+			trailer := whole[len(whole)-1-uvarintLen(uint64(len(all)))-8:]
 			return kvs, bytes.Equal(append([]byte{frameEnd}, data...), trailer)
 		default:
 			return nil, false
