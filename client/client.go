@@ -249,6 +249,10 @@ type request struct {
 	// ifMatch, ifNoneMatch: the validators of a conditional write, which
 	// fails over only as failoverConditional allows.
 	ifMatch, ifNoneMatch string
+	// conditional: the request holds conditional writes (a batch's), so
+	// it fails over as failoverConditional allows.
+	conditional bool
+	contentType string
 }
 
 // answer is a node's 2xx answer, its body read.
@@ -269,7 +273,7 @@ func (c *Client) do(ctx context.Context, r request) (answer, error) {
 		var a answer
 		a, err = c.attempt(ctx, n, r)
 		retry := failover
-		if r.ifMatch != "" || r.ifNoneMatch != "" {
+		if r.ifMatch != "" || r.ifNoneMatch != "" || r.conditional {
 			retry = failoverConditional
 		}
 		if err == nil || !retry(err) || r.one {
@@ -319,6 +323,9 @@ func (c *Client) send(ctx context.Context, n int, r request) (*http.Response, er
 	req, err := http.NewRequestWithContext(ctx, r.method, c.bases[n]+r.path, body)
 	if err != nil {
 		return nil, err
+	}
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
 	}
 	if r.ifMatch != "" {
 		req.Header.Set("If-Match", r.ifMatch)

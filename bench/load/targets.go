@@ -12,6 +12,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ringkv/ringkv/bench/workload"
+	"github.com/ringkv/ringkv/client/batchwire"
 )
 
 // targets generates the run's requests. vegeta calls its Targeter from
@@ -118,19 +119,19 @@ func (t *targets) Targeter() vegeta.Targeter {
 // per key number, a put of the run's value or a get. Each target gets a
 // body of its own, since vegeta's workers send them at once.
 func (t *targets) fillBatch(tgt *vegeta.Target, op workload.Op, base string, keys []uint64) {
-	kind := byte(batchOpGet)
+	it := batchwire.Item{Op: batchwire.OpGet}
 	per := 3 + 1 + len(t.prefix) + 20
 	if op == workload.BatchWrite {
-		kind = batchOpPut
+		it.Op, it.Value = batchwire.OpPut, t.value
 		per += 1 + binary.MaxVarintLen64 + len(t.value)
 	}
-	body := make([]byte, 0, len(batchMagic)+binary.MaxVarintLen64+len(keys)*per)
-	body = append(body, batchMagic...)
-	body = binary.AppendUvarint(body, uint64(len(keys)))
+	body := make([]byte, 0, len(batchwire.Magic)+binary.MaxVarintLen64+len(keys)*per)
+	body = batchwire.AppendHeader(body, len(keys))
 	var key []byte
 	for _, n := range keys {
 		key = workload.AppendKey(key[:0], t.prefix, n)
-		body = appendBatchItem(body, kind, key, t.value)
+		it.Key = key
+		body = batchwire.AppendItem(body, &it)
 	}
 	tgt.Method = http.MethodPost
 	tgt.URL = base + "/v1/batch"

@@ -50,6 +50,7 @@ func commands() []command {
 		{name: "get", synop: "KEY", about: "print a key's value (client calls go to --addr)", run: kv("get")},
 		{name: "put", synop: "KEY VALUE", about: "write a key (VALUE - reads stdin)", run: kv("put")},
 		{name: "delete", synop: "KEY", about: "delete a key", run: kv("delete")},
+		{name: "batch", synop: "FILE|-", about: "run many gets, puts and deletes in few requests", run: batchCmd},
 		{name: "scan", synop: "[--prefix P] [--limit N | --all]", about: "list keys", run: withoutStdin(scanCmd)},
 		{name: "cluster", synop: strings.Join(clusterSynop, " | "), about: "inspect and change the cluster", run: withoutStdin(cluster), subs: clusterSubs},
 		{name: "backup", synop: "--to DIR [--nodes IDS]", about: "copy the members' stores out", run: withoutStdin(backupCmd)},

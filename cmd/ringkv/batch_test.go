@@ -1,0 +1,64 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringkv/ringkv/client"
+)
+
+// TestParseBatchLine: every form of a batch file's line, and the lines
+// refused with the reason.
+func TestParseBatchLine(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want client.BatchOp
+		err  string
+	}{
+		{line: "get k", want: client.BatchOp{Kind: client.BatchGet, Key: "k"}},
+		{line: "get a%20b serial", want: client.BatchOp{Kind: client.BatchGet, Key: "a b", Consistency: client.Serial}},
+		{line: "put k v", want: client.BatchOp{Kind: client.BatchPut, Key: "k", Value: []byte("v")}},
+		{line: `put k ""`, want: client.BatchOp{Kind: client.BatchPut, Key: "k", Value: []byte{}}},
+		{line: "put k %00%FF%25 ttl=1m if-absent", want: client.BatchOp{Kind: client.BatchPut, Key: "k", Value: []byte("\x00\xff%"), TTL: time.Minute, IfAbsent: true}},
+		{line: "put k v if-version=0000000000000001-0000000000000002", want: client.BatchOp{Kind: client.BatchPut, Key: "k", Value: []byte("v"), IfVersion: "0000000000000001-0000000000000002"}},
+		{line: "delete k if-present", want: client.BatchOp{Kind: client.BatchDelete, Key: "k", IfPresent: true}},
+		{line: "cas k v", err: `unknown operation "cas"`},
+		{line: "put k", err: "put wants 2 argument(s)"},
+		{line: "get", err: "get wants 1 argument(s)"},
+		{line: "get %zz", err: `bad key "%zz"`},
+		{line: "put k %zz", err: `bad value "%zz"`},
+		{line: "put k v ttl=-1s", err: `bad ttl "-1s"`},
+		{line: "get k if-absent", err: `option "if-absent" does not go with get`},
+		{line: "delete k ttl=1s", err: `option "ttl=1s" does not go with delete`},
+		{line: "put k v if-absent if-present", err: "exclude each other"},
+	} {
+		got, err := parseBatchLine(tc.line)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v, want %q", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q = %+v, %v; want %+v", tc.line, got, err, tc.want)
+		}
+	}
+	if _, err := readBatch(strings.NewReader("# comment\n\nget k\nput k\n")); err == nil || !strings.HasPrefix(err.Error(), "line 4:") {
+		t.Errorf("a bad line is not named: %v", err)
+	}
+}
+
+// TestEscapeField: what batch prints reads back as the same bytes.
+func TestEscapeField(t *testing.T) {
+	for _, s := range []string{"plain/key", "a b", "100%", "\x00\xff", `"q"`, "é"} {
+		op, err := parseBatchLine("put k " + escapeField(s))
+		if err != nil || string(op.Value) != s {
+			t.Errorf("%q escapes as %q, which reads back as %q (%v)", s, escapeField(s), op.Value, err)
+		}
+	}
+	if op, _ := parseBatchLine("put k " + escapeField("")); op.Value == nil || len(op.Value) != 0 {
+		t.Errorf("the empty value does not read back: %q", escapeField(""))
+	}
+}
