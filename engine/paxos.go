@@ -174,3 +174,29 @@ func (e *Engine) WritePaxosStates(keys, states [][]byte) error {
 	}
 	return nil
 }
+
+// DeletePaxosStates deletes the Paxos states of keys, in one batch. It is
+// not fsynced: a deletion a crash undoes only brings a swept state back,
+// which the next sweep deletes again. It is taken even when the disk is
+// at its floor, since it frees space.
+func (e *Engine) DeletePaxosStates(keys [][]byte) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	var kb []byte
+	for _, k := range keys {
+		kb = appendPaxosKeyTok(kb[:0], Token(k), k)
+		if err := b.Delete(kb, nil); err != nil {
+			return err
+		}
+	}
+	if err := e.sequence(b, 0, false); err != nil {
+		return fmt.Errorf("cannot delete the paxos states of %d keys: %w", len(keys), err)
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
@@ -21,6 +22,12 @@ type acceptor struct {
 	eng   *engine.Engine
 	clock func(ts uint64) error // the node clock's Update: refuses records from too far ahead
 	locks [acceptorStripes]sync.Mutex
+
+	// floor: ballots below it are refused, as states below it may have
+	// been swept (paxosgc.go). swept counts the states deleted.
+	floor   atomic.Uint64
+	swept   atomic.Uint64
+	sweepMu sync.Mutex // one sweep at a time
 }
 
 // acceptorStripes is the number of key locks; a power of two.
@@ -58,6 +65,11 @@ func (a *acceptor) prepare(key []byte, b Ballot) (PaxosReply, error) {
 	mu := a.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
+	// Under the key's lock: a sweep raises the floor before it takes
+	// the locks to delete.
+	if f := a.refuses(b); f != 0 {
+		return PaxosReply{Promised: Ballot{TS: f}}, nil
+	}
 	s, err := a.state(key)
 	if err != nil {
 		return PaxosReply{}, err
@@ -89,6 +101,11 @@ func (a *acceptor) propose(key []byte, b Ballot, rec []byte) (ok bool, promised 
 	mu := a.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
+	// Under the key's lock: a sweep raises the floor before it takes
+	// the locks to delete.
+	if f := a.refuses(b); f != 0 {
+		return false, Ballot{TS: f}, nil
+	}
 	s, err := a.state(key)
 	if err != nil {
 		return false, Ballot{}, err
@@ -160,14 +177,8 @@ func (a *acceptor) mergeStates(_ context.Context, es []sstable.PaxosEntry) error
 const mergeBatch = 1024
 
 func (a *acceptor) mergeSome(es []sstable.PaxosEntry, remote []acceptorState) error {
-	for i := range a.locks {
-		a.locks[i].Lock()
-	}
-	defer func() {
-		for i := range a.locks {
-			a.locks[i].Unlock()
-		}
-	}()
+	a.lockAll()
+	defer a.unlockAll()
 	var keys, states [][]byte
 	for i, e := range es {
 		s, err := a.state(e.Key)

@@ -75,6 +75,11 @@ type Config struct {
 	// peers. The default value is DefaultAntiEntropyRate; NoLimit means no
 	// bound.
 	AntiEntropyRate int64
+	// PaxosHorizon is the age past which a key's settled Paxos state (no
+	// conditional write in flight) is swept, and below which ballots are
+	// refused (paxosgc.go): it must be far longer than any round. The
+	// default value is DefaultPaxosHorizon; Off keeps every state.
+	PaxosHorizon time.Duration
 	// TombstoneGrace is the age past which garbage collection may delete a
 	// tombstone (or expired record); anti-entropy leaves such records out
 	// of its comparisons. It should equal the engine's grace. The default
@@ -106,6 +111,7 @@ const (
 	DefaultAntiEntropyInterval = 10 * time.Minute
 	DefaultAntiEntropyRate     = 8 << 20
 	DefaultTombstoneGrace      = engine.DefaultTombstoneGrace
+	DefaultPaxosHorizon        = 24 * time.Hour
 )
 
 // Limits of Config that Validate enforces. A ring precomputes the owner
@@ -123,7 +129,8 @@ const (
 	// NoLimit, as MaxHintBytes, MaxHintAge, TransferRate or
 	// AntiEntropyRate, removes that bound.
 	NoLimit = -1
-	// Off, as AntiEntropyInterval, turns anti-entropy off.
+	// Off, as AntiEntropyInterval, turns anti-entropy off; as
+	// PaxosHorizon, the sweep of Paxos states.
 	Off = -1
 	// NoGrace, as TombstoneGrace, gives tombstones no grace: garbage
 	// collection may drop one as soon as the GC horizon allows.
@@ -160,6 +167,7 @@ func (c *Config) EnsureDefaults() {
 	c.AntiEntropyInterval = orDefault(c.AntiEntropyInterval, DefaultAntiEntropyInterval)
 	c.AntiEntropyRate = orDefault(c.AntiEntropyRate, DefaultAntiEntropyRate)
 	c.TombstoneGrace = orDefault(c.TombstoneGrace, DefaultTombstoneGrace)
+	c.PaxosHorizon = orDefault(c.PaxosHorizon, DefaultPaxosHorizon)
 	if c.TransferDir == "" && c.Engine != nil {
 		c.TransferDir = c.Engine.Dir() + ".transfers"
 	}
@@ -199,6 +207,7 @@ func (c *Config) Validate() error {
 		{"MaxHintAge", c.MaxHintAge, "NoLimit"},
 		{"AntiEntropyInterval", c.AntiEntropyInterval, "Off"},
 		{"TombstoneGrace", c.TombstoneGrace, "NoGrace"},
+		{"PaxosHorizon", c.PaxosHorizon, "Off"},
 	}
 	for _, d := range durations {
 		if d.v <= 0 && (d.off == "" || d.v != NoLimit) {

@@ -49,6 +49,8 @@ var (
 	descCorruptRepairs = prometheus.NewDesc("ringkv_corruption_repairs_total",
 		"Spans of damaged files excised and pulled back from the other replicas, since start.", nil, nil)
 
+	descPaxosSwept = prometheus.NewDesc("ringkv_paxos_states_swept_total",
+		"Settled Paxos acceptor states deleted by the sweep (older than the Paxos horizon).", nil, nil)
 	descMembers = prometheus.NewDesc("ringkv_members",
 		"Members of the cluster as this node's failure detection sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil)
 	descClockBound = prometheus.NewDesc("ringkv_clock_offset_max_seconds",
@@ -84,6 +86,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCorruptRepairs
 	ch <- descDropsWithheld
 	ch <- descApplyRefused
+	ch <- descPaxosSwept
 	for _, d := range []*prometheus.Desc{descMembers, descClockBound, descAEInterval, descAEClean, descRangesPending, descRangeAttempts} {
 		ch <- d
 	}
@@ -125,6 +128,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCorruptRepairs, prometheus.CounterValue, float64(c.n.ae.repairs.Load()))
 	ch <- prometheus.MustNewConstMetric(descDropsWithheld, prometheus.CounterValue, float64(c.n.reb.dropsWithheld.Load()))
 	ch <- prometheus.MustNewConstMetric(descApplyRefused, prometheus.CounterValue, float64(c.n.co.applyRefused.Load()))
+	ch <- prometheus.MustNewConstMetric(descPaxosSwept, prometheus.CounterValue, float64(c.n.co.acc.swept.Load()))
 	c.operatorGauges(ch, v)
 }
 

@@ -28,6 +28,7 @@ type Node struct {
 	reb   *Rebalancer  // view publication, range moves, leave (transfer.go)
 	ae    *AntiEntropy // anti-entropy, GC horizon, corruption repair
 	hints *Hints       // hinted handoff
+	sweep worker       // the sweep of settled Paxos states (paxosgc.go)
 	local *Replica     // what other nodes call (Local)
 
 	// bg tracks replica writes and repairs still running after their
@@ -87,6 +88,9 @@ func NewNode(cfg Config) (*Node, error) {
 		pendingFrom: func(tok uint64) ([]string, bool) { return n.reb.pendingFrom(tok) },
 	}
 	n.co.acc = acceptor{eng: cfg.Engine, clock: cfg.Clock.Update}
+	if err := n.co.acc.loadFloor(); err != nil {
+		return nil, err
+	}
 	n.view.Store(&View{
 		Ring:    ring.New([]string{cfg.NodeID}, cfg.VNodes, cfg.Replicas),
 		Members: map[string]Member{cfg.NodeID: {ID: cfg.NodeID, HTTPAddr: cfg.HTTPAddr, State: Alive}},
@@ -122,6 +126,10 @@ func startSubsystems(n *Node) error {
 	n.reb = reb
 	n.ae = newAntiEntropy(cfg, &n.view, reb)
 	n.local = &Replica{co: &n.co, reb: reb, ae: n.ae, self: cfg.NodeID, view: &n.view, membership: &n.membership}
+	n.sweep.setup()
+	if h := cfg.PaxosHorizon; h > 0 {
+		n.sweep.wg.Go(func() { n.co.acc.sweepLoop(&n.sweep, cfg.Clock.Now, h, cfg.Logger.Info) })
+	}
 	if cfg.Transport == nil {
 		return nil
 	}
@@ -142,6 +150,8 @@ func (n *Node) Close() error {
 	n.hints.halt()
 	n.reb.halt()
 	n.ae.halt()
+	n.sweep.halt()
+	n.sweep.wait()
 	n.hints.wait()
 	n.reb.wait()
 	n.ae.wait()
