@@ -39,6 +39,8 @@ import (
 //	    print the fake store's size or content
 //	fail err=notfound|unavailable|deadline|canceled|internal|panic|none
 //	    make every store call fail so (or not)
+//	fail-key key=K err=NAME
+//	    make every store call on key K fail so (none: not), as fail
 //	compact-fail err=internal|none
 //	health
 //	REASON: DETAIL
@@ -91,6 +93,12 @@ func TestAPI(t *testing.T) {
 					}
 				}
 				ts.ops.setHealth(h...)
+				return "ok\n"
+			case "fail-key":
+				var key, name string
+				d.ScanArgs(t, "key", &key)
+				d.ScanArgs(t, "err", &name)
+				ts.st.setKeyErr(key, namedError(t, name))
 				return "ok\n"
 			case "compact-fail":
 				var name string
@@ -203,9 +211,10 @@ func runRequest(t *testing.T, ts *testServer, d *datadriven.TestData) string {
 	return out.String()
 }
 
-// repeatArg turns "C:N" into C repeated N times.
+// repeatArg turns "C:N" into C repeated N times; C may hold colons.
 func repeatArg(t *testing.T, s string) string {
-	c, n, ok := strings.Cut(s, ":")
+	i := strings.LastIndexByte(s, ':')
+	c, n, ok := s[:max(i, 0)], s[i+1:], i >= 0
 	count, err := strconv.Atoi(n)
 	if !ok || err != nil {
 		t.Fatalf("want C:N, got %q", s)

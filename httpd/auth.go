@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // Client authentication: bearer tokens and TLS client certificates mapped
@@ -507,4 +509,39 @@ func ScrubCmdline(args []string) []string {
 		}
 	}
 	return out
+}
+
+// admitBatch decides, when Config.Auth is set, whether the request's
+// credential may run every item of a batch, answering 401 or 403 if not:
+// each item needs its own role (read for a get, readwrite for a put or
+// delete) on its own key, inside the prefix of a grant that has that
+// role. admit let the request in with the read role before the body was
+// read; nothing of the batch is applied unless every item passes.
+func (s *Server) admitBatch(ctx *fasthttp.RequestCtx, ops []kv.BatchOp) bool {
+	a := s.cfg.Auth
+	if a == nil {
+		return true
+	}
+	id, ok := a.identify(ctx)
+	if !ok || id == nil {
+		// The auth file was reloaded since admit, without this credential.
+		ctx.Response.Header.SetCanonical(hdrWWWAuth, wwwAuthInvalid)
+		writeError(ctx, fasthttp.StatusUnauthorized, "invalid credential: want Authorization: Bearer TOKEN with a token of the auth file")
+		return false
+	}
+	for i := range ops {
+		need := RoleReadWrite
+		if ops[i].Kind == kv.BatchGet {
+			need = RoleRead
+		}
+		if !id.permits(need, ops[i].Key, true) {
+			msg := "forbidden: item " + strconv.Itoa(i) + " (a " + ops[i].Kind.String() + ") needs the " + need.String() + " role"
+			if id.restricted {
+				msg += " on a key inside the credential's prefix"
+			}
+			writeError(ctx, fasthttp.StatusForbidden, msg)
+			return false
+		}
+	}
+	return true
 }

@@ -36,6 +36,16 @@ func (s benchStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, erro
 	return kv.ScanPage{}, nil
 }
 
+func (s benchStore) Batch(ctx context.Context, ops []kv.BatchOp, res []kv.BatchResult) error {
+	for i := range ops {
+		res[i] = kv.BatchResult{Version: kv.Version{TS: 1 << 40, Node: 7}}
+		if ops[i].Kind == kv.BatchGet {
+			res[i].Value = s.val
+		}
+	}
+	return nil
+}
+
 func newBenchServer(b *testing.B) *Server {
 	b.Helper()
 	srv, err := New(Config{

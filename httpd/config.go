@@ -170,10 +170,17 @@ func (c *Config) Validate() error {
 }
 
 // maxRequestBodySize is the body limit given to fasthttp: room for a
-// MaxValueSize value sent to /v1/kv, or JSON-escaped to /kvstore. The
-// routes then enforce MaxValueSize exactly, answering 413 with a JSON body.
+// batch (maxBatchBodySize), which is more than a MaxValueSize value sent
+// to /v1/kv or JSON-escaped to /kvstore needs. The routes then enforce
+// their own limits exactly, answering 413 with a JSON body.
 func (c *Config) maxRequestBodySize() int {
-	return 2*c.MaxValueSize + 64<<10
+	return c.maxBatchBodySize()
+}
+
+// maxBatchBodySize bounds the body of POST /v1/batch: 4 × MaxValueSize,
+// and room for the framing, keys and options of its items.
+func (c *Config) maxBatchBodySize() int {
+	return 4*c.MaxValueSize + batchBodySlack
 }
 
 // readBufferSize bounds a request's header, and so its request line:

@@ -15,6 +15,7 @@
 //
 //	GET|HEAD|PUT|DELETE /v1/kv/{key}   the client API; {key} is percent-encoded
 //	GET  /v1/kv?prefix=&limit=&after=  a page of a scan (below)
+//	POST /v1/batch                     gets, puts and deletes, answered item by item (batch.go)
 //	/kvstore, /list-nodes, /add-node   go-kvstore compatibility (kvstore.go)
 //	GET  /healthz                      200 while serving, 503 while not ready (Readiness: joining), degraded (Ops.Health) or once Shutdown began
 //	GET  /livez                        200 whenever the server answers (liveness: reads nothing of the node)

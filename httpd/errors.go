@@ -18,6 +18,9 @@ func statusOf(err error) int {
 		return fasthttp.StatusOK
 	case errors.Is(err, kv.ErrNotFound):
 		return fasthttp.StatusNotFound
+	case errors.Is(err, kv.ErrBadBatch):
+		// A batch the store refused whole, having applied nothing.
+		return fasthttp.StatusBadRequest
 	case errors.Is(err, kv.ErrDiskFull):
 		// The node's disk is below its free-space floor: it refused the
 		// write before writing anything, and takes writes again once
@@ -70,17 +73,26 @@ func writeError(ctx *fasthttp.RequestCtx, code int, msg string) {
 // statusOf, and its text. 5xx causes other than unavailability are logged,
 // since they mean a bug or a broken disk rather than a client mistake.
 func (s *Server) writeStoreError(ctx *fasthttp.RequestCtx, op string, err error) {
-	code := statusOf(err)
-	msg := err.Error()
+	code, msg, internal := storeErrorText(err)
+	if internal {
+		s.lg.Error("request failed", "op", op, "uri", string(ctx.RequestURI()), "err", err)
+	}
+	writeError(ctx, code, msg)
+}
+
+// storeErrorText is the status and message of a failed Store or Ops call,
+// and whether it is worth logging: a 5xx cause other than unavailability.
+// A batch item's result (batch.go) is this too.
+func storeErrorText(err error) (code int, msg string, internal bool) {
+	code = statusOf(err)
+	msg = err.Error()
 	if code == fasthttp.StatusNotFound {
 		msg = "key not found"
 	}
 	// Reads of a damaged span are logged by the engine, rate-limited: not
 	// once a request here.
-	if code == fasthttp.StatusInternalServerError && !errors.Is(err, kv.ErrCorruption) {
-		s.lg.Error("request failed", "op", op, "uri", string(ctx.RequestURI()), "err", err)
-	}
-	writeError(ctx, code, msg)
+	internal = code == fasthttp.StatusInternalServerError && !errors.Is(err, kv.ErrCorruption)
+	return code, msg, internal
 }
 
 // methodNotAllowed answers 405 with the Allow header that lists the

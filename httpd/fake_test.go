@@ -45,6 +45,8 @@ type fakeStore struct {
 		m     map[string]fakeRec
 		clock uint64
 		err   error // returned by every call while set
+		// keyErr is returned by every call on its key (setKeyErr).
+		keyErr map[string]error
 	}
 	// block, when non-nil, makes Put signal entered and then wait for
 	// block to be closed (or ctx to be done): an in-flight request.
@@ -78,10 +80,34 @@ func (st *fakeStore) setErr(err error) {
 	st.mu.err = err
 }
 
+// setKeyErr makes every call on key fail with err (nil: succeed again),
+// so that one batch can show several outcomes.
+func (st *fakeStore) setKeyErr(key string, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.mu.keyErr == nil {
+		st.mu.keyErr = map[string]error{}
+	}
+	if err == nil {
+		delete(st.mu.keyErr, key)
+		return
+	}
+	st.mu.keyErr[key] = err
+}
+
+// keyErrLocked returns the injected error of a call on key, or nil.
+// REQUIRES: st.mu.
+func (st *fakeStore) keyErrLocked(key []byte) error {
+	if err := st.errLocked(); err != nil {
+		return err
+	}
+	return st.mu.keyErr[string(key)]
+}
+
 func (st *fakeStore) Get(ctx context.Context, dst, key []byte, c kv.Consistency) ([]byte, kv.Version, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.errLocked(); err != nil {
+	if err := st.keyErrLocked(key); err != nil {
 		return dst, kv.Version{}, err
 	}
 	r, ok := st.mu.m[string(key)]
@@ -102,7 +128,7 @@ func (st *fakeStore) Put(ctx context.Context, key, value []byte, o kv.WriteOptio
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.errLocked(); err != nil {
+	if err := st.keyErrLocked(key); err != nil {
 		return kv.Version{}, err
 	}
 	if err := st.checkLocked(key, o.Condition); err != nil {
@@ -127,7 +153,7 @@ func (st *fakeStore) checkLocked(key []byte, c kv.Condition) error {
 func (st *fakeStore) Delete(ctx context.Context, key []byte, o kv.WriteOptions) (kv.Version, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.errLocked(); err != nil {
+	if err := st.keyErrLocked(key); err != nil {
 		return kv.Version{}, err
 	}
 	if err := st.checkLocked(key, o.Condition); err != nil {
@@ -163,6 +189,41 @@ func (st *fakeStore) Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, err
 		page.Items = append(page.Items, kv.KV{Key: []byte(k), Value: bytes.Clone(r.val), Version: r.ver})
 	}
 	return page, nil
+}
+
+// Batch runs each item through Get, Put or Delete, in item order, after
+// the checks the coordinator makes, and marks unprocessed what it would.
+func (st *fakeStore) Batch(ctx context.Context, ops []kv.BatchOp, res []kv.BatchResult) error {
+	if len(res) != len(ops) {
+		return fmt.Errorf("%w: %d results for %d items", kv.ErrBadBatch, len(res), len(ops))
+	}
+	if err := kv.CheckBatch(ops); err != nil {
+		return err
+	}
+	for i := range ops {
+		op, r := &ops[i], &res[i]
+		*r = kv.BatchResult{Value: r.Value[:0]}
+		var err error
+		switch op.Kind {
+		case kv.BatchGet:
+			r.Value, r.Version, err = st.Get(ctx, r.Value, op.Key, op.Consistency)
+		case kv.BatchPut:
+			r.Version, err = st.Put(ctx, op.Key, op.Value, kv.WriteOptions{Consistency: op.Consistency, TTL: op.TTL, Condition: op.Condition})
+		case kv.BatchDelete:
+			r.Version, err = st.Delete(ctx, op.Key, kv.WriteOptions{Consistency: op.Consistency, Condition: op.Condition})
+		}
+		r.Err = err
+		// As peer's batchRetryable: reads and plain writes may be sent
+		// again; a conditional write only if certainly not applied.
+		switch {
+		case err == nil, errors.Is(err, kv.ErrNotFound), errors.Is(err, kv.ErrConditionFailed):
+		case op.Kind == kv.BatchGet, op.Condition.Kind == kv.Unconditional:
+			r.Unprocessed = true
+		default:
+			r.Unprocessed = errors.Is(err, kv.ErrUnavailable) && !errors.Is(err, kv.ErrOutcomeUnknown)
+		}
+	}
+	return nil
 }
 
 // snapshot returns the store's content, to compare before and after a

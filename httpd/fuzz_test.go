@@ -47,6 +47,8 @@ var fuzzSeeds = []string{
 	"GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\n\r\n",
 	"GET http://x/v1/kv/a?consistency=one HTTP/1.1\r\nHost: y\r\n\r\n",
 	"GET /nope HTTP/1.0\r\n\r\n",
+	"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\n\r\n{\"ops\":[{\"op\":\"put\",\"key\":\"b\",\"value\":\"v\"}]}",
+	"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n{\"ops\":[]}",
 }
 
 // FuzzRequest parses arbitrary bytes as an HTTP request and serves it.
@@ -70,7 +72,7 @@ func FuzzRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := srv.Handler()
-	allowed := map[int]bool{200: true, 201: true, 204: true, 400: true, 403: true, 404: true, 405: true, 413: true, 501: true}
+	allowed := map[int]bool{200: true, 201: true, 204: true, 400: true, 403: true, 404: true, 405: true, 413: true, 415: true, 501: true}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req fasthttp.Request

@@ -21,6 +21,7 @@ const (
 	opDelete                   // DELETE /v1/kv/{key}
 	opKV                       // /v1/kv/{key} with another method
 	opScan                     // /v1/kv
+	opBatch                    // /v1/batch
 	opKVStoreGet               // GET /kvstore
 	opKVStorePut               // POST or PUT /kvstore
 	opKVStoreDelete            // DELETE /kvstore
@@ -60,6 +61,7 @@ var opNames = [numOps]string{
 	opDelete:         "delete",
 	opKV:             "kv",
 	opScan:           "scan",
+	opBatch:          "batch",
 	opKVStoreGet:     "kvstore_get",
 	opKVStorePut:     "kvstore_put",
 	opKVStoreDelete:  "kvstore_delete",

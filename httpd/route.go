@@ -93,6 +93,10 @@ const (
 var routeTable = map[string]*route{
 	"/v1/kv": {other: one(opScan, RoleRead), keyed: true, on: clientPort,
 		serve: func(s *Server, ctx *fasthttp.RequestCtx, _ op, _ []byte) { s.scan(ctx) }},
+	// A batch needs read; the handler checks, once it has read the body,
+	// the role (readwrite if an item writes) and key prefix of every item
+	// (admitBatch): the route is not keyed, having no one key.
+	"/v1/batch": {other: one(opBatch, RoleRead), on: clientPort, serve: handler((*Server).batch)},
 	"/kvstore": {
 		methods: []methodOp{
 			{fasthttp.MethodGet, opKVStoreGet, RoleRead},

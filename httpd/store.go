@@ -22,6 +22,11 @@ type Store interface {
 	Delete(ctx context.Context, key []byte, o kv.WriteOptions) (kv.Version, error)
 	// Scan returns one page of live keys with a prefix, in token order.
 	Scan(ctx context.Context, q kv.ScanQuery) (kv.ScanPage, error)
+	// Batch runs ops, each on its own, filling res[i] (len(res) ==
+	// len(ops)) with the outcome of ops[i]; it returns an error matching
+	// kv.ErrBadBatch, having applied nothing, for a malformed batch. The
+	// keys and values of ops follow the rule above.
+	Batch(ctx context.Context, ops []kv.BatchOp, res []kv.BatchResult) error
 }
 
 // Ops is what the operations endpoints need from the node.
