@@ -27,6 +27,7 @@ var fieldFlags = map[string]string{
 	"AntiEntropyInterval": "--anti-entropy-interval",
 	"AntiEntropyRate":     "--anti-entropy-rate",
 	"TombstoneGrace":      "--tombstone-grace",
+	"PaxosHorizon":        "--paxos-horizon",
 	"MaxHintBytes":        "--max-hint-bytes",
 	"MaxHintAge":          "--max-hint-age",
 	// engine.Options

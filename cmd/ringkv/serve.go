@@ -43,6 +43,7 @@ type serveConfig struct {
 	requestTimeout, tombstoneGrace              time.Duration
 	transferRate, antiEntropyRate               int64
 	antiEntropyInterval, maxClockOffset         time.Duration
+	paxosHorizon                                time.Duration
 	drain                                       bool
 	profileOnStall, clusterSecret               string
 	clusterName                                 string
@@ -81,6 +82,7 @@ func defaultServeConfig() serveConfig {
 		requestTimeout: peer.DefaultRequestTimeout, tombstoneGrace: peer.DefaultTombstoneGrace,
 		transferRate: peer.DefaultTransferRate, antiEntropyRate: peer.DefaultAntiEntropyRate,
 		antiEntropyInterval: peer.DefaultAntiEntropyInterval,
+		paxosHorizon:        peer.DefaultPaxosHorizon,
 		maxClockOffset:      peer.DefaultMaxClockOffset,
 		pprof:               true, logLevel: "info", shutdownTimeout: 30 * time.Second,
 		clusterName: keyring.DefaultClusterName,
@@ -117,6 +119,7 @@ func (c *serveConfig) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.tombstoneGrace, "tombstone-grace", c.tombstoneGrace, "age after which a delete's tombstone (or an expired TTL record) may be dropped; in a cluster, only once anti-entropy shows every replica holds it")
 	fs.Var(sizeFlag{&c.transferRate}, "transfer-rate", "bytes per second this node sends, all streams together, to nodes pulling ranges from it (moves and anti-entropy)")
 	fs.DurationVar(&c.antiEntropyInterval, "anti-entropy-interval", c.antiEntropyInterval, "how often this node compares Merkle trees of its ranges with their other owners and pulls what differs")
+	fs.DurationVar(&c.paxosHorizon, "paxos-horizon", c.paxosHorizon, "age after which a key's settled compare-and-set state is deleted; older ballots are then refused (0 keeps every state)")
 	fs.Var(sizeFlag{&c.antiEntropyRate}, "anti-entropy-rate", "bytes per second anti-entropy may read from other nodes")
 	fs.DurationVar(&c.maxClockOffset, "max-clock-offset", c.maxClockOffset, "the most any two nodes' clocks may differ: replicas refuse writes stamped further ahead of their clock, a node off from a majority of its peers by more coordinates no writes, and within it sequential writes never reorder")
 	fs.BoolVar(&c.drain, "drain", c.drain, "on SIGTERM or SIGINT, leave the cluster (hand this node's ranges over) before exiting; a second signal stops waiting")
@@ -160,6 +163,8 @@ func (c *serveConfig) validate() error {
 	// thing off do it with 0.
 	case c.tombstoneGrace < 0:
 		return fmt.Errorf("--tombstone-grace (%s) must not be negative", c.tombstoneGrace)
+	case c.paxosHorizon != 0 && c.paxosHorizon < time.Minute:
+		return fmt.Errorf("--paxos-horizon (%s) must be 0 (off) or at least 1m, far longer than any request", c.paxosHorizon)
 	case c.antiEntropyInterval < 0:
 		return fmt.Errorf("--anti-entropy-interval (%s) must be positive", c.antiEntropyInterval)
 	case c.maxClockOffset < time.Millisecond || c.maxClockOffset > time.Minute:
@@ -910,6 +915,7 @@ func (c *serveConfig) peerConfig() peer.Config {
 	pc.TransferRate, pc.TransferDir = c.transferRate, filepath.Clean(c.dataDir)+".transfers"
 	pc.AntiEntropyInterval, pc.AntiEntropyRate = c.antiEntropyInterval, c.antiEntropyRate
 	pc.TombstoneGrace = zeroMeans(c.tombstoneGrace, peer.NoGrace)
+	pc.PaxosHorizon = zeroMeans(c.paxosHorizon, peer.Off)
 	pc.MaxHintBytes, pc.MaxHintAge = c.limits.hintBounds()
 	return pc
 }
