@@ -171,3 +171,55 @@ func TestBatchRefusesBadItems(t *testing.T) {
 		t.Fatalf("%d requests reached the node", len(b.requests))
 	}
 }
+
+// TestBatchRealNode: 1,500 puts through a real node go as two requests
+// and each lands; a batch of gets and conditional writes answers each
+// item as the single calls would.
+func TestBatchRealNode(t *testing.T) {
+	n := newNode(t, nil)
+	c := newClient(t, n.addr)
+	ctx := context.Background()
+	ops := make([]client.BatchOp, 1500)
+	for i := range ops {
+		ops[i] = client.BatchOp{Kind: client.BatchPut, Key: fmt.Sprintf("k%d", i), Value: []byte(fmt.Sprint(i))}
+	}
+	res, err := c.Batch(ctx, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Version == "" {
+			t.Fatalf("put %d: %+v", i, r)
+		}
+	}
+	val, v, err := c.Get(ctx, "k1499")
+	if err != nil || string(val) != "1499" || v != res[1499].Version {
+		t.Fatalf("Get after the batch: %q %q %v (batch said %q)", val, v, err, res[1499].Version)
+	}
+	res, err = c.Batch(ctx, []client.BatchOp{
+		{Kind: client.BatchGet, Key: "k7", Consistency: client.Serial},
+		{Kind: client.BatchPut, Key: "k7", Value: []byte("eight"), IfVersion: res[7].Version},
+		{Kind: client.BatchPut, Key: "k8", Value: []byte("x"), IfAbsent: true},
+		{Kind: client.BatchDelete, Key: "nothing", IfPresent: true},
+		{Kind: client.BatchGet, Key: "nothing"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *client.ConditionError
+	switch {
+	case res[0].Err != nil || string(res[0].Value) != "7":
+		t.Fatalf("serial get: %+v", res[0])
+	case res[1].Err != nil:
+		t.Fatalf("compare-and-swap at the put's version: %v", res[1].Err)
+	case !errors.As(res[2].Err, &ce) || !ce.Exists:
+		t.Fatalf("if-absent of a present key: %v", res[2].Err)
+	case !errors.As(res[3].Err, &ce) || ce.Exists:
+		t.Fatalf("if-present of an absent key: %v", res[3].Err)
+	case !errors.Is(res[4].Err, client.ErrNotFound):
+		t.Fatalf("get of an absent key: %v", res[4].Err)
+	}
+	if val, _, _ := c.Get(ctx, "k7"); string(val) != "eight" {
+		t.Fatalf("k7 = %q after the compare-and-swap", val)
+	}
+}

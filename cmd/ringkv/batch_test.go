@@ -62,3 +62,46 @@ func TestEscapeField(t *testing.T) {
 		t.Errorf("the empty value does not read back: %q", escapeField(""))
 	}
 }
+
+// TestCLIBatch: ringkv batch against a real node: a line per operation in
+// order, with versions, misses and failed conditions, exit 1 when an item
+// failed, and a bad line refused before anything is sent.
+func TestCLIBatch(t *testing.T) {
+	addr := newInProcessNode(t)
+	in := "# a comment\nput a%20b one\nput k v2 if-absent\nget a%20b\nget missing serial\nput a%20b x if-absent\ndelete k\nget k\n"
+	out, errs, code := cli(t, in, "batch", "-", "--addr", addr)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 1 || len(lines) != 7 {
+		t.Fatalf("exit %d, %d lines:\n%s%s", code, len(lines), out, errs)
+	}
+	f := func(i int) []string { return strings.Fields(lines[i]) }
+	v := f(0)
+	switch {
+	case v[0] != "204" || v[1] != "a%20b" || len(v[2]) != 33:
+		t.Fatalf("put: %q", lines[0])
+	case f(1)[0] != "204":
+		t.Fatalf("put if-absent of a new key: %q", lines[1])
+	case lines[2] != "200 a%20b "+v[2]+" one":
+		t.Fatalf("get: %q, want the put's version and value", lines[2])
+	case lines[3] != "404 missing":
+		t.Fatalf("serial get of a missing key: %q", lines[3])
+	case lines[4] != "412 a%20b "+v[2]:
+		t.Fatalf("a failed if-absent: %q", lines[4])
+	case f(5)[0] != "204" || lines[6] != "404 k":
+		t.Fatalf("delete, then get: %q %q", lines[5], lines[6])
+	}
+	// All succeed: exit 0.
+	if out, errs, code := cli(t, "get a%20b\n", "batch", "-", "--addr", addr); code != 0 || !strings.HasPrefix(out, "200 ") {
+		t.Fatalf("exit %d: %s%s", code, out, errs)
+	}
+	// A bad line: exit 2, and nothing of the file was sent.
+	if _, errs, code := cli(t, "put z 1\nfrob z\n", "batch", "-", "--addr", addr); code != 2 || !strings.Contains(errs, "line 2") {
+		t.Fatalf("a bad line: exit %d, %q", code, errs)
+	}
+	if out, _, _ := cli(t, "get z\n", "batch", "-", "--addr", addr); out != "404 z\n" {
+		t.Fatalf("a refused file wrote: %q", out)
+	}
+	if _, errs, code := cli(t, "", "batch", "/no/such/file", "--addr", addr); code != 2 || !strings.Contains(errs, "no such file") {
+		t.Fatalf("a missing file: exit %d, %q", code, errs)
+	}
+}
