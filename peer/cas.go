@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -97,6 +98,11 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 	if err := checkKey(key); err != nil {
 		return casResult{}, err
 	}
+	// The messages of an attempt outlive the call (the last owners'
+	// commits go on after a quorum answered), and callers reuse their
+	// key buffers (httpd's is the request's): a message must never
+	// carry another key.
+	key = bytes.Clone(key)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	v := c.view.Load()
