@@ -19,7 +19,10 @@ import (
 
 // casMaxAttempts bounds the attempts of one operation: contention retries
 // pause in between, and the request timeout bounds them too.
-const casMaxAttempts = 16
+const casMaxAttempts = 32
+
+// casMaxPause caps the pause after a contended attempt.
+const casMaxPause = 500 * time.Millisecond
 
 // casAnswer is one owner's answer to one message of one attempt.
 type casAnswer struct {
@@ -130,6 +133,7 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 			// ahead of this node's.
 			_ = c.cfg.Clock.Update(above.TS)
 		}
+		began := c.time.Now()
 		p := newCASPlan(owners, Ballot{TS: c.cfg.Clock.Now(), Node: c.tag}, cond, mines)
 		c.sendCAS(ctx, v, attempt, key, p.start(), answers)
 		for p.phase != casDone {
@@ -166,7 +170,7 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 			return res, &UnavailableError{Op: op, Needed: len(owners)/2 + 1, Answered: res.Answered,
 				Cause: fmt.Errorf("%d rounds met contention on the key", attempt)}
 		}
-		if res.Outcome == casContended && !c.casPause(ctx, attempt) {
+		if res.Outcome == casContended && !c.casPause(ctx, attempt, c.time.Now().Sub(began)) {
 			if len(mines) > 0 {
 				return res, fmt.Errorf("%s of %q: %w", op, key, kv.ErrOutcomeUnknown)
 			}
@@ -176,11 +180,15 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 }
 
 // casPause waits before the attempt after a contended one: a random share
-// of a window that doubles with each attempt (1ms to 64ms), so contending
-// coordinators fall out of step. It reports false if ctx ended first.
-func (c *coordinator) casPause(ctx context.Context, attempt int) bool {
-	window := time.Millisecond << min(attempt-1, 6)
-	t := c.time.NewTimer(time.Duration(rand.Int64N(int64(window)) + 1))
+// of a window that starts at the contended attempt's own duration (what
+// one round on this key costs now, at least 1ms) and doubles with each
+// attempt up to casMaxPause, so that contending coordinators fall out of
+// step however slow the replicas are: with a fixed window, a key shared
+// by many clients across slow replicas kept colliding until the attempts
+// ran out, and each operation that had proposed ended "outcome unknown".
+// It reports false if ctx ended first.
+func (c *coordinator) casPause(ctx context.Context, attempt int, took time.Duration) bool {
+	t := c.time.NewTimer(casPauseFor(attempt, took, rand.Float64()))
 	defer t.Stop()
 	select {
 	case <-t.C():
@@ -188,6 +196,14 @@ func (c *coordinator) casPause(ctx context.Context, attempt int) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// casPauseFor is the pause after contended attempt number attempt, which
+// took took, for a uniform random r in [0, 1).
+func casPauseFor(attempt int, took time.Duration, r float64) time.Duration {
+	window := max(took, time.Millisecond) << min(attempt-1, 10)
+	window = min(window, casMaxPause)
+	return time.Duration(r*float64(window)) + time.Microsecond
 }
 
 // feedCAS gives the plan one answer and returns what it sends next.

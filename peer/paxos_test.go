@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/ringkv/ringkv/memtable"
@@ -317,6 +318,29 @@ func TestAcceptorStateMerge(t *testing.T) {
 			if got := a.merge(o); !got.equal(c.want) {
 				t.Errorf("%s (swapped %v): %+v, want %+v", c.name, swap, got, c.want)
 			}
+		}
+	}
+}
+
+// TestCASPause: the pause after a contended attempt grows from the
+// attempt's own duration, doubling, within casMaxPause, and is never 0.
+func TestCASPause(t *testing.T) {
+	for _, tc := range []struct {
+		attempt int
+		took    time.Duration
+		want    time.Duration // the window: the pause at r -> 1
+	}{
+		{1, 0, time.Millisecond},
+		{1, 20 * time.Millisecond, 20 * time.Millisecond},
+		{3, 20 * time.Millisecond, 80 * time.Millisecond},
+		{6, 20 * time.Millisecond, casMaxPause},
+		{40, time.Hour, casMaxPause},
+	} {
+		if got := casPauseFor(tc.attempt, tc.took, 0.999999); got < tc.want*99/100 || got > tc.want+time.Microsecond {
+			t.Errorf("attempt %d after %v: window %v, want %v", tc.attempt, tc.took, got, tc.want)
+		}
+		if got := casPauseFor(tc.attempt, tc.took, 0); got <= 0 {
+			t.Errorf("attempt %d: a zero pause", tc.attempt)
 		}
 	}
 }
