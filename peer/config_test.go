@@ -25,6 +25,7 @@ func TestConfigEnsureDefaults(t *testing.T) {
 		AntiEntropyInterval: 10 * time.Minute,
 		AntiEntropyRate:     8 << 20,
 		TombstoneGrace:      24 * time.Hour,
+		PaxosHorizon:        24 * time.Hour,
 	}
 	if got := values(c); !reflect.DeepEqual(got, values(want)) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", got, values(want))
