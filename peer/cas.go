@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -97,6 +98,9 @@ func (c *coordinator) runCAS(ctx context.Context, op string, key []byte, cond ca
 	if err := checkKey(key); err != nil {
 		return casResult{}, err
 	}
+	// The messages to owners that have not answered yet outlive the call
+	// (sendCAS), and the caller may reuse its buffer once it returns.
+	key = bytes.Clone(key)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	v := c.view.Load()
