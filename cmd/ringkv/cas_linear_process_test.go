@@ -34,7 +34,9 @@ import (
 // increments and those plus the increments of unknown outcome.
 //
 // It needs root and nftables as the robustness suite does (needNetLab),
-// and takes about a minute.
+// and takes about 30s. On a violation porcupine's visualization is
+// written to $RINGKV_CASLIN_ARTIFACTS/history.html (else to a new
+// temporary directory), its path in the failure.
 func TestCompareAndSetLinearizable(t *testing.T) {
 	needNetLab(t)
 	fp := failpointBinary(t)
