@@ -173,3 +173,25 @@ func TestConditionalWriteFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionalWriteOwnsItsKey: a conditional write returns once a
+// quorum answered, while its messages to the slowest owner are still on
+// their way; a caller that then reuses its key buffer (as the HTTP
+// server does for the next request) must not change which key those
+// messages name, or the slow owner stores the commit under another key.
+func TestConditionalWriteOwnsItsKey(t *testing.T) {
+	c := peertest.NewCluster(t, peertest.Options{Nodes: 3, Replicas: 3})
+	ctx := context.Background()
+	c.Net.Delay(c.Addrs[2], 300*time.Millisecond)
+	buf := []byte("owned-key")
+	if _, err := c.Nodes[0].Put(ctx, buf, []byte("v"), peer.WriteOptions{Condition: kv.Condition{Kind: kv.IfAbsent}}); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "reused-bf")
+	wait.For(t, 10*time.Second, func() bool {
+		return c.Local(2, []byte("owned-key")) != nil || c.Local(2, []byte("reused-bf")) != nil
+	}, "the slow owner to take the commit")
+	if c.Local(2, []byte("reused-bf")) != nil {
+		t.Fatal("the slow owner stored the commit under the key the caller's buffer held after the call")
+	}
+}

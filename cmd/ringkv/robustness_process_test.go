@@ -29,7 +29,8 @@ import (
 // The check is not linearizability: with last-writer-wins and quorums a
 // read may see a write that a later read does not (read repair is
 // asynchronous), which the promise allows. porcupine checks linearizable
-// histories, and is for conditional writes (the compare-and-set issue).
+// histories, and does so for conditional writes under these faults
+// (TestCompareAndSetLinearizable).
 //
 // CI runs a short campaign (RINGKV_ROBUSTNESS_DURATION, default 60s, one
 // of each fault). A longer one:

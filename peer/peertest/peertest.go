@@ -39,6 +39,7 @@ type Network struct {
 	nodes map[string]*peer.Node
 	cut   map[[2]string]bool // from, to
 	hung  map[string]chan struct{}
+	lag   map[string]time.Duration
 	drop  float64
 	rng   *rand.Rand
 	calls map[string]int  // by kind: apply, read, scan
@@ -55,6 +56,7 @@ func NewNetwork(seed uint64) *Network {
 		nodes: map[string]*peer.Node{},
 		cut:   map[[2]string]bool{},
 		hung:  map[string]chan struct{}{},
+		lag:   map[string]time.Duration{},
 		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		calls: map[string]int{},
 		lies:  map[string]Lies{},
@@ -115,6 +117,15 @@ func (n *Network) Hang(addr string) {
 	}
 }
 
+// Delay makes every call to addr arrive d late, whatever its caller's
+// context does meanwhile: a message already on the wire is delivered
+// even if its sender gave up on the answer.
+func (n *Network) Delay(addr string, d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lag[addr] = d
+}
+
 // SetDrop makes each call fail with probability p (0 stops dropping).
 func (n *Network) SetDrop(p float64) {
 	n.mu.Lock()
@@ -122,7 +133,7 @@ func (n *Network) SetDrop(p float64) {
 	n.mu.Unlock()
 }
 
-// Heal removes every partition, hang and drop.
+// Heal removes every partition, hang, delay and drop.
 func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -131,6 +142,7 @@ func (n *Network) Heal() {
 		close(c)
 	}
 	n.hung = map[string]chan struct{}{}
+	n.lag = map[string]time.Duration{}
 	n.drop = 0
 }
 
@@ -148,6 +160,7 @@ func (n *Network) route(ctx context.Context, from, to, kind string) (*peer.Node,
 	node := n.nodes[to]
 	cut := n.cut[[2]string{from, to}]
 	hang := n.hung[to]
+	lag := n.lag[to]
 	dropped := n.drop > 0 && n.rng.Float64() < n.drop
 	n.mu.Unlock()
 	switch {
@@ -163,6 +176,9 @@ func (n *Network) route(ctx context.Context, from, to, kind string) (*peer.Node,
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if lag > 0 {
+		time.Sleep(lag) // the message is in flight
 	}
 	return node, nil
 }
