@@ -28,6 +28,16 @@ type acceptor struct {
 	floor   atomic.Uint64
 	swept   atomic.Uint64
 	sweepMu sync.Mutex // one sweep at a time
+	// written, when set, is called after each write of a state (it
+	// starts the node's sweep loop).
+	written func()
+}
+
+// wrote tells the node a state was written.
+func (a *acceptor) wrote() {
+	if a.written != nil {
+		a.written()
+	}
 }
 
 // acceptorStripes is the number of key locks; a power of two.
@@ -79,6 +89,7 @@ func (a *acceptor) prepare(key []byte, b Ballot) (PaxosReply, error) {
 		if err := a.eng.WritePaxos(key, next.append(nil), nil); err != nil {
 			return PaxosReply{}, err
 		}
+		a.wrote()
 	}
 	if pr.OK {
 		cur, _, err := a.eng.GetStored(nil, key)
@@ -115,6 +126,7 @@ func (a *acceptor) propose(key []byte, b Ballot, rec []byte) (ok bool, promised 
 		if err := a.eng.WritePaxos(key, next.append(nil), nil); err != nil {
 			return false, Ballot{}, err
 		}
+		a.wrote()
 	}
 	return ok, promised, nil
 }
@@ -144,7 +156,11 @@ func (a *acceptor) commit(key []byte, b Ballot, rec []byte) error {
 	if err != nil {
 		return err
 	}
-	return a.eng.WritePaxos(key, s.commit(b).append(nil), r)
+	if err := a.eng.WritePaxos(key, s.commit(b).append(nil), r); err != nil {
+		return err
+	}
+	a.wrote()
+	return nil
 }
 
 // mergeStates merges the Paxos states a range's old owner sent with the
@@ -189,7 +205,13 @@ func (a *acceptor) mergeSome(es []sstable.PaxosEntry, remote []acceptorState) er
 			keys, states = append(keys, e.Key), append(states, m.append(nil))
 		}
 	}
-	return a.eng.WritePaxosStates(keys, states)
+	if err := a.eng.WritePaxosStates(keys, states); err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		a.wrote()
+	}
+	return nil
 }
 
 // checkProposal refuses a malformed proposal or commit; an empty record

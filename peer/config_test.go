@@ -45,7 +45,7 @@ func TestConfigEnsureDefaults(t *testing.T) {
 	set := Config{
 		RequestTimeout: time.Second, Replicas: 2, VNodes: 8, HedgeAfter: time.Millisecond, HintInterval: time.Minute,
 		MaxHintBytes: NoLimit, MaxHintAge: NoLimit, TransferRate: NoLimit, AntiEntropyInterval: Off,
-		AntiEntropyRate: NoLimit, TombstoneGrace: NoGrace,
+		AntiEntropyRate: NoLimit, TombstoneGrace: NoGrace, PaxosHorizon: Off,
 	}
 	kept := set
 	kept.EnsureDefaults()

@@ -28,7 +28,7 @@ type Node struct {
 	reb   *Rebalancer  // view publication, range moves, leave (transfer.go)
 	ae    *AntiEntropy // anti-entropy, GC horizon, corruption repair
 	hints *Hints       // hinted handoff
-	sweep worker       // the sweep of settled Paxos states (paxosgc.go)
+	sweep paxosSweeper // the sweep of settled Paxos states (paxosgc.go)
 	local *Replica     // what other nodes call (Local)
 
 	// bg tracks replica writes and repairs still running after their
@@ -126,9 +126,15 @@ func startSubsystems(n *Node) error {
 	n.reb = reb
 	n.ae = newAntiEntropy(cfg, &n.view, reb)
 	n.local = &Replica{co: &n.co, reb: reb, ae: n.ae, self: cfg.NodeID, view: &n.view, membership: &n.membership}
-	n.sweep.setup()
+	n.sweep.w.setup()
 	if h := cfg.PaxosHorizon; h > 0 {
-		n.sweep.wg.Go(func() { n.co.acc.sweepLoop(&n.sweep, cfg.Clock.Now, h, cfg.Logger.Info) })
+		n.sweep.run = func(w *worker) { n.co.acc.sweepLoop(w, cfg.Clock.Now, h, cfg.Logger.Info) }
+		n.co.acc.written = n.sweep.start
+		if has, err := n.co.acc.hasStates(); err != nil {
+			return err
+		} else if has {
+			n.sweep.start()
+		}
 	}
 	if cfg.Transport == nil {
 		return nil
@@ -150,8 +156,7 @@ func (n *Node) Close() error {
 	n.hints.halt()
 	n.reb.halt()
 	n.ae.halt()
-	n.sweep.halt()
-	n.sweep.wait()
+	n.sweep.close()
 	n.hints.wait()
 	n.reb.wait()
 	n.ae.wait()

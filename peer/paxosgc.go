@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/engine"
@@ -151,6 +153,55 @@ func (a *acceptor) unlockAll() {
 // so a state outlives it by at most a quarter, within bounds.
 func paxosSweepEvery(horizon time.Duration) time.Duration {
 	return min(max(horizon/4, time.Minute), time.Hour)
+}
+
+// paxosSweeper runs the sweep loop of a node, started by the first Paxos
+// state the node writes or finds stored: a node that never takes a
+// conditional write runs no goroutine for it.
+type paxosSweeper struct {
+	started atomic.Bool // fast path of start
+	mu      sync.Mutex
+	halted  bool
+	w       worker
+	run     func(w *worker) // nil: the sweep is off
+}
+
+// start starts the loop once, unless it is off or halted.
+func (s *paxosSweeper) start() {
+	if s.run == nil || s.started.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.halted || s.started.Load() {
+		return
+	}
+	s.started.Store(true)
+	s.w.wg.Go(func() { s.run(&s.w) })
+}
+
+// close stops the loop and waits for it; start does nothing after.
+func (s *paxosSweeper) close() {
+	s.mu.Lock()
+	s.halted = true
+	s.mu.Unlock()
+	s.w.halt()
+	s.w.wait()
+}
+
+// hasStates reports whether the engine holds any Paxos state.
+func (a *acceptor) hasStates() (bool, error) {
+	snap, err := a.eng.NewSnapshot()
+	if err != nil {
+		return false, err
+	}
+	defer snap.Close()
+	found := errors.New("found")
+	err = snap.ExportPaxosSpan(context.Background(), 0, 0, func(_, _ []byte) error { return found })
+	if err == found {
+		return true, nil
+	}
+	return false, err
 }
 
 // sweepLoop sweeps until w halts.
