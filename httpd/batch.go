@@ -289,6 +289,12 @@ func (s *Server) parseBatchJSON(body []byte, def kv.Consistency, req *batchReque
 	if !seen["ops"] || ops == nil {
 		return badBatch("no ops: %s", shape)
 	}
+	return req.takeJSON(len(body), encoding, consistency, def, ops)
+}
+
+// takeJSON checks a JSON batch's encoding and consistency and converts its
+// ops, decoding keys and values into one buffer of bodyLen bytes.
+func (req *batchRequest) takeJSON(bodyLen int, encoding, consistency string, def kv.Consistency, ops []batchJSONOp) *batchRefusal {
 	switch encoding {
 	case "":
 	case "base64":
@@ -302,7 +308,7 @@ func (s *Server) parseBatchJSON(body []byte, def kv.Consistency, req *batchReque
 	}
 	// Keys and values decoded from the body are never longer than it:
 	// one buffer holds them all.
-	arena := make([]byte, 0, len(body))
+	arena := make([]byte, 0, bodyLen)
 	req.ops = make([]kv.BatchOp, len(ops))
 	for i := range ops {
 		if r := jsonBatchOp(i, &ops[i], req.base64, def, &arena, &req.ops[i]); r != nil {
@@ -412,6 +418,11 @@ func jsonBatchOp(i int, o *batchJSONOp, b64 bool, def kv.Consistency, arena *[]b
 		}
 		op.Consistency = c
 	}
+	return jsonCondition(i, o, op)
+}
+
+// jsonCondition reads an item's if_match or if_none_match into op.
+func jsonCondition(i int, o *batchJSONOp, op *kv.BatchOp) *batchRefusal {
 	switch {
 	case o.IfMatch != nil && o.IfNoneMatch != nil:
 		return badBatch("item %d: if_match and if_none_match together: give one", i)
