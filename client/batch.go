@@ -4,16 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ringkv/ringkv/client/batchwire"
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // MaxBatchItems is the most items a node takes in one POST /v1/batch;
 // Batch splits longer lists.
-const MaxBatchItems = 1000
+const MaxBatchItems = kv.MaxBatchItems
 
 // maxBatchBody is where Batch starts a new request even before
 // MaxBatchItems: a node with the default --max-value-size (1 MiB) takes a
@@ -144,7 +144,7 @@ func batchItem(op *BatchOp) (batchwire.Item, error) {
 	if op.IfVersion != "" {
 		conds++
 		it.Cond = batchwire.CondIfVersion
-		if it.Version, err = parseVersion(op.IfVersion); err != nil {
+		if it.Version, err = kv.ParseVersion(string(op.IfVersion)); err != nil {
 			return it, err
 		}
 	}
@@ -182,25 +182,6 @@ func wireConsistency(c Consistency) (batchwire.Consistency, error) {
 		return batchwire.ConsistencySerial, nil
 	}
 	return 0, fmt.Errorf("unknown consistency %q", c)
-}
-
-// parseVersion reads a version's text form: 16 hex digits, '-', 16 hex
-// digits.
-func parseVersion(v Version) (batchwire.Version, error) {
-	s := string(v)
-	if len(s) != 33 || s[16] != '-' {
-		return batchwire.Version{}, fmt.Errorf("malformed version %q", s)
-	}
-	ts, err1 := strconv.ParseUint(s[:16], 16, 64)
-	node, err2 := strconv.ParseUint(s[17:], 16, 64)
-	if err1 != nil || err2 != nil {
-		return batchwire.Version{}, fmt.Errorf("malformed version %q", s)
-	}
-	return batchwire.Version{TS: ts, Node: node}, nil
-}
-
-func versionText(v batchwire.Version) Version {
-	return Version(fmt.Sprintf("%016x-%016x", v.TS, v.Node))
 }
 
 // batchOnce sends the items at idx as one request and fills their
@@ -246,13 +227,13 @@ func batchResult(addr string, r *batchwire.Result) BatchResult {
 		if v == nil {
 			v = []byte{}
 		}
-		return BatchResult{Value: v, Version: versionText(r.Version)}
+		return BatchResult{Value: v, Version: Version(r.Version.String())}
 	case http.StatusNoContent:
-		return BatchResult{Version: versionText(r.Version)}
+		return BatchResult{Version: Version(r.Version.String())}
 	case http.StatusPreconditionFailed:
 		e := &ConditionError{StatusError: StatusError{Code: r.Status, Status: status, Message: "condition failed", Addr: addr}}
 		if r.Flags&batchwire.FlagExists != 0 {
-			e.Exists, e.Current = true, versionText(r.Version)
+			e.Exists, e.Current = true, Version(r.Version.String())
 		}
 		return BatchResult{Err: e}
 	}

@@ -14,6 +14,8 @@
 // ErrUnauthorized and the others with errors.Is; a node that cannot be
 // reached is a *NodeError matching ErrUnreachable.
 //
-// The package imports nothing of ringkv but itself, so that programs using
-// it do not link the storage engine or the server.
+// The package imports nothing of ringkv but its own batchwire and the
+// leaf peer/kv (the API's vocabulary: versions and their text form, the
+// batch limit), so that programs using it do not link the storage engine
+// or the server.
 package client

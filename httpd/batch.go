@@ -481,7 +481,7 @@ func (s *Server) parseBatchBinary(body []byte, def kv.Consistency, req *batchReq
 		}
 		switch it.Cond {
 		case batchwire.CondIfVersion:
-			op.Condition = kv.Condition{Kind: kv.IfVersion, Version: kv.Version{TS: it.Version.TS, Node: it.Version.Node}}
+			op.Condition = kv.Condition{Kind: kv.IfVersion, Version: it.Version}
 		case batchwire.CondIfAbsent:
 			op.Condition = kv.Condition{Kind: kv.IfAbsent}
 		case batchwire.CondIfPresent:
@@ -508,7 +508,7 @@ func (s *Server) batchResult(op *kv.BatchOp, r *kv.BatchResult) (out batchwire.R
 		if op.Kind == kv.BatchGet {
 			out.Status, out.Value = fasthttp.StatusOK, r.Value
 		}
-		out.Version = batchwire.Version{TS: r.Version.TS, Node: r.Version.Node}
+		out.Version = r.Version
 		return out, false
 	}
 	code, msg, internal := storeErrorText(r.Err)
@@ -518,7 +518,7 @@ func (s *Server) batchResult(op *kv.BatchOp, r *kv.BatchResult) (out batchwire.R
 	case errors.As(r.Err, &ce):
 		if ce.Exists {
 			out.Flags |= batchwire.FlagExists
-			out.Version = batchwire.Version{TS: ce.Current.TS, Node: ce.Current.Node}
+			out.Version = ce.Current
 		}
 	case code != fasthttp.StatusNotFound:
 		out.Message = []byte(msg)
@@ -549,7 +549,7 @@ func appendJSONResult(b []byte, r *batchwire.Result, b64 bool) []byte {
 	}
 	if r.Status == fasthttp.StatusOK || r.Status == fasthttp.StatusNoContent || r.Flags&batchwire.FlagExists != 0 {
 		b = append(b, `,"version":"`...)
-		b = kv.Version{TS: r.Version.TS, Node: r.Version.Node}.AppendText(b)
+		b = r.Version.AppendText(b)
 		b = append(b, '"')
 	}
 	if r.Message != nil {

@@ -1,9 +1,10 @@
 // Package batchwire is the binary framing of POST /v1/batch (Content-Type
 // application/x-ringkv-batch): the request a client sends and the answer a
 // node gives, item by item. The node (httpd) and the Go client both use
-// it, so the format is written once. It is pure and takes only the
-// standard library: decoders take untrusted bytes and answer a malformed
-// body with an error, never a panic.
+// it, so the format is written once. It is pure and imports nothing of
+// ringkv but peer/kv, the API's vocabulary (its Version): decoders take
+// untrusted bytes and answer a malformed body with an error, never a
+// panic.
 //
 // A request is the magic "RKB\x01", a uvarint item count, then per item:
 //
@@ -30,6 +31,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/ringkv/ringkv/peer/kv"
 )
 
 // ContentType marks a body in this framing.
@@ -92,8 +95,9 @@ const (
 	FlagOutcomeUnknown Flags = 1 << 2
 )
 
-// Version is a record version: HLC timestamp and node tag.
-type Version struct{ TS, Node uint64 }
+// Version is a record version (HLC timestamp and node tag): kv's, whose
+// text form is the API's (X-Ringkv-Version).
+type Version = kv.Version
 
 // Item is one operation of a request. Decoded Keys and Values alias the
 // decoded buffer.

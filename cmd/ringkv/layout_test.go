@@ -67,7 +67,7 @@ func imports(paths []string, lib string) bool {
 
 // TestLayout: httpd is a thin front end (none of the storage layer, the
 // ring, the coordinator or the internode transport among its
-// dependencies); the ring is pure (nothing of ringkv); fasthttp is
+// dependencies); the client links none of the server; the ring is pure (nothing of ringkv); fasthttp is
 // imported only by httpd and the internode transport, Pebble only by the
 // storage layer.
 func TestLayout(t *testing.T) {
@@ -86,6 +86,15 @@ func TestLayout(t *testing.T) {
 		}
 		if imports(p.Deps, pebble) {
 			t.Errorf("%s depends on Pebble", front)
+		}
+	}
+	// The public client links only its own framing and the API's leaf
+	// vocabulary, never the server.
+	for _, cl := range []string{"client", "client/batchwire"} {
+		for _, d := range pkgs[cl].Deps {
+			if rel, ours := strings.CutPrefix(d, module+"/"); ours && !within(rel, "client", "peer/kv") {
+				t.Errorf("%s depends on %s", cl, rel)
+			}
 		}
 	}
 	for _, d := range pkgs["ring"].Deps {
