@@ -86,7 +86,18 @@ func (a *acceptor) sweep(ctx context.Context, now uint64, horizon time.Duration)
 	if err != nil {
 		return 0, err
 	}
-	var keys [][]byte
+	defer snap.Close()
+	// Candidates go in batches, so a sweep's memory stays bounded however
+	// many states the store holds.
+	n := 0
+	keys := make([][]byte, 0, sweepBatch)
+	flush := func() error {
+		d, err := a.sweepSome(keys, f)
+		n += d
+		a.swept.Add(uint64(d))
+		keys = keys[:0]
+		return err
+	}
 	err = snap.ExportPaxosSpan(ctx, 0, 0, func(sk, state []byte) error {
 		s, err := decodeAcceptorState(state)
 		if err != nil || !s.sweepable(f) {
@@ -95,27 +106,15 @@ func (a *acceptor) sweep(ctx context.Context, now uint64, horizon time.Duration)
 		if k, _, ok := engine.PaxosKey(sk); ok {
 			keys = append(keys, append([]byte(nil), k...))
 		}
+		if len(keys) == sweepBatch {
+			return flush()
+		}
 		return nil
 	})
-	snap.Close()
-	if err != nil {
-		return 0, err
+	if err == nil && len(keys) > 0 {
+		err = flush()
 	}
-	n := 0
-	for len(keys) > 0 {
-		b := keys[:min(len(keys), sweepBatch)]
-		keys = keys[len(b):]
-		d, err := a.sweepSome(b, f)
-		n += d
-		if err != nil {
-			return n, err
-		}
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-	}
-	a.swept.Add(uint64(n))
-	return n, nil
+	return n, err
 }
 
 // sweepSome deletes those of keys whose state is still sweepable, read
