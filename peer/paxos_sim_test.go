@@ -11,8 +11,10 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/ringkv/ringkv/engine"
 	"github.com/ringkv/ringkv/memtable"
+	"github.com/ringkv/ringkv/peer/peertest/casmodel"
 )
 
 // TestPaxosLinearizable is a seeded model test of conditional writes: a
@@ -32,24 +34,24 @@ func TestPaxosLinearizable(t *testing.T) {
 	for seed := range seeds {
 		h := runPaxosSim(t, uint64(seed), 60)
 		for _, op := range h {
-			out := op.Output.(casOutput)
+			out := op.Output.(casmodel.Output)
 			switch {
-			case out.unknown:
+			case out.Unknown:
 				outcomes["unknown"]++
-			case out.failed:
+			case out.NotApplied:
 				outcomes["unavailable"]++
-			case op.Input.(casInput).read:
+			case op.Input.(casmodel.Input).Kind == "read":
 				outcomes["read"]++
-			case out.applied:
+			case out.Applied:
 				outcomes["applied"]++
 			default:
 				outcomes["condition-failed"]++
 			}
 		}
-		res, info := porcupine.CheckOperationsVerbose(registerModel, h, 10*time.Second)
+		res, info := porcupine.CheckOperationsVerbose(casmodel.Model, h, 10*time.Second)
 		if res != porcupine.Ok {
 			path := t.TempDir() + "/history.html"
-			_ = porcupine.VisualizePath(registerModel, info, path)
+			_ = porcupine.VisualizePath(casmodel.Model, info, path)
 			t.Fatalf("seed %d: history of %d operations is %s (see %s)", seed, len(h), res, path)
 		}
 	}
@@ -61,77 +63,6 @@ func TestPaxosLinearizable(t *testing.T) {
 		}
 	}
 }
-
-// casInput is one operation of the model test: a serial read (read), or
-// a write of next if the key's value is expect ("" is absent).
-type casInput struct {
-	key          string
-	read         bool
-	expect, next string
-}
-
-// casOutput is an operation's answer; unknown: it may or may not have
-// been applied.
-type casOutput struct {
-	value   string // a read's value
-	applied bool
-	unknown bool
-	failed  bool // not applied, and the value not known
-}
-
-var registerModel = (&porcupine.NondeterministicModel{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		by := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range h {
-			k := op.Input.(casInput).key
-			if by[k] == nil {
-				keys = append(keys, k)
-			}
-			by[k] = append(by[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range keys {
-			out = append(out, by[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{""} },
-	Step: func(state, input, output any) []any {
-		s, in, out := state.(string), input.(casInput), output.(casOutput)
-		switch {
-		case out.failed || in.read && out.unknown:
-			return []any{s}
-		case in.read:
-			if out.value == s {
-				return []any{s}
-			}
-			return nil
-		case out.unknown:
-			if s == in.expect {
-				return []any{s, in.next}
-			}
-			return []any{s}
-		case out.applied:
-			if s == in.expect {
-				return []any{in.next}
-			}
-			return nil
-		default: // the condition failed
-			if s != in.expect {
-				return []any{s}
-			}
-			return nil
-		}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(casInput), output.(casOutput)
-		if in.read {
-			return fmt.Sprintf("read(%s) -> %q unknown=%v", in.key, out.value, out.unknown)
-		}
-		return fmt.Sprintf("cas(%s, %q -> %q) -> applied=%v unknown=%v", in.key, in.expect, in.next, out.applied, out.unknown)
-	},
-}).ToModel()
 
 // simAcceptor is one replica of the model test: an acceptor on an engine
 // over a crashable in-memory filesystem.
@@ -176,7 +107,7 @@ type simMsg struct {
 type simOp struct {
 	id      int
 	coord   uint64 // the coordinator's node tag
-	in      casInput
+	in      casmodel.Input
 	call    int64
 	plan    *casPlan
 	attempt int
@@ -224,8 +155,8 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 		op.attempt++
 		op.tries++
 		var cond casCond
-		if !op.in.read {
-			expect, next := op.in.expect, op.in.next
+		if op.in.Kind != "read" {
+			expect, next := op.in.Expect, op.in.Next
 			cond = func(cur []byte) (memtable.Record, bool) {
 				v := ""
 				if cur != nil {
@@ -241,19 +172,21 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 	}
 	end := func(op *simOp) {
 		r := op.plan.result
-		var out casOutput
+		var out casmodel.Output
 		ret := now
 		switch r.Outcome {
 		case casApplied:
-			out.applied = true
-			lastSeen[op.in.key] = op.in.next
+			out.Applied = true
+			lastSeen[op.in.Key] = op.in.Next
 		case casFailed, casRead:
 			if r.Current != nil {
 				if rec, err := memtable.Decode(r.Current); err == nil && !rec.Tombstone {
-					out.value = string(rec.Value)
+					out.Value = string(rec.Value)
 				}
 			}
-			lastSeen[op.in.key] = out.value
+			// A failed condition names the value it found.
+			out.CondFailed, out.Known = r.Outcome == casFailed, r.Outcome == casFailed
+			lastSeen[op.in.Key] = out.Value
 		case casContended, casRetry:
 			if r.Proposed != nil {
 				op.mines = append(op.mines, r.Proposed)
@@ -263,18 +196,18 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 				return
 			}
 			if len(op.mines) == 0 {
-				out.failed = true
+				out.NotApplied = true
 			} else {
-				out.unknown = true
+				out.Unknown = true
 				ret = 1 << 60
 			}
 		case casUnavailable:
 			// Nothing of this operation was applied: it did not happen
 			// (the model holds the plan to that).
-			out.failed = true
+			out.NotApplied = true
 		default:
 			// Unknown: it may have happened, at any time from its call on.
-			out.unknown = true
+			out.Unknown = true
 			ret = 1 << 60
 		}
 		history = append(history, porcupine.Operation{ClientId: op.id, Input: op.in, Call: op.call, Output: out, Return: ret})
@@ -286,7 +219,7 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 			return // an answer to an attempt that ended
 		}
 		if !msg.reply {
-			key := []byte(op.in.key)
+			key := []byte(op.in.Key)
 			a := accs[msg.to].acc
 			r := simMsg{op: op, attempt: msg.attempt, to: msg.to, m: msg.m, reply: true}
 			switch msg.m.Kind {
@@ -325,14 +258,14 @@ func runPaxosSim(t *testing.T, seed uint64, nops int) []porcupine.Operation {
 			key := keys[rng.IntN(len(keys))]
 			op := &simOp{id: started, coord: uint64(1 + rng.IntN(3)), call: now}
 			if rng.IntN(4) == 0 {
-				op.in = casInput{key: key, read: true}
+				op.in = casmodel.Input{Kind: "read", Key: key}
 			} else {
 				// Mostly the value last seen, sometimes a stale guess.
 				expect := lastSeen[key]
 				if rng.IntN(5) == 0 {
 					expect = ""
 				}
-				op.in = casInput{key: key, expect: expect, next: fmt.Sprintf("v%d", started)}
+				op.in = casmodel.Input{Kind: "cas", Key: key, Expect: expect, Next: fmt.Sprintf("v%d", started)}
 			}
 			started++
 			running = append(running, op)

@@ -17,6 +17,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/ringkv/ringkv/client"
+	"github.com/ringkv/ringkv/peer/peertest/casmodel"
 )
 
 // TestCompareAndSetLinearizable is the proof of per-key linearizable
@@ -151,7 +152,7 @@ func TestCompareAndSetLinearizable(t *testing.T) {
 	t.Logf("%d operations: %v", len(w.ops), counts)
 	t.Logf("events: %s", strings.Join(w.events, "; "))
 	began := time.Now()
-	res, info := porcupine.CheckOperationsVerbose(linModel, ops, 30*time.Second)
+	res, info := porcupine.CheckOperationsVerbose(casmodel.Model, ops, 30*time.Second)
 	t.Logf("porcupine: %s in %s", res, time.Since(began).Round(time.Millisecond))
 	if res != porcupine.Ok {
 		dir := os.Getenv("RINGKV_CASLIN_ARTIFACTS")
@@ -159,7 +160,7 @@ func TestCompareAndSetLinearizable(t *testing.T) {
 			dir, _ = os.MkdirTemp("", "ringkv-caslin")
 		}
 		path := filepath.Join(dir, "history.html")
-		if err := porcupine.VisualizePath(linModel, info, path); err != nil {
+		if err := porcupine.VisualizePath(casmodel.Model, info, path); err != nil {
 			t.Logf("visualization: %v", err)
 		}
 		t.Errorf("the history of %d operations is %s, not linearizable: see %s", len(ops), res, path)
@@ -479,80 +480,15 @@ func (w *linWorkload) history(t *testing.T) []porcupine.Operation {
 			}
 			ret = 1 << 62 // it may take effect at any time after its call
 		}
-		h = append(h, porcupine.Operation{ClientId: op.client, Input: linInput{op.kind, op.key, op.expect, op.next},
-			Call: op.call.Sub(w.t0).Nanoseconds(), Output: out, Return: ret})
+		h = append(h, porcupine.Operation{ClientId: op.client, Input: casmodel.Input{Kind: op.kind, Key: op.key, Expect: op.expect, Next: op.next},
+			Call: op.call.Sub(w.t0).Nanoseconds(), Output: out.model(), Return: ret})
 	}
 	t.Logf("failed conditions: the current value known for %d by its version, unknown for %d; %d writes of unknown outcome never seen, left out", resolved, unresolved, dropped)
 	return h
 }
 
-// linInput is an operation's input for the model.
-type linInput struct {
-	kind, key    string
-	expect, next string
+// model is o as the shared register model takes it.
+func (o linOutcome) model() casmodel.Output {
+	return casmodel.Output{Value: o.value, Known: o.known, Applied: o.applied, CondFailed: o.cond,
+		NotApplied: o.failed && !o.cond, Unknown: o.unknown}
 }
-
-// linModel is a register per key whose value is the last write's: a
-// write applies only if the value is expect, a failed condition says it
-// is not (and what it is, when known), and an operation of unknown
-// outcome may have happened or not.
-var linModel = (&porcupine.NondeterministicModel{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		by := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range h {
-			k := op.Input.(linInput).key
-			if by[k] == nil {
-				keys = append(keys, k)
-			}
-			by[k] = append(by[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, k := range keys {
-			out = append(out, by[k])
-		}
-		return out
-	},
-	Init: func() []any { return []any{""} },
-	Step: func(state, input, output any) []any {
-		s, in, out := state.(string), input.(linInput), output.(linOutcome)
-		switch {
-		case in.kind == "read":
-			if out.value == s {
-				return []any{s}
-			}
-			return nil
-		case out.unknown:
-			if s == in.expect {
-				return []any{s, in.next}
-			}
-			return []any{s}
-		case out.applied:
-			if s == in.expect {
-				return []any{in.next}
-			}
-			return nil
-		case out.cond:
-			if s != in.expect && (!out.known || s == out.value) {
-				return []any{s}
-			}
-			return nil
-		default: // not applied, by the node's word
-			return []any{s}
-		}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(linInput), output.(linOutcome)
-		switch in.kind {
-		case "read":
-			return fmt.Sprintf("read(%s) -> %q", in.key, out.value)
-		case "delete":
-			return fmt.Sprintf("delete(%s if %q) -> %s", in.key, in.expect, out)
-		}
-		if out.cond && out.known {
-			return fmt.Sprintf("%s(%s, %q -> %q) -> %s, is %q", in.kind, in.key, in.expect, in.next, out, out.value)
-		}
-		return fmt.Sprintf("%s(%s, %q -> %q) -> %s", in.kind, in.key, in.expect, in.next, out)
-	},
-	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
-}).ToModel()
