@@ -61,6 +61,20 @@ func TestResponseRoundTrip(t *testing.T) {
 	if string(short) != "\x94\x03\x00" {
 		t.Fatalf("404 encodes as %q", short)
 	}
+	// The pinned bytes of the results that carry something.
+	for _, tc := range []struct {
+		r    Result
+		want string
+	}{
+		{Result{Status: 412, Flags: FlagExists, Version: v}, "\x9c\x03\x02" + "\x00\x00\x00\x00\x00\x00\x00\x2a" + "\x00\x00\x00\x00\x00\x00\x00\x03"},
+		{Result{Status: 412, Version: v}, "\x9c\x03\x00"},
+		{Result{Status: 503, Flags: FlagUnprocessed | FlagOutcomeUnknown, Message: []byte("m")}, "\xf7\x03\x05\x01m"},
+		{Result{Status: 200, Version: v, Value: []byte("x")}, "\xc8\x01\x00" + "\x00\x00\x00\x00\x00\x00\x00\x2a" + "\x00\x00\x00\x00\x00\x00\x00\x03" + "\x01x"},
+	} {
+		if got := AppendResult(nil, &tc.r); string(got) != tc.want {
+			t.Errorf("%+v encodes as %q, want %q", tc.r, got, tc.want)
+		}
+	}
 }
 
 func TestDecodeRefusals(t *testing.T) {
