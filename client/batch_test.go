@@ -197,7 +197,8 @@ func TestBatchRealNode(t *testing.T) {
 		t.Fatalf("Get after the batch: %q %q %v (batch said %q)", val, v, err, res[1499].Version)
 	}
 	res, err = c.Batch(ctx, []client.BatchOp{
-		{Kind: client.BatchGet, Key: "k7", Consistency: client.Serial},
+		// Not k7, which the next item writes: items run concurrently.
+		{Kind: client.BatchGet, Key: "k6", Consistency: client.Serial},
 		{Kind: client.BatchPut, Key: "k7", Value: []byte("eight"), IfVersion: res[7].Version},
 		{Kind: client.BatchPut, Key: "k8", Value: []byte("x"), IfAbsent: true},
 		{Kind: client.BatchDelete, Key: "nothing", IfPresent: true},
@@ -208,7 +209,7 @@ func TestBatchRealNode(t *testing.T) {
 	}
 	var ce *client.ConditionError
 	switch {
-	case res[0].Err != nil || string(res[0].Value) != "7":
+	case res[0].Err != nil || string(res[0].Value) != "6":
 		t.Fatalf("serial get: %+v", res[0])
 	case res[1].Err != nil:
 		t.Fatalf("compare-and-swap at the put's version: %v", res[1].Err)
