@@ -41,8 +41,10 @@ type readEnv struct {
 // timeout, until done. A readPlan is not safe for concurrent use.
 //
 // The rules:
-//   - Ask this node first, then live owners in ring order, dead ones only
-//     as a last resort; the first round asks need of them.
+//   - Ask this node first, then live owners, dead ones only as a last
+//     resort; the first round asks need of them. Among the live (and
+//     among the dead) this node prefers the same ones for every key: the
+//     order of node ids starting after its own (byPreference).
 //   - A replica that fails is replaced by the next in that order; as many
 //     asks are kept in flight as answers are missing.
 //   - A replica that hangs must not hold the read: each hedge tick asks
@@ -103,16 +105,46 @@ func (p *readPlan) reset(env readEnv) {
 			p.order = append(p.order, id)
 		}
 	}
+	live := len(p.order)
 	for _, id := range env.owners {
 		if id != env.self && env.reachable(id) {
 			p.order = append(p.order, id)
 		}
 	}
+	dead := len(p.order)
 	for _, id := range env.owners {
 		if id != env.self && !env.reachable(id) {
 			p.order = append(p.order, id)
 		}
 	}
+	byPreference(p.order[live:dead], env.self)
+	byPreference(p.order[dead:], env.self)
+}
+
+// byPreference sorts ids into the order in which node self prefers to ask
+// them: the order of ids, starting after self's and wrapping around. Every
+// read of a coordinator then asks the same replica first, whatever the
+// key, so its reads to that replica go out together in larger batches
+// (half the internode requests of asking in ring order, with 3 nodes):
+// fewer syscalls and wakeups per read. Over the coordinators the load
+// still spreads: with 3 nodes, n1 asks n2, n2 asks n3, n3 asks n1. An
+// insertion sort: ids holds at most the key's owners, and a sort with a
+// closure would allocate on every read.
+func byPreference(ids []string, self string) {
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0 && preferred(ids[j], ids[j-1], self); j-- {
+			ids[j], ids[j-1] = ids[j-1], ids[j]
+		}
+	}
+}
+
+// preferred reports whether self asks a before b: ids after self's come
+// first, each group in the order of ids.
+func preferred(a, b, self string) bool {
+	if aAfter, bAfter := a > self, b > self; aAfter != bAfter {
+		return aAfter
+	}
+	return a < b
 }
 
 // forget drops p's references to the records and ids of its read, so that
