@@ -866,10 +866,14 @@ func (d *daemon) stop(code int) int {
 	internode.Close()
 	lg.Info("cluster stopped", "duration", time.Since(t0))
 	t0 = time.Now()
-	if stopEngine(lg, min(c.shutdownTimeout, maxEngineStop), func() int { return closeEngine(lg, eng) }) != exitOK {
+	closed := func() int {
+		ec := closeEngine(lg, eng)
+		lg.Info("engine closed", "duration", time.Since(t0))
+		return ec
+	}
+	if stopEngine(lg, min(c.shutdownTimeout, maxEngineStop), closed) != exitOK {
 		code = exitFailure
 	}
-	lg.Info("engine stopped", "duration", time.Since(t0))
 	return code
 }
 
