@@ -50,18 +50,19 @@ type writeStep struct {
 //     which get a hint and count as failed at once. Owners still pulling
 //     the key's range are owners like the others: their acks count.
 //   - A clock not yet compared with a majority of the peers that answer
-//     might be far ahead: then this node's own copy waits for the first
-//     replica's word, and is not written if that replica refused the
-//     record as from the future. With no replica to ask, the write is
-//     refused (errClockUnchecked): no copy, no hint.
+//     might be far ahead: then this node's own copy waits until a replica
+//     accepts the record, and is not written if one refused it as from
+//     the future, or if none accepted it. With no replica to ask, the
+//     write is refused (errClockUnchecked): no copy, no hint.
 //   - The write is done once W owners acknowledged it, and fails once
 //     more than N - W did not (or the timeout passes), naming a clock
 //     refusal among them as the cause.
 type writePlan struct {
 	env   writeEnv
 	steps []writeStep
-	// deferred: this node's copy waits for the first replica's answer.
+	// deferred: this node's copy waits for a replica's acceptance.
 	deferred    bool
+	sent        int // replica sends not yet answered
 	acks, fails int
 	refusal     error // a replica's clock refusal, the cause of a failure
 	done        bool
@@ -108,6 +109,7 @@ func (p *writePlan) start() []writeStep {
 		case id == p.env.self:
 		case p.env.reachable(id):
 			p.steps = append(p.steps, writeStep{id: id, act: writeSend})
+			p.sent++
 		default:
 			p.steps = append(p.steps, writeStep{id: id, act: writeHint})
 		}
@@ -127,13 +129,24 @@ func (p *writePlan) onAnswer(replica bool, err error) (storeLocal bool) {
 	if p.done {
 		return false
 	}
+	if replica {
+		p.sent--
+	}
 	if replica && p.deferred {
-		// The first replica's word on an unchecked clock.
-		p.deferred = false
-		if !errors.Is(err, ErrClockOffset) {
-			storeLocal = true
-		} else {
+		// A replica's word on an unchecked clock: only an acceptance is
+		// one. Another failure (a timeout, a replica restarting) says
+		// nothing of the clock, so the copy waits for the next replica;
+		// stored on it, a record stamped far ahead would beat the writes
+		// acknowledged after it.
+		switch {
+		case err == nil:
+			p.deferred, storeLocal = false, true
+		case errors.Is(err, ErrClockOffset) || p.sent == 0:
+			p.deferred = false
 			p.fails++ // this node's own copy is not written
+			if p.refusal == nil && p.sent == 0 && !errors.Is(err, ErrClockOffset) {
+				p.refusal = errClockUnchecked
+			}
 		}
 	}
 	if err == nil {

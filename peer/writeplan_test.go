@@ -41,7 +41,7 @@ func TestWritePlan(t *testing.T) {
 				waiting = append(waiting, s.id)
 			}
 			if p.deferred {
-				fmt.Fprintf(&b, "store %s after the first replica's word\n", env.self)
+				fmt.Fprintf(&b, "store %s after a replica accepts\n", env.self)
 			}
 		case "answer":
 			var id string
