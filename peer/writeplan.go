@@ -144,8 +144,8 @@ func (p *writePlan) onAnswer(replica bool, err error) (storeLocal bool) {
 		case errors.Is(err, ErrClockOffset) || p.sent == 0:
 			p.deferred = false
 			p.fails++ // this node's own copy is not written
-			if p.refusal == nil && p.sent == 0 && !errors.Is(err, ErrClockOffset) {
-				p.refusal = errClockUnchecked
+			if p.refusal == nil && !errors.Is(err, ErrClockOffset) {
+				p.refusal = errClockUnchecked // no replica accepted
 			}
 		}
 	}
